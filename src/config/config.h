@@ -1,0 +1,80 @@
+#pragma once
+// A run's configuration: the TOML file (configs/*.toml) after `--set` overrides, every key
+// validated. Sections and keys are documented in docs/config.md; defaults are below.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/model_config.h"
+
+namespace llmpi {
+
+enum class LrDecay : uint8_t { cosine, linear, constant };
+
+struct TrainSection {
+  uint64_t seed = 1234;
+  int64_t steps = 0;              // optimizer steps to run (> 0)
+  int64_t batch_size = 0;         // sequences per micro-batch per data-parallel rank (B)
+  int64_t seq_len = 0;            // tokens per sequence (T <= model.max_seq_len)
+  double lr = 3e-4;               // peak learning rate
+  double min_lr = 0.0;            // floor of the decay (<= lr)
+  int64_t warmup_steps = 0;       // linear warm-up from 0 to lr
+  LrDecay decay = LrDecay::cosine;
+  int64_t decay_steps = 0;        // end of the decay; 0 means `steps`
+  double weight_decay = 0.1;
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  double grad_clip = 1.0;         // global-norm clip; 0 disables
+  int64_t log_every = 1;          // print/log a step line every k steps
+  int64_t eval_every = 0;         // validation every k steps; 0 = only at the end
+  int64_t eval_batches = 8;       // micro-batches per validation
+};
+
+struct DataSection {
+  std::string train;      // token-shard file(s): a path or a glob (relative to the working dir)
+  std::string val;        // token-shard file or glob; empty = no validation
+  std::string tokenizer;  // tokenizer file for sample/eval; may be empty
+};
+
+struct ParallelSection {
+  int64_t tp = 1, pp = 1, dp = 1;
+  int zero_stage = 0;             // 0..3
+  int64_t micro_batches = 1;      // micro-batches per step per dp rank (accumulation/pipeline)
+  bool sequence_parallel = false; // needs tp > 1
+  int64_t virtual_stages = 1;     // interleaved pipeline chunks per stage
+};
+
+struct CheckpointSection {
+  int64_t every = 0;              // save every k steps; 0 = only at the end
+  int64_t keep_last = 3;          // keep the newest k regular checkpoints
+  int64_t keep_every = 0;         // checkpoints at multiples of k are never deleted; 0 = none
+  bool log_spaced = false;        // also save at steps 1, 2, 4, ..., 512 (Pythia)
+};
+
+struct RunSection {
+  std::string dir = "runs/default";  // run directory (relative: to the working directory)
+};
+
+struct Config {
+  std::string source_path;   // the TOML file it came from
+  std::string source_text;   // the TOML text after overrides (recorded in checkpoints)
+  ModelConfig model;
+  TrainSection train;
+  DataSection data;
+  ParallelSection parallel;
+  CheckpointSection checkpoint;
+  RunSection run;
+};
+
+// Reads `path`, applies overrides ("section.key=value", TOML value syntax; a bare word is
+// taken as a string), validates every key. Throws UserError naming the file, line, key and
+// the expected value on any problem (unknown key, wrong type, out of range, inconsistent).
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Same, from TOML text; `name` is used in messages in place of a path.
+Config parse_config(const std::string& text, const std::string& name,
+                    const std::vector<std::string>& overrides = {});
+
+// The validated configuration written back as TOML (round-trips through parse_config).
+std::string to_toml(const Config& c);
+
+}  // namespace llmpi

@@ -1,0 +1,33 @@
+#pragma once
+// The shape of a decoder-only transformer. Two families share one code path:
+//   gpt2:  LayerNorm (with bias), tanh-GELU MLP, learned positions, biases, tied embeddings.
+//   llama: RMSNorm, SwiGLU MLP, RoPE, grouped-query attention, untied head, no biases.
+#include <cstdint>
+#include <string>
+
+namespace llmpi {
+
+enum class Arch : uint8_t { gpt2, llama };
+
+struct ModelConfig {
+  Arch arch = Arch::gpt2;
+  int64_t vocab_size = 0;   // V
+  int64_t n_layer = 0;      // L
+  int64_t n_head = 0;       // Hq, query heads
+  int64_t n_kv_head = 0;    // Hkv; == n_head for GPT-2 (multi-head attention)
+  int64_t d_model = 0;      // C
+  int64_t d_ff = 0;         // F, MLP hidden width (4C for GPT-2)
+  int64_t max_seq_len = 0;  // longest T (size of GPT-2's position table)
+  double rope_theta = 10000.0;
+  double norm_eps = 1e-5;
+  double init_std = 0.02;
+  bool tied_embeddings = true;  // GPT-2: head weight is the token embedding
+
+  int64_t head_dim() const { return d_model / n_head; }  // D
+  bool has_bias() const { return arch == Arch::gpt2; }
+  bool learned_positions() const { return arch == Arch::gpt2; }
+};
+
+const char* arch_name(Arch a);
+
+}  // namespace llmpi
