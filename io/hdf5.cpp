@@ -1,0 +1,197 @@
+#include "io/hdf5.h"
+
+#include "core/error.h"
+
+namespace llmpi::h5 {
+
+void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+void check(herr_t status, const std::string& file, const std::string& what) {
+  if (status < 0) user_error(file, ": HDF5 error while ", what);
+}
+
+hid_t check_id(hid_t id, const std::string& file, const std::string& what) {
+  if (id < 0) user_error(file, ": HDF5 error while ", what);
+  return id;
+}
+
+namespace {
+Id file_access(MPI_Comm comm, const std::string& path) {
+  Id fapl(check_id(H5Pcreate(H5P_FILE_ACCESS), path, "creating a file-access list"), H5Pclose);
+  if (comm != MPI_COMM_NULL)
+    check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), path, "selecting MPI-IO");
+  return fapl;
+}
+}  // namespace
+
+Id create_file(const std::string& path, MPI_Comm comm) {
+  Id fapl = file_access(comm, path);
+  return Id(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), path,
+                     "creating the file"),
+            H5Fclose);
+}
+
+Id open_file(const std::string& path, MPI_Comm comm, bool writable) {
+  Id fapl = file_access(comm, path);
+  const hid_t f = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
+  if (f < 0) user_error(path, ": cannot open as an HDF5 file (missing, unreadable or not HDF5)");
+  return Id(f, H5Fclose);
+}
+
+Id create_group(hid_t parent, const std::string& name, const std::string& file) {
+  return Id(check_id(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                     file, "creating group '" + name + "'"),
+            H5Gclose);
+}
+
+Id open_group(hid_t parent, const std::string& name, const std::string& file) {
+  if (!exists(parent, name)) user_error(file, ": missing group '", name, "'");
+  return Id(check_id(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), file,
+                     "opening group '" + name + "'"),
+            H5Gclose);
+}
+
+bool exists(hid_t parent, const std::string& name) {
+  return H5Lexists(parent, name.c_str(), H5P_DEFAULT) > 0;
+}
+
+namespace {
+void write_attr_raw(hid_t obj, const std::string& name, hid_t mem_type, hid_t file_type,
+                    const void* data, hsize_t n, const std::string& file) {
+  if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
+  Id space(n == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr), H5Sclose);
+  Id attr(check_id(H5Acreate2(obj, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT),
+                   file, "creating attribute '" + name + "'"),
+          H5Aclose);
+  check(H5Awrite(attr, mem_type, data), file, "writing attribute '" + name + "'");
+}
+
+Id open_attr(hid_t obj, const std::string& name, const std::string& file) {
+  if (H5Aexists(obj, name.c_str()) <= 0) user_error(file, ": missing attribute '", name, "'");
+  return Id(check_id(H5Aopen(obj, name.c_str(), H5P_DEFAULT), file,
+                     "opening attribute '" + name + "'"),
+            H5Aclose);
+}
+
+// Reads a scalar numeric attribute, converting to mem_type; rejects non-scalars.
+void read_scalar(hid_t obj, const std::string& name, hid_t mem_type, void* out,
+                 const std::string& file) {
+  Id attr = open_attr(obj, name, file);
+  Id space(H5Aget_space(attr), H5Sclose);
+  if (H5Sget_simple_extent_npoints(space) != 1)
+    user_error(file, ": attribute '", name, "' should be a single value");
+  Id type(H5Aget_type(attr), H5Tclose);
+  const H5T_class_t cls = H5Tget_class(type);
+  if (cls != H5T_INTEGER && cls != H5T_FLOAT)
+    user_error(file, ": attribute '", name, "' should be numeric");
+  check(H5Aread(attr, mem_type, out), file, "reading attribute '" + name + "'");
+}
+}  // namespace
+
+void write_attr(hid_t obj, const std::string& name, const std::string& value,
+                const std::string& file) {
+  if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
+  Id type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type, value.empty() ? 1 : value.size());
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  H5Tset_strpad(type, H5T_STR_NULLPAD);
+  Id space(H5Screate(H5S_SCALAR), H5Sclose);
+  Id attr(check_id(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), file,
+                   "creating attribute '" + name + "'"),
+          H5Aclose);
+  const std::string padded = value.empty() ? std::string(1, '\0') : value;
+  check(H5Awrite(attr, type, padded.data()), file, "writing attribute '" + name + "'");
+}
+
+void write_attr(hid_t obj, const std::string& name, int64_t value, const std::string& file) {
+  write_attr_raw(obj, name, H5T_NATIVE_INT64, H5T_STD_I64LE, &value, 0, file);
+}
+void write_attr(hid_t obj, const std::string& name, uint64_t value, const std::string& file) {
+  write_attr_raw(obj, name, H5T_NATIVE_UINT64, H5T_STD_U64LE, &value, 0, file);
+}
+void write_attr(hid_t obj, const std::string& name, double value, const std::string& file) {
+  write_attr_raw(obj, name, H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, &value, 0, file);
+}
+void write_attr(hid_t obj, const std::string& name, const std::vector<int64_t>& value,
+                const std::string& file) {
+  if (value.empty()) {
+    write_attr_raw(obj, name, H5T_NATIVE_INT64, H5T_STD_I64LE, nullptr, 0, file);
+    return;
+  }
+  write_attr_raw(obj, name, H5T_NATIVE_INT64, H5T_STD_I64LE, value.data(), value.size(), file);
+}
+
+bool has_attr(hid_t obj, const std::string& name) { return H5Aexists(obj, name.c_str()) > 0; }
+
+std::string read_attr_string(hid_t obj, const std::string& name, const std::string& file) {
+  Id attr = open_attr(obj, name, file);
+  Id type(H5Aget_type(attr), H5Tclose);
+  if (H5Tget_class(type) != H5T_STRING)
+    user_error(file, ": attribute '", name, "' should be a string");
+  Id space(H5Aget_space(attr), H5Sclose);
+  if (H5Sget_simple_extent_npoints(space) != 1)
+    user_error(file, ": attribute '", name, "' should be a single string");
+  if (H5Tis_variable_str(type) > 0) {
+    Id mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem, H5T_VARIABLE);
+    char* s = nullptr;
+    check(H5Aread(attr, mem, &s), file, "reading attribute '" + name + "'");
+    std::string out = s ? s : "";
+    H5free_memory(s);
+    return out;
+  }
+  const size_t n = H5Tget_size(type);
+  if (n == 0 || n > (size_t(1) << 30)) user_error(file, ": attribute '", name, "' has a bad size");
+  std::string buf(n, '\0');
+  check(H5Aread(attr, type, buf.data()), file, "reading attribute '" + name + "'");
+  buf.resize(buf.find('\0') == std::string::npos ? n : buf.find('\0'));
+  return buf;
+}
+
+int64_t read_attr_int(hid_t obj, const std::string& name, const std::string& file) {
+  int64_t v = 0;
+  read_scalar(obj, name, H5T_NATIVE_INT64, &v, file);
+  return v;
+}
+uint64_t read_attr_uint(hid_t obj, const std::string& name, const std::string& file) {
+  uint64_t v = 0;
+  read_scalar(obj, name, H5T_NATIVE_UINT64, &v, file);
+  return v;
+}
+double read_attr_double(hid_t obj, const std::string& name, const std::string& file) {
+  double v = 0;
+  read_scalar(obj, name, H5T_NATIVE_DOUBLE, &v, file);
+  return v;
+}
+
+std::vector<int64_t> read_attr_ints(hid_t obj, const std::string& name,
+                                    const std::string& file) {
+  Id attr = open_attr(obj, name, file);
+  Id type(H5Aget_type(attr), H5Tclose);
+  if (H5Tget_class(type) != H5T_INTEGER)
+    user_error(file, ": attribute '", name, "' should be integers");
+  Id space(H5Aget_space(attr), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  if (n < 0 || n > (1 << 20)) user_error(file, ": attribute '", name, "' has a bad size");
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  if (n > 0) check(H5Aread(attr, H5T_NATIVE_INT64, v.data()), file, "reading attribute '" + name + "'");
+  return v;
+}
+
+std::vector<std::string> list_names(hid_t group, const std::string& file) {
+  H5G_info_t info;
+  check(H5Gget_info(group, &info), file, "listing a group");
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t n = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0,
+                                         H5P_DEFAULT);
+    if (n < 0) user_error(file, ": HDF5 error while listing a group");
+    std::string s(static_cast<size_t>(n) + 1, '\0');
+    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, s.data(), s.size(), H5P_DEFAULT);
+    s.resize(static_cast<size_t>(n));
+    names.push_back(std::move(s));
+  }
+  return names;
+}
+
+}  // namespace llmpi::h5

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs llmpi's build and run dependencies from Debian 12 packages (as root), skipping
+# what is already there. Safe to run again. See docs/dependencies.md for what each is for.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build git pkg-config
+  libopenmpi-dev openmpi-bin          # MPI ranks
+  libhdf5-openmpi-dev                 # parallel HDF5 (checkpoints, model files, logbook)
+  libtomlplusplus-dev                 # TOML configs
+  libtrilinos-kokkos-dev              # Kokkos (host kernels)
+  libopenblas-dev                     # CBLAS (host matrix products)
+  libgtest-dev                        # GoogleTest
+  fortunes fortunes-min               # the demo's English corpus
+  python3 python3-h5py python3-numpy  # the h5py example and its test
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run as root (or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
