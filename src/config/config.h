@@ -1,6 +1,10 @@
 #pragma once
 // A run's configuration: the TOML file (configs/*.toml) after `--set` overrides, every key
 // validated. Sections and keys are documented in docs/config.md; defaults are below.
+// Invariant of a Config returned by load_config/parse_config: every field is in range and
+// consistent (n_head | d_model, n_kv_head | n_head, tp | n_head, seq_len <= max_seq_len, ...),
+// derived defaults are filled in (n_kv_head, d_ff, tied_embeddings), and `source_text` is
+// to_toml(*this), so a checkpoint that records it can rebuild the same Config.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,12 +31,16 @@ struct TrainSection {
   int64_t log_every = 1;          // print/log a step line every k steps
   int64_t eval_every = 0;         // validation every k steps; 0 = only at the end
   int64_t eval_batches = 8;       // micro-batches per validation
+
+  bool operator==(const TrainSection&) const = default;
 };
 
 struct DataSection {
   std::string train;      // token-shard file(s): a path or a glob (relative to the working dir)
   std::string val;        // token-shard file or glob; empty = no validation
   std::string tokenizer;  // tokenizer file for sample/eval; may be empty
+
+  bool operator==(const DataSection&) const = default;
 };
 
 struct ParallelSection {
@@ -41,6 +49,8 @@ struct ParallelSection {
   int64_t micro_batches = 1;      // micro-batches per step per dp rank (accumulation/pipeline)
   bool sequence_parallel = false; // needs tp > 1
   int64_t virtual_stages = 1;     // interleaved pipeline chunks per stage
+
+  bool operator==(const ParallelSection&) const = default;
 };
 
 struct CheckpointSection {
@@ -48,10 +58,14 @@ struct CheckpointSection {
   int64_t keep_last = 3;          // keep the newest k regular checkpoints
   int64_t keep_every = 0;         // checkpoints at multiples of k are never deleted; 0 = none
   bool log_spaced = false;        // also save at steps 1, 2, 4, ..., 512 (Pythia)
+
+  bool operator==(const CheckpointSection&) const = default;
 };
 
 struct RunSection {
   std::string dir = "runs/default";  // run directory (relative: to the working directory)
+
+  bool operator==(const RunSection&) const = default;
 };
 
 struct Config {

@@ -1,0 +1,103 @@
+// Cross-key rules of a configuration (the list is in config_checks.h). Each error is located
+// at the key the rule is about; when that key was not written (a default), at a related key.
+#include "config/config_checks.h"
+
+#include <string>
+
+#include "config/config_schema.h"
+
+namespace llmpi::config {
+
+namespace {
+
+std::string str(int64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+void check_consistency(const Config& c, const Origins& o, Diagnostics& d) {
+  const ModelConfig& m = c.model;
+  const TrainSection& t = c.train;
+  const ParallelSection& p = c.parallel;
+  auto fail = [&](const std::string& key, const std::string& fallback, const std::string& what,
+                  const std::string& expected) { d.error(o.of(key, fallback), key, what, expected); };
+
+  // [model]
+  if (m.arch == Arch::gpt2 && m.n_kv_head != m.n_head)
+    fail("model.n_kv_head", "model.arch",
+         str(m.n_kv_head) + " differs from model.n_head = " + str(m.n_head),
+         "n_kv_head == n_head for arch \"gpt2\" (grouped-query attention needs arch \"llama\")");
+  if (m.d_model % m.n_head != 0)
+    fail("model.n_head", "model.d_model",
+         str(m.n_head) + " does not divide model.d_model = " + str(m.d_model),
+         "a divisor of d_model (head_dim = d_model / n_head)");
+  else if (m.arch == Arch::llama && m.head_dim() % 2 != 0)
+    fail("model.n_head", "model.d_model",
+         "head_dim = d_model / n_head = " + str(m.d_model) + " / " + str(m.n_head) + " = " +
+             str(m.head_dim()) + " is odd",
+         "an even head_dim for arch \"llama\" (RoPE rotates pairs of dimensions)");
+  if (m.n_head % m.n_kv_head != 0)
+    fail("model.n_kv_head", "model.n_head",
+         str(m.n_kv_head) + " does not divide model.n_head = " + str(m.n_head),
+         "a divisor of n_head (each kv head serves n_head / n_kv_head query heads)");
+
+  // [train]
+  if (t.seq_len > m.max_seq_len)
+    fail("train.seq_len", "model.max_seq_len",
+         str(t.seq_len) + " exceeds model.max_seq_len = " + str(m.max_seq_len),
+         "an integer in 1.." + str(m.max_seq_len));
+  if (t.min_lr > t.lr)
+    fail("train.min_lr", "train.lr",
+         format_double(t.min_lr) + " exceeds train.lr = " + format_double(t.lr),
+         "a number in [0, lr]");
+  if (t.warmup_steps > t.steps)
+    fail("train.warmup_steps", "train.steps",
+         str(t.warmup_steps) + " exceeds train.steps = " + str(t.steps),
+         "an integer in 0.." + str(t.steps));
+  else if (t.decay_steps > 0 && t.decay_steps < t.warmup_steps)
+    fail("train.decay_steps", "train.warmup_steps",
+         str(t.decay_steps) + " is less than train.warmup_steps = " + str(t.warmup_steps),
+         "0 (decay until steps) or an integer >= warmup_steps");
+
+  // [parallel]
+  if (p.sequence_parallel && p.tp == 1)
+    fail("parallel.sequence_parallel", "parallel.tp", "true with parallel.tp = 1",
+         "tp > 1 (sequence parallelism splits activations over the tensor-parallel group), "
+         "or sequence_parallel = false");
+  else if (p.sequence_parallel && t.seq_len % p.tp != 0)
+    fail("train.seq_len", "parallel.sequence_parallel",
+         str(t.seq_len) + " is not divisible by parallel.tp = " + str(p.tp) +
+             " (sequence_parallel = true)",
+         "a multiple of tp");
+  if (p.virtual_stages > 1 && p.pp == 1)
+    fail("parallel.virtual_stages", "parallel.pp",
+         str(p.virtual_stages) + " with parallel.pp = 1",
+         "virtual_stages = 1 without pipeline parallelism, or pp > 1");
+  else if (p.virtual_stages > 1 && p.micro_batches % p.pp != 0)
+    fail("parallel.micro_batches", "parallel.virtual_stages",
+         str(p.micro_batches) + " is not a multiple of parallel.pp = " + str(p.pp),
+         "a multiple of pp for the interleaved pipeline schedule (virtual_stages > 1)");
+  if (m.n_head % p.tp != 0)
+    fail("parallel.tp", "model.n_head", str(p.tp) + " does not divide model.n_head = " + str(m.n_head),
+         "a divisor of n_head (each tensor-parallel rank holds n_head / tp heads)");
+  else if (m.n_kv_head % p.tp != 0)
+    fail("parallel.tp", "model.n_kv_head",
+         str(p.tp) + " does not divide model.n_kv_head = " + str(m.n_kv_head),
+         "a divisor of n_kv_head (each tensor-parallel rank holds whole kv heads)");
+  else if (m.d_ff % p.tp != 0)
+    fail("parallel.tp", "model.d_ff", str(p.tp) + " does not divide model.d_ff = " + str(m.d_ff),
+         "a divisor of d_ff (the MLP is split by columns over the tensor-parallel group)");
+  if (p.pp * p.virtual_stages > m.n_layer)
+    fail("parallel.pp", "parallel.virtual_stages",
+         "pp * virtual_stages = " + str(p.pp) + " * " + str(p.virtual_stages) + " = " +
+             str(p.pp * p.virtual_stages) + " exceeds model.n_layer = " + str(m.n_layer),
+         "pp * virtual_stages <= n_layer (each pipeline chunk holds at least one layer)");
+
+  // [checkpoint]
+  const CheckpointSection& k = c.checkpoint;
+  if (k.keep_every > 0 && k.every > 0 && k.keep_every % k.every != 0)
+    fail("checkpoint.keep_every", "checkpoint.every",
+         str(k.keep_every) + " is not a multiple of checkpoint.every = " + str(k.every),
+         "a multiple of every, so that the checkpoints to keep are saved at all");
+}
+
+}  // namespace llmpi::config

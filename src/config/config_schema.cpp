@@ -1,0 +1,204 @@
+// The schema table: every key of every section, with its field, presence and bounds.
+#include "config/config_schema.h"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <type_traits>
+
+#include "core/error.h"
+
+namespace llmpi::config {
+
+namespace {
+
+// FIELD(model.vocab_size) -> a FieldRef<int64_t> reaching c.model.vocab_size.
+#define FIELD(member) +[](Config& c) -> decltype((c.member)) { return c.member; }
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr Bounds at_least(double lo) { return {lo, kInf, false, false}; }
+constexpr Bounds above(double lo) { return {lo, kInf, true, false}; }
+constexpr Bounds between(double lo, double hi) { return {lo, hi, false, false}; }
+constexpr Bounds half_open(double lo, double hi) { return {lo, hi, false, true}; }
+
+constexpr Presence kOptional = Presence::optional;
+constexpr Presence kRequired = Presence::required;
+constexpr Presence kDerived = Presence::derived;
+
+const std::array<std::string_view, 6> kSections = {"model",      "train", "data", "parallel",
+                                                   "checkpoint", "run"};
+
+const ConfigKey kKeys[] = {
+    // [model]
+    {"model", "arch", FIELD(model.arch)},
+    {"model", "vocab_size", FIELD(model.vocab_size), kRequired, at_least(1)},
+    {"model", "n_layer", FIELD(model.n_layer), kRequired, at_least(1)},
+    {"model", "n_head", FIELD(model.n_head), kRequired, at_least(1)},
+    {"model", "n_kv_head", FIELD(model.n_kv_head), kDerived, at_least(1)},
+    {"model", "d_model", FIELD(model.d_model), kRequired, at_least(1)},
+    {"model", "d_ff", FIELD(model.d_ff), kDerived, at_least(1)},
+    {"model", "max_seq_len", FIELD(model.max_seq_len), kRequired, at_least(1)},
+    {"model", "rope_theta", FIELD(model.rope_theta), kOptional, above(0)},
+    {"model", "norm_eps", FIELD(model.norm_eps), kOptional, above(0)},
+    {"model", "init_std", FIELD(model.init_std), kOptional, above(0)},
+    {"model", "tied_embeddings", FIELD(model.tied_embeddings), kDerived},
+    // [train]
+    {"train", "seed", FIELD(train.seed), kOptional, at_least(0)},
+    {"train", "steps", FIELD(train.steps), kRequired, at_least(1)},
+    {"train", "batch_size", FIELD(train.batch_size), kRequired, at_least(1)},
+    {"train", "seq_len", FIELD(train.seq_len), kRequired, at_least(1)},
+    {"train", "lr", FIELD(train.lr), kOptional, above(0)},
+    {"train", "min_lr", FIELD(train.min_lr), kOptional, at_least(0)},
+    {"train", "warmup_steps", FIELD(train.warmup_steps), kOptional, at_least(0)},
+    {"train", "decay", FIELD(train.decay)},
+    {"train", "decay_steps", FIELD(train.decay_steps), kOptional, at_least(0)},
+    {"train", "weight_decay", FIELD(train.weight_decay), kOptional, at_least(0)},
+    {"train", "beta1", FIELD(train.beta1), kOptional, half_open(0, 1)},
+    {"train", "beta2", FIELD(train.beta2), kOptional, half_open(0, 1)},
+    {"train", "eps", FIELD(train.eps), kOptional, above(0)},
+    {"train", "grad_clip", FIELD(train.grad_clip), kOptional, at_least(0)},
+    {"train", "log_every", FIELD(train.log_every), kOptional, at_least(1)},
+    {"train", "eval_every", FIELD(train.eval_every), kOptional, at_least(0)},
+    {"train", "eval_batches", FIELD(train.eval_batches), kOptional, at_least(1)},
+    // [data]
+    {"data", "train", FIELD(data.train), kRequired, {}, /*non_empty=*/true},
+    {"data", "val", FIELD(data.val)},
+    {"data", "tokenizer", FIELD(data.tokenizer)},
+    // [parallel]
+    {"parallel", "tp", FIELD(parallel.tp), kOptional, at_least(1)},
+    {"parallel", "pp", FIELD(parallel.pp), kOptional, at_least(1)},
+    {"parallel", "dp", FIELD(parallel.dp), kOptional, at_least(1)},
+    {"parallel", "zero_stage", FIELD(parallel.zero_stage), kOptional, between(0, 3)},
+    {"parallel", "micro_batches", FIELD(parallel.micro_batches), kOptional, at_least(1)},
+    {"parallel", "sequence_parallel", FIELD(parallel.sequence_parallel)},
+    {"parallel", "virtual_stages", FIELD(parallel.virtual_stages), kOptional, at_least(1)},
+    // [checkpoint]
+    {"checkpoint", "every", FIELD(checkpoint.every), kOptional, at_least(0)},
+    {"checkpoint", "keep_last", FIELD(checkpoint.keep_last), kOptional, at_least(1)},
+    {"checkpoint", "keep_every", FIELD(checkpoint.keep_every), kOptional, at_least(0)},
+    {"checkpoint", "log_spaced", FIELD(checkpoint.log_spaced)},
+    // [run]
+    {"run", "dir", FIELD(run.dir), kOptional, {}, /*non_empty=*/true},
+};
+
+#undef FIELD
+
+const EnumName<Arch> kArchNames[] = {{"gpt2", Arch::gpt2}, {"llama", Arch::llama}};
+const EnumName<LrDecay> kDecayNames[] = {
+    {"cosine", LrDecay::cosine}, {"linear", LrDecay::linear}, {"constant", LrDecay::constant}};
+
+template <class E>
+std::string quoted_choices(std::span<const EnumName<E>> names) {
+  std::string s = "one of ";
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i) s += i + 1 == names.size() ? " or " : ", ";
+    s += "\"" + std::string(names[i].name) + "\"";
+  }
+  return s;
+}
+
+// Bounds as text for "an integer >= 1" / "a number in [0, 1)".
+std::string bounds_text(const Bounds& b, bool integer) {
+  auto num = [&](double v) {
+    return integer ? std::to_string(static_cast<int64_t>(v)) : format_double_plain(v);
+  };
+  const bool has_lo = std::isfinite(b.lo), has_hi = std::isfinite(b.hi);
+  if (has_lo && has_hi) {
+    if (integer) return " in " + num(b.lo) + ".." + num(b.hi);
+    return " in " + std::string(b.lo_open ? "(" : "[") + num(b.lo) + ", " + num(b.hi) +
+           (b.hi_open ? ")" : "]");
+  }
+  if (has_lo) return std::string(b.lo_open ? " > " : " >= ") + num(b.lo);
+  if (has_hi) return std::string(b.hi_open ? " < " : " <= ") + num(b.hi);
+  return "";
+}
+
+}  // namespace
+
+bool Bounds::contains(double v) const {
+  if (std::isnan(v)) return false;
+  const bool lo_ok = lo_open ? v > lo : v >= lo;
+  const bool hi_ok = hi_open ? v < hi : v <= hi;
+  return lo_ok && hi_ok;
+}
+
+std::string ConfigKey::path() const { return std::string(section) + "." + std::string(name); }
+
+std::string ConfigKey::expected() const {
+  return std::visit(
+      [&](auto ref) -> std::string {
+        using T = std::remove_reference_t<decltype(ref(std::declval<Config&>()))>;
+        if constexpr (std::is_same_v<T, bool>) {
+          return "true or false";
+        } else if constexpr (std::is_integral_v<T>) {
+          return "an integer" + bounds_text(bounds, true);
+        } else if constexpr (std::is_same_v<T, double>) {
+          return "a finite number" + bounds_text(bounds, false);
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return non_empty ? "a non-empty string" : "a string";
+        } else {
+          return quoted_choices(enum_names(T{}));
+        }
+      },
+      field);
+}
+
+std::span<const ConfigKey> config_keys() { return kKeys; }
+std::span<const std::string_view> config_sections() { return kSections; }
+
+const ConfigKey* find_config_key(std::string_view section, std::string_view name) {
+  for (const ConfigKey& k : kKeys)
+    if (k.section == section && k.name == name) return &k;
+  return nullptr;
+}
+
+std::span<const EnumName<Arch>> enum_names(Arch) { return kArchNames; }
+std::span<const EnumName<LrDecay>> enum_names(LrDecay) { return kDecayNames; }
+
+std::string_view lr_decay_name(LrDecay d) {
+  for (const auto& e : kDecayNames)
+    if (e.value == d) return e.name;
+  LLMPI_CHECK(false, "unknown LrDecay ", static_cast<int>(d));
+}
+
+std::string format_double_plain(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  LLMPI_CHECK(r.ec == std::errc{}, "to_chars failed");
+  return std::string(buf, r.ptr);
+}
+
+std::string format_double(double v) {
+  LLMPI_CHECK(std::isfinite(v), "cannot write a non-finite number as a config value: ", v);
+  std::string s = format_double_plain(v);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string quote_toml_string(std::string_view s) {
+  std::string out = "\"";
+  for (const char ch : s) {
+    const auto u = static_cast<unsigned char>(ch);
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\f': out += "\\f"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04X", u);
+          out += buf;
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace llmpi::config
