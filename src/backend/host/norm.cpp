@@ -1,0 +1,219 @@
+// Row normalization over the last dim C of x[N, C], statistics per row n kept for backward.
+//   layernorm: mean = Σx/C, rstd = 1/sqrt(Σ(x-mean)²/C + eps), x̂ = (x-mean)·rstd,
+//              out = x̂·gain + bias;  dx = rstd·(g - mean(g) - x̂·mean(g·x̂)) with g = dout·gain
+//   rmsnorm:   rstd = 1/sqrt(Σx²/C + eps), x̂ = x·rstd, out = x̂·gain;
+//              dx = rstd·(g - x̂·mean(g·x̂))
+// Row sums accumulate in double. Parameter grads (dgain, dbias) are accumulated by a pass
+// parallel over column blocks that runs before dx is written, so dx may alias dout.
+#include <cmath>
+
+#include "backend/host/host_backend.h"
+#include "backend/host/host_kernels.h"
+
+namespace llmpi {
+namespace host {
+namespace {
+
+constexpr int64_t kColBlock = 64;
+
+// dgain[c] += Σ_n dout[n,c]·x̂[n,c]; dbias[c] += Σ_n dout[n,c] (dbias may be null).
+// mean may be null (rmsnorm: x̂ = x·rstd).
+template <class T>
+void norm_param_grads(T* dgain, T* dbias, const T* dout, const T* x, const T* mean,
+                      const T* rstd, int64_t N, int64_t C) {
+  const int64_t blocks = (C + kColBlock - 1) / kColBlock;
+  Kokkos::parallel_for("llmpi::host::norm_param_grads", Range(0, blocks),
+                       KOKKOS_LAMBDA(int64_t blk) {
+    const int64_t c0 = blk * kColBlock;
+    const int64_t w = c0 + kColBlock < C ? kColBlock : C - c0;
+    T g_acc[kColBlock] = {};
+    T b_acc[kColBlock] = {};
+    for (int64_t n = 0; n < N; ++n) {
+      const T m = mean ? mean[n] : T(0), s = rstd[n];
+      const T* xr = x + n * C + c0;
+      const T* dr = dout + n * C + c0;
+      for (int64_t c = 0; c < w; ++c) {
+        g_acc[c] += dr[c] * (xr[c] - m) * s;
+        b_acc[c] += dr[c];
+      }
+    }
+    for (int64_t c = 0; c < w; ++c) {
+      dgain[c0 + c] += g_acc[c];
+      if (dbias) dbias[c0 + c] += b_acc[c];
+    }
+  });
+}
+
+// dx for one normalization family; mean null means rmsnorm (no centering term).
+template <class T>
+void norm_input_grad(T* dx, const T* dout, const T* x, const T* gain, const T* mean,
+                     const T* rstd, int64_t N, int64_t C) {
+  Kokkos::parallel_for("llmpi::host::norm_input_grad", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
+    const T m = mean ? mean[n] : T(0), s = rstd[n];
+    const T* xr = x + n * C;
+    const T* dr = dout + n * C;
+    double sum_g = 0, sum_gx = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const double g = static_cast<double>(dr[c]) * gain[c];
+      sum_g += g;
+      sum_gx += g * static_cast<double>((xr[c] - m) * s);
+    }
+    const T mean_g = mean ? static_cast<T>(sum_g / C) : T(0);
+    const T mean_gx = static_cast<T>(sum_gx / C);
+    T* o = dx + n * C;
+    for (int64_t c = 0; c < C; ++c) {
+      const T xhat = (xr[c] - m) * s;
+      o[c] = s * (dr[c] * gain[c] - mean_g - xhat * mean_gx);
+    }
+  });
+}
+
+}  // namespace
+
+template <class T>
+void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* gain, const T* bias,
+                       int64_t N, int64_t C, double eps) {
+  Kokkos::parallel_for("llmpi::host::layernorm_forward", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
+    const T* xr = x + n * C;
+    double sum = 0;
+    for (int64_t c = 0; c < C; ++c) sum += xr[c];
+    const double mu = sum / C;
+    double var = 0;
+    for (int64_t c = 0; c < C; ++c) var += (xr[c] - mu) * (xr[c] - mu);
+    const T m = static_cast<T>(mu);
+    const T s = static_cast<T>(1.0 / std::sqrt(var / C + eps));
+    mean[n] = m;
+    rstd[n] = s;
+    T* o = out + n * C;
+    for (int64_t c = 0; c < C; ++c) o[c] = (xr[c] - m) * s * gain[c] + (bias ? bias[c] : T(0));
+  });
+}
+
+template <class T>
+void layernorm_backward(T* dx, T* dgain, T* dbias, const T* dout, const T* x, const T* gain,
+                        const T* mean, const T* rstd, int64_t N, int64_t C) {
+  if (dgain) norm_param_grads(dgain, dbias, dout, x, mean, rstd, N, C);
+  else LLMPI_CHECK(!dbias, "layernorm_backward: dbias without dgain");
+  norm_input_grad(dx, dout, x, gain, mean, rstd, N, C);
+}
+
+template <class T>
+void rmsnorm_forward(T* out, T* rstd, const T* x, const T* gain, int64_t N, int64_t C,
+                     double eps) {
+  Kokkos::parallel_for("llmpi::host::rmsnorm_forward", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
+    const T* xr = x + n * C;
+    double ss = 0;
+    for (int64_t c = 0; c < C; ++c) ss += static_cast<double>(xr[c]) * xr[c];
+    const T s = static_cast<T>(1.0 / std::sqrt(ss / C + eps));
+    rstd[n] = s;
+    T* o = out + n * C;
+    for (int64_t c = 0; c < C; ++c) o[c] = xr[c] * s * gain[c];
+  });
+}
+
+template <class T>
+void rmsnorm_backward(T* dx, T* dgain, const T* dout, const T* x, const T* gain, const T* rstd,
+                      int64_t N, int64_t C) {
+  if (dgain) norm_param_grads<T>(dgain, nullptr, dout, x, nullptr, rstd, N, C);
+  norm_input_grad<T>(dx, dout, x, gain, nullptr, rstd, N, C);
+}
+
+#define LLMPI_INSTANTIATE(T)                                                                  \
+  template void layernorm_forward<T>(T*, T*, T*, const T*, const T*, const T*, int64_t,       \
+                                     int64_t, double);                                       \
+  template void layernorm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,     \
+                                      const T*, int64_t, int64_t);                           \
+  template void rmsnorm_forward<T>(T*, T*, const T*, const T*, int64_t, int64_t, double);     \
+  template void rmsnorm_backward<T>(T*, T*, const T*, const T*, const T*, const T*, int64_t,  \
+                                    int64_t);
+LLMPI_INSTANTIATE(float)
+LLMPI_INSTANTIATE(double)
+#undef LLMPI_INSTANTIATE
+
+}  // namespace host
+
+using namespace host;
+
+namespace {
+
+// Checks a row-statistics tensor: N elements of the data dtype.
+void check_stat(const char* op, const char* what, const Tensor& t, DType dt, int64_t N) {
+  check_host(op, what, t);
+  check_dtype(op, what, t, dt);
+  check_numel(op, what, t, N);
+}
+
+}  // namespace
+
+void HostBackend::norm_forward(NormKind kind, const Tensor& out, const Tensor& mean,
+                               const Tensor& rstd, const Tensor& x, const Tensor& gain,
+                               const Tensor& bias, double eps) {
+  const char* op = kind == NormKind::layernorm ? "norm_forward(layernorm)"
+                                               : "norm_forward(rmsnorm)";
+  check_host(op, "out", out);
+  check_host(op, "x", x);
+  check_dtype(op, "x", x, out.dtype);
+  const int64_t C = last_dim(x), N = row_count(x);
+  check_numel(op, "out", out, N * C);
+  LLMPI_CHECK(last_dim(out) == C, op, ": out ", out.shape.str(), " vs x ", x.shape.str());
+  check_stat(op, "gain", gain, out.dtype, C);
+  check_stat(op, "rstd", rstd, out.dtype, N);
+  LLMPI_CHECK(eps >= 0, op, ": eps ", eps, " < 0");
+  if (kind == NormKind::layernorm) {
+    check_stat(op, "mean", mean, out.dtype, N);
+    if (!bias.empty()) check_stat(op, "bias", bias, out.dtype, C);
+  } else {
+    LLMPI_CHECK(bias.empty(), op, ": rmsnorm takes no bias");
+  }
+  dispatch_float(out.dtype, op, [&](auto tag) {
+    using T = decltype(tag);
+    if (kind == NormKind::layernorm)
+      host::layernorm_forward<T>(out.ptr<T>(), mean.ptr<T>(), rstd.ptr<T>(), x.ptr<const T>(),
+                                 gain.ptr<const T>(),
+                                 bias.empty() ? nullptr : bias.ptr<const T>(), N, C, eps);
+    else
+      host::rmsnorm_forward<T>(out.ptr<T>(), rstd.ptr<T>(), x.ptr<const T>(),
+                               gain.ptr<const T>(), N, C, eps);
+  });
+}
+
+void HostBackend::norm_backward(NormKind kind, const Tensor& dx, const Tensor& dgain,
+                                const Tensor& dbias, const Tensor& dout, const Tensor& x,
+                                const Tensor& gain, const Tensor& mean, const Tensor& rstd) {
+  const char* op = kind == NormKind::layernorm ? "norm_backward(layernorm)"
+                                               : "norm_backward(rmsnorm)";
+  check_host(op, "dx", dx);
+  check_host(op, "dout", dout);
+  check_host(op, "x", x);
+  const DType dt = x.dtype;
+  check_dtype(op, "dx", dx, dt);
+  check_dtype(op, "dout", dout, dt);
+  const int64_t C = last_dim(x), N = row_count(x);
+  check_numel(op, "dx", dx, N * C);
+  check_numel(op, "dout", dout, N * C);
+  check_stat(op, "gain", gain, dt, C);
+  check_stat(op, "rstd", rstd, dt, N);
+  if (!dgain.empty()) check_stat(op, "dgain", dgain, dt, C);
+  if (kind == NormKind::layernorm) {
+    check_stat(op, "mean", mean, dt, N);
+    if (!dbias.empty()) {
+      check_stat(op, "dbias", dbias, dt, C);
+      LLMPI_CHECK(!dgain.empty(), op, ": dbias given without dgain");
+    }
+  } else {
+    LLMPI_CHECK(dbias.empty(), op, ": rmsnorm has no bias gradient");
+  }
+  dispatch_float(dt, op, [&](auto tag) {
+    using T = decltype(tag);
+    T* dg = dgain.empty() ? nullptr : dgain.ptr<T>();
+    if (kind == NormKind::layernorm)
+      host::layernorm_backward<T>(dx.ptr<T>(), dg, dbias.empty() ? nullptr : dbias.ptr<T>(),
+                                  dout.ptr<const T>(), x.ptr<const T>(), gain.ptr<const T>(),
+                                  mean.ptr<const T>(), rstd.ptr<const T>(), N, C);
+    else
+      host::rmsnorm_backward<T>(dx.ptr<T>(), dg, dout.ptr<const T>(), x.ptr<const T>(),
+                                gain.ptr<const T>(), rstd.ptr<const T>(), N, C);
+  });
+}
+
+}  // namespace llmpi

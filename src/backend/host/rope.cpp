@@ -1,0 +1,65 @@
+// Rotary position embedding ("rotate_half" convention of Hugging Face Llama), in place.
+// x: rows = B·T rows of width W = (Hq + 2·Hkv)·D; row r is position t = r mod T. In each of
+// the first n_rot heads (q and k), element pairs (i, i + D/2), i < D/2, are rotated by
+//   angle = (t + pos_offset) · theta^(-2i/D):  (a, b) → (a cos − b sin, b cos + a sin).
+// inverse = true rotates by −angle: the transpose of the rotation, hence its backward.
+// Angles are computed in double per (row, i) and shared by all heads of the row.
+#include <cmath>
+
+#include "backend/host/host_backend.h"
+#include "backend/host/host_kernels.h"
+
+namespace llmpi {
+namespace host {
+
+template <class T>
+void rope(T* x, int64_t rows, int64_t W, int64_t T_len, int64_t n_rot, int64_t D,
+          double theta, int64_t pos_offset, bool inverse) {
+  const int64_t half = D / 2;
+  const double sign = inverse ? -1.0 : 1.0;
+  const double log_theta = std::log(theta);
+  Kokkos::parallel_for("llmpi::host::rope", Range(0, rows), KOKKOS_LAMBDA(int64_t r) {
+    const double pos = static_cast<double>(r % T_len + pos_offset);
+    T* row = x + r * W;
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = pos * std::exp(-log_theta * (2.0 * i) / D);
+      const T c = static_cast<T>(std::cos(angle));
+      const T s = static_cast<T>(sign * std::sin(angle));
+      for (int64_t h = 0; h < n_rot; ++h) {
+        T* a = row + h * D + i;
+        T* b = a + half;
+        const T av = *a, bv = *b;
+        *a = av * c - bv * s;
+        *b = bv * c + av * s;
+      }
+    }
+  });
+}
+
+template void rope<float>(float*, int64_t, int64_t, int64_t, int64_t, int64_t, double, int64_t,
+                          bool);
+template void rope<double>(double*, int64_t, int64_t, int64_t, int64_t, int64_t, double, int64_t,
+                           bool);
+
+}  // namespace host
+
+using namespace host;
+
+void HostBackend::rope(const Tensor& qkv, int64_t T, int64_t n_rot_heads, int64_t head_dim,
+                       double theta, int64_t pos_offset, bool inverse) {
+  const char* op = "rope";
+  check_host(op, "qkv", qkv);
+  const int64_t W = last_dim(qkv), rows = row_count(qkv);
+  LLMPI_CHECK(T > 0 && rows % T == 0, op, ": qkv ", qkv.shape.str(), " has ", rows,
+              " rows, not a multiple of T = ", T);
+  LLMPI_CHECK(head_dim > 0 && head_dim % 2 == 0, op, ": head_dim ", head_dim, " is not even");
+  LLMPI_CHECK(n_rot_heads >= 0 && n_rot_heads * head_dim <= W, op, ": ", n_rot_heads,
+              " heads of ", head_dim, " exceed the row width ", W);
+  LLMPI_CHECK(theta > 0, op, ": theta ", theta, " <= 0");
+  dispatch_float(qkv.dtype, op, [&](auto tag) {
+    using V = decltype(tag);
+    host::rope<V>(qkv.ptr<V>(), rows, W, T, n_rot_heads, head_dim, theta, pos_offset, inverse);
+  });
+}
+
+}  // namespace llmpi
