@@ -24,6 +24,8 @@ struct ModelConfig {
   bool tied_embeddings = true;  // GPT-2: head weight is the token embedding
 
   int64_t head_dim() const { return d_model / n_head; }  // D
+  int64_t kv_heads() const { return n_kv_head > 0 ? n_kv_head : n_head; }  // Hkv (0 → Hq)
+  int64_t qkv_dim() const { return (n_head + 2 * kv_heads()) * head_dim(); }  // packed q|k|v
   bool has_bias() const { return arch == Arch::gpt2; }
   bool learned_positions() const { return arch == Arch::gpt2; }
 };

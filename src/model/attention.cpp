@@ -1,0 +1,67 @@
+// Causal self-attention layer: packed qkv GEMM, RoPE, Backend::attention_*, out projection.
+#include "model/attention.h"
+
+#include "model/dtypes.h"
+
+namespace llmpi {
+
+Attention Attention::bind(const ModelConfig& cfg, const ParamStore& store,
+                          const std::string& prefix) {
+  Attention a;
+  a.n_head = cfg.n_head;
+  a.n_kv_head = cfg.kv_heads();
+  a.head_dim = cfg.head_dim();
+  a.rope = cfg.arch == Arch::llama;
+  a.rope_theta = cfg.rope_theta;
+  const std::string q = prefix + ".q.", k = prefix + ".k.", v = prefix + ".v.";
+  std::vector<std::string> biases;
+  if (cfg.has_bias()) biases = {q + "bias", k + "bias", v + "bias"};
+  a.qkv = Linear::bind(store, {q + "weight", k + "weight", v + "weight"}, biases, a.qkv_dim(),
+                       cfg.d_model);
+  std::vector<std::string> out_bias;
+  if (cfg.has_bias()) out_bias = {prefix + ".out.bias"};
+  a.proj = Linear::bind(store, {prefix + ".out.weight"}, out_bias, cfg.d_model,
+                        a.n_head * a.head_dim);
+  return a;
+}
+
+AttentionActs Attention::alloc_acts(Backend& be, int64_t B, int64_t T, DType compute) const {
+  AttentionActs a;
+  a.B = B;
+  a.T = T;
+  a.qkv = be.alloc(Shape{B, T, qkv_dim()}, compute);
+  a.out = be.alloc(Shape{B, T, n_head * head_dim}, compute);
+  a.lse = be.alloc(Shape{B, n_head, T}, stat_dtype(compute));
+  return a;
+}
+
+AttentionScratch Attention::alloc_scratch(Backend& be, int64_t B, int64_t T,
+                                          DType compute) const {
+  AttentionScratch s;
+  s.dqkv = be.alloc(Shape{B, T, qkv_dim()}, compute);
+  s.dout = be.alloc(Shape{B, T, n_head * head_dim}, compute);
+  return s;
+}
+
+void Attention::forward(Backend& be, AttentionActs& a, const Tensor& y, const Tensor& x) const {
+  const int64_t N = a.B * a.T;
+  const Tensor qkv2 = a.qkv.tensor().view(Shape{N, qkv_dim()});
+  qkv.forward(be, qkv2, x);
+  if (rope) be.rope(a.qkv, a.T, n_head + n_kv_head, head_dim, rope_theta, 0, false);
+  be.attention_forward(a.out, a.lse, a.qkv, a.B, a.T, n_head, n_kv_head, head_dim);
+  proj.forward(be, y, a.out.tensor().view(Shape{N, n_head * head_dim}));
+}
+
+void Attention::backward(Backend& be, const AttentionActs& a, AttentionScratch& s,
+                         const Tensor& dx, const Tensor& dy, const Tensor& x) const {
+  const int64_t N = a.B * a.T;
+  const Tensor dqkv = s.dqkv.tensor().slice(0, Shape{a.B, a.T, qkv_dim()});
+  const Tensor dout = s.dout.tensor().slice(0, Shape{a.B, a.T, n_head * head_dim});
+  proj.backward(be, dout.view(Shape{N, n_head * head_dim}), dy,
+                a.out.tensor().view(Shape{N, n_head * head_dim}));
+  be.attention_backward(dqkv, dout, a.qkv, a.out, a.lse, a.B, a.T, n_head, n_kv_head, head_dim);
+  if (rope) be.rope(dqkv, a.T, n_head + n_kv_head, head_dim, rope_theta, 0, true);
+  qkv.backward(be, dx, dqkv.view(Shape{N, qkv_dim()}), x);
+}
+
+}  // namespace llmpi

@@ -1,0 +1,30 @@
+// Token (+ learned position) embedding.
+#include "model/embedding.h"
+
+namespace llmpi {
+
+Embedding Embedding::bind(const ModelConfig& cfg, const ParamStore& store) {
+  Embedding e;
+  e.row_offset = store.info("embed.tokens").local_start[0];
+  e.tokens = store.weight("embed.tokens");
+  e.dtokens = store.grad("embed.tokens");
+  if (cfg.learned_positions()) {
+    e.positions = store.weight("embed.positions");
+    e.dpositions = store.grad("embed.positions");
+  }
+  return e;
+}
+
+void Embedding::forward(Backend& be, const Tensor& x, const Tensor& ids,
+                        const Tensor& pos) const {
+  be.embedding_forward(x, ids, tokens, row_offset, /*accumulate=*/false);
+  if (!positions.empty()) be.embedding_forward(x, pos, positions, 0, /*accumulate=*/true);
+}
+
+void Embedding::backward(Backend& be, const Tensor& dx, const Tensor& ids,
+                         const Tensor& pos) const {
+  be.embedding_backward(dtokens, dx, ids, row_offset);
+  if (!positions.empty()) be.embedding_backward(dpositions, dx, pos, 0);
+}
+
+}  // namespace llmpi

@@ -1,0 +1,57 @@
+// Feed-forward layer: GELU (gpt2) or SwiGLU (llama).
+#include "model/mlp.h"
+
+namespace llmpi {
+
+Mlp Mlp::bind(const ModelConfig& cfg, const ParamStore& store, const std::string& prefix) {
+  Mlp m;
+  m.swiglu = cfg.arch == Arch::llama;
+  m.d_ff = cfg.d_ff;
+  const int64_t C = cfg.d_model, F = cfg.d_ff;
+  if (m.swiglu) {
+    m.up = Linear::bind(store, {prefix + ".gate.weight", prefix + ".up.weight"}, {}, 2 * F, C);
+    m.down = Linear::bind(store, {prefix + ".down.weight"}, {}, C, F);
+  } else {
+    m.up = Linear::bind(store, {prefix + ".up.weight"}, {prefix + ".up.bias"}, F, C);
+    m.down = Linear::bind(store, {prefix + ".down.weight"}, {prefix + ".down.bias"}, C, F);
+  }
+  return m;
+}
+
+MlpActs Mlp::alloc_acts(Backend& be, int64_t N, DType compute) const {
+  MlpActs a;
+  a.N = N;
+  a.pre = be.alloc(Shape{N, pre_dim()}, compute);
+  a.act = be.alloc(Shape{N, d_ff}, compute);
+  return a;
+}
+
+MlpScratch Mlp::alloc_scratch(Backend& be, int64_t N, DType compute) const {
+  MlpScratch s;
+  s.dpre = be.alloc(Shape{N, pre_dim()}, compute);
+  s.dact = be.alloc(Shape{N, d_ff}, compute);
+  return s;
+}
+
+void Mlp::forward(Backend& be, MlpActs& a, const Tensor& y, const Tensor& x) const {
+  up.forward(be, a.pre, x);
+  if (swiglu)
+    be.swiglu_forward(a.act, a.pre);
+  else
+    be.gelu_forward(a.act, a.pre);
+  down.forward(be, y, a.act);
+}
+
+void Mlp::backward(Backend& be, const MlpActs& a, MlpScratch& s, const Tensor& dx,
+                   const Tensor& dy, const Tensor& x) const {
+  const Tensor dpre = s.dpre.tensor().slice(0, Shape{a.N, pre_dim()});
+  const Tensor dact = s.dact.tensor().slice(0, Shape{a.N, d_ff});
+  down.backward(be, dact, dy, a.act);
+  if (swiglu)
+    be.swiglu_backward(dpre, dact, a.pre);
+  else
+    be.gelu_backward(dpre, dact, a.pre);
+  up.backward(be, dx, dpre, x);
+}
+
+}  // namespace llmpi

@@ -1,0 +1,131 @@
+// ParamStore: flat parameter/gradient buffers and the layout-independent model init.
+#include "model/param_store.h"
+
+#include "core/rng.h"
+
+namespace llmpi {
+
+ParamInfo full_param(std::string name, Shape shape, InitKind init, double init_std,
+                     bool weight_decay) {
+  ParamInfo p;
+  p.name = std::move(name);
+  p.global_shape = shape;
+  p.local_shape = shape;
+  p.init = init;
+  p.init_std = init_std;
+  p.weight_decay = weight_decay;
+  return p;
+}
+
+double init_value(const ParamInfo& p, uint64_t seed, int64_t global_index) {
+  switch (p.init) {
+    case InitKind::zeros: return 0.0;
+    case InitKind::ones: return 1.0;
+    case InitKind::normal:
+      return p.init_std * rng_normal(rng_key(seed, p.name), static_cast<uint64_t>(global_index));
+  }
+  return 0.0;
+}
+
+ParamStore::ParamStore(Backend& be, std::vector<ParamInfo> params, DType dtype)
+    : params_(std::move(params)) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    ParamInfo& p = params_[i];
+    LLMPI_CHECK(p.local_shape.ndim == p.global_shape.ndim, p.name, ": local ",
+                p.local_shape.str(), " vs global ", p.global_shape.str());
+    for (int d = 0; d < p.global_shape.ndim; ++d)
+      LLMPI_CHECK(p.local_start[d] >= 0 &&
+                      p.local_start[d] + p.local_shape[d] <= p.global_shape[d],
+                  p.name, ": slab outside the global tensor in dim ", d);
+    LLMPI_CHECK(index_.emplace(p.name, i).second, "duplicate parameter ", p.name);
+    p.offset = numel_;
+    numel_ += p.numel();
+  }
+  master_ = be.alloc(Shape{numel_}, dtype);
+  grads_ = be.alloc(Shape{numel_}, dtype);
+  if (numel_ > 0) {
+    be.fill(master_, 0.0);
+    be.fill(grads_, 0.0);
+  }
+}
+
+bool ParamStore::contains(std::string_view name) const { return index_.find(name) != index_.end(); }
+
+const ParamInfo& ParamStore::info(std::string_view name) const {
+  auto it = index_.find(name);
+  LLMPI_CHECK(it != index_.end(), "no parameter named ", name);
+  return params_[it->second];
+}
+
+Tensor ParamStore::view_of(const Tensor& flat, std::string_view name) const {
+  const ParamInfo& p = info(name);
+  return flat.slice(p.offset, p.local_shape);
+}
+
+Tensor ParamStore::joint_view(const Tensor& flat, std::span<const std::string> names,
+                              Shape shape) const {
+  LLMPI_CHECK(!names.empty(), "joint view of no parameters");
+  const int64_t start = info(names[0]).offset;
+  int64_t end = start;
+  for (const std::string& n : names) {
+    const ParamInfo& p = info(n);
+    LLMPI_CHECK(p.offset == end, n, " is not stored right after the previous parameter");
+    end += p.numel();
+  }
+  LLMPI_CHECK(shape.numel() == end - start, "joint view ", shape.str(), " of ", end - start,
+              " elements");
+  return flat.slice(start, shape);
+}
+
+Tensor ParamStore::master(std::string_view name) const { return view_of(master(), name); }
+Tensor ParamStore::weight(std::string_view name) const { return view_of(master(), name); }
+Tensor ParamStore::weights(std::span<const std::string> names, Shape shape) const {
+  return joint_view(master(), names, shape);
+}
+Tensor ParamStore::grad(std::string_view name) const { return view_of(grads(), name); }
+Tensor ParamStore::grads(std::span<const std::string> names, Shape shape) const {
+  return joint_view(grads(), names, shape);
+}
+
+void ParamStore::init(Backend& be, uint64_t seed) {
+  std::vector<double> host;
+  for (const ParamInfo& p : params_) {
+    const Tensor dst = master(p.name);
+    if (p.numel() == 0) continue;
+    if (p.init != InitKind::normal) {
+      be.fill(dst, init_value(p, seed, 0));
+      continue;
+    }
+    // Walk the local slab in row-major order, tracking global coordinates.
+    const int nd = p.global_shape.ndim;
+    std::array<int64_t, Shape::kMaxDims> stride{}, idx{};
+    int64_t s = 1;
+    for (int d = nd - 1; d >= 0; --d) {
+      stride[d] = s;
+      s *= p.global_shape[d];
+    }
+    host.resize(static_cast<size_t>(p.numel()));
+    for (int64_t i = 0; i < p.numel(); ++i) {
+      int64_t g = 0;
+      for (int d = 0; d < nd; ++d) g += (idx[d] + p.local_start[d]) * stride[d];
+      host[static_cast<size_t>(i)] = init_value(p, seed, g);
+      for (int d = nd - 1; d >= 0; --d) {  // next local multi-index
+        if (++idx[d] < p.local_shape[d]) break;
+        idx[d] = 0;
+      }
+    }
+    Tensor src;
+    src.data = host.data();
+    src.shape = dst.shape;
+    src.dtype = DType::f64;
+    src.device = Device::host;
+    be.copy(dst, src);
+    be.synchronize();  // `host` is reused by the next parameter
+  }
+}
+
+void ParamStore::zero_grads(Backend& be) {
+  if (numel_ > 0) be.fill(grads_, 0.0);
+}
+
+}  // namespace llmpi

@@ -1,0 +1,88 @@
+#pragma once
+// ParamStore: every parameter of a model (or of one pipeline stage) in ONE flat buffer, and
+// the gradients in a second flat buffer with the identical layout. A parameter is a named
+// view [offset, offset + numel) of those buffers, so a ZeRO shard is an offset range and a
+// checkpoint writes each parameter's local slab (ParamInfo::local_start, local_shape) as a
+// hyperslab of the global tensor. Buffers have the compute dtype (f32 on host, f64 in
+// gradient checks). Invariants: parameters are packed in the order given, without gaps;
+// grad(name) has the shape and flat offset of master(name).
+// Master parameters and the weights read by forward are separate accessors: today they are
+// the same memory; a bf16 compute copy (CUDA backend) changes only weight()/weights().
+#include <array>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/tensor.h"
+
+namespace llmpi {
+
+enum class InitKind : uint8_t { normal, zeros, ones };
+
+struct ParamInfo {
+  std::string name;    // global name used in checkpoints, e.g. "layers.3.attn.q.weight"
+  Shape global_shape;  // full logical shape
+  Shape local_shape;   // this rank's slab (== global_shape without tensor parallelism)
+  std::array<int64_t, Shape::kMaxDims> local_start{};  // slab start per dim in the global tensor
+  int64_t offset = 0;  // element offset of the slab in the flat buffers (set by ParamStore)
+  InitKind init = InitKind::zeros;
+  double init_std = 0.0;      // standard deviation for InitKind::normal
+  bool weight_decay = false;  // true for weight matrices and embeddings; false for gains, biases
+
+  int64_t numel() const { return local_shape.numel(); }
+};
+
+// A parameter whose local slab is the whole global tensor (no sharding).
+ParamInfo full_param(std::string name, Shape shape, InitKind init, double init_std,
+                     bool weight_decay);
+
+// Value of element `global_index` (row-major in the global shape) of parameter `name` at
+// initialization: init_std · N(0,1) drawn from (rng_key(seed, name), global_index), or 0 / 1.
+double init_value(const ParamInfo& p, uint64_t seed, int64_t global_index);
+
+class ParamStore {
+ public:
+  // Lays out `params` in order (their `offset` is assigned here) and allocates both flat
+  // buffers of `dtype` on `be`. The buffers are zero-filled; call init() for the model init.
+  ParamStore(Backend& be, std::vector<ParamInfo> params, DType dtype);
+  ParamStore(const ParamStore&) = delete;
+  ParamStore& operator=(const ParamStore&) = delete;
+
+  DType dtype() const { return master_.tensor().dtype; }
+  int64_t numel() const { return numel_; }
+  const std::vector<ParamInfo>& params() const { return params_; }
+  bool contains(std::string_view name) const;
+  const ParamInfo& info(std::string_view name) const;  // LLMPI_CHECK that it exists
+
+  // Master parameters: what the optimizer updates and checkpoints hold. [numel()] flat.
+  const Tensor& master() const { return master_.tensor(); }
+  Tensor master(std::string_view name) const;
+  // Weights read by forward/backward (same memory as master today).
+  Tensor weight(std::string_view name) const;
+  // Several parameters stored adjacently (in this order) viewed as one tensor of `shape`,
+  // e.g. q, k, v weights as one packed [(Hq + 2·Hkv)·D, C] matrix.
+  Tensor weights(std::span<const std::string> names, Shape shape) const;
+  // Gradients, same layout as master. [numel()] flat.
+  const Tensor& grads() const { return grads_.tensor(); }
+  Tensor grad(std::string_view name) const;
+  Tensor grads(std::span<const std::string> names, Shape shape) const;
+
+  // Model init of the local slabs from global coordinates (see init_value): identical values
+  // under every parallel layout.
+  void init(Backend& be, uint64_t seed);
+  void zero_grads(Backend& be);
+
+ private:
+  Tensor view_of(const Tensor& flat, std::string_view name) const;
+  Tensor joint_view(const Tensor& flat, std::span<const std::string> names, Shape shape) const;
+
+  std::vector<ParamInfo> params_;
+  std::map<std::string, size_t, std::less<>> index_;
+  int64_t numel_ = 0;
+  Buffer master_, grads_;
+};
+
+}  // namespace llmpi

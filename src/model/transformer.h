@@ -1,0 +1,112 @@
+#pragma once
+// Transformer: a decoder-only language model, or one pipeline stage of it (StageRange):
+//   x0 = Embedding(ids)                                  first stage   [N, C], N = B·T
+//   x_{l+1} = Block_l(x_l)  for l in [first_layer, end_layer)
+//   logits = Norm_final(x_L) · W_headᵀ                   last stage    [N, V]
+//   loss = Σ_{n: target_n >= 0} (logsumexp(logits_n) - logits_n[target_n])
+// W_head is embed.tokens when the embeddings are tied. Parameters live in a ParamStore (not
+// owned); the layers hold views into it. Activations of one micro-batch live in an
+// Activations struct owned by the caller (a pipeline schedule keeps several in flight);
+// backward temporaries live in one Workspace, reused by every micro-batch.
+// Loss scaling: loss() returns the SUM of token losses and the COUNT of counted targets;
+// backward_loss() takes the per-token scale (1 / counted targets of the whole global step),
+// so accumulation over micro-batches and data-parallel ranks gives the global mean.
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/block.h"
+#include "model/embedding.h"
+#include "model/linear.h"
+#include "model/model_config.h"
+#include "model/norm.h"
+#include "model/param_layout.h"
+#include "model/param_store.h"
+
+namespace llmpi {
+
+struct LossSum {
+  double sum = 0.0;   // Σ of per-token cross-entropy over counted targets (nats)
+  int64_t count = 0;  // number of targets >= 0
+};
+
+// One micro-batch's activations kept for backward. Allocated once for (B, T), reused.
+struct Activations {
+  int64_t B = 0, T = 0;
+  Buffer pos;    // i32 [N], pos[b·T + t] = t (learned positions; first stage, gpt2)
+  Buffer input;  // [N, C] first block's input: the embedding output, or (non-first stage)
+                 // the previous stage's output, written there by the caller before forward
+  std::vector<BlockActs> blocks;  // one per layer of the stage
+  NormActs final_norm;            // last stage only
+  Buffer hf;      // [N, C] final_norm(last block output)
+  Buffer logits;  // [N, V]; backward_loss overwrites it with d(loss)/d(logits)
+  Buffer lse;     // [N] log-sum-exp of each logits row (statistics dtype)
+  Buffer picked;  // [N] logit of the target (0 for ignored targets)
+
+  // The stage's output: the last block's `out` (the input when the stage has no layers).
+  const Tensor& output() const { return blocks.empty() ? input.tensor() : blocks.back().out.tensor(); }
+};
+
+// Backward temporaries, one per model; sized for the largest (B, T) it serves.
+struct Workspace {
+  int64_t max_tokens = 0;  // B·T it was allocated for
+  BlockScratch block;
+  Buffer dres;       // [N, C] residual-stream gradient; after backward: d(loss)/d(input)
+  Buffer dhf;        // [N, C] d(loss)/d(final norm output)
+  Buffer row_scale;  // [N] per-token loss scale
+};
+
+class Transformer {
+ public:
+  // Binds the layers of `range` to `store`, which must hold transformer_params(cfg, range).
+  Transformer(const ModelConfig& cfg, const StageRange& range, const ParamStore& store);
+
+  const ModelConfig& config() const { return cfg_; }
+  const StageRange& range() const { return range_; }
+  DType dtype() const { return dtype_; }
+
+  Activations alloc_activations(Backend& be, int64_t B, int64_t T) const;
+  Workspace alloc_workspace(Backend& be, int64_t B, int64_t T) const;
+
+  // Forward of one micro-batch. ids: i32 [B·T] on the backend (read by the first stage only;
+  // may be empty otherwise, in which case a.input must hold the stage's input). On the last
+  // stage fills a.logits and a.lse.
+  void forward(Backend& be, Activations& a, const Tensor& ids) const;
+
+  // ---- last stage, after forward -------------------------------------------------------
+  // targets: i32 [B·T] on the backend; negative targets are ignored.
+  LossSum loss(Backend& be, Activations& a, const Tensor& targets) const;
+  // Per-token cross-entropy [B·T] (0 where the target is ignored), for evaluation.
+  std::vector<double> token_losses(Backend& be, Activations& a, const Tensor& targets) const;
+  // Logits at position t of every sequence, [B, V] row-major, for sampling. (Causal
+  // attention: they depend only on tokens 0..t, so a batch padded after t gives the same.)
+  std::vector<float> logits_at(Backend& be, const Activations& a, int64_t t) const;
+  // Backward from the loss: d(loss)/d(logits) = scale · (softmax - onehot(target)).
+  // Accumulates parameter gradients; overwrites a.logits.
+  void backward_loss(Backend& be, Activations& a, Workspace& ws, const Tensor& ids,
+                     const Tensor& targets, double scale) const;
+
+  // ---- non-last stage ------------------------------------------------------------------
+  // Backward from doutput = d(loss)/d(output) [B·T, C] received from the next stage.
+  void backward(Backend& be, Activations& a, Workspace& ws, const Tensor& ids,
+                const Tensor& doutput) const;
+
+  // After a backward on a non-first stage: d(loss)/d(input) [B·T, C], to send upstream.
+  Tensor input_grad(const Workspace& ws, const Activations& a) const;
+
+ private:
+  void backward_blocks(Backend& be, Activations& a, Workspace& ws, const Tensor& ids) const;
+  // Per-token losses (0 where ignored) and the targets, both read back to the host.
+  void read_token_losses(Backend& be, Activations& a, const Tensor& targets,
+                         std::vector<double>& losses, std::vector<int32_t>& tgt) const;
+
+  ModelConfig cfg_;
+  StageRange range_;
+  DType dtype_;
+  int64_t vocab_offset_ = 0;  // first vocab column of the local head slab
+  Embedding embedding_;       // first stage only
+  std::vector<Block> blocks_;
+  Norm final_norm_;           // last stage only
+  Linear head_;               // W [V, C], no bias; last stage only
+};
+
+}  // namespace llmpi
