@@ -1,0 +1,273 @@
+// prepare_dataset: document sources, the two passes, and the outputs. See prepare.h.
+#include "data/prepare.h"
+
+#include <glob.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/bpe_trainer.h"
+#include "data/jsonl.h"
+#include "data/mapped_file.h"
+#include "data/progress.h"
+#include "data/token_shard.h"
+#include "data/tokenizer.h"
+
+namespace llmpi {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_glob_chars(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+InputFormat format_of(const std::string& path, InputFormat requested) {
+  if (requested != InputFormat::by_extension) return requested;
+  return fs::path(path).extension() == ".jsonl" ? InputFormat::jsonl : InputFormat::text;
+}
+
+// Calls fn(document, bytes of this file consumed so far) for every raw document of a file.
+using DocFn = std::function<void(std::string_view doc, int64_t file_bytes_done)>;
+
+void read_text_documents(const std::string& path, const std::optional<std::string>& delimiter,
+                         const DocFn& fn) {
+  const MappedFile file(path);
+  const std::string_view all(reinterpret_cast<const char*>(file.data()), file.size());
+  if (!delimiter) {
+    fn(all, static_cast<int64_t>(all.size()));
+    return;
+  }
+  size_t doc_begin = 0, pos = 0;
+  while (pos < all.size()) {
+    size_t eol = all.find('\n', pos);
+    const size_t next = eol == std::string_view::npos ? all.size() : eol + 1;
+    std::string_view line = all.substr(pos, (eol == std::string_view::npos ? all.size() : eol) - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line == *delimiter) {
+      fn(all.substr(doc_begin, pos - doc_begin), static_cast<int64_t>(next));
+      doc_begin = next;
+    }
+    pos = next;
+  }
+  if (doc_begin < all.size()) fn(all.substr(doc_begin), static_cast<int64_t>(all.size()));
+}
+
+void read_documents(const std::string& path, InputFormat format,
+                    const std::optional<std::string>& delimiter, const DocFn& fn) {
+  if (format == InputFormat::jsonl) {
+    JsonlReader reader(path);
+    std::string text;
+    while (reader.next(&text)) fn(text, reader.bytes_read());
+  } else {
+    read_text_documents(path, delimiter, fn);
+  }
+}
+
+// One pass over all inputs: cleaned, filtered, deduplicated documents with their split.
+using KeptFn = std::function<void(const std::string& doc, bool is_val)>;
+
+CleanStats for_each_kept_document(const std::vector<std::string>& files,
+                                  const PrepareOptions& o, ProgressMeter& meter,
+                                  const int64_t* tokens, const KeptFn& fn) {
+  DocumentFilter filter(o.min_chars);
+  std::string cleaned;
+  int64_t bytes_before = 0;
+  for (const auto& path : files) {
+    const InputFormat fmt = format_of(path, o.format);
+    read_documents(path, fmt, o.delimiter, [&](std::string_view raw, int64_t done) {
+      if (filter.accept(raw, &cleaned))
+        fn(cleaned, is_validation_document(content_hash128(cleaned), o.val_fraction, o.seed));
+      meter.update(filter.stats().documents_read, bytes_before + done, tokens ? *tokens : 0);
+    });
+    bytes_before += static_cast<int64_t>(fs::file_size(path));
+  }
+  meter.update(filter.stats().documents_read, bytes_before, tokens ? *tokens : 0);
+  meter.finish();
+  return filter.stats();
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) user_error(tmp, ": cannot create: ", std::strerror(errno));
+    f << text;
+    f.flush();
+    if (!f) {
+      std::remove(tmp.c_str());
+      user_error(tmp, ": write failed");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    user_error(path, ": cannot rename from ", tmp, ": ", std::strerror(errno));
+  }
+}
+
+std::string json_quote(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+void validate(const PrepareOptions& o) {
+  if (o.inputs.empty()) user_error("llmpi prepare: no input files given (see --help)");
+  if (o.out_dir.empty()) user_error("llmpi prepare: missing --out DIR");
+  if ((o.vocab_size > 0) == !o.tokenizer_path.empty())
+    user_error("llmpi prepare: give exactly one of --vocab-size N (train a tokenizer) or "
+               "--tokenizer FILE (use an existing one)");
+  if (o.vocab_size != 0 && o.vocab_size < 257)
+    user_error("llmpi prepare: --vocab-size ", o.vocab_size,
+               " is too small (minimum 257: 256 bytes + <|endoftext|>)");
+  if (!(o.val_fraction >= 0.0 && o.val_fraction < 1.0))
+    user_error("llmpi prepare: --val-fraction ", o.val_fraction, " must be in [0, 1)");
+  if (o.min_chars < 0) user_error("llmpi prepare: --min-chars ", o.min_chars, " must be >= 0");
+  if (o.delimiter && o.delimiter->find('\n') != std::string::npos)
+    user_error("llmpi prepare: --delimiter must be a single line");
+}
+
+}  // namespace
+
+std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns) {
+  std::vector<std::string> files;
+  for (const auto& p : patterns) {
+    if (!has_glob_chars(p)) {
+      std::error_code ec;
+      if (!fs::is_regular_file(p, ec)) user_error(p, ": input file not found (or not a file)");
+      files.push_back(p);
+      continue;
+    }
+    glob_t g{};
+    const int rc = ::glob(p.c_str(), 0, nullptr, &g);  // glob sorts its matches
+    std::vector<std::string> matched;
+    if (rc == 0)
+      for (size_t i = 0; i < g.gl_pathc; ++i)
+        if (fs::is_regular_file(g.gl_pathv[i])) matched.emplace_back(g.gl_pathv[i]);
+    ::globfree(&g);
+    if (matched.empty()) user_error(p, ": pattern matches no input files");
+    files.insert(files.end(), matched.begin(), matched.end());
+  }
+  return files;
+}
+
+bool is_validation_document(const Hash128& h, double val_fraction, uint64_t seed) {
+  const uint64_t bits = splitmix64(h.hi ^ rng_key(seed, "val-split"));
+  return static_cast<double>(bits >> 11) * 0x1.0p-53 < val_fraction;
+}
+
+std::string prepare_report_json(const PrepareReport& r, const PrepareOptions& o) {
+  std::ostringstream j;
+  j << "{\n"
+    << "  \"format_version\": 1,\n"
+    << "  \"files\": " << r.files << ",\n"
+    << "  \"bytes_read\": " << r.bytes_read << ",\n"
+    << "  \"documents_read\": " << r.clean.documents_read << ",\n"
+    << "  \"dropped_short\": " << r.clean.dropped_short << ",\n"
+    << "  \"dropped_duplicate\": " << r.clean.dropped_duplicate << ",\n"
+    << "  \"train_documents\": " << r.train_documents << ",\n"
+    << "  \"val_documents\": " << r.val_documents << ",\n"
+    << "  \"train_tokens\": " << r.train_tokens << ",\n"
+    << "  \"val_tokens\": " << r.val_tokens << ",\n"
+    << "  \"vocab_size\": " << r.vocab_size << ",\n"
+    << "  \"eot_id\": " << r.eot_id << ",\n"
+    << "  \"token_width\": " << r.token_width << ",\n"
+    << "  \"val_fraction\": " << o.val_fraction << ",\n"
+    << "  \"min_chars\": " << o.min_chars << ",\n"
+    << "  \"seed\": " << o.seed << ",\n"
+    << "  \"tokenizer\": "
+    << json_quote(o.vocab_size > 0 ? "trained" : o.tokenizer_path) << "\n"
+    << "}\n";
+  return j.str();
+}
+
+PrepareReport prepare_dataset(const PrepareOptions& o) {
+  validate(o);
+  const std::vector<std::string> files = expand_inputs(o.inputs);
+  int64_t total_bytes = 0;
+  for (const auto& f : files) total_bytes += static_cast<int64_t>(fs::file_size(f));
+  std::error_code ec;
+  fs::create_directories(o.out_dir, ec);
+  if (ec || !fs::is_directory(o.out_dir))
+    user_error(o.out_dir, ": cannot create output directory: ", ec.message());
+
+  PrepareReport report;
+  report.files = static_cast<int64_t>(files.size());
+  report.bytes_read = total_bytes;
+
+  // Tokenizer: pass 1 trains on the training documents, or load the given file.
+  Tokenizer tok;
+  if (o.vocab_size > 0) {
+    BpeTrainer trainer;
+    ProgressMeter meter("prepare: scan", total_bytes, o.show_progress);
+    for_each_kept_document(files, o, meter, nullptr, [&](const std::string& doc, bool is_val) {
+      if (!is_val) trainer.add_text(doc);
+    });
+    tok = trainer.train(o.vocab_size);
+    if (o.show_progress)
+      std::fprintf(stderr, "prepare: trained tokenizer: %lld merges from %zu distinct words\n",
+                   static_cast<long long>(tok.merges().size()), trainer.distinct_words());
+  } else {
+    tok = Tokenizer::load(o.tokenizer_path);
+  }
+  report.vocab_size = tok.vocab_size();
+  report.eot_id = tok.eot_id();
+  report.token_width = token_width_for_vocab(tok.vocab_size());
+
+  // Pass 2: encode into the two shards.
+  const fs::path out(o.out_dir);
+  TokenShardWriter train((out / "train.bin").string(), report.token_width);
+  TokenShardWriter val((out / "val.bin").string(), report.token_width);
+  std::vector<uint32_t> train_buf, val_buf;
+  EncodeCache cache;
+  int64_t tokens = 0;
+  ProgressMeter meter("prepare: encode", total_bytes, o.show_progress);
+  report.clean =
+      for_each_kept_document(files, o, meter, &tokens, [&](const std::string& doc, bool is_val) {
+        std::vector<uint32_t>& buf = is_val ? val_buf : train_buf;
+        const size_t before = buf.size();
+        tok.encode_append(doc, buf, &cache);
+        buf.push_back(tok.eot_id());
+        tokens += static_cast<int64_t>(buf.size() - before);
+        (is_val ? report.val_documents : report.train_documents) += 1;
+        if (buf.size() >= (size_t{1} << 20)) {
+          (is_val ? val : train).append(buf);
+          buf.clear();
+        }
+      });
+  train.append(train_buf);
+  val.append(val_buf);
+  report.train_tokens = train.count();
+  report.val_tokens = val.count();
+  if (report.clean.kept == 0)
+    user_error("llmpi prepare: no documents left after cleaning (", report.clean.documents_read,
+               " read, ", report.clean.dropped_short, " shorter than --min-chars ", o.min_chars,
+               ", ", report.clean.dropped_duplicate, " duplicates)");
+  if (report.train_documents == 0)
+    user_error("llmpi prepare: all ", report.val_documents,
+               " documents went to the validation split; lower --val-fraction");
+
+  tok.save((out / "tokenizer.bpe").string());
+  train.commit();
+  val.commit();
+  write_text_atomically((out / "prepare.json").string(), prepare_report_json(report, o));
+  return report;
+}
+
+}  // namespace llmpi

@@ -1,0 +1,56 @@
+#pragma once
+// prepare_dataset: raw text / JSONL → cleaned, deduplicated, tokenized token shards.
+// Pipeline (docs/data-format.md): read documents (text: a file, or pieces separated by a
+// delimiter line; JSONL: the "text" field of each line) → clean_text → drop short → drop exact
+// duplicates → split train/val by content hash → [train a BPE tokenizer on the train
+// documents, pass 1] → encode each document + <|endoftext|> → OUT/train.bin, OUT/val.bin,
+// OUT/tokenizer.bpe, OUT/prepare.json. Files are processed in the order given (globs sorted).
+// Every output is written under a temporary name and renamed when complete.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/text_clean.h"
+
+namespace llmpi {
+
+enum class InputFormat : uint8_t { by_extension, text, jsonl };
+
+struct PrepareOptions {
+  std::vector<std::string> inputs;         // files or glob patterns
+  InputFormat format = InputFormat::by_extension;  // by_extension: *.jsonl → jsonl, else text
+  std::optional<std::string> delimiter;    // text: a line equal to this separates documents
+  std::string out_dir;
+  int64_t vocab_size = 0;                  // > 0: train a tokenizer of this size
+  std::string tokenizer_path;              // else: load this tokenizer file
+  double val_fraction = 0.05;              // in [0, 1)
+  int64_t min_chars = 1;                   // documents shorter (code points) are dropped
+  uint64_t seed = 1234;                    // keys the train/val split
+  bool show_progress = true;               // progress meter on stderr
+};
+
+struct PrepareReport {
+  int64_t files = 0;
+  int64_t bytes_read = 0;
+  CleanStats clean;  // documents_read, dropped_short, dropped_duplicate, kept
+  int64_t train_documents = 0, val_documents = 0;
+  int64_t train_tokens = 0, val_tokens = 0;
+  int64_t vocab_size = 0;
+  uint32_t eot_id = 0;
+  int token_width = 0;
+};
+
+PrepareReport prepare_dataset(const PrepareOptions& options);
+
+// Expands glob patterns (sorted matches) and plain paths; UserError for a pattern matching
+// nothing or a missing file.
+std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns);
+
+// True if a document with this content hash belongs to the validation split.
+bool is_validation_document(const Hash128& h, double val_fraction, uint64_t seed);
+
+// The JSON text of prepare.json for a report (also used by tests).
+std::string prepare_report_json(const PrepareReport& r, const PrepareOptions& o);
+
+}  // namespace llmpi

@@ -1,0 +1,92 @@
+// TokenDataset: shard concatenation, range gathering, and the content hash.
+// Hash definition: 4 lanes; token g (global index, as a uint32 value) updates lane g mod 4 by
+// lane = splitmix64(lane ^ token); the result is splitmix64 folded over the lanes and the
+// count. Four independent lanes keep the multiply chains parallel (~4 tokens per chain step).
+#include "data/token_dataset.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace llmpi {
+
+void TokenHasher::update(const uint32_t* tokens, int64_t n) {
+  int64_t i = 0;
+  // Align to a lane boundary so the unrolled loop below sees lane 0 first.
+  for (; i < n && (count_ + i) % 4 != 0; ++i) {
+    uint64_t& l = lane_[(count_ + i) % 4];
+    l = splitmix64(l ^ tokens[i]);
+  }
+  for (; i + 4 <= n; i += 4) {
+    lane_[0] = splitmix64(lane_[0] ^ tokens[i]);
+    lane_[1] = splitmix64(lane_[1] ^ tokens[i + 1]);
+    lane_[2] = splitmix64(lane_[2] ^ tokens[i + 2]);
+    lane_[3] = splitmix64(lane_[3] ^ tokens[i + 3]);
+  }
+  for (; i < n; ++i) {
+    uint64_t& l = lane_[(count_ + i) % 4];
+    l = splitmix64(l ^ tokens[i]);
+  }
+  count_ += n;
+}
+
+uint64_t TokenHasher::finish() const {
+  uint64_t h = static_cast<uint64_t>(count_);
+  for (uint64_t l : lane_) h = splitmix64(h ^ l);
+  return h;
+}
+
+TokenDataset::TokenDataset(const std::vector<std::string>& paths, int64_t vocab_size) {
+  if (paths.empty()) user_error("no token shard files given for the dataset");
+  shards_.reserve(paths.size());
+  for (const auto& p : paths) {
+    shards_.emplace_back(p, vocab_size);
+    offsets_.push_back(total_);
+    total_ += shards_.back().size();
+  }
+}
+
+void TokenDataset::copy(int64_t begin, int64_t count, int32_t* out) const {
+  LLMPI_CHECK(begin >= 0 && count >= 0 && begin + count <= total_, "range [", begin, ", ",
+              begin + count, ") of ", total_, " tokens");
+  // Last shard whose offset <= begin (skips empty shards naturally).
+  size_t s = static_cast<size_t>(std::upper_bound(offsets_.begin(), offsets_.end(), begin) -
+                                 offsets_.begin()) - 1;
+  while (count > 0) {
+    const int64_t local = begin - offsets_[s];
+    const int64_t k = std::min(count, shards_[s].size() - local);
+    if (k > 0) {
+      shards_[s].read(local, k, out);
+      out += k;
+      begin += k;
+      count -= k;
+    }
+    ++s;
+  }
+}
+
+std::string TokenDataset::describe() const {
+  std::ostringstream os;
+  for (size_t i = 0; i < shards_.size(); ++i)
+    os << (i ? ", " : "") << shards_[i].path() << " (" << shards_[i].size() << " tokens)";
+  return os.str();
+}
+
+uint64_t TokenDataset::content_hash() const {
+  if (!hash_) {
+    TokenHasher h;
+    std::vector<uint32_t> buf(1 << 16);
+    for (const TokenShard& s : shards_)
+      for (int64_t b = 0; b < s.size(); b += static_cast<int64_t>(buf.size())) {
+        const int64_t k = std::min<int64_t>(static_cast<int64_t>(buf.size()), s.size() - b);
+        s.read(b, k, buf.data());
+        h.update(buf.data(), k);
+      }
+    hash_ = h.finish();
+  }
+  return *hash_;
+}
+
+}  // namespace llmpi

@@ -1,0 +1,49 @@
+#pragma once
+// TokenDataset: one or more token shards read as one concatenated token sequence
+// (shard order as given). Global token index g lives in the shard whose [offset, offset+size)
+// contains it. Shards stay memory-mapped; copy() gathers a range across shard boundaries.
+// content_hash() identifies the token sequence (not the file layout) for checkpoint metadata:
+// it is the same whether the tokens sit in one shard or many, and in 2- or 4-byte width.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/token_shard.h"
+
+namespace llmpi {
+
+class TokenDataset {
+ public:
+  // vocab_size > 0 validates every token of every shard against it.
+  explicit TokenDataset(const std::vector<std::string>& paths, int64_t vocab_size = 0);
+
+  int64_t size() const { return total_; }
+  const std::vector<TokenShard>& shards() const { return shards_; }
+  // Copies global tokens [begin, begin + count) into out.
+  void copy(int64_t begin, int64_t count, int32_t* out) const;
+  // "a.bin (1000 tokens), b.bin (20 tokens)" for error messages.
+  std::string describe() const;
+  // Streaming 64-bit hash of all tokens (docs/data-format.md); computed once, then cached.
+  uint64_t content_hash() const;
+
+ private:
+  std::vector<TokenShard> shards_;
+  std::vector<int64_t> offsets_;  // offsets_[i] = first global index of shard i
+  int64_t total_ = 0;
+  mutable std::optional<uint64_t> hash_;
+};
+
+// The hash of a token sequence, in the streaming form that content_hash() uses.
+class TokenHasher {
+ public:
+  void update(const uint32_t* tokens, int64_t n);
+  uint64_t finish() const;
+
+ private:
+  uint64_t lane_[4] = {0x243F6A8885A308D3ull, 0x13198A2E03707344ull, 0xA4093822299F31D0ull,
+                       0x082EFA98EC4E6C89ull};
+  int64_t count_ = 0;
+};
+
+}  // namespace llmpi
