@@ -10,9 +10,13 @@
 
 namespace llmpi {
 
+// Kokkos sees only the program name: its own option parser would otherwise answer our
+// subcommands' --help. Kokkos settings come from its KOKKOS_* environment variables.
 struct Runtime::KokkosGuard {
+  int argc = 1;
+  char* argv[2];
   Kokkos::ScopeGuard guard;
-  KokkosGuard(int& argc, char** argv) : guard(argc, argv) {}
+  explicit KokkosGuard(char* prog) : argv{prog, nullptr}, guard(argc, argv) {}
 };
 
 Runtime::Runtime(int& argc, char**& argv) {
@@ -30,7 +34,7 @@ Runtime::Runtime(int& argc, char**& argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
   h5::silence_errors();
-  kokkos_ = std::make_unique<KokkosGuard>(argc, argv);
+  kokkos_ = std::make_unique<KokkosGuard>(argc > 0 ? argv[0] : nullptr);
 }
 
 Runtime::~Runtime() {

@@ -1,0 +1,120 @@
+#include "io/model_file.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "backend/backend.h"
+#include "core/error.h"
+#include "core/version.h"
+#include "io/hdf5.h"
+#include "io/tensor_file.h"
+
+namespace llmpi {
+namespace {
+
+// Host f32 staging of the store's master parameters (the store may live on a device or be
+// f64 in tests). Returns a view into `staging` when a copy was needed.
+const float* host_f32(Backend& be, const Tensor& flat, std::vector<float>& staging) {
+  if (flat.device == Device::host && flat.dtype == DType::f32) return flat.ptr<float>();
+  staging.resize(size_t(flat.numel()));
+  Tensor dst{staging.data(), Shape{flat.numel()}, DType::f32, Device::host};
+  be.copy(dst, flat);
+  be.synchronize();
+  return staging.data();
+}
+
+std::vector<TensorSlab> slabs_of(const ParamStore& store, float* base, bool owner) {
+  std::vector<TensorSlab> slabs;
+  for (const ParamInfo& p : store.params()) {
+    TensorSlab s;
+    s.name = p.name;
+    for (int d = 0; d < p.global_shape.ndim; ++d) {
+      s.global_shape.push_back(p.global_shape[d]);
+      s.local_shape.push_back(p.local_shape[d]);
+      s.offset.push_back(p.local_start[d]);
+    }
+    s.data = base + p.offset;
+    s.owner = owner;
+    slabs.push_back(std::move(s));
+  }
+  return slabs;
+}
+
+int comm_rank(MPI_Comm comm) {
+  int r = 0;
+  if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &r);
+  return r;
+}
+
+}  // namespace
+
+void save_model_file(const std::string& path, MPI_Comm comm, Backend& be,
+                     const ParamStore& store, const ModelFileMeta& meta, bool owner) {
+  std::vector<float> staging;
+  float* base = const_cast<float*>(host_f32(be, store.master(), staging));
+  const std::string tmp = path + ".tmp";
+  {
+    h5::Id file = h5::create_file(tmp, comm);
+    h5::write_attr(file, "format", std::string("llmpi"), tmp);
+    h5::write_attr(file, "format_version", kFormatVersion, tmp);
+    h5::write_attr(file, "kind", meta.kind, tmp);
+    h5::write_attr(file, "llmpi_version", std::string(kVersion), tmp);
+    h5::write_attr(file, "git_revision", std::string(kGitRevision), tmp);
+    h5::write_attr(file, "step", meta.step, tmp);
+    h5::write_attr(file, "tokens_seen", meta.tokens_seen, tmp);
+    h5::write_attr(file, "config", meta.config_toml, tmp);
+    h5::write_attr(file, "layout", meta.layout, tmp);
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    h5::write_attr(file, "created_unix",
+                   double(std::chrono::duration_cast<std::chrono::milliseconds>(now).count()) / 1e3,
+                   tmp);
+    h5::Id params = h5::create_group(file, "params", tmp);
+    write_tensors(params, comm, slabs_of(store, base, owner), tmp);
+  }
+  if (comm != MPI_COMM_NULL) MPI_Barrier(comm);
+  if (comm_rank(comm) == 0) {
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) user_error(path, ": cannot rename the finished file from ", tmp, ": ", ec.message());
+  }
+  if (comm != MPI_COMM_NULL) MPI_Barrier(comm);
+}
+
+ModelFileMeta read_model_meta(const std::string& path) {
+  h5::Id file = h5::open_file(path, MPI_COMM_NULL);
+  if (!h5::has_attr(file, "format") || h5::read_attr_string(file, "format", path) != "llmpi")
+    user_error(path, ": not an llmpi model or checkpoint file (no format=\"llmpi\" attribute)");
+  const int64_t version = h5::read_attr_int(file, "format_version", path);
+  if (version < 1 || version > kFormatVersion)
+    user_error(path, ": format_version ", version, " is not supported (this llmpi reads 1..",
+               kFormatVersion, ")");
+  ModelFileMeta m;
+  m.kind = h5::read_attr_string(file, "kind", path);
+  m.step = h5::read_attr_int(file, "step", path);
+  m.tokens_seen = h5::read_attr_int(file, "tokens_seen", path);
+  m.config_toml = h5::read_attr_string(file, "config", path);
+  m.layout = h5::read_attr_ints(file, "layout", path);
+  return m;
+}
+
+void load_model_params(const std::string& path, MPI_Comm comm, Backend& be, ParamStore& store,
+                       bool verify) {
+  const Tensor& flat = store.master();
+  const bool direct = flat.device == Device::host && flat.dtype == DType::f32;
+  std::vector<float> staging(direct ? 0 : size_t(flat.numel()));
+  float* base = direct ? flat.ptr<float>() : staging.data();
+  {
+    h5::Id file = h5::open_file(path, comm);
+    h5::Id params = h5::open_group(file, "params", path);
+    std::vector<TensorSlab> slabs = slabs_of(store, base, true);
+    read_tensors(params, comm, slabs, path, verify);
+  }
+  if (!direct) {
+    Tensor src{staging.data(), Shape{flat.numel()}, DType::f32, Device::host};
+    be.copy(flat, src);
+    be.synchronize();
+  }
+}
+
+}  // namespace llmpi

@@ -1,0 +1,82 @@
+#pragma once
+// Trainer: the training loop of one run.
+//   per step s (1-based):   zero grads
+//     for each micro-batch m:  forward → loss sum → backward with scale 1/(targets in step)
+//     global-norm clip → AdamW(lr(s), clip scale) → log line every log_every steps
+//   validation every eval_every steps and at the end; the model file at the end.
+// The global batch is batch_size × micro_batches × dp sequences; its samples are a pure
+// function of (seed, dataset, step) (data/batch_loader.h), so runs are reproducible bit for
+// bit: the same config gives the same losses.
+#include <mpi.h>
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "backend/backend.h"
+#include "config/config.h"
+#include "data/batch_loader.h"
+#include "data/token_dataset.h"
+#include "model/param_store.h"
+#include "model/transformer.h"
+#include "optim/adamw.h"
+#include "optim/lr_schedule.h"
+
+namespace llmpi {
+
+struct StepRecord {
+  int64_t step = 0;
+  double loss = 0.0;       // mean training loss of the step (nats/token)
+  double lr = 0.0;
+  double grad_norm = 0.0;  // before clipping
+  bool skipped = false;    // non-finite gradients: the update was not applied
+};
+
+struct TrainSummary {
+  std::vector<StepRecord> steps;
+  std::vector<std::pair<int64_t, double>> val_losses;  // (step, mean loss)
+  double unigram_baseline = 0.0;                       // 0 without validation data
+  std::string model_path;
+};
+
+class Trainer {
+ public:
+  // Loads the data, builds and initializes the model. `out` receives the progress lines.
+  Trainer(const Config& cfg, Backend& be, MPI_Comm comm, std::ostream& out);
+  ~Trainer();
+
+  TrainSummary run();
+
+  // Mean validation loss over `batches` validation micro-batches (nats/token).
+  double validate(int64_t batches);
+  const ParamStore& params() const { return *store_; }
+
+ private:
+  StepRecord train_step(int64_t step);
+  void print_step(const StepRecord& r, double elapsed_s, double tokens_per_s) const;
+
+  const Config& cfg_;
+  Backend& be_;
+  MPI_Comm comm_;
+  std::ostream& out_;
+  int rank_ = 0;
+
+  TokenDataset train_data_;
+  std::optional<TokenDataset> val_data_;
+  BatchLoader loader_;
+  std::optional<ValLoader> val_loader_;
+  BatchLayout layout_;
+
+  std::unique_ptr<ParamStore> store_;
+  std::unique_ptr<Transformer> model_;
+  std::unique_ptr<AdamW> opt_;
+  LrSchedule schedule_;
+  Activations acts_;
+  Workspace ws_;
+  Buffer ids_, targets_;                           // i32 [B·T] on the backend
+  std::vector<int32_t> host_ids_, host_targets_;   // [M, B·T] staged for one step
+};
+
+}  // namespace llmpi
