@@ -132,8 +132,8 @@ void unknown_key(const std::string& where, std::string_view section, std::string
     expected = "a key of [" + std::string(section) + "]; '" + std::string(name) +
                "' belongs in [" + std::string(other->section) + "]";
   } else {
-    expected = "one of the keys of [" + std::string(section) + "]:";
-    for (const std::string& n : names) expected += " " + n;
+    expected = "one of the keys of [" + std::string(section) + "]: ";
+    for (size_t i = 0; i < names.size(); ++i) expected += (i ? ", " : "") + names[i];
   }
   d.error(where, path, "unknown key", expected);
 }

@@ -1,0 +1,427 @@
+// Configuration layer: malformed configs (table-driven, each with the message it must give,
+// line numbers included), defaults and derived defaults, --set overrides, every preset in
+// configs/ loads, to_toml round-trips, the "did you mean" matcher, docs cover every key.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "config/config_schema.h"
+#include "config/did_you_mean.h"
+#include "core/error.h"
+
+using namespace llmpi;
+
+namespace {
+
+// A valid config; the line numbers below are those the expected messages name.
+const char* const kBase =
+    "[model]\n"                // 1
+    "arch = \"gpt2\"\n"        // 2
+    "vocab_size = 256\n"       // 3
+    "n_layer = 2\n"            // 4
+    "n_head = 4\n"             // 5
+    "d_model = 64\n"           // 6
+    "max_seq_len = 32\n"       // 7
+    "\n"                       // 8
+    "[train]\n"                // 9
+    "steps = 10\n"             // 10
+    "batch_size = 2\n"         // 11
+    "seq_len = 32\n"           // 12
+    "lr = 1e-3\n"              // 13
+    "min_lr = 1e-4\n"          // 14
+    "warmup_steps = 2\n"       // 15
+    "\n"                       // 16
+    "[data]\n"                 // 17
+    "train = \"data/x.bin\"\n" // 18
+    "\n"                       // 19
+    "[parallel]\n"             // 20
+    "tp = 1\n"                 // 21
+    "\n"                       // 22
+    "[run]\n"                  // 23
+    "dir = \"runs/test\"\n";   // 24
+
+// The llama shape of kBase: d_ff is required for llama.
+const std::vector<std::pair<std::string, std::string>> kLlama = {
+    {"arch = \"gpt2\"", "arch = \"llama\""}, {"max_seq_len = 32", "max_seq_len = 32\nd_ff = 176"}};
+
+struct Edit {
+  std::string from, to;
+};
+
+// kBase with each `from` (a whole line or run of lines, first occurrence) replaced by `to`.
+std::string edited(const std::vector<Edit>& edits) {
+  std::string text = std::string("\n") + kBase;  // so that every line starts after a '\n'
+  for (const Edit& e : edits) {
+    const size_t at = text.find("\n" + e.from + "\n");
+    if (at == std::string::npos) throw std::logic_error("test edit not found: " + e.from);
+    text.replace(at + 1, e.from.size(), e.to);
+  }
+  return text.substr(1);
+}
+
+std::vector<Edit> llama(std::vector<Edit> more = {}) {
+  std::vector<Edit> edits;
+  for (const auto& [from, to] : kLlama) edits.push_back({from, to});
+  edits.insert(edits.end(), more.begin(), more.end());
+  return edits;
+}
+
+// The UserError message of parsing, or "" when it parses.
+std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_config(text, "test.toml", overrides);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+struct BadCase {
+  const char* name;
+  std::vector<Edit> edits;
+  std::vector<std::string> overrides;
+  std::string expected;  // a fragment of the message
+};
+
+std::vector<BadCase> bad_cases() {
+  return {
+      {"unknown_key", {{"n_layer = 2", "n_layer = 2\nfoo_bar = 1"}}, {},
+       "test.toml:5: key 'model.foo_bar': unknown key; expected one of the keys of [model]: arch, "
+       "vocab_size, n_layer"},
+      {"typo_suggestion", {{"n_head = 4", "n_heads = 4"}}, {},
+       "test.toml:5: key 'model.n_heads': unknown key; expected a key of [model]; did you mean "
+       "'n_head'?"},
+      {"key_in_wrong_section", {{"n_layer = 2", "n_layer = 2\nlr = 0.1"}}, {},
+       "test.toml:5: key 'model.lr': unknown key; expected a key of [model]; 'lr' belongs in [train]"},
+      {"unknown_section", {{"[run]", "[runs]"}}, {},
+       "test.toml:23: section [runs]: unknown section; expected one of [model], [train], [data], "
+       "[parallel], [checkpoint], [run]; did you mean [run]?"},
+      {"key_outside_sections", {{"[model]", "steps = 3\n[model]"}}, {},
+       "test.toml:1: key 'steps': outside any section; expected it under [train] (as train.steps)"},
+      {"section_not_a_table", {{"[model]", "run = 5\n[model]"}, {"[run]\ndir = \"runs/test\"", ""}}, {},
+       "test.toml:1: key 'run': 5 is an integer; expected a table [run]"},
+      {"string_for_int", {{"n_layer = 2", "n_layer = \"two\""}}, {},
+       "test.toml:4: key 'model.n_layer': \"two\" is a string; expected an integer >= 1"},
+      {"float_for_int", {{"batch_size = 2", "batch_size = 2.5"}}, {},
+       "test.toml:11: key 'train.batch_size': 2.5 is a floating-point number; expected an integer >= 1"},
+      {"whole_float_for_int", {{"steps = 10", "steps = 1e3"}}, {},
+       "test.toml:10: key 'train.steps': 1000.0 is a floating-point number; expected an integer >= 1"},
+      {"bool_for_float", {{"lr = 1e-3", "lr = true"}}, {},
+       "test.toml:13: key 'train.lr': true is a boolean; expected a finite number > 0"},
+      {"nan_for_float", {{"lr = 1e-3", "lr = nan"}}, {},
+       "test.toml:13: key 'train.lr': nan is a floating-point number; expected a finite number > 0"},
+      {"negative_size", {{"vocab_size = 256", "vocab_size = -5"}}, {},
+       "test.toml:3: key 'model.vocab_size': -5 is out of range; expected an integer >= 1"},
+      {"zero_size", {{"d_model = 64", "d_model = 0"}}, {},
+       "test.toml:6: key 'model.d_model': 0 is out of range; expected an integer >= 1"},
+      {"zero_lr", {{"lr = 1e-3", "lr = 0"}}, {},
+       "test.toml:13: key 'train.lr': 0.0 is out of range; expected a finite number > 0"},
+      {"n_head_not_dividing_d_model", {{"n_head = 4", "n_head = 3"}}, {},
+       "test.toml:5: key 'model.n_head': 3 does not divide model.d_model = 64; expected a divisor "
+       "of d_model"},
+      {"n_kv_head_not_dividing_n_head", llama({{"n_head = 4", "n_head = 4\nn_kv_head = 3"}}), {},
+       "test.toml:6: key 'model.n_kv_head': 3 does not divide model.n_head = 4; expected a divisor "
+       "of n_head"},
+      {"gpt2_with_gqa", {{"n_head = 4", "n_head = 4\nn_kv_head = 2"}}, {},
+       "test.toml:6: key 'model.n_kv_head': 2 differs from model.n_head = 4; expected n_kv_head == "
+       "n_head for arch \"gpt2\""},
+      {"llama_odd_head_dim", llama({{"d_model = 64", "d_model = 36"}}), {},
+       "test.toml:5: key 'model.n_head': head_dim = d_model / n_head = 36 / 4 = 9 is odd; expected "
+       "an even head_dim for arch \"llama\""},
+      {"llama_without_d_ff", {{"arch = \"gpt2\"", "arch = \"llama\""}}, {},
+       "test.toml:1: key 'model.d_ff': missing (required for arch \"llama\"); expected an integer >= 1"},
+      {"unknown_arch", {{"arch = \"gpt2\"", "arch = \"gpt3\""}}, {},
+       "test.toml:2: key 'model.arch': \"gpt3\" is not a known value (did you mean \"gpt2\"?); "
+       "expected one of \"gpt2\" or \"llama\""},
+      {"unknown_decay", {{"warmup_steps = 2", "warmup_steps = 2\ndecay = \"cosin\""}}, {},
+       "test.toml:16: key 'train.decay': \"cosin\" is not a known value (did you mean \"cosine\"?); "
+       "expected one of \"cosine\", \"linear\" or \"constant\""},
+      {"beta2_equal_one", {{"warmup_steps = 2", "warmup_steps = 2\nbeta2 = 1.0"}}, {},
+       "test.toml:16: key 'train.beta2': 1.0 is out of range; expected a finite number in [0, 1)"},
+      {"beta1_negative", {{"warmup_steps = 2", "warmup_steps = 2\nbeta1 = -0.1"}}, {},
+       "test.toml:16: key 'train.beta1': -0.1 is out of range; expected a finite number in [0, 1)"},
+      {"min_lr_above_lr", {{"min_lr = 1e-4", "min_lr = 1e-2"}}, {},
+       "test.toml:14: key 'train.min_lr': 0.01 exceeds train.lr = 0.001; expected a number in [0, lr]"},
+      {"warmup_above_steps", {{"warmup_steps = 2", "warmup_steps = 20"}}, {},
+       "test.toml:15: key 'train.warmup_steps': 20 exceeds train.steps = 10; expected an integer in "
+       "0..10"},
+      {"seq_len_above_max", {{"seq_len = 32", "seq_len = 64"}}, {},
+       "test.toml:12: key 'train.seq_len': 64 exceeds model.max_seq_len = 32; expected an integer in "
+       "1..32"},
+      {"empty_data_path", {{"train = \"data/x.bin\"", "train = \"\""}}, {},
+       "test.toml:18: key 'data.train': the string is empty; expected a non-empty string"},
+      {"zero_stage_4", {{"tp = 1", "tp = 1\nzero_stage = 4"}}, {},
+       "test.toml:22: key 'parallel.zero_stage': 4 is out of range; expected an integer in 0..3"},
+      {"sequence_parallel_without_tp", {{"tp = 1", "tp = 1\nsequence_parallel = true"}}, {},
+       "test.toml:22: key 'parallel.sequence_parallel': true with parallel.tp = 1; expected tp > 1"},
+      {"virtual_stages_without_pp", {{"tp = 1", "tp = 1\nvirtual_stages = 2"}}, {},
+       "test.toml:22: key 'parallel.virtual_stages': 2 with parallel.pp = 1; expected "
+       "virtual_stages = 1 without pipeline parallelism, or pp > 1"},
+      {"tp_not_dividing_heads", {{"tp = 1", "tp = 3"}}, {},
+       "test.toml:21: key 'parallel.tp': 3 does not divide model.n_head = 4; expected a divisor of "
+       "n_head"},
+      {"tp_not_dividing_kv_heads", llama({{"n_head = 4", "n_head = 4\nn_kv_head = 2"}, {"tp = 1", "tp = 4"}}),
+       {}, "test.toml:23: key 'parallel.tp': 4 does not divide model.n_kv_head = 2"},
+      {"too_many_pipeline_chunks", {{"tp = 1", "pp = 2\nvirtual_stages = 2\nmicro_batches = 4"}}, {},
+       "test.toml:21: key 'parallel.pp': pp * virtual_stages = 2 * 2 = 4 exceeds model.n_layer = 2"},
+      {"keep_every_not_multiple", {{"[run]", "[checkpoint]\nevery = 10\nkeep_every = 15\n\n[run]"}}, {},
+       "test.toml:25: key 'checkpoint.keep_every': 15 is not a multiple of checkpoint.every = 10"},
+      {"toml_syntax_error", {{"lr = 1e-3", "lr = = 1e-3"}}, {}, "test.toml:13:"},
+      {"toml_duplicate_key", {{"lr = 1e-3", "lr = 1e-3\nlr = 2e-3"}}, {}, "test.toml:14:"},
+      {"missing_vocab_size", {{"vocab_size = 256", ""}}, {},
+       "test.toml:1: key 'model.vocab_size': missing from [model]; expected an integer >= 1"},
+      {"missing_section", {{"[data]\ntrain = \"data/x.bin\"", ""}}, {},
+       "test.toml: key 'data.train': missing (there is no [data] section); expected a non-empty "
+       "string"},
+      {"set_without_equals", {}, {"train.lr"},
+       "--set train.lr: missing '='; expected section.key=value"},
+      {"set_without_section", {}, {"lr=1e-3"},
+       "--set lr=1e-3: key 'lr': not of the form section.key; expected section.key=value; did you "
+       "mean 'train.lr'?"},
+      {"set_unknown_key", {}, {"train.lrr=1e-3"},
+       "--set train.lrr=1e-3: key 'train.lrr': unknown key; expected a key of [train]; did you "
+       "mean 'lr'?"},
+      {"set_unknown_section", {}, {"optim.lr=1e-3"},
+       "--set optim.lr=1e-3: section [optim]: unknown section"},
+      {"set_wrong_type", {}, {"train.steps=many"},
+       "--set train.steps=many: key 'train.steps': \"many\" is a string; expected an integer >= 1"},
+      {"set_float_for_int", {}, {"train.steps=1.5"},
+       "--set train.steps=1.5: key 'train.steps': 1.5 is a floating-point number"},
+      {"set_array_for_string", {}, {"data.train=[1, 2]"},
+       "--set data.train=[1, 2]: key 'data.train':"},
+      {"set_cannot_inject_keys", {}, {"train.steps=5\nseed = 7"},
+       "key 'train.steps': \"5\\nseed = 7\" is a string; expected an integer >= 1"},
+      {"set_breaks_consistency", {}, {"train.seq_len=64"},
+       "--set train.seq_len=64: key 'train.seq_len': 64 exceeds model.max_seq_len = 32"},
+  };
+}
+
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
+
+class ConfigBad : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ConfigBad, GivesItsMessage) {
+  const BadCase& c = GetParam();
+  const std::string msg = error_of(edited(c.edits), c.overrides);
+  ASSERT_FALSE(msg.empty()) << "config was accepted";
+  EXPECT_NE(msg.find(c.expected), std::string::npos)
+      << "message:\n" << msg << "\nlacks:\n" << c.expected;
+}
+
+INSTANTIATE_TEST_SUITE_P(Config, ConfigBad, ::testing::ValuesIn(bad_cases()),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+void expect_same_model(const ModelConfig& a, const ModelConfig& b) {
+  EXPECT_EQ(a.arch, b.arch);
+  EXPECT_EQ(a.vocab_size, b.vocab_size);
+  EXPECT_EQ(a.n_layer, b.n_layer);
+  EXPECT_EQ(a.n_head, b.n_head);
+  EXPECT_EQ(a.n_kv_head, b.n_kv_head);
+  EXPECT_EQ(a.d_model, b.d_model);
+  EXPECT_EQ(a.d_ff, b.d_ff);
+  EXPECT_EQ(a.max_seq_len, b.max_seq_len);
+  EXPECT_EQ(a.rope_theta, b.rope_theta);
+  EXPECT_EQ(a.norm_eps, b.norm_eps);
+  EXPECT_EQ(a.init_std, b.init_std);
+  EXPECT_EQ(a.tied_embeddings, b.tied_embeddings);
+}
+
+void expect_round_trip(const Config& c) {
+  const std::string text = to_toml(c);
+  const Config back = parse_config(text, "round-trip.toml");
+  expect_same_model(back.model, c.model);
+  EXPECT_EQ(back.train, c.train);
+  EXPECT_EQ(back.data, c.data);
+  EXPECT_EQ(back.parallel, c.parallel);
+  EXPECT_EQ(back.checkpoint, c.checkpoint);
+  EXPECT_EQ(back.run, c.run);
+  EXPECT_EQ(back.source_text, text);
+}
+
+std::vector<std::filesystem::path> presets() {
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(LLMPI_SOURCE_DIR) + "/configs"))
+    if (e.path().extension() == ".toml") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+TEST(Config, BaseParsesWithDefaults) {
+  const Config c = parse_config(kBase, "test.toml");
+  EXPECT_EQ(c.source_path, "test.toml");
+  EXPECT_EQ(c.model.arch, Arch::gpt2);
+  EXPECT_EQ(c.model.n_kv_head, 4);              // = n_head
+  EXPECT_EQ(c.model.d_ff, 256);                 // = 4 * d_model for gpt2
+  EXPECT_TRUE(c.model.tied_embeddings);         // gpt2 default
+  EXPECT_EQ(c.train.lr, 1e-3);
+  EXPECT_EQ(c.train.beta2, 0.95);               // struct default
+  EXPECT_EQ(c.train.decay, LrDecay::cosine);
+  EXPECT_EQ(c.data.train, "data/x.bin");        // kept as written
+  EXPECT_EQ(c.run.dir, "runs/test");
+  EXPECT_EQ(c.source_text, to_toml(c));
+}
+
+TEST(Config, LlamaDerivedDefaults) {
+  const Config c = parse_config(edited(llama()), "test.toml");
+  EXPECT_EQ(c.model.arch, Arch::llama);
+  EXPECT_EQ(c.model.n_kv_head, 4);
+  EXPECT_EQ(c.model.d_ff, 176);
+  EXPECT_FALSE(c.model.tied_embeddings);  // llama default
+  const Config tied = parse_config(edited(llama({{"d_model = 64", "d_model = 64\ntied_embeddings = true"}})),
+                                   "test.toml");
+  EXPECT_TRUE(tied.model.tied_embeddings);
+}
+
+TEST(Config, IntegerAcceptedWhereNumberExpected) {
+  const Config c = parse_config(edited({{"lr = 1e-3", "lr = 1"}, {"min_lr = 1e-4", "min_lr = 0"}}), "t");
+  EXPECT_EQ(c.train.lr, 1.0);
+  EXPECT_EQ(c.train.min_lr, 0.0);
+}
+
+TEST(Config, ReportsEveryKeyErrorAtOnce) {
+  const std::string msg =
+      error_of(edited({{"n_layer = 2", "n_layer = 0"}, {"batch_size = 2", "batch_size = \"x\""}}));
+  EXPECT_NE(msg.find("test.toml:4: key 'model.n_layer'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("test.toml:11: key 'train.batch_size'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find('\n'), std::string::npos) << msg;
+}
+
+TEST(Config, OverridesApply) {
+  const Config c = parse_config(
+      kBase, "test.toml",
+      {"train.lr=2e-3", "model.n_layer = 3", "data.val=data/v.bin", "run.dir=\"runs/a b\"",
+       "parallel.tp=2", "parallel.sequence_parallel=true", "train.decay=linear",
+       "train.steps=100", "train.steps=200", "checkpoint.log_spaced=true"});
+  EXPECT_EQ(c.train.lr, 2e-3);
+  EXPECT_EQ(c.model.n_layer, 3);
+  EXPECT_EQ(c.data.val, "data/v.bin");     // a bare word is a string
+  EXPECT_EQ(c.run.dir, "runs/a b");        // a quoted TOML string
+  EXPECT_EQ(c.parallel.tp, 2);
+  EXPECT_TRUE(c.parallel.sequence_parallel);
+  EXPECT_EQ(c.train.decay, LrDecay::linear);
+  EXPECT_EQ(c.train.steps, 200);           // the last override wins
+  EXPECT_TRUE(c.checkpoint.log_spaced);    // a section absent from the file is created
+  EXPECT_NE(c.source_text.find("lr = 0.002\n"), std::string::npos) << c.source_text;
+  EXPECT_NE(c.source_text.find("n_layer = 3\n"), std::string::npos) << c.source_text;
+}
+
+TEST(Config, OverrideMayRepairTheFile) {
+  const std::string bad = edited({{"seq_len = 32", "seq_len = 64"}});
+  EXPECT_FALSE(error_of(bad).empty());
+  EXPECT_EQ(parse_config(bad, "test.toml", {"model.max_seq_len=64"}).train.seq_len, 64);
+}
+
+TEST(Config, MissingFile) {
+  try {
+    load_config("/nonexistent/dir/none.toml");
+    FAIL() << "no error";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/dir/none.toml: no such file"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(load_config(std::string(LLMPI_SOURCE_DIR) + "/configs"), UserError);  // a directory
+}
+
+TEST(Config, LoadsFromFileWithItsPathInMessages) {
+  const auto dir = std::filesystem::temp_directory_path() / "llmpi_test_config";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "bad.toml").string();
+  std::ofstream(path) << edited({{"n_head = 4", "n_head = 5"}});
+  try {
+    load_config(path);
+    FAIL() << "no error";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ":5: key 'model.n_head'"), std::string::npos) << e.what();
+  }
+  std::ofstream(path) << kBase;
+  EXPECT_EQ(load_config(path).source_path, path);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Config, EveryPresetLoads) {
+  const auto files = presets();
+  ASSERT_GE(files.size(), 4u);
+  for (const auto& f : files) {
+    SCOPED_TRACE(f.string());
+    Config c;
+    ASSERT_NO_THROW(c = load_config(f.string())) << f;
+    EXPECT_EQ(c.source_path, f.string());
+    expect_round_trip(c);
+  }
+}
+
+TEST(Config, PresetShapes) {
+  const std::string dir = std::string(LLMPI_SOURCE_DIR) + "/configs/";
+  auto tokens_per_step = [](const Config& c) {
+    return c.parallel.dp * c.parallel.micro_batches * c.train.batch_size * c.train.seq_len;
+  };
+  const Config tiny = load_config(dir + "tiny.toml");
+  EXPECT_EQ(tiny.model.d_ff, 4 * tiny.model.d_model);
+  EXPECT_EQ(tiny.data.train, "data/fortunes/train.bin");
+  const Config tl = load_config(dir + "tiny-llama.toml");
+  EXPECT_EQ(tl.model.arch, Arch::llama);
+  EXPECT_EQ(tl.model.n_kv_head, 2);
+  EXPECT_FALSE(tl.model.tied_embeddings);
+  const Config g = load_config(dir + "gpt2-124m.toml");
+  EXPECT_EQ(g.model.d_ff, 3072);
+  EXPECT_EQ(tokens_per_step(g), 524288);
+  const Config t = load_config(dir + "tinyllama-1.1b.toml");
+  EXPECT_EQ(t.model.head_dim(), 64);
+  EXPECT_EQ(tokens_per_step(t), 2097152);
+  // A preset keeps its global batch when dp divides micro_batches.
+  const Config t16 = load_config(dir + "tinyllama-1.1b.toml", {"parallel.dp=16", "parallel.micro_batches=8"});
+  EXPECT_EQ(tokens_per_step(t16), 2097152);
+}
+
+TEST(Config, RoundTripsAwkwardValues) {
+  Config c = parse_config(edited(llama()), "test.toml");
+  c.data.val = "dir with \"quotes\"\\ and\nnewline\tand tab and \x01 and é";
+  c.data.tokenizer = "";
+  c.train.lr = 0.1 + 0.2;           // not the shortest decimal of 0.3
+  c.train.min_lr = 1e-300;
+  c.train.eps = 5e-324;             // the smallest subnormal
+  c.model.rope_theta = 500000.0;    // an integral float must stay a float
+  c.train.seed = 9007199254740993;  // not representable as a double
+  expect_round_trip(c);
+}
+
+TEST(Config, SchemaIsConsistent) {
+  for (const auto& k : config::config_keys()) {
+    SCOPED_TRACE(k.path());
+    EXPECT_EQ(config::find_config_key(k.section, k.name), &k);  // no duplicates
+    const auto& s = config::config_sections();
+    EXPECT_NE(std::find(s.begin(), s.end(), k.section), s.end());
+    EXPECT_FALSE(k.expected().empty());
+  }
+}
+
+TEST(Config, DocsDescribeEveryKey) {
+  std::ifstream in(std::string(LLMPI_SOURCE_DIR) + "/docs/config.md");
+  ASSERT_TRUE(in) << "docs/config.md is missing";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string doc = ss.str();
+  for (std::string_view s : config::config_sections())
+    EXPECT_NE(doc.find("## [" + std::string(s) + "]"), std::string::npos) << s;
+  for (const auto& k : config::config_keys())
+    EXPECT_NE(doc.find("| `" + std::string(k.name) + "` |"), std::string::npos) << k.path();
+}
+
+TEST(DidYouMean, FindsPlausibleTypos) {
+  EXPECT_EQ(edit_distance("n_haed", "n_head"), 1u);  // transposition
+  EXPECT_EQ(edit_distance("", "abc"), 3u);
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+  const std::vector<std::string> names = {"n_head", "n_kv_head", "warmup_steps", "lr"};
+  EXPECT_EQ(did_you_mean("n_heads", names), "n_head");
+  EXPECT_EQ(did_you_mean("warmup", names), "warmup_steps");  // a prefix
+  EXPECT_EQ(did_you_mean("lt", names), "lr");
+  EXPECT_EQ(did_you_mean("dropout", names), std::nullopt);
+}
