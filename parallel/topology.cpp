@@ -1,0 +1,247 @@
+#include "parallel/topology.h"
+
+#include <array>
+#include <climits>
+#include <sstream>
+
+namespace llmpi {
+
+// ---- pure grid arithmetic -----------------------------------------------------------------
+
+std::vector<std::vector<int>> rank_groups(std::span<const int> shape, std::span<const int> axes) {
+  const int ndim = static_cast<int>(shape.size());
+  std::vector<bool> in_group(ndim, false);
+  for (int a : axes) {
+    LLMPI_CHECK(a >= 0 && a < ndim, "axis ", a, " of a ", ndim, "-d grid");
+    LLMPI_CHECK(!in_group[a], "axis ", a, " listed twice");
+    in_group[a] = true;
+  }
+  int64_t n = 1, group_size = 1;
+  for (int d = 0; d < ndim; ++d) {
+    LLMPI_CHECK(shape[d] >= 1, "grid extent ", shape[d], " on axis ", d);
+    n *= shape[d];
+    if (in_group[d]) group_size *= shape[d];
+  }
+  LLMPI_CHECK(n <= INT_MAX, "grid of ", n, " ranks");
+  // A rank's group is keyed by its coordinates on the other axes (mixed radix); ranks are
+  // visited in increasing order, so groups come out ordered by their smallest rank and
+  // members in increasing order.
+  const int64_t n_groups = n / group_size;
+  std::vector<int> slot(static_cast<size_t>(n_groups), -1);
+  std::vector<std::vector<int>> groups;
+  groups.reserve(static_cast<size_t>(n_groups));
+  for (int r = 0; r < static_cast<int>(n); ++r) {
+    int64_t key = 0, rest = r, stride = 1;
+    for (int d = ndim - 1; d >= 0; --d) {
+      const int64_t c = rest % shape[d];
+      rest /= shape[d];
+      if (!in_group[d]) {
+        key += c * stride;
+        stride *= shape[d];
+      }
+    }
+    int& s = slot[static_cast<size_t>(key)];
+    if (s < 0) {
+      s = static_cast<int>(groups.size());
+      groups.emplace_back();
+      groups.back().reserve(static_cast<size_t>(group_size));
+    }
+    groups[static_cast<size_t>(s)].push_back(r);
+  }
+  return groups;
+}
+
+std::vector<std::vector<int>> rank_groups(std::span<const int> shape, int axis) {
+  const int axes[1] = {axis};
+  return rank_groups(shape, std::span<const int>(axes));
+}
+
+const char* axis_name(Axis a) {
+  switch (a) {
+    case Axis::pp: return "pp";
+    case Axis::dp: return "dp";
+    case Axis::tp: return "tp";
+  }
+  return "?";
+}
+
+Layout Layout::from(const ParallelSection& p) {
+  auto degree = [](int64_t v, const char* key) {
+    LLMPI_CHECK(v >= 1 && v <= INT_MAX, "parallel.", key, " = ", v, " (validate first)");
+    return static_cast<int>(v);
+  };
+  return Layout{degree(p.tp, "tp"), degree(p.dp, "dp"), degree(p.pp, "pp")};
+}
+
+std::vector<std::vector<int>> Layout::groups(Axis a) const {
+  return rank_groups(shape(), static_cast<int>(a));
+}
+
+std::vector<std::vector<int>> Layout::embedding_groups() const {
+  std::vector<std::vector<int>> groups = this->groups(Axis::pp);
+  for (auto& g : groups) g = pp == 1 ? std::vector<int>{g.front()} : std::vector<int>{g.front(), g.back()};
+  return groups;
+}
+
+std::string Layout::str() const {
+  return detail::concat("tp=", tp, " × pp=", pp, " × dp=", dp);
+}
+
+// ---- validation ---------------------------------------------------------------------------
+
+std::string validate_layout(const Config& cfg, int world_size) {
+  const ParallelSection& p = cfg.parallel;
+  const ModelConfig& m = cfg.model;
+  std::ostringstream out;
+  auto problem = [&](auto&&... parts) { ((out << parts), ...) << '\n'; };
+
+  bool degrees_ok = true;
+  // A bound on each degree keeps their product far from overflow (and is beyond any machine).
+  constexpr int64_t kMaxDegree = int64_t{1} << 20;
+  auto at_least_one = [&](int64_t v, const char* key) {
+    if (v >= 1 && v <= kMaxDegree) return;
+    problem("parallel.", key, " = ", v, ": expected an integer in [1, ", kMaxDegree, "]");
+    degrees_ok = false;
+  };
+  at_least_one(p.tp, "tp");
+  at_least_one(p.pp, "pp");
+  at_least_one(p.dp, "dp");
+  at_least_one(p.virtual_stages, "virtual_stages");
+  at_least_one(p.micro_batches, "micro_batches");
+  if (p.zero_stage < 0 || p.zero_stage > 3)
+    problem("parallel.zero_stage = ", p.zero_stage, ": expected 0, 1, 2 or 3");
+  if (!degrees_ok) return out.str();  // the rules below divide by the degrees
+
+  const int64_t product = p.tp * p.pp * p.dp;
+  if (product != world_size) {
+    std::string hint;
+    if (world_size % (p.tp * p.pp) == 0)
+      hint = detail::concat("; with tp=", p.tp, " and pp=", p.pp, ", set dp=",
+                            world_size / (p.tp * p.pp));
+    problem("parallel: tp=", p.tp, " × pp=", p.pp, " × dp=", p.dp, " = ", product,
+            ", but the job has ", world_size, " ranks (the product of the degrees must equal ",
+            "the number of MPI ranks", hint, ")");
+  }
+  if (m.n_head > 0 && m.n_head % p.tp != 0)
+    problem("parallel.tp = ", p.tp, " does not divide model.n_head = ", m.n_head,
+            ": tensor parallelism gives every tp rank n_head / tp whole attention heads");
+  if (m.n_kv_head > 0 && m.n_kv_head % p.tp != 0)
+    problem("parallel.tp = ", p.tp, " does not divide model.n_kv_head = ", m.n_kv_head,
+            ": tensor parallelism gives every tp rank n_kv_head / tp whole key/value heads");
+  if (m.d_ff > 0 && m.d_ff % p.tp != 0)
+    problem("parallel.tp = ", p.tp, " does not divide model.d_ff = ", m.d_ff,
+            ": tensor parallelism splits the MLP hidden width evenly over the tp ranks");
+  if (p.pp * p.virtual_stages > m.n_layer)
+    problem("parallel.pp × parallel.virtual_stages = ", p.pp, " × ", p.virtual_stages, " = ",
+            p.pp * p.virtual_stages, " model chunks, but model.n_layer = ", m.n_layer,
+            ": every pipeline chunk needs at least one layer");
+  if (p.zero_stage == 3 && p.pp > 1)
+    problem("parallel.zero_stage = 3 with parallel.pp = ", p.pp,
+            " is not supported: ZeRO-3 gathers each layer's parameters before every use and "
+            "frees them after, and a pipeline stage runs each of its layers once per "
+            "micro-batch in forward and again in backward, so every step would all-gather all "
+            "parameters 2 × micro_batches times instead of twice; use zero_stage 1 or 2 with "
+            "pipeline parallelism");
+  if (p.sequence_parallel && p.tp == 1)
+    problem("parallel.sequence_parallel = true needs parallel.tp > 1: sequence parallelism "
+            "splits the token rows over the tensor-parallel group, which here has one rank");
+  const int64_t rows = cfg.train.batch_size * cfg.train.seq_len;
+  if (p.sequence_parallel && p.tp > 1 && rows > 0 && rows % p.tp != 0)
+    problem("parallel.sequence_parallel: train.batch_size × train.seq_len = ",
+            cfg.train.batch_size, " × ", cfg.train.seq_len, " = ", rows,
+            " token rows are not divisible by parallel.tp = ", p.tp,
+            ": every tp rank holds an equal contiguous chunk of the rows");
+  return out.str();
+}
+
+// ---- Topology ----------------------------------------------------------------------------
+
+namespace {
+
+// Splits `parent` (the world) so that each of `groups` becomes one communicator; a rank in
+// none of them gets a null Communicator. The key is the position in the group, so the
+// communicator rank equals the index in the (sorted) group.
+Communicator split_into(const Communicator& parent, const std::vector<std::vector<int>>& groups,
+                        const std::string& name) {
+  int color = -1, key = 0;
+  for (size_t g = 0; g < groups.size() && color < 0; ++g)
+    for (size_t i = 0; i < groups[g].size(); ++i)
+      if (groups[g][i] == parent.rank()) {
+        color = static_cast<int>(g);
+        key = static_cast<int>(i);
+      }
+  return Communicator::split(parent, color, key, name);
+}
+
+// The values every rank must agree on (the layout and what it is validated against).
+std::array<int64_t, 10> layout_fingerprint(const Config& c) {
+  const ParallelSection& p = c.parallel;
+  return {p.tp, p.pp, p.dp, p.zero_stage, p.sequence_parallel, p.virtual_stages,
+          c.model.n_head, c.model.n_kv_head, c.model.n_layer, c.model.d_ff};
+}
+
+}  // namespace
+
+Topology::Topology(const Config& cfg, MPI_Comm parent)
+    : world_comm_(Communicator::dup(parent, "world")) {
+  // Every rank validates the same input; then one all-reduce makes them agree, so that they
+  // throw together even if some rank was (wrongly) given another configuration.
+  const std::string problems = validate_layout(cfg, world_comm_.size());
+  const auto fp = layout_fingerprint(cfg);
+  std::array<int64_t, 2 * fp.size() + 1> mm{};  // [max fp | max -fp | any problem]
+  for (size_t i = 0; i < fp.size(); ++i) {
+    mm[i] = fp[i];
+    mm[fp.size() + i] = -fp[i];
+  }
+  mm.back() = problems.empty() ? 0 : 1;
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, mm.data(), static_cast<int>(mm.size()), MPI_INT64_T,
+                          MPI_MAX, world_comm_.get()),
+            "MPI_Allreduce (layout agreement)", &world_comm_);
+  bool agree = true;
+  for (size_t i = 0; i < fp.size(); ++i) agree = agree && mm[i] == -mm[fp.size() + i];
+  const std::string where = cfg.source_path.empty() ? std::string("config") : cfg.source_path;
+  if (!problems.empty())
+    throw LayoutError(where + ": invalid parallel layout:\n" + problems);
+  if (mm.back() != 0 || !agree)
+    throw LayoutError(where + ": the ranks of this job were given different parallel layouts "
+                              "or models; every rank must read the same configuration");
+
+  layout_ = Layout::from(cfg.parallel);
+  coord_ = layout_.coord_of(world_comm_.rank());
+  tp_comm_ = split_into(world_comm_, layout_.groups(Axis::tp), "tp");
+  dp_comm_ = split_into(world_comm_, layout_.groups(Axis::dp), "dp");
+  pp_comm_ = split_into(world_comm_, layout_.groups(Axis::pp), "pp");
+  embedding_comm_ = split_into(world_comm_, layout_.embedding_groups(), "embedding");
+  LLMPI_CHECK(tp_comm_.rank() == coord_.tp && dp_comm_.rank() == coord_.dp &&
+                  pp_comm_.rank() == coord_.pp,
+              "group ranks disagree with the grid coordinates");
+
+  world_ = std::make_unique<MpiCollectives>(world_comm_);
+  tp_ = std::make_unique<MpiCollectives>(tp_comm_);
+  dp_ = std::make_unique<MpiCollectives>(dp_comm_);
+  pp_ = std::make_unique<MpiCollectives>(pp_comm_);
+  if (embedding_comm_.valid()) embedding_ = std::make_unique<MpiCollectives>(embedding_comm_);
+}
+
+Collectives& Topology::embedding() {
+  LLMPI_CHECK(embedding_, "rank ", rank(), " (pipeline stage ", coord_.pp,
+              ") is not in an embedding group: only the first and last stages are");
+  return *embedding_;
+}
+
+const Communicator& Topology::communicator(Axis a) const {
+  switch (a) {
+    case Axis::tp: return tp_comm_;
+    case Axis::dp: return dp_comm_;
+    case Axis::pp: return pp_comm_;
+  }
+  LLMPI_CHECK(false, "unknown axis");
+  return tp_comm_;
+}
+
+std::string Topology::describe() const {
+  return detail::concat("rank ", rank(), " of ", world_size(), ": tp ", coord_.tp, "/", layout_.tp,
+                        ", dp ", coord_.dp, "/", layout_.dp, ", pp ", coord_.pp, "/", layout_.pp);
+}
+
+}  // namespace llmpi
