@@ -125,6 +125,10 @@ TEST(TokenShard, RejectsMalformedFiles) {
     h.resize(h.size() + n_bytes, 1);
     return h;
   };
+  auto truncated = [](std::vector<uint8_t> f, size_t n) {
+    f.resize(n);
+    return f;
+  };
   struct Case {
     std::vector<uint8_t> bytes;
     std::string fragment;
@@ -144,9 +148,7 @@ TEST(TokenShard, RejectsMalformedFiles) {
       {llmc_file(20240520, 1, 5, {1, 2, 3}), "size mismatch: llm.c header says 5 uint16 tokens"},
       {llmc_file(20240520, 7, 1, {1}), "unsupported llm.c shard version 7"},
       {llmc_file(20240520, 1, -3, {}), "negative token count"},
-      {std::vector<uint8_t>(llmc_file(20240520, 1, 0, {}).begin(),
-                            llmc_file(20240520, 1, 0, {}).begin() + 100),
-       "truncated llm.c header"},
+      {truncated(llmc_file(20240520, 1, 0, {}), 100), "truncated llm.c header"},
   };
   for (const auto& c : cases) {
     write_bytes(path, c.bytes);
