@@ -51,7 +51,15 @@ std::vector<std::string> key_names(std::string_view section) {
   return names;
 }
 
-// The section holding a key called `name`, if any.
+// The names of the keys of every section but `section`.
+std::vector<std::string> key_names_elsewhere(std::string_view section) {
+  std::vector<std::string> names;
+  for (const ConfigKey& k : config_keys())
+    if (k.section != section) names.emplace_back(k.name);
+  return names;
+}
+
+// The first key called `name` in any section, if any.
 const ConfigKey* key_anywhere(std::string_view name) {
   for (const ConfigKey& k : config_keys())
     if (k.name == name) return &k;
@@ -131,6 +139,9 @@ void unknown_key(const std::string& where, std::string_view section, std::string
   } else if (const ConfigKey* other = key_anywhere(name)) {
     expected = "a key of [" + std::string(section) + "]; '" + std::string(name) +
                "' belongs in [" + std::string(other->section) + "]";
+  } else if (auto s = did_you_mean(name, key_names_elsewhere(section))) {
+    const ConfigKey* k = key_anywhere(*s);
+    expected = "a key of [" + std::string(section) + "]; did you mean '" + k->path() + "'?";
   } else {
     expected = "one of the keys of [" + std::string(section) + "]: ";
     for (size_t i = 0; i < names.size(); ++i) expected += (i ? ", " : "") + names[i];
@@ -140,10 +151,10 @@ void unknown_key(const std::string& where, std::string_view section, std::string
 
 void unknown_section(const std::string& where, std::string_view name, Diagnostics& d) {
   std::vector<std::string> sections(config_sections().begin(), config_sections().end());
-  std::string msg = where + ": section [" + std::string(name) + "]: unknown section; expected one of " +
+  std::string msg = "section [" + std::string(name) + "]: unknown section; expected one of " +
                     section_list();
   if (auto s = did_you_mean(name, sections)) msg += "; did you mean [" + *s + "]?";
-  d.error(msg);
+  d.error(where, msg);
 }
 
 // A key written outside any section (before the first [header]).
@@ -163,7 +174,7 @@ void apply_overrides(toml::table& doc, const std::vector<std::string>& overrides
     const std::string where = "--set " + raw;
     const size_t eq = raw.find('=');
     if (eq == std::string::npos) {
-      d.error(where + ": missing '='; expected section.key=value (e.g. --set train.lr=3e-4)");
+      d.error(where, "missing '='; expected section.key=value (e.g. --set train.lr=3e-4)");
       continue;
     }
     const std::string path = trim(std::string_view(raw).substr(0, eq));

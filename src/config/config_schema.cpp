@@ -1,6 +1,7 @@
 // The schema table: every key of every section, with its field, presence and bounds.
 #include "config/config_schema.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -166,7 +167,19 @@ std::string format_double_plain(double v) {
   char buf[64];
   const auto r = std::to_chars(buf, buf + sizeof buf, v);
   LLMPI_CHECK(r.ec == std::errc{}, "to_chars failed");
-  return std::string(buf, r.ptr);
+  std::string s(buf, r.ptr);
+  // "3e-04" -> "3e-4", "1e+20" -> "1e20": the exponent without sign padding or leading zeros.
+  if (const size_t e = s.find('e'); e != std::string::npos) {
+    std::string mantissa = s.substr(0, e), exponent = s.substr(e + 1);
+    std::string sign;
+    if (exponent[0] == '-' || exponent[0] == '+') {
+      if (exponent[0] == '-') sign = "-";
+      exponent.erase(0, 1);
+    }
+    exponent.erase(0, std::min(exponent.find_first_not_of('0'), exponent.size() - 1));
+    s = mantissa + "e" + sign + exponent;
+  }
+  return s;
 }
 
 std::string format_double(double v) {

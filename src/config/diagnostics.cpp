@@ -1,6 +1,8 @@
 // Origins of config values and the error collector (see diagnostics.h for the format).
 #include "config/diagnostics.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace llmpi::config {
@@ -14,15 +16,32 @@ std::string Origins::of(const std::string& path, const std::string& fallback) co
 
 void Diagnostics::error(const std::string& where, const std::string& key, const std::string& what,
                         const std::string& expected) {
-  errors_.push_back(where + ": key '" + key + "': " + what + "; expected " + expected);
+  error(where, "key '" + key + "': " + what + "; expected " + expected);
+}
+
+void Diagnostics::error(const std::string& where, const std::string& message) {
+  Entry e{2, 0, where + ": " + message};
+  if (where.rfind("--set ", 0) == 0) {
+    e.group = 1;
+  } else if (const size_t colon = where.rfind(':'); colon != std::string::npos &&
+             colon + 1 < where.size() &&
+             where.find_first_not_of("0123456789", colon + 1) == std::string::npos) {
+    e.group = 0;
+    e.line = std::stol(where.substr(colon + 1));
+  }
+  errors_.push_back(std::move(e));
 }
 
 void Diagnostics::throw_if_any() const {
   if (errors_.empty()) return;
+  std::vector<Entry> sorted = errors_;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Entry& a, const Entry& b) {
+    return a.group != b.group ? a.group < b.group : a.line < b.line;
+  });
   std::string msg;
-  for (const std::string& e : errors_) {
+  for (const Entry& e : sorted) {
     if (!msg.empty()) msg += '\n';
-    msg += e;
+    msg += e.text;
   }
   throw UserError(msg);
 }

@@ -4,7 +4,8 @@
 //     WHERE: key 'section.key': <what is wrong>; expected <what is expected>
 // where WHERE is "FILE:LINE" (the key's line in the TOML file), "--set section.key=value"
 // (a command-line override), or "FILE" alone (a key that is absent). All errors of a stage
-// are collected and thrown together as one UserError, one error per line.
+// are collected and thrown together as one UserError, one error per line: those located in
+// the file first, by line, then those of overrides, then those with no line.
 #include <map>
 #include <string>
 #include <vector>
@@ -30,15 +31,19 @@ class Diagnostics {
  public:
   void error(const std::string& where, const std::string& key, const std::string& what,
              const std::string& expected);
-  // An error that names no key (a TOML syntax error, a malformed --set).
-  void error(std::string message) { errors_.push_back(std::move(message)); }
+  // An error that names no key (an unknown section, a malformed --set); it starts with WHERE.
+  void error(const std::string& where, const std::string& message);
   bool empty() const { return errors_.empty(); }
-  const std::vector<std::string>& errors() const { return errors_; }
   // Throws UserError with every error, one per line; does nothing when there is none.
   void throw_if_any() const;
 
  private:
-  std::vector<std::string> errors_;
+  struct Entry {
+    int group;     // 0: FILE:LINE, 1: --set, 2: FILE alone
+    long line;     // within group 0
+    std::string text;
+  };
+  std::vector<Entry> errors_;
 };
 
 }  // namespace llmpi::config
