@@ -19,10 +19,18 @@ namespace llmpi {
 namespace host {
 namespace {
 
+// Dot product over a head dim with 8 independent partial sums: breaks the add-latency chain
+// and lets the compiler vectorize without reassociation flags.
 template <class T>
 KOKKOS_INLINE_FUNCTION T dot(const T* a, const T* b, int64_t D) {
+  constexpr int64_t kLanes = 8;
+  T acc[kLanes] = {};
+  int64_t d = 0;
+  for (; d + kLanes <= D; d += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] += a[d + l] * b[d + l];
   T s = 0;
-  for (int64_t d = 0; d < D; ++d) s += a[d] * b[d];
+  for (; d < D; ++d) s += a[d] * b[d];
+  for (int64_t l = 0; l < kLanes; ++l) s += acc[l];
   return s;
 }
 
