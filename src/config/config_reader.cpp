@@ -35,6 +35,18 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b + 1));
 }
 
+// `s` with control characters escaped, so that an override stays on one line of a message.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (const char ch : s) {
+    if (static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f) out += ch;
+    else if (ch == '\n') out += "\\n";
+    else if (ch == '\t') out += "\\t";
+    else out += "\\x" + std::string(1, "0123456789abcdef"[(ch >> 4) & 15]) + "0123456789abcdef"[ch & 15];
+  }
+  return out;
+}
+
 std::string section_list() {
   std::string s;
   for (std::string_view name : config_sections()) {
@@ -171,7 +183,7 @@ void top_level_key(const std::string& where, std::string_view name, Diagnostics&
 void apply_overrides(toml::table& doc, const std::vector<std::string>& overrides, Origins& o,
                      Diagnostics& d) {
   for (const std::string& raw : overrides) {
-    const std::string where = "--set " + raw;
+    const std::string where = "--set " + printable(raw);
     const size_t eq = raw.find('=');
     if (eq == std::string::npos) {
       d.error(where, "missing '='; expected section.key=value (e.g. --set train.lr=3e-4)");

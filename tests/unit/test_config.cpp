@@ -199,7 +199,8 @@ std::vector<BadCase> bad_cases() {
       {"set_array_for_string", {}, {"data.train=[1, 2]"},
        "--set data.train=[1, 2]: key 'data.train':"},
       {"set_cannot_inject_keys", {}, {"train.steps=5\nseed = 7"},
-       "key 'train.steps': \"5\\nseed = 7\" is a string; expected an integer >= 1"},
+       "--set train.steps=5\\nseed = 7: key 'train.steps': \"5\\nseed = 7\" is a string; expected "
+       "an integer >= 1"},
       {"set_breaks_consistency", {}, {"train.seq_len=64"},
        "--set train.seq_len=64: key 'train.seq_len': 64 exceeds model.max_seq_len = 32"},
   };
