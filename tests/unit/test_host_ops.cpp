@@ -496,7 +496,9 @@ TEST(HostOps, CrossEntropyMatchesLogSoftmaxAndShardsCombine) {
       shard_lse_sum[n] += std::exp(slv[n]);
       picked_sum[n] += spv[n];
       const bool inside = targets[n] >= c0 && targets[n] < c0 + w;
-      if (!inside) EXPECT_EQ(spv[n], 0.0) << "target outside shard " << s << " picks 0";
+      if (!inside) {
+        EXPECT_EQ(spv[n], 0.0) << "target outside shard " << s << " picks 0";
+      }
     }
     be->cross_entropy_backward(pb, pb, lse, tg, sc, c0);  // in place: dlogits aliases logits
     const Vec g = read(*be, pb);
