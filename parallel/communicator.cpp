@@ -19,7 +19,8 @@ bool mpi_alive() {
 std::string mpi_error_string(int rc) {
   char text[MPI_MAX_ERROR_STRING] = {};
   int len = 0;
-  if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) return "MPI error code " + std::to_string(rc);
+  if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS)
+    return "MPI error code " + std::to_string(rc);
   return std::string(text, static_cast<size_t>(len));
 }
 

@@ -79,7 +79,8 @@ std::vector<std::vector<int>> Layout::groups(Axis a) const {
 
 std::vector<std::vector<int>> Layout::embedding_groups() const {
   std::vector<std::vector<int>> groups = this->groups(Axis::pp);
-  for (auto& g : groups) g = pp == 1 ? std::vector<int>{g.front()} : std::vector<int>{g.front(), g.back()};
+  for (auto& g : groups)
+    g = pp == 1 ? std::vector<int>{g.front()} : std::vector<int>{g.front(), g.back()};
   return groups;
 }
 

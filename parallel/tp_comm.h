@@ -10,9 +10,9 @@
 //   reduce_from_tp  Z_i → Σ_i Z_i            fwd all-reduce    bwd identity    (Megatron g)
 // With sequence parallelism the activations outside the two parallel linears (norms,
 // residual adds, dropout) are split by token rows instead of replicated:
-//   gather_from_sp        X^s_r → X = [X^s_0; …; X^s_{p-1}]   fwd all-gather   bwd reduce-scatter
-//   reduce_scatter_to_sp  Z_i → Z^s_r = rows r of Σ_i Z_i    fwd reduce-scatter  bwd all-gather
-//   scatter_to_sp         X → X^s_r (own rows, no traffic)   fwd split        bwd all-gather
+//   gather_from_sp        X^s_r → [X^s_0; …; X^s_{p-1}]    fwd all-gather      bwd reduce-scatter
+//   reduce_scatter_to_sp  Z_i → Z^s_r = rows r of Σ_i Z_i  fwd reduce-scatter  bwd all-gather
+//   scatter_to_sp         X → X^s_r (own rows)             fwd split (view)    bwd all-gather
 //
 // Row layout (a decision, relied on by every sequence-parallel layer): tensors are [N, …]
 // with N = B·T token rows in [B, T] order (row = b·T + t). Under sequence parallelism tp

@@ -312,8 +312,8 @@ TEST(TpComm, PairsByValue) {
   EXPECT_EQ(dgather, full);
 }
 
-// Σ_ranks ⟨F(x), dy⟩ = Σ_ranks ⟨x, B(dy)⟩ on random data; a replicated value (same on every
-// tp rank) is counted once, i.e. with weight 1/p in the sum over ranks.
+// Σ_ranks ⟨F(x), dy⟩ = Σ_ranks ⟨x, B(dy)⟩ on random data; a replicated value (same on
+// every tp rank) is counted once, i.e. with weight 1/p in the sum over ranks.
 TEST(TpComm, BackwardIsTheAdjointOfForward) {
   Topology topo(tp2_dp2());
   Collectives& tp = topo.tp();

@@ -17,7 +17,8 @@ using Groups = std::vector<std::vector<int>>;
 
 TEST(TopologyGroups, SixteenRankExampleOfTheHeader) {
   const Layout l{/*tp=*/4, /*dp=*/2, /*pp=*/2};
-  EXPECT_EQ(l.groups(Axis::tp), (Groups{{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9, 10, 11}, {12, 13, 14, 15}}));
+  EXPECT_EQ(l.groups(Axis::tp),
+            (Groups{{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9, 10, 11}, {12, 13, 14, 15}}));
   EXPECT_EQ(l.groups(Axis::dp),
             (Groups{{0, 4}, {1, 5}, {2, 6}, {3, 7}, {8, 12}, {9, 13}, {10, 14}, {11, 15}}));
   EXPECT_EQ(l.groups(Axis::pp),
