@@ -1,0 +1,166 @@
+// MLP activations on the CUDA backend, f32 math on bf16 storage.
+//   GELU (tanh approximation): y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³);
+//     dy/dx = ½(1 + tanh u) + ½x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²).   in, out [N, F].
+//   SwiGLU: in[N, 2F] = [gate | up] per row; out[N, F] = silu(gate)·up;
+//     d gate = dout·up·σ(g)(1 + g(1 − σ(g))), d up = dout·silu(g).
+// Each thread reads an element before writing the same element, so din may alias in (and,
+// for GELU, dout). GELU moves eight bf16 per 16-byte access when n % 8 == 0 and aligned.
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_util.cuh"
+
+namespace llmpi {
+namespace cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kGeluCubic = 0.044715f;
+
+__device__ __forceinline__ float gelu(float x) {
+  const float u = kSqrt2OverPi * (x + kGeluCubic * x * x * x);
+  return 0.5f * x * (1.f + tanhf(u));
+}
+__device__ __forceinline__ float gelu_grad(float x) {
+  const float u = kSqrt2OverPi * (x + kGeluCubic * x * x * x);
+  const float t = tanhf(u);
+  const float du = kSqrt2OverPi * (1.f + 3.f * kGeluCubic * x * x);
+  return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * du;
+}
+
+template <bool kVec>
+__global__ void gelu_forward_kernel(bf16* out, const bf16* in, int64_t n) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t i0 = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if constexpr (kVec) {
+    for (int64_t i = i0; i < n / 8; i += stride) {
+      float v[8];
+      load8(in + 8 * i, v);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) v[k] = gelu(v[k]);
+      store8(out + 8 * i, v);
+    }
+  } else {
+    for (int64_t i = i0; i < n; i += stride) out[i] = from_f32<bf16>(gelu(to_f32(in[i])));
+  }
+}
+
+template <bool kVec>
+__global__ void gelu_backward_kernel(bf16* din, const bf16* dout, const bf16* in, int64_t n) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t i0 = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if constexpr (kVec) {
+    for (int64_t i = i0; i < n / 8; i += stride) {
+      float x[8], d[8];
+      load8(in + 8 * i, x);
+      load8(dout + 8 * i, d);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) x[k] = d[k] * gelu_grad(x[k]);
+      store8(din + 8 * i, x);
+    }
+  } else {
+    for (int64_t i = i0; i < n; i += stride)
+      din[i] = from_f32<bf16>(to_f32(dout[i]) * gelu_grad(to_f32(in[i])));
+  }
+}
+
+__global__ void swiglu_forward_kernel(bf16* out, const bf16* in, int64_t N, int64_t F) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < N * F;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = i / F, f = i % F;
+    const float g = to_f32(in[n * 2 * F + f]), u = to_f32(in[n * 2 * F + F + f]);
+    out[i] = from_f32<bf16>(g / (1.f + __expf(-g)) * u);
+  }
+}
+
+__global__ void swiglu_backward_kernel(bf16* din, const bf16* dout, const bf16* in, int64_t N,
+                                       int64_t F) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < N * F;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = i / F, f = i % F;
+    const int64_t gi = n * 2 * F + f, ui = gi + F;
+    const float g = to_f32(in[gi]), u = to_f32(in[ui]), dy = to_f32(dout[i]);
+    const float sig = 1.f / (1.f + __expf(-g));
+    din[gi] = from_f32<bf16>(dy * u * sig * (1.f + g * (1.f - sig)));
+    din[ui] = from_f32<bf16>(dy * g * sig);
+  }
+}
+
+}  // namespace
+}  // namespace cuda
+
+using namespace cuda;
+
+void CudaBackend::gelu_forward(const Tensor& out, const Tensor& in) {
+  const char* op = "gelu_forward";
+  check_device(op, "out", out);
+  check_device(op, "in", in);
+  check_dtype(op, "out", out, DType::bf16);
+  check_dtype(op, "in", in, DType::bf16);
+  check_numel(op, "in", in, out.numel());
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  if (n % 8 == 0 && aligned16(out.data) && aligned16(in.data))
+    gelu_forward_kernel<true><<<blocks_for(n / 8, kThreads), kThreads, 0, stream_>>>(
+        out.ptr<bf16>(), in.ptr<const bf16>(), n);
+  else
+    gelu_forward_kernel<false><<<blocks_for(n, kThreads), kThreads, 0, stream_>>>(
+        out.ptr<bf16>(), in.ptr<const bf16>(), n);
+  LLMPI_CUDA_LAUNCH_CHECK();
+}
+
+void CudaBackend::gelu_backward(const Tensor& din, const Tensor& dout, const Tensor& in) {
+  const char* op = "gelu_backward";
+  check_device(op, "din", din);
+  check_device(op, "dout", dout);
+  check_device(op, "in", in);
+  check_dtype(op, "din", din, DType::bf16);
+  check_dtype(op, "dout", dout, DType::bf16);
+  check_dtype(op, "in", in, DType::bf16);
+  check_numel(op, "dout", dout, din.numel());
+  check_numel(op, "in", in, din.numel());
+  const int64_t n = din.numel();
+  if (n == 0) return;
+  if (n % 8 == 0 && aligned16(din.data) && aligned16(dout.data) && aligned16(in.data))
+    gelu_backward_kernel<true><<<blocks_for(n / 8, kThreads), kThreads, 0, stream_>>>(
+        din.ptr<bf16>(), dout.ptr<const bf16>(), in.ptr<const bf16>(), n);
+  else
+    gelu_backward_kernel<false><<<blocks_for(n, kThreads), kThreads, 0, stream_>>>(
+        din.ptr<bf16>(), dout.ptr<const bf16>(), in.ptr<const bf16>(), n);
+  LLMPI_CUDA_LAUNCH_CHECK();
+}
+
+void CudaBackend::swiglu_forward(const Tensor& out, const Tensor& in) {
+  const char* op = "swiglu_forward";
+  check_device(op, "out", out);
+  check_device(op, "in", in);
+  check_dtype(op, "out", out, DType::bf16);
+  check_dtype(op, "in", in, DType::bf16);
+  const int64_t F = last_dim(out), N = row_count(out);
+  LLMPI_CHECK(last_dim(in) == 2 * F, op, ": in ", in.shape.str(), " is not [N, 2·", F, "]");
+  check_numel(op, "in", in, N * 2 * F);
+  if (N * F == 0) return;
+  swiglu_forward_kernel<<<blocks_for(N * F, kThreads), kThreads, 0, stream_>>>(
+      out.ptr<bf16>(), in.ptr<const bf16>(), N, F);
+  LLMPI_CUDA_LAUNCH_CHECK();
+}
+
+void CudaBackend::swiglu_backward(const Tensor& din, const Tensor& dout, const Tensor& in) {
+  const char* op = "swiglu_backward";
+  check_device(op, "din", din);
+  check_device(op, "dout", dout);
+  check_device(op, "in", in);
+  check_dtype(op, "din", din, DType::bf16);
+  check_dtype(op, "dout", dout, DType::bf16);
+  check_dtype(op, "in", in, DType::bf16);
+  const int64_t F = last_dim(dout), N = row_count(dout);
+  LLMPI_CHECK(last_dim(in) == 2 * F, op, ": in ", in.shape.str(), " is not [N, 2·", F, "]");
+  check_numel(op, "in", in, N * 2 * F);
+  check_numel(op, "din", din, N * 2 * F);
+  if (N * F == 0) return;
+  swiglu_backward_kernel<<<blocks_for(N * F, kThreads), kThreads, 0, stream_>>>(
+      din.ptr<bf16>(), dout.ptr<const bf16>(), in.ptr<const bf16>(), N, F);
+  LLMPI_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace llmpi

@@ -1,0 +1,91 @@
+// Causal attention on the CUDA backend: argument checks and the choice of implementation.
+//   forward:  cuDNN's fused flash attention (attention_cudnn.h) when the options allow it
+//             and cuDNN accepts the shape; else the own kernel (attention_own.h).
+//             CudaAttention::automatic falls back silently (a refusal is cached per shape);
+//             CudaAttention::cudnn lets the refusal throw; CudaAttention::own never asks cuDNN.
+//   backward: the own kernels (they consume the cuDNN forward's stats, which are the same
+//             log-sum-exp). Δ = rowsum(dout ∘ out) goes to stream-ordered scratch.
+// dtypes: qkv, out, dout, dqkv bf16; lse f32 [B, Hq, T].
+#include "backend/cuda/attention_cudnn.h"
+#include "backend/cuda/attention_own.h"
+#include "backend/cuda/cuda_backend_impl.h"
+#include "core/error.h"
+
+namespace llmpi {
+
+using namespace cuda;
+
+namespace {
+
+AttentionShape checked_shape(const char* op, const Tensor& qkv, int64_t B, int64_t T,
+                             int64_t Hq, int64_t Hkv, int64_t D) {
+  LLMPI_CHECK(B >= 0 && T >= 0 && D > 0 && Hkv > 0 && Hq > 0 && Hq % Hkv == 0, op,
+              ": bad sizes B=", B, " T=", T, " Hq=", Hq, " Hkv=", Hkv, " D=", D);
+  check_device(op, "qkv", qkv);
+  check_dtype(op, "qkv", qkv, DType::bf16);
+  check_numel(op, "qkv", qkv, B * T * (Hq + 2 * Hkv) * D);
+  LLMPI_CHECK(B * T == 0 || last_dim(qkv) == (Hq + 2 * Hkv) * D, op, ": qkv ", qkv.shape.str(),
+              " rows are not (Hq + 2·Hkv)·D = ", (Hq + 2 * Hkv) * D);
+  const AttentionShape s{B, T, Hq, Hkv, D};
+  LLMPI_CHECK(own_attention_supports(s), op, ": head dim ", D,
+              " must be even and at most ", kOwnAttentionMaxD);
+  return s;
+}
+
+}  // namespace
+
+void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv,
+                                    int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
+  const char* op = "attention_forward";
+  const AttentionShape s = checked_shape(op, qkv, B, T, Hq, Hkv, D);
+  check_device(op, "out", out);
+  check_device(op, "lse", lse);
+  check_dtype(op, "out", out, DType::bf16);
+  check_dtype(op, "lse", lse, DType::f32);
+  check_numel(op, "out", out, B * T * Hq * D);
+  check_numel(op, "lse", lse, B * Hq * T);
+  LLMPI_CHECK(out.data != qkv.data || out.numel() == 0, op, ": out must not alias qkv");
+  if (B * T == 0) return;
+  const CudaAttention mode = options_.attention;
+  if (mode == CudaAttention::cudnn) {
+    LLMPI_CHECK(CudnnAttention::may_support(s), op, ": LLMPI_ATTENTION=cudnn, but cuDNN is not ",
+                "offered T=", T, " D=", D, " (needs T % 64 == 0, D % 8 == 0, D <= 256)");
+    cudnn_attention()->forward(out.data, lse.ptr<float>(), qkv.data, s);
+    return;
+  }
+  if (mode == CudaAttention::automatic && CudnnAttention::may_support(s)) {
+    try {
+      cudnn_attention()->forward(out.data, lse.ptr<float>(), qkv.data, s);
+      return;
+    } catch (const InternalError&) {
+      // Refused (and remembered): the own kernel below computes the same function.
+    }
+  }
+  own_attention_forward(out.data, lse.ptr<float>(), qkv.data, s, stream_);
+}
+
+void CudaBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
+                                     const Tensor& out, const Tensor& lse, int64_t B,
+                                     int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
+  const char* op = "attention_backward";
+  const AttentionShape s = checked_shape(op, qkv, B, T, Hq, Hkv, D);
+  check_device(op, "dqkv", dqkv);
+  check_device(op, "dout", dout);
+  check_device(op, "out", out);
+  check_device(op, "lse", lse);
+  check_dtype(op, "dqkv", dqkv, DType::bf16);
+  check_dtype(op, "dout", dout, DType::bf16);
+  check_dtype(op, "out", out, DType::bf16);
+  check_dtype(op, "lse", lse, DType::f32);
+  check_numel(op, "dqkv", dqkv, qkv.numel());
+  check_numel(op, "dout", dout, B * T * Hq * D);
+  check_numel(op, "out", out, B * T * Hq * D);
+  check_numel(op, "lse", lse, B * Hq * T);
+  LLMPI_CHECK(dqkv.data != qkv.data || qkv.numel() == 0, op, ": dqkv must not alias qkv");
+  if (B * T == 0) return;
+  Scratch delta(stream_, static_cast<size_t>(B * Hq * T) * sizeof(float));
+  own_attention_backward(dqkv.data, dout.data, qkv.data, out.data, lse.ptr<const float>(),
+                         delta.as<float>(), s, stream_);
+}
+
+}  // namespace llmpi

@@ -1,0 +1,38 @@
+#pragma once
+// The CUDA backend's public face: options and the factory. The backend itself (CudaBackend,
+// cuda_backend_impl.h) implements every op of backend.h with bf16 activations and forward
+// weights, f32 parameter gradients, statistics, master weights and optimizer state; the dtype
+// of each argument is tabulated in docs/cuda.md. Include this header only where
+// LLMPI_HAVE_CUDA is defined (the cuda build); it pulls in no CUDA header.
+#include <memory>
+
+#include "backend/backend.h"
+
+namespace llmpi {
+
+// Which fused causal attention runs.
+enum class CudaAttention : uint8_t {
+  automatic,  // cuDNN's fused flash attention; the own kernel where cuDNN refuses the shape
+  cudnn,      // cuDNN only: an op throws InternalError when cuDNN refuses the shape
+  own,        // the own flash-attention kernels (attention_own.cu)
+};
+
+struct CudaBackendOptions {
+  int device = -1;                        // CUDA device ordinal; -1 keeps the current one
+  CudaAttention attention = CudaAttention::automatic;
+  size_t matmul_workspace_bytes = size_t{32} << 20;  // cuBLASLt workspace (32 MiB on Hopper)
+
+  // Defaults overridden by the environment: LLMPI_ATTENTION = auto | cudnn | own.
+  // A bad value is a UserError naming the variable and the accepted values.
+  static CudaBackendOptions from_env();
+};
+
+// Number of CUDA devices this process can use; 0 when there is no GPU or no driver (never
+// throws), so callers can decide before touching CUDA.
+int cuda_device_count();
+
+// The CUDA backend on options.device. Throws InternalError when no device is usable.
+std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options =
+                                               CudaBackendOptions::from_env());
+
+}  // namespace llmpi

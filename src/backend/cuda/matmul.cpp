@@ -1,0 +1,142 @@
+// MatmulRunner: cuBLASLt descriptors, layouts and heuristic algorithm per (shape, transposes,
+// output dtype, epilogue, alignment), built on first use and reused (matmul.h).
+#include "backend/cuda/matmul.h"
+
+#include "backend/cuda/cuda_check.h"
+#include "core/error.h"
+
+namespace llmpi::cuda {
+
+namespace {
+
+template <class T, cublasStatus_t (*Destroy)(T)>
+struct LtDeleter {
+  void operator()(T p) const { if (p) Destroy(p); }
+};
+using DescPtr = std::unique_ptr<cublasLtMatmulDescOpaque_t,
+                                LtDeleter<cublasLtMatmulDesc_t, cublasLtMatmulDescDestroy>>;
+using LayoutPtr = std::unique_ptr<cublasLtMatrixLayoutOpaque_t,
+                                  LtDeleter<cublasLtMatrixLayout_t, cublasLtMatrixLayoutDestroy>>;
+using PrefPtr = std::unique_ptr<cublasLtMatmulPreferenceOpaque_t,
+                                LtDeleter<cublasLtMatmulPreference_t,
+                                          cublasLtMatmulPreferenceDestroy>>;
+
+LayoutPtr make_layout(cudaDataType_t t, int64_t rows, int64_t cols, int64_t ld) {
+  cublasLtMatrixLayout_t l = nullptr;
+  LLMPI_CUBLAS(cublasLtMatrixLayoutCreate(&l, t, static_cast<uint64_t>(rows),
+                                          static_cast<uint64_t>(cols), ld));
+  return LayoutPtr(l);
+}
+
+// Largest power of two (<= 256) dividing the address; 256 for null.
+int alignment_of(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  int align = 256;
+  while (align > 1 && (a % static_cast<uintptr_t>(align)) != 0) align >>= 1;
+  return align;
+}
+
+}  // namespace
+
+struct MatmulRunner::Plan {
+  DescPtr desc;
+  LayoutPtr a, b, d;
+  cublasLtMatmulAlgo_t algo{};
+};
+
+MatmulRunner::MatmulRunner(cudaStream_t stream, size_t workspace_bytes)
+    : stream_(stream), workspace_bytes_(workspace_bytes) {
+  LLMPI_CUBLAS(cublasLtCreate(&handle_));
+  if (workspace_bytes_) LLMPI_CUDA(cudaMalloc(&workspace_, workspace_bytes_));
+}
+
+MatmulRunner::~MatmulRunner() {
+  plans_.clear();
+  if (workspace_) cudaFree(workspace_);
+  if (handle_) cublasLtDestroy(handle_);
+}
+
+MatmulRunner::Plan& MatmulRunner::plan_for(const MatmulSpec& s, const Key& key, int align_a,
+                                           int align_b, int align_d, int align_bias) {
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return *it->second;
+
+  auto plan = std::make_unique<Plan>();
+  cublasLtMatmulDesc_t desc = nullptr;
+  LLMPI_CUBLAS(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  plan->desc.reset(desc);
+  const cublasOperation_t ta = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t tb = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+  LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+  const cublasLtEpilogue_t epi = s.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
+                                              sizeof epi));
+  if (s.bias) {
+    const cudaDataType_t bt = CUDA_R_16BF;
+    LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt,
+                                                sizeof bt));
+  }
+  // Stored (column-major) shapes of A and B before op().
+  plan->a = s.trans_a ? make_layout(CUDA_R_16BF, s.k, s.m, s.lda)
+                      : make_layout(CUDA_R_16BF, s.m, s.k, s.lda);
+  plan->b = s.trans_b ? make_layout(CUDA_R_16BF, s.n, s.k, s.ldb)
+                      : make_layout(CUDA_R_16BF, s.k, s.n, s.ldb);
+  plan->d = make_layout(s.d_f32 ? CUDA_R_32F : CUDA_R_16BF, s.m, s.n, s.ldd);
+
+  cublasLtMatmulPreference_t pref_raw = nullptr;
+  LLMPI_CUBLAS(cublasLtMatmulPreferenceCreate(&pref_raw));
+  PrefPtr pref(pref_raw);
+  const uint64_t ws = workspace_bytes_;
+  LLMPI_CUBLAS(cublasLtMatmulPreferenceSetAttribute(
+      pref_raw, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+  const uint32_t al_a = align_a, al_b = align_b, al_d = align_d;
+  LLMPI_CUBLAS(cublasLtMatmulPreferenceSetAttribute(
+      pref_raw, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a));
+  LLMPI_CUBLAS(cublasLtMatmulPreferenceSetAttribute(
+      pref_raw, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b));
+  LLMPI_CUBLAS(cublasLtMatmulPreferenceSetAttribute(
+      pref_raw, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof al_d));
+  LLMPI_CUBLAS(cublasLtMatmulPreferenceSetAttribute(
+      pref_raw, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof al_d));
+  (void)align_bias;  // part of the key; cuBLASLt reads the bias with scalar loads
+
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  LLMPI_CUBLAS(cublasLtMatmulAlgoGetHeuristic(handle_, desc, plan->a.get(), plan->b.get(),
+                                              plan->d.get(), plan->d.get(), pref_raw, 1,
+                                              &result, &found));
+  if (found == 0)
+    throw InternalError(detail::concat("cuBLASLt has no algorithm for m=", s.m, " n=", s.n,
+                                       " k=", s.k, " transa=", s.trans_a, " transb=", s.trans_b,
+                                       " f32 out=", s.d_f32, " bias=", s.bias));
+  plan->algo = result.algo;
+  return *plans_.emplace(key, std::move(plan)).first->second;
+}
+
+void MatmulRunner::run(const MatmulSpec& s, const void* a, const void* b, void* d,
+                       const void* bias) {
+  if (s.m == 0 || s.n == 0) return;
+  const int al_a = alignment_of(a), al_b = alignment_of(b), al_d = alignment_of(d);
+  const int al_bias = s.bias ? alignment_of(bias) : 0;
+  const Key key{s.trans_a, s.trans_b, s.m,     s.n,     s.k,    s.lda,     s.ldb,
+                s.ldd,     s.d_f32,   s.bias,  s.accumulate, al_a * 1000 + al_b, al_d, al_bias};
+  Plan& p = plan_for(s, key, al_a, al_b, al_d, al_bias);
+  if (s.bias)
+    LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(p.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                &bias, sizeof bias));
+  const float alpha = 1.f, beta = s.accumulate ? 1.f : 0.f;
+  if (s.k == 0) {
+    // An empty sum: cuBLASLt may reject k = 0, so write the result (0 + bias, or D) directly.
+    LLMPI_CHECK(!s.bias, "matmul with k = 0 and a bias epilogue");
+    if (!s.accumulate)
+      LLMPI_CUDA(cudaMemsetAsync(d, 0, static_cast<size_t>(s.ldd * s.n) * (s.d_f32 ? 4 : 2),
+                                 stream_));
+    return;
+  }
+  LLMPI_CUBLAS(cublasLtMatmul(handle_, p.desc.get(), &alpha, a, p.a.get(), b, p.b.get(), &beta,
+                              d, p.d.get(), d, p.d.get(), &p.algo, workspace_,
+                              workspace_bytes_, stream_));
+}
+
+}  // namespace llmpi::cuda

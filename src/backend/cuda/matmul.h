@@ -1,0 +1,51 @@
+#pragma once
+// Matrix products through cuBLASLt, with descriptors and the heuristic's algorithm cached per
+// shape. Column-major view (cuBLASLt's): D[m, n] = op(A)·op(B) (+ bias[m] broadcast over
+// columns) (+ D when accumulating). A and B are bf16; D is bf16 (forward, input gradients)
+// or f32 (weight gradients, accumulated with beta = 1). Accumulation is f32
+// (CUBLAS_COMPUTE_32F). How the row-major ops of backend.h map onto this: linear.cu.
+// The cache key includes the pointers' alignment, because cuBLASLt's heuristic picks
+// kernels that assume the alignment it is told (256 bytes by default).
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+
+namespace llmpi::cuda {
+
+struct MatmulSpec {
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  int64_t lda = 0, ldb = 0, ldd = 0;
+  bool d_f32 = false;      // D (and C) are f32; else bf16
+  bool bias = false;       // bf16 bias[m] epilogue
+  bool accumulate = false; // D += op(A)·op(B)
+};
+
+class MatmulRunner {
+ public:
+  MatmulRunner(cudaStream_t stream, size_t workspace_bytes);
+  ~MatmulRunner();
+  MatmulRunner(const MatmulRunner&) = delete;
+  MatmulRunner& operator=(const MatmulRunner&) = delete;
+
+  void run(const MatmulSpec& s, const void* a, const void* b, void* d, const void* bias);
+  size_t cached_plans() const { return plans_.size(); }
+
+ private:
+  struct Plan;
+  using Key = std::array<int64_t, 14>;
+  Plan& plan_for(const MatmulSpec& s, const Key& key, int align_a, int align_b, int align_d,
+                 int align_bias);
+
+  cudaStream_t stream_;
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_;
+  std::map<Key, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace llmpi::cuda

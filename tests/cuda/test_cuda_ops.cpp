@@ -1,0 +1,403 @@
+// One table-driven test of the CUDA backend against the host backend (the f32 reference):
+// every op of backend.h, forward and backward, on fresh random inputs. Inputs are drawn
+// once in f32, rounded to bf16 where the CUDA op takes bf16, and given identically to both
+// backends, so a difference measures only the CUDA op's arithmetic and bf16 outputs.
+// Outputs are poisoned with NaN before each op (accumulated outputs start from the same
+// random values on both sides). Error = ‖cuda − host‖ / ‖host‖ per output, against a per-row
+// tolerance: 1e-2 where the CUDA output is bf16, 1e-5 for f32 paths (optimizer, loss
+// statistics). Attention rows run the own kernels and cuDNN's fused graph separately.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "core/rng.h"
+
+namespace llmpi {
+namespace {
+
+constexpr double kBf16Tol = 1e-2;
+constexpr double kF32Tol = 1e-5;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+float round_to_bf16(float x) {
+  uint32_t u = std::bit_cast<uint32_t>(x);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return std::bit_cast<float>(u & 0xFFFF0000u);
+}
+
+// A tensor held twice: host memory in f32 (the reference's) and device memory in the dtype
+// the CUDA op takes.
+struct Twin {
+  Buffer h, d;
+  const Tensor& host() const { return h.tensor(); }
+  const Tensor& dev() const { return d.tensor(); }
+};
+
+// Everything one table row needs: both backends, a random stream, and the error record.
+class OpEnv {
+ public:
+  OpEnv(Backend& host, Backend& cuda, uint64_t key) : host_(host), cuda_(cuda), key_(key) {}
+  Backend& host() { return host_; }
+  Backend& cuda() { return cuda_; }
+
+  // Normal(0, scale²) values (+ shift), rounded to bf16 when the device dtype is bf16.
+  Twin random(Shape s, DType dt, double scale = 1.0, double shift = 0.0, bool positive = false) {
+    Twin t{host_.alloc(s, DType::f32), cuda_.alloc(s, dt)};
+    float* p = t.h.ptr<float>();
+    for (int64_t i = 0; i < s.numel(); ++i) {
+      double v = scale * rng_normal(key_, counter_++) + shift;
+      if (positive) v = std::fabs(v) + 1e-3;
+      p[i] = dt == DType::bf16 ? round_to_bf16(static_cast<float>(v)) : static_cast<float>(v);
+    }
+    cuda_.copy(t.dev(), t.host());
+    return t;
+  }
+  // i32 values uniform in [lo, hi).
+  Twin ints(Shape s, int lo, int hi) {
+    Twin t{host_.alloc(s, DType::i32), cuda_.alloc(s, DType::i32)};
+    int32_t* p = t.h.ptr<int32_t>();
+    for (int64_t i = 0; i < s.numel(); ++i)
+      p[i] = lo + static_cast<int32_t>(rng_bits(key_, counter_++) % static_cast<uint64_t>(hi - lo));
+    cuda_.copy(t.dev(), t.host());
+    return t;
+  }
+  Twin poisoned(Shape s, DType dt) {
+    Twin t{host_.alloc(s, DType::f32), cuda_.alloc(s, dt)};
+    host_.fill(t.host(), kNaN);
+    cuda_.fill(t.dev(), kNaN);
+    return t;
+  }
+  // A device copy (dtype dt) of a host f32 tensor computed by the reference.
+  Twin from_host(const Tensor& h, DType dt) {
+    Twin t{host_.alloc(h.shape, DType::f32), cuda_.alloc(h.shape, dt)};
+    host_.copy(t.host(), h);
+    cuda_.copy(t.dev(), h);
+    return t;
+  }
+
+  // ‖cuda − host‖ / ‖host‖ (‖cuda − host‖ when host is all zero); +inf if any NaN.
+  void check(const std::string& what, const Twin& t) {
+    cuda_.synchronize();
+    host_.synchronize();
+    Buffer got = host_.alloc(t.host().shape, DType::f32);
+    cuda_.copy(got, t.dev());
+    errors_.push_back({what, relative_error(got.ptr<const float>(), t.h.ptr<const float>(),
+                                            t.host().numel())});
+  }
+  void check_scalar(const std::string& what, double got, double want) {
+    errors_.push_back({what, std::isfinite(got) ? std::fabs(got - want) / std::fabs(want)
+                                                : std::numeric_limits<double>::infinity()});
+  }
+  const std::vector<std::pair<std::string, double>>& errors() const { return errors_; }
+
+ private:
+  static double relative_error(const float* a, const float* b, int64_t n) {
+    double diff = 0, norm = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (!std::isfinite(a[i])) return std::numeric_limits<double>::infinity();
+      diff += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+      norm += static_cast<double>(b[i]) * b[i];
+    }
+    return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+  }
+
+  Backend& host_;
+  Backend& cuda_;
+  uint64_t key_;
+  uint64_t counter_ = 0;
+  std::vector<std::pair<std::string, double>> errors_;
+};
+
+struct OpCase {
+  std::string name;
+  double tol;
+  CudaAttention attention;  // which CUDA backend runs the row
+  std::function<void(OpEnv&)> run;
+};
+
+struct AttnShape {
+  int64_t B, T, Hq, Hkv, D;
+};
+
+std::vector<OpCase> op_cases() {
+  std::vector<OpCase> cases;
+  const auto A = CudaAttention::automatic;
+  cases.push_back({"copy_fill", kBf16Tol, A, [](OpEnv& e) {
+    Twin a = e.random({1000}, DType::bf16);  // host f32 → device bf16 conversion
+    e.check("upload", a);
+    Twin f = e.poisoned({1000}, DType::f32);  // device bf16 → device f32 conversion
+    e.host().copy(f.host(), a.host());
+    e.cuda().copy(f.dev(), a.dev());
+    e.check("convert", f);
+    Twin g = e.poisoned({333}, DType::bf16);
+    e.host().fill(g.host(), 0.3);
+    e.cuda().fill(g.dev(), 0.3);
+    e.check("fill", g);
+  }});
+  for (int64_t n : {4096, 1001}) {
+    cases.push_back({"add_scale/n=" + std::to_string(n), kBf16Tol, A, [n](OpEnv& e) {
+      Twin a = e.random({n}, DType::bf16), b = e.random({n}, DType::bf16);
+      Twin out = e.poisoned({n}, DType::bf16);
+      e.host().add(out.host(), a.host(), b.host());
+      e.cuda().add(out.dev(), a.dev(), b.dev());
+      e.check("add", out);
+      e.host().scale(out.host(), -0.37);
+      e.cuda().scale(out.dev(), -0.37);
+      e.check("scale", out);
+    }});
+  }
+  for (int64_t C : {64, 36}) {
+    cases.push_back({"embedding/C=" + std::to_string(C), kBf16Tol, A, [C](OpEnv& e) {
+      const int64_t N = 40, R = 50, off = 10;
+      Twin ids = e.ints({N}, 0, 70);  // some ids fall outside the shard [10, 60)
+      Twin table = e.random({R, C}, DType::bf16), table2 = e.random({R, C}, DType::bf16);
+      Twin out = e.poisoned({N, C}, DType::bf16);
+      e.host().embedding_forward(out.host(), ids.host(), table.host(), off, false);
+      e.cuda().embedding_forward(out.dev(), ids.dev(), table.dev(), off, false);
+      e.check("forward", out);
+      e.host().embedding_forward(out.host(), ids.host(), table2.host(), off, true);
+      e.cuda().embedding_forward(out.dev(), ids.dev(), table2.dev(), off, true);
+      e.check("forward_accumulate", out);
+      Twin dtable = e.random({R, C}, DType::f32);
+      Twin dout = e.random({N, C}, DType::bf16);
+      e.host().embedding_backward(dtable.host(), dout.host(), ids.host(), off);
+      e.cuda().embedding_backward(dtable.dev(), dout.dev(), ids.dev(), off);
+      e.check("backward", dtable);
+    }});
+  }
+  cases.push_back({"linear", kBf16Tol, A, [](OpEnv& e) {
+    const int64_t N = 48, I = 96, O = 80;
+    Twin in = e.random({N, I}, DType::bf16), w = e.random({O, I}, DType::bf16, 0.1);
+    Twin bias = e.random({O}, DType::bf16);
+    Twin out = e.poisoned({N, O}, DType::bf16);
+    e.host().linear_forward(out.host(), in.host(), w.host(), bias.host());
+    e.cuda().linear_forward(out.dev(), in.dev(), w.dev(), bias.dev());
+    e.check("forward_bias", out);
+    Twin out2 = e.poisoned({N, O}, DType::bf16);
+    e.host().linear_forward(out2.host(), in.host(), w.host(), Tensor{});
+    e.cuda().linear_forward(out2.dev(), in.dev(), w.dev(), Tensor{});
+    e.check("forward", out2);
+    Twin dout = e.random({N, O}, DType::bf16);
+    Twin din = e.poisoned({N, I}, DType::bf16);
+    Twin dw = e.random({O, I}, DType::f32), db = e.random({O}, DType::f32);
+    e.host().linear_backward(din.host(), dw.host(), db.host(), dout.host(), in.host(), w.host());
+    e.cuda().linear_backward(din.dev(), dw.dev(), db.dev(), dout.dev(), in.dev(), w.dev());
+    e.check("din", din);
+    e.check("dw", dw);
+    e.check("dbias", db);
+  }});
+  for (NormKind kind : {NormKind::layernorm, NormKind::rmsnorm}) {
+    for (int64_t C : {256, 100}) {
+      const bool layer = kind == NormKind::layernorm;
+      const std::string name = std::string(layer ? "layernorm" : "rmsnorm") + "/C=" +
+                               std::to_string(C);
+      cases.push_back({name, kBf16Tol, A, [kind, layer, C](OpEnv& e) {
+        const int64_t N = 37;
+        Twin x = e.random({N, C}, DType::bf16, 2.0, 0.5);
+        Twin gain = e.random({C}, DType::bf16, 0.2, 1.0);
+        Twin bias = layer ? e.random({C}, DType::bf16) : Twin{};
+        Twin out = e.poisoned({N, C}, DType::bf16);
+        Twin mean = layer ? e.poisoned({N}, DType::f32) : Twin{};
+        Twin rstd = e.poisoned({N}, DType::f32);
+        e.host().norm_forward(kind, out.host(), mean.host(), rstd.host(), x.host(), gain.host(),
+                              bias.host(), 1e-5);
+        e.cuda().norm_forward(kind, out.dev(), mean.dev(), rstd.dev(), x.dev(), gain.dev(),
+                              bias.dev(), 1e-5);
+        e.check("forward", out);
+        if (layer) e.check("mean", mean);
+        e.check("rstd", rstd);
+        Twin dout = e.random({N, C}, DType::bf16);
+        Twin dx = e.poisoned({N, C}, DType::bf16);
+        Twin dgain = e.random({C}, DType::f32);
+        Twin dbias = layer ? e.random({C}, DType::f32) : Twin{};
+        e.host().norm_backward(kind, dx.host(), dgain.host(), dbias.host(), dout.host(), x.host(),
+                               gain.host(), mean.host(), rstd.host());
+        e.cuda().norm_backward(kind, dx.dev(), dgain.dev(), dbias.dev(), dout.dev(), x.dev(),
+                               gain.dev(), mean.dev(), rstd.dev());
+        e.check("dx", dx);
+        e.check("dgain", dgain);
+        if (layer) e.check("dbias", dbias);
+      }});
+    }
+  }
+  for (int64_t n : {4096, 1001}) {
+    cases.push_back({"gelu/n=" + std::to_string(n), kBf16Tol, A, [n](OpEnv& e) {
+      Twin in = e.random({n}, DType::bf16, 2.0);
+      Twin out = e.poisoned({n}, DType::bf16);
+      e.host().gelu_forward(out.host(), in.host());
+      e.cuda().gelu_forward(out.dev(), in.dev());
+      e.check("forward", out);
+      Twin dout = e.random({n}, DType::bf16);
+      Twin din = e.poisoned({n}, DType::bf16);
+      e.host().gelu_backward(din.host(), dout.host(), in.host());
+      e.cuda().gelu_backward(din.dev(), dout.dev(), in.dev());
+      e.check("backward", din);
+    }});
+  }
+  cases.push_back({"swiglu", kBf16Tol, A, [](OpEnv& e) {
+    const int64_t N = 33, F = 70;
+    Twin in = e.random({N, 2 * F}, DType::bf16, 2.0);
+    Twin out = e.poisoned({N, F}, DType::bf16);
+    e.host().swiglu_forward(out.host(), in.host());
+    e.cuda().swiglu_forward(out.dev(), in.dev());
+    e.check("forward", out);
+    Twin dout = e.random({N, F}, DType::bf16);
+    Twin din = e.poisoned({N, 2 * F}, DType::bf16);
+    e.host().swiglu_backward(din.host(), dout.host(), in.host());
+    e.cuda().swiglu_backward(din.dev(), dout.dev(), in.dev());
+    e.check("backward", din);
+  }});
+  cases.push_back({"rope", kBf16Tol, A, [](OpEnv& e) {
+    const int64_t B = 2, T = 24, Hq = 4, Hkv = 2, D = 32, W = (Hq + 2 * Hkv) * D;
+    Twin qkv = e.random({B, T, W}, DType::bf16);
+    e.host().rope(qkv.host(), T, Hq + Hkv, D, 10000.0, 5, false);
+    e.cuda().rope(qkv.dev(), T, Hq + Hkv, D, 10000.0, 5, false);
+    e.check("forward", qkv);
+    e.host().rope(qkv.host(), T, Hq + Hkv, D, 10000.0, 5, true);
+    e.cuda().rope(qkv.dev(), T, Hq + Hkv, D, 10000.0, 5, true);
+    e.check("inverse", qkv);
+  }});
+  const std::vector<std::pair<CudaAttention, AttnShape>> attn = {
+      {CudaAttention::own, {2, 80, 4, 2, 64}},   // GQA, T not a tile multiple
+      {CudaAttention::own, {1, 64, 2, 1, 128}},  // MQA, D = 128
+      {CudaAttention::own, {2, 40, 3, 3, 32}},   // MHA, D = 32
+      {CudaAttention::own, {1, 33, 2, 2, 80}},   // D not a multiple of 32
+      {CudaAttention::cudnn, {2, 128, 4, 2, 64}},
+      {CudaAttention::cudnn, {1, 256, 8, 8, 128}},
+  };
+  for (const auto& [mode, s] : attn) {
+    const std::string name = detail::concat(
+        "attention[", mode == CudaAttention::own ? "own" : "cudnn", "]/B=", s.B, ",T=", s.T,
+        ",Hq=", s.Hq, ",Hkv=", s.Hkv, ",D=", s.D);
+    cases.push_back({name, kBf16Tol, mode, [s](OpEnv& e) {
+      const int64_t W = (s.Hq + 2 * s.Hkv) * s.D;
+      Twin qkv = e.random({s.B, s.T, W}, DType::bf16);
+      Twin out = e.poisoned({s.B, s.T, s.Hq * s.D}, DType::bf16);
+      Twin lse = e.poisoned({s.B, s.Hq, s.T}, DType::f32);
+      e.host().attention_forward(out.host(), lse.host(), qkv.host(), s.B, s.T, s.Hq, s.Hkv, s.D);
+      e.cuda().attention_forward(out.dev(), lse.dev(), qkv.dev(), s.B, s.T, s.Hq, s.Hkv, s.D);
+      e.check("out", out);
+      e.check("lse", lse);
+      Twin dout = e.random({s.B, s.T, s.Hq * s.D}, DType::bf16);
+      Twin dqkv = e.poisoned({s.B, s.T, W}, DType::bf16);
+      e.host().attention_backward(dqkv.host(), dout.host(), qkv.host(), out.host(), lse.host(),
+                                  s.B, s.T, s.Hq, s.Hkv, s.D);
+      e.cuda().attention_backward(dqkv.dev(), dout.dev(), qkv.dev(), out.dev(), lse.dev(), s.B,
+                                  s.T, s.Hq, s.Hkv, s.D);
+      e.check("dqkv", dqkv);
+    }});
+  }
+  for (int64_t V : {264, 100}) {
+    // lse and picked are f32 arithmetic on identical inputs: the f32 tolerance applies.
+    const int64_t N = 24, off = 50;
+    auto setup = [N, V, off](OpEnv& e) {
+      Twin logits = e.random({N, V}, DType::bf16, 3.0);
+      Twin targets = e.ints({N}, -1, static_cast<int>(off + V + 20));  // some ignored / off-shard
+      return std::make_pair(std::move(logits), std::move(targets));
+    };
+    cases.push_back({"cross_entropy_stats/V=" + std::to_string(V), kF32Tol, A,
+                     [setup, N, off](OpEnv& e) {
+      auto [logits, targets] = setup(e);
+      Twin lse = e.poisoned({N}, DType::f32), picked = e.poisoned({N}, DType::f32);
+      e.host().row_logsumexp(lse.host(), logits.host());
+      e.cuda().row_logsumexp(lse.dev(), logits.dev());
+      e.check("row_logsumexp", lse);
+      e.host().pick_targets(picked.host(), logits.host(), targets.host(), off);
+      e.cuda().pick_targets(picked.dev(), logits.dev(), targets.dev(), off);
+      e.check("pick_targets", picked);
+    }});
+    cases.push_back({"cross_entropy_backward/V=" + std::to_string(V), kBf16Tol, A,
+                     [setup, N, V, off](OpEnv& e) {
+      auto [logits, targets] = setup(e);
+      Twin lse = e.poisoned({N}, DType::f32);
+      e.host().row_logsumexp(lse.host(), logits.host());
+      e.cuda().row_logsumexp(lse.dev(), logits.dev());
+      Twin scale = e.random({N}, DType::f32, 0.1, 0.0, true);
+      Twin dlogits = e.poisoned({N, V}, DType::bf16);
+      e.host().cross_entropy_backward(dlogits.host(), logits.host(), lse.host(), targets.host(),
+                                      scale.host(), off);
+      // In place on the device, as training runs it: dlogits aliases logits.
+      e.cuda().cross_entropy_backward(logits.dev(), logits.dev(), lse.dev(), targets.dev(),
+                                      scale.dev(), off);
+      e.cuda().copy(dlogits.dev(), logits.dev());
+      e.check("dlogits_in_place", dlogits);
+    }});
+  }
+  cases.push_back({"sum_squares", kF32Tol, A, [](OpEnv& e) {
+    Twin a = e.random({1000}, DType::f32), b = e.random({70001}, DType::bf16),
+         c = e.random({3}, DType::f32);
+    const Tensor hs[] = {a.host(), b.host(), c.host()};
+    const Tensor ds[] = {a.dev(), b.dev(), c.dev()};
+    e.check_scalar("sum", e.cuda().sum_squares(ds), e.host().sum_squares(hs));
+  }});
+  cases.push_back({"adamw", kF32Tol, A, [](OpEnv& e) {
+    struct Slot { Twin p, g, m, v; float wd; };
+    std::vector<Slot> slots;
+    for (auto [n, wd] : {std::pair<int64_t, float>{40000, 0.1f}, {100, 0.f}, {3, 0.1f}})
+      slots.push_back({e.random({n}, DType::f32), e.random({n}, DType::f32),
+                       e.random({n}, DType::f32, 0.1), e.random({n}, DType::f32, 0.01, 0, true),
+                       wd});
+    std::vector<AdamWSlice> hs, ds;
+    for (auto& s : slots) {
+      hs.push_back({s.p.host(), s.g.host(), s.m.host(), s.v.host(), s.wd});
+      ds.push_back({s.p.dev(), s.g.dev(), s.m.dev(), s.v.dev(), s.wd});
+    }
+    AdamWHyper h;
+    h.lr = 1e-3f, h.step = 3, h.grad_scale = 0.5f;
+    e.host().adamw_update(hs, h);
+    e.cuda().adamw_update(ds, h);
+    for (size_t i = 0; i < slots.size(); ++i) {
+      e.check(detail::concat("param", i), slots[i].p);
+      e.check(detail::concat("m", i), slots[i].m);
+      e.check(detail::concat("v", i), slots[i].v);
+    }
+  }});
+  return cases;
+}
+
+TEST(CudaOps, MatchHostBackend) {
+  auto host = make_host_backend();
+  CudaBackendOptions o;
+  o.attention = CudaAttention::automatic;
+  auto cuda_auto = make_cuda_backend(o);
+  o.attention = CudaAttention::own;
+  auto cuda_own = make_cuda_backend(o);
+  o.attention = CudaAttention::cudnn;
+  auto cuda_cudnn = make_cuda_backend(o);
+  // Fresh inputs on every run: the key mixes in the wall clock (printed for reproduction).
+  const uint64_t seed = static_cast<uint64_t>(std::time(nullptr));
+  std::printf("CudaOps seed %llu\n", static_cast<unsigned long long>(seed));
+  int row = 0, checked = 0;
+  for (const OpCase& c : op_cases()) {
+    Backend& cuda = c.attention == CudaAttention::own     ? *cuda_own
+                    : c.attention == CudaAttention::cudnn ? *cuda_cudnn
+                                                          : *cuda_auto;
+    OpEnv env(*host, cuda, rng_key(seed, c.name) + static_cast<uint64_t>(row++));
+    try {
+      c.run(env);
+    } catch (const std::exception& ex) {
+      ADD_FAILURE() << c.name << ": threw: " << ex.what();
+      std::printf("%-44s %-20s %s\n", c.name.c_str(), "-", "THREW");
+      continue;
+    }
+    EXPECT_FALSE(env.errors().empty()) << c.name << " checked nothing";
+    for (const auto& [what, err] : env.errors()) {
+      ++checked;
+      EXPECT_LE(err, c.tol) << c.name << " / " << what << ": relative error " << err;
+      std::printf("%-44s %-20s %.3e (tol %.0e) %s\n", c.name.c_str(), what.c_str(), err, c.tol,
+                  err <= c.tol ? "ok" : "FAIL");
+    }
+  }
+  EXPECT_GT(checked, 60);
+}
+
+}  // namespace
+}  // namespace llmpi
