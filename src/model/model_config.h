@@ -28,6 +28,8 @@ struct ModelConfig {
   int64_t qkv_dim() const { return (n_head + 2 * kv_heads()) * head_dim(); }  // packed q|k|v
   bool has_bias() const { return arch == Arch::gpt2; }
   bool learned_positions() const { return arch == Arch::gpt2; }
+
+  bool operator==(const ModelConfig&) const = default;
 };
 
 const char* arch_name(Arch a);
