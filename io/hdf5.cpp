@@ -114,8 +114,12 @@ void write_attr(hid_t obj, const std::string& name, double value, const std::str
 }
 void write_attr(hid_t obj, const std::string& name, const std::vector<int64_t>& value,
                 const std::string& file) {
-  if (value.empty()) {
-    write_attr_raw(obj, name, H5T_NATIVE_INT64, H5T_STD_I64LE, nullptr, 0, file);
+  if (value.empty()) {  // an empty list: a null dataspace, nothing to write
+    if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
+    Id space(H5Screate(H5S_NULL), H5Sclose);
+    Id attr(check_id(H5Acreate2(obj, name.c_str(), H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT),
+                     file, "creating attribute '" + name + "'"),
+            H5Aclose);
     return;
   }
   write_attr_raw(obj, name, H5T_NATIVE_INT64, H5T_STD_I64LE, value.data(), value.size(), file);

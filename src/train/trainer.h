@@ -57,7 +57,7 @@ class Trainer {
   StepRecord train_step(int64_t step);
   void print_step(const StepRecord& r, double elapsed_s, double tokens_per_s) const;
 
-  const Config& cfg_;
+  const Config cfg_;  // a copy: the trainer outlives the caller's temporaries
   Backend& be_;
   MPI_Comm comm_;
   std::ostream& out_;

@@ -1,0 +1,158 @@
+// Model files: save → load round trip (values, metadata), checksum catches corruption,
+// layout-independent checksums (a slab-wise sum equals the whole-tensor sum), atomic write,
+// malformed files rejected with the file named.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "backend/backend.h"
+#include "core/error.h"
+#include "io/hdf5.h"
+#include "io/model_file.h"
+#include "io/tensor_file.h"
+#include "model/param_layout.h"
+#include "test_model_util.h"
+
+using namespace llmpi;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("llmpi_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::unique_ptr<ParamStore> make_store(Backend& be, const ModelConfig& cfg, uint64_t seed) {
+  auto s = std::make_unique<ParamStore>(be, transformer_params(cfg, StageRange::full(cfg)), DType::f32);
+  s->init(be, seed);
+  return s;
+}
+
+std::vector<float> values(const ParamStore& s) {
+  const Tensor& m = s.master();
+  return std::vector<float>(m.ptr<float>(), m.ptr<float>() + m.numel());
+}
+
+}  // namespace
+
+TEST(ModelFile, RoundTripValuesAndMetadata) {
+  auto be = make_host_backend();
+  for (Arch arch : {Arch::gpt2, Arch::llama}) {
+    const ModelConfig cfg = llmpi::testing::tiny_config(arch);
+    auto a = make_store(*be, cfg, 7);
+    const fs::path dir = temp_dir("roundtrip");
+    const std::string path = (dir / "m.h5").string();
+    ModelFileMeta meta;
+    meta.step = 42;
+    meta.tokens_seen = 4242;
+    meta.config_toml = "[model]\narch = \"x\"\n";
+    meta.layout = {1, 1, 1, 0, 1};
+    save_model_file(path, MPI_COMM_NULL, *be, *a, meta);
+    EXPECT_TRUE(fs::exists(path));
+    EXPECT_FALSE(fs::exists(path + ".tmp"));
+
+    const ModelFileMeta got = read_model_meta(path);
+    EXPECT_EQ(got.step, 42);
+    EXPECT_EQ(got.tokens_seen, 4242);
+    EXPECT_EQ(got.config_toml, meta.config_toml);
+    EXPECT_EQ(got.layout, meta.layout);
+    EXPECT_EQ(got.kind, "model");
+
+    auto b = make_store(*be, cfg, 99);  // different init, overwritten by the load
+    ASSERT_NE(values(*a), values(*b));
+    load_model_params(path, MPI_COMM_NULL, *be, *b, /*verify=*/true);
+    EXPECT_EQ(values(*a), values(*b));
+    fs::remove_all(dir);
+  }
+}
+
+TEST(ModelFile, ChecksumIsLayoutIndependent) {
+  // A [6, 5] tensor: the checksum of the whole equals the sum of the checksums of any split
+  // into slabs (rows 0..2 and 2..6; columns 0..3 and 3..5).
+  std::vector<float> x(30);
+  for (int i = 0; i < 30; ++i) x[size_t(i)] = float(rng_normal(rng_key(1, "ck"), uint64_t(i)));
+  TensorSlab whole{"t", {6, 5}, {}, {}, x.data()};
+  const uint64_t full = slab_checksum(whole);
+  std::vector<float> top(x.begin(), x.begin() + 10), bottom(x.begin() + 10, x.end());
+  TensorSlab s1{"t", {6, 5}, {0, 0}, {2, 5}, top.data()};
+  TensorSlab s2{"t", {6, 5}, {2, 0}, {4, 5}, bottom.data()};
+  EXPECT_EQ(full, slab_checksum(s1) + slab_checksum(s2));
+  std::vector<float> left, right;
+  for (int r = 0; r < 6; ++r)
+    for (int c = 0; c < 5; ++c) (c < 3 ? left : right).push_back(x[size_t(r * 5 + c)]);
+  TensorSlab c1{"t", {6, 5}, {0, 0}, {6, 3}, left.data()};
+  TensorSlab c2{"t", {6, 5}, {0, 3}, {6, 2}, right.data()};
+  EXPECT_EQ(full, slab_checksum(c1) + slab_checksum(c2));
+  // And it depends on the values.
+  x[7] += 1e-3f;
+  EXPECT_NE(full, slab_checksum(whole));
+}
+
+TEST(ModelFile, CorruptValueIsRejected) {
+  auto be = make_host_backend();
+  const ModelConfig cfg = llmpi::testing::tiny_config(Arch::gpt2);
+  auto a = make_store(*be, cfg, 3);
+  const fs::path dir = temp_dir("corrupt");
+  const std::string path = (dir / "m.h5").string();
+  save_model_file(path, MPI_COMM_NULL, *be, *a, ModelFileMeta{});
+  {  // Overwrite one value of one tensor, keeping its stored checksum.
+    h5::Id f = h5::open_file(path, MPI_COMM_NULL, /*writable=*/true);
+    h5::Id d(H5Dopen2(f, "params/final_norm.weight", H5P_DEFAULT), H5Dclose);
+    ASSERT_TRUE(d.valid());
+    std::vector<float> v(size_t(cfg.d_model));
+    ASSERT_GE(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), 0);
+    v[3] = 2.5f;
+    ASSERT_GE(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), 0);
+  }
+  auto b = make_store(*be, cfg, 3);
+  try {
+    load_model_params(path, MPI_COMM_NULL, *be, *b, true);
+    FAIL() << "a corrupted tensor was accepted";
+  } catch (const UserError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("final_norm.weight"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("checksum"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(ModelFile, MalformedFilesAreRejectedWithTheirName) {
+  const fs::path dir = temp_dir("malformed");
+  const std::string text = (dir / "not.h5").string();
+  std::ofstream(text) << "this is not HDF5\n";
+  EXPECT_THROW(read_model_meta(text), UserError);
+  try {
+    read_model_meta(text);
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos);
+  }
+  // A valid HDF5 file that is not an llmpi file.
+  const std::string other = (dir / "other.h5").string();
+  { h5::Id f = h5::create_file(other, MPI_COMM_NULL); }
+  try {
+    read_model_meta(other);
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("not an llmpi"), std::string::npos) << e.what();
+  }
+  // A model file whose tensor has the wrong shape for the model being loaded.
+  auto be = make_host_backend();
+  ModelConfig small = llmpi::testing::tiny_config(Arch::gpt2), big = small;
+  big.d_model = 32;
+  auto a = make_store(*be, small, 1);
+  const std::string path = (dir / "m.h5").string();
+  save_model_file(path, MPI_COMM_NULL, *be, *a, ModelFileMeta{});
+  auto b = make_store(*be, big, 1);
+  try {
+    load_model_params(path, MPI_COMM_NULL, *be, *b, true);
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("has shape"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
