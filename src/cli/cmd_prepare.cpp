@@ -44,7 +44,7 @@ int cmd_prepare(const std::vector<std::string>& args) {
   if (auto f = a.get("--format")) {
     if (*f == "text") o.format = InputFormat::text;
     else if (*f == "jsonl") o.format = InputFormat::jsonl;
-    else user_error("llmpi prepare: --format expects 'text' or 'jsonl', got '", *f, "'");
+    else user_error("--format expects 'text' or 'jsonl', got '", *f, "'");
   }
   o.delimiter = a.get("--delimiter");
   o.out_dir = a.require("--out");
@@ -53,7 +53,7 @@ int cmd_prepare(const std::vector<std::string>& args) {
   o.val_fraction = a.get_double("--val-fraction", o.val_fraction);
   o.min_chars = a.get_int("--min-chars", o.min_chars);
   const int64_t seed = a.get_int("--seed", static_cast<int64_t>(o.seed));
-  if (seed < 0) user_error("llmpi prepare: --seed expects a non-negative integer, got ", seed);
+  if (seed < 0) user_error("--seed expects a non-negative integer, got ", seed);
   o.seed = static_cast<uint64_t>(seed);
   o.show_progress = !a.flag("--quiet");
   o.inputs = a.positionals();

@@ -83,11 +83,11 @@ CleanStats for_each_kept_document(const std::vector<std::string>& files,
     read_documents(path, fmt, o.delimiter, [&](std::string_view raw, int64_t done) {
       if (filter.accept(raw, &cleaned))
         fn(cleaned, is_validation_document(content_hash128(cleaned), o.val_fraction, o.seed));
-      meter.update(filter.stats().documents_read, bytes_before + done, tokens ? *tokens : 0);
+      meter.update(filter.stats().documents_read, bytes_before + done, tokens ? *tokens : -1);
     });
     bytes_before += static_cast<int64_t>(fs::file_size(path));
   }
-  meter.update(filter.stats().documents_read, bytes_before, tokens ? *tokens : 0);
+  meter.update(filter.stats().documents_read, bytes_before, tokens ? *tokens : -1);
   meter.finish();
   return filter.stats();
 }
@@ -128,19 +128,19 @@ std::string json_quote(const std::string& s) {
 }
 
 void validate(const PrepareOptions& o) {
-  if (o.inputs.empty()) user_error("llmpi prepare: no input files given (see --help)");
-  if (o.out_dir.empty()) user_error("llmpi prepare: missing --out DIR");
+  if (o.inputs.empty()) user_error("no input files given (see --help)");
+  if (o.out_dir.empty()) user_error("missing --out DIR");
   if ((o.vocab_size > 0) == !o.tokenizer_path.empty())
-    user_error("llmpi prepare: give exactly one of --vocab-size N (train a tokenizer) or "
+    user_error("give exactly one of --vocab-size N (train a tokenizer) or "
                "--tokenizer FILE (use an existing one)");
   if (o.vocab_size != 0 && o.vocab_size < 257)
-    user_error("llmpi prepare: --vocab-size ", o.vocab_size,
+    user_error("--vocab-size ", o.vocab_size,
                " is too small (minimum 257: 256 bytes + <|endoftext|>)");
   if (!(o.val_fraction >= 0.0 && o.val_fraction < 1.0))
-    user_error("llmpi prepare: --val-fraction ", o.val_fraction, " must be in [0, 1)");
-  if (o.min_chars < 0) user_error("llmpi prepare: --min-chars ", o.min_chars, " must be >= 0");
+    user_error("--val-fraction ", o.val_fraction, " must be in [0, 1)");
+  if (o.min_chars < 0) user_error("--min-chars ", o.min_chars, " must be >= 0");
   if (o.delimiter && o.delimiter->find('\n') != std::string::npos)
-    user_error("llmpi prepare: --delimiter must be a single line");
+    user_error("--delimiter must be a single line");
 }
 
 }  // namespace
@@ -256,11 +256,11 @@ PrepareReport prepare_dataset(const PrepareOptions& o) {
   report.train_tokens = train.count();
   report.val_tokens = val.count();
   if (report.clean.kept == 0)
-    user_error("llmpi prepare: no documents left after cleaning (", report.clean.documents_read,
+    user_error("no documents left after cleaning (", report.clean.documents_read,
                " read, ", report.clean.dropped_short, " shorter than --min-chars ", o.min_chars,
                ", ", report.clean.dropped_duplicate, " duplicates)");
   if (report.train_documents == 0)
-    user_error("llmpi prepare: all ", report.val_documents,
+    user_error("all ", report.val_documents,
                " documents went to the validation split; lower --val-fraction");
 
   tok.save((out / "tokenizer.bpe").string());

@@ -73,10 +73,10 @@ void ProgressMeter::draw(bool final) {
     bar += pct;
   }
   const std::string of_total = total_bytes_ > 0 ? " of " + human_bytes(total_bytes_) : "";
-  std::fprintf(out_, "%s%s: %s%s docs, %s%s, %s tokens, %.1f s%s", tty_ ? "\r" : "",
-               phase_.c_str(), bar.c_str(), human_count(docs_).c_str(),
-               human_bytes(bytes_).c_str(), of_total.c_str(), human_count(tokens_).c_str(),
-               secs, tty_ ? "\x1b[K" : "");
+  const std::string tokens = tokens_ >= 0 ? ", " + human_count(tokens_) + " tokens" : "";
+  std::fprintf(out_, "%s%s: %s%s docs, %s%s%s, %.1f s%s", tty_ ? "\r" : "", phase_.c_str(),
+               bar.c_str(), human_count(docs_).c_str(), human_bytes(bytes_).c_str(),
+               of_total.c_str(), tokens.c_str(), secs, tty_ ? "\x1b[K" : "");
   if (final || !tty_) std::fputc('\n', out_);
   std::fflush(out_);
 }

@@ -18,7 +18,7 @@ class ProgressMeter {
   ProgressMeter(const ProgressMeter&) = delete;
   ProgressMeter& operator=(const ProgressMeter&) = delete;
 
-  void update(int64_t documents, int64_t bytes, int64_t tokens);
+  void update(int64_t documents, int64_t bytes, int64_t tokens);  // tokens < 0: not shown
   void finish();  // final line (idempotent)
 
  private:
