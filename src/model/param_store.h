@@ -31,6 +31,10 @@ struct ParamInfo {
   InitKind init = InitKind::zeros;
   double init_std = 0.0;      // standard deviation for InitKind::normal
   bool weight_decay = false;  // true for weight matrices and embeddings; false for gains, biases
+  // An identical copy of this slab is owned by another rank (a tensor-parallel replica such
+  // as a norm gain or a replicated kv head, or the last pipeline stage's copy of a tied
+  // embedding). Replicas are excluded from gradient norms and from checkpoint writes.
+  bool replica = false;
 
   int64_t numel() const { return local_shape.numel(); }
 };
