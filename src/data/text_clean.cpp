@@ -51,7 +51,7 @@ Hash128 content_hash128(std::string_view s) {
     h2 = splitmix64(h2 + (w ^ 0x9E3779B97F4A7C15ull));
   }
   uint64_t tail = 0;
-  std::memcpy(&tail, s.data() + i, s.size() - i);
+  if (i < s.size()) std::memcpy(&tail, s.data() + i, s.size() - i);
   h1 = splitmix64(h1 ^ tail ^ (uint64_t{s.size()} << 56));
   h2 = splitmix64(h2 + tail + s.size());
   return {splitmix64(h1 ^ s.size()), splitmix64(h2 ^ (s.size() * 0xD6E8FEB86659FD93ull))};

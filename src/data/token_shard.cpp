@@ -143,6 +143,7 @@ TokenShardWriter::~TokenShardWriter() {
 }
 
 void TokenShardWriter::write_bytes(const void* p, size_t n) {
+  if (n == 0) return;  // p may be null for an empty span
   if (std::fwrite(p, 1, n, file_) != n)
     user_error(tmp_path_, ": write failed: ", std::strerror(errno));
 }

@@ -155,7 +155,8 @@ TEST(Tokenizer, RoundTripsRandomBytesIncludingNulAndInvalidUtf8) {
     const std::string s = random_bytes(seed, 1 + seed * 97);
     EXPECT_EQ(tok.decode(tok.encode(s)), s) << "seed " << seed;
   }
-  const std::string edge("\0\0\xFF\xFE\xC3(\xE2\x82 the\0 <|endoftext|>\x80", 30);
+  constexpr char kEdge[] = "\0\0\xFF\xFE\xC3(\xE2\x82 the\0 <|endoftext|>\x80";
+  const std::string edge(kEdge, sizeof(kEdge) - 1);
   const auto ids = tok.encode(edge);
   EXPECT_EQ(tok.decode(ids), edge);
   EXPECT_EQ(std::count(ids.begin(), ids.end(), tok.eot_id()), 0)
