@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# End-to-end through the CLI: prepare a small real-text corpus, train a few steps, sample,
+# eval; bad input gives exit code 2 and leaves the run directory intact; the h5py example
+# (run by Debian's /usr/bin/python3) reads the model file and verifies every checksum.
+#   usage: cli_and_h5py.sh LLMPI_BINARY SOURCE_DIR
+set -euo pipefail
+llmpi=$1
+src=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+expect_code() {  # expected-code, then the command
+  local want=$1; shift
+  set +e; "$@" >out.txt 2>err.txt; local got=$?; set -e
+  [ "$got" -eq "$want" ] || { cat out.txt err.txt >&2; fail "'$*' exited $got, expected $want"; }
+}
+
+# A corpus of real English text that every Debian machine with the demo's packages has.
+corpus=/usr/share/games/fortunes/fortunes
+[ -f "$corpus" ] || fail "missing $corpus (apt-get install fortunes-min)"
+"$llmpi" prepare "$corpus" --delimiter % --out data --vocab-size 300 --quiet
+[ -f data/train.bin ] && [ -f data/val.bin ] && [ -f data/tokenizer.bpe ] || fail "prepare outputs missing"
+
+cfg=(--set model.vocab_size=300 --set model.n_layer=1 --set model.d_model=32 --set model.n_head=2
+     --set model.max_seq_len=32 --set train.seq_len=32 --set train.batch_size=4 --set train.steps=12
+     --set train.warmup_steps=2 --set train.log_every=4 --set train.eval_every=6 --set train.eval_batches=2
+     --set data.train=data/train.bin --set data.val=data/val.bin --set data.tokenizer=data/tokenizer.bpe
+     --set run.dir=run)
+"$llmpi" train "$src/configs/tiny.toml" "${cfg[@]}" > train.txt
+grep -q '^step     12/12' train.txt || { cat train.txt; fail "no final step line"; }
+grep -q '^unigram baseline' train.txt || fail "no unigram baseline line"
+[ -f run/model.h5 ] && [ -f run/config.toml ] || fail "run directory incomplete"
+cp run/model.h5 model-before.h5
+
+# Bad input: exit 2 with a message naming the key; the run directory is untouched.
+expect_code 2 "$llmpi" train "$src/configs/tiny.toml" "${cfg[@]}" --set train.lr=-1
+grep -q "train.lr" err.txt || fail "bad lr: message does not name the key"
+expect_code 2 "$llmpi" train does-not-exist.toml
+expect_code 2 "$llmpi" train "$src/configs/tiny.toml" "${cfg[@]}" --set data.train=nope.bin
+grep -q "nope.bin" err.txt || fail "missing data file not named"
+expect_code 2 "$llmpi" sample nope-dir
+expect_code 2 "$llmpi" eval run --data nope.bin
+expect_code 2 "$llmpi" sample run --top-p 2
+cmp -s run/model.h5 model-before.h5 || fail "a failed command changed the run directory"
+
+expect_code 0 "$llmpi" sample run --tokens 10 --prompt "The" --seed 3
+grep -q -- '--- sample 1' out.txt || fail "sample printed no sample"
+cp out.txt s1.txt
+expect_code 0 "$llmpi" sample run --tokens 10 --prompt "The" --seed 3
+cmp -s out.txt s1.txt || fail "same seed, different samples"
+expect_code 0 "$llmpi" sample run --tokens 10 --greedy
+expect_code 0 "$llmpi" eval run
+grep -q 'perplexity' out.txt || fail "eval printed no perplexity"
+
+# The h5py example, under Debian's python3 (which has python3-h5py).
+/usr/bin/python3 "$src/examples/read_model.py" run/model.h5 > h5.txt || { cat h5.txt; fail "h5py example failed"; }
+grep -q ' 0 checksum mismatches' h5.txt || { cat h5.txt; fail "h5py checksums"; }
+grep -q 'embed.tokens .*(300, 32)' h5.txt || { cat h5.txt; fail "h5py: embed.tokens shape"; }
+echo "cli_and_h5py: 1 passed, 0 failed"
