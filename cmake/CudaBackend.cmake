@@ -64,6 +64,11 @@ target_sources(llmpi_core PRIVATE $<TARGET_OBJECTS:llmpi_cuda>)
 target_link_libraries(llmpi_core PUBLIC CUDA::cudart_static CUDA::cublasLt ${LLMPI_CUDNN_LIBRARY})
 target_compile_definitions(llmpi_core PUBLIC LLMPI_HAVE_CUDA=1)
 
+# Executables of the cuda build look for libraries in <their dir>/lib first: the GPU bundle
+# (scripts/gpu-bundle.sh) carries there what the GPU machine lacks. DT_RPATH rather than
+# DT_RUNPATH, because only DT_RPATH also serves the carried libraries' own dependencies.
+string(APPEND CMAKE_EXE_LINKER_FLAGS " -Wl,-rpath,\\$ORIGIN/lib -Wl,--disable-new-dtags")
+
 if(LLMPI_BUILD_TESTS)
   find_package(GTest REQUIRED)
   file(GLOB LLMPI_CUDA_TEST_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/*.cpp)

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the `cuda` preset on this (GPU-less) machine and assembles bundle/ for the GPU
+# machine: the test binaries, the llmpi binary, scripts/gpu-run.sh, and in bundle/lib.tar.xz the
+# shared libraries it may lack: every library the binaries load (ldd's closure) except MPI,
+# CUDA, cuDNN, NCCL and the C/C++ runtime, which the GPU machine has (in newer versions).
+# That is parallel HDF5 with its compression and curl dependencies (the GPU machine has only
+# serial HDF5 1.10), Kokkos from Trilinos, TOML++ if shared, OpenBLAS and its Fortran runtime.
+# The executables find bundle/lib through their DT_RPATH ($ORIGIN/lib, set at link time by
+# cmake/CudaBackend.cmake) and through LD_LIBRARY_PATH set by gpu-run.sh.
+# Usage: scripts/gpu-bundle.sh [--no-build]    (JOBS=2 by default; the machine is shared)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${BUILD_DIR:-$root/build/cuda}   # BUILD_DIR=build/cuda-dev bundles an sm_90-only build
+bundle=$root/bundle
+jobs=${JOBS:-2}
+max_mib=60
+
+if [[ "${1:-}" != "--no-build" ]]; then
+  (cd "$root" && cmake --preset cuda >/dev/null)
+  cmake --build "$build" -j"$jobs" --target llmpi llmpi_cuda_tests llmpi_unit_tests
+fi
+
+bins=("$build/llmpi" "$build/llmpi_cuda_tests")
+for b in "${bins[@]}"; do
+  [[ -x "$b" ]] || { echo "gpu-bundle: missing $b (build it first)" >&2; exit 1; }
+done
+[[ -x "$build/tests/llmpi_unit_tests" ]] && bins+=("$build/tests/llmpi_unit_tests")
+
+rm -rf "$bundle"
+mkdir -p "$bundle/lib"
+cp "${bins[@]}" "$bundle/"
+cp "$root/scripts/gpu-run.sh" "$bundle/"
+
+# Libraries to carry: what ldd resolves for the binaries (ldd lists the whole closure),
+# less what the GPU machine provides itself (MPI and its runtime, the CUDA stack, glibc,
+# the C++ runtime).
+never='^(libmpi|libopen-|libhwloc|libevent|libudev|libcuda|libcudnn|libnccl|libcublas|libcudart|libc\.|libm\.|libstdc\+\+|libgcc_s|ld-linux|libpthread|libdl\.|librt\.|libresolv|libz\.)'
+for b in "${bins[@]}"; do
+  ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}'
+done | sort -u | while read -r soname path; do
+  if [[ "$soname" =~ $never ]]; then continue; fi
+  cp -L "$path" "$bundle/lib/$soname"
+  strip --strip-unneeded "$bundle/lib/$soname" 2>/dev/null || true
+done
+
+missing=$(for b in "${bins[@]}"; do ldd "$b" | grep 'not found' || true; done)
+if [[ -n "$missing" ]]; then echo "gpu-bundle: unresolved libraries here:"$'\n'"$missing" >&2; exit 1; fi
+
+for b in "${bins[@]}"; do strip --strip-debug "$bundle/$(basename "$b")" 2>/dev/null || true; done
+# OpenBLAS alone is ~36 MiB (every CPU kernel); xz shrinks the libraries to a fraction.
+# gpu-run.sh unpacks lib.tar.xz into bundle/lib on its first run.
+tar -C "$bundle" -cJf "$bundle/lib.tar.xz" lib
+rm -rf "$bundle/lib"
+size_mib=$(du -sm "$bundle" | cut -f1)
+echo "gpu-bundle: $bundle ($size_mib MiB):"
+ls -l "$bundle" | sed 's/^/  /'
+if (( size_mib > max_mib )); then
+  echo "gpu-bundle: bundle is $size_mib MiB, over the $max_mib MiB budget" >&2
+  exit 1
+fi

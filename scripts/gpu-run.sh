@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine, from the bundle that scripts/gpu-bundle.sh assembled (it copies
+# this script into bundle/): finds the machine's cuDNN, cuBLASLt and Open MPI libraries,
+# prints the device and library versions, runs the CUDA op tests (every op vs the host
+# backend) and prints a summary. Logs go to $OUT when set (the device tool's output folder),
+# else /tmp. Exit status: that of the tests.
+# LLMPI_MEMCHECK=1 also runs the tests under compute-sanitizer's memcheck (slow).
+# Usage: bundle/gpu-run.sh [extra gtest flags]
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+logdir=${OUT:-/tmp}
+export NCCL_NVLS_ENABLE=0  # never NVLink multicast on the shared machines
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
+
+# Carried libraries travel compressed (scripts/gpu-bundle.sh); unpack them once.
+if [[ ! -d "$here/lib" && -f "$here/lib.tar.xz" ]]; then
+  tar -C "$here" -xJf "$here/lib.tar.xz" || { echo "gpu-run: cannot unpack lib.tar.xz" >&2; exit 1; }
+fi
+
+# The directory holding the first file named $1 under the usual install roots (or nothing).
+lib_dir_of() {
+  local f
+  f=$(ldconfig -p 2>/dev/null | awk -v n="$1" '$1 == n {print $NF; exit}')
+  if [[ -z "$f" ]]; then
+    f=$(find /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/lib/x86_64-linux-gnu /usr/local/lib \
+             /opt /usr/lib/python3*/ -name "$1" 2>/dev/null | head -n1)
+  fi
+  [[ -n "$f" ]] && dirname "$(readlink -f "$f")"
+}
+extra=""
+for lib in libcudnn.so.9 libcublasLt.so.13 libmpi.so.40; do
+  d=$(lib_dir_of "$lib")
+  if [[ -z "$d" ]]; then echo "gpu-run: $lib not found on this machine" >&2; else extra+=":$d"; fi
+done
+export LD_LIBRARY_PATH="$here/lib$extra${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+echo "== device"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
+echo "== libraries"
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+ldd "$here/llmpi_cuda_tests" | grep -E 'cudnn|cublas|mpi|hdf5|kokkos|not found' | sed 's/^/  /'
+
+echo "== CUDA op tests"
+start=$(date +%s)
+"$here/llmpi_cuda_tests" --gtest_color=no "$@" 2>&1 | tee "$logdir/cuda_tests.log"
+status=${PIPESTATUS[0]}
+echo "== summary ($(($(date +%s) - start)) s)"
+ok=$(grep -c ' ok$' "$logdir/cuda_tests.log")
+bad=$(grep -cE ' (FAIL|THREW)$' "$logdir/cuda_tests.log")
+echo "checks passed: $ok, failed: $bad, gtest exit status: $status"
+grep -E ' (FAIL|THREW)$' "$logdir/cuda_tests.log" | sed 's/^/  /'
+if [[ "${LLMPI_MEMCHECK:-0}" == 1 ]]; then
+  echo "== compute-sanitizer memcheck"
+  timeout 300 compute-sanitizer --tool memcheck --print-limit 20 \
+    "$here/llmpi_cuda_tests" --gtest_color=no "$@" > "$logdir/memcheck.log" 2>&1
+  echo "memcheck exit status: $?"
+  grep -E "ERROR SUMMARY|Invalid|out of bounds" "$logdir/memcheck.log" | head -20
+fi
+exit "$status"
