@@ -54,7 +54,11 @@ int main(int argc, char** argv) {
       // which then returns 2 on all ranks. One that reaches here may be one rank's alone:
       // with several ranks, end the whole job rather than leave the others waiting.
       if (rt.world_size() > 1) llmpi::abort_job((cmd + ": " + e.what()).c_str(), 2);
-      std::fprintf(stderr, "llmpi %s: error: %s\n", cmd.c_str(), e.what());
+      // Messages may already name the command ("llmpi train: ..."): print it once.
+      std::string msg = e.what();
+      const std::string prefix = "llmpi " + cmd + ": ";
+      if (msg.rfind(prefix, 0) == 0) msg.erase(0, prefix.size());
+      std::fprintf(stderr, "%serror: %s\n", prefix.c_str(), msg.c_str());
       return 2;
     } catch (const std::exception& e) {
       if (rt.world_size() > 1) llmpi::abort_job(e.what(), 1);
