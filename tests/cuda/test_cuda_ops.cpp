@@ -11,6 +11,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <functional>
 #include <limits>
 #include <string>
@@ -270,6 +271,7 @@ std::vector<OpCase> op_cases() {
       {CudaAttention::own, {1, 64, 2, 1, 128}},  // MQA, D = 128
       {CudaAttention::own, {2, 40, 3, 3, 32}},   // MHA, D = 32
       {CudaAttention::own, {1, 33, 2, 2, 80}},   // D not a multiple of 32
+      {CudaAttention::own, {1, 48, 2, 1, 256}},  // the largest D
       {CudaAttention::cudnn, {2, 128, 4, 2, 64}},
       {CudaAttention::cudnn, {1, 256, 8, 8, 128}},
   };

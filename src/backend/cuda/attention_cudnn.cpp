@@ -37,78 +37,93 @@ bool CudnnAttention::may_support(const AttentionShape& s) {
   return s.D % 8 == 0 && s.D <= 256 && s.T % 64 == 0 && s.Hq % s.Hkv == 0 && s.B * s.T > 0;
 }
 
+std::unique_ptr<CudnnAttention::ForwardGraph> CudnnAttention::build_forward(
+    const AttentionShape& s, cudnnDataType_t p_type) {
+  const int64_t B = s.B, T = s.T, Hq = s.Hq, Hkv = s.Hkv, D = s.D;
+  const int64_t W = (Hq + 2 * Hkv) * D;
+  using cudnn::Dims;
+  auto g = std::make_unique<ForwardGraph>();
+  auto& n = g->nodes;
+  n.reserve(64);  // references into n are held while it grows: it must never reallocate
+  auto add = [&](cudnn::Descriptor d) -> const cudnn::Descriptor& {
+    LLMPI_CHECK(n.size() < n.capacity(), "cuDNN graph: node storage would reallocate");
+    n.push_back(std::move(d));
+    return n.back();
+  };
+  int64_t next_uid = kVirtual;
+  const Dims scores{B, Hq, T, T}, scores_st{Hq * T * T, T * T, T, 1};
+  const Dims rows{B, Hq, T, 1}, rows_st{Hq * T, T, 1, 1};
+  const Dims one{1, 1, 1, 1};
+  auto virt = [&](cudnnDataType_t t, const Dims& d,
+                  const Dims& st) -> const cudnn::Descriptor& {
+    return add(cudnn::tensor(next_uid++, t, d, st, true));
+  };
+  const auto bf16 = CUDNN_DATA_BFLOAT16;
+  // Strided views into qkv [B, T, W] (Kᵀ by swapped strides) and out [B, T, Hq·D].
+  const auto& q = add(cudnn::tensor(kQ, bf16, {B, Hq, T, D}, {T * W, D, W, 1}, false));
+  const auto& kt = add(cudnn::tensor(kKt, bf16, {B, Hkv, D, T}, {T * W, D, 1, W}, false));
+  const auto& v = add(cudnn::tensor(kV, bf16, {B, Hkv, T, D}, {T * W, D, W, 1}, false));
+  const auto& o = add(cudnn::tensor(kO, bf16, {B, Hq, T, D}, {T * Hq * D, D, Hq * D, 1}, false));
+  const auto& stats = add(cudnn::tensor(kStats, CUDNN_DATA_FLOAT, rows, rows_st, false));
+  const auto& scale = add(cudnn::tensor(kScale, CUDNN_DATA_FLOAT, one, one, false, true));
+  const auto& neg_inf = add(cudnn::tensor(kNegInf, CUDNN_DATA_FLOAT, one, one, false, true));
+
+  const auto& s_raw = virt(CUDNN_DATA_FLOAT, scores, scores_st);
+  const auto& s_scaled = virt(CUDNN_DATA_FLOAT, scores, scores_st);
+  const auto& row_idx = virt(CUDNN_DATA_INT32, scores, scores_st);
+  const auto& col_idx = virt(CUDNN_DATA_INT32, scores, scores_st);
+  const auto& causal = virt(CUDNN_DATA_BOOLEAN, scores, scores_st);
+  const auto& s_masked = virt(CUDNN_DATA_FLOAT, scores, scores_st);
+  const auto& row_max = virt(CUDNN_DATA_FLOAT, rows, rows_st);
+  const auto& shifted = virt(CUDNN_DATA_FLOAT, scores, scores_st);
+  const auto& e = virt(CUDNN_DATA_FLOAT, scores, scores_st);
+  const auto& z = virt(CUDNN_DATA_FLOAT, rows, rows_st);
+  const auto& log_z = virt(CUDNN_DATA_FLOAT, rows, rows_st);
+  const auto& p = virt(p_type, scores, scores_st);
+
+  std::vector<const cudnn::Descriptor*> ops;
+  auto op = [&](cudnn::Descriptor d) { ops.push_back(&add(std::move(d))); };
+  op(cudnn::matmul(q, kt, s_raw));
+  op(cudnn::pointwise(CUDNN_POINTWISE_MUL, s_raw, &scale, s_scaled));
+  op(cudnn::pointwise(CUDNN_POINTWISE_GEN_INDEX, s_scaled, nullptr, row_idx, nullptr,
+                      CUDNN_DATA_INT32, 2));
+  op(cudnn::pointwise(CUDNN_POINTWISE_GEN_INDEX, s_scaled, nullptr, col_idx, nullptr,
+                      CUDNN_DATA_INT32, 3));
+  op(cudnn::pointwise(CUDNN_POINTWISE_CMP_GE, row_idx, &col_idx, causal, nullptr,
+                      CUDNN_DATA_BOOLEAN));
+  op(cudnn::pointwise(CUDNN_POINTWISE_BINARY_SELECT, s_scaled, &neg_inf, s_masked, &causal));
+  op(cudnn::reduction(CUDNN_REDUCE_TENSOR_MAX, s_masked, row_max));
+  op(cudnn::pointwise(CUDNN_POINTWISE_SUB, s_masked, &row_max, shifted));
+  op(cudnn::pointwise(CUDNN_POINTWISE_EXP, shifted, nullptr, e));
+  op(cudnn::reduction(CUDNN_REDUCE_TENSOR_ADD, e, z));
+  op(cudnn::pointwise(CUDNN_POINTWISE_LOG, z, nullptr, log_z));
+  op(cudnn::pointwise(CUDNN_POINTWISE_ADD, row_max, &log_z, stats));
+  op(cudnn::pointwise(CUDNN_POINTWISE_DIV, e, &z, p));
+  op(cudnn::matmul(p, v, o));
+  g->plan = std::make_unique<cudnn::Plan>(handle_, ops, "causal attention forward");
+  return g;
+}
+
 CudnnAttention::ForwardGraph& CudnnAttention::graph_for(const AttentionShape& s) {
   const Key key{s.B, s.T, s.Hq, s.Hkv, s.D};
   if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
   if (auto it = refused_.find(key); it != refused_.end()) throw InternalError(it->second);
-  const int64_t B = s.B, T = s.T, Hq = s.Hq, Hkv = s.Hkv, D = s.D;
-  const int64_t W = (Hq + 2 * Hkv) * D;
-  try {
-    using cudnn::Dims;
-    auto g = std::make_unique<ForwardGraph>();
-    auto& n = g->nodes;
-    n.reserve(64);  // references into n are held while it grows: it must never reallocate
-    auto add = [&](cudnn::Descriptor d) -> const cudnn::Descriptor& {
-      LLMPI_CHECK(n.size() < n.capacity(), "cuDNN graph: node storage would reallocate");
-      n.push_back(std::move(d));
-      return n.back();
-    };
-    int64_t next_uid = kVirtual;
-    const Dims scores{B, Hq, T, T}, scores_st{Hq * T * T, T * T, T, 1};
-    const Dims rows{B, Hq, T, 1}, rows_st{Hq * T, T, 1, 1};
-    const Dims one{1, 1, 1, 1};
-    auto virt = [&](cudnnDataType_t t, const Dims& d, const Dims& st) -> const cudnn::Descriptor& {
-      return add(cudnn::tensor(next_uid++, t, d, st, true));
-    };
-    const auto& q = add(cudnn::tensor(kQ, CUDNN_DATA_BFLOAT16, {B, Hq, T, D}, {T * W, D, W, 1}, false));
-    const auto& kt = add(cudnn::tensor(kKt, CUDNN_DATA_BFLOAT16, {B, Hkv, D, T}, {T * W, D, 1, W}, false));
-    const auto& v = add(cudnn::tensor(kV, CUDNN_DATA_BFLOAT16, {B, Hkv, T, D}, {T * W, D, W, 1}, false));
-    const auto& o = add(cudnn::tensor(kO, CUDNN_DATA_BFLOAT16, {B, Hq, T, D}, {T * Hq * D, D, Hq * D, 1}, false));
-    const auto& stats = add(cudnn::tensor(kStats, CUDNN_DATA_FLOAT, rows, rows_st, false));
-    const auto& scale = add(cudnn::tensor(kScale, CUDNN_DATA_FLOAT, one, one, false, true));
-    const auto& neg_inf = add(cudnn::tensor(kNegInf, CUDNN_DATA_FLOAT, one, one, false, true));
-
-    const auto& s_raw = virt(CUDNN_DATA_FLOAT, scores, scores_st);
-    const auto& s_scaled = virt(CUDNN_DATA_FLOAT, scores, scores_st);
-    const auto& row_idx = virt(CUDNN_DATA_INT32, scores, scores_st);
-    const auto& col_idx = virt(CUDNN_DATA_INT32, scores, scores_st);
-    const auto& causal = virt(CUDNN_DATA_BOOLEAN, scores, scores_st);
-    const auto& s_masked = virt(CUDNN_DATA_FLOAT, scores, scores_st);
-    const auto& row_max = virt(CUDNN_DATA_FLOAT, rows, rows_st);
-    const auto& shifted = virt(CUDNN_DATA_FLOAT, scores, scores_st);
-    const auto& e = virt(CUDNN_DATA_FLOAT, scores, scores_st);
-    const auto& z = virt(CUDNN_DATA_FLOAT, rows, rows_st);
-    const auto& log_z = virt(CUDNN_DATA_FLOAT, rows, rows_st);
-    const auto& p = virt(CUDNN_DATA_FLOAT, scores, scores_st);
-
-    std::vector<const cudnn::Descriptor*> ops;
-    auto op = [&](cudnn::Descriptor d) { ops.push_back(&add(std::move(d))); };
-    op(cudnn::matmul(q, kt, s_raw));
-    op(cudnn::pointwise(CUDNN_POINTWISE_MUL, s_raw, &scale, s_scaled));
-    op(cudnn::pointwise(CUDNN_POINTWISE_GEN_INDEX, s_scaled, nullptr, row_idx, nullptr,
-                        CUDNN_DATA_INT32, 2));
-    op(cudnn::pointwise(CUDNN_POINTWISE_GEN_INDEX, s_scaled, nullptr, col_idx, nullptr,
-                        CUDNN_DATA_INT32, 3));
-    op(cudnn::pointwise(CUDNN_POINTWISE_CMP_GE, row_idx, &col_idx, causal, nullptr,
-                        CUDNN_DATA_BOOLEAN));
-    op(cudnn::pointwise(CUDNN_POINTWISE_BINARY_SELECT, s_scaled, &neg_inf, s_masked, &causal));
-    op(cudnn::reduction(CUDNN_REDUCE_TENSOR_MAX, s_masked, row_max));
-    op(cudnn::pointwise(CUDNN_POINTWISE_SUB, s_masked, &row_max, shifted));
-    op(cudnn::pointwise(CUDNN_POINTWISE_EXP, shifted, nullptr, e));
-    op(cudnn::reduction(CUDNN_REDUCE_TENSOR_ADD, e, z));
-    op(cudnn::pointwise(CUDNN_POINTWISE_LOG, z, nullptr, log_z));
-    op(cudnn::pointwise(CUDNN_POINTWISE_ADD, row_max, &log_z, stats));
-    op(cudnn::pointwise(CUDNN_POINTWISE_DIV, e, &z, p));
-    op(cudnn::matmul(p, v, o));
-    g->plan = std::make_unique<cudnn::Plan>(handle_, ops, "causal attention forward");
-    return *plans_.emplace(key, std::move(g)).first->second;
-  } catch (const InternalError& e) {
-    const std::string msg = detail::concat("cuDNN refused causal attention forward for B=", B,
-                                           " T=", T, " Hq=", Hq, " Hkv=", Hkv, " D=", D, ": ",
-                                           e.what());
-    refused_.emplace(key, msg);
-    throw InternalError(msg);
+  // P (the softmax output, bmm2's A operand) in bf16 as the fused engines expect for 16-bit
+  // inputs; f32 as a second try.
+  std::string reasons;
+  for (cudnnDataType_t p_type : {CUDNN_DATA_BFLOAT16, CUDNN_DATA_FLOAT}) {
+    try {
+      return *plans_.emplace(key, build_forward(s, p_type)).first->second;
+    } catch (const InternalError& e) {
+      reasons += detail::concat("\n  P ", p_type == CUDNN_DATA_FLOAT ? "f32" : "bf16", ": ",
+                                e.what());
+    }
   }
+  const std::string msg = detail::concat("cuDNN refused causal attention forward for B=", s.B,
+                                         " T=", s.T, " Hq=", s.Hq, " Hkv=", s.Hkv, " D=", s.D,
+                                         ":", reasons);
+  refused_.emplace(key, msg);
+  throw InternalError(msg);
 }
 
 void CudnnAttention::forward(void* out, float* lse, const void* qkv, const AttentionShape& s) {

@@ -2,8 +2,9 @@
 // Causal attention forward through cuDNN's fused flash-attention engine, built with the
 // backend graph API (cudnn_graph.h). The engines pattern-match this composite graph
 // (scores never leave the chip):
-//   S = Q·Kᵀ (f32) → S·scale → select(row ≥ col, S, lowest) → M = rowmax → E = exp(S − M)
-//   → Z = rowsum E → Stats = M + log Z (f32 output, dense [B, Hq, T, 1]) → P = E / Z → O = P·V
+//   S = Q·Kᵀ (f32) → S·scale → select(row ≥ col, S, lowest) → M = rowmax
+//   → E = exp(S − M) → Z = rowsum E → Stats = M + log Z (f32, dense [B, Hq, T, 1])
+//   → P = E / Z (bf16: with an f32 P the heuristics offer no engine) → O = P·V
 // Q, Kᵀ and V are strided views into qkv [B, T, (Hq + 2·Hkv)·D] (no copies); GQA by the
 // engines' head broadcast (Hq a multiple of Hkv). One execution plan per (B, T, Hq, Hkv, D),
 // built on first use (hundreds of ms) and cached; a shape cuDNN refuses is remembered and
@@ -37,6 +38,7 @@ class CudnnAttention {
   struct ForwardGraph;
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>;
   ForwardGraph& graph_for(const AttentionShape& s);
+  std::unique_ptr<ForwardGraph> build_forward(const AttentionShape& s, cudnnDataType_t p_type);
 
   cudaStream_t stream_;
   cudnnHandle_t handle_ = nullptr;

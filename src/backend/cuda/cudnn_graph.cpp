@@ -157,7 +157,9 @@ Plan::Plan(cudnnHandle_t handle, std::span<const Descriptor* const> ops,
       reasons += "\n  engine config " + std::to_string(i) + ": " + e.what();
     }
   }
-  throw InternalError("cuDNN could not build a plan for the " + what + " graph:" + reasons);
+  throw InternalError(detail::concat("cuDNN could not build a plan for the ", what, " graph (",
+                                     returned, " of ", available, " heuristic configs)",
+                                     reasons));
 }
 
 void Plan::execute(cudnnHandle_t handle, std::span<const int64_t> uids,

@@ -184,10 +184,15 @@ void CudaBackend::norm_forward(NormKind kind, const Tensor& out, const Tensor& m
   auto* xp = x.ptr<const bf16>();
   auto* gp = gain.ptr<const bf16>();
   auto* bp = layer ? bias.ptr<const bf16>() : nullptr;
-  if (vec && layer) norm_forward_kernel<true, true><<<grid, 32 * kWarps, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
-  else if (vec) norm_forward_kernel<true, false><<<grid, 32 * kWarps, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
-  else if (layer) norm_forward_kernel<false, true><<<grid, 32 * kWarps, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
-  else norm_forward_kernel<false, false><<<grid, 32 * kWarps, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
+  const dim3 block(32 * kWarps);
+  if (vec && layer)
+    norm_forward_kernel<true, true><<<grid, block, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
+  else if (vec)
+    norm_forward_kernel<true, false><<<grid, block, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
+  else if (layer)
+    norm_forward_kernel<false, true><<<grid, block, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
+  else
+    norm_forward_kernel<false, false><<<grid, block, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
   LLMPI_CUDA_LAUNCH_CHECK();
 }
 
@@ -239,10 +244,15 @@ void CudaBackend::norm_backward(NormKind kind, const Tensor& dx, const Tensor& d
   auto* xp = x.ptr<const bf16>();
   auto* gp = gain.ptr<const bf16>();
   auto* rp = rstd.ptr<const float>();
-  if (vec && layer) norm_backward_kernel<true, true><<<grid, 32 * kWarps, 0, stream_>>>(d, dp, xp, gp, mp, rp, N, C);
-  else if (vec) norm_backward_kernel<true, false><<<grid, 32 * kWarps, 0, stream_>>>(d, dp, xp, gp, mp, rp, N, C);
-  else if (layer) norm_backward_kernel<false, true><<<grid, 32 * kWarps, 0, stream_>>>(d, dp, xp, gp, mp, rp, N, C);
-  else norm_backward_kernel<false, false><<<grid, 32 * kWarps, 0, stream_>>>(d, dp, xp, gp, mp, rp, N, C);
+  const dim3 block(32 * kWarps);
+  if (vec && layer)
+    norm_backward_kernel<true, true><<<grid, block, 0, stream_>>>(d, dp, xp, gp, mp, rp, N, C);
+  else if (vec)
+    norm_backward_kernel<true, false><<<grid, block, 0, stream_>>>(d, dp, xp, gp, mp, rp, N, C);
+  else if (layer)
+    norm_backward_kernel<false, true><<<grid, block, 0, stream_>>>(d, dp, xp, gp, mp, rp, N, C);
+  else
+    norm_backward_kernel<false, false><<<grid, block, 0, stream_>>>(d, dp, xp, gp, mp, rp, N, C);
   LLMPI_CUDA_LAUNCH_CHECK();
 }
 
