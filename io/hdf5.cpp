@@ -24,9 +24,11 @@ Id file_access(MPI_Comm comm, const std::string& path) {
 }
 }  // namespace
 
-Id create_file(const std::string& path, MPI_Comm comm) {
+Id create_file(const std::string& path, MPI_Comm comm, hsize_t userblock) {
   Id fapl = file_access(comm, path);
-  return Id(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), path,
+  Id fcpl(check_id(H5Pcreate(H5P_FILE_CREATE), path, "creating a file-creation list"), H5Pclose);
+  if (userblock > 0) check(H5Pset_userblock(fcpl, userblock), path, "reserving a user block");
+  return Id(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, fapl), path,
                      "creating the file"),
             H5Fclose);
 }

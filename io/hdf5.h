@@ -52,7 +52,9 @@ hid_t check_id(hid_t id, const std::string& file, const std::string& what);
 
 // Open/create. With comm != MPI_COMM_NULL the file uses MPI-IO and calls are collective
 // over comm; with MPI_COMM_NULL it is opened serially by this process alone.
-Id create_file(const std::string& path, MPI_Comm comm);
+// userblock > 0 (a power of two >= 512) reserves that many bytes at the start of the file for
+// the caller (HDF5 tools skip it); checkpoints keep their integrity header there.
+Id create_file(const std::string& path, MPI_Comm comm, hsize_t userblock = 0);
 Id open_file(const std::string& path, MPI_Comm comm, bool writable = false);
 Id create_group(hid_t parent, const std::string& name, const std::string& file);
 Id open_group(hid_t parent, const std::string& name, const std::string& file);

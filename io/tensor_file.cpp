@@ -1,5 +1,6 @@
 #include "io/tensor_file.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -7,10 +8,29 @@
 
 namespace llmpi {
 
+namespace {
+constexpr int kMaxRank = 8;
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+constexpr int64_t kChunkElems = int64_t(1) << 22;  // 16 MiB of f32 per read in verifiers
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t d = 0; d < s.size(); ++d) out += (d ? ", " : "") + std::to_string(s[d]);
+  return out + "]";
+}
+}  // namespace
+
 int64_t TensorSlab::local_numel() const {
+  if (is_flat()) return flat_count;
   const auto& s = local_shape.empty() ? global_shape : local_shape;
   int64_t n = 1;
   for (int64_t d : s) n *= d;
+  return n;
+}
+
+int64_t TensorSlab::global_numel() const {
+  int64_t n = 1;
+  for (int64_t d : global_shape) n *= d;
   return n;
 }
 
@@ -21,6 +41,12 @@ uint64_t checksum_term(uint64_t global_index, float value) {
 }
 
 uint64_t slab_checksum(const TensorSlab& s) {
+  if (s.is_flat()) {
+    uint64_t sum = 0;
+    for (int64_t i = 0; i < s.flat_count; ++i)
+      sum += checksum_term(uint64_t(s.flat_offset + i), s.data[i]);
+    return sum;
+  }
   const size_t nd = s.global_shape.size();
   const auto& ls = s.local_shape.empty() ? s.global_shape : s.local_shape;
   std::vector<int64_t> off = s.offset.empty() ? std::vector<int64_t>(nd, 0) : s.offset;
@@ -29,6 +55,7 @@ uint64_t slab_checksum(const TensorSlab& s) {
   for (int i = int(nd) - 2; i >= 0; --i) gstride[i] = gstride[i + 1] * s.global_shape[i + 1];
   const int64_t n = s.local_numel();
   const int64_t inner = nd ? ls[nd - 1] : 1;
+  if (n == 0 || inner == 0) return 0;
   uint64_t sum = 0;
   std::vector<int64_t> idx(nd, 0);  // local coordinates of the current row start
   for (int64_t start = 0; start < n; start += inner) {
@@ -45,11 +72,87 @@ uint64_t slab_checksum(const TensorSlab& s) {
 
 namespace {
 
+// Appends the boxes of the flat range [a, b) of the sub-tensor of dims k.. at outer
+// coordinates `prefix` (dims < k).
+void range_boxes(const std::vector<int64_t>& shape, const std::vector<int64_t>& stride, size_t k,
+                 std::vector<int64_t>& prefix, int64_t a, int64_t b, std::vector<Box>& out) {
+  if (a >= b) return;
+  const size_t nd = shape.size();
+  auto emit = [&](int64_t lo, int64_t n) {
+    Box box;
+    box.start = prefix;
+    box.count.assign(prefix.size(), 1);
+    box.start.push_back(lo);
+    box.count.push_back(n);
+    for (size_t d = k + 1; d < nd; ++d) {
+      box.start.push_back(0);
+      box.count.push_back(shape[d]);
+    }
+    out.push_back(std::move(box));
+  };
+  if (k == nd - 1) return emit(a, b - a);
+  const int64_t s = stride[k];  // elements per index of dim k
+  const int64_t i0 = a / s, i1 = (b - 1) / s;
+  auto descend = [&](int64_t i, int64_t lo, int64_t hi) {
+    prefix.push_back(i);
+    range_boxes(shape, stride, k + 1, prefix, lo, hi, out);
+    prefix.pop_back();
+  };
+  if (i0 == i1 && (a % s != 0 || b % s != 0)) return descend(i0, a - i0 * s, b - i0 * s);
+  int64_t lo = i0, hi = i1 + 1;
+  if (a % s != 0) {
+    descend(i0, a % s, s);
+    lo = i0 + 1;
+  }
+  if (b % s != 0) hi = i1;
+  if (hi > lo) emit(lo, hi - lo);
+  if (b % s != 0) descend(i1, 0, b % s);
+}
+
+}  // namespace
+
+std::vector<Box> flat_range_boxes(const std::vector<int64_t>& shape, int64_t begin,
+                                  int64_t count) {
+  int64_t numel = 1;
+  for (int64_t d : shape) numel *= d;
+  LLMPI_CHECK(begin >= 0 && count >= 0 && begin + count <= numel, "flat range [", begin, ", ",
+              begin + count, ") outside a tensor of ", numel, " elements");
+  std::vector<Box> out;
+  if (count == 0) return out;
+  if (shape.empty()) return {Box{}};  // a scalar: the one element
+  std::vector<int64_t> stride(shape.size(), 1);
+  for (int i = int(shape.size()) - 2; i >= 0; --i) stride[i] = stride[i + 1] * shape[i + 1];
+  std::vector<int64_t> prefix;
+  range_boxes(shape, stride, 0, prefix, begin, begin + count, out);
+  return out;
+}
+
+namespace {
+
 struct Selection {
   h5::Id file_space, mem_space;
 };
 
+void check_slab_bounds(const TensorSlab& s) {
+  const size_t nd = s.global_shape.size();
+  if (s.is_flat()) {
+    LLMPI_CHECK(s.flat_count >= 0 && s.flat_offset + s.flat_count <= s.global_numel(),
+                "flat slab of '", s.name, "' outside its tensor");
+    return;
+  }
+  LLMPI_CHECK(s.offset.empty() || s.offset.size() == nd, "slab '", s.name, "': offset rank");
+  LLMPI_CHECK(s.local_shape.empty() || s.local_shape.size() == nd, "slab '", s.name,
+              "': local_shape rank");
+  for (size_t d = 0; d < nd; ++d) {
+    const int64_t o = s.offset.empty() ? 0 : s.offset[d];
+    const int64_t n = s.local_shape.empty() ? s.global_shape[d] : s.local_shape[d];
+    LLMPI_CHECK(o >= 0 && n >= 0 && o + n <= s.global_shape[d], "slab of '", s.name,
+                "' outside its tensor in dim ", d);
+  }
+}
+
 Selection select(hid_t dset, const TensorSlab& s, bool participate, const std::string& file) {
+  check_slab_bounds(s);
   Selection sel;
   sel.file_space = h5::Id(H5Dget_space(dset), H5Sclose);
   const size_t nd = s.global_shape.size();
@@ -60,6 +163,19 @@ Selection select(hid_t dset, const TensorSlab& s, bool participate, const std::s
   }
   if (nd == 0) {
     sel.mem_space = h5::Id(H5Screate(H5S_SCALAR), H5Sclose);
+    return sel;
+  }
+  if (s.is_flat()) {
+    const std::vector<Box> boxes = flat_range_boxes(s.global_shape, s.flat_offset, s.flat_count);
+    for (size_t b = 0; b < boxes.size(); ++b) {
+      std::vector<hsize_t> start(boxes[b].start.begin(), boxes[b].start.end());
+      std::vector<hsize_t> count(boxes[b].count.begin(), boxes[b].count.end());
+      h5::check(H5Sselect_hyperslab(sel.file_space, b == 0 ? H5S_SELECT_SET : H5S_SELECT_OR,
+                                    start.data(), nullptr, count.data(), nullptr),
+                file, "selecting the flat range of '" + s.name + "'");
+    }
+    const hsize_t n = hsize_t(s.flat_count);
+    sel.mem_space = h5::Id(H5Screate_simple(1, &n, nullptr), H5Sclose);
     return sel;
   }
   std::vector<hsize_t> start(nd), count(nd);
@@ -88,7 +204,57 @@ uint64_t allreduce_sum(uint64_t v, MPI_Comm comm) {
   return out;
 }
 
+void comm_rank_size(MPI_Comm comm, int& rank, int& size) {
+  rank = 0;
+  size = 1;
+  if (comm == MPI_COMM_NULL) return;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+}
+
 }  // namespace
+
+h5::Id open_f32_dataset(hid_t group, const std::string& name, const std::string& file,
+                        std::vector<int64_t>& dims) {
+  if (!h5::exists(group, name)) user_error(file, ": tensor '", name, "' is missing");
+  H5O_info_t info;
+  if (H5Oget_info_by_name(group, name.c_str(), &info, H5P_DEFAULT) < 0 ||
+      info.type != H5O_TYPE_DATASET)
+    user_error(file, ": '", name, "' is not a dataset");
+  h5::Id dset(h5::check_id(H5Dopen2(group, name.c_str(), H5P_DEFAULT), file,
+                           "opening '" + name + "'"),
+              H5Dclose);
+  h5::Id type(h5::check_id(H5Dget_type(dset), file, "reading the type of '" + name + "'"),
+              H5Tclose);
+  if (H5Tget_class(type) != H5T_FLOAT || H5Tget_size(type) != 4)
+    user_error(file, ": tensor '", name, "' is not float32");
+  h5::Id space(h5::check_id(H5Dget_space(dset), file, "reading the shape of '" + name + "'"),
+               H5Sclose);
+  const H5S_class_t cls = H5Sget_simple_extent_type(space);
+  if (cls != H5S_SIMPLE && cls != H5S_SCALAR)
+    user_error(file, ": tensor '", name, "' has no valid dataspace");
+  const int nd = H5Sget_simple_extent_ndims(space);
+  if (nd < 0 || nd > kMaxRank)
+    user_error(file, ": tensor '", name, "' has rank ", nd, " (at most ", kMaxRank, ")");
+  std::vector<hsize_t> d(size_t(nd), 0);
+  if (nd > 0 && H5Sget_simple_extent_dims(space, d.data(), nullptr) < 0)
+    user_error(file, ": tensor '", name, "' has an unreadable shape");
+  dims.assign(size_t(nd), 0);
+  int64_t numel = 1;
+  for (int i = 0; i < nd; ++i) {
+    if (d[size_t(i)] > hsize_t(kMaxDim))
+      user_error(file, ": tensor '", name, "' has an implausible dimension ", d[size_t(i)]);
+    dims[size_t(i)] = int64_t(d[size_t(i)]);
+    numel = dims[size_t(i)] == 0 ? 0 : (numel > kMaxDim / std::max<int64_t>(1, dims[size_t(i)])
+                                            ? kMaxDim
+                                            : numel * dims[size_t(i)]);
+  }
+  hsize_t file_size = 0;
+  h5::Id fid(H5Iget_file_id(dset), H5Fclose);
+  if (H5Fget_filesize(fid, &file_size) < 0 || hsize_t(numel) * 4 > file_size)
+    user_error(file, ": tensor '", name, "' declares ", numel, " values, more than the file holds");
+  return dset;
+}
 
 void write_tensors(hid_t group, MPI_Comm comm, const std::vector<TensorSlab>& slabs,
                    const std::string& file) {
@@ -115,26 +281,11 @@ void read_tensors(hid_t group, MPI_Comm comm, std::vector<TensorSlab>& slabs,
                   const std::string& file, bool verify) {
   h5::Id dxpl = transfer_list(comm);
   for (TensorSlab& s : slabs) {
-    if (!h5::exists(group, s.name)) user_error(file, ": tensor '", s.name, "' is missing");
-    h5::Id dset(h5::check_id(H5Dopen2(group, s.name.c_str(), H5P_DEFAULT), file,
-                             "opening '" + s.name + "'"),
-                H5Dclose);
-    h5::Id type(H5Dget_type(dset), H5Tclose);
-    if (H5Tget_class(type) != H5T_FLOAT)
-      user_error(file, ": tensor '", s.name, "' is not floating point");
-    h5::Id space(H5Dget_space(dset), H5Sclose);
-    const int nd = H5Sget_simple_extent_ndims(space);
-    std::vector<hsize_t> dims(nd > 0 ? nd : 0);
-    if (nd > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-    bool same = nd >= 0 && size_t(nd) == s.global_shape.size();
-    for (size_t d = 0; same && d < dims.size(); ++d) same = int64_t(dims[d]) == s.global_shape[d];
-    if (!same) {
-      std::string got = "[", want = "[";
-      for (size_t d = 0; d < dims.size(); ++d) got += (d ? ", " : "") + std::to_string(dims[d]);
-      for (size_t d = 0; d < s.global_shape.size(); ++d)
-        want += (d ? ", " : "") + std::to_string(s.global_shape[d]);
-      user_error(file, ": tensor '", s.name, "' has shape ", got, "], expected ", want, "]");
-    }
+    std::vector<int64_t> dims;
+    h5::Id dset = open_f32_dataset(group, s.name, file, dims);
+    if (dims != s.global_shape)
+      user_error(file, ": tensor '", s.name, "' has shape ", shape_str(dims), ", expected ",
+                 shape_str(s.global_shape));
     Selection sel = select(dset, s, true, file);
     h5::check(H5Dread(dset, H5T_NATIVE_FLOAT, sel.mem_space, sel.file_space, dxpl, s.data),
               file, "reading '" + s.name + "'");
@@ -161,12 +312,14 @@ std::vector<TensorEntry> list_tensors(hid_t group, const std::string& file) {
                 H5Dclose);
     TensorEntry e;
     e.name = name;
-    h5::Id space(H5Dget_space(dset), H5Sclose);
+    h5::Id space(h5::check_id(H5Dget_space(dset), file, "reading the shape of " + name),
+                 H5Sclose);
     const int nd = H5Sget_simple_extent_ndims(space);
-    std::vector<hsize_t> dims(nd > 0 ? nd : 0);
+    if (nd < 0 || nd > kMaxRank) user_error(file, ": tensor '", name, "' has rank ", nd);
+    std::vector<hsize_t> dims(static_cast<size_t>(nd));
     if (nd > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
     e.shape.assign(dims.begin(), dims.end());
-    h5::Id type(H5Dget_type(dset), H5Tclose);
+    h5::Id type(h5::check_id(H5Dget_type(dset), file, "reading the type of " + name), H5Tclose);
     const size_t sz = H5Tget_size(type);
     switch (H5Tget_class(type)) {
       case H5T_FLOAT: e.dtype = "f" + std::to_string(8 * sz); break;
@@ -180,20 +333,52 @@ std::vector<TensorEntry> list_tensors(hid_t group, const std::string& file) {
   return out;
 }
 
-uint64_t compute_checksum(hid_t group, const std::string& name, const std::string& file) {
-  auto entries = list_tensors(group, file);
-  for (const auto& e : entries) {
-    if (e.name != name) continue;
-    TensorSlab s;
-    s.name = name;
-    s.global_shape = e.shape;
-    std::vector<float> buf(size_t(s.local_numel()));
+namespace {
+
+// Checksum of the whole tensor `name`: this rank reads its 1/P flat share in chunks (the
+// same number of collective reads on every rank), then one all-reduce.
+uint64_t tensor_checksum(hid_t group, MPI_Comm comm, const std::string& name,
+                         const std::string& file) {
+  std::vector<int64_t> dims;
+  h5::Id dset = open_f32_dataset(group, name, file, dims);
+  int rank = 0, size = 1;
+  comm_rank_size(comm, rank, size);
+  TensorSlab s;
+  s.name = name;
+  s.global_shape = dims;
+  const int64_t n = s.global_numel();
+  const int64_t share = (n + size - 1) / size;
+  const int64_t begin = std::min(n, share * rank), end = std::min(n, begin + share);
+  const int64_t rounds = (share + kChunkElems - 1) / kChunkElems;
+  std::vector<float> buf(size_t(std::min(share, kChunkElems)));
+  h5::Id dxpl = transfer_list(comm);
+  uint64_t sum = 0;
+  for (int64_t r = 0; r < rounds; ++r) {
+    s.flat_offset = std::min(end, begin + r * kChunkElems);
+    s.flat_count = std::min(end, s.flat_offset + kChunkElems) - s.flat_offset;
     s.data = buf.data();
-    std::vector<TensorSlab> one{s};
-    read_tensors(group, MPI_COMM_NULL, one, file, false);
-    return slab_checksum(one[0]);
+    Selection sel = select(dset, s, true, file);
+    h5::check(H5Dread(dset, H5T_NATIVE_FLOAT, sel.mem_space, sel.file_space, dxpl, s.data),
+              file, "reading '" + name + "'");
+    sum += slab_checksum(s);
   }
-  user_error(file, ": no tensor '", name, "'");
+  return allreduce_sum(sum, comm);
+}
+
+}  // namespace
+
+std::vector<std::string> verify_tensor_checksums(hid_t group, MPI_Comm comm,
+                                                 const std::string& file) {
+  std::vector<std::string> bad;
+  for (const TensorEntry& e : list_tensors(group, file)) {
+    const uint64_t sum = tensor_checksum(group, comm, e.name, file);
+    if (!e.has_checksum || sum != e.stored_checksum) bad.push_back(e.name);
+  }
+  return bad;
+}
+
+uint64_t compute_checksum(hid_t group, const std::string& name, const std::string& file) {
+  return tensor_checksum(group, MPI_COMM_NULL, name, file);
 }
 
 }  // namespace llmpi

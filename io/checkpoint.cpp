@@ -1,0 +1,328 @@
+#include "io/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "core/version.h"
+#include "io/checkpoint_integrity.h"
+#include "io/hdf5.h"
+#include "io/model_file.h"
+
+namespace llmpi {
+namespace {
+
+namespace fs = std::filesystem;
+
+int rank_of(MPI_Comm comm) {
+  int r = 0;
+  if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &r);
+  return r;
+}
+
+void barrier(MPI_Comm comm) {
+  if (comm != MPI_COMM_NULL) MPI_Barrier(comm);
+}
+
+// true on every rank iff `local` is true on every rank.
+bool all_true(bool local, MPI_Comm comm) {
+  int v = local ? 1 : 0, all = v;
+  if (comm != MPI_COMM_NULL) MPI_Allreduce(&v, &all, 1, MPI_INT, MPI_MIN, comm);
+  return all == 1;
+}
+
+h5::Id collective_xfer(MPI_Comm comm) {
+  h5::Id dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+  if (comm != MPI_COMM_NULL) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+  return dxpl;
+}
+
+// Creates an int64 dataset of `dims` (collective); rank 0 writes `data`.
+void write_i64(hid_t group, const std::string& name, const std::vector<hsize_t>& dims,
+               const std::vector<int64_t>& data, MPI_Comm comm, const std::string& file) {
+  h5::Id space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
+  h5::Id dset(h5::check_id(H5Dcreate2(group, name.c_str(), H5T_STD_I64LE, space, H5P_DEFAULT,
+                                      H5P_DEFAULT, H5P_DEFAULT),
+                           file, "creating dataset '" + name + "'"),
+              H5Dclose);
+  if (data.empty()) return;
+  h5::Id fspace(H5Dget_space(dset), H5Sclose);
+  const bool me = rank_of(comm) == 0;
+  const hsize_t n = me ? hsize_t(data.size()) : 0;
+  h5::Id mspace(me ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), H5Sclose);
+  if (!me) H5Sselect_none(fspace);
+  h5::Id dxpl = collective_xfer(comm);
+  h5::check(H5Dwrite(dset, H5T_NATIVE_INT64, mspace, fspace, dxpl, me ? data.data() : nullptr),
+            file, "writing '" + name + "'");
+}
+
+// Reads an int64 dataset of rank `nd`; validates type, rank and that it fits in the file.
+std::vector<int64_t> read_i64(hid_t group, const std::string& name, int nd,
+                              std::vector<int64_t>& dims, const std::string& file) {
+  if (!h5::exists(group, name)) user_error(file, ": dataset 'data/", name, "' is missing");
+  h5::Id dset(h5::check_id(H5Dopen2(group, name.c_str(), H5P_DEFAULT), file, "opening " + name),
+              H5Dclose);
+  h5::Id type(h5::check_id(H5Dget_type(dset), file, "reading the type of " + name), H5Tclose);
+  if (H5Tget_class(type) != H5T_INTEGER || H5Tget_size(type) != 8)
+    user_error(file, ": dataset 'data/", name, "' is not int64");
+  h5::Id space(h5::check_id(H5Dget_space(dset), file, "reading the shape of " + name), H5Sclose);
+  if (H5Sget_simple_extent_ndims(space) != nd)
+    user_error(file, ": dataset 'data/", name, "' should have ", nd, " dimension(s)");
+  std::vector<hsize_t> d(size_t(nd), 0);
+  H5Sget_simple_extent_dims(space, d.data(), nullptr);
+  hsize_t file_size = 0;
+  h5::Id fid(H5Iget_file_id(dset), H5Fclose);
+  H5Fget_filesize(fid, &file_size);
+  hsize_t n = 1;
+  dims.clear();
+  for (hsize_t x : d) {
+    if (x > file_size) user_error(file, ": dataset 'data/", name, "' is larger than the file");
+    n *= x;
+    if (n > file_size) user_error(file, ": dataset 'data/", name, "' is larger than the file");
+    dims.push_back(int64_t(x));
+  }
+  std::vector<int64_t> out(static_cast<size_t>(n));
+  if (n > 0)
+    h5::check(H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), file,
+              "reading 'data/" + name + "'");
+  return out;
+}
+
+void write_meta(hid_t file, hid_t opt_group, hid_t data_group, const CheckpointMeta& m,
+                double created, MPI_Comm comm, const std::string& path) {
+  h5::write_attr(file, "format", std::string("llmpi"), path);
+  h5::write_attr(file, "format_version", kFormatVersion, path);
+  h5::write_attr(file, "kind", std::string("checkpoint"), path);
+  h5::write_attr(file, "llmpi_version", std::string(kVersion), path);
+  h5::write_attr(file, "git_revision", std::string(kGitRevision), path);
+  h5::write_attr(file, "step", m.step, path);
+  h5::write_attr(file, "tokens_seen", m.tokens_seen, path);
+  h5::write_attr(file, "config", m.config_toml, path);
+  h5::write_attr(file, "layout", m.layout, path);
+  h5::write_attr(file, "created_unix", created, path);
+  h5::write_attr(opt_group, "step_count", m.optimizer.step_count, path);
+  h5::write_attr(opt_group, "beta1", m.optimizer.beta1, path);
+  h5::write_attr(opt_group, "beta2", m.optimizer.beta2, path);
+  h5::write_attr(opt_group, "eps", m.optimizer.eps, path);
+  h5::write_attr(opt_group, "weight_decay", m.optimizer.weight_decay, path);
+  const DataMeta& d = m.data;
+  LLMPI_CHECK(d.global_batch >= 0 && d.step_samples.size() == d.steps.size() * size_t(d.global_batch),
+              "data mapping: ", d.step_samples.size(), " sample indices for ", d.steps.size(),
+              " steps of ", d.global_batch);
+  h5::write_attr(data_group, "seed", uint64_t(d.seed), path);
+  h5::write_attr(data_group, "samples_consumed", d.samples_consumed, path);
+  h5::write_attr(data_group, "global_batch", d.global_batch, path);
+  write_i64(data_group, "steps", {hsize_t(d.steps.size())}, d.steps, comm, path);
+  write_i64(data_group, "step_samples", {hsize_t(d.steps.size()), hsize_t(d.global_batch)},
+            d.step_samples, comm, path);
+}
+
+CheckpointMeta read_meta(hid_t file, const std::string& path, bool mapping) {
+  if (!h5::has_attr(file, "format") || h5::read_attr_string(file, "format", path) != "llmpi")
+    user_error(path, ": not an llmpi checkpoint (no format=\"llmpi\" attribute)");
+  CheckpointMeta m;
+  m.format_version = h5::read_attr_int(file, "format_version", path);
+  if (m.format_version < 1 || m.format_version > kFormatVersion)
+    user_error(path, ": format_version ", m.format_version, " is not supported (this llmpi reads 1..",
+               kFormatVersion, ")");
+  const std::string kind = h5::read_attr_string(file, "kind", path);
+  if (kind != "checkpoint")
+    user_error(path, ": kind is \"", kind, "\", expected \"checkpoint\" (a model file has no "
+               "optimizer state or data position to resume from)");
+  m.llmpi_version = h5::read_attr_string(file, "llmpi_version", path);
+  m.git_revision = h5::read_attr_string(file, "git_revision", path);
+  m.step = h5::read_attr_int(file, "step", path);
+  m.tokens_seen = h5::read_attr_int(file, "tokens_seen", path);
+  m.config_toml = h5::read_attr_string(file, "config", path);
+  m.layout = h5::read_attr_ints(file, "layout", path);
+  m.created_unix = h5::read_attr_double(file, "created_unix", path);
+  if (m.step < 0 || m.tokens_seen < 0) user_error(path, ": negative step or tokens_seen");
+  if (m.layout.size() != 5) user_error(path, ": attribute 'layout' should hold 5 integers");
+  h5::Id opt = h5::open_group(file, "optimizer", path);
+  m.optimizer.step_count = h5::read_attr_int(opt, "step_count", path);
+  m.optimizer.beta1 = h5::read_attr_double(opt, "beta1", path);
+  m.optimizer.beta2 = h5::read_attr_double(opt, "beta2", path);
+  m.optimizer.eps = h5::read_attr_double(opt, "eps", path);
+  m.optimizer.weight_decay = h5::read_attr_double(opt, "weight_decay", path);
+  h5::Id data = h5::open_group(file, "data", path);
+  DataMeta& d = m.data;
+  d.seed = h5::read_attr_uint(data, "seed", path);
+  d.samples_consumed = h5::read_attr_int(data, "samples_consumed", path);
+  d.global_batch = h5::read_attr_int(data, "global_batch", path);
+  if (d.samples_consumed < 0 || d.global_batch < 0)
+    user_error(path, ": negative data position or global batch");
+  if (mapping) {
+    std::vector<int64_t> sd, ssd;
+    d.steps = read_i64(data, "steps", 1, sd, path);
+    d.step_samples = read_i64(data, "step_samples", 2, ssd, path);
+    if (ssd[0] != sd[0] || ssd[1] != d.global_batch)
+      user_error(path, ": data/step_samples has shape [", ssd[0], ", ", ssd[1], "], expected [",
+                 sd[0], ", ", d.global_batch, "]");
+  }
+  return m;
+}
+
+// Structure: metadata, every tensor f32 and within the file, m/v named after parameters with
+// their shapes, the data mapping consistent. Throws UserError.
+void check_structure(hid_t file, const std::string& path) {
+  read_meta(file, path, /*mapping=*/true);
+  h5::Id params = h5::open_group(file, "params", path);
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const TensorEntry& e : list_tensors(params, path)) {
+    std::vector<int64_t> dims;
+    open_f32_dataset(params, e.name, path, dims);
+    shapes[e.name] = dims;
+  }
+  if (shapes.empty()) user_error(path, ": /params holds no tensors");
+  std::set<std::string> names[2];
+  const char* moments[2] = {"optimizer/m", "optimizer/v"};
+  for (int k = 0; k < 2; ++k) {
+    h5::Id g = h5::open_group(file, moments[k], path);
+    for (const TensorEntry& e : list_tensors(g, path)) {
+      std::vector<int64_t> dims;
+      open_f32_dataset(g, e.name, path, dims);
+      auto it = shapes.find(e.name);
+      if (it == shapes.end())
+        user_error(path, ": ", moments[k], "/", e.name, " has no parameter of that name");
+      if (it->second != dims)
+        user_error(path, ": ", moments[k], "/", e.name, " does not have its parameter's shape");
+      names[k].insert(e.name);
+    }
+  }
+  if (names[0] != names[1]) user_error(path, ": optimizer/m and optimizer/v name different tensors");
+}
+
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, MPI_Comm comm, const CheckpointSlabs& slabs,
+                     const CheckpointMeta& meta, const SaveOptions& opt) {
+  const std::string tmp = path + ".tmp";
+  const int rank = rank_of(comm);
+  double created = double(std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count()) /
+                   1e3;
+  if (comm != MPI_COMM_NULL) MPI_Bcast(&created, 1, MPI_DOUBLE, 0, comm);
+  std::string failure;
+  try {
+    {
+      h5::Id file = h5::create_file(tmp, comm, kIntegrityBlock);
+      h5::Id params = h5::create_group(file, "params", tmp);
+      h5::Id opt_group = h5::create_group(file, "optimizer", tmp);
+      h5::Id m = h5::create_group(opt_group, "m", tmp);
+      h5::Id v = h5::create_group(opt_group, "v", tmp);
+      h5::Id data = h5::create_group(file, "data", tmp);
+      write_meta(file, opt_group, data, meta, created, comm, tmp);
+      write_tensors(params, comm, slabs.params, tmp);
+      write_tensors(m, comm, slabs.m, tmp);
+      write_tensors(v, comm, slabs.v, tmp);
+    }  // every handle closed: the file is complete on disk
+    barrier(comm);
+    stamp_integrity(tmp, comm);
+    std::string why;
+    {
+      h5::Id file = h5::open_file(tmp, comm);
+      try {
+        check_structure(file, tmp);
+      } catch (const UserError& e) {
+        why = e.what();
+      }
+      if (all_true(why.empty(), comm) && opt.verify_tensors) {
+        const char* groups[3] = {"params", "optimizer/m", "optimizer/v"};
+        for (const char* g : groups) {
+          h5::Id grp = h5::open_group(file, g, tmp);
+          for (const std::string& bad : verify_tensor_checksums(grp, comm, tmp))
+            why += std::string(why.empty() ? "" : "; ") + g + "/" + bad + " fails its checksum";
+        }
+      } else if (why.empty()) {
+        why = "verification failed on another rank";
+      }
+    }
+    if (!why.empty()) failure = tmp + ": the written checkpoint does not verify: " + why;
+  } catch (const UserError& e) {
+    failure = e.what();
+  }
+  if (!all_true(failure.empty(), comm)) {
+    if (rank == 0) fs::remove(tmp);
+    barrier(comm);
+    user_error("saving checkpoint ", path, " failed: ",
+               failure.empty() ? "an error on another rank" : failure);
+  }
+  int ok = 1;
+  std::string err;
+  if (rank == 0) {
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec) {
+      ok = 0;
+      err = ec.message();
+    } else {  // make the rename durable
+      const int dfd = ::open(fs::path(path).parent_path().empty()
+                                 ? "."
+                                 : fs::path(path).parent_path().c_str(),
+                             O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+      }
+    }
+  }
+  if (comm != MPI_COMM_NULL) MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
+  if (!ok) user_error(path, ": cannot rename the finished checkpoint from ", tmp, ": ", err);
+}
+
+CheckpointMeta load_checkpoint(const std::string& path, MPI_Comm comm, CheckpointSlabs& slabs) {
+  const std::string why = check_integrity(path, comm);
+  if (!why.empty()) user_error(path, ": ", why);
+  h5::Id file = h5::open_file(path, comm);
+  CheckpointMeta meta = read_meta(file, path, /*mapping=*/true);
+  h5::Id params = h5::open_group(file, "params", path);
+  read_tensors(params, comm, slabs.params, path, /*verify=*/true);
+  if (!slabs.m.empty() || !slabs.v.empty()) {
+    h5::Id m = h5::open_group(file, "optimizer/m", path);
+    h5::Id v = h5::open_group(file, "optimizer/v", path);
+    read_tensors(m, comm, slabs.m, path, true);
+    read_tensors(v, comm, slabs.v, path, true);
+  }
+  return meta;
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  IntegrityHeader h;
+  const std::string why = check_integrity_header(path, h);
+  if (!why.empty()) user_error(path, ": ", why);
+  h5::Id file = h5::open_file(path, MPI_COMM_NULL);
+  return read_meta(file, path, /*mapping=*/true);
+}
+
+std::string verify_checkpoint(const std::string& path, MPI_Comm comm, bool tensors) {
+  std::string why = check_integrity(path, comm);
+  if (!why.empty()) return why;
+  try {
+    h5::Id file = h5::open_file(path, comm);
+    try {
+      check_structure(file, path);
+    } catch (const UserError& e) {
+      why = e.what();
+    }
+    if (!all_true(why.empty(), comm)) return why.empty() ? "is malformed (another rank)" : why;
+    if (!tensors) return "";
+    const char* groups[3] = {"params", "optimizer/m", "optimizer/v"};
+    for (const char* g : groups) {
+      h5::Id grp = h5::open_group(file, g, path);
+      for (const std::string& bad : verify_tensor_checksums(grp, comm, path))
+        why += std::string(why.empty() ? "" : "; ") + g + "/" + bad + " fails its checksum";
+    }
+  } catch (const UserError& e) {
+    why = e.what();
+  }
+  return why;
+}
+
+}  // namespace llmpi
