@@ -1,0 +1,58 @@
+#pragma once
+// A run directory's checkpoints: <run_dir>/checkpoints/step_<8+ digits>.h5, a `latest` text
+// file naming the newest one saved (written atomically: tmp + rename), and discovery of the
+// newest VALID checkpoint with fallback. A checkpoint is valid only when complete and
+// verified (integrity digest, structure, dtypes, checksums); "<name>.tmp" files are
+// interrupted saves, never candidates, and are removed by clean_temporaries.
+// `latest` is a convenience for people and tools; discovery trusts verification, not it.
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace llmpi {
+
+struct CheckpointFile {
+  int64_t step = 0;
+  std::string path;
+};
+
+std::string checkpoints_dir(const std::string& run_dir);
+std::string checkpoint_filename(int64_t step);  // "step_00000123.h5"
+std::string checkpoint_path(const std::string& run_dir, int64_t step);
+// The step of a checkpoint file name ("step_<digits>.h5"), or nullopt.
+std::optional<int64_t> parse_checkpoint_step(const std::string& filename);
+
+// Serial: the checkpoint files of the run directory, ascending by step (no .tmp files).
+std::vector<CheckpointFile> list_checkpoints(const std::string& run_dir);
+
+// Serial: `latest` pointer. write_latest is atomic (a reader sees the old or the new name).
+void write_latest(const std::string& run_dir, int64_t step);
+std::optional<std::string> read_latest(const std::string& run_dir);
+
+// Serial: removes leftover "*.tmp" files of interrupted saves; returns their paths. Call it
+// when no save of this run is in flight (at start-up/resume).
+std::vector<std::string> clean_temporaries(const std::string& run_dir);
+
+struct Discovery {
+  std::optional<CheckpointFile> found;  // the newest valid checkpoint, if any
+  std::vector<std::string> rejected;    // one message per newer file that was rejected
+};
+
+// Collective over comm (rank 0 lists the directory and shares the list): verifies the
+// checkpoints from the newest down and returns the first valid one. Each rejection is
+// reported through `log` ("<path> rejected: <reason>; falling back to <older>").
+Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool verify_tensors = true,
+                            const std::function<void(const std::string&)>& log = {});
+
+// After a successful save of `step` (serial, one rank): updates `latest`, then applies
+// retention with `step` as the newest valid checkpoint. Returns the deleted paths.
+std::vector<std::string> commit_checkpoint(const std::string& run_dir, int64_t step,
+                                           const CheckpointSection& c);
+
+}  // namespace llmpi
