@@ -126,9 +126,11 @@ std::string validate_layout(const Config& cfg, int world_size) {
   if (m.n_head > 0 && m.n_head % p.tp != 0)
     problem("parallel.tp = ", p.tp, " does not divide model.n_head = ", m.n_head,
             ": tensor parallelism gives every tp rank n_head / tp whole attention heads");
-  if (m.n_kv_head > 0 && m.n_kv_head % p.tp != 0)
+  if (m.n_kv_head > 0 && m.n_kv_head % p.tp != 0 && p.tp % m.n_kv_head != 0)
     problem("parallel.tp = ", p.tp, " does not divide model.n_kv_head = ", m.n_kv_head,
-            ": tensor parallelism gives every tp rank n_kv_head / tp whole key/value heads");
+            ", nor does n_kv_head divide tp: tensor parallelism gives every tp rank "
+            "n_kv_head / tp whole key/value heads, or (n_kv_head < tp) replicates each "
+            "key/value head on tp / n_kv_head ranks");
   if (m.d_ff > 0 && m.d_ff % p.tp != 0)
     problem("parallel.tp = ", p.tp, " does not divide model.d_ff = ", m.d_ff,
             ": tensor parallelism splits the MLP hidden width evenly over the tp ranks");

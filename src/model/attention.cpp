@@ -8,12 +8,16 @@ namespace llmpi {
 Attention Attention::bind(const ModelConfig& cfg, const ParamStore& store,
                           const std::string& prefix) {
   Attention a;
-  a.n_head = cfg.n_head;
-  a.n_kv_head = cfg.kv_heads();
   a.head_dim = cfg.head_dim();
+  const std::string q = prefix + ".q.", k = prefix + ".k.", v = prefix + ".v.";
+  // Head counts of the local slabs (all heads on one rank; Hq/tp and the kv heads those
+  // query heads read under tensor parallelism).
+  a.n_head = store.info(q + "weight").local_shape[0] / a.head_dim;
+  a.n_kv_head = store.info(k + "weight").local_shape[0] / a.head_dim;
+  LLMPI_CHECK(a.n_head > 0 && a.n_kv_head > 0 && a.n_head % a.n_kv_head == 0, prefix, ": ",
+              a.n_head, " query heads over ", a.n_kv_head, " kv heads");
   a.rope = cfg.arch == Arch::llama;
   a.rope_theta = cfg.rope_theta;
-  const std::string q = prefix + ".q.", k = prefix + ".k.", v = prefix + ".v.";
   std::vector<std::string> biases;
   if (cfg.has_bias()) biases = {q + "bias", k + "bias", v + "bias"};
   a.qkv = Linear::bind(store, {q + "weight", k + "weight", v + "weight"}, biases, a.qkv_dim(),

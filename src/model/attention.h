@@ -7,6 +7,9 @@
 // Saves qkv (after RoPE), a and the softmax log-sum-exp [B, Hq, T] in AttentionActs; the
 // caller keeps x. Backward: out-linear, attention, inverse RoPE on dqkv (the rotation is
 // orthogonal, so its transpose is the rotation by -angle), qkv-linear.
+// Tensor parallelism: the layer binds whatever head slabs the store holds (Hq/tp query heads
+// and the kv heads they read); qkv is then column-parallel and out row-parallel, and y is a
+// partial sum over ranks (reduced by the caller, see model/regions.h).
 #include <string>
 
 #include "backend/backend.h"
@@ -29,8 +32,8 @@ struct AttentionScratch {  // backward temporaries, shared by every layer and mi
 };
 
 struct Attention {
-  int64_t n_head = 0;     // Hq
-  int64_t n_kv_head = 0;  // Hkv
+  int64_t n_head = 0;     // Hq (local)
+  int64_t n_kv_head = 0;  // Hkv (local)
   int64_t head_dim = 0;   // D
   bool rope = false;
   double rope_theta = 10000.0;

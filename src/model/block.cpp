@@ -1,4 +1,4 @@
-// Pre-norm transformer block.
+// Pre-norm transformer block, with the region crossings of tensor/sequence parallelism.
 #include "model/block.h"
 
 #include "model/param_layout.h"
@@ -15,52 +15,109 @@ Block Block::bind(const ModelConfig& cfg, const ParamStore& store, int64_t layer
   return b;
 }
 
-BlockActs Block::alloc_acts(Backend& be, int64_t B, int64_t T, DType compute) const {
-  const int64_t N = B * T, C = attn_norm.dim;
+BlockActs Block::alloc_acts(Backend& be, int64_t B, int64_t T, DType compute,
+                            int64_t rows) const {
+  const int64_t N = B * T, C = attn_norm.dim, n = rows < 0 ? N : rows;
   BlockActs a;
   a.B = B;
   a.T = T;
-  a.attn_norm = attn_norm.alloc_acts(be, N, compute);
-  a.h1 = be.alloc(Shape{N, C}, compute);
+  a.rows = n;
+  a.attn_norm = attn_norm.alloc_acts(be, n, compute);
+  a.h1 = be.alloc(Shape{n, C}, compute);
   a.attn = attn.alloc_acts(be, B, T, compute);
-  a.mid = be.alloc(Shape{N, C}, compute);
-  a.mlp_norm = mlp_norm.alloc_acts(be, N, compute);
-  a.h2 = be.alloc(Shape{N, C}, compute);
+  a.mid = be.alloc(Shape{n, C}, compute);
+  a.mlp_norm = mlp_norm.alloc_acts(be, n, compute);
+  a.h2 = be.alloc(Shape{n, C}, compute);
   a.mlp = mlp.alloc_acts(be, N, compute);
-  a.out = be.alloc(Shape{N, C}, compute);
+  a.out = be.alloc(Shape{n, C}, compute);
   return a;
 }
 
-BlockScratch Block::alloc_scratch(Backend& be, int64_t B, int64_t T, DType compute) const {
-  const int64_t N = B * T, C = attn_norm.dim;
+BlockScratch Block::alloc_scratch(Backend& be, int64_t B, int64_t T, DType compute,
+                                  int64_t rows) const {
+  const int64_t N = B * T, C = attn_norm.dim, n = rows < 0 ? N : rows;
   BlockScratch s;
-  s.dh = be.alloc(Shape{N, C}, compute);
-  s.dtmp = be.alloc(Shape{N, C}, compute);
+  s.dh = be.alloc(Shape{n, C}, compute);
+  s.dtmp = be.alloc(Shape{n, C}, compute);
   s.attn = attn.alloc_scratch(be, B, T, compute);
   s.mlp = mlp.alloc_scratch(be, N, compute);
   return s;
 }
 
-void Block::forward(Backend& be, BlockActs& a, const Tensor& x) const {
+namespace {
+
+// The full-row [N, C] tensor of a row-region tensor: the scratch when rows are sharded,
+// else the tensor itself.
+Tensor full_rows(bool sharded, const Tensor& scratch, const Tensor& local, int64_t N) {
+  if (!sharded) return local;
+  LLMPI_CHECK(scratch.numel() >= N * local.dim(1), "full-row scratch of ", scratch.numel(),
+              " elements for ", N, " rows");
+  return scratch.slice(0, Shape{N, local.dim(1)});
+}
+
+}  // namespace
+
+void Block::forward(Backend& be, Regions& r, BlockActs& a, const Tensor& x,
+                    const Tensor& full) const {
+  const int64_t N = a.B * a.T;
+  const bool sharded = r.rows_sharded(N);
+  // Attention branch. h1f and the partial output share `full`: Attention::forward reads its
+  // input (the qkv GEMM) before it writes its output (the out GEMM).
   attn_norm.forward(be, a.attn_norm, a.h1, x);
-  attn.forward(be, a.attn, a.mid, a.h1);
+  const Tensor h1f = full_rows(sharded, full, a.h1, N);
+  r.gather_rows(be, h1f, a.h1);
+  const Tensor yf = full_rows(sharded, full, a.mid, N);
+  attn.forward(be, a.attn, yf, h1f);
+  r.reduce_partial(be, a.mid, yf);
   be.add(a.mid, a.mid, x);
+  // MLP branch, alike.
   mlp_norm.forward(be, a.mlp_norm, a.h2, a.mid);
-  mlp.forward(be, a.mlp, a.out, a.h2);
+  const Tensor h2f = full_rows(sharded, full, a.h2, N);
+  r.gather_rows(be, h2f, a.h2);
+  const Tensor zf = full_rows(sharded, full, a.out, N);
+  mlp.forward(be, a.mlp, zf, h2f);
+  r.reduce_partial(be, a.out, zf);
   be.add(a.out, a.out, a.mid);
+}
+
+void Block::backward(Backend& be, Regions& r, const BlockActs& a, BlockScratch& s,
+                     const Tensor& dres, const Tensor& x, const Tensor& x_full,
+                     const Tensor& d_full) const {
+  const int64_t N = a.B * a.T;
+  const bool sharded = r.rows_sharded(N);
+  const Shape nc{a.rows, attn_norm.dim};
+  const Tensor dh = s.dh.tensor().slice(0, nc);
+  const Tensor dtmp = s.dtmp.tensor().slice(0, nc);
+  // d(out) → full rows (adjoint of reduce_partial); the branch input gathered again. Under
+  // sharding dxf shares d_full with dyf: each layer reads dy before it writes dx.
+  const Tensor dyf = full_rows(sharded, d_full, dres, N);
+  const Tensor dxf = full_rows(sharded, d_full, dh, N);
+  r.gather_rows(be, dyf, dres);
+  const Tensor h2f = full_rows(sharded, x_full, a.h2, N);
+  r.gather_rows(be, h2f, a.h2);
+  mlp.backward(be, a.mlp, s.mlp, dxf, dyf, h2f);
+  r.reduce_input_grad(be, dh, dxf);
+  mlp_norm.backward(be, a.mlp_norm, dtmp, dh, a.mid);
+  be.add(dres, dres, dtmp);  // d(mid) = d(out) + d(mlp branch)/d(mid)
+
+  r.gather_rows(be, dyf, dres);
+  const Tensor h1f = full_rows(sharded, x_full, a.h1, N);
+  r.gather_rows(be, h1f, a.h1);
+  attn.backward(be, a.attn, s.attn, dxf, dyf, h1f);
+  r.reduce_input_grad(be, dh, dxf);
+  attn_norm.backward(be, a.attn_norm, dtmp, dh, x);
+  be.add(dres, dres, dtmp);  // d(x) = d(mid) + d(attention branch)/d(x)
+}
+
+void Block::forward(Backend& be, BlockActs& a, const Tensor& x) const {
+  Regions whole;
+  forward(be, whole, a, x, Tensor{});
 }
 
 void Block::backward(Backend& be, const BlockActs& a, BlockScratch& s, const Tensor& dres,
                      const Tensor& x) const {
-  const Shape nc{a.B * a.T, attn_norm.dim};
-  const Tensor dh = s.dh.tensor().slice(0, nc);
-  const Tensor dtmp = s.dtmp.tensor().slice(0, nc);
-  mlp.backward(be, a.mlp, s.mlp, dh, dres, a.h2);
-  mlp_norm.backward(be, a.mlp_norm, dtmp, dh, a.mid);
-  be.add(dres, dres, dtmp);  // d(mid) = d(out) + d(mlp branch)/d(mid)
-  attn.backward(be, a.attn, s.attn, dh, dres, a.h1);
-  attn_norm.backward(be, a.attn_norm, dtmp, dh, x);
-  be.add(dres, dres, dtmp);  // d(x) = d(mid) + d(attention branch)/d(x)
+  Regions whole;
+  backward(be, whole, a, s, dres, x, Tensor{}, Tensor{});
 }
 
 }  // namespace llmpi

@@ -19,7 +19,7 @@ Linear Linear::bind(const ParamStore& store, const std::vector<std::string>& wei
 }
 
 void Linear::forward(Backend& be, const Tensor& y, const Tensor& x) const {
-  be.linear_forward(y, x, w, b);
+  be.linear_forward(y, x, w, add_bias ? b : Tensor{});
 }
 
 void Linear::backward(Backend& be, const Tensor& dx, const Tensor& dy, const Tensor& x) const {

@@ -6,8 +6,9 @@ namespace llmpi {
 Mlp Mlp::bind(const ModelConfig& cfg, const ParamStore& store, const std::string& prefix) {
   Mlp m;
   m.swiglu = cfg.arch == Arch::llama;
-  m.d_ff = cfg.d_ff;
-  const int64_t C = cfg.d_model, F = cfg.d_ff;
+  // Hidden width of the local slab: F, or F/tp under tensor parallelism.
+  m.d_ff = store.info(prefix + ".up.weight").local_shape[0];
+  const int64_t C = cfg.d_model, F = m.d_ff;
   if (m.swiglu) {
     m.up = Linear::bind(store, {prefix + ".gate.weight", prefix + ".up.weight"}, {}, 2 * F, C);
     m.down = Linear::bind(store, {prefix + ".down.weight"}, {}, C, F);

@@ -3,7 +3,8 @@
 //   gpt2:  h = x · W_upᵀ + b [N, F];           a = gelu_tanh(h);           y = a · W_downᵀ + b
 //   llama: h = x · [W_gate | W_up]ᵀ [N, 2F];   a = silu(h_gate) ⊙ h_up;   y = a · W_downᵀ
 // Saves the pre-activation h and the activation a (the down projection's input) in MlpActs;
-// the caller keeps x.
+// the caller keeps x. Tensor parallelism: F is the local slab's width (F/tp); up is then
+// column-parallel, down row-parallel, and y a partial sum over ranks.
 #include <string>
 
 #include "backend/backend.h"
@@ -26,7 +27,7 @@ struct MlpScratch {  // backward temporaries, shared by every layer and micro-ba
 
 struct Mlp {
   bool swiglu = false;
-  int64_t d_ff = 0;  // F
+  int64_t d_ff = 0;  // F (local)
   Linear up;         // W [F, C] (gelu) or [2F, C] packed gate | up (swiglu)
   Linear down;       // W [C, F]
 

@@ -15,7 +15,15 @@ Tensor host_tensor(void* p, Shape s, DType t) {
   return x;
 }
 
+// The full-row [N, C] view of a scratch buffer (rows sharded), or `local` itself.
+Tensor full_rows(bool sharded, const Buffer& scratch, const Tensor& local, int64_t N) {
+  if (!sharded) return local;
+  LLMPI_CHECK(scratch.tensor().numel() >= N * local.dim(1), "full-row scratch too small");
+  return scratch.tensor().slice(0, Shape{N, local.dim(1)});
+}
+
 }  // namespace
+
 
 Transformer::Transformer(const ModelConfig& cfg, const StageRange& range,
                          const ParamStore& store)
@@ -37,60 +45,126 @@ Transformer::Transformer(const ModelConfig& cfg, const StageRange& range,
   }
 }
 
+int64_t activation_bytes(const Activations& a) {
+  int64_t b = 0;
+  auto add = [&b](const Buffer& x) {
+    if (!x.tensor().empty()) b += static_cast<int64_t>(x.tensor().bytes());
+  };
+  auto add_norm = [&](const NormActs& n) {
+    add(n.mean);
+    add(n.rstd);
+  };
+  add(a.pos);
+  add(a.input);
+  for (const BlockActs& k : a.blocks) {
+    add_norm(k.attn_norm);
+    add(k.h1);
+    add(k.attn.qkv);
+    add(k.attn.out);
+    add(k.attn.lse);
+    add(k.mid);
+    add_norm(k.mlp_norm);
+    add(k.h2);
+    add(k.mlp.pre);
+    add(k.mlp.act);
+    add(k.out);
+  }
+  add_norm(a.final_norm);
+  for (const Buffer* x : {&a.hf, &a.logits, &a.lse, &a.picked, &a.full}) add(*x);
+  return b;
+}
+
+void Transformer::set_regions(Regions* r) {
+  regions_ = r;
+  const bool adds_bias = r == nullptr || r->adds_output_bias();
+  for (Block& b : blocks_) {
+    b.attn.proj.add_bias = adds_bias;
+    b.mlp.down.add_bias = adds_bias;
+  }
+}
+
+int64_t Transformer::local_rows(int64_t B, int64_t T) const {
+  const int64_t N = B * T;
+  const int64_t n = regions_ ? regions_->local_rows(N) : N;
+  LLMPI_CHECK(n > 0 && n <= N, n, " local rows of ", N);
+  return n;
+}
+
 Activations Transformer::alloc_activations(Backend& be, int64_t B, int64_t T) const {
   LLMPI_CHECK(B > 0 && T > 0, "B = ", B, ", T = ", T);
   LLMPI_CHECK(T <= cfg_.max_seq_len, "T = ", T, " > max_seq_len = ", cfg_.max_seq_len);
-  const int64_t N = B * T, C = cfg_.d_model;
+  const int64_t N = B * T, C = cfg_.d_model, n = local_rows(B, T);
   Activations a;
   a.B = B;
   a.T = T;
+  a.rows = n;
   if (range_.embedding && cfg_.learned_positions()) {
-    std::vector<int32_t> pos(static_cast<size_t>(N));
-    for (int64_t n = 0; n < N; ++n) pos[static_cast<size_t>(n)] = static_cast<int32_t>(n % T);
-    a.pos = be.alloc(Shape{N}, DType::i32);
-    be.copy(a.pos, host_tensor(pos.data(), Shape{N}, DType::i32));
+    const int64_t first = regions_ ? regions_->first_local_row(N) : 0;
+    std::vector<int32_t> pos(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i)
+      pos[static_cast<size_t>(i)] = static_cast<int32_t>((first + i) % T);
+    a.pos = be.alloc(Shape{n}, DType::i32);
+    be.copy(a.pos, host_tensor(pos.data(), Shape{n}, DType::i32));
     be.synchronize();  // `pos` goes out of scope
   }
-  a.input = be.alloc(Shape{N, C}, dtype_);
+  a.input = be.alloc(Shape{n, C}, dtype_);
   a.blocks.reserve(blocks_.size());
-  for (const Block& b : blocks_) a.blocks.push_back(b.alloc_acts(be, B, T, dtype_));
+  for (const Block& b : blocks_) a.blocks.push_back(b.alloc_acts(be, B, T, dtype_, n));
   if (range_.head) {
-    a.final_norm = final_norm_.alloc_acts(be, N, dtype_);
-    a.hf = be.alloc(Shape{N, C}, dtype_);
+    a.final_norm = final_norm_.alloc_acts(be, n, dtype_);
+    a.hf = be.alloc(Shape{n, C}, dtype_);
     a.logits = be.alloc(Shape{N, head_.out_features}, dtype_);
     a.lse = be.alloc(Shape{N}, stat_dtype(dtype_));
     a.picked = be.alloc(Shape{N}, stat_dtype(dtype_));
   }
+  if (n != N) a.full = be.alloc(Shape{N, C}, dtype_);
   return a;
 }
 
 Workspace Transformer::alloc_workspace(Backend& be, int64_t B, int64_t T) const {
-  const int64_t N = B * T, C = cfg_.d_model;
+  const int64_t N = B * T, C = cfg_.d_model, n = local_rows(B, T);
   Workspace ws;
   ws.max_tokens = N;
-  if (!blocks_.empty()) ws.block = blocks_.front().alloc_scratch(be, B, T, dtype_);
-  ws.dres = be.alloc(Shape{N, C}, dtype_);
+  if (!blocks_.empty()) ws.block = blocks_.front().alloc_scratch(be, B, T, dtype_, n);
+  ws.dres = be.alloc(Shape{n, C}, dtype_);
   if (range_.head) {
-    ws.dhf = be.alloc(Shape{N, C}, dtype_);
+    ws.dhf = be.alloc(Shape{n, C}, dtype_);
     ws.row_scale = be.alloc(Shape{N}, stat_dtype(dtype_));
+  }
+  if (n != N) {
+    ws.x_full = be.alloc(Shape{N, C}, dtype_);
+    ws.d_full = be.alloc(Shape{N, C}, dtype_);
   }
   return ws;
 }
 
 void Transformer::forward(Backend& be, Activations& a, const Tensor& ids) const {
+  Regions whole;
+  Regions& r = regions_or(whole);
+  const int64_t N = a.B * a.T;
+  const bool sharded = r.rows_sharded(N);
+  LLMPI_CHECK(r.local_rows(N) == a.rows, "activations for ", a.rows, " local rows, regions give ",
+              r.local_rows(N), " (install regions before allocating)");
   if (range_.embedding) {
-    LLMPI_CHECK(ids.numel() == a.B * a.T, "ids ", ids.shape.str(), " for B·T = ", a.B * a.T);
-    embedding_.forward(be, a.input, ids, a.pos);
+    LLMPI_CHECK(ids.numel() == N, "ids ", ids.shape.str(), " for B·T = ", N);
+    // Vocab-sharded lookup: partial rows, summed over ranks before the positions are added.
+    const Tensor xf = full_rows(sharded, a.full, a.input, N);
+    embedding_.lookup(be, xf, ids);
+    r.reduce_partial(be, a.input, xf);
+    embedding_.add_positions(be, a.input, a.pos);
   }
   const Tensor* x = &a.input.tensor();
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    blocks_[i].forward(be, a.blocks[i], *x);
+    blocks_[i].forward(be, r, a.blocks[i], *x, a.full);
     x = &a.blocks[i].out.tensor();
   }
   if (range_.head) {
     final_norm_.forward(be, a.final_norm, a.hf, *x);
-    head_.forward(be, a.logits, a.hf);
+    const Tensor hff = full_rows(sharded, a.full, a.hf, N);
+    r.gather_rows(be, hff, a.hf);
+    head_.forward(be, a.logits, hff);  // vocab columns: column-parallel
     be.row_logsumexp(a.lse, a.logits);
+    r.combine_logsumexp(be, a.lse);
   }
 }
 
@@ -122,7 +196,10 @@ void Transformer::read_token_losses(Backend& be, Activations& a, const Tensor& t
   const int64_t N = a.B * a.T;
   LLMPI_CHECK(targets.numel() == N && targets.dtype == DType::i32, "targets ",
               targets.shape.str(), " for B·T = ", N);
+  Regions whole;
+  Regions& r = regions_or(whole);
   be.pick_targets(a.picked, a.logits, targets, vocab_offset_);
+  r.combine_picked(be, a.picked);
   std::vector<double> lse(static_cast<size_t>(N)), picked(lse.size());
   tgt.assign(lse.size(), 0);
   be.copy(host_tensor(lse.data(), Shape{N}, DType::f64), a.lse);
@@ -149,14 +226,21 @@ std::vector<float> Transformer::logits_at(Backend& be, const Activations& a, int
 void Transformer::backward_loss(Backend& be, Activations& a, Workspace& ws, const Tensor& ids,
                                 const Tensor& targets, double scale) const {
   LLMPI_CHECK(range_.head, "backward_loss on a stage without the head");
+  Regions whole;
+  Regions& r = regions_or(whole);
   const int64_t N = a.B * a.T;
+  const bool sharded = r.rows_sharded(N);
   LLMPI_CHECK(N <= ws.max_tokens, "workspace for ", ws.max_tokens, " tokens, batch has ", N);
-  const Shape nc{N, cfg_.d_model};
+  const Shape nc{a.rows, cfg_.d_model};
   const Tensor row_scale = ws.row_scale.tensor().slice(0, Shape{N});
   const Tensor dhf = ws.dhf.tensor().slice(0, nc);
   be.fill(row_scale, scale);
   be.cross_entropy_backward(a.logits, a.logits, a.lse, targets, row_scale, vocab_offset_);
-  head_.backward(be, dhf, a.logits, a.hf);
+  const Tensor hff = full_rows(sharded, ws.x_full, a.hf, N);
+  r.gather_rows(be, hff, a.hf);  // again: hf is saved at local rows only
+  const Tensor dhff = full_rows(sharded, ws.d_full, dhf, N);
+  head_.backward(be, dhff, a.logits, hff);
+  r.reduce_input_grad(be, dhf, dhff);
   const Tensor& x = blocks_.empty() ? a.input.tensor() : a.blocks.back().out.tensor();
   final_norm_.backward(be, a.final_norm, ws.dres.tensor().slice(0, nc), dhf, x);
   backward_blocks(be, a, ws, ids);
@@ -167,22 +251,30 @@ void Transformer::backward(Backend& be, Activations& a, Workspace& ws, const Ten
   LLMPI_CHECK(!range_.head, "the last stage starts backward from the loss (backward_loss)");
   const int64_t N = a.B * a.T;
   LLMPI_CHECK(N <= ws.max_tokens, "workspace for ", ws.max_tokens, " tokens, batch has ", N);
-  be.copy(ws.dres.tensor().slice(0, Shape{N, cfg_.d_model}), doutput);
+  be.copy(ws.dres.tensor().slice(0, Shape{a.rows, cfg_.d_model}), doutput);
   backward_blocks(be, a, ws, ids);
 }
 
 void Transformer::backward_blocks(Backend& be, Activations& a, Workspace& ws,
                                   const Tensor& ids) const {
+  Regions whole;
+  Regions& r = regions_or(whole);
+  const int64_t N = a.B * a.T;
   const Tensor dres = input_grad(ws, a);
   for (size_t i = blocks_.size(); i-- > 0;) {
     const Tensor& x = i == 0 ? a.input.tensor() : a.blocks[i - 1].out.tensor();
-    blocks_[i].backward(be, a.blocks[i], ws.block, dres, x);
+    blocks_[i].backward(be, r, a.blocks[i], ws.block, dres, x, ws.x_full, ws.d_full);
   }
-  if (range_.embedding) embedding_.backward(be, dres, ids, a.pos);
+  if (range_.embedding) {
+    const Tensor dxf = full_rows(r.rows_sharded(N), ws.d_full, dres, N);
+    r.gather_rows(be, dxf, dres);  // adjoint of the lookup's reduce_partial
+    embedding_.lookup_backward(be, dxf, ids);
+    embedding_.add_positions_backward(be, dres, a.pos);
+  }
 }
 
 Tensor Transformer::input_grad(const Workspace& ws, const Activations& a) const {
-  return ws.dres.tensor().slice(0, Shape{a.B * a.T, cfg_.d_model});
+  return ws.dres.tensor().slice(0, Shape{a.rows, cfg_.d_model});
 }
 
 }  // namespace llmpi

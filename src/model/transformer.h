@@ -11,6 +11,11 @@
 // Loss scaling: loss() returns the SUM of token losses and the COUNT of counted targets;
 // backward_loss() takes the per-token scale (1 / counted targets of the whole global step),
 // so accumulation over micro-batches and data-parallel ranks gives the global mean.
+// Tensor/sequence parallelism (installed by parallel/, see model/regions.h): the store holds
+// local slabs (head and MLP slices, a vocab slab of the embedding/head), which the layers
+// bind as they find them; the Regions hooks move activations between the token-row region
+// ([n, C], n = local_rows(B·T)) and the feature-sharded one. Logits are [N, V_local]; the
+// loss is combined over ranks, so every rank of the group returns the same LossSum.
 #include <vector>
 
 #include "backend/backend.h"
@@ -21,6 +26,7 @@
 #include "model/norm.h"
 #include "model/param_layout.h"
 #include "model/param_store.h"
+#include "model/regions.h"
 
 namespace llmpi {
 
@@ -30,29 +36,37 @@ struct LossSum {
 };
 
 // One micro-batch's activations kept for backward. Allocated once for (B, T), reused.
+// N = B·T token rows; n = the rows of the token-row region held here (N unless the regions
+// shard the rows: sequence parallelism).
 struct Activations {
   int64_t B = 0, T = 0;
-  Buffer pos;    // i32 [N], pos[b·T + t] = t (learned positions; first stage, gpt2)
-  Buffer input;  // [N, C] first block's input: the embedding output, or (non-first stage)
+  int64_t rows = 0;  // n
+  Buffer pos;    // i32 [n], position of each local row (learned positions; first stage, gpt2)
+  Buffer input;  // [n, C] first block's input: the embedding output, or (non-first stage)
                  // the previous stage's output, written there by the caller before forward
   std::vector<BlockActs> blocks;  // one per layer of the stage
   NormActs final_norm;            // last stage only
-  Buffer hf;      // [N, C] final_norm(last block output)
-  Buffer logits;  // [N, V]; backward_loss overwrites it with d(loss)/d(logits)
-  Buffer lse;     // [N] log-sum-exp of each logits row (statistics dtype)
+  Buffer hf;      // [n, C] final_norm(last block output)
+  Buffer logits;  // [N, V_local]; backward_loss overwrites it with d(loss)/d(logits)
+  Buffer lse;     // [N] log-sum-exp of each logits row, whole vocabulary (statistics dtype)
   Buffer picked;  // [N] logit of the target (0 for ignored targets)
+  Buffer full;    // [N, C] forward scratch for full rows; only when rows are sharded
 
   // The stage's output: the last block's `out` (the input when the stage has no layers).
   const Tensor& output() const { return blocks.empty() ? input.tensor() : blocks.back().out.tensor(); }
 };
 
+// Bytes of every buffer of `a` (what one micro-batch in flight costs on this rank).
+int64_t activation_bytes(const Activations& a);
+
 // Backward temporaries, one per model; sized for the largest (B, T) it serves.
 struct Workspace {
   int64_t max_tokens = 0;  // B·T it was allocated for
   BlockScratch block;
-  Buffer dres;       // [N, C] residual-stream gradient; after backward: d(loss)/d(input)
-  Buffer dhf;        // [N, C] d(loss)/d(final norm output)
+  Buffer dres;       // [n, C] residual-stream gradient; after backward: d(loss)/d(input)
+  Buffer dhf;        // [n, C] d(loss)/d(final norm output)
   Buffer row_scale;  // [N] per-token loss scale
+  Buffer x_full, d_full;  // [N, C] backward scratch for full rows; only when rows are sharded
 };
 
 class Transformer {
@@ -63,6 +77,13 @@ class Transformer {
   const ModelConfig& config() const { return cfg_; }
   const StageRange& range() const { return range_; }
   DType dtype() const { return dtype_; }
+
+  // Installs the region hooks (not owned; nullptr: one rank, the default). Call before
+  // allocating activations and workspaces: their row counts depend on it.
+  void set_regions(Regions* r);
+  Regions* regions() const { return regions_; }
+  // Token rows of the row region held here for a micro-batch of B·T rows.
+  int64_t local_rows(int64_t B, int64_t T) const;
 
   Activations alloc_activations(Backend& be, int64_t B, int64_t T) const;
   Workspace alloc_workspace(Backend& be, int64_t B, int64_t T) const;
@@ -77,7 +98,7 @@ class Transformer {
   LossSum loss(Backend& be, Activations& a, const Tensor& targets) const;
   // Per-token cross-entropy [B·T] (0 where the target is ignored), for evaluation.
   std::vector<double> token_losses(Backend& be, Activations& a, const Tensor& targets) const;
-  // Logits at position t of every sequence, [B, V] row-major, for sampling. (Causal
+  // Logits at position t of every sequence, [B, V_local] row-major, for sampling. (Causal
   // attention: they depend only on tokens 0..t, so a batch padded after t gives the same.)
   std::vector<float> logits_at(Backend& be, const Activations& a, int64_t t) const;
   // Backward from the loss: d(loss)/d(logits) = scale · (softmax - onehot(target)).
@@ -86,15 +107,17 @@ class Transformer {
                      const Tensor& targets, double scale) const;
 
   // ---- non-last stage ------------------------------------------------------------------
-  // Backward from doutput = d(loss)/d(output) [B·T, C] received from the next stage.
+  // Backward from doutput = d(loss)/d(output) [n, C] received from the next stage.
   void backward(Backend& be, Activations& a, Workspace& ws, const Tensor& ids,
                 const Tensor& doutput) const;
 
-  // After a backward on a non-first stage: d(loss)/d(input) [B·T, C], to send upstream.
+  // After a backward on a non-first stage: d(loss)/d(input) [n, C], to send upstream.
   Tensor input_grad(const Workspace& ws, const Activations& a) const;
 
  private:
   void backward_blocks(Backend& be, Activations& a, Workspace& ws, const Tensor& ids) const;
+  // The installed regions, or `whole` (the identity) when none are.
+  Regions& regions_or(Regions& whole) const { return regions_ ? *regions_ : whole; }
   // Per-token losses (0 where ignored) and the targets, both read back to the host.
   void read_token_losses(Backend& be, Activations& a, const Tensor& targets,
                          std::vector<double>& losses, std::vector<int32_t>& tgt) const;
@@ -102,6 +125,7 @@ class Transformer {
   ModelConfig cfg_;
   StageRange range_;
   DType dtype_;
+  Regions* regions_ = nullptr;
   int64_t vocab_offset_ = 0;  // first vocab column of the local head slab
   Embedding embedding_;       // first stage only
   std::vector<Block> blocks_;
