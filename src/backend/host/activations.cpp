@@ -1,11 +1,17 @@
-// Pointwise MLP activations.
+// Pointwise MLP activations, and the f32 exp they share with attention.
 //   GELU (tanh approximation, as GPT-2): y = ½x(1 + tanh(u)), u = √(2/π)(x + 0.044715x³);
 //     dy/dx = ½(1 + tanh u) + ½x(1 - tanh²u)·√(2/π)(1 + 3·0.044715x²).  in, out: [N, F].
+//     In f32 both use ½(1 + tanh u) = σ(2u) = 1/(1 + e^(−2u)), so ½(1 − tanh²u) = 2σ(1 − σ):
+//     one exp (a branch-free polynomial, vectorized) per element, no tanh. f64 keeps
+//     std::tanh: it is the reference the f32 path and the gradient checks are held to.
 //   SwiGLU: in[N, 2F] = [gate | up] per row, out[N, F] = silu(gate)·up, silu(g) = g·σ(g);
 //     d gate = dout·up·σ(g)(1 + g(1 - σ(g))),  d up = dout·silu(g).
 // Input grads are overwritten. Each element is read before the same element is written, so
 // din may alias in (and, for GELU, dout).
+#include <algorithm>
+#include <bit>
 #include <cmath>
+#include <type_traits>
 
 #include "backend/host/host_backend.h"
 #include "backend/host/host_kernels.h"
@@ -16,26 +22,135 @@ namespace host {
 namespace {
 constexpr double kSqrt2OverPi = 0.7978845608028654;
 constexpr double kGeluCubic = 0.044715;
+
+// e^x in f32 without branches, so that loops over it vectorize: x = k·ln2 + r with k integer
+// (rounded by the 1.5·2²³ shifter) and |r| ≤ ln2/2 (ln2 split in two for an exact k·ln2_hi),
+// e^r by its degree-7 Taylor polynomial (truncation < 1e-8 relative), 2^k put in the exponent
+// bits. ≤ 2 ulp for x in [−87, 88]; 0 below −87 (true value < 2e−38), e^88 above 88.
+inline float exp_f32(float x) {
+  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f,
+                  kLn2Lo = -2.12194440e-4f, kShifter = 12582912.0f;
+  const float xc = std::min(std::max(x, -87.0f), 88.0f);
+  const float kf = (xc * kLog2e + kShifter) - kShifter;
+  const float r = (xc - kf * kLn2Hi) - kf * kLn2Lo;
+  float p = 1.f / 5040;
+  p = p * r + 1.f / 720;
+  p = p * r + 1.f / 120;
+  p = p * r + 1.f / 24;
+  p = p * r + 1.f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  const float two_k = std::bit_cast<float>((static_cast<int32_t>(kf) + 127) << 23);
+  return x < -87.0f ? 0.0f : p * two_k;
+}
+
+// Elements per Kokkos work item of the f32 GELU loops, and per vector block inside one: each
+// block is copied to locals first, so the compiler needs no alias check between in and out
+// (which may be the same array) to vectorize it.
+constexpr int64_t kChunk = 4096;
+constexpr int64_t kLanes = 16;
+
+// With e = e^(−2u): σ(2u) = ½(1 + tanh u) = 1/(1 + e), and 1 − σ is taken as e·σ, which
+// avoids the cancellation of 1 − σ where σ rounds to 1 (x ≳ 4).
+inline float gelu_u(float x) { return float(kSqrt2OverPi) * (x + float(kGeluCubic) * x * x * x); }
+inline float gelu_f32(float x) { return x / (1.f + exp_f32(-2.f * gelu_u(x))); }
+inline float gelu_grad_f32(float x, float dy) {
+  const float e = exp_f32(-2.f * gelu_u(x));
+  const float s = 1.f / (1.f + e);
+  const float du = float(kSqrt2OverPi) * (1.f + float(3 * kGeluCubic) * x * x);
+  return dy * (s + 2.f * x * (e * s * s) * du);
+}
+
+LLMPI_HOST_VECTOR_CLONES
+void gelu_forward_f32(float* out, const float* in, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    float x[kLanes];
+    for (int64_t l = 0; l < kLanes; ++l) x[l] = in[i + l];
+    for (int64_t l = 0; l < kLanes; ++l) x[l] = gelu_f32(x[l]);
+    for (int64_t l = 0; l < kLanes; ++l) out[i + l] = x[l];
+  }
+  for (; i < n; ++i) out[i] = gelu_f32(in[i]);
+}
+
+LLMPI_HOST_VECTOR_CLONES
+void gelu_backward_f32(float* din, const float* dout, const float* in, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    float x[kLanes], dy[kLanes];
+    for (int64_t l = 0; l < kLanes; ++l) x[l] = in[i + l];
+    for (int64_t l = 0; l < kLanes; ++l) dy[l] = dout[i + l];
+    for (int64_t l = 0; l < kLanes; ++l) x[l] = gelu_grad_f32(x[l], dy[l]);
+    for (int64_t l = 0; l < kLanes; ++l) din[i + l] = x[l];
+  }
+  for (; i < n; ++i) din[i] = gelu_grad_f32(in[i], dout[i]);
+}
+
 }  // namespace
+
+LLMPI_HOST_VECTOR_CLONES
+float exp_shifted_sum(float* x, int64_t n, float shift) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const float y = exp_f32(x[i + l] - shift);
+      x[i + l] = y;
+      acc[l] += y;
+    }
+  }
+  float sum = 0;
+  for (; i < n; ++i) {
+    x[i] = exp_f32(x[i] - shift);
+    sum += x[i];
+  }
+  for (int64_t l = 0; l < kLanes; ++l) sum += acc[l];
+  return sum;
+}
+
+double exp_shifted_sum(double* x, int64_t n, double shift) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
 
 template <class T>
 void gelu_forward(T* out, const T* in, int64_t n) {
-  Kokkos::parallel_for("llmpi::host::gelu_forward", Range(0, n), KOKKOS_LAMBDA(int64_t i) {
-    const T x = in[i];
-    const T u = T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x);
-    out[i] = T(0.5) * x * (T(1) + std::tanh(u));
-  });
+  if constexpr (std::is_same_v<T, float>) {
+    Kokkos::parallel_for("llmpi::host::gelu_forward", Range(0, (n + kChunk - 1) / kChunk),
+                         KOKKOS_LAMBDA(int64_t c) {
+      gelu_forward_f32(out + c * kChunk, in + c * kChunk, std::min(kChunk, n - c * kChunk));
+    });
+  } else {
+    Kokkos::parallel_for("llmpi::host::gelu_forward", Range(0, n), KOKKOS_LAMBDA(int64_t i) {
+      const T x = in[i];
+      const T u = T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x);
+      out[i] = T(0.5) * x * (T(1) + std::tanh(u));
+    });
+  }
 }
 
 template <class T>
 void gelu_backward(T* din, const T* dout, const T* in, int64_t n) {
-  Kokkos::parallel_for("llmpi::host::gelu_backward", Range(0, n), KOKKOS_LAMBDA(int64_t i) {
-    const T x = in[i];
-    const T u = T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x);
-    const T t = std::tanh(u);
-    const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * x * x);
-    din[i] = dout[i] * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
-  });
+  if constexpr (std::is_same_v<T, float>) {
+    Kokkos::parallel_for("llmpi::host::gelu_backward", Range(0, (n + kChunk - 1) / kChunk),
+                         KOKKOS_LAMBDA(int64_t c) {
+      const int64_t i0 = c * kChunk;
+      gelu_backward_f32(din + i0, dout + i0, in + i0, std::min(kChunk, n - i0));
+    });
+  } else {
+    Kokkos::parallel_for("llmpi::host::gelu_backward", Range(0, n), KOKKOS_LAMBDA(int64_t i) {
+      const T x = in[i];
+      const T u = T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x);
+      const T t = std::tanh(u);  // computed once, reused for 1 + t and 1 − t²
+      const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * x * x);
+      din[i] = dout[i] * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
+    });
+  }
 }
 
 template <class T>

@@ -1,13 +1,22 @@
 // Causal self-attention with grouped-query heads, flash-style: the T×T scores are never stored.
 // qkv: [B, T, W], W = (Hq + 2·Hkv)·D, each row [q heads | k heads | v heads]; query head h
-// reads kv head h / (Hq/Hkv). out: [B, T, Hq·D]; lse: [B, Hq, T].
-// Forward, per (b, h, t): one pass over keys j ≤ t with an online softmax (running max m and
-// sum l; the output row itself is the accumulator, rescaled when m grows), then
-// out = acc / l and lse = m + log l.
-// Backward recomputes P = exp(s − lse): with Δ_t = Σ_d dout·out and dS = P·(dout·v − Δ_t),
-//   dq_t = scale·Σ_j dS_tj k_j  (pass 1, parallel over (b, h, t); also stores Δ_t)
-//   dk_j = scale·Σ_{h∈group, t≥j} dS_tj q_t,  dv_j = Σ_{h∈group, t≥j} P_tj dout_t
-//        (pass 2, parallel over (b, kv head, j): each owns its dk/dv rows, so no races).
+// reads kv head h / (Hq/Hkv). out: [B, T, Hq·D]; lse: [B, Hq, T]. Scale c = 1/√D.
+// Rows are cut in blocks of kBlock; a tile is (query block i, key block j ≤ i), and only the
+// diagonal tile is masked. Tiles live in per-thread scratch (kBlock² each, allocated once per
+// call); all products are CBLAS gemms reading Q, K, V, dO in place through leading dims.
+// Forward, per (b, h, i): for j = 0..i, S = c·Q_i K_jᵀ; online softmax per row (running max m,
+// sum l; out rows rescaled by e^(m_old − m) when m grows); out_i += P V_j. Then out /= l and
+// lse = m + log l.
+// Backward, one pass per (b, kv head), over its query heads h, blocks i and tiles j ≤ i, with
+// Δ_t = Σ_d dO·O: P = e^(S − lse) (one exp per pair), dP = dO_i V_jᵀ, dS = P∘(dP − Δ),
+//   dV_j += Pᵀ dO_i,  dK_j += c·dSᵀ Q_i,  dQ_i += c·dS K_j.
+// Races: a forward work item writes only its own out rows/head columns and lse entries; a
+// backward one writes dQ of its group's query heads and dK, dV of its kv head, in batch b
+// only — disjoint across items, so any threaded Kokkos space needs no atomics, and sums run
+// in a fixed order (deterministic). Scratch slots are Kokkos UniqueTokens (one per thread).
+#include <cblas.h>
+
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -19,19 +28,60 @@ namespace llmpi {
 namespace host {
 namespace {
 
-// Dot product over a head dim with 8 independent partial sums: breaks the add-latency chain
-// and lets the compiler vectorize without reassociation flags.
+// Rows per query block and per key block. 64 keeps a tile (16 KiB in f32) and its Q/K/V
+// blocks in L1/L2 and the gemms large enough for OpenBLAS's kernels; at T = 128 it wastes the
+// masked half of 2 of 3 tiles (32 measured slower, see docs/kernels.md).
+constexpr int64_t kBlock = 64;
+
+using Token = Kokkos::Experimental::UniqueToken<Exec, Kokkos::Experimental::UniqueTokenScope::Global>;
+
+// C[M, N] = alpha · op(A) · op(B) + beta · C, row-major; all sizes ≥ 1 here.
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              blasint(M), blasint(N), blasint(K), alpha, A, blasint(lda), B, blasint(ldb), beta,
+              C, blasint(ldc));
+}
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              blasint(M), blasint(N), blasint(K), alpha, A, blasint(lda), B, blasint(ldb), beta,
+              C, blasint(ldc));
+}
+
+// Reductions with 8 independent partial results: breaks the latency chain and lets the
+// compiler vectorize without reassociation flags.
+constexpr int64_t kLanes = 8;
+
 template <class T>
-KOKKOS_INLINE_FUNCTION T dot(const T* a, const T* b, int64_t D) {
-  constexpr int64_t kLanes = 8;
+T dot(const T* a, const T* b, int64_t n) {
   T acc[kLanes] = {};
-  int64_t d = 0;
-  for (; d + kLanes <= D; d += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) acc[l] += a[d + l] * b[d + l];
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
   T s = 0;
-  for (; d < D; ++d) s += a[d] * b[d];
+  for (; i < n; ++i) s += a[i] * b[i];
   for (int64_t l = 0; l < kLanes; ++l) s += acc[l];
   return s;
+}
+
+template <class T>
+T row_max(const T* x, int64_t n) {
+  T acc[kLanes];
+  for (int64_t l = 0; l < kLanes; ++l) acc[l] = -std::numeric_limits<T>::infinity();
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] = acc[l] < x[i + l] ? x[i + l] : acc[l];
+  T m = -std::numeric_limits<T>::infinity();
+  for (; i < n; ++i) m = m < x[i] ? x[i] : m;
+  for (int64_t l = 0; l < kLanes; ++l) m = m < acc[l] ? acc[l] : m;
+  return m;
+}
+
+// Keys of a tile visible to its row r: all nk, or on the diagonal tile (same first row for
+// queries and keys) those up to the query itself.
+inline int64_t visible_keys(bool diagonal, int64_t r, int64_t nk) {
+  return diagonal ? r + 1 : nk;
 }
 
 }  // namespace
@@ -40,92 +90,114 @@ template <class T>
 void attention_forward(T* out, T* lse, const T* qkv, int64_t B, int64_t T_len, int64_t Hq,
                        int64_t Hkv, int64_t D) {
   const int64_t W = (Hq + 2 * Hkv) * D, group = Hq / Hkv, OW = Hq * D;
+  const int64_t n_blocks = (T_len + kBlock - 1) / kBlock;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
-  Kokkos::parallel_for("llmpi::host::attention_forward", Range(0, B * Hq * T_len),
+  constexpr int64_t kScratch = kBlock * kBlock + 2 * kBlock;  // S tile, m, l
+  Token token;
+  std::vector<T> scratch_store(static_cast<size_t>(token.size() * kScratch));
+  T* scratch = scratch_store.data();
+  Kokkos::fence();  // BLAS runs inside the items: order after the kernels that wrote qkv
+
+  Kokkos::parallel_for("llmpi::host::attention_forward", Range(0, B * Hq * n_blocks),
                        KOKKOS_LAMBDA(int64_t idx) {
-    const int64_t t = idx % T_len, h = (idx / T_len) % Hq, b = idx / (T_len * Hq);
-    const int64_t kvh = h / group;
+    const int64_t qb = idx % n_blocks, h = (idx / n_blocks) % Hq, b = idx / (n_blocks * Hq);
+    const int64_t kvh = h / group, t0 = qb * kBlock, nq = std::min(kBlock, T_len - t0);
+    const int slot = token.acquire();
+    T* S = scratch + slot * kScratch;
+    T* m = S + kBlock * kBlock;
+    T* l = m + kBlock;
     const T* base = qkv + b * T_len * W;
-    const T* q = base + t * W + h * D;
-    T* o = out + (b * T_len + t) * OW + h * D;
-    for (int64_t d = 0; d < D; ++d) o[d] = 0;
-    T m = -std::numeric_limits<T>::infinity(), l = 0;
-    for (int64_t j = 0; j <= t; ++j) {
-      const T* k = base + j * W + (Hq + kvh) * D;
-      const T* v = base + j * W + (Hq + Hkv + kvh) * D;
-      const T s = dot(q, k, D) * scale;
-      if (s > m) {
-        const T corr = std::exp(m - s);  // 0 on the first key (m = −inf)
-        l *= corr;
-        for (int64_t d = 0; d < D; ++d) o[d] *= corr;
-        m = s;
+    const T* Q = base + t0 * W + h * D;
+    T* O = out + (b * T_len + t0) * OW + h * D;
+    for (int64_t r = 0; r < nq; ++r) m[r] = -std::numeric_limits<T>::infinity(), l[r] = 0;
+
+    for (int64_t kb = 0; kb <= qb; ++kb) {
+      const int64_t s0 = kb * kBlock, nk = std::min(kBlock, T_len - s0);
+      const T* K = base + s0 * W + (Hq + kvh) * D;
+      const T* V = base + s0 * W + (Hq + Hkv + kvh) * D;
+      gemm(false, true, nq, nk, D, scale, Q, W, K, W, T(0), S, kBlock);
+      for (int64_t r = 0; r < nq; ++r) {
+        T* s = S + r * kBlock;
+        const int64_t nv = visible_keys(kb == qb, r, nk);
+        const T m_new = std::max(m[r], row_max(s, nv));
+        const T corr = std::exp(m[r] - m_new);  // 0 on the first tile (m = −inf)
+        l[r] = l[r] * corr + exp_shifted_sum(s, nv, m_new);
+        for (int64_t c = nv; c < nk; ++c) s[c] = 0;
+        if (kb > 0 && corr != T(1))
+          for (int64_t d = 0; d < D; ++d) O[r * OW + d] *= corr;
+        m[r] = m_new;
       }
-      const T p = std::exp(s - m);
-      l += p;
-      for (int64_t d = 0; d < D; ++d) o[d] += p * v[d];
+      gemm(false, false, nq, D, nk, T(1), S, kBlock, V, W, kb == 0 ? T(0) : T(1), O, OW);
     }
-    const T inv_l = T(1) / l;
-    for (int64_t d = 0; d < D; ++d) o[d] *= inv_l;
-    lse[(b * Hq + h) * T_len + t] = m + std::log(l);
+    for (int64_t r = 0; r < nq; ++r) {
+      const T inv_l = T(1) / l[r];
+      for (int64_t d = 0; d < D; ++d) O[r * OW + d] *= inv_l;
+      lse[(b * Hq + h) * T_len + t0 + r] = m[r] + std::log(l[r]);
+    }
+    token.release(slot);
   });
+  Kokkos::fence();  // scratch_store is freed on return
 }
 
 template <class T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* lse,
                         int64_t B, int64_t T_len, int64_t Hq, int64_t Hkv, int64_t D) {
   const int64_t W = (Hq + 2 * Hkv) * D, group = Hq / Hkv, OW = Hq * D;
+  const int64_t n_blocks = (T_len + kBlock - 1) / kBlock;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
-  std::vector<T> delta_store(static_cast<size_t>(B * Hq * T_len));
-  T* delta = delta_store.data();
+  constexpr int64_t kScratch = 2 * kBlock * kBlock + kBlock;  // P tile, dP/dS tile, Δ
+  Token token;
+  std::vector<T> scratch_store(static_cast<size_t>(token.size() * kScratch));
+  T* scratch = scratch_store.data();
+  Kokkos::fence();
 
-  // Pass 1: Δ and dq, one query row each.
-  Kokkos::parallel_for("llmpi::host::attention_backward_dq", Range(0, B * Hq * T_len),
+  Kokkos::parallel_for("llmpi::host::attention_backward", Range(0, B * Hkv),
                        KOKKOS_LAMBDA(int64_t idx) {
-    const int64_t t = idx % T_len, h = (idx / T_len) % Hq, b = idx / (T_len * Hq);
-    const int64_t kvh = h / group;
+    const int64_t kvh = idx % Hkv, b = idx / Hkv;
+    const int slot = token.acquire();
+    T* __restrict P = scratch + slot * kScratch;
+    T* __restrict dS = P + kBlock * kBlock;
+    T* delta = dS + kBlock * kBlock;
     const T* base = qkv + b * T_len * W;
-    const T* q = base + t * W + h * D;
-    const T* go = dout + (b * T_len + t) * OW + h * D;
-    const T* o = out + (b * T_len + t) * OW + h * D;
-    const T row_lse = lse[(b * Hq + h) * T_len + t];
-    const T dl = dot(go, o, D);
-    delta[idx] = dl;
-    T* dq = dqkv + (b * T_len + t) * W + h * D;
-    for (int64_t d = 0; d < D; ++d) dq[d] = 0;
-    for (int64_t j = 0; j <= t; ++j) {
-      const T* k = base + j * W + (Hq + kvh) * D;
-      const T* v = base + j * W + (Hq + Hkv + kvh) * D;
-      const T p = std::exp(dot(q, k, D) * scale - row_lse);
-      const T ds = p * (dot(go, v, D) - dl) * scale;
-      for (int64_t d = 0; d < D; ++d) dq[d] += ds * k[d];
-    }
-  });
+    T* dbase = dqkv + b * T_len * W;
+    const int64_t k_col = (Hq + kvh) * D, v_col = (Hq + Hkv + kvh) * D;
+    for (int64_t t = 0; t < T_len; ++t)
+      for (int64_t d = 0; d < D; ++d) dbase[t * W + k_col + d] = dbase[t * W + v_col + d] = 0;
 
-  // Pass 2: dk and dv, one key row of one kv head each, summed over its query heads.
-  Kokkos::parallel_for("llmpi::host::attention_backward_dkv", Range(0, B * Hkv * T_len),
-                       KOKKOS_LAMBDA(int64_t idx) {
-    const int64_t j = idx % T_len, kvh = (idx / T_len) % Hkv, b = idx / (T_len * Hkv);
-    const T* base = qkv + b * T_len * W;
-    const T* k = base + j * W + (Hq + kvh) * D;
-    const T* v = base + j * W + (Hq + Hkv + kvh) * D;
-    T* dk = dqkv + (b * T_len + j) * W + (Hq + kvh) * D;
-    T* dv = dqkv + (b * T_len + j) * W + (Hq + Hkv + kvh) * D;
-    for (int64_t d = 0; d < D; ++d) dk[d] = dv[d] = 0;
     for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-      for (int64_t t = j; t < T_len; ++t) {
-        const T* q = base + t * W + h * D;
-        const T* go = dout + (b * T_len + t) * OW + h * D;
-        const int64_t row = (b * Hq + h) * T_len + t;
-        const T p = std::exp(dot(q, k, D) * scale - lse[row]);
-        const T ds = p * (dot(go, v, D) - delta[row]) * scale;
-        for (int64_t d = 0; d < D; ++d) {
-          dv[d] += p * go[d];
-          dk[d] += ds * q[d];
+      for (int64_t qb = 0; qb < n_blocks; ++qb) {
+        const int64_t t0 = qb * kBlock, nq = std::min(kBlock, T_len - t0);
+        const T* Q = base + t0 * W + h * D;
+        T* dQ = dbase + t0 * W + h * D;
+        const T* dO = dout + (b * T_len + t0) * OW + h * D;
+        const T* O = out + (b * T_len + t0) * OW + h * D;
+        const T* row_lse = lse + (b * Hq + h) * T_len + t0;
+        for (int64_t r = 0; r < nq; ++r) delta[r] = dot(dO + r * OW, O + r * OW, D);
+
+        for (int64_t kb = 0; kb <= qb; ++kb) {
+          const int64_t s0 = kb * kBlock, nk = std::min(kBlock, T_len - s0);
+          const T* K = base + s0 * W + k_col;
+          const T* V = base + s0 * W + v_col;
+          gemm(false, true, nq, nk, D, scale, Q, W, K, W, T(0), P, kBlock);
+          gemm(false, true, nq, nk, D, T(1), dO, OW, V, W, T(0), dS, kBlock);
+          for (int64_t r = 0; r < nq; ++r) {
+            T* p = P + r * kBlock;
+            T* ds = dS + r * kBlock;
+            const int64_t nv = visible_keys(kb == qb, r, nk);
+            exp_shifted_sum(p, nv, row_lse[r]);
+            for (int64_t c = nv; c < nk; ++c) p[c] = 0;
+            const T dl = delta[r];
+            for (int64_t c = 0; c < nk; ++c) ds[c] = p[c] * (ds[c] - dl);
+          }
+          gemm(true, false, nk, D, nq, T(1), P, kBlock, dO, OW, T(1), dbase + s0 * W + v_col, W);
+          gemm(true, false, nk, D, nq, scale, dS, kBlock, Q, W, T(1), dbase + s0 * W + k_col, W);
+          gemm(false, false, nq, D, nk, scale, dS, kBlock, K, W, kb == 0 ? T(0) : T(1), dQ, W);
         }
       }
     }
+    token.release(slot);
   });
-  Kokkos::fence();  // delta_store is freed on return
+  Kokkos::fence();  // scratch_store is freed on return
 }
 
 #define LLMPI_INSTANTIATE(T)                                                                  \

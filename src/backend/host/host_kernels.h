@@ -67,6 +67,20 @@ void rmsnorm_backward(T* dx, T* dgain, const T* dout, const T* x, const T* gain,
                       int64_t N, int64_t C);
 
 // ---- activations.cpp --------------------------------------------------------------------
+// Hot f32 loops are compiled for several x86 vector ISAs and picked at load time (GCC/Clang
+// target_clones), since the build targets baseline x86-64 (SSE2). Results are deterministic
+// on one machine; across ISAs they may differ in the last bits (the AVX-512 clone contracts
+// a·b + c into FMAs).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define LLMPI_HOST_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LLMPI_HOST_VECTOR_CLONES
+#endif
+
+// x[i] = exp(x[i] − shift) in place for i < n; returns Σ x[i] (used by attention's softmax).
+// f32: a vectorized polynomial exp, ≤ 2 ulp, 0 below −87; f64: std::exp.
+float exp_shifted_sum(float* x, int64_t n, float shift);
+double exp_shifted_sum(double* x, int64_t n, double shift);
 template <class T>
 void gelu_forward(T* out, const T* in, int64_t n);
 template <class T>
