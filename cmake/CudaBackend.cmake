@@ -3,10 +3,13 @@
 # .cpp) form the object library llmpi_cuda, whose objects go into llmpi_core itself, so every
 # consumer of llmpi_core gets the CUDA backend with no extra link line. llmpi_cuda keeps its
 # own compile flags (nvcc does not take llmpi_core's -Wall/-Wextra directly).
-# Runtime libraries: CUDA runtime (static), cuBLASLt, cuDNN 9 (shared; the GPU machine has
-# its own). NCCL is found and exposed as llmpi::nccl for the collectives (not linked here).
+# Runtime libraries: CUDA runtime (static), cuBLASLt, cuDNN 9, NCCL (shared; the GPU machine
+# has its own). NCCL serves parallel/nccl_collectives.cpp, which is globbed into llmpi_core in
+# every build but compiles to nothing unless LLMPI_HAVE_CUDA is defined (set here).
 # Tests: tests/cuda/*.cpp → llmpi_cuda_tests, one ctest entry (on a machine without a GPU it
 # prints "no GPU" and exits 77, which ctest reports as not run; see docs/cuda.md).
+# tests/cuda_mpi/<name>.<ranks>.cpp → cuda_mpi_<name>_<ranks>, run under mpiexec with <ranks>
+# ranks, one GPU per rank (exit 77, "no GPU", when a node has fewer GPUs than ranks).
 enable_language(CUDA)
 find_package(CUDAToolkit 12 REQUIRED)
 
@@ -30,14 +33,27 @@ if(NOT _llmpi_cudnn_major MATCHES "CUDNN_MAJOR 9")
   message(FATAL_ERROR "llmpi needs cuDNN 9, found '${_llmpi_cudnn_major}' in ${LLMPI_CUDNN_INCLUDE_DIR}")
 endif()
 
-# NCCL (header + library), for device-buffer collectives in parallel/.
-find_path(LLMPI_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} $ENV{NCCL_ROOT} PATH_SUFFIXES include)
-find_library(LLMPI_NCCL_LIBRARY NAMES nccl HINTS ${CUDAToolkit_LIBRARY_DIR} $ENV{NCCL_ROOT} PATH_SUFFIXES lib lib64)
-if(LLMPI_NCCL_INCLUDE_DIR AND LLMPI_NCCL_LIBRARY)
-  add_library(llmpi::nccl INTERFACE IMPORTED)
-  target_include_directories(llmpi::nccl SYSTEM INTERFACE ${LLMPI_NCCL_INCLUDE_DIR})
-  target_link_libraries(llmpi::nccl INTERFACE ${LLMPI_NCCL_LIBRARY})
+# NCCL ≥ 2.18 (header + library), for device-buffer collectives (parallel/nccl_collectives.*).
+# Only APIs of NCCL 2.18 are used, so a binary built against a newer header runs on the GPU
+# machine's NCCL (2.28.3 there).
+find_path(LLMPI_NCCL_INCLUDE_DIR nccl.h HINTS $ENV{NCCL_ROOT} ${NCCL_ROOT} ${CUDAToolkit_INCLUDE_DIRS}
+  PATH_SUFFIXES include)
+find_library(LLMPI_NCCL_LIBRARY NAMES nccl libnccl.so.2
+  HINTS $ENV{NCCL_ROOT} ${NCCL_ROOT} ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}
+  PATH_SUFFIXES lib lib64 lib/x86_64-linux-gnu)
+if(NOT LLMPI_NCCL_INCLUDE_DIR OR NOT LLMPI_NCCL_LIBRARY)
+  message(FATAL_ERROR "LLMPI_ENABLE_CUDA=ON needs NCCL (nccl.h and libnccl.so); "
+                      "set NCCL_ROOT to its install prefix")
 endif()
+file(STRINGS ${LLMPI_NCCL_INCLUDE_DIR}/nccl.h _llmpi_nccl_version REGEX "define NCCL_(MAJOR|MINOR) ")
+string(REGEX REPLACE ".*NCCL_MAJOR ([0-9]+).*NCCL_MINOR ([0-9]+).*" "\\1.\\2" _llmpi_nccl_version
+       "${_llmpi_nccl_version}")
+if(_llmpi_nccl_version VERSION_LESS 2.18)
+  message(FATAL_ERROR "llmpi needs NCCL >= 2.18, found ${_llmpi_nccl_version} in ${LLMPI_NCCL_INCLUDE_DIR}")
+endif()
+add_library(llmpi::nccl INTERFACE IMPORTED)
+target_include_directories(llmpi::nccl SYSTEM INTERFACE ${LLMPI_NCCL_INCLUDE_DIR})
+target_link_libraries(llmpi::nccl INTERFACE ${LLMPI_NCCL_LIBRARY})
 
 # CUDA sources follow the project's C++20 (CUDA_STANDARD defaults to CXX_STANDARD). CMake 3.25
 # does not know nvcc 13's flag for it; teach it where missing.
@@ -61,7 +77,8 @@ target_compile_options(llmpi_cuda PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:-lineinfo --expt-relaxed-constexpr -Xcompiler=-Wall,-Wextra>)
 
 target_sources(llmpi_core PRIVATE $<TARGET_OBJECTS:llmpi_cuda>)
-target_link_libraries(llmpi_core PUBLIC CUDA::cudart_static CUDA::cublasLt ${LLMPI_CUDNN_LIBRARY})
+target_link_libraries(llmpi_core PUBLIC CUDA::cudart_static CUDA::cublasLt ${LLMPI_CUDNN_LIBRARY}
+  llmpi::nccl)
 target_compile_definitions(llmpi_core PUBLIC LLMPI_HAVE_CUDA=1)
 
 # Executables of the cuda build look for libraries in <their dir>/lib first: the GPU bundle
@@ -81,4 +98,31 @@ if(LLMPI_BUILD_TESTS)
   add_test(NAME llmpi_cuda_tests COMMAND llmpi_cuda_tests)
   # Exit code 77 = "no GPU": ctest lists the entry as not run (Skipped), never as passed.
   set_tests_properties(llmpi_cuda_tests PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77 LABELS cuda)
+
+  # Multi-GPU tests: one binary per tests/cuda_mpi/<name>.<ranks>.cpp (+ main.cpp), run by
+  # ctest under mpiexec with exactly <ranks> ranks; NVLink multicast (NVLS) stays off.
+  set(LLMPI_CUDA_MPIEXEC_FLAGS --bind-to none -x NCCL_NVLS_ENABLE=0)
+  if("$ENV{USER}" STREQUAL "root" OR "$ENV{HOME}" STREQUAL "/root")
+    list(APPEND LLMPI_CUDA_MPIEXEC_FLAGS --allow-run-as-root)
+  endif()
+  file(GLOB LLMPI_CUDA_MPI_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda_mpi/*.*.cpp)
+  foreach(src IN LISTS LLMPI_CUDA_MPI_TESTS)
+    get_filename_component(full ${src} NAME)
+    if(NOT full MATCHES "^([A-Za-z0-9_]+)\\.([0-9]+)\\.cpp$")
+      message(FATAL_ERROR "multi-GPU test ${full} must be named <name>.<ranks>.cpp")
+    endif()
+    set(target cuda_mpi_${CMAKE_MATCH_1}_${CMAKE_MATCH_2})
+    set(ranks ${CMAKE_MATCH_2})
+    add_executable(${target} ${src} ${PROJECT_SOURCE_DIR}/tests/cuda_mpi/main.cpp)
+    target_link_libraries(${target} PRIVATE llmpi_core GTest::gtest)
+    target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+    target_compile_definitions(${target} PRIVATE LLMPI_EXPECTED_RANKS=${ranks})
+    target_compile_options(${target} PRIVATE -Wall -Wextra)
+    add_test(NAME ${target}
+      COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ranks} ${LLMPI_CUDA_MPIEXEC_FLAGS}
+              $<TARGET_FILE:${target}>)
+    set_tests_properties(${target} PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 LABELS cuda
+      PROCESSORS ${ranks}
+      ENVIRONMENT "NCCL_NVLS_ENABLE=0;OMPI_MCA_rmaps_base_oversubscribe=1;OMPI_MCA_btl=self,vader;OMPI_MCA_btl_vader_single_copy_mechanism=none")
+  endforeach()
 endif()
