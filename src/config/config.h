@@ -49,6 +49,9 @@ struct ParallelSection {
   int64_t micro_batches = 1;      // micro-batches per step per dp rank (accumulation/pipeline)
   bool sequence_parallel = false; // needs tp > 1
   int64_t virtual_stages = 1;     // interleaved pipeline chunks per stage
+  // Layers per pipeline chunk, in global chunk order (pp × virtual_stages entries summing to
+  // n_layer); empty = the balanced split (parallel/pipeline_split.h).
+  std::vector<int64_t> stage_layers;
 
   bool operator==(const ParallelSection&) const = default;
 };

@@ -91,6 +91,20 @@ void check_consistency(const Config& c, const Origins& o, Diagnostics& d) {
          "pp * virtual_stages = " + str(p.pp) + " * " + str(p.virtual_stages) + " = " +
              str(p.pp * p.virtual_stages) + " exceeds model.n_layer = " + str(m.n_layer),
          "pp * virtual_stages <= n_layer (each pipeline chunk holds at least one layer)");
+  if (!p.stage_layers.empty()) {
+    int64_t sum = 0;
+    for (int64_t n : p.stage_layers) sum += n;
+    const auto entries = static_cast<int64_t>(p.stage_layers.size());
+    if (entries != p.pp * p.virtual_stages)
+      fail("parallel.stage_layers", "parallel.pp",
+           str(entries) + " entries for pp * virtual_stages = " + str(p.pp) + " * " +
+               str(p.virtual_stages) + " = " + str(p.pp * p.virtual_stages) + " pipeline chunks",
+           "one layer count per pipeline chunk (or no stage_layers: a balanced split)");
+    else if (sum != m.n_layer)
+      fail("parallel.stage_layers", "model.n_layer",
+           "the layer counts sum to " + str(sum) + ", not model.n_layer = " + str(m.n_layer),
+           "layer counts summing to n_layer");
+  }
 
   // [checkpoint]
   const CheckpointSection& k = c.checkpoint;

@@ -124,6 +124,20 @@ void read_value(const ConfigKey& k, const toml::node& n, T& out, const std::stri
     if (!v) return wrong(describe(n));
     if (k.non_empty && v->get().empty()) return wrong("the string is empty");
     out = v->get();
+  } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    auto* a = n.as_array();
+    if (!a) return wrong(describe(n));
+    std::vector<int64_t> xs;
+    for (size_t i = 0; i < a->size(); ++i) {
+      const toml::node& e = *a->get(i);
+      auto* v = e.as_integer();
+      const std::string at = "element " + std::to_string(i) + ": ";
+      if (!v) return wrong(at + describe(e));
+      if (!k.bounds.contains(static_cast<double>(v->get())))
+        return wrong(at + std::to_string(v->get()) + " is out of range");
+      xs.push_back(v->get());
+    }
+    out = std::move(xs);
   } else {  // an enumeration, spelt as a string
     auto* v = n.as_string();
     if (!v) return wrong(describe(n));

@@ -74,6 +74,7 @@ const ConfigKey kKeys[] = {
     {"parallel", "micro_batches", FIELD(parallel.micro_batches), kOptional, at_least(1)},
     {"parallel", "sequence_parallel", FIELD(parallel.sequence_parallel)},
     {"parallel", "virtual_stages", FIELD(parallel.virtual_stages), kOptional, at_least(1)},
+    {"parallel", "stage_layers", FIELD(parallel.stage_layers), kOptional, at_least(1)},
     // [checkpoint]
     {"checkpoint", "every", FIELD(checkpoint.every), kOptional, at_least(0)},
     {"checkpoint", "keep_last", FIELD(checkpoint.keep_last), kOptional, at_least(1)},
@@ -138,6 +139,8 @@ std::string ConfigKey::expected() const {
           return "a finite number" + bounds_text(bounds, false);
         } else if constexpr (std::is_same_v<T, std::string>) {
           return non_empty ? "a non-empty string" : "a string";
+        } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+          return "an array of integers" + bounds_text(bounds, true);
         } else {
           return quoted_choices(enum_names(T{}));
         }

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "config/config.h"
 
@@ -21,7 +22,8 @@ namespace llmpi::config {
 template <class T>
 using FieldRef = T& (*)(Config&);
 using Field = std::variant<FieldRef<int64_t>, FieldRef<int>, FieldRef<uint64_t>, FieldRef<double>,
-                           FieldRef<bool>, FieldRef<std::string>, FieldRef<Arch>, FieldRef<LrDecay>>;
+                           FieldRef<bool>, FieldRef<std::string>, FieldRef<Arch>, FieldRef<LrDecay>,
+                           FieldRef<std::vector<int64_t>>>;
 
 enum class Presence : uint8_t {
   optional,  // absent: the struct's default

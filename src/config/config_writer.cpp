@@ -24,6 +24,10 @@ std::string toml_value(const T& v) {
     return config::format_double(v);
   } else if constexpr (std::is_same_v<T, std::string>) {
     return config::quote_toml_string(v);
+  } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    return s + "]";
   } else {
     for (const auto& e : config::enum_names(T{}))
       if (e.value == v) return config::quote_toml_string(e.name);
