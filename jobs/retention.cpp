@@ -33,8 +33,8 @@ std::vector<int64_t> steps_to_delete(const CheckpointSection& c, std::vector<int
   int64_t regular_kept = 0;
   for (auto it = existing.rbegin(); it != existing.rend(); ++it) {  // newest first
     const int64_t s = *it;
-    if (s == newest_valid || is_permanent_step(c, s)) continue;
-    if (regular_kept < c.keep_last) {
+    if (is_permanent_step(c, s)) continue;
+    if (s == newest_valid || regular_kept < c.keep_last) {  // the newest valid one counts
       ++regular_kept;
       continue;
     }

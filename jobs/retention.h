@@ -5,7 +5,8 @@
 //                       or log_spaced and s ∈ {1, 2, 4, …, 512}
 //   permanent       ⇔  keep_every > 0 and s % keep_every == 0, or a log-spaced step
 //   retained        ⇔  permanent, or among the keep_last newest regular (non-permanent)
-//                       checkpoints, or the newest valid checkpoint (never deleted)
+//                       checkpoints, or the newest valid checkpoint (never deleted; when
+//                       regular it counts as one of the keep_last)
 #include <cstdint>
 #include <string>
 #include <vector>
