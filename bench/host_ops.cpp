@@ -2,13 +2,17 @@
 // backward and GELU forward and backward, f32, through the public Backend API (so argument
 // checks are included, as in training). Shapes: the CPU demo (configs/tiny.toml: B=8, T=128,
 // Hq=Hkv=4, D=32, GELU over B·T×4·128) and the same at T=512. Each op is called twice to warm
-// up, then repeated until 1 s or 200 calls (at least 7); prints median and min in ms.
-// No assertions: correctness is tests/unit/test_host_ops.cpp's job. Built by
-// bench/host_ops.sh against an existing build dir; OPENBLAS_NUM_THREADS=1 is recommended.
+// up, then repeated until 1 s or 200 calls (at least 7); prints the medians of wall time and
+// of this thread's CPU time in ms. On a shared machine the CPU time is the steadier figure:
+// the wall time of a call longer than a scheduler slice includes other processes' turns
+// (Kokkos Serial and OpenBLAS with one thread run in the calling thread). No assertions:
+// correctness is tests/unit/test_host_ops.cpp's job. Built and run by bench/host_ops.sh
+// against an existing build dir, with OPENBLAS_NUM_THREADS=1 unless set.
 #include <Kokkos_Core.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <functional>
 #include <vector>
 
@@ -19,23 +23,35 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Timing {
-  double median_ms, min_ms;
+  double wall_ms, cpu_ms;  // medians
   int reps;
 };
+
+double thread_cpu_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
 
 Timing time_op(const std::function<void()>& op) {
   op();
   op();
-  std::vector<double> ms;
+  std::vector<double> wall, cpu;
   const auto start = Clock::now();
-  while (ms.size() < 200 &&
-         (ms.size() < 7 || Clock::now() - start < std::chrono::seconds(1))) {
+  while (wall.size() < 200 &&
+         (wall.size() < 7 || Clock::now() - start < std::chrono::seconds(1))) {
     const auto t0 = Clock::now();
+    const double c0 = thread_cpu_ms();
     op();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    cpu.push_back(thread_cpu_ms() - c0);
+    wall.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
-  std::sort(ms.begin(), ms.end());
-  return {ms[ms.size() / 2], ms.front(), static_cast<int>(ms.size())};
+  return {median(wall), median(cpu), static_cast<int>(wall.size())};
 }
 
 // Uniform values in [-a, a) from a fixed-seed generator (the values only set the softmax's
@@ -50,8 +66,8 @@ void fill_uniform(const llmpi::Tensor& t, uint64_t seed, float a) {
 }
 
 void print(const char* op, const char* shape, const Timing& t) {
-  std::printf("%-20s %-28s median %9.3f ms   min %9.3f ms   (%d reps)\n", op, shape,
-              t.median_ms, t.min_ms, t.reps);
+  std::printf("%-20s %-28s wall %9.3f ms   cpu %9.3f ms   (medians of %d)\n", op, shape,
+              t.wall_ms, t.cpu_ms, t.reps);
 }
 
 void bench_attention(llmpi::Backend& be, int64_t B, int64_t T, int64_t Hq, int64_t Hkv,

@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${1:-build/cpu}"
-[ -f "$build/compile_commands.json" ] && [ -f "$build/build.ninja" ] && [ -f "$build/libllmpi_core.a" ] ||
-  { echo "bench: $build is not a built Ninja build dir of llmpi (need libllmpi_core.a)" >&2; exit 1; }
+for f in compile_commands.json build.ninja libllmpi_core.a; do
+  [ -f "$build/$f" ] || { echo "bench: no $build/$f (need a built Ninja build dir)" >&2; exit 1; }
+done
 
 # Compile flags of a library source (includes, defines, -O level, -std), minus -o/-c.
 flags=$(python3 - "$build" <<'EOF'
@@ -24,11 +25,13 @@ print(shlex.join(out))
 EOF
 )
 # Link libraries of the llmpi executable (paths are relative to the build dir).
-libs=$(awk '/^build llmpi:/ {f=1} f && /LINK_LIBRARIES/ {sub(/^ *LINK_LIBRARIES = /, ""); print; exit}' "$build/build.ninja")
+libs=$(awk '/^build llmpi:/ {f=1} f && /LINK_LIBRARIES/ {sub(/^ *LINK_LIBRARIES = /, "");
+                                                       print; exit}' "$build/build.ninja")
 libs=${libs//libllmpi_core.a/$build/libllmpi_core.a}
 exe="$build/bench_host_ops"
 eval "c++ $flags -o $exe.o -c bench/host_ops.cpp"
 eval "c++ $exe.o -o $exe $libs"
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
-echo "host ops on $(nproc) cores (load $(cut -d' ' -f1-3 /proc/loadavg)), OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS, $(date -u +%F), commit $(git rev-parse --short HEAD)"
+echo "host ops on $(nproc) cores (load $(cut -d' ' -f1-3 /proc/loadavg))," \
+  "OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS, $(date -u +%F), commit $(git rev-parse --short HEAD)"
 "$exe"

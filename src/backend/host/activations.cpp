@@ -1,8 +1,8 @@
 // Pointwise MLP activations, and the f32 exp they share with attention.
 //   GELU (tanh approximation, as GPT-2): y = ½x(1 + tanh(u)), u = √(2/π)(x + 0.044715x³);
 //     dy/dx = ½(1 + tanh u) + ½x(1 - tanh²u)·√(2/π)(1 + 3·0.044715x²).  in, out: [N, F].
-//     In f32 both use ½(1 + tanh u) = σ(2u) = 1/(1 + e^(−2u)), so ½(1 − tanh²u) = 2σ(1 − σ):
-//     one exp (a branch-free polynomial, vectorized) per element, no tanh. f64 keeps
+//     In f32 both use ½(1 + tanh u) = σ(2u) = 1/(1 + e^(−2u)) and ½(1 − tanh²u) =
+//     2σ(1 − σ): one exp (a branch-free polynomial, vectorized) per element, no tanh. f64 keeps
 //     std::tanh: it is the reference the f32 path and the gradient checks are held to.
 //   SwiGLU: in[N, 2F] = [gate | up] per row, out[N, F] = silu(gate)·up, silu(g) = g·σ(g);
 //     d gate = dout·up·σ(g)(1 + g(1 - σ(g))),  d up = dout·silu(g).

@@ -30,10 +30,12 @@ namespace {
 
 // Rows per query block and per key block. 64 keeps a tile (16 KiB in f32) and its Q/K/V
 // blocks in L1/L2 and the gemms large enough for OpenBLAS's kernels; at T = 128 it wastes the
-// masked half of 2 of 3 tiles (32 measured slower, see docs/kernels.md).
+// masked half of 2 of 3 tiles; 32 and 128 measured slower or equal (docs/kernels.md).
 constexpr int64_t kBlock = 64;
 
-using Token = Kokkos::Experimental::UniqueToken<Exec, Kokkos::Experimental::UniqueTokenScope::Global>;
+// One scratch slot per thread that can run an item concurrently.
+using Token =
+    Kokkos::Experimental::UniqueToken<Exec, Kokkos::Experimental::UniqueTokenScope::Global>;
 
 // C[M, N] = alpha · op(A) · op(B) + beta · C, row-major; all sizes ≥ 1 here.
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
