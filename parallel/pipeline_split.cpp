@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 #include <string>
 
 #include "core/error.h"
@@ -136,6 +137,17 @@ std::vector<ParamInfo> chunk_params(const ModelConfig& cfg, const StageRange& ra
     for (ParamInfo& p : ps)
       if (p.name == "embed.tokens") p.replica = true;
   return ps;
+}
+
+std::vector<ParamInfo> rank_params(const ModelConfig& cfg, std::span<const StageRange> chunks) {
+  std::vector<ParamInfo> all;
+  std::set<std::string> names;
+  for (const StageRange& r : chunks)
+    for (ParamInfo& p : chunk_params(cfg, r)) {
+      LLMPI_CHECK(names.insert(p.name).second, "parameter ", p.name, " in two chunks of a rank");
+      all.push_back(std::move(p));
+    }
+  return all;
 }
 
 }  // namespace llmpi

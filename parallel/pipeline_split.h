@@ -53,4 +53,11 @@ std::vector<StageRange> pipeline_chunks(const ModelConfig& cfg, const ParallelSe
 // gradient norms and checkpoints count embed.tokens once (the first stage's copy).
 std::vector<ParamInfo> chunk_params(const ModelConfig& cfg, const StageRange& range);
 
+// The parameters of all of a rank's chunks (chunk_params of each, in local chunk order), for
+// ONE ParamStore that every chunk's Transformer binds to — so that the rank's parameters,
+// gradients and optimizer state are one flat range, as without pipelining (a ZeRO shard
+// stays an offset range). Names are unique: each layer is in one chunk, and with pp > 1
+// the embedding and head chunks are on different ranks.
+std::vector<ParamInfo> rank_params(const ModelConfig& cfg, std::span<const StageRange> chunks);
+
 }  // namespace llmpi

@@ -32,6 +32,8 @@ struct PipeCase {
   int64_t micro_batches = 4;
   std::vector<int64_t> stage_layers;  // empty: balanced
   int steps = 3;
+  // One ParamStore for all of the rank's chunks (rank_params), instead of one per chunk.
+  bool shared_store = false;
 };
 
 inline Tensor host_view(void* p, Shape s, DType t) {
@@ -147,14 +149,19 @@ inline void check_pipeline_matches_single_rank(const PipeCase& c) {
   std::vector<std::vector<Activations>> acts(ranges.size());
   std::vector<Workspace> wss;
   std::vector<PipelineChunk> chunks;
-  for (const StageRange& range : ranges) {
-    stores.push_back(std::make_unique<ParamStore>(be, chunk_params(mc, range), DType::f32));
-    stores.back()->init(be, seed);
-    models.push_back(std::make_unique<Transformer>(mc, range, *stores.back()));
+  if (c.shared_store)
+    stores.push_back(std::make_unique<ParamStore>(be, rank_params(mc, ranges), DType::f32));
+  else
+    for (const StageRange& range : ranges)
+      stores.push_back(std::make_unique<ParamStore>(be, chunk_params(mc, range), DType::f32));
+  for (auto& s : stores) s->init(be, seed);
+  wss.reserve(ranges.size());  // chunks point into it
+  for (size_t j = 0; j < ranges.size(); ++j) {
+    ParamStore& store = *stores[c.shared_store ? 0 : j];
+    models.push_back(std::make_unique<Transformer>(mc, ranges[j], store));
     wss.push_back(models.back()->alloc_workspace(be, B, T));
+    chunks.push_back({models[j].get(), &store, &acts[j], &wss[j]});
   }
-  for (size_t j = 0; j < ranges.size(); ++j)
-    chunks.push_back({models[j].get(), stores[j].get(), &acts[j], &wss[j]});
 
   // Coverage: every reference parameter is held, non-replica, by exactly one rank.
   int64_t held = 0, held_numel = 0;

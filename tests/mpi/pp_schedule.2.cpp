@@ -24,3 +24,13 @@ TEST(PipelinePp2, InterleavedLlama) {
 TEST(PipelinePp2, InterleavedMicroBatchesEqualPp) {
   check_pipeline_matches_single_rank({Arch::gpt2, 5, 2, 2, {1, 2, 1, 1}});
 }
+TEST(PipelinePp2, InterleavedOneStorePerRank) {
+  PipeCase c{Arch::gpt2, 4, 2, 4};
+  c.shared_store = true;
+  check_pipeline_matches_single_rank(c);
+}
+TEST(PipelinePp2, OneFOneBOneStorePerRankLlama) {
+  PipeCase c{Arch::llama, 4, 1, 2};
+  c.shared_store = true;
+  check_pipeline_matches_single_rank(c);
+}

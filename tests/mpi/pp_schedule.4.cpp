@@ -13,3 +13,8 @@ TEST(PipelinePp4, OneFOneBFewerMicroBatchesThanStages) {
 }
 TEST(PipelinePp4, InterleavedGpt2) { check_pipeline_matches_single_rank({Arch::gpt2, 8, 2, 8}); }
 TEST(PipelinePp4, InterleavedLlama) { check_pipeline_matches_single_rank({Arch::llama, 8, 2, 4}); }
+TEST(PipelinePp4, InterleavedOneStorePerRank) {
+  PipeCase c{Arch::gpt2, 8, 2, 4};
+  c.shared_store = true;
+  check_pipeline_matches_single_rank(c);
+}

@@ -377,3 +377,22 @@ TEST(PipelineOrder, AllRanksTogetherNeverDeadlock) {
           << describe(orders[static_cast<size_t>(r)]);
   }
 }
+
+TEST(PipelineSplit, RankParamsOfInterleavedChunks) {
+  const ModelConfig m = model(Arch::gpt2, 8);
+  // Rank 1 of pp=2, v=2 holds chunks 1 and 3 (the head, with the tied copy as a replica).
+  const auto ranges = pipeline_chunks(m, par(2, 2), 1);
+  const std::vector<ParamInfo> ps = rank_params(m, ranges);
+  size_t expected = 0;
+  for (const StageRange& r : ranges) expected += chunk_params(m, r).size();
+  EXPECT_EQ(ps.size(), expected);
+  std::set<std::string> names;
+  for (const ParamInfo& p : ps) {
+    EXPECT_TRUE(names.insert(p.name).second) << p.name;
+    EXPECT_EQ(p.replica, p.name == "embed.tokens") << p.name;
+  }
+  EXPECT_TRUE(names.count("layers.1.attn.q.weight"));
+  EXPECT_TRUE(names.count("layers.7.mlp.down.weight"));
+  EXPECT_FALSE(names.count("layers.3.attn.q.weight"));  // chunk 2, on rank 0
+  EXPECT_TRUE(names.count("final_norm.weight"));
+}
