@@ -116,7 +116,9 @@ if(LLMPI_BUILD_TESTS)
     add_executable(${target} ${src} ${PROJECT_SOURCE_DIR}/tests/cuda_mpi/main.cpp)
     target_link_libraries(${target} PRIVATE llmpi_core GTest::gtest)
     target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
-    target_compile_definitions(${target} PRIVATE LLMPI_EXPECTED_RANKS=${ranks})
+    # C API only: no dependency on Open MPI's C++ bindings library (absent in Open MPI 5).
+    target_compile_definitions(${target} PRIVATE LLMPI_EXPECTED_RANKS=${ranks} OMPI_SKIP_MPICXX=1
+      MPICH_SKIP_MPICXX=1)
     target_compile_options(${target} PRIVATE -Wall -Wextra)
     add_test(NAME ${target}
       COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ranks} ${LLMPI_CUDA_MPIEXEC_FLAGS}

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Builds the `cuda` preset on this (GPU-less) machine and assembles bundle/ for the GPU
-# machine: the test binaries, the llmpi binary, scripts/gpu-run.sh, and in bundle/lib.tar.xz the
+# machine: the test binaries (the op test and the multi-GPU tests cuda_mpi_*), the llmpi
+# binary, scripts/gpu-run.sh, and in bundle/lib.tar.xz the
 # shared libraries it may lack: every library the binaries load (ldd's closure) except MPI,
 # CUDA, cuDNN, NCCL and the C/C++ runtime, which the GPU machine has (in newer versions).
+# Open MPI's C++ bindings (libmpi_cxx, referenced by llmpi_core's MPI code) are carried: the
+# GPU machine's Open MPI may not ship them.
 # That is parallel HDF5 with its compression and curl dependencies (the GPU machine has only
 # serial HDF5 1.10), Kokkos from Trilinos, TOML++ if shared, OpenBLAS and its Fortran runtime.
 # The executables find bundle/lib through their DT_RPATH ($ORIGIN/lib, set at link time by
@@ -17,10 +20,12 @@ max_mib=60
 
 if [[ "${1:-}" != "--no-build" ]]; then
   (cd "$root" && cmake --preset cuda >/dev/null)
-  cmake --build "$build" -j"$jobs" --target llmpi llmpi_cuda_tests llmpi_unit_tests
+  mapfile -t multi_gpu < <(cmake --build "$build" --target help | sed -n 's/^\(cuda_mpi_[A-Za-z0-9_]*\):.*/\1/p')
+  cmake --build "$build" -j"$jobs" --target llmpi llmpi_cuda_tests llmpi_unit_tests "${multi_gpu[@]}"
 fi
 
 bins=("$build/llmpi" "$build/llmpi_cuda_tests")
+for b in "$build"/cuda_mpi_*; do [[ -x "$b" && -f "$b" ]] && bins+=("$b"); done
 for b in "${bins[@]}"; do
   [[ -x "$b" ]] || { echo "gpu-bundle: missing $b (build it first)" >&2; exit 1; }
 done
@@ -34,7 +39,7 @@ cp "$root/scripts/gpu-run.sh" "$bundle/"
 # Libraries to carry: what ldd resolves for the binaries (ldd lists the whole closure),
 # less what the GPU machine provides itself (MPI and its runtime, the CUDA stack, glibc,
 # the C++ runtime).
-never='^(libmpi|libopen-|libhwloc|libevent|libudev|libcuda|libcudnn|libnccl|libcublas|libcudart|libc\.|libm\.|libstdc\+\+|libgcc_s|ld-linux|libpthread|libdl\.|librt\.|libresolv|libz\.)'
+never='^(libmpi\.so|libopen-|libhwloc|libevent|libudev|libcuda|libcudnn|libnccl|libcublas|libcudart|libc\.|libm\.|libstdc\+\+|libgcc_s|ld-linux|libpthread|libdl\.|librt\.|libresolv|libz\.)'
 for b in "${bins[@]}"; do
   ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}'
 done | sort -u | while read -r soname path; do

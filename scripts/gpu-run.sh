@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine, from the bundle that scripts/gpu-bundle.sh assembled (it copies
-# this script into bundle/): finds the machine's cuDNN, cuBLASLt and Open MPI libraries,
-# prints the device and library versions, runs the CUDA op tests (every op vs the host
-# backend) and prints a summary. Logs go to $OUT when set (the device tool's output folder),
-# else /tmp. Exit status: that of the tests.
-# LLMPI_MEMCHECK=1 also runs the tests under compute-sanitizer's memcheck (slow).
-# Usage: bundle/gpu-run.sh [extra gtest flags]
+# this script into bundle/): finds the machine's cuDNN, cuBLASLt, NCCL and Open MPI libraries,
+# prints the device, its links and the library versions, then runs
+#   ops   the CUDA op tests (every op vs the host backend), with a summary;
+#   nccl  the multi-GPU tests (cuda_mpi_<name>_<ranks>) under the machine's own mpirun, one
+#         GPU per rank — skipped, and said so, when the machine has fewer GPUs than ranks.
+# Logs go to $OUT when set (the device tool's output folder), else /tmp. Exit status: nonzero
+# when any test that ran failed.
+# LLMPI_MEMCHECK=1 also runs the op tests under compute-sanitizer's memcheck (slow).
+# Usage: bundle/gpu-run.sh [ops|nccl|all] [extra gtest flags for the op tests]   (default all)
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 logdir=${OUT:-/tmp}
@@ -29,7 +32,9 @@ lib_dir_of() {
   [[ -n "$f" ]] && dirname "$(readlink -f "$f")"
 }
 extra=""
-for lib in libcudnn.so.9 libcublasLt.so.13 libmpi.so.40; do
+mode=all
+case "${1:-}" in ops|nccl|all) mode=$1; shift ;; esac
+for lib in libcudnn.so.9 libcublasLt.so.13 libnccl.so.2 libmpi.so.40; do
   d=$(lib_dir_of "$lib")
   if [[ -z "$d" ]]; then echo "gpu-run: $lib not found on this machine" >&2; else extra+=":$d"; fi
 done
@@ -37,24 +42,59 @@ export LD_LIBRARY_PATH="$here/lib$extra${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 echo "== device"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
+ngpu=$(nvidia-smi -L 2>/dev/null | wc -l)
+if (( ngpu > 1 )); then nvidia-smi topo -m 2>&1 | sed 's/^/  /'; fi
 echo "== libraries"
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-ldd "$here/llmpi_cuda_tests" | grep -E 'cudnn|cublas|mpi|hdf5|kokkos|not found' | sed 's/^/  /'
+ldd "$here/llmpi_cuda_tests" | grep -E 'cudnn|cublas|nccl|mpi|hdf5|kokkos|not found' | sed 's/^/  /'
 
-echo "== CUDA op tests"
-start=$(date +%s)
-"$here/llmpi_cuda_tests" --gtest_color=no "$@" 2>&1 | tee "$logdir/cuda_tests.log"
-status=${PIPESTATUS[0]}
-echo "== summary ($(($(date +%s) - start)) s)"
-ok=$(grep -c ' ok$' "$logdir/cuda_tests.log")
-bad=$(grep -cE ' (FAIL|THREW)$' "$logdir/cuda_tests.log")
-echo "checks passed: $ok, failed: $bad, gtest exit status: $status"
-grep -E ' (FAIL|THREW)$' "$logdir/cuda_tests.log" | sed 's/^/  /'
-if [[ "${LLMPI_MEMCHECK:-0}" == 1 ]]; then
-  echo "== compute-sanitizer memcheck"
-  timeout 300 compute-sanitizer --tool memcheck --print-limit 20 \
-    "$here/llmpi_cuda_tests" --gtest_color=no "$@" > "$logdir/memcheck.log" 2>&1
-  echo "memcheck exit status: $?"
-  grep -E "ERROR SUMMARY|Invalid|out of bounds" "$logdir/memcheck.log" | head -20
+overall=0
+if [[ "$mode" == ops || "$mode" == all ]]; then
+  echo "== CUDA op tests"
+  start=$(date +%s)
+  "$here/llmpi_cuda_tests" --gtest_color=no "$@" 2>&1 | tee "$logdir/cuda_tests.log"
+  status=${PIPESTATUS[0]}
+  echo "== summary ($(($(date +%s) - start)) s)"
+  ok=$(grep -c ' ok$' "$logdir/cuda_tests.log")
+  bad=$(grep -cE ' (FAIL|THREW)$' "$logdir/cuda_tests.log")
+  echo "checks passed: $ok, failed: $bad, gtest exit status: $status"
+  grep -E ' (FAIL|THREW)$' "$logdir/cuda_tests.log" | sed 's/^/  /'
+  if [[ "${LLMPI_MEMCHECK:-0}" == 1 ]]; then
+    echo "== compute-sanitizer memcheck"
+    timeout 300 compute-sanitizer --tool memcheck --print-limit 20 \
+      "$here/llmpi_cuda_tests" --gtest_color=no "$@" > "$logdir/memcheck.log" 2>&1
+    echo "memcheck exit status: $?"
+    grep -E "ERROR SUMMARY|Invalid|out of bounds" "$logdir/memcheck.log" | head -20
+  fi
+  overall=$status
 fi
-exit "$status"
+
+if [[ "$mode" == nccl || "$mode" == all ]]; then
+  echo "== multi-GPU (NCCL) tests"
+  mpirun=$(command -v mpirun || command -v mpiexec || true)
+  shopt -s nullglob
+  tests=("$here"/cuda_mpi_*)
+  if [[ -z "$mpirun" ]]; then
+    echo "no mpirun on this machine: multi-GPU tests not run"
+  elif (( ${#tests[@]} == 0 )); then
+    echo "no cuda_mpi_* binaries in the bundle"
+  fi
+  [[ -n "$mpirun" ]] && "$mpirun" --version 2>&1 | head -n1 | sed 's/^/  /'
+  for t in "${tests[@]}"; do
+    [[ -n "$mpirun" ]] || break
+    name=$(basename "$t"); ranks=${name##*_}
+    if (( ngpu < ranks )); then
+      echo "$name: needs $ranks GPUs, this machine has $ngpu: not run"
+      continue
+    fi
+    start=$(date +%s)
+    timeout 300 "$mpirun" -n "$ranks" --allow-run-as-root --bind-to none \
+      -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH -x OMPI_MCA_btl \
+      "$t" --gtest_color=no > "$logdir/$name.log" 2>&1
+    rc=$?
+    grep -E '^\[ *(OK|FAILED|PASSED) *\]|^NCCL |no GPU|FAIL|fatal|rank [0-9]+:' "$logdir/$name.log" | sed 's/^/  /'
+    echo "$name: exit status $rc ($(($(date +%s) - start)) s)"
+    if (( rc != 0 && rc != 77 )); then tail -n 20 "$logdir/$name.log" | sed 's/^/  | /'; overall=1; fi
+  done
+fi
+exit "$overall"
