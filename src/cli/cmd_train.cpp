@@ -1,5 +1,7 @@
 // `llmpi train CONFIG [--set section.key=value ...]`
 #include <iostream>
+#include <memory>
+#include <string>
 
 #include "backend/backend.h"
 #include "cli/args.h"
@@ -7,6 +9,8 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "parallel/communicator.h"
+#include "parallel/topology.h"
 #include "train/trainer.h"
 
 namespace llmpi {
@@ -15,6 +19,9 @@ namespace {
 constexpr const char* kHelp = R"(usage: llmpi train CONFIG [--set section.key=value ...]
 
 Trains the model described by the TOML file CONFIG (see configs/ and docs/config.md).
+Runs on any number of MPI ranks: the [parallel] section's tp x pp x dp must equal the
+number of ranks (e.g. mpiexec -n 2 llmpi train CONFIG --set parallel.dp=2). Every rank's
+memory for parameters, gradients and optimizer state is printed at start-up.
 Prints one line per logged step (step, loss, lr, gradient norm, tokens/s, elapsed, ETA),
 validation losses, and writes <run.dir>/model.h5 and <run.dir>/config.toml.
 
@@ -34,13 +41,37 @@ int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
   const auto pos = args.positionals();
   args.finish();
   if (pos.size() != 1) user_error("llmpi train: expected exactly one CONFIG file (see --help)");
-  if (rt.world_size() != 1)
-    user_error("llmpi train: this build trains on one rank; started with ", rt.world_size(),
-               " ranks");
-  const Config cfg = load_config(pos[0], overrides);
-  auto be = make_host_backend();
-  Trainer trainer(cfg, *be, MPI_COMM_WORLD, std::cout);
-  trainer.run();
+  // Setup, in order: config (same file on every rank), Topology (validates the layout on
+  // every rank alike; LayoutError), then data and model. A UserError during setup is agreed
+  // on by all ranks: the lowest failing rank prints it, every rank returns 2 — no rank is
+  // left waiting. Errors during training itself abort the job (main.cpp).
+  std::unique_ptr<Backend> be;
+  std::unique_ptr<Topology> topo;
+  std::unique_ptr<Trainer> trainer;
+  std::string failure;
+  try {
+    const Config cfg = load_config(pos[0], overrides);
+    topo = std::make_unique<Topology>(cfg, MPI_COMM_WORLD);
+    be = make_host_backend();
+    trainer = std::make_unique<Trainer>(cfg, *be, *topo, std::cout);
+  } catch (const UserError& e) {
+    if (rt.world_size() == 1) throw;  // the usual single-process error path (main.cpp)
+    failure = e.what();
+  }
+  if (rt.world_size() > 1) {
+    const int mine = failure.empty() ? rt.world_size() : rt.world_rank();
+    int first = 0;
+    check_mpi(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+    if (first < rt.world_size()) {
+      if (rt.world_rank() == first) {
+        std::cerr << "llmpi train: error: " << failure;
+        if (first != 0) std::cerr << " (on rank " << first << ")";
+        std::cerr << "\n" << std::flush;
+      }
+      return 2;
+    }
+  }
+  trainer->run();
   return 0;
 }
 

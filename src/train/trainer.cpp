@@ -33,40 +33,35 @@ std::string hms(double seconds) {
   return buf;
 }
 
-Tensor host_i32(std::vector<int32_t>& v, int64_t offset, int64_t n) {
-  return Tensor{v.data() + offset, Shape{n}, DType::i32, Device::host};
-}
-
 }  // namespace
 
 Trainer::Trainer(const Config& cfg, Backend& be, MPI_Comm comm, std::ostream& out)
-    : cfg_(cfg),
+    : Trainer(cfg, be, std::make_unique<Topology>(cfg, comm), nullptr, out) {}
+
+Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, std::ostream& out)
+    : Trainer(cfg, be, nullptr, &topo, out) {}
+
+Trainer::Trainer(const Config& cfg, Backend& be, std::unique_ptr<Topology> owned, Topology* topo,
+                 std::ostream& out)
+    : own_topo_(std::move(owned)),
+      topo_(topo ? *topo : *own_topo_),
+      cfg_(cfg),
       be_(be),
-      comm_(comm),
+      comm_(topo_.world_communicator().get()),
       out_(out),
       train_data_(data_paths(cfg.data.train, "data.train"), cfg.model.vocab_size),
       loader_(train_data_, cfg.train.seq_len, cfg.train.seed),
       schedule_(LrSchedule::from(cfg.train)) {
-  MPI_Comm_rank(comm_, &rank_);
+  rank_ = topo_.rank();
   if (!cfg.data.val.empty()) {
     val_data_.emplace(data_paths(cfg.data.val, "data.val"), cfg.model.vocab_size);
     val_loader_.emplace(*val_data_, cfg.train.seq_len);
   }
   layout_.batch_size = cfg.train.batch_size;
   layout_.micro_batches = cfg.parallel.micro_batches;
-  layout_.dp_size = 1;
-
-  const StageRange range = StageRange::full(cfg.model);
-  store_ = std::make_unique<ParamStore>(be_, transformer_params(cfg.model, range), DType::f32);
-  store_->init(be_, cfg.train.seed);
-  model_ = std::make_unique<Transformer>(cfg.model, range, *store_);
-  opt_ = std::make_unique<AdamW>(be_, *store_, AdamWOptions::from(cfg.train));
-
+  layout_.dp_size = topo_.layout().dp;
+  engine_ = std::make_unique<ParallelEngine>(cfg, topo_, be_);
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len;
-  acts_ = model_->alloc_activations(be_, B, T);
-  ws_ = model_->alloc_workspace(be_, B, T);
-  ids_ = be_.alloc(Shape{B * T}, DType::i32);
-  targets_ = be_.alloc(Shape{B * T}, DType::i32);
   host_ids_.resize(size_t(layout_.micro_batches * B * T));
   host_targets_.resize(host_ids_.size());
 }
@@ -74,40 +69,17 @@ Trainer::Trainer(const Config& cfg, Backend& be, MPI_Comm comm, std::ostream& ou
 Trainer::~Trainer() = default;
 
 StepRecord Trainer::train_step(int64_t step) {
-  const int64_t B = cfg_.train.batch_size, T = cfg_.train.seq_len, N = B * T;
-  const int64_t M = layout_.micro_batches;
-  // Stage the whole step's tokens first: the loss scale needs the number of counted targets
-  // of the step before the first backward.
-  int64_t counted = 0;
-  for (int64_t m = 0; m < M; ++m) {
-    loader_.fill(step - 1, m, /*dp_rank=*/0, layout_, host_ids_.data() + m * N,
+  const int64_t N = cfg_.train.batch_size * cfg_.train.seq_len;
+  for (int64_t m = 0; m < layout_.micro_batches; ++m)
+    loader_.fill(step - 1, m, topo_.dp_rank(), layout_, host_ids_.data() + m * N,
                  host_targets_.data() + m * N);
-  }
-  for (int32_t t : host_targets_) counted += t >= 0;
-  LLMPI_CHECK(counted > 0, "a training step without any counted target");
-
-  store_->zero_grads(be_);
-  double loss_sum = 0.0;
-  for (int64_t m = 0; m < M; ++m) {
-    be_.copy(ids_, host_i32(host_ids_, m * N, N));
-    be_.copy(targets_, host_i32(host_targets_, m * N, N));
-    model_->forward(be_, acts_, ids_);
-    loss_sum += model_->loss(be_, acts_, targets_).sum;
-    model_->backward_loss(be_, acts_, ws_, ids_, targets_, 1.0 / double(counted));
-  }
-
   StepRecord r;
   r.step = step;
-  r.loss = loss_sum / double(counted);
-  const Tensor grads = store_->grads();
-  const ClipResult clip = clip_grad_norm(be_, std::span<const Tensor>(&grads, 1), cfg_.train.grad_clip);
-  r.grad_norm = clip.norm;
   r.lr = schedule_.at(step);
-  if (!clip.finite || !std::isfinite(r.loss)) {
-    r.skipped = true;  // keep the weights; the step counter still advances
-    return r;
-  }
-  opt_->step(be_, r.lr, clip.scale);
+  const StepStats s = engine_->step(host_ids_, host_targets_, r.lr);
+  r.loss = s.loss;
+  r.grad_norm = s.grad_norm;
+  r.skipped = !s.applied;  // the weights are kept; the step counter still advances
   return r;
 }
 
@@ -117,12 +89,10 @@ double Trainer::validate(int64_t batches) {
   std::vector<int32_t> ids(static_cast<size_t>(N)), targets(static_cast<size_t>(N));
   double sum = 0.0;
   int64_t count = 0;
+  // Every rank evaluates the same batches (layout-independent result; validation is small).
   for (int64_t k = 0; k < batches; ++k) {
     val_loader_->fill(k, B, ids.data(), targets.data());
-    be_.copy(ids_, host_i32(ids, 0, N));
-    be_.copy(targets_, host_i32(targets, 0, N));
-    model_->forward(be_, acts_, ids_);
-    const LossSum ls = model_->loss(be_, acts_, targets_);
+    const LossSum ls = engine_->eval(ids, targets);
     sum += ls.sum;
     count += ls.count;
   }
@@ -149,7 +119,7 @@ TrainSummary Trainer::run() {
   if (rank_ == 0) {
     std::filesystem::create_directories(run_dir);
     std::ofstream(run_dir / "config.toml") << cfg_.source_text;
-    out_ << "model: " << arch_name(cfg_.model.arch) << ", " << store_->numel()
+    out_ << "model: " << arch_name(cfg_.model.arch) << ", " << engine_->global_param_count()
          << " parameters | data: " << train_data_.size() << " train tokens ("
          << loader_.n_samples() << " samples of " << T << ")";
     if (val_data_) out_ << ", " << val_data_->size() << " validation tokens";
@@ -163,8 +133,11 @@ TrainSummary Trainer::run() {
                     sum.unigram_baseline);
       out_ << line;
     }
-    out_ << std::flush;
+    out_ << "layout: " << topo_.layout().str() << ", ZeRO stage " << cfg_.parallel.zero_stage
+         << ", " << layout_.micro_batches << " micro-batch(es) per step\n";
   }
+  const std::string mem = engine_->memory_table();  // collective
+  if (rank_ == 0) out_ << mem << std::flush;
 
   auto val = [&](int64_t step) {
     const double v = validate(cfg_.train.eval_batches);
@@ -203,9 +176,10 @@ TrainSummary Trainer::run() {
   meta.step = cfg_.train.steps;
   meta.tokens_seen = cfg_.train.steps * tokens_per_step;
   meta.config_toml = cfg_.source_text;
-  meta.layout = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp, cfg_.parallel.zero_stage, 1};
+  meta.layout = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp, cfg_.parallel.zero_stage,
+                 topo_.world_size()};
   sum.model_path = (run_dir / "model.h5").string();
-  save_model_file(sum.model_path, comm_, be_, *store_, meta);
+  engine_->save(sum.model_path, meta);
   if (rank_ == 0) out_ << "saved " << sum.model_path << "\n" << std::flush;
   return sum;
 }

@@ -1,9 +1,12 @@
 #pragma once
-// Trainer: the training loop of one run.
-//   per step s (1-based):   zero grads
-//     for each micro-batch m:  forward → loss sum → backward with scale 1/(targets in step)
-//     global-norm clip → AdamW(lr(s), clip scale) → log line every log_every steps
+// Trainer: the training loop of one run, on any parallel layout.
+//   per step s (1-based): this dp rank's micro-batches are staged from the loader, then the
+//     ParallelEngine (parallel/engine.h) runs forward/backward with scale 1/(targets in the
+//     global step), reduces gradients per its ZeRO stage, clips by the global norm and
+//     applies AdamW(lr(s)) → log line (rank 0) every log_every steps
 //   validation every eval_every steps and at the end; the model file at the end.
+// Construction is collective over `comm`: it builds the Topology (LayoutError on every rank
+// for an invalid layout) and prints every rank's memory table on rank 0.
 // The global batch is batch_size × micro_batches × dp sequences; its samples are a pure
 // function of (seed, dataset, step) (data/batch_loader.h), so runs are reproducible bit for
 // bit: the same config gives the same losses.
@@ -20,9 +23,9 @@
 #include "data/batch_loader.h"
 #include "data/token_dataset.h"
 #include "model/param_store.h"
-#include "model/transformer.h"
-#include "optim/adamw.h"
 #include "optim/lr_schedule.h"
+#include "parallel/engine.h"
+#include "parallel/topology.h"
 
 namespace llmpi {
 
@@ -44,19 +47,28 @@ struct TrainSummary {
 class Trainer {
  public:
   // Loads the data, builds and initializes the model. `out` receives the progress lines.
+  // Builds its own Topology over `comm` (collective).
   Trainer(const Config& cfg, Backend& be, MPI_Comm comm, std::ostream& out);
+  // On an existing Topology (not owned; must outlive the trainer).
+  Trainer(const Config& cfg, Backend& be, Topology& topo, std::ostream& out);
   ~Trainer();
 
   TrainSummary run();
 
   // Mean validation loss over `batches` validation micro-batches (nats/token).
   double validate(int64_t batches);
-  const ParamStore& params() const { return *store_; }
+  // This rank's parameters, gathered over dp (collective under ZeRO 2/3).
+  const ParamStore& params() { return engine_->gathered_params(); }
+  ParallelEngine& engine() { return *engine_; }
 
  private:
+  Trainer(const Config& cfg, Backend& be, std::unique_ptr<Topology> owned, Topology* topo,
+          std::ostream& out);
   StepRecord train_step(int64_t step);
   void print_step(const StepRecord& r, double elapsed_s, double tokens_per_s) const;
 
+  std::unique_ptr<Topology> own_topo_;  // when built by the trainer itself
+  Topology& topo_;
   const Config cfg_;  // a copy: the trainer outlives the caller's temporaries
   Backend& be_;
   MPI_Comm comm_;
@@ -69,13 +81,8 @@ class Trainer {
   std::optional<ValLoader> val_loader_;
   BatchLayout layout_;
 
-  std::unique_ptr<ParamStore> store_;
-  std::unique_ptr<Transformer> model_;
-  std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<ParallelEngine> engine_;
   LrSchedule schedule_;
-  Activations acts_;
-  Workspace ws_;
-  Buffer ids_, targets_;                           // i32 [B·T] on the backend
   std::vector<int32_t> host_ids_, host_targets_;   // [M, B·T] staged for one step
 };
 

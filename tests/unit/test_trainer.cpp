@@ -52,7 +52,7 @@ Config small_config(const fs::path& d, const std::string& arch, int64_t batch, i
   return parse_config(t.str(), "test.toml");
 }
 
-std::vector<float> weights(const Trainer& tr) {
+std::vector<float> weights(Trainer& tr) {
   const Tensor& m = tr.params().master();
   return std::vector<float>(m.ptr<float>(), m.ptr<float>() + m.numel());
 }

@@ -1,0 +1,439 @@
+// ParallelEngine (see engine.h): construction in the documented order, the two step paths
+// (one ParamStore for ZeRO 0/1; just-in-time units for ZeRO 2/3), norms and the update.
+#include "parallel/engine.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+#include "model/param_layout.h"
+#include "optim/grad_clip.h"
+
+namespace llmpi {
+namespace {
+
+constexpr int64_t kBucketElems = int64_t{1} << 20;  // ZeRO-0 all-reduce bucket (4 MiB f32)
+
+Tensor host_i32(const int32_t* p, int64_t n) {
+  return Tensor{const_cast<int32_t*>(p), Shape{n}, DType::i32, Device::host};
+}
+
+Tensor flat_view(const Tensor& t, int64_t offset, int64_t n) {
+  return t.view(Shape{t.numel()}).slice(offset, Shape{n});
+}
+
+}  // namespace
+
+// One link of the ZeRO-2/3 chain: a stage range and its parameters in the order a
+// Transformer over it expects; `source[i]` = (owned group, offset in that group's flat
+// buffer) of params[i]. Activations persist (one micro-batch in flight at a time).
+struct ParallelEngine::Unit {
+  StageRange range;
+  std::vector<ParamInfo> params;
+  std::vector<std::pair<size_t, int64_t>> source;
+  Activations acts;
+};
+
+// The parameters a unit owns (its own minus any already owned by an earlier unit, e.g. the
+// head's copy of a tied embedding belongs to the embedding's unit), packed flat and split
+// over dp by `shard`. ZeRO 2 keeps `full` (the whole group); `accum` is the transient full
+// gradient of the group during backward, reduce-scattered when its last consumer is done.
+struct ParallelEngine::Owned {
+  std::vector<ParamInfo> params;  // offsets: within the group's flat buffer
+  int64_t n = 0;
+  ShardRange shard;
+  int64_t shard_offset = 0;  // where this group's shard starts in the shard store
+  Buffer full;               // ZeRO 2: full parameters of the group
+  Buffer accum;              // transient gradient accumulation
+  int consumers = 0, pending = 0;
+};
+
+// A gathered unit: its transient store and the model bound to it.
+struct ParallelEngine::Live {
+  std::unique_ptr<ParamStore> store;
+  std::unique_ptr<Transformer> model;
+  int64_t bytes = 0;
+};
+
+ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
+    : cfg_(cfg), topo_(topo), be_(be), zero_(cfg.parallel.zero_stage) {
+  const Layout& lay = topo.layout();
+  // 1. Pipeline split. 2. Tensor (+sequence) parallel. Not in this build yet: refuse with
+  // one message on every rank (the caller prints it on rank 0).
+  if (lay.pp > 1)
+    user_error("parallel.pp = ", lay.pp, ": pipeline parallelism is not available in this "
+               "build (use parallel.pp = 1)");
+  if (lay.tp > 1)
+    user_error("parallel.tp = ", lay.tp, ": tensor parallelism is not available in this "
+               "build (use parallel.tp = 1)");
+  LLMPI_CHECK(zero_ >= 0 && zero_ <= 3, "zero_stage ", zero_);
+  B_ = cfg.train.batch_size;
+  T_ = cfg.train.seq_len;
+  M_ = cfg.parallel.micro_batches;
+  global_params_ = 0;
+  for (const ParamInfo& p : transformer_params(cfg.model, StageRange::full(cfg.model)))
+    global_params_ += p.global_shape.numel();
+
+  // 3. Recomputation: none on the host. 4. ZeRO sharding, then memory.
+  if (zero_ <= 1)
+    build_full();
+  else
+    build_units();
+  ids_ = be_.alloc(Shape{B_ * T_}, DType::i32);
+  targets_ = be_.alloc(Shape{B_ * T_}, DType::i32);
+}
+
+ParallelEngine::~ParallelEngine() = default;
+
+std::vector<ParamInfo> ParallelEngine::local_params(const StageRange& r) const {
+  return transformer_params(cfg_.model, r);
+}
+
+void ParallelEngine::build_full() {
+  const StageRange range = StageRange::full(cfg_.model);
+  store_ = std::make_unique<ParamStore>(be_, local_params(range), DType::f32);
+  store_->init(be_, cfg_.train.seed);
+  model_ = std::make_unique<Transformer>(cfg_.model, range, *store_);
+  const Layout& lay = topo_.layout();
+  shard_ = ShardRange::of(store_->numel(), zero_ == 1 ? lay.dp : 1, zero_ == 1 ? topo_.dp_rank() : 0);
+  opt_ = std::make_unique<AdamW>(be_, *store_, AdamWOptions::from(cfg_.train), shard_.begin(),
+                                 shard_.end());
+  acts_ = model_->alloc_activations(be_, B_, T_);
+  ws_ = model_->alloc_workspace(be_, B_, T_);
+  const int64_t f = int64_t(sizeof(float));
+  mem_.params = store_->numel() * f;
+  mem_.grads = store_->numel() * f;
+  mem_.optimizer = 2 * shard_.size() * f;
+}
+
+void ParallelEngine::build_units() {
+  const int64_t L = cfg_.model.n_layer;
+  LLMPI_CHECK(L >= 1, "a model without layers");
+  const Layout& lay = topo_.layout();
+  // Units: embedding + layer 0, layers 1 … L-2, layer L-1 + head (one unit when L == 1).
+  for (int64_t l = 0; l < L; ++l) {
+    Unit u;
+    u.range = {l, l + 1, l == 0, l == L - 1};
+    u.params = local_params(u.range);
+    units_.push_back(std::move(u));
+  }
+  // Owned groups: unit k owns its parameters not owned by an earlier unit.
+  std::map<std::string, std::pair<size_t, int64_t>, std::less<>> where;
+  for (size_t k = 0; k < units_.size(); ++k) {
+    Owned o;
+    for (const ParamInfo& p : units_[k].params) {
+      if (where.count(p.name)) continue;
+      ParamInfo q = p;
+      q.offset = o.n;
+      where.emplace(p.name, std::make_pair(k, o.n));
+      o.n += p.numel();
+      o.params.push_back(std::move(q));
+    }
+    o.shard = ShardRange::of(o.n, lay.dp, topo_.dp_rank());
+    owned_.push_back(std::move(o));
+  }
+  for (Unit& u : units_)
+    for (const ParamInfo& p : u.params) {
+      const auto [k, off] = where.at(p.name);
+      u.source.emplace_back(k, off);
+      ++owned_[k].consumers;
+    }
+  // The shard store: for each group, the pieces of its parameters inside this rank's shard.
+  std::vector<ParamInfo> pieces;
+  int64_t at = 0;
+  for (Owned& o : owned_) {
+    o.pending = o.consumers;
+    o.shard_offset = at;
+    for (const ParamInfo& p : o.params) {
+      const int64_t b = std::max(p.offset, o.shard.begin());
+      const int64_t e = std::min(p.offset + p.numel(), o.shard.end());
+      if (b >= e) continue;
+      ParamInfo piece = full_param(p.name, Shape{e - b}, InitKind::zeros, 0.0, p.weight_decay);
+      piece.replica = p.replica;
+      pieces.push_back(std::move(piece));
+    }
+    at += o.shard.size();
+  }
+  shard_store_ = std::make_unique<ParamStore>(be_, std::move(pieces), DType::f32);
+  LLMPI_CHECK(shard_store_->numel() == at, "shard store ", shard_store_->numel(), " != ", at);
+
+  // Init: each group's values come from its unit's layout-independent init.
+  const int64_t f = int64_t(sizeof(float));
+  for (size_t k = 0; k < owned_.size(); ++k) {
+    Owned& o = owned_[k];
+    ParamStore unit_store(be_, units_[k].params, DType::f32);
+    unit_store.init(be_, cfg_.train.seed);
+    Buffer full = be_.alloc(Shape{std::max<int64_t>(o.n, 1)}, DType::f32);
+    for (const ParamInfo& p : o.params)
+      be_.copy(flat_view(full, p.offset, p.numel()), unit_store.master(p.name).view(Shape{p.numel()}));
+    be_.copy(flat_view(shard_store_->master(), o.shard_offset, o.shard.size()),
+             flat_view(full, o.shard.begin(), o.shard.size()));
+    if (zero_ == 2) o.full = std::move(full);
+    // Activations are sized by the unit's shape only; bind a throwaway model to allocate.
+    Transformer m(cfg_.model, units_[k].range, unit_store);
+    units_[k].acts = m.alloc_activations(be_, B_, T_);
+    if (k + 1 == units_.size()) ws_ = m.alloc_workspace(be_, B_, T_);  // has blocks and head
+    be_.synchronize();
+  }
+  opt_ = std::make_unique<AdamW>(be_, *shard_store_, AdamWOptions::from(cfg_.train));
+  dgrad_ = be_.alloc(Shape{B_ * T_, cfg_.model.d_model}, DType::f32);
+  int64_t full_params = 0;
+  for (const Owned& o : owned_) full_params += o.n;
+  mem_.params = (zero_ == 2 ? full_params : shard_store_->numel()) * f;
+  mem_.grads = shard_store_->numel() * f;
+  mem_.optimizer = 2 * shard_store_->numel() * f;
+}
+
+Buffer ParallelEngine::transient(Shape s) {
+  Buffer b = be_.alloc(s, DType::f32);
+  transient_live_ += int64_t(b.tensor().bytes());
+  mem_.transient = std::max(mem_.transient, transient_live_);
+  return b;
+}
+
+void ParallelEngine::release(Buffer& b) {
+  if (b.tensor().empty()) return;
+  transient_live_ -= int64_t(b.tensor().bytes());
+  b = Buffer{};
+}
+
+ParallelEngine::Live ParallelEngine::gather_unit(size_t u) {
+  Unit& unit = units_[u];
+  Live live;
+  live.store = std::make_unique<ParamStore>(be_, unit.params, DType::f32);
+  live.bytes = 2 * live.store->numel() * int64_t(sizeof(float));
+  transient_live_ += live.bytes;
+  mem_.transient = std::max(mem_.transient, transient_live_);
+  // The groups this unit reads, each gathered once (ZeRO 3) or read from `full` (ZeRO 2).
+  std::map<size_t, Buffer> gathered;
+  for (const auto& [k, off] : unit.source) {
+    if (zero_ == 2 || gathered.count(k)) continue;
+    Owned& o = owned_[k];
+    Buffer full = transient(Shape{o.n});
+    all_gather_shard(be_, topo_.dp(), o.shard, full,
+                     flat_view(shard_store_->master(), o.shard_offset, o.shard.size()));
+    gathered.emplace(k, std::move(full));
+  }
+  for (size_t i = 0; i < unit.params.size(); ++i) {
+    const auto [k, off] = unit.source[i];
+    const Tensor& src = zero_ == 2 ? owned_[k].full.tensor() : gathered.at(k).tensor();
+    const ParamInfo& p = unit.params[i];
+    be_.copy(live.store->master(p.name).view(Shape{p.numel()}), flat_view(src, off, p.numel()));
+  }
+  for (auto& [k, b] : gathered) release(b);
+  live.model = std::make_unique<Transformer>(cfg_.model, unit.range, *live.store);
+  return live;
+}
+
+void ParallelEngine::scatter_unit_grads(size_t u, const ParamStore& s) {
+  Unit& unit = units_[u];
+  for (size_t i = 0; i < unit.params.size(); ++i) {
+    const auto [k, off] = unit.source[i];
+    Owned& o = owned_[k];
+    if (o.accum.tensor().empty()) {
+      o.accum = transient(Shape{o.n});
+      be_.fill(o.accum, 0.0);
+    }
+    const ParamInfo& p = unit.params[i];
+    const Tensor dst = flat_view(o.accum, off, p.numel());
+    be_.add(dst, dst, s.grad(p.name).view(Shape{p.numel()}));
+    if (--o.pending > 0) continue;
+    // Every consumer of group k is done: reduce-scatter into the persistent shard (+=).
+    o.pending = o.consumers;
+    Buffer part = transient(Shape{std::max<int64_t>(o.shard.size(), 1)});
+    const Tensor mine = flat_view(part, 0, o.shard.size());
+    reduce_scatter_shard(be_, topo_.dp(), o.shard, o.accum, mine);
+    const Tensor g = flat_view(shard_store_->grads(), o.shard_offset, o.shard.size());
+    be_.add(g, g, mine);
+    release(part);
+    release(o.accum);
+  }
+}
+
+void ParallelEngine::load_micro(std::span<const int32_t> ids, std::span<const int32_t> targets,
+                                int64_t m) {
+  const int64_t N = B_ * T_;
+  be_.copy(ids_, host_i32(ids.data() + m * N, N));
+  be_.copy(targets_, host_i32(targets.data() + m * N, N));
+}
+
+double ParallelEngine::micro_full(const Tensor& ids, const Tensor& targets, double scale) {
+  model_->forward(be_, acts_, ids);
+  const double sum = model_->loss(be_, acts_, targets).sum;
+  model_->backward_loss(be_, acts_, ws_, ids, targets, scale);
+  return sum;
+}
+
+double ParallelEngine::micro_units(const Tensor& ids, const Tensor& targets, double scale) {
+  const size_t U = units_.size();
+  Live live;
+  for (size_t u = 0; u < U; ++u) {
+    live = gather_unit(u);
+    if (u > 0) be_.copy(units_[u].acts.input, units_[u - 1].acts.output());
+    live.model->forward(be_, units_[u].acts, ids);
+    if (u + 1 < U) {  // the last unit stays gathered for its backward
+      transient_live_ -= live.bytes;
+      live = Live{};
+    }
+  }
+  const double sum = live.model->loss(be_, units_[U - 1].acts, targets).sum;
+  for (size_t u = U; u-- > 0;) {
+    Activations& a = units_[u].acts;
+    if (u + 1 == U) {
+      live.model->backward_loss(be_, a, ws_, ids, targets, scale);
+    } else {
+      live = gather_unit(u);
+      live.model->backward(be_, a, ws_, ids, dgrad_);
+    }
+    if (u > 0) be_.copy(dgrad_, live.model->input_grad(ws_, a));
+    scatter_unit_grads(u, *live.store);
+    transient_live_ -= live.bytes;
+    live = Live{};
+  }
+  return sum;
+}
+
+double ParallelEngine::grad_sum_squares() {
+  const ParamStore& s = zero_ <= 1 ? *store_ : *shard_store_;
+  std::vector<Tensor> gs;
+  for (const ParamInfo& p : s.params())
+    if (!p.replica) gs.push_back(s.grad(p.name));
+  double sq = local_sum_squares(be_, gs);
+  // Sharded gradients (ZeRO 2/3) are disjoint over dp; all-reduced ones are identical.
+  if (zero_ >= 2 && topo_.layout().dp > 1) sq = topo_.dp().all_reduce_value(sq);
+  if (topo_.layout().tp > 1) sq = topo_.tp().all_reduce_value(sq);
+  if (topo_.layout().pp > 1) sq = topo_.pp().all_reduce_value(sq);
+  return sq;
+}
+
+StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int32_t> targets,
+                               double lr) {
+  const int64_t N = B_ * T_;
+  LLMPI_CHECK(int64_t(ids.size()) == M_ * N && ids.size() == targets.size(), "step: ",
+              ids.size(), " ids and ", targets.size(), " targets for M·B·T = ", M_ * N);
+  Collectives& dp = topo_.dp();
+  const bool multi = topo_.layout().dp > 1;
+  // The loss scale needs the step's counted targets over every dp rank before any backward.
+  int64_t counted = 0;
+  for (int32_t t : targets) counted += t >= 0;
+  if (multi) counted = int64_t(dp.all_reduce_value(double(counted)));  // exact below 2^53
+  LLMPI_CHECK(counted > 0, "a training step without any counted target");
+  const double scale = 1.0 / double(counted);
+
+  double loss_sum = 0.0;
+  if (zero_ <= 1) {
+    store_->zero_grads(be_);
+    for (int64_t m = 0; m < M_; ++m) {
+      load_micro(ids, targets, m);
+      loss_sum += micro_full(ids_, targets_, scale);
+    }
+    if (multi) {
+      be_.synchronize();
+      bucketed_all_reduce(dp, store_->grads(), kBucketElems);
+    }
+  } else {
+    shard_store_->zero_grads(be_);
+    for (int64_t m = 0; m < M_; ++m) {
+      load_micro(ids, targets, m);
+      loss_sum += micro_units(ids_, targets_, scale);
+    }
+  }
+  if (multi) loss_sum = dp.all_reduce_value(loss_sum);
+
+  StepStats r;
+  r.counted = counted;
+  r.loss = loss_sum / double(counted);
+  const ClipResult clip = clip_from_sum_squares(grad_sum_squares(), cfg_.train.grad_clip);
+  r.grad_norm = clip.norm;
+  if (!clip.finite || !std::isfinite(r.loss)) {
+    r.applied = false;  // same decision on every rank: both values are global
+    return r;
+  }
+  opt_->step(be_, lr, clip.scale);
+  be_.synchronize();
+  if (zero_ == 1 && multi) {
+    all_gather_shard(be_, dp, shard_, store_->master(),
+                     flat_view(store_->master(), shard_.begin(), shard_.size()));
+  } else if (zero_ == 2) {
+    for (Owned& o : owned_)
+      if (multi)
+        all_gather_shard(be_, dp, o.shard, o.full,
+                         flat_view(shard_store_->master(), o.shard_offset, o.shard.size()));
+      else
+        be_.copy(flat_view(o.full, 0, o.n), flat_view(shard_store_->master(), 0, o.n));
+  }
+  return r;
+}
+
+LossSum ParallelEngine::eval(std::span<const int32_t> ids, std::span<const int32_t> targets) {
+  const int64_t N = B_ * T_;
+  LLMPI_CHECK(int64_t(ids.size()) == N && targets.size() == ids.size(), "eval: ", ids.size(),
+              " ids for B·T = ", N);
+  load_micro(ids, targets, 0);
+  if (zero_ <= 1) {
+    model_->forward(be_, acts_, ids_);
+    return model_->loss(be_, acts_, targets_);
+  }
+  const size_t U = units_.size();
+  LossSum s;
+  for (size_t u = 0; u < U; ++u) {
+    Live live = gather_unit(u);
+    if (u > 0) be_.copy(units_[u].acts.input, units_[u - 1].acts.output());
+    live.model->forward(be_, units_[u].acts, ids_);
+    if (u + 1 == U) s = live.model->loss(be_, units_[u].acts, targets_);
+    transient_live_ -= live.bytes;
+  }
+  return s;
+}
+
+const ParamStore& ParallelEngine::gathered_params() {
+  if (zero_ <= 1) return *store_;
+  gathered_.reset();
+  gathered_ = std::make_unique<ParamStore>(be_, local_params(StageRange::full(cfg_.model)),
+                                           DType::f32);
+  for (Owned& o : owned_) {
+    Buffer tmp;
+    const Tensor* full = &o.full.tensor();
+    if (zero_ == 3) {
+      tmp = be_.alloc(Shape{std::max<int64_t>(o.n, 1)}, DType::f32);
+      all_gather_shard(be_, topo_.dp(), o.shard, flat_view(tmp, 0, o.n),
+                       flat_view(shard_store_->master(), o.shard_offset, o.shard.size()));
+      full = &tmp.tensor();
+    }
+    for (const ParamInfo& p : o.params)
+      be_.copy(gathered_->master(p.name).view(Shape{p.numel()}), flat_view(*full, p.offset, p.numel()));
+    be_.synchronize();
+  }
+  return *gathered_;
+}
+
+void ParallelEngine::save(const std::string& path, const ModelFileMeta& meta) {
+  const ParamStore& s = gathered_params();
+  save_model_file(path, topo_.world_communicator().get(), be_, s, meta, topo_.dp_rank() == 0);
+}
+
+std::string ParallelEngine::memory_table() {
+  const int64_t mine[4] = {mem_.params, mem_.grads, mem_.optimizer, mem_.transient};
+  const int n = topo_.world_size();
+  std::vector<int64_t> all(size_t(4 * n));
+  check_mpi(MPI_Allgather(mine, 4, MPI_INT64_T, all.data(), 4, MPI_INT64_T,
+                          topo_.world_communicator().get()),
+            "MPI_Allgather", &topo_.world_communicator());
+  std::string out = "memory per rank (MiB): rank | tp dp pp | params | grads | optimizer | transient peak\n";
+  const double mib = 1.0 / (1024.0 * 1024.0);
+  for (int r = 0; r < n; ++r) {
+    const Coord c = topo_.layout().coord_of(r);
+    char line[160];
+    std::snprintf(line, sizeof line, "  %4d | %2d %2d %2d | %8.3f | %8.3f | %9.3f | %8.3f\n", r,
+                  c.tp, c.dp, c.pp, double(all[size_t(4 * r)]) * mib,
+                  double(all[size_t(4 * r + 1)]) * mib, double(all[size_t(4 * r + 2)]) * mib,
+                  double(all[size_t(4 * r + 3)]) * mib);
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace llmpi

@@ -1,0 +1,129 @@
+#pragma once
+// ParallelEngine: the one place where parallelism is applied to a model, in DESIGN.md's
+// order — pipeline split → tensor (+sequence) parallel → (activation recomputation: none on
+// the host) → ZeRO sharding — and memory is allocated only after sharding. It owns this
+// rank's parameters, gradients, optimizer state, activations and workspace, and runs one
+// training step: the rank's micro-batches forward and backward, the gradient reduction of
+// its ZeRO stage, the global gradient norm and clip, and the AdamW update.
+//   ZeRO 0: one ParamStore; gradients all-reduced over dp in buckets.
+//   ZeRO 1: as 0, but AdamW holds moments for this rank's shard only; params all-gathered.
+//   ZeRO 2/3: the model runs as a chain of units (embedding + layer 0, layer 1, …, last layer
+//     + head), each a Transformer over a transient ParamStore built just in time; each unit's
+//     gradients are reduce-scattered into the persistent 1/dp gradient shard right after its
+//     backward and the unit is freed. ZeRO 2 keeps full parameters (copied into the unit);
+//     ZeRO 3 keeps only the shard and all-gathers each unit for forward and again for backward.
+// Semantics: the loss is the global mean over the step (Σ token losses / Σ counted targets
+// over micro-batches and dp ranks); the gradient norm is the single-rank norm (replicas
+// counted once). docs/parallelism.md gives the formulas.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "config/config.h"
+#include "io/model_file.h"
+#include "model/param_store.h"
+#include "model/transformer.h"
+#include "optim/adamw.h"
+#include "parallel/topology.h"
+#include "parallel/zero_shard.h"
+
+namespace llmpi {
+
+// Bytes this rank holds persistently per kind, and the peak of its transient buffers.
+struct EngineMemory {
+  int64_t params = 0;     // master parameters (full, or the ZeRO-3 shard)
+  int64_t grads = 0;      // gradients kept across the step (full, or the ZeRO-2/3 shard)
+  int64_t optimizer = 0;  // AdamW moments m and v
+  int64_t transient = 0;  // peak of just-in-time unit buffers (ZeRO 2/3), 0 otherwise
+};
+
+struct StepStats {
+  double loss = 0.0;       // global mean loss of the step (nats/token)
+  int64_t counted = 0;     // counted targets of the step, all ranks
+  double grad_norm = 0.0;  // global L2 norm before clipping
+  bool applied = true;     // false: non-finite loss or gradients, no update
+};
+
+class ParallelEngine {
+ public:
+  // Collective over the topology's world. Throws UserError (identically on every rank)
+  // when the layout needs a feature this build lacks.
+  ParallelEngine(const Config& cfg, Topology& topo, Backend& be);
+  ~ParallelEngine();
+  ParallelEngine(const ParallelEngine&) = delete;
+  ParallelEngine& operator=(const ParallelEngine&) = delete;
+
+  // One optimizer step. ids, targets: host i32 [M · B·T], this dp rank's micro-batches
+  // (BatchLoader order). lr: this step's learning rate.
+  StepStats step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr);
+
+  // Forward only on one micro-batch of B rows (every dp rank may pass the same batch).
+  LossSum eval(std::span<const int32_t> ids, std::span<const int32_t> targets);
+
+  // This rank's parameters with every dp shard gathered (the tp-local slabs of its stage).
+  // ZeRO 0/1: the live store; ZeRO 2/3: a copy, valid until the next call.
+  const ParamStore& gathered_params();
+  // Collective over the world: writes the model file (dp rank 0 of each slab writes).
+  void save(const std::string& path, const ModelFileMeta& meta);
+
+  EngineMemory memory() const { return mem_; }
+  // One line per rank "rank | tp dp pp | params | grads | optimizer | transient" (MiB),
+  // collected over the world; the text is complete on world rank 0.
+  std::string memory_table();
+
+  int64_t global_param_count() const { return global_params_; }
+  int zero_stage() const { return zero_; }
+  Topology& topology() { return topo_; }
+
+ private:
+  struct Unit;
+  struct Owned;
+  struct Live;
+
+  void build_full();
+  void build_units();
+  std::vector<ParamInfo> local_params(const StageRange& r) const;
+
+  // ZeRO 0/1 path.
+  double micro_full(const Tensor& ids, const Tensor& targets, double scale);
+  // ZeRO 2/3 path.
+  Live gather_unit(size_t u);
+  void scatter_unit_grads(size_t u, const ParamStore& s);
+  double micro_units(const Tensor& ids, const Tensor& targets, double scale);
+  Buffer transient(Shape s);
+  void release(Buffer& b);
+
+  double grad_sum_squares();
+  void load_micro(std::span<const int32_t> ids, std::span<const int32_t> targets, int64_t m);
+
+  Config cfg_;
+  Topology& topo_;
+  Backend& be_;
+  int zero_ = 0;
+  int64_t B_ = 1, T_ = 1, M_ = 1;
+  int64_t global_params_ = 0;
+  EngineMemory mem_;
+  int64_t transient_live_ = 0;
+
+  // ZeRO 0/1: the stage's store and model.
+  std::unique_ptr<ParamStore> store_;
+  std::unique_ptr<Transformer> model_;
+  Activations acts_;
+  ShardRange shard_;  // ZeRO 1: this rank's optimizer range of store_
+
+  // ZeRO 2/3: units, owned flat groups and the shard store (pieces of parameters).
+  std::vector<Unit> units_;
+  std::vector<Owned> owned_;
+  std::unique_ptr<ParamStore> shard_store_;
+  std::unique_ptr<ParamStore> gathered_;
+  Buffer dgrad_;  // [N, C] gradient passed from a unit to the one before it
+
+  std::unique_ptr<AdamW> opt_;
+  Workspace ws_;
+  Buffer ids_, targets_;  // i32 [B·T]
+};
+
+}  // namespace llmpi
