@@ -1,15 +1,18 @@
 #pragma once
 // Pipeline-parallel equivalence harness for the pp_* multi-rank tests (the job's ranks are
-// one pipeline: pp = world size). Every rank also runs the 1-rank model on the same
+// a tp × pp grid: pp = world / tp; with tp > 1 every chunk is tensor-parallel, optionally
+// sequence-parallel, through TensorParallel). Every rank also runs the 1-rank model on the same
 // micro-batches (cheap at these shapes) as the reference. Per step: the pipeline's loss
 // (summed over the pp group) and every local parameter gradient (after the tied-embedding
 // sync) equal the reference's within 1e-5 relative; then both take the same SGD update, so
 // later steps also check that the tied copies stayed identical and that the slot pool is
-// reused correctly. Parameter coverage: the non-replica parameters of all ranks are the
-// reference's, each exactly once.
+// reused correctly. Comparisons are slab-wise: a local element against the reference's element
+// at its global coordinates. Coverage: the non-replica slabs of all ranks hold exactly the
+// reference's number of elements.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -21,6 +24,7 @@
 #include "model/param_layout.h"
 #include "model/transformer.h"
 #include "parallel/pipeline.h"
+#include "parallel/tensor_parallel.h"
 #include "parallel/topology.h"
 
 namespace llmpi::pp_test {
@@ -34,6 +38,8 @@ struct PipeCase {
   int steps = 3;
   // One ParamStore for all of the rank's chunks (rank_params), instead of one per chunk.
   bool shared_store = false;
+  int tp = 1;               // tensor-parallel degree (pp = world / tp)
+  bool sequence_parallel = false;
 };
 
 inline Tensor host_view(void* p, Shape s, DType t) {
@@ -55,6 +61,30 @@ inline std::vector<float> to_host(Backend& be, const Tensor& t) {
 inline void from_host(Backend& be, const Tensor& t, std::vector<float> v) {
   be.copy(t, host_view(v.data(), t.shape, DType::f32));
   be.synchronize();
+}
+
+// Row-major offsets of a slab's elements in the global tensor, in the slab's own order.
+inline std::vector<int64_t> slab_indices(const ParamInfo& p) {
+  const int nd = p.global_shape.ndim;
+  std::vector<int64_t> out;
+  std::array<int64_t, Shape::kMaxDims> idx{};
+  for (int64_t i = 0; i < p.numel(); ++i) {
+    int64_t g = 0;
+    for (int d = 0; d < nd; ++d) g = g * p.global_shape[d] + idx[d] + p.local_start[d];
+    out.push_back(g);
+    for (int d = nd - 1; d >= 0; --d) {
+      if (++idx[d] < p.local_shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+// The elements of `global` (a whole reference tensor) that slab `p` holds.
+inline std::vector<float> slab_of(const std::vector<float>& global, const ParamInfo& p) {
+  std::vector<float> out;
+  for (int64_t i : slab_indices(p)) out.push_back(global[static_cast<size_t>(i)]);
+  return out;
 }
 
 // max |got - want| <= tol · max |want| (with a floor for all-zero tensors).
@@ -106,7 +136,9 @@ inline Config make_config(const PipeCase& c, int world) {
   m.tied_embeddings = c.arch == Arch::gpt2;
   cfg.train.batch_size = 2;
   cfg.train.seq_len = 8;
-  cfg.parallel.pp = world;
+  cfg.parallel.tp = c.tp;
+  cfg.parallel.pp = world / c.tp;
+  cfg.parallel.sequence_parallel = c.sequence_parallel;
   cfg.parallel.virtual_stages = c.virtual_stages;
   cfg.parallel.micro_batches = c.micro_batches;
   cfg.parallel.stage_layers = c.stage_layers;
@@ -149,32 +181,36 @@ inline void check_pipeline_matches_single_rank(const PipeCase& c) {
   std::vector<std::vector<Activations>> acts(ranges.size());
   std::vector<Workspace> wss;
   std::vector<PipelineChunk> chunks;
+  // DESIGN.md's order: pipeline split → tensor parallel → memory.
+  auto shard = [&](std::vector<ParamInfo> ps) {
+    return c.tp > 1 ? shard_params_tp(mc, std::move(ps), c.tp, topo.tp_rank()) : ps;
+  };
   if (c.shared_store)
-    stores.push_back(std::make_unique<ParamStore>(be, rank_params(mc, ranges), DType::f32));
+    stores.push_back(std::make_unique<ParamStore>(be, shard(rank_params(mc, ranges)), DType::f32));
   else
     for (const StageRange& range : ranges)
-      stores.push_back(std::make_unique<ParamStore>(be, chunk_params(mc, range), DType::f32));
+      stores.push_back(std::make_unique<ParamStore>(be, shard(chunk_params(mc, range)), DType::f32));
   for (auto& s : stores) s->init(be, seed);
+  TensorParallel tensor_parallel(topo.tp(), c.sequence_parallel);
   wss.reserve(ranges.size());  // chunks point into it
   for (size_t j = 0; j < ranges.size(); ++j) {
     ParamStore& store = *stores[c.shared_store ? 0 : j];
     models.push_back(std::make_unique<Transformer>(mc, ranges[j], store));
+    if (c.tp > 1) tensor_parallel.install(*models.back());
     wss.push_back(models.back()->alloc_workspace(be, B, T));
     chunks.push_back({models[j].get(), &store, &acts[j], &wss[j]});
   }
 
-  // Coverage: every reference parameter is held, non-replica, by exactly one rank.
-  int64_t held = 0, held_numel = 0;
+  // Coverage: the non-replica slabs of all ranks hold the reference's number of elements
+  // (the slab-wise comparisons below check where they sit). Counts go as doubles: the
+  // collectives reduce i32/f32/f64, and these are exact.
+  double held_numel = 0;
   for (const auto& s : stores)
-    for (const ParamInfo& p : s->params())
-      if (!p.replica) {
-        ++held;
-        held_numel += p.numel();
-        EXPECT_TRUE(ref.contains(p.name)) << p.name;
-      }
-  // (collectives reduce i32/f32/f64: the counts go as doubles, exact at these sizes)
-  EXPECT_EQ(topo.pp().all_reduce_value(double(held)), double(ref.params().size()));
-  EXPECT_EQ(topo.pp().all_reduce_value(double(held_numel)), double(ref.numel()));
+    for (const ParamInfo& p : s->params()) {
+      EXPECT_TRUE(ref.contains(p.name)) << p.name;
+      if (!p.replica) held_numel += double(p.numel());
+    }
+  EXPECT_EQ(topo.world().all_reduce_value(held_numel), double(ref.numel()));
 
   PipelineSchedule schedule(topo.pp(), cfg.parallel, r, B, T);
   for (int step = 0; step < c.steps; ++step) {
@@ -211,6 +247,8 @@ inline void check_pipeline_matches_single_rank(const PipeCase& c) {
           be.copy(t, host_view(batch[size_t(m)].targets.data(), Shape{B * T}, DType::i32));
         },
         scale);
+    if (c.tp > 1)
+      for (auto& s : stores) tensor_parallel.sync_grads(be, *s);
     sync_tied_embedding(be, topo, mc, chunks);
 
     int ends = 0;
@@ -221,23 +259,24 @@ inline void check_pipeline_matches_single_rank(const PipeCase& c) {
     const double loss_count = topo.pp().all_reduce_value(double(got.count));
     EXPECT_EQ(loss_count, double(ref_loss.count));
     EXPECT_NEAR(loss_sum, ref_loss.sum, 1e-5 * std::abs(ref_loss.sum));
+    const int pp = topo.layout().pp;
     if (c.virtual_stages == 1) {
-      EXPECT_LE(schedule.max_in_flight(), world);
+      EXPECT_LE(schedule.max_in_flight(), pp);
       // Stage r runs pp - r micro-batches at once; a non-first stage also reserves the slot
       // of the next input it already receives.
-      EXPECT_EQ(schedule.max_in_flight(), std::min<int64_t>(world - r + (r > 0), M));
+      EXPECT_EQ(schedule.max_in_flight(), std::min<int64_t>(pp - r + (r > 0), M));
     }
     for (const auto& s : stores)
       for (const ParamInfo& p : s->params())
-        expect_close(to_host(be, s->grad(p.name)), to_host(be, ref.grad(p.name)), 1e-5,
-                     "grad " + p.name);
+        expect_close(to_host(be, s->grad(p.name)), slab_of(to_host(be, ref.grad(p.name)), p),
+                     1e-5, "grad " + p.name);
 
     sgd(be, ref, 0.5f);
     for (const auto& s : stores) sgd(be, *s, 0.5f);
     for (const auto& s : stores)
       for (const ParamInfo& p : s->params())
-        expect_close(to_host(be, s->master(p.name)), to_host(be, ref.master(p.name)), 1e-5,
-                     "param " + p.name);
+        expect_close(to_host(be, s->master(p.name)),
+                     slab_of(to_host(be, ref.master(p.name)), p), 1e-5, "param " + p.name);
   }
 }
 
