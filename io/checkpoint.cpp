@@ -54,7 +54,7 @@ void write_i64(hid_t group, const std::string& name, const std::vector<hsize_t>&
   h5::Id fspace(H5Dget_space(dset), H5Sclose);
   const bool me = rank_of(comm) == 0;
   const hsize_t n = me ? hsize_t(data.size()) : 0;
-  h5::Id mspace(me ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), H5Sclose);
+  h5::Id mspace(H5Screate_simple(1, &n, nullptr), H5Sclose);
   if (!me) H5Sselect_none(fspace);
   h5::Id dxpl = collective_xfer(comm);
   h5::check(H5Dwrite(dset, H5T_NATIVE_INT64, mspace, fspace, dxpl, me ? data.data() : nullptr),

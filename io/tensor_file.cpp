@@ -129,10 +129,6 @@ std::vector<Box> flat_range_boxes(const std::vector<int64_t>& shape, int64_t beg
 
 namespace {
 
-struct Selection {
-  h5::Id file_space, mem_space;
-};
-
 void check_slab_bounds(const TensorSlab& s) {
   const size_t nd = s.global_shape.size();
   if (s.is_flat()) {
@@ -151,44 +147,78 @@ void check_slab_bounds(const TensorSlab& s) {
   }
 }
 
-Selection select(hid_t dset, const TensorSlab& s, bool participate, const std::string& file) {
+// The boxes a slab covers, in its storage order (a box slab is one box; a flat range up to
+// 2·ndim − 1). Each box is transferred by its own H5Dread/H5Dwrite with a regular hyperslab:
+// HDF5 1.10's collective MPI-IO mishandles unions of differently shaped hyperslabs.
+std::vector<Box> boxes_of(const TensorSlab& s, bool participate) {
   check_slab_bounds(s);
+  if (!participate || s.local_numel() == 0) return {};
+  if (s.is_flat()) return flat_range_boxes(s.global_shape, s.flat_offset, s.flat_count);
+  Box b;
+  const size_t nd = s.global_shape.size();
+  b.start = s.offset.empty() ? std::vector<int64_t>(nd, 0) : s.offset;
+  b.count = s.local_shape.empty() ? s.global_shape : s.local_shape;
+  return {b};
+}
+
+struct Selection {
+  h5::Id file_space, mem_space;
+};
+
+// Selection of box `b` (or nothing, when b is null) of dataset `dset`.
+Selection select_box(hid_t dset, const Box* b, const std::string& name, const std::string& file) {
   Selection sel;
   sel.file_space = h5::Id(H5Dget_space(dset), H5Sclose);
-  const size_t nd = s.global_shape.size();
-  if (!participate || s.local_numel() == 0) {
+  if (!b) {
     H5Sselect_none(sel.file_space);
-    sel.mem_space = h5::Id(H5Screate(H5S_NULL), H5Sclose);
+    const hsize_t zero = 0;
+    sel.mem_space = h5::Id(H5Screate_simple(1, &zero, nullptr), H5Sclose);
     return sel;
   }
-  if (nd == 0) {
+  if (b->start.empty()) {  // a scalar
     sel.mem_space = h5::Id(H5Screate(H5S_SCALAR), H5Sclose);
     return sel;
   }
-  if (s.is_flat()) {
-    const std::vector<Box> boxes = flat_range_boxes(s.global_shape, s.flat_offset, s.flat_count);
-    for (size_t b = 0; b < boxes.size(); ++b) {
-      std::vector<hsize_t> start(boxes[b].start.begin(), boxes[b].start.end());
-      std::vector<hsize_t> count(boxes[b].count.begin(), boxes[b].count.end());
-      h5::check(H5Sselect_hyperslab(sel.file_space, b == 0 ? H5S_SELECT_SET : H5S_SELECT_OR,
-                                    start.data(), nullptr, count.data(), nullptr),
-                file, "selecting the flat range of '" + s.name + "'");
-    }
-    const hsize_t n = hsize_t(s.flat_count);
-    sel.mem_space = h5::Id(H5Screate_simple(1, &n, nullptr), H5Sclose);
-    return sel;
-  }
-  std::vector<hsize_t> start(nd), count(nd);
-  const auto& ls = s.local_shape.empty() ? s.global_shape : s.local_shape;
-  for (size_t d = 0; d < nd; ++d) {
-    start[d] = s.offset.empty() ? 0 : hsize_t(s.offset[d]);
-    count[d] = hsize_t(ls[d]);
-  }
+  std::vector<hsize_t> start(b->start.begin(), b->start.end());
+  std::vector<hsize_t> count(b->count.begin(), b->count.end());
   h5::check(H5Sselect_hyperslab(sel.file_space, H5S_SELECT_SET, start.data(), nullptr,
                                 count.data(), nullptr),
-            file, "selecting the slab of '" + s.name + "'");
-  sel.mem_space = h5::Id(H5Screate_simple(int(nd), count.data(), nullptr), H5Sclose);
+            file, "selecting a slab of '" + name + "'");
+  hsize_t n = 1;
+  for (hsize_t c : count) n *= c;
+  sel.mem_space = h5::Id(H5Screate_simple(1, &n, nullptr), H5Sclose);
   return sel;
+}
+
+int64_t box_numel(const Box& b) {
+  int64_t n = 1;
+  for (int64_t c : b.count) n *= c;
+  return n;
+}
+
+// The number of transfer calls each slab needs on the busiest rank (collective calls must
+// match across ranks): one all-reduce for the whole list.
+std::vector<int> rounds_of(const std::vector<std::vector<Box>>& boxes, MPI_Comm comm) {
+  std::vector<int> local(boxes.size()), out(boxes.size());
+  for (size_t i = 0; i < boxes.size(); ++i) local[i] = std::max<int>(1, int(boxes[i].size()));
+  if (comm == MPI_COMM_NULL || boxes.empty()) return local;
+  MPI_Allreduce(local.data(), out.data(), int(local.size()), MPI_INT, MPI_MAX, comm);
+  return out;
+}
+
+// Transfers slab data (read or write) box by box, `rounds` calls in all.
+void transfer(hid_t dset, const std::vector<Box>& boxes, int rounds, float* data, bool write,
+              hid_t dxpl, const std::string& name, const std::string& file) {
+  int64_t mem_offset = 0;
+  for (int r = 0; r < rounds; ++r) {
+    const Box* b = r < int(boxes.size()) ? &boxes[size_t(r)] : nullptr;
+    Selection sel = select_box(dset, b, name, file);
+    float* ptr = b ? data + mem_offset : data;
+    const herr_t st = write ? H5Dwrite(dset, H5T_NATIVE_FLOAT, sel.mem_space, sel.file_space, dxpl, ptr)
+                            : H5Dread(dset, H5T_NATIVE_FLOAT, sel.mem_space, sel.file_space, dxpl, ptr);
+    h5::check(st, file, (write ? "writing '" : "reading '") + name + "'");
+    if (b) mem_offset += box_numel(*b);
+  }
 }
 
 h5::Id transfer_list(MPI_Comm comm) {
@@ -259,7 +289,11 @@ h5::Id open_f32_dataset(hid_t group, const std::string& name, const std::string&
 void write_tensors(hid_t group, MPI_Comm comm, const std::vector<TensorSlab>& slabs,
                    const std::string& file) {
   h5::Id dxpl = transfer_list(comm);
-  for (const TensorSlab& s : slabs) {
+  std::vector<std::vector<Box>> boxes;
+  for (const TensorSlab& s : slabs) boxes.push_back(boxes_of(s, s.owner));
+  const std::vector<int> rounds = rounds_of(boxes, comm);
+  for (size_t i = 0; i < slabs.size(); ++i) {
+    const TensorSlab& s = slabs[i];
     std::vector<hsize_t> dims(s.global_shape.begin(), s.global_shape.end());
     h5::Id space(dims.empty() ? H5Screate(H5S_SCALAR)
                               : H5Screate_simple(int(dims.size()), dims.data(), nullptr),
@@ -268,10 +302,7 @@ void write_tensors(hid_t group, MPI_Comm comm, const std::vector<TensorSlab>& sl
                                         H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                              file, "creating dataset '" + s.name + "'"),
                 H5Dclose);
-    Selection sel = select(dset, s, s.owner, file);
-    h5::check(H5Dwrite(dset, H5T_NATIVE_FLOAT, sel.mem_space, sel.file_space, dxpl,
-                       s.owner ? s.data : nullptr),
-              file, "writing '" + s.name + "'");
+    transfer(dset, boxes[i], rounds[i], s.data, /*write=*/true, dxpl, s.name, file);
     const uint64_t sum = allreduce_sum(s.owner ? slab_checksum(s) : 0, comm);
     h5::write_attr(dset, "checksum", sum, file);
   }
@@ -280,15 +311,17 @@ void write_tensors(hid_t group, MPI_Comm comm, const std::vector<TensorSlab>& sl
 void read_tensors(hid_t group, MPI_Comm comm, std::vector<TensorSlab>& slabs,
                   const std::string& file, bool verify) {
   h5::Id dxpl = transfer_list(comm);
-  for (TensorSlab& s : slabs) {
+  std::vector<std::vector<Box>> boxes;
+  for (const TensorSlab& s : slabs) boxes.push_back(boxes_of(s, true));
+  const std::vector<int> rounds = rounds_of(boxes, comm);
+  for (size_t i = 0; i < slabs.size(); ++i) {
+    TensorSlab& s = slabs[i];
     std::vector<int64_t> dims;
     h5::Id dset = open_f32_dataset(group, s.name, file, dims);
     if (dims != s.global_shape)
       user_error(file, ": tensor '", s.name, "' has shape ", shape_str(dims), ", expected ",
                  shape_str(s.global_shape));
-    Selection sel = select(dset, s, true, file);
-    h5::check(H5Dread(dset, H5T_NATIVE_FLOAT, sel.mem_space, sel.file_space, dxpl, s.data),
-              file, "reading '" + s.name + "'");
+    transfer(dset, boxes[i], rounds[i], s.data, /*write=*/false, dxpl, s.name, file);
     if (verify) {
       if (!h5::has_attr(dset, "checksum"))
         user_error(file, ": tensor '", s.name, "' has no checksum attribute");
@@ -357,9 +390,9 @@ uint64_t tensor_checksum(hid_t group, MPI_Comm comm, const std::string& name,
     s.flat_offset = std::min(end, begin + r * kChunkElems);
     s.flat_count = std::min(end, s.flat_offset + kChunkElems) - s.flat_offset;
     s.data = buf.data();
-    Selection sel = select(dset, s, true, file);
-    h5::check(H5Dread(dset, H5T_NATIVE_FLOAT, sel.mem_space, sel.file_space, dxpl, s.data),
-              file, "reading '" + name + "'");
+    const std::vector<std::vector<Box>> boxes = {boxes_of(s, true)};
+    const std::vector<int> rounds = rounds_of(boxes, comm);
+    transfer(dset, boxes[0], rounds[0], s.data, /*write=*/false, dxpl, name, file);
     sum += slab_checksum(s);
   }
   return allreduce_sum(sum, comm);
