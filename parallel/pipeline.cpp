@@ -188,6 +188,48 @@ LossSum PipelineSchedule::run(Backend& be, std::span<PipelineChunk> chunks,
   return loss;
 }
 
+LossSum PipelineSchedule::forward_only(Backend& be, std::span<PipelineChunk> chunks,
+                                       const PipelineLoad& load, int64_t micro_batches) {
+  LLMPI_CHECK(static_cast<int64_t>(chunks.size()) == virtual_stages_, chunks.size(),
+              " chunks for virtual_stages = ", virtual_stages_);
+  const int64_t last_chunk = pp_size_ * virtual_stages_ - 1;
+  const int prev = static_cast<int>((pp_rank_ - 1 + pp_size_) % pp_size_);
+  const int next = static_cast<int>((pp_rank_ + 1) % pp_size_);
+  const int64_t run_max = max_in_flight_;  // a statistic of run(), not of this
+  LossSum loss;
+  // Every rank runs (micro, global chunk) in increasing lexicographic order, which is
+  // consistent with the data flow, so blocking receives cannot deadlock.
+  for (int64_t m = 0; m < micro_batches; ++m)
+    for (int64_t j = 0; j < virtual_stages_; ++j) {
+      PipelineChunk& c = chunks[static_cast<size_t>(j)];
+      ChunkState& s = state_[static_cast<size_t>(j)];
+      const int64_t g = global(j);
+      const StageRange& r = c.model->range();
+      in_flight_ = 0;
+      const size_t i = take_slot(be, c, s, m);  // completes the slot's previous send
+      Slot& slot = *s.slots[i];
+      Activations& a = (*c.acts)[i];
+      if (r.embedding || r.head) load(m, slot.ids, slot.targets);
+      if (g > 0) pp_.recv(a.input, prev, tag_for(g, kActivationTag));
+      c.model->forward(be, a, r.embedding ? slot.ids.tensor() : Tensor{});
+      if (r.head) {
+        const LossSum l = c.model->loss(be, a, slot.targets);
+        loss.sum += l.sum;
+        loss.count += l.count;
+      }
+      if (g < last_chunk) {
+        be.synchronize();
+        slot.send_out = pp_.isend(a.output(), next, tag_for(g + 1, kActivationTag));
+      }
+      slot.micro = -1;
+    }
+  for (ChunkState& s : state_)
+    for (auto& slot : s.slots) slot->complete();
+  in_flight_ = 0;
+  max_in_flight_ = run_max;
+  return loss;
+}
+
 void sync_tied_embedding(Backend& be, Collectives& embedding, std::span<PipelineChunk> chunks) {
   if (embedding.size() == 1) return;
   const ParamStore* holder = nullptr;

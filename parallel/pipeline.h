@@ -65,6 +65,13 @@ class PipelineSchedule {
   LossSum run(Backend& be, std::span<PipelineChunk> chunks, const PipelineLoad& load,
               double loss_scale);
 
+  // Forward passes only (evaluation): `micro_batches` micro-batches, each through this
+  // rank's chunks in global chunk order; no activations kept beyond one slot per chunk.
+  // Returns the loss as run() does (totals on the last stage, {0, 0} elsewhere). Every rank
+  // of the pp group calls it with the same micro_batches.
+  LossSum forward_only(Backend& be, std::span<PipelineChunk> chunks, const PipelineLoad& load,
+                       int64_t micro_batches);
+
   const std::vector<PipelineStep>& order() const { return order_; }
   // Most micro-batch activations (over all chunks) held at once in the last run(), counting
   // slots reserved for a posted input receive. ≤ pp for 1F1B.

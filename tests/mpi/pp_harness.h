@@ -6,7 +6,8 @@
 // (summed over the pp group) and every local parameter gradient (after the tied-embedding
 // sync) equal the reference's within 1e-5 relative; then both take the same SGD update, so
 // later steps also check that the tied copies stayed identical and that the slot pool is
-// reused correctly. Comparisons are slab-wise: a local element against the reference's element
+// reused correctly; a final forward-only pass (evaluation) gives the reference's loss.
+// Comparisons are slab-wise: a local element against the reference's element
 // at its global coordinates. Coverage: the non-replica slabs of all ranks hold exactly the
 // reference's number of elements.
 #include <gtest/gtest.h>
@@ -278,6 +279,28 @@ inline void check_pipeline_matches_single_rank(const PipeCase& c) {
         expect_close(to_host(be, s->master(p.name)),
                      slab_of(to_host(be, ref.master(p.name)), p), 1e-5, "param " + p.name);
   }
+
+  // Evaluation: forward passes only, on two fresh micro-batches.
+  LossSum ref_eval;
+  std::vector<Tokens> eval_batch;
+  for (int64_t m = 0; m < 2; ++m) {
+    eval_batch.push_back(tokens(1000, m, B, T, mc.vocab_size));
+    be.copy(ids, host_view(eval_batch.back().ids.data(), Shape{B * T}, DType::i32));
+    be.copy(targets, host_view(eval_batch.back().targets.data(), Shape{B * T}, DType::i32));
+    ref_model.forward(be, ref_acts, ids);
+    const LossSum l = ref_model.loss(be, ref_acts, targets);
+    ref_eval.sum += l.sum;
+    ref_eval.count += l.count;
+  }
+  const LossSum eval = schedule.forward_only(
+      be, chunks,
+      [&](int64_t m, const Tensor& i, const Tensor& t) {
+        be.copy(i, host_view(eval_batch[size_t(m)].ids.data(), Shape{B * T}, DType::i32));
+        be.copy(t, host_view(eval_batch[size_t(m)].targets.data(), Shape{B * T}, DType::i32));
+      },
+      2);
+  EXPECT_EQ(topo.pp().all_reduce_value(double(eval.count)), double(ref_eval.count));
+  EXPECT_NEAR(topo.pp().all_reduce_value(eval.sum), ref_eval.sum, 1e-5 * ref_eval.sum);
 }
 
 }  // namespace llmpi::pp_test
