@@ -25,7 +25,9 @@ results=$logdir/gpu_bench.jsonl
 : > "$results"
 
 ngpu=$(nvidia-smi -L 2>/dev/null | wc -l)
-echo "== gpu_bench: $(date -u +%FT%TZ), commit $(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown), $ngpu GPU(s)"
+commit=$(git -C "$root" describe --always --dirty --abbrev=12 2>/dev/null ||
+         cat "$root/bundle/COMMIT" 2>/dev/null || echo unknown)
+echo "== gpu_bench: $(date -u +%FT%TZ), commit $commit, $ngpu GPU(s)"
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader 2>&1 | sed 's/^/  /'
 
 # torch_reference for one config on one GPU; its JSON line is appended to $results.

@@ -35,6 +35,9 @@ rm -rf "$bundle"
 mkdir -p "$bundle/lib"
 cp "${bins[@]}" "$bundle/"
 cp "$root/scripts/gpu-run.sh" "$bundle/"
+# The commit the binaries were built from ("-dirty" with local changes): the GPU machine's copy
+# of the tree may have no git history, so the benchmark reads it from here.
+(cd "$root" && git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown) > "$bundle/COMMIT"
 
 # Libraries to carry: what ldd resolves for the binaries (ldd lists the whole closure),
 # less what the GPU machine provides itself (MPI and its runtime, the CUDA stack, glibc,
