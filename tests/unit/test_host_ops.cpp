@@ -290,6 +290,8 @@ std::vector<OpCase> op_cases() {
       {"rope", rope_case},
       {"attention_gqa", attention_case(2, 4, 4, 2, 4)},
       {"attention_mha", attention_case(1, 5, 2, 2, 4)},
+      // T > 64: several query and key blocks of the tiled kernels.
+      {"attention_multiblock", attention_case(1, 70, 2, 1, 4)},
       {"embedding", embedding_case},
       {"cross_entropy", cross_entropy_case},
   };
@@ -401,7 +403,7 @@ INSTANTIATE_TEST_SUITE_P(HostOps, HostOpTable, ::testing::ValuesIn(op_cases()),
 TEST(HostOps, AttentionMatchesExplicitSoftmax) {
   auto be = make_host_backend();
   struct Cfg { int64_t B, T, Hq, Hkv, D; };
-  for (const Cfg c : {Cfg{2, 7, 4, 2, 8}, Cfg{2, 6, 3, 3, 4}, Cfg{1, 9, 4, 1, 6}}) {
+  for (const Cfg c : {Cfg{2, 7, 4, 2, 8}, Cfg{2, 6, 3, 3, 4}, Cfg{1, 9, 4, 1, 6}, Cfg{1, 150, 4, 2, 8}}) {
     const int64_t W = (c.Hq + 2 * c.Hkv) * c.D;
     const Vec qkv = randn(c.B * c.T * W, 11 + c.Hkv, "qkv", 1.5);
     Buffer q = upload(*be, {c.B, c.T, W}, DType::f64, qkv);
