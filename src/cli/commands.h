@@ -12,5 +12,6 @@ int cmd_train(const std::vector<std::string>& args, Runtime& rt);
 int cmd_prepare(const std::vector<std::string>& args);
 int cmd_sample(const std::vector<std::string>& args, Runtime& rt);
 int cmd_eval(const std::vector<std::string>& args, Runtime& rt);
+int cmd_inspect(const std::vector<std::string>& args);
 
 }  // namespace llmpi

@@ -23,6 +23,7 @@ commands:
   prepare INPUT... --out DIR                   text/JSONL → cleaned, deduplicated token shards
   sample MODEL [--prompt TEXT ...]             generate text (greedy, temperature, top-k, top-p)
   eval MODEL --data SHARD                      perplexity of a model on a token shard
+  inspect FILE                                 metadata, layout and tensors of a checkpoint
   version                                      print version and git revision
 )";
 
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
       if (cmd == "prepare") return llmpi::cmd_prepare(args);
       if (cmd == "sample") return llmpi::cmd_sample(args, rt);
       if (cmd == "eval") return llmpi::cmd_eval(args, rt);
+      if (cmd == "inspect") return llmpi::cmd_inspect(args);
       std::fprintf(stderr, "llmpi: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
       return 2;
     } catch (const llmpi::UserError& e) {
