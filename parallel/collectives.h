@@ -1,7 +1,8 @@
 #pragma once
 // Collectives: the communication operations of one process group, on Tensors. Two
 // implementations sit behind this interface: MpiCollectives (host buffers; parallel/
-// mpi_collectives.h) and, later, NCCL (device buffers). It names no MPI type, so model and
+// mpi_collectives.h) and NcclCollectives (device buffers, CUDA builds; parallel/
+// nccl_collectives.h). It names no MPI type, so model and
 // training code are written once against it.
 //
 // Contract, for every implementation:
