@@ -233,15 +233,15 @@ void save_checkpoint(const std::string& path, MPI_Comm comm, const CheckpointSla
       } catch (const UserError& e) {
         why = e.what();
       }
-      if (all_true(why.empty(), comm) && opt.verify_tensors) {
+      const bool structure_ok = all_true(why.empty(), comm);
+      if (!structure_ok && why.empty()) why = "verification failed on another rank";
+      if (structure_ok && opt.verify_tensors) {
         const char* groups[3] = {"params", "optimizer/m", "optimizer/v"};
         for (const char* g : groups) {
           h5::Id grp = h5::open_group(file, g, tmp);
           for (const std::string& bad : verify_tensor_checksums(grp, comm, tmp))
             why += std::string(why.empty() ? "" : "; ") + g + "/" + bad + " fails its checksum";
         }
-      } else if (why.empty()) {
-        why = "verification failed on another rank";
       }
     }
     if (!why.empty()) failure = tmp + ": the written checkpoint does not verify: " + why;

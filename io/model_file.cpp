@@ -35,7 +35,7 @@ std::vector<TensorSlab> slabs_of(const ParamStore& store, float* base, bool owne
       s.offset.push_back(p.local_start[d]);
     }
     s.data = base + p.offset;
-    s.owner = owner;
+    s.owner = owner && !p.replica;  // a replica's twin on another rank writes/counts it
     slabs.push_back(std::move(s));
   }
   return slabs;
