@@ -79,10 +79,11 @@ void check_consistency(const Config& c, const Origins& o, Diagnostics& d) {
   if (m.n_head % p.tp != 0)
     fail("parallel.tp", "model.n_head", str(p.tp) + " does not divide model.n_head = " + str(m.n_head),
          "a divisor of n_head (each tensor-parallel rank holds n_head / tp heads)");
-  else if (m.n_kv_head % p.tp != 0)
+  else if (m.n_kv_head % p.tp != 0 && p.tp % m.n_kv_head != 0)
     fail("parallel.tp", "model.n_kv_head",
          str(p.tp) + " does not divide model.n_kv_head = " + str(m.n_kv_head),
-         "a divisor of n_kv_head (each tensor-parallel rank holds whole kv heads)");
+         "a divisor of n_kv_head (each tensor-parallel rank holds whole kv heads) or a "
+         "multiple of it (each kv head replicated on tp / n_kv_head ranks)");
   else if (m.d_ff % p.tp != 0)
     fail("parallel.tp", "model.d_ff", str(p.tp) + " does not divide model.d_ff = " + str(m.d_ff),
          "a divisor of d_ff (the MLP is split by columns over the tensor-parallel group)");

@@ -44,19 +44,6 @@ BlockScratch Block::alloc_scratch(Backend& be, int64_t B, int64_t T, DType compu
   return s;
 }
 
-namespace {
-
-// The full-row [N, C] tensor of a row-region tensor: the scratch when rows are sharded,
-// else the tensor itself.
-Tensor full_rows(bool sharded, const Tensor& scratch, const Tensor& local, int64_t N) {
-  if (!sharded) return local;
-  LLMPI_CHECK(scratch.numel() >= N * local.dim(1), "full-row scratch of ", scratch.numel(),
-              " elements for ", N, " rows");
-  return scratch.slice(0, Shape{N, local.dim(1)});
-}
-
-}  // namespace
-
 void Block::forward(Backend& be, Regions& r, BlockActs& a, const Tensor& x,
                     const Tensor& full) const {
   const int64_t N = a.B * a.T;

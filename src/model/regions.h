@@ -58,4 +58,14 @@ class Regions {
   virtual void combine_picked(Backend&, const Tensor& picked) { (void)picked; }
 };
 
+// The full-row [N, ·] tensor a row-region tensor `local` [n, ·] crosses into: a view of the
+// caller's `scratch` when the rows are sharded, else `local` itself (the hooks then work in
+// place).
+inline Tensor full_rows(bool sharded, const Tensor& scratch, const Tensor& local, int64_t N) {
+  if (!sharded) return local;
+  LLMPI_CHECK(scratch.numel() >= N * local.dim(1), "full-row scratch of ", scratch.numel(),
+              " elements for ", N, " rows of ", local.dim(1));
+  return scratch.slice(0, Shape{N, local.dim(1)});
+}
+
 }  // namespace llmpi

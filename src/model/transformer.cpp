@@ -15,15 +15,7 @@ Tensor host_tensor(void* p, Shape s, DType t) {
   return x;
 }
 
-// The full-row [N, C] view of a scratch buffer (rows sharded), or `local` itself.
-Tensor full_rows(bool sharded, const Buffer& scratch, const Tensor& local, int64_t N) {
-  if (!sharded) return local;
-  LLMPI_CHECK(scratch.tensor().numel() >= N * local.dim(1), "full-row scratch too small");
-  return scratch.tensor().slice(0, Shape{N, local.dim(1)});
-}
-
 }  // namespace
-
 
 Transformer::Transformer(const ModelConfig& cfg, const StageRange& range,
                          const ParamStore& store)

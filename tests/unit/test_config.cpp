@@ -169,8 +169,10 @@ std::vector<BadCase> bad_cases() {
       {"tp_not_dividing_heads", {{"tp = 1", "tp = 3"}}, {},
        "test.toml:21: key 'parallel.tp': 3 does not divide model.n_head = 4; expected a divisor of "
        "n_head"},
-      {"tp_not_dividing_kv_heads", llama({{"n_head = 4", "n_head = 4\nn_kv_head = 2"}, {"tp = 1", "tp = 4"}}),
-       {}, "test.toml:23: key 'parallel.tp': 4 does not divide model.n_kv_head = 2"},
+      {"tp_not_dividing_kv_heads",
+       llama({{"n_head = 4", "n_head = 12\nn_kv_head = 4"}, {"d_model = 64", "d_model = 96"},
+              {"tp = 1", "tp = 6"}}),
+       {}, "test.toml:23: key 'parallel.tp': 6 does not divide model.n_kv_head = 4"},
       {"too_many_pipeline_chunks", {{"tp = 1", "pp = 2\nvirtual_stages = 2\nmicro_batches = 4"}}, {},
        "test.toml:21: key 'parallel.pp': pp * virtual_stages = 2 * 2 = 4 exceeds model.n_layer = 2"},
       {"keep_every_not_multiple", {{"[run]", "[checkpoint]\nevery = 10\nkeep_every = 15\n\n[run]"}}, {},

@@ -184,6 +184,17 @@ TEST(TensorParallelShard, LayoutAcceptsKvHeadsDividingTp) {
   EXPECT_NE(validate_layout(cfg, 4).find("model.n_head"), std::string::npos);
 }
 
+TEST(TensorParallelShard, ConfigAcceptsTpAMultipleOfKvHeads) {
+  const std::string text =
+      "[model]\narch = \"llama\"\nvocab_size = 64\nn_layer = 2\nn_head = 4\nn_kv_head = 2\n"
+      "d_model = 32\nd_ff = 64\nmax_seq_len = 16\n[train]\nsteps = 20\nlr = 1e-3\nbatch_size = 2\nseq_len = 16\n"
+      "[data]\ntrain = \"x.bin\"\n[parallel]\ntp = 4\nsequence_parallel = true\n";
+  const Config c = parse_config(text, "tp4_kv2.toml");
+  EXPECT_EQ(c.parallel.tp, 4);
+  EXPECT_EQ(c.model.kv_heads(), 2);
+  EXPECT_EQ(validate_layout(c, 4), "");
+}
+
 TEST(TensorParallelShard, EveryParameterHasARule) {
   for (Arch arch : {Arch::gpt2, Arch::llama}) {
     ModelConfig c = tiny_config(arch);
