@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # GPU benchmark, run ON the GPU machine from a copy of the repo (or a bundle beside bench/):
 # the PyTorch reference trainer (bench/torch_reference.py) for GPT-2 124M (B=32, T=1024) and
-# the TinyLlama-1.1B shape (B=8, T=2048), then — once it trains on CUDA — our trainer on the
-# same shapes, and one table of tokens/s, MFU, peak memory and launch-to-first-step.
+# the TinyLlama-1.1B shape (B=8, T=2048), then our trainer on the same shapes
+# (bundle/llmpi_gpu_bench), and one table of tokens/s, MFU, peak memory and launch-to-first-step.
 # Every run prints one JSON line (keys as torch_reference.py's); the table is built from those.
 # Each config runs in its own process. With GPU_BENCH_PARALLEL=1 and ≥ 2 GPUs the configs run
 # at the same time, one per GPU (they share the host's CPUs, not a GPU); default: one by one
 # on GPU 0. Logs and JSON go to $OUT when set (the device tool's output folder), else /tmp.
 # Env: GPU_BENCH_CONFIGS ("gpt2-124m tinyllama-1.1b"), GPU_BENCH_STEPS (20), GPU_BENCH_WARMUP
-# (5), GPU_BENCH_TIMEOUT (seconds per run, 420), LLMPI_BIN (our binary; default bundle/llmpi).
+# (5), GPU_BENCH_TIMEOUT (seconds per run, 420), LLMPI_BUNDLE (default bundle/), GPU_BENCH_SKIP_TORCH=1.
 # Usage: bench/gpu_bench.sh
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,7 +45,9 @@ run_torch() {
 }
 
 echo "== PyTorch reference"
-if [[ "${GPU_BENCH_PARALLEL:-0}" == 1 && $ngpu -ge 2 ]]; then
+if [[ "${GPU_BENCH_SKIP_TORCH:-0}" == 1 ]]; then
+  echo "skipped (GPU_BENCH_SKIP_TORCH=1)"
+elif [[ "${GPU_BENCH_PARALLEL:-0}" == 1 && $ngpu -ge 2 ]]; then
   i=0
   for c in $configs; do run_torch "$c" $((i % ngpu)) & i=$((i + 1)); done
   wait
@@ -53,20 +55,28 @@ else
   for c in $configs; do run_torch "$c" 0; done
 fi
 
-# >>> OUR TRAINER ON CUDA — fill in once `llmpi train` runs on the cuda backend. <<<
-# Contract: for each config, run the same shape (same B, T; ≥ 20 timed steps after warm-up;
-# random or real tokens) and append ONE JSON line to $results with at least these keys:
-#   {"bench": "llmpi", "config": "<name>", "card": ..., "tokens_per_s": ..., "mfu": ...,
-#    "peak_mem_gib": ..., "launch_to_first_step_s": ..., "median_step_ms": ...}
-# MFU must use the same FLOPs per token as torch_reference.py (Shape.flops_per_token).
+# Our trainer on CUDA: bench/llmpi_gpu_bench.cpp (the model and bf16/f32 mixed-precision
+# store of `llmpi train`, one minimal loop with the fused AdamW that writes the bf16 weights), via
+# the bundle's gpu-run.sh (which sets up the libraries). Same shapes, warm-up and step counts; one JSON line
+# per config (keys as torch_reference.py's) and a per-op profile in $logdir/llmpi_<config>.log.
+bundle_dir=${LLMPI_BUNDLE:-$root/bundle}
 run_llmpi() {
   local cfg=$1
-  echo "llmpi $cfg: not run (our trainer does not train on CUDA yet)" >&2
+  if [[ ! -x "$bundle_dir/llmpi_gpu_bench" ]]; then
+    echo "llmpi $cfg: not run ($bundle_dir/llmpi_gpu_bench missing: scripts/gpu-bundle.sh)" >&2
+    return
+  fi
+  CUDA_VISIBLE_DEVICES=0 GPU_BENCH_CONFIGS=$cfg GPU_BENCH_STEPS=$steps GPU_BENCH_WARMUP=$warmup \
+    GPU_BENCH_TIMEOUT=$limit OUT=$logdir "$bundle_dir/gpu-run.sh" bench > "$logdir/llmpi_run_$cfg.log" 2>&1
+  if grep -q '^{"bench"' "$logdir/llmpi_$cfg.log" 2>/dev/null; then
+    grep '^{"bench"' "$logdir/llmpi_$cfg.log" >> "$results"
+  else
+    echo "llmpi $cfg: failed, last lines:" >&2
+    tail -n 15 "$logdir/llmpi_run_$cfg.log" | sed 's/^/    /' >&2
+  fi
 }
-llmpi_bin=${LLMPI_BIN:-$root/bundle/llmpi}
-echo "== llmpi ($llmpi_bin)"
+echo "== llmpi ($bundle_dir/llmpi_gpu_bench)"
 for c in $configs; do run_llmpi "$c"; done
-# <<< OUR TRAINER ON CUDA >>>
 
 echo "== results ($results)"
 "$python" - "$results" <<'EOF'

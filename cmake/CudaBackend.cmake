@@ -86,6 +86,14 @@ target_compile_definitions(llmpi_core PUBLIC LLMPI_HAVE_CUDA=1)
 # DT_RUNPATH, because only DT_RPATH also serves the carried libraries' own dependencies.
 string(APPEND CMAKE_EXE_LINKER_FLAGS " -Wl,-rpath,\\$ORIGIN/lib -Wl,--disable-new-dtags")
 
+# GPU training benchmark (bench/llmpi_gpu_bench.cpp): one process per config, one JSON line.
+add_executable(llmpi_gpu_bench ${PROJECT_SOURCE_DIR}/bench/llmpi_gpu_bench.cpp)
+target_link_libraries(llmpi_gpu_bench PRIVATE llmpi_core)
+target_include_directories(llmpi_gpu_bench PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_include_directories(llmpi_gpu_bench SYSTEM PRIVATE ${LLMPI_CUDNN_INCLUDE_DIR}
+  ${CUDAToolkit_INCLUDE_DIRS})
+target_compile_options(llmpi_gpu_bench PRIVATE -Wall -Wextra)
+
 if(LLMPI_BUILD_TESTS)
   find_package(GTest REQUIRED)
   file(GLOB LLMPI_CUDA_TEST_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/*.cpp)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the `cuda` preset on this (GPU-less) machine and assembles bundle/ for the GPU
-# machine: the test binaries (the op test and the multi-GPU tests cuda_mpi_*), the llmpi
-# binary, scripts/gpu-run.sh, and in bundle/lib.tar.xz the
+# machine: the test binaries (the op and model tests and the multi-GPU tests cuda_mpi_*), the
+# llmpi binary, the training benchmark llmpi_gpu_bench, scripts/gpu-run.sh, and in
+# bundle/lib.tar.xz the
 # shared libraries it may lack: every library the binaries load (ldd's closure) except MPI,
 # CUDA, cuDNN, NCCL and the C/C++ runtime, which the GPU machine has (in newer versions).
 # Open MPI's C++ bindings (libmpi_cxx, referenced by llmpi_core's MPI code) are carried: the
@@ -21,10 +22,10 @@ max_mib=60
 if [[ "${1:-}" != "--no-build" ]]; then
   (cd "$root" && cmake --preset cuda >/dev/null)
   mapfile -t multi_gpu < <(cmake --build "$build" --target help | sed -n 's/^\(cuda_mpi_[A-Za-z0-9_]*\):.*/\1/p')
-  cmake --build "$build" -j"$jobs" --target llmpi llmpi_cuda_tests llmpi_unit_tests "${multi_gpu[@]}"
+  cmake --build "$build" -j"$jobs" --target llmpi llmpi_cuda_tests llmpi_gpu_bench llmpi_unit_tests "${multi_gpu[@]}"
 fi
 
-bins=("$build/llmpi" "$build/llmpi_cuda_tests")
+bins=("$build/llmpi" "$build/llmpi_cuda_tests" "$build/llmpi_gpu_bench")
 for b in "$build"/cuda_mpi_*; do [[ -x "$b" && -f "$b" ]] && bins+=("$b"); done
 for b in "${bins[@]}"; do
   [[ -x "$b" ]] || { echo "gpu-bundle: missing $b (build it first)" >&2; exit 1; }

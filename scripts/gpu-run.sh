@@ -4,11 +4,15 @@
 # prints the device, its links and the library versions, then runs
 #   ops   the CUDA op tests (every op vs the host backend), with a summary;
 #   nccl  the multi-GPU tests (cuda_mpi_<name>_<ranks>) under the machine's own mpirun, one
-#         GPU per rank — skipped, and said so, when the machine has fewer GPUs than ranks.
+#         GPU per rank — skipped, and said so, when the machine has fewer GPUs than ranks;
+#   bench our training benchmark (llmpi_gpu_bench) for each of $GPU_BENCH_CONFIGS (default
+#         "gpt2-124m tinyllama-1.1b"), $GPU_BENCH_STEPS timed steps (20) after
+#         $GPU_BENCH_WARMUP (5), with the per-op profile; JSON lines in $OUT/llmpi_bench.jsonl.
+#         Not part of `all`.
 # Logs go to $OUT when set (the device tool's output folder), else /tmp. Exit status: nonzero
 # when any test that ran failed.
 # LLMPI_MEMCHECK=1 also runs the op tests under compute-sanitizer's memcheck (slow).
-# Usage: bundle/gpu-run.sh [ops|nccl|all] [extra gtest flags for the op tests]   (default all)
+# Usage: bundle/gpu-run.sh [ops|nccl|all|bench] [extra gtest flags for the CUDA tests]  (default all)
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 logdir=${OUT:-/tmp}
@@ -33,7 +37,7 @@ lib_dir_of() {
 }
 extra=""
 mode=all
-case "${1:-}" in ops|nccl|all) mode=$1; shift ;; esac
+case "${1:-}" in ops|nccl|all|bench) mode=$1; shift ;; esac
 for lib in libcudnn.so.9 libcublasLt.so.13 libnccl.so.2 libmpi.so.40; do
   d=$(lib_dir_of "$lib")
   if [[ -z "$d" ]]; then echo "gpu-run: $lib not found on this machine" >&2; else extra+=":$d"; fi
@@ -95,6 +99,20 @@ if [[ "$mode" == nccl || "$mode" == all ]]; then
     grep -E '^\[ *(OK|FAILED|PASSED) *\]|^NCCL |no GPU|FAIL|fatal|rank [0-9]+:' "$logdir/$name.log" | sed 's/^/  /'
     echo "$name: exit status $rc ($(($(date +%s) - start)) s)"
     if (( rc != 0 && rc != 77 )); then tail -n 20 "$logdir/$name.log" | sed 's/^/  | /'; overall=1; fi
+  done
+fi
+if [[ "$mode" == bench ]]; then
+  echo "== llmpi_gpu_bench"
+  : > "$logdir/llmpi_bench.jsonl"
+  for cfg in ${GPU_BENCH_CONFIGS:-gpt2-124m tinyllama-1.1b}; do
+    timeout "${GPU_BENCH_TIMEOUT:-420}" "$here/llmpi_gpu_bench" --config "$cfg" \
+      --steps "${GPU_BENCH_STEPS:-20}" --warmup "${GPU_BENCH_WARMUP:-5}" --profile \
+      > "$logdir/llmpi_$cfg.log" 2>&1
+    rc=$?
+    grep '^{"bench"' "$logdir/llmpi_$cfg.log" >> "$logdir/llmpi_bench.jsonl"
+    cat "$logdir/llmpi_$cfg.log"
+    echo "llmpi_gpu_bench $cfg: exit status $rc"
+    (( rc == 0 )) || overall=1
   done
 fi
 exit "$overall"

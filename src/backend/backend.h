@@ -52,6 +52,9 @@ struct AdamWSlice {
   Tensor grad;   // same shape, f32
   Tensor m, v;   // first and second moments, f32, updated in place
   float weight_decay = 0.f;  // 0 for norm gains and biases
+  // Optional compute copy of `param` (same numel, e.g. the bf16 weights read by forward):
+  // when given, it receives the updated param, converted, in the same pass.
+  Tensor compute;
 };
 
 struct AdamWHyper {

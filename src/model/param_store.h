@@ -3,11 +3,13 @@
 // the gradients in a second flat buffer with the identical layout. A parameter is a named
 // view [offset, offset + numel) of those buffers, so a ZeRO shard is an offset range and a
 // checkpoint writes each parameter's local slab (ParamInfo::local_start, local_shape) as a
-// hyperslab of the global tensor. Buffers have the compute dtype (f32 on host, f64 in
-// gradient checks). Invariants: parameters are packed in the order given, without gaps;
-// grad(name) has the shape and flat offset of master(name).
-// Master parameters and the weights read by forward are separate accessors: today they are
-// the same memory; a bf16 compute copy (CUDA backend) changes only weight()/weights().
+// hyperslab of the global tensor. Invariants: parameters are packed in the order given,
+// without gaps; grad(name) and weight(name) have the shape and flat offset of master(name).
+// Mixed precision (model/dtypes.h): master and grads have the master dtype (f32; f64 in
+// gradient checks). The weights read by forward/backward have the compute dtype of the
+// backend's device: on the host that is the master itself (same memory); on CUDA a third
+// flat buffer holds a bf16 copy, which refresh_compute() (or an AdamW update given the
+// compute() slices, see AdamWSlice::compute) brings up to date after the master changes.
 #include <array>
 #include <map>
 #include <span>
@@ -49,13 +51,20 @@ double init_value(const ParamInfo& p, uint64_t seed, int64_t global_index);
 
 class ParamStore {
  public:
-  // Lays out `params` in order (their `offset` is assigned here) and allocates both flat
-  // buffers of `dtype` on `be`. The buffers are zero-filled; call init() for the model init.
-  ParamStore(Backend& be, std::vector<ParamInfo> params, DType dtype);
+  // Lays out `params` in order (their `offset` is assigned here) and allocates the master
+  // and gradient buffers of `master_dtype` on `be`, plus the compute copy when the device's
+  // compute dtype differs (compute_dtype(be.device(), master_dtype)). All are zero-filled;
+  // call init() for the model init.
+  ParamStore(Backend& be, std::vector<ParamInfo> params, DType master_dtype);
   ParamStore(const ParamStore&) = delete;
   ParamStore& operator=(const ParamStore&) = delete;
 
-  DType dtype() const { return master_.tensor().dtype; }
+  // The compute dtype: weights read by forward/backward, and the model's activations.
+  DType dtype() const { return compute_dtype_; }
+  // Master weights, gradients and optimizer moments.
+  DType master_dtype() const { return master_.tensor().dtype; }
+  // True when the compute weights are a separate copy (which must be refreshed).
+  bool has_compute_copy() const { return compute_dtype_ != master_dtype(); }
   int64_t numel() const { return numel_; }
   const std::vector<ParamInfo>& params() const { return params_; }
   bool contains(std::string_view name) const;
@@ -64,7 +73,11 @@ class ParamStore {
   // Master parameters: what the optimizer updates and checkpoints hold. [numel()] flat.
   const Tensor& master() const { return master_.tensor(); }
   Tensor master(std::string_view name) const;
-  // Weights read by forward/backward (same memory as master today).
+  // Weights read by forward/backward, [numel()] flat in the compute dtype (the master itself
+  // when has_compute_copy() is false).
+  const Tensor& compute() const {
+    return has_compute_copy() ? compute_copy_.tensor() : master_.tensor();
+  }
   Tensor weight(std::string_view name) const;
   // Several parameters stored adjacently (in this order) viewed as one tensor of `shape`,
   // e.g. q, k, v weights as one packed [(Hq + 2·Hkv)·D, C] matrix.
@@ -76,8 +89,13 @@ class ParamStore {
 
   // Model init of the local slabs from global coordinates (see init_value): identical values
   // under every parallel layout.
+  // Ends with refresh_compute().
   void init(Backend& be, uint64_t seed);
   void zero_grads(Backend& be);
+  // compute = master, rounded to the compute dtype (one conversion over the flat buffer);
+  // nothing when there is no separate copy. Call after anything writes the master other
+  // than an AdamW update that was given the compute slices (loads, ZeRO gathers).
+  void refresh_compute(Backend& be) const;
 
  private:
   Tensor view_of(const Tensor& flat, std::string_view name) const;
@@ -86,7 +104,9 @@ class ParamStore {
   std::vector<ParamInfo> params_;
   std::map<std::string, size_t, std::less<>> index_;
   int64_t numel_ = 0;
+  DType compute_dtype_ = DType::f32;
   Buffer master_, grads_;
+  Buffer compute_copy_;  // empty unless the compute dtype differs from the master dtype
 };
 
 }  // namespace llmpi

@@ -349,8 +349,8 @@ std::vector<OpCase> op_cases() {
                        wd});
     std::vector<AdamWSlice> hs, ds;
     for (auto& s : slots) {
-      hs.push_back({s.p.host(), s.g.host(), s.m.host(), s.v.host(), s.wd});
-      ds.push_back({s.p.dev(), s.g.dev(), s.m.dev(), s.v.dev(), s.wd});
+      hs.push_back({s.p.host(), s.g.host(), s.m.host(), s.v.host(), s.wd, Tensor{}});
+      ds.push_back({s.p.dev(), s.g.dev(), s.m.dev(), s.v.dev(), s.wd, Tensor{}});
     }
     AdamWHyper h;
     h.lr = 1e-3f, h.step = 3, h.grad_scale = 0.5f;

@@ -5,6 +5,8 @@
 //     a single-block pass adds the partials in order (deterministic), the host reads one f64.
 //   adamw_update: AdamW with decoupled weight decay on f32 master weights, gradients and
 //     moments (backend.h gives the formula); bias corrections computed once in f64 on the host.
+//     A slice's optional bf16 `compute` copy is written in the same pass (round to nearest
+//     even), so refreshing the weights read by forward costs no extra read of the master.
 #include <cmath>
 #include <vector>
 
@@ -30,6 +32,7 @@ struct AdamChunk {
   const float* g;
   float* m;
   float* v;
+  bf16* c;  // compute copy of p, or nullptr
   int64_t n;
   float weight_decay;
 };
@@ -72,7 +75,9 @@ __global__ void adamw_kernel(const AdamChunk* chunks, float lr, float beta1, flo
     c.m[i] = m;
     c.v[i] = v;
     const float p = c.p[i];
-    c.p[i] = p - lr * ((m * inv_bc1) / (sqrtf(v * inv_bc2) + eps) + c.weight_decay * p);
+    const float p_new = p - lr * ((m * inv_bc1) / (sqrtf(v * inv_bc2) + eps) + c.weight_decay * p);
+    c.p[i] = p_new;
+    if (c.c != nullptr) c.c[i] = __float2bfloat16_rn(p_new);
   }
 }
 
@@ -128,10 +133,17 @@ void CudaBackend::adamw_update(std::span<const AdamWSlice> slices, const AdamWHy
     check_numel(op, "grad", s.grad, n);
     check_numel(op, "m", s.m, n);
     check_numel(op, "v", s.v, n);
+    const bool with_copy = s.compute.data != nullptr;
+    if (with_copy) {
+      check_device(op, "compute", s.compute);
+      check_dtype(op, "compute", s.compute, DType::bf16);
+      check_numel(op, "compute", s.compute, n);
+    }
     for (int64_t off = 0; off < n; off += kChunk) {
       const int64_t len = std::min<int64_t>(kChunk, n - off);
       chunks.push_back({s.param.ptr<float>() + off, s.grad.ptr<const float>() + off,
-                        s.m.ptr<float>() + off, s.v.ptr<float>() + off, len, s.weight_decay});
+                        s.m.ptr<float>() + off, s.v.ptr<float>() + off,
+                        with_copy ? s.compute.ptr<bf16>() + off : nullptr, len, s.weight_decay});
     }
   }
   if (chunks.empty()) return;

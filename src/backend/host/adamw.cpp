@@ -5,7 +5,8 @@
 //     g = grad_scale·grad; m = β1 m + (1−β1) g; v = β2 v + (1−β2) g²
 //     p −= lr·( (m/(1−β1^t)) / (sqrt(v/(1−β2^t)) + eps) + wd·p )
 //   p, grad, m, v of a slice share one float dtype; arithmetic is in that dtype, with the
-//   bias corrections computed once in double.
+//   bias corrections computed once in double. A slice's optional `compute` copy receives
+//   the updated param through copy() (converting, e.g. to bf16) after the update.
 #include <cmath>
 
 #include "backend/host/host_backend.h"
@@ -109,6 +110,11 @@ void HostBackend::adamw_update(std::span<const AdamWSlice> slices, const AdamWHy
                             n, h.lr, h.beta1, h.beta2, h.eps, s.weight_decay, h.grad_scale, bc1,
                             bc2);
     });
+    if (s.compute.data != nullptr) {
+      check_host(op, "compute", s.compute);
+      check_numel(op, "compute", s.compute, n);
+      copy(s.compute, s.param);
+    }
   }
 }
 

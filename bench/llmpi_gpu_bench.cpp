@@ -1,0 +1,496 @@
+// llmpi_gpu_bench: training throughput of our model on ONE GPU (CUDA backend: bf16 compute,
+// f32 master weights, gradients and AdamW state), for the shapes of bench/torch_reference.py:
+//   gpt2-124m       B=32, T=1024, V=50257 (run padded to 50304, a multiple of 64, for
+//                   aligned cuBLASLt products; FLOPs are counted with the real 50257)
+//   tinyllama-1.1b  B=8,  T=2048, GQA 32:4, SwiGLU, RoPE, V=32000
+// One step = zero grads, forward, loss, backward, global-norm clip at 1.0, fused AdamW that
+// also writes the bf16 compute weights. Random uniform tokens. Warm-up, then ≥ 20 timed steps
+// (CUDA events on the backend's stream; a step includes its two host read-backs: the loss
+// and the gradient norm). Prints ONE JSON line with the keys of torch_reference.py
+// (tokens/s of the median step, MFU = tokens/s · flops_per_token / 989.4e12, peak memory =
+// the stream-ordered pool's high-water mark, launch → first finished step).
+// --profile adds one step through a timing decorator of the backend: CUDA events around
+// every op, summed per op kind and shape, each against its floors — FLOPs over the measured
+// bf16 matrix rate, bytes moved (its tensors' sizes) over the measured copy bandwidth.
+// Usage: llmpi_gpu_bench --config gpt2-124m|tinyllama-1.1b [--steps 20] [--warmup 5] [--profile]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_backend_impl.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "model/param_layout.h"
+#include "model/transformer.h"
+
+namespace llmpi {
+namespace {
+
+constexpr double kH100Bf16Dense = 989.4e12;
+
+// Seconds since this process was launched (Linux /proc), as torch_reference.py measures.
+double process_age_s() {
+  std::ifstream st("/proc/self/stat");
+  std::string all((std::istreambuf_iterator<char>(st)), std::istreambuf_iterator<char>());
+  std::istringstream rest(all.substr(all.rfind(')') + 2));
+  std::string field;
+  for (int i = 0; i < 20; ++i) rest >> field;  // fields 3..22; 22 = starttime (ticks)
+  const double start = std::stod(field) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::ifstream up("/proc/uptime");
+  double uptime = 0;
+  up >> uptime;
+  return uptime - start;
+}
+
+void cuda_ok(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw InternalError(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+struct BenchShape {
+  std::string name;
+  ModelConfig cfg;     // what runs (vocab possibly padded)
+  int64_t real_vocab;  // what FLOPs are counted with
+  int64_t B, T;
+  double lr;
+
+  // 6 · (matmul parameters incl. head, excl. embedding lookup) + 6 · L · T · C.
+  double flops_per_token() const {
+    const int64_t C = cfg.d_model, D = cfg.head_dim();
+    const int64_t qkv = C * (cfg.n_head + 2 * cfg.kv_heads()) * D, out = C * C;
+    const int64_t mlp = (cfg.arch == Arch::llama ? 3 : 2) * C * cfg.d_ff;
+    const double matmul = static_cast<double>(cfg.n_layer * (qkv + out + mlp) + C * real_vocab);
+    return 6 * matmul + 6.0 * static_cast<double>(cfg.n_layer * T * C);
+  }
+};
+
+BenchShape shape_of(const std::string& name) {
+  BenchShape s;
+  s.name = name;
+  ModelConfig& c = s.cfg;
+  if (name == "gpt2-124m") {
+    c.arch = Arch::gpt2;
+    s.real_vocab = 50257;
+    c.vocab_size = 50304;
+    c.n_layer = 12, c.n_head = 12, c.n_kv_head = 12, c.d_model = 768, c.d_ff = 3072;
+    c.max_seq_len = 1024, c.tied_embeddings = true;
+    s.B = 32, s.T = 1024, s.lr = 6e-4;
+  } else if (name == "tinyllama-1.1b") {
+    c.arch = Arch::llama;
+    s.real_vocab = c.vocab_size = 32000;
+    c.n_layer = 22, c.n_head = 32, c.n_kv_head = 4, c.d_model = 2048, c.d_ff = 5632;
+    c.max_seq_len = 2048, c.tied_embeddings = false;
+    s.B = 8, s.T = 2048, s.lr = 4e-4;
+  } else {
+    throw UserError("--config: expected gpt2-124m or tinyllama-1.1b, got '" + name + "'");
+  }
+  return s;
+}
+
+// ---- per-op timing ------------------------------------------------------------------------
+
+int64_t bytes_of(const Tensor& t) { return t.data ? t.numel() * static_cast<int64_t>(dtype_size(t.dtype)) : 0; }
+
+// A Backend that forwards every op to the CUDA backend and brackets it with CUDA events.
+class TimingBackend final : public Backend {
+ public:
+  struct Record {
+    std::string label;
+    double flops, bytes;
+    cudaEvent_t start, end;
+  };
+  TimingBackend(Backend& inner, cudaStream_t stream) : in_(inner), stream_(stream) {}
+  ~TimingBackend() override {
+    for (Record& r : records_) {
+      cudaEventDestroy(r.start);
+      cudaEventDestroy(r.end);
+    }
+  }
+  const std::vector<Record>& records() const { return records_; }
+
+  Device device() const override { return in_.device(); }
+  const char* name() const override { return in_.name(); }
+  void* raw_alloc(size_t bytes) override { return in_.raw_alloc(bytes); }
+  void raw_free(void* p) override { in_.raw_free(p); }
+  void synchronize() override { in_.synchronize(); }
+  void copy(const Tensor& d, const Tensor& s) override {
+    timed("copy", 0, bytes_of(d) + bytes_of(s), [&] { in_.copy(d, s); });
+  }
+  void fill(const Tensor& t, double v) override {
+    timed("fill", 0, bytes_of(t), [&] { in_.fill(t, v); });
+  }
+  void add(const Tensor& o, const Tensor& a, const Tensor& b) override {
+    timed("add", 0, bytes_of(o) + bytes_of(a) + bytes_of(b), [&] { in_.add(o, a, b); });
+  }
+  void scale(const Tensor& t, double s) override {
+    timed("scale", 0, 2 * bytes_of(t), [&] { in_.scale(t, s); });
+  }
+  void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, int64_t ro,
+                         bool acc) override {
+    timed("embedding_forward", 0, (acc ? 3 : 2) * bytes_of(out) + bytes_of(ids),
+          [&] { in_.embedding_forward(out, ids, table, ro, acc); });
+  }
+  void embedding_backward(const Tensor& dt, const Tensor& dout, const Tensor& ids,
+                          int64_t ro) override {
+    timed("embedding_backward", 0, 3 * bytes_of(dout) + bytes_of(ids),
+          [&] { in_.embedding_backward(dt, dout, ids, ro); });
+  }
+  void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w,
+                      const Tensor& b) override {
+    const double f = 2.0 * static_cast<double>(x.shape[0]) * static_cast<double>(w.numel());
+    timed(label("linear_forward", w), f, bytes_of(out) + bytes_of(x) + bytes_of(w) + bytes_of(b),
+          [&] { in_.linear_forward(out, x, w, b); });
+  }
+  void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dout,
+                       const Tensor& x, const Tensor& w) override {
+    const double mm = 2.0 * static_cast<double>(dout.shape[0]) * static_cast<double>(w.numel());
+    const double f = (dx.data ? mm : 0) + (dw.data ? mm : 0);
+    const int64_t by = bytes_of(dx) + 2 * bytes_of(dw) + 2 * bytes_of(db) + bytes_of(dout) +
+                       bytes_of(x) + bytes_of(w);
+    timed(label("linear_backward", w), f, by, [&] { in_.linear_backward(dx, dw, db, dout, x, w); });
+  }
+  void norm_forward(NormKind k, const Tensor& out, const Tensor& mean, const Tensor& rstd,
+                    const Tensor& x, const Tensor& g, const Tensor& b, double eps) override {
+    timed("norm_forward", 0, bytes_of(out) + bytes_of(x),
+          [&] { in_.norm_forward(k, out, mean, rstd, x, g, b, eps); });
+  }
+  void norm_backward(NormKind k, const Tensor& dx, const Tensor& dg, const Tensor& db,
+                     const Tensor& dout, const Tensor& x, const Tensor& g, const Tensor& mean,
+                     const Tensor& rstd) override {
+    timed("norm_backward", 0, bytes_of(dx) + bytes_of(dout) + bytes_of(x),
+          [&] { in_.norm_backward(k, dx, dg, db, dout, x, g, mean, rstd); });
+  }
+  void gelu_forward(const Tensor& o, const Tensor& i) override {
+    timed("gelu_forward", 0, bytes_of(o) + bytes_of(i), [&] { in_.gelu_forward(o, i); });
+  }
+  void gelu_backward(const Tensor& di, const Tensor& d, const Tensor& i) override {
+    timed("gelu_backward", 0, bytes_of(di) + bytes_of(d) + bytes_of(i),
+          [&] { in_.gelu_backward(di, d, i); });
+  }
+  void swiglu_forward(const Tensor& o, const Tensor& i) override {
+    timed("swiglu_forward", 0, bytes_of(o) + bytes_of(i), [&] { in_.swiglu_forward(o, i); });
+  }
+  void swiglu_backward(const Tensor& di, const Tensor& d, const Tensor& i) override {
+    timed("swiglu_backward", 0, bytes_of(di) + bytes_of(d) + bytes_of(i),
+          [&] { in_.swiglu_backward(di, d, i); });
+  }
+  void rope(const Tensor& qkv, int64_t T, int64_t nr, int64_t hd, double th, int64_t po,
+            bool inv) override {
+    timed(inv ? "rope_backward" : "rope_forward", 0, 2 * bytes_of(qkv),
+          [&] { in_.rope(qkv, T, nr, hd, th, po, inv); });
+  }
+  void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, int64_t B,
+                         int64_t T, int64_t Hq, int64_t Hkv, int64_t D) override {
+    const double f = 2.0 * B * Hq * static_cast<double>(T) * T * D;  // causal: half of 4·B·H·T²·D
+    timed("attention_forward", f, bytes_of(out) + bytes_of(lse) + bytes_of(qkv),
+          [&] { in_.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D); });
+  }
+  void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
+                          const Tensor& out, const Tensor& lse, int64_t B, int64_t T, int64_t Hq,
+                          int64_t Hkv, int64_t D) override {
+    const double f = 5.0 * B * Hq * static_cast<double>(T) * T * D;  // 5 causal products
+    timed("attention_backward", f,
+          bytes_of(dqkv) + bytes_of(dout) + bytes_of(qkv) + bytes_of(out) + bytes_of(lse),
+          [&] { in_.attention_backward(dqkv, dout, qkv, out, lse, B, T, Hq, Hkv, D); });
+  }
+  void row_logsumexp(const Tensor& lse, const Tensor& logits) override {
+    timed("row_logsumexp", 0, bytes_of(logits), [&] { in_.row_logsumexp(lse, logits); });
+  }
+  void pick_targets(const Tensor& p, const Tensor& l, const Tensor& t, int64_t co) override {
+    timed("pick_targets", 0, bytes_of(p) + bytes_of(t), [&] { in_.pick_targets(p, l, t, co); });
+  }
+  void cross_entropy_backward(const Tensor& dl, const Tensor& l, const Tensor& lse,
+                              const Tensor& t, const Tensor& rs, int64_t co) override {
+    timed("cross_entropy_backward", 0, bytes_of(dl) + bytes_of(l),
+          [&] { in_.cross_entropy_backward(dl, l, lse, t, rs, co); });
+  }
+  double sum_squares(std::span<const Tensor> ts) override {
+    int64_t by = 0;
+    for (const Tensor& t : ts) by += bytes_of(t);
+    double r = 0;
+    timed("sum_squares (+read-back)", 0, by, [&] { r = in_.sum_squares(ts); });
+    return r;
+  }
+  void adamw_update(std::span<const AdamWSlice> sl, const AdamWHyper& h) override {
+    int64_t by = 0;
+    for (const AdamWSlice& s : sl)
+      by += 2 * (bytes_of(s.param) + bytes_of(s.m) + bytes_of(s.v)) + bytes_of(s.grad) +
+            bytes_of(s.compute);
+    timed("adamw_update", 0, by, [&] { in_.adamw_update(sl, h); });
+  }
+
+ private:
+  static std::string label(const char* op, const Tensor& w) {
+    return std::string(op) + " " + std::to_string(w.shape[0]) + "x" + std::to_string(w.shape[1]);
+  }
+  template <class F>
+  void timed(std::string lbl, double flops, int64_t bytes, F&& f) {
+    Record r{std::move(lbl), flops, static_cast<double>(bytes), nullptr, nullptr};
+    cuda_ok(cudaEventCreate(&r.start), "cudaEventCreate");
+    cuda_ok(cudaEventCreate(&r.end), "cudaEventCreate");
+    cuda_ok(cudaEventRecord(r.start, stream_), "cudaEventRecord");
+    f();
+    cuda_ok(cudaEventRecord(r.end, stream_), "cudaEventRecord");
+    records_.push_back(r);
+  }
+  Backend& in_;
+  cudaStream_t stream_;
+  std::vector<Record> records_;
+};
+
+// ---- one training run ----------------------------------------------------------------------
+
+struct Trainee {
+  Backend& be;
+  ParamStore store;
+  Transformer model;
+  Activations acts;
+  Workspace ws;
+  Buffer m, v, ids, targets;
+  std::vector<AdamWSlice> slices;
+  int64_t step = 0;
+
+  Trainee(Backend& b, const BenchShape& s)
+      : be(b),
+        store(b, transformer_params(s.cfg, StageRange::full(s.cfg)), DType::f32),
+        model(s.cfg, StageRange::full(s.cfg), store),
+        acts(model.alloc_activations(b, s.B, s.T)),
+        ws(model.alloc_workspace(b, s.B, s.T)),
+        m(b.alloc(Shape{store.numel()}, DType::f32)),
+        v(b.alloc(Shape{store.numel()}, DType::f32)),
+        ids(b.alloc(Shape{s.B * s.T}, DType::i32)),
+        targets(b.alloc(Shape{s.B * s.T}, DType::i32)) {
+    be.fill(m, 0.0);
+    be.fill(v, 0.0);
+    for (const ParamInfo& p : store.params()) {
+      const Shape sh{p.numel()};
+      AdamWSlice sl;
+      sl.param = store.master().slice(p.offset, sh);
+      sl.grad = store.grads().slice(p.offset, sh);
+      sl.m = m.tensor().slice(p.offset, sh);
+      sl.v = v.tensor().slice(p.offset, sh);
+      if (store.has_compute_copy()) sl.compute = store.compute().slice(p.offset, sh);
+      sl.weight_decay = p.weight_decay ? 0.1f : 0.f;
+      slices.push_back(sl);
+    }
+  }
+
+  // One optimizer step on backend `on` (the CUDA backend or its timing decorator).
+  // Returns (mean loss, gradient norm).
+  std::pair<double, double> train_step(Backend& on, double lr) {
+    store.zero_grads(on);
+    model.forward(on, acts, ids);
+    const LossSum l = model.loss(on, acts, targets);
+    model.backward_loss(on, acts, ws, ids, targets, 1.0 / static_cast<double>(l.count));
+    const Tensor g = store.grads();
+    const double norm = std::sqrt(on.sum_squares(std::span<const Tensor>(&g, 1)));
+    AdamWHyper h;
+    h.lr = static_cast<float>(lr);
+    h.beta1 = 0.9f, h.beta2 = 0.95f, h.eps = 1e-8f;
+    h.step = ++step;
+    h.grad_scale = norm > 1.0 ? static_cast<float>(1.0 / norm) : 1.f;
+    on.adamw_update(slices, h);
+    return {l.sum / static_cast<double>(l.count), norm};
+  }
+};
+
+// Measured floors: bf16 GEMM rate (8192³ through linear_forward) and device copy bandwidth.
+std::pair<double, double> measure_floors(Backend& be, cudaStream_t st) {
+  const int64_t n = 8192;
+  Buffer a = be.alloc(Shape{n, n}, DType::bf16), w = be.alloc(Shape{n, n}, DType::bf16),
+         o = be.alloc(Shape{n, n}, DType::bf16);
+  be.fill(a, 0.01);
+  be.fill(w, 0.01);
+  const int64_t cn = int64_t{1} << 29;  // 1 GiB of bf16
+  Buffer src = be.alloc(Shape{cn}, DType::bf16), dst = be.alloc(Shape{cn}, DType::bf16);
+  be.fill(src, 1.0);
+  cudaEvent_t e0, e1;
+  cuda_ok(cudaEventCreate(&e0), "event");
+  cuda_ok(cudaEventCreate(&e1), "event");
+  auto time_ms = [&](auto&& f, int reps) {
+    f();
+    cuda_ok(cudaEventRecord(e0, st), "record");
+    for (int i = 0; i < reps; ++i) f();
+    cuda_ok(cudaEventRecord(e1, st), "record");
+    cuda_ok(cudaEventSynchronize(e1), "sync");
+    float ms = 0;
+    cuda_ok(cudaEventElapsedTime(&ms, e0, e1), "elapsed");
+    return static_cast<double>(ms) / reps;
+  };
+  const double mm_ms = time_ms([&] { be.linear_forward(o, a, w, Tensor{}); }, 10);
+  const double cp_ms = time_ms([&] { be.copy(dst, src); }, 10);
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return {2.0 * n * n * n / (mm_ms * 1e-3), 2.0 * 2 * cn / (cp_ms * 1e-3)};
+}
+
+void print_profile(const TimingBackend& tb, double flop_rate, double bandwidth, double step_ms) {
+  struct Sum {
+    int calls = 0;
+    double ms = 0, flops = 0, bytes = 0;
+  };
+  std::map<std::string, Sum> by;
+  double total = 0;
+  for (const auto& r : tb.records()) {
+    float ms = 0;
+    cuda_ok(cudaEventElapsedTime(&ms, r.start, r.end), "elapsed");
+    Sum& s = by[r.label];
+    ++s.calls;
+    s.ms += ms;
+    s.flops += r.flops;
+    s.bytes += r.bytes;
+    total += ms;
+  }
+  std::vector<std::pair<std::string, Sum>> rows(by.begin(), by.end());
+  std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.ms > b.second.ms; });
+  std::fprintf(stderr,
+               "per-op time of one step (CUDA events; floors: %.0f TFLOP/s bf16 GEMM, %.0f GB/s "
+               "copy; a step %.1f ms, ops sum %.1f ms)\n",
+               flop_rate / 1e12, bandwidth / 1e9, step_ms, total);
+  std::fprintf(stderr, "%-36s %6s %9s %6s %10s %10s %7s\n", "op", "calls", "ms", "share",
+               "flop floor", "byte floor", "eff");
+  for (const auto& [name, s] : rows) {
+    const double ff = s.flops / flop_rate * 1e3, bf = s.bytes / bandwidth * 1e3;
+    std::fprintf(stderr, "%-36s %6d %9.3f %5.1f%% %10.3f %10.3f %6.0f%%\n", name.c_str(), s.calls,
+                 s.ms, 100 * s.ms / total, ff, bf, 100 * std::max(ff, bf) / s.ms);
+  }
+}
+
+int run(int argc, char** argv) {
+  const double age0 = process_age_s();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto since_launch = [&] {
+    return age0 + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::string config = "gpt2-124m";
+  int steps = 20, warmup = 5;
+  bool profile = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw UserError(a + ": expected a value");
+      return argv[++i];
+    };
+    if (a == "--config") config = value();
+    else if (a == "--steps") steps = std::stoi(value());
+    else if (a == "--warmup") warmup = std::stoi(value());
+    else if (a == "--profile") profile = true;
+    else throw UserError("unknown argument '" + a + "' (expected --config, --steps, --warmup, --profile)");
+  }
+  if (steps < 1 || warmup < 0) throw UserError("--steps must be >= 1 and --warmup >= 0");
+  const BenchShape s = shape_of(config);
+  if (cuda_device_count() == 0) throw UserError("no GPU");
+
+  auto be_ptr = make_cuda_backend();
+  Backend& be = *be_ptr;
+  cudaStream_t stream = dynamic_cast<CudaBackend&>(be).stream();
+  Trainee tr(be, s);
+  tr.store.init(be, 1234);
+  {  // random uniform tokens; targets are the ids shifted by one
+    std::vector<int32_t> ids(static_cast<size_t>(s.B * s.T + 1));
+    const uint64_t key = rng_key(99, "bench_tokens");
+    for (size_t i = 0; i < ids.size(); ++i)
+      ids[i] = static_cast<int32_t>(rng_bits(key, i) % static_cast<uint64_t>(s.real_vocab));
+    Tensor h;
+    h.data = ids.data();
+    h.shape = Shape{s.B * s.T};
+    h.dtype = DType::i32;
+    h.device = Device::host;
+    be.copy(tr.ids, h);
+    h.data = ids.data() + 1;
+    be.copy(tr.targets, h);
+    be.synchronize();
+  }
+  std::vector<double> losses, norms;
+  auto [l0, n0] = tr.train_step(be, s.lr);
+  be.synchronize();
+  const double first_step_s = since_launch();
+  losses.push_back(l0);
+  for (int i = 1; i < warmup; ++i) tr.train_step(be, s.lr);
+
+  std::vector<cudaEvent_t> ev(static_cast<size_t>(steps) + 1);
+  for (auto& e : ev) cuda_ok(cudaEventCreate(&e), "cudaEventCreate");
+  cuda_ok(cudaEventRecord(ev[0], stream), "record");
+  std::vector<double> step_ms;
+  for (int i = 0; i < steps; ++i) {
+    auto [l, n] = tr.train_step(be, s.lr);
+    cuda_ok(cudaEventRecord(ev[static_cast<size_t>(i) + 1], stream), "record");
+    losses.push_back(l);
+    norms.push_back(n);
+  }
+  be.synchronize();
+  for (int i = 0; i < steps; ++i) {
+    float ms = 0;
+    cuda_ok(cudaEventElapsedTime(&ms, ev[static_cast<size_t>(i)], ev[static_cast<size_t>(i) + 1]), "elapsed");
+    step_ms.push_back(ms);
+  }
+  for (auto& e : ev) cudaEventDestroy(e);
+  std::vector<double> sorted = step_ms;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = steps % 2 ? sorted[steps / 2] : 0.5 * (sorted[steps / 2 - 1] + sorted[steps / 2]);
+
+  cudaMemPool_t pool;
+  cuda_ok(cudaDeviceGetDefaultMemPool(&pool, 0), "pool");
+  uint64_t used_high = 0, reserved_high = 0;
+  cuda_ok(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &used_high), "pool attr");
+  cuda_ok(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemHigh, &reserved_high), "pool attr");
+  size_t free_b = 0, total_b = 0;
+  cuda_ok(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+  cudaDeviceProp prop{};
+  cuda_ok(cudaGetDeviceProperties(&prop, 0), "props");
+
+  const double tokens = static_cast<double>(s.B * s.T);
+  const double tok_s = tokens / (median * 1e-3);
+  std::printf(
+      "{\"bench\": \"llmpi\", \"config\": \"%s\", \"card\": \"%s\", \"precision\": \"bf16 compute, "
+      "f32 master/grads/adamw\", \"vocab_run\": %lld, \"vocab_flops\": %lld, \"batch\": %lld, "
+      "\"seq_len\": %lld, \"params\": %lld, \"flops_per_token\": %.0f, \"warmup_steps\": %d, "
+      "\"timed_steps\": %d, \"median_step_ms\": %.3f, \"min_step_ms\": %.3f, \"max_step_ms\": "
+      "%.3f, \"tokens_per_s\": %.1f, \"mfu\": %.4f, \"peak_mem_gib\": %.3f, "
+      "\"peak_reserved_gib\": %.3f, \"device_used_gib\": %.3f, \"launch_to_first_step_s\": %.2f, "
+      "\"loss_first\": %.4f, \"loss_last\": %.4f, \"ln_vocab\": %.4f, \"grad_norm_last\": %.4f}\n",
+      s.name.c_str(), prop.name, static_cast<long long>(s.cfg.vocab_size),
+      static_cast<long long>(s.real_vocab), static_cast<long long>(s.B),
+      static_cast<long long>(s.T), static_cast<long long>(tr.store.numel()), s.flops_per_token(),
+      warmup, steps, median, sorted.front(), sorted.back(), tok_s,
+      tok_s * s.flops_per_token() / kH100Bf16Dense, used_high / 1073741824.0,
+      reserved_high / 1073741824.0, (total_b - free_b) / 1073741824.0, first_step_s,
+      losses.front(), losses.back(), std::log(static_cast<double>(s.real_vocab)), norms.back());
+  std::fflush(stdout);
+
+  if (profile) {
+    TimingBackend tb(be, stream);
+    tr.train_step(tb, s.lr);
+    be.synchronize();
+    // The floors are measured after the step (their ~2.4 GiB are not in the peak above).
+    const auto [rate, bw] = measure_floors(be, stream);
+    print_profile(tb, rate, bw, median);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace llmpi
+
+int main(int argc, char** argv) {
+  try {
+    return llmpi::run(argc, argv);
+  } catch (const llmpi::UserError& e) {
+    std::fprintf(stderr, "llmpi_gpu_bench: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llmpi_gpu_bench: internal error: %s\n", e.what());
+    return 1;
+  }
+}
