@@ -62,7 +62,7 @@ int64_t max_in_flight(const std::vector<PipelineStep>& order) {
   return most;
 }
 
-std::string describe(const std::vector<PipelineStep>& order) {
+std::string order_str(const std::vector<PipelineStep>& order) {
   std::string s;
   for (const PipelineStep& p : order) {
     if (!s.empty()) s += ' ';

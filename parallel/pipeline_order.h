@@ -45,6 +45,6 @@ int64_t pipeline_warmup(int64_t pp, int64_t pp_rank, int64_t micro_batches, int6
 int64_t max_in_flight(const std::vector<PipelineStep>& order);
 
 // "F0.1 F1.1 B0.1 …" (F/B, micro.chunk), for test messages and debugging.
-std::string describe(const std::vector<PipelineStep>& order);
+std::string order_str(const std::vector<PipelineStep>& order);
 
 }  // namespace llmpi

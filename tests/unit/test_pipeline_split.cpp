@@ -286,7 +286,7 @@ TEST(PipelineOrder, EveryPassOnceForwardBeforeBackward) {
     for (int64_t r = 0; r < l.pp; ++r) {
       const auto order = pipeline_order(l.pp, r, l.m, l.v);
       SCOPED_TRACE(::testing::Message() << "pp=" << l.pp << " m=" << l.m << " v=" << l.v
-                                        << " rank " << r << ": " << describe(order));
+                                        << " rank " << r << ": " << order_str(order));
       ASSERT_EQ(static_cast<int64_t>(order.size()), 2 * l.m * l.v);
       std::set<std::pair<int64_t, int64_t>> forwarded, backwarded;
       for (const PipelineStep& s : order) {
@@ -324,15 +324,15 @@ TEST(PipelineOrder, OneFOneBHoldsAtMostPpMicroBatches) {
         EXPECT_EQ(pipeline_warmup(pp, r, m, 1), std::min(pp - r - 1, m));
       }
   // The exact 1F1B order of the last and the first of 4 stages with 4 micro-batches.
-  EXPECT_EQ(describe(pipeline_order(4, 3, 4, 1)), "F0.0 B0.0 F1.0 B1.0 F2.0 B2.0 F3.0 B3.0");
-  EXPECT_EQ(describe(pipeline_order(4, 0, 4, 1)), "F0.0 F1.0 F2.0 F3.0 B0.0 B1.0 B2.0 B3.0");
-  EXPECT_EQ(describe(pipeline_order(4, 1, 6, 1)),
+  EXPECT_EQ(order_str(pipeline_order(4, 3, 4, 1)), "F0.0 B0.0 F1.0 B1.0 F2.0 B2.0 F3.0 B3.0");
+  EXPECT_EQ(order_str(pipeline_order(4, 0, 4, 1)), "F0.0 F1.0 F2.0 F3.0 B0.0 B1.0 B2.0 B3.0");
+  EXPECT_EQ(order_str(pipeline_order(4, 1, 6, 1)),
             "F0.0 F1.0 F2.0 B0.0 F3.0 B1.0 F4.0 B2.0 F5.0 B3.0 B4.0 B5.0");
 }
 
 TEST(PipelineOrder, InterleavedOrderAndBound) {
   // pp=2, v=2, m=4, rank 0: warm-up (2-0-1)·2 + (2-1)·2 = 4 forwards over chunks 0,0,1,1.
-  EXPECT_EQ(describe(pipeline_order(2, 0, 4, 2)),
+  EXPECT_EQ(order_str(pipeline_order(2, 0, 4, 2)),
             "F0.0 F1.0 F0.1 F1.1 F2.0 B0.1 F3.0 B1.1 F2.1 B0.0 F3.1 B1.0 B2.1 B3.1 B2.0 B3.0");
   for (const Layout& l : layouts())
     for (int64_t r = 0; r < l.pp; ++r) {
@@ -374,7 +374,7 @@ TEST(PipelineOrder, AllRanksTogetherNeverDeadlock) {
     for (int64_t r = 0; r < l.pp; ++r)
       EXPECT_EQ(pc[static_cast<size_t>(r)], orders[static_cast<size_t>(r)].size())
           << "rank " << r << " stuck at pass " << pc[static_cast<size_t>(r)] << " of "
-          << describe(orders[static_cast<size_t>(r)]);
+          << order_str(orders[static_cast<size_t>(r)]);
   }
 }
 
