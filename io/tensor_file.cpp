@@ -34,6 +34,17 @@ int64_t TensorSlab::global_numel() const {
   return n;
 }
 
+std::vector<Box> slab_boxes(const TensorSlab& s) {
+  const size_t nd = s.global_shape.size();
+  const std::vector<int64_t> off = s.offset.empty() ? std::vector<int64_t>(nd, 0) : s.offset;
+  const std::vector<int64_t>& box = s.local_shape.empty() ? s.global_shape : s.local_shape;
+  if (!s.is_flat()) return {Box{off, box}};
+  std::vector<Box> out = flat_range_boxes(box, s.flat_offset, s.flat_count);
+  for (Box& b : out)
+    for (size_t d = 0; d < nd; ++d) b.start[d] += off[d];
+  return out;
+}
+
 uint64_t checksum_term(uint64_t global_index, float value) {
   uint32_t bits;
   std::memcpy(&bits, &value, 4);
@@ -41,10 +52,20 @@ uint64_t checksum_term(uint64_t global_index, float value) {
 }
 
 uint64_t slab_checksum(const TensorSlab& s) {
-  if (s.is_flat()) {
+  if (s.is_flat() && s.local_shape.empty()) {  // a flat range of the whole tensor
     uint64_t sum = 0;
     for (int64_t i = 0; i < s.flat_count; ++i)
       sum += checksum_term(uint64_t(s.flat_offset + i), s.data[i]);
+    return sum;
+  }
+  if (s.is_flat()) {  // a flat range of a box: the sum over its boxes
+    uint64_t sum = 0;
+    const float* p = s.data;
+    for (const Box& b : slab_boxes(s)) {
+      TensorSlab part{s.name, s.global_shape, b.start, b.count, const_cast<float*>(p)};
+      sum += slab_checksum(part);
+      p += part.local_numel();
+    }
     return sum;
   }
   const size_t nd = s.global_shape.size();
@@ -132,9 +153,10 @@ namespace {
 void check_slab_bounds(const TensorSlab& s) {
   const size_t nd = s.global_shape.size();
   if (s.is_flat()) {
-    LLMPI_CHECK(s.flat_count >= 0 && s.flat_offset + s.flat_count <= s.global_numel(),
-                "flat slab of '", s.name, "' outside its tensor");
-    return;
+    int64_t box = 1;
+    for (int64_t d : (s.local_shape.empty() ? s.global_shape : s.local_shape)) box *= d;
+    LLMPI_CHECK(s.flat_count >= 0 && s.flat_offset + s.flat_count <= box, "flat slab of '",
+                s.name, "' outside its box");
   }
   LLMPI_CHECK(s.offset.empty() || s.offset.size() == nd, "slab '", s.name, "': offset rank");
   LLMPI_CHECK(s.local_shape.empty() || s.local_shape.size() == nd, "slab '", s.name,
@@ -153,12 +175,7 @@ void check_slab_bounds(const TensorSlab& s) {
 std::vector<Box> boxes_of(const TensorSlab& s, bool participate) {
   check_slab_bounds(s);
   if (!participate || s.local_numel() == 0) return {};
-  if (s.is_flat()) return flat_range_boxes(s.global_shape, s.flat_offset, s.flat_count);
-  Box b;
-  const size_t nd = s.global_shape.size();
-  b.start = s.offset.empty() ? std::vector<int64_t>(nd, 0) : s.offset;
-  b.count = s.local_shape.empty() ? s.global_shape : s.local_shape;
-  return {b};
+  return slab_boxes(s);
 }
 
 struct Selection {

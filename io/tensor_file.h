@@ -19,10 +19,11 @@
 namespace llmpi {
 
 // A rank's part of one global tensor, stored contiguously row-major in `data` (f32, host).
-// Either a box [offset, offset + local_shape) of global_shape (tensor-parallel shard,
-// pipeline stage), or — when flat_offset >= 0 — the flat element range
-// [flat_offset, flat_offset + flat_count) of the row-major tensor (a ZeRO shard of a flat
-// buffer, which may cut rows anywhere); offset/local_shape are then unused.
+// Either the box [offset, offset + local_shape) of global_shape (tensor-parallel shard,
+// pipeline stage; empty offset/local_shape = the whole tensor), or — when flat_offset >= 0 —
+// the flat element range [flat_offset, flat_offset + flat_count) of that box in row-major
+// order (a ZeRO shard of a flat buffer, which may cut rows anywhere; with tp, a flat range
+// of the rank's tp-local box).
 struct TensorSlab {
   std::string name;
   std::vector<int64_t> global_shape;
@@ -30,7 +31,7 @@ struct TensorSlab {
   std::vector<int64_t> local_shape;  // per dim; empty = global_shape
   float* data = nullptr;
   bool owner = true;  // writes/contributes its checksum; replicas (e.g. other dp ranks) don't
-  int64_t flat_offset = -1;  // >= 0: a flat range of the tensor instead of a box
+  int64_t flat_offset = -1;  // >= 0: a flat range of the box (row-major) instead of all of it
   int64_t flat_count = 0;
 
   bool is_flat() const { return flat_offset >= 0; }
@@ -42,6 +43,8 @@ struct TensorSlab {
 struct Box {
   std::vector<int64_t> start, count;
 };
+// The boxes of the global tensor a slab covers, in its storage order.
+std::vector<Box> slab_boxes(const TensorSlab& s);
 // The flat range [begin, begin + count) of a row-major tensor of `shape` as the fewest
 // disjoint boxes, in row-major order: a partial innermost run, then partial blocks of each
 // outer dim up to the largest aligned block, then the same down again — at most

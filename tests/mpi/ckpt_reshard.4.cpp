@@ -1,7 +1,8 @@
 // Checkpoint resharding on 4 ranks: a known global state (values in closed form of tensor,
 // group and global index) is saved under each of five decompositions — row split, column
 // split, flat ZeRO ranges that cut rows, a 2-way row split with replicas (owner = false),
-// and one rank holding everything (a pipeline stage) — and every file is loaded under every
+// one rank holding everything (a pipeline stage), and tp = 2 column shards each split into
+// flat ZeRO ranges over dp = 2 — and every file is loaded under every
 // decomposition. Values must equal the closed form on every rank (replicas included), and
 // every stored checksum must equal the one of the same state saved by a single rank.
 // Also: a 4-rank async save equals the sync one, and collective discovery falls back.
@@ -26,8 +27,9 @@ using testing::ckpt_specs;
 using testing::ckpt_value;
 using testing::TensorSpec;
 
-enum class Split { rows, cols, flat, replicas, one_rank };
-const Split kSplits[] = {Split::rows, Split::cols, Split::flat, Split::replicas, Split::one_rank};
+enum class Split { rows, cols, flat, replicas, one_rank, tp_zero };
+const Split kSplits[] = {Split::rows,     Split::cols,     Split::flat,
+                         Split::replicas, Split::one_rank, Split::tp_zero};
 const char* name_of(Split s) {
   switch (s) {
     case Split::rows: return "rows";
@@ -35,6 +37,7 @@ const char* name_of(Split s) {
     case Split::flat: return "flat";
     case Split::replicas: return "replicas";
     case Split::one_rank: return "one_rank";
+    case Split::tp_zero: return "tp_zero";
   }
   return "?";
 }
@@ -81,6 +84,15 @@ TensorSlab slab_of(const TensorSpec& t, Split split, int r) {
     case Split::one_rank:
       if (r != 3) s.local_shape[0] = 0;
       break;
+    case Split::tp_zero: {  // tp = 2 column shards, each flat-split over dp = 2 (ZeRO)
+      cut(nd - 1, 2, r % 2);
+      int64_t box = 1;
+      for (int64_t d : s.local_shape) box *= d;
+      const auto [lo, hi] = part(box, 2, r / 2);
+      s.flat_offset = lo;
+      s.flat_count = hi - lo;
+      break;
+    }
   }
   return s;
 }
@@ -88,20 +100,20 @@ TensorSlab slab_of(const TensorSpec& t, Split split, int r) {
 // Global row-major index of each local element of a slab, in storage order.
 std::vector<int64_t> global_indices(const TensorSlab& s) {
   std::vector<int64_t> out;
-  const int64_t n = s.local_numel();
-  if (s.is_flat()) {
-    for (int64_t i = 0; i < n; ++i) out.push_back(s.flat_offset + i);
-    return out;
-  }
+  if (s.local_numel() == 0) return out;
   const size_t nd = s.global_shape.size();
-  std::vector<int64_t> idx(nd, 0);
-  for (int64_t e = 0; e < n; ++e) {
-    int64_t g = 0;
-    for (size_t d = 0; d < nd; ++d) g = g * s.global_shape[d] + s.offset[d] + idx[d];
-    out.push_back(g);
-    for (int d = int(nd) - 1; d >= 0; --d) {
-      if (++idx[d] < s.local_shape[d]) break;
-      idx[d] = 0;
+  for (const Box& b : slab_boxes(s)) {
+    int64_t n = 1;
+    for (int64_t c : b.count) n *= c;
+    std::vector<int64_t> idx(nd, 0);
+    for (int64_t e = 0; e < n; ++e) {
+      int64_t g = 0;
+      for (size_t d = 0; d < nd; ++d) g = g * s.global_shape[d] + b.start[d] + idx[d];
+      out.push_back(g);
+      for (int d = int(nd) - 1; d >= 0; --d) {
+        if (++idx[d] < b.count[d]) break;
+        idx[d] = 0;
+      }
     }
   }
   return out;
