@@ -10,6 +10,7 @@
 #include <map>
 
 #include "model/param_layout.h"
+#include "parallel/pipeline_split.h"
 #include "optim/grad_clip.h"
 
 namespace llmpi {
@@ -61,14 +62,9 @@ struct ParallelEngine::Live {
 ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
     : cfg_(cfg), topo_(topo), be_(be), zero_(cfg.parallel.zero_stage) {
   const Layout& lay = topo.layout();
-  // 1. Pipeline split. 2. Tensor (+sequence) parallel. Not in this build yet: refuse with
-  // one message on every rank (the caller prints it on rank 0).
-  if (lay.pp > 1)
-    user_error("parallel.pp = ", lay.pp, ": pipeline parallelism is not available in this "
-               "build (use parallel.pp = 1)");
-  if (lay.tp > 1)
-    user_error("parallel.tp = ", lay.tp, ": tensor parallelism is not available in this "
-               "build (use parallel.tp = 1)");
+  // 1. Pipeline split (in build_*: pipeline_chunks). 2. Tensor (+sequence) parallel: the
+  // TensorParallel hooks, installed on every model before its activations are allocated.
+  if (lay.tp > 1) tp_ = std::make_unique<TensorParallel>(topo.tp(), cfg.parallel.sequence_parallel);
   LLMPI_CHECK(zero_ >= 0 && zero_ <= 3, "zero_stage ", zero_);
   B_ = cfg.train.batch_size;
   T_ = cfg.train.seq_len;
@@ -78,7 +74,7 @@ ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
     global_params_ += p.global_shape.numel();
 
   // 3. Recomputation: none on the host. 4. ZeRO sharding, then memory.
-  if (zero_ <= 1)
+  if (!units_path())
     build_full();
   else
     build_units();
@@ -88,24 +84,39 @@ ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
 
 ParallelEngine::~ParallelEngine() = default;
 
+// A range's parameters as this rank holds them: the tp slabs when tp > 1.
 std::vector<ParamInfo> ParallelEngine::local_params(const StageRange& r) const {
-  return transformer_params(cfg_.model, r);
+  std::vector<ParamInfo> ps = chunk_params(cfg_.model, r);
+  if (!tp_) return ps;
+  return shard_params_tp(cfg_.model, std::move(ps), topo_.layout().tp, topo_.tp_rank());
 }
 
 void ParallelEngine::build_full() {
-  const StageRange range = StageRange::full(cfg_.model);
-  store_ = std::make_unique<ParamStore>(be_, local_params(range), DType::f32);
-  store_->init(be_, cfg_.train.seed);
-  model_ = std::make_unique<Transformer>(cfg_.model, range, *store_);
   const Layout& lay = topo_.layout();
-  shard_ = ShardRange::of(store_->numel(), zero_ == 1 ? lay.dp : 1, zero_ == 1 ? topo_.dp_rank() : 0);
+  chunks_ = lay.pp > 1 ? pipeline_chunks(cfg_.model, cfg_.parallel, topo_.pp_rank())
+                       : std::vector<StageRange>{StageRange::full(cfg_.model)};
+  std::vector<ParamInfo> ps = rank_params(cfg_.model, chunks_);
+  if (tp_) ps = shard_params_tp(cfg_.model, std::move(ps), lay.tp, topo_.tp_rank());
+  store_ = std::make_unique<ParamStore>(be_, std::move(ps), DType::f32);
+  store_->init(be_, cfg_.train.seed);
+  chunk_acts_.resize(chunks_.size());
+  chunk_ws_.reserve(chunks_.size());  // pipe_ points into it
+  for (size_t j = 0; j < chunks_.size(); ++j) {
+    models_.push_back(std::make_unique<Transformer>(cfg_.model, chunks_[j], *store_));
+    if (tp_) tp_->install(*models_.back());
+    if (lay.pp == 1) chunk_acts_[j].push_back(models_.back()->alloc_activations(be_, B_, T_));
+    chunk_ws_.push_back(models_.back()->alloc_workspace(be_, B_, T_));
+    pipe_.push_back({models_[j].get(), store_.get(), &chunk_acts_[j], &chunk_ws_[j]});
+  }
+  if (lay.pp > 1)
+    schedule_ = std::make_unique<PipelineSchedule>(topo_.pp(), cfg_.parallel, topo_.pp_rank(), B_, T_);
+  const bool sharded = zero_ >= 1 && lay.dp > 1;
+  shard_ = ShardRange::of(store_->numel(), sharded ? lay.dp : 1, sharded ? topo_.dp_rank() : 0);
   opt_ = std::make_unique<AdamW>(be_, *store_, AdamWOptions::from(cfg_.train), shard_.begin(),
                                  shard_.end());
-  acts_ = model_->alloc_activations(be_, B_, T_);
-  ws_ = model_->alloc_workspace(be_, B_, T_);
   const int64_t f = int64_t(sizeof(float));
   mem_.params = store_->numel() * f;
-  mem_.grads = store_->numel() * f;
+  mem_.grads = store_->numel() * f;  // ZeRO 2 with pp: the accumulation buffer is full
   mem_.optimizer = 2 * shard_.size() * f;
 }
 
@@ -166,20 +177,22 @@ void ParallelEngine::build_units() {
     Owned& o = owned_[k];
     ParamStore unit_store(be_, units_[k].params, DType::f32);
     unit_store.init(be_, cfg_.train.seed);
+    Transformer m(cfg_.model, units_[k].range, unit_store);
+    if (tp_) tp_->install(m);
     Buffer full = be_.alloc(Shape{std::max<int64_t>(o.n, 1)}, DType::f32);
     for (const ParamInfo& p : o.params)
       be_.copy(flat_view(full, p.offset, p.numel()), unit_store.master(p.name).view(Shape{p.numel()}));
     be_.copy(flat_view(shard_store_->master(), o.shard_offset, o.shard.size()),
              flat_view(full, o.shard.begin(), o.shard.size()));
     if (zero_ == 2) o.full = std::move(full);
-    // Activations are sized by the unit's shape only; bind a throwaway model to allocate.
-    Transformer m(cfg_.model, units_[k].range, unit_store);
+    // Activations are sized by the unit's shape only (the model was bound to allocate them).
     units_[k].acts = m.alloc_activations(be_, B_, T_);
     if (k + 1 == units_.size()) ws_ = m.alloc_workspace(be_, B_, T_);  // has blocks and head
     be_.synchronize();
   }
   opt_ = std::make_unique<AdamW>(be_, *shard_store_, AdamWOptions::from(cfg_.train));
-  dgrad_ = be_.alloc(Shape{B_ * T_, cfg_.model.d_model}, DType::f32);
+  const int64_t rows = tp_ ? tp_->local_rows(B_ * T_) : B_ * T_;  // sequence-parallel rows
+  dgrad_ = be_.alloc(Shape{rows, cfg_.model.d_model}, DType::f32);
   int64_t full_params = 0;
   for (const Owned& o : owned_) full_params += o.n;
   mem_.params = (zero_ == 2 ? full_params : shard_store_->numel()) * f;
@@ -225,6 +238,7 @@ ParallelEngine::Live ParallelEngine::gather_unit(size_t u) {
   }
   for (auto& [k, b] : gathered) release(b);
   live.model = std::make_unique<Transformer>(cfg_.model, unit.range, *live.store);
+  if (tp_) tp_->install(*live.model);
   return live;
 }
 
@@ -260,10 +274,31 @@ void ParallelEngine::load_micro(std::span<const int32_t> ids, std::span<const in
   be_.copy(targets_, host_i32(targets.data() + m * N, N));
 }
 
-double ParallelEngine::micro_full(const Tensor& ids, const Tensor& targets, double scale) {
-  model_->forward(be_, acts_, ids);
-  const double sum = model_->loss(be_, acts_, targets).sum;
-  model_->backward_loss(be_, acts_, ws_, ids, targets, scale);
+double ParallelEngine::run_store(std::span<const int32_t> ids, std::span<const int32_t> targets,
+                                 double scale) {
+  double sum = 0.0;
+  if (schedule_) {
+    const int64_t N = B_ * T_;
+    const LossSum l = schedule_->run(
+        be_, pipe_,
+        [&](int64_t m, const Tensor& i, const Tensor& t) {
+          be_.copy(i, host_i32(ids.data() + m * N, N));
+          be_.copy(t, host_i32(targets.data() + m * N, N));
+        },
+        scale);
+    sum = l.sum;  // this rank's head chunk only; summed over pp by the caller
+  } else {
+    const Transformer& model = *models_[0];
+    Activations& a = chunk_acts_[0][0];
+    for (int64_t m = 0; m < M_; ++m) {
+      load_micro(ids, targets, m);
+      model.forward(be_, a, ids_);
+      sum += model.loss(be_, a, targets_).sum;
+      model.backward_loss(be_, a, chunk_ws_[0], ids_, targets_, scale);
+    }
+  }
+  if (tp_) tp_->sync_grads(be_, *store_);
+  if (topo_.layout().pp > 1) sync_tied_embedding(be_, topo_, cfg_.model, pipe_);
   return sum;
 }
 
@@ -289,6 +324,7 @@ double ParallelEngine::micro_units(const Tensor& ids, const Tensor& targets, dou
       live.model->backward(be_, a, ws_, ids, dgrad_);
     }
     if (u > 0) be_.copy(dgrad_, live.model->input_grad(ws_, a));
+    if (tp_) tp_->sync_grads(be_, *live.store);
     scatter_unit_grads(u, *live.store);
     transient_live_ -= live.bytes;
     live = Live{};
@@ -297,10 +333,17 @@ double ParallelEngine::micro_units(const Tensor& ids, const Tensor& targets, dou
 }
 
 double ParallelEngine::grad_sum_squares() {
-  const ParamStore& s = zero_ <= 1 ? *store_ : *shard_store_;
+  // The gradients this rank owns: the whole store, or (reduce-scattered, ZeRO 2 with pp)
+  // its shard range; the units path's shard store. Replicas are counted by their owner only.
+  const bool units = units_path();
+  const ParamStore& s = units ? *shard_store_ : *store_;
+  const bool ranged = !units && zero_ == 2;
+  const int64_t lo = ranged ? shard_.begin() : 0, hi = ranged ? shard_.end() : s.numel();
   std::vector<Tensor> gs;
-  for (const ParamInfo& p : s.params())
-    if (!p.replica) gs.push_back(s.grad(p.name));
+  for (const ParamInfo& p : s.params()) {
+    const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel());
+    if (!p.replica && b < e) gs.push_back(flat_view(s.grads(), b, e - b));
+  }
   double sq = local_sum_squares(be_, gs);
   // Sharded gradients (ZeRO 2/3) are disjoint over dp; all-reduced ones are identical.
   if (zero_ >= 2 && topo_.layout().dp > 1) sq = topo_.dp().all_reduce_value(sq);
@@ -324,15 +367,18 @@ StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int
   const double scale = 1.0 / double(counted);
 
   double loss_sum = 0.0;
-  if (zero_ <= 1) {
+  if (!units_path()) {
     store_->zero_grads(be_);
-    for (int64_t m = 0; m < M_; ++m) {
-      load_micro(ids, targets, m);
-      loss_sum += micro_full(ids_, targets_, scale);
-    }
-    if (multi) {
-      be_.synchronize();
+    loss_sum = run_store(ids, targets, scale);
+    be_.synchronize();
+    if (multi && zero_ <= 1) {
       bucketed_all_reduce(dp, store_->grads(), kBucketElems);
+    } else if (multi) {  // ZeRO 2 with pp: reduce-scatter, then the shard back in place
+      Buffer part = be_.alloc(Shape{std::max<int64_t>(shard_.size(), 1)}, DType::f32);
+      const Tensor mine = flat_view(part, 0, shard_.size());
+      reduce_scatter_shard(be_, dp, shard_, store_->grads(), mine);
+      be_.copy(flat_view(store_->grads(), shard_.begin(), shard_.size()), mine);
+      be_.synchronize();
     }
   } else {
     shard_store_->zero_grads(be_);
@@ -341,6 +387,7 @@ StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int
       loss_sum += micro_units(ids_, targets_, scale);
     }
   }
+  if (topo_.layout().pp > 1) loss_sum = topo_.pp().all_reduce_value(loss_sum);
   if (multi) loss_sum = dp.all_reduce_value(loss_sum);
 
   StepStats r;
@@ -354,7 +401,7 @@ StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int
   }
   opt_->step(be_, lr, clip.scale);
   be_.synchronize();
-  if (zero_ == 1 && multi) {
+  if (!units_path() && zero_ >= 1 && multi) {
     all_gather_shard(be_, dp, shard_, store_->master(),
                      flat_view(store_->master(), shard_.begin(), shard_.size()));
   } else if (zero_ == 2) {
@@ -372,10 +419,22 @@ LossSum ParallelEngine::eval(std::span<const int32_t> ids, std::span<const int32
   const int64_t N = B_ * T_;
   LLMPI_CHECK(int64_t(ids.size()) == N && targets.size() == ids.size(), "eval: ", ids.size(),
               " ids for B·T = ", N);
+  if (schedule_) {
+    LossSum l = schedule_->forward_only(
+        be_, pipe_,
+        [&](int64_t, const Tensor& i, const Tensor& t) {
+          be_.copy(i, host_i32(ids.data(), N));
+          be_.copy(t, host_i32(targets.data(), N));
+        },
+        1);
+    l.sum = topo_.pp().all_reduce_value(l.sum);
+    l.count = int64_t(topo_.pp().all_reduce_value(double(l.count)));
+    return l;
+  }
   load_micro(ids, targets, 0);
-  if (zero_ <= 1) {
-    model_->forward(be_, acts_, ids_);
-    return model_->loss(be_, acts_, targets_);
+  if (!units_path()) {
+    models_[0]->forward(be_, chunk_acts_[0][0], ids_);
+    return models_[0]->loss(be_, chunk_acts_[0][0], targets_);
   }
   const size_t U = units_.size();
   LossSum s;
@@ -390,7 +449,7 @@ LossSum ParallelEngine::eval(std::span<const int32_t> ids, std::span<const int32
 }
 
 const ParamStore& ParallelEngine::gathered_params() {
-  if (zero_ <= 1) return *store_;
+  if (!units_path()) return *store_;
   gathered_.reset();
   gathered_ = std::make_unique<ParamStore>(be_, local_params(StageRange::full(cfg_.model)),
                                            DType::f32);

@@ -5,9 +5,12 @@
 // rank's parameters, gradients, optimizer state, activations and workspace, and runs one
 // training step: the rank's micro-batches forward and backward, the gradient reduction of
 // its ZeRO stage, the global gradient norm and clip, and the AdamW update.
-//   ZeRO 0: one ParamStore; gradients all-reduced over dp in buckets.
+//   ZeRO 0: one ParamStore (all of the rank's pipeline chunks); gradients all-reduced over
+//     dp in buckets.
 //   ZeRO 1: as 0, but AdamW holds moments for this rank's shard only; params all-gathered.
-//   ZeRO 2/3: the model runs as a chain of units (embedding + layer 0, layer 1, …, last layer
+//   ZeRO 2 with pp > 1: as 1, but gradients are reduce-scattered (the store's full gradient
+//     buffer stays the pipeline's accumulation buffer: persistent, documented).
+//   ZeRO 2/3 with pp = 1: the model runs as a chain of units (embedding + layer 0, layer 1, …, last layer
 //     + head), each a Transformer over a transient ParamStore built just in time; each unit's
 //     gradients are reduce-scattered into the persistent 1/dp gradient shard right after its
 //     backward and the unit is freed. ZeRO 2 keeps full parameters (copied into the unit);
@@ -27,6 +30,8 @@
 #include "model/param_store.h"
 #include "model/transformer.h"
 #include "optim/adamw.h"
+#include "parallel/pipeline.h"
+#include "parallel/tensor_parallel.h"
 #include "parallel/topology.h"
 #include "parallel/zero_shard.h"
 
@@ -87,8 +92,8 @@ class ParallelEngine {
   void build_units();
   std::vector<ParamInfo> local_params(const StageRange& r) const;
 
-  // ZeRO 0/1 path.
-  double micro_full(const Tensor& ids, const Tensor& targets, double scale);
+  // One-store path (ZeRO 0/1, and 2 with pp > 1): forward/backward of every micro-batch.
+  double run_store(std::span<const int32_t> ids, std::span<const int32_t> targets, double scale);
   // ZeRO 2/3 path.
   Live gather_unit(size_t u);
   void scatter_unit_grads(size_t u, const ParamStore& s);
@@ -108,11 +113,19 @@ class ParallelEngine {
   EngineMemory mem_;
   int64_t transient_live_ = 0;
 
-  // ZeRO 0/1: the stage's store and model.
+  bool units_path() const { return zero_ >= 2 && topo_.layout().pp == 1; }
+
+  std::unique_ptr<TensorParallel> tp_;  // tp > 1 only
+
+  // One-store path: the rank's chunks (pipeline split), their store and models.
+  std::vector<StageRange> chunks_;
   std::unique_ptr<ParamStore> store_;
-  std::unique_ptr<Transformer> model_;
-  Activations acts_;
-  ShardRange shard_;  // ZeRO 1: this rank's optimizer range of store_
+  std::vector<std::unique_ptr<Transformer>> models_;
+  std::vector<std::vector<Activations>> chunk_acts_;  // pp = 1: one slot
+  std::vector<Workspace> chunk_ws_;
+  std::vector<PipelineChunk> pipe_;
+  std::unique_ptr<PipelineSchedule> schedule_;  // pp > 1 only
+  ShardRange shard_;  // ZeRO 1/2: this rank's optimizer range of store_
 
   // ZeRO 2/3: units, owned flat groups and the shard store (pieces of parameters).
   std::vector<Unit> units_;
@@ -122,7 +135,7 @@ class ParallelEngine {
   Buffer dgrad_;  // [N, C] gradient passed from a unit to the one before it
 
   std::unique_ptr<AdamW> opt_;
-  Workspace ws_;
+  Workspace ws_;  // units path
   Buffer ids_, targets_;  // i32 [B·T]
 };
 

@@ -1,0 +1,23 @@
+// Tensor, sequence and pipeline parallel on 2 ranks, through the trainer and the engine:
+// tp2, tp2 + sequence parallel, pp2 (1F1B) and pp2 interleaved with 2 virtual stages, GPT-2
+// and Llama shapes, each trains exactly as one rank does (train_equivalence.h).
+#include "train_equivalence.h"
+
+using namespace llmpi;
+using namespace llmpi::testing;
+
+TEST(TrainTpPp2, TensorParallel) {
+  const auto d = shared_corpus("tp2");
+  for (const char* arch : {"gpt2", "llama"}) {
+    expect_layout_matches(d, {.arch = arch, .tp = 2});
+    expect_layout_matches(d, {.arch = arch, .tp = 2, .micro = 2, .sp = true});
+  }
+}
+
+TEST(TrainTpPp2, Pipeline) {
+  const auto d = shared_corpus("pp2");
+  for (const char* arch : {"gpt2", "llama"}) {
+    expect_layout_matches(d, {.arch = arch, .pp = 2, .micro = 4});
+    expect_layout_matches(d, {.arch = arch, .pp = 2, .micro = 4, .virtual_stages = 2});
+  }
+}

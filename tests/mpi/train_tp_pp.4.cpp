@@ -1,0 +1,26 @@
+// Layouts of 4 ranks through the trainer and the engine, each against one rank
+// (train_equivalence.h), GPT-2 and Llama shapes: tp4, pp4 (1F1B), tp2·dp2 with ZeRO 3
+// (just-in-time units on tp slabs), tp2+sp·dp2 with ZeRO 2, pp2·dp2 with ZeRO 2
+// (reduce-scattered pipeline gradients) and pp2·dp2 with ZeRO 1.
+#include "train_equivalence.h"
+
+using namespace llmpi;
+using namespace llmpi::testing;
+
+TEST(TrainTpPp4, Tp4AndPp4) {
+  const auto d = shared_corpus("tp4pp4");
+  for (const char* arch : {"gpt2", "llama"}) {
+    expect_layout_matches(d, {.arch = arch, .tp = 4});
+    expect_layout_matches(d, {.arch = arch, .pp = 4, .micro = 4});
+  }
+}
+
+TEST(TrainTpPp4, WithZero) {
+  const auto d = shared_corpus("zero_tp_pp");
+  for (const char* arch : {"gpt2", "llama"}) {
+    expect_layout_matches(d, {.arch = arch, .tp = 2, .dp = 2, .zero = 3});
+    expect_layout_matches(d, {.arch = arch, .tp = 2, .dp = 2, .zero = 2, .sp = true});
+    expect_layout_matches(d, {.arch = arch, .pp = 2, .dp = 2, .zero = 2, .micro = 2});
+    expect_layout_matches(d, {.arch = arch, .pp = 2, .dp = 2, .zero = 1, .micro = 2});
+  }
+}
