@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <numeric>
 #include <vector>
 
 #include "backend/backend.h"
@@ -230,13 +231,22 @@ TEST_P(CudaModel, LogitsLossAndGradientsMatchHost) {
   EXPECT_LE(e_loss, kBf16Tol);
   EXPECT_LE(e_grads, kBf16Tol);
   // Per parameter: printed, and bounded by a looser 3·1e-2 (a bias or gain gradient is a sum
-  // over all B·T rows of a bf16 activation gradient).
+  // over all B·T rows of a bf16 activation gradient). Exception: the key bias, whose exact
+  // gradient is 0 (it adds q·b_k to every score of a softmax row, which softmax ignores); both
+  // backends return rounding noise there (GPU run 2026-11-25: host ~1e-4 of CUDA's), so it is
+  // held to being negligible against the whole gradient instead.
+  const double g_norm = std::sqrt(std::inner_product(gh.begin(), gh.end(), gh.begin(), 0.0));
   for (const ParamInfo& p : c.store.params()) {
     const auto b = gc.begin() + p.offset, e = b + p.numel();
     const auto hb = gh.begin() + p.offset, he = hb + p.numel();
-    const double err = rel_error(std::vector<double>(b, e), std::vector<double>(hb, he));
-    std::printf("  %-28s %.2e\n", p.name.c_str(), err);
-    EXPECT_LE(err, 3 * kBf16Tol) << p.name;
+    const std::vector<double> pc(b, e), ph(hb, he);
+    const double err = rel_error(pc, ph);
+    const double norm_c = std::sqrt(std::inner_product(pc.begin(), pc.end(), pc.begin(), 0.0));
+    std::printf("  %-28s %.2e  (|g| %.2e)\n", p.name.c_str(), err, norm_c);
+    if (p.name.ends_with("attn.k.bias"))
+      EXPECT_LE(norm_c, 1e-2 * g_norm) << p.name;
+    else
+      EXPECT_LE(err, 3 * kBf16Tol) << p.name;
   }
 }
 
