@@ -5,6 +5,7 @@
 
 #include "backend/backend.h"
 #include "cli/args.h"
+#include "cli/backend_option.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/runtime.h"
@@ -29,23 +30,24 @@ options:
 }  // namespace
 
 int cmd_eval(const std::vector<std::string>& argv, Runtime& rt) {
-  (void)rt;
   Args args(argv, "llmpi eval");
   if (args.help_requested()) {
-    std::cout << kHelp;
+    std::cout << kHelp << kBackendOptionHelp;
     return 0;
   }
   auto data = args.get("--data");
   int64_t batches = args.get_int("--batches", 0);
   int64_t B = args.get_int("--batch-size", 0);
+  const std::string backend = args.get("--backend", "host");
   const auto pos = args.positionals();
   args.finish();
   if (pos.size() != 1) user_error("llmpi eval: expected exactly one MODEL (see --help)");
   if (batches < 0) user_error("llmpi eval: --batches must be >= 0");
   if (B < 0) user_error("llmpi eval: --batch-size must be >= 1");
 
-  auto be = make_host_backend();
+  auto be = make_backend_option(backend, "llmpi eval", rt.world_rank());
   LoadedModel lm = load_model(pos[0], *be);
+  lm.store->refresh_compute(*be);  // the load wrote the f32 master; bf16 weights on CUDA
   const std::string pattern = data ? *data : lm.config.data.val;
   if (pattern.empty()) user_error("llmpi eval: no --data given and the model's config has no data.val");
   TokenDataset ds(expand_data_paths(pattern, "--data"), lm.config.model.vocab_size);

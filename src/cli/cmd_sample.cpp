@@ -4,6 +4,7 @@
 
 #include "backend/backend.h"
 #include "cli/args.h"
+#include "cli/backend_option.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -34,10 +35,9 @@ options:
 }  // namespace
 
 int cmd_sample(const std::vector<std::string>& argv, Runtime& rt) {
-  (void)rt;
   Args args(argv, "llmpi sample");
   if (args.help_requested()) {
-    std::cout << kHelp;
+    std::cout << kHelp << kBackendOptionHelp;
     return 0;
   }
   std::vector<std::string> prompts = args.get_all("--prompt");
@@ -50,6 +50,7 @@ int cmd_sample(const std::vector<std::string>& argv, Runtime& rt) {
   const uint64_t seed = uint64_t(args.get_int("--seed", 1));
   auto tok_path = args.get("--tokenizer");
   const bool keep_going = args.flag("--keep-going");
+  const std::string backend = args.get("--backend", "host");
   const auto pos = args.positionals();
   args.finish();
   if (pos.size() != 1) user_error("llmpi sample: expected exactly one MODEL (see --help)");
@@ -59,8 +60,9 @@ int cmd_sample(const std::vector<std::string>& argv, Runtime& rt) {
   if (!(opt.top_p > 0 && opt.top_p <= 1)) user_error("llmpi sample: --top-p must be in (0, 1]");
   if (prompts.empty()) prompts.emplace_back();
 
-  auto be = make_host_backend();
+  auto be = make_backend_option(backend, "llmpi sample", rt.world_rank());
   LoadedModel lm = load_model(pos[0], *be);
+  lm.store->refresh_compute(*be);  // the load wrote the f32 master; bf16 weights on CUDA
   const std::string tpath = tok_path ? *tok_path : lm.config.data.tokenizer;
   if (tpath.empty())
     user_error("llmpi sample: the model's config names no tokenizer; pass --tokenizer FILE");

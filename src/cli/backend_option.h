@@ -1,0 +1,22 @@
+#pragma once
+// The `--backend host|cuda` option shared by the commands that run the model (sample, eval;
+// train once its optimizer keeps f32 moments beside a bf16 compute copy, see docs/cuda.md).
+// `host` (the default) is always built. `cuda` needs an llmpi built with LLMPI_ENABLE_CUDA=ON
+// and a usable GPU; otherwise a UserError names the option and the reason (exit status 2).
+// With several ranks on a node, rank r uses GPU r % (GPUs visible to the process).
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+
+namespace llmpi {
+
+// One line for a command's --help.
+inline constexpr const char* kBackendOptionHelp =
+    "  --backend NAME       host (default) or cuda (needs a CUDA build and a GPU)\n";
+
+// Creates the backend named by --backend. `command` prefixes error messages ("llmpi eval").
+std::unique_ptr<Backend> make_backend_option(const std::string& name, const std::string& command,
+                                             int world_rank);
+
+}  // namespace llmpi
