@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <thread>
+#include <type_traits>
+#include <vector>
 
 #include "core/rng.h"
 #include "model/dtypes.h"
@@ -95,8 +97,11 @@ Tensor ParamStore::grads(std::span<const std::string> names, Shape shape) const 
 
 namespace {
 
-// init_value of elements [begin, end) of p's local slab (row-major local order) into out.
-void init_range(const ParamInfo& p, uint64_t seed, int64_t begin, int64_t end, double* out) {
+// init_value of elements [begin, end) of p's local slab (row-major local order) into out
+// (T = the master dtype's C++ type: an f32 master is filled as f32 on the host, halving what
+// crosses to the device; the rounding is the same as a device-side conversion).
+template <class T>
+void init_range(const ParamInfo& p, uint64_t seed, int64_t begin, int64_t end, T* out) {
   const int nd = p.global_shape.ndim;
   std::array<int64_t, Shape::kMaxDims> stride{}, idx{};
   int64_t s = 1;
@@ -111,7 +116,7 @@ void init_range(const ParamInfo& p, uint64_t seed, int64_t begin, int64_t end, d
   for (int64_t i = begin; i < end; ++i) {
     int64_t g = 0;
     for (int d = 0; d < nd; ++d) g += (idx[d] + p.local_start[d]) * stride[d];
-    out[i - begin] = init_value(p, seed, g);
+    out[i - begin] = static_cast<T>(init_value(p, seed, g));
     for (int d = nd - 1; d >= 0; --d) {  // next local multi-index
       if (++idx[d] < p.local_shape[d]) break;
       idx[d] = 0;
@@ -119,41 +124,50 @@ void init_range(const ParamInfo& p, uint64_t seed, int64_t begin, int64_t end, d
   }
 }
 
+template <class T>
+void fill_normal_param(Backend& be, const ParamInfo& p, const Tensor& dst, uint64_t seed,
+                       std::vector<T>& host) {
+  // Normal draws cost tens of ns each (1.1e9 for a 1.1B model): split the parameter over the
+  // host's threads. Values depend only on (seed, name, global index), not on the split.
+  const int64_t hw = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  constexpr int64_t kMinPerThread = int64_t{1} << 16;
+  const int64_t n = p.numel();
+  host.resize(static_cast<size_t>(n));
+  const int64_t workers = std::clamp<int64_t>(n / kMinPerThread, 1, hw);
+  if (workers == 1) {
+    init_range(p, seed, 0, n, host.data());
+  } else {
+    std::vector<std::thread> pool;
+    for (int64_t w = 0; w < workers; ++w) {
+      const int64_t b = n * w / workers, e = n * (w + 1) / workers;
+      pool.emplace_back([&p, seed, b, e, out = host.data() + b] { init_range(p, seed, b, e, out); });
+    }
+    for (std::thread& t : pool) t.join();
+  }
+  Tensor src;
+  src.data = host.data();
+  src.shape = dst.shape;
+  src.dtype = std::is_same_v<T, float> ? DType::f32 : DType::f64;
+  src.device = Device::host;
+  be.copy(dst, src);
+  be.synchronize();  // `host` is reused by the next parameter
+}
+
 }  // namespace
 
 void ParamStore::init(Backend& be, uint64_t seed) {
-  // Normal draws cost tens of ns each (1.1e9 for a 1.1B model): split each parameter over
-  // the host's threads. Values depend only on (seed, name, global index), not on the split.
-  const int64_t hw = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  constexpr int64_t kMinPerThread = int64_t{1} << 16;
-  std::vector<double> host;
+  std::vector<float> host_f32;
+  std::vector<double> host_f64;
   for (const ParamInfo& p : params_) {
     const Tensor dst = master(p.name);
     if (p.numel() == 0) continue;
     if (p.init != InitKind::normal) {
       be.fill(dst, init_value(p, seed, 0));
-      continue;
-    }
-    const int64_t n = p.numel();
-    host.resize(static_cast<size_t>(n));
-    const int64_t workers = std::clamp<int64_t>(n / kMinPerThread, 1, hw);
-    if (workers == 1) {
-      init_range(p, seed, 0, n, host.data());
+    } else if (master_dtype() == DType::f32) {
+      fill_normal_param(be, p, dst, seed, host_f32);
     } else {
-      std::vector<std::thread> pool;
-      for (int64_t w = 0; w < workers; ++w) {
-        const int64_t b = n * w / workers, e = n * (w + 1) / workers;
-        pool.emplace_back([&p, seed, b, e, out = host.data() + b] { init_range(p, seed, b, e, out); });
-      }
-      for (std::thread& t : pool) t.join();
+      fill_normal_param(be, p, dst, seed, host_f64);
     }
-    Tensor src;
-    src.data = host.data();
-    src.shape = dst.shape;
-    src.dtype = DType::f64;
-    src.device = Device::host;
-    be.copy(dst, src);
-    be.synchronize();  // `host` is reused by the next parameter
   }
   refresh_compute(be);
 }
