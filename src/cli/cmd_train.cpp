@@ -5,6 +5,7 @@
 
 #include "backend/backend.h"
 #include "cli/args.h"
+#include "cli/backend_option.h"
 #include "cli/commands.h"
 #include "config/config.h"
 #include "core/error.h"
@@ -34,10 +35,11 @@ options:
 int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
   Args args(argv, "llmpi train");
   if (args.help_requested()) {
-    std::cout << kHelp;
+    std::cout << kHelp << kBackendOptionHelp;
     return 0;
   }
   const auto overrides = args.get_all("--set");
+  const std::string backend = args.get("--backend", "host");
   const auto pos = args.positionals();
   args.finish();
   if (pos.size() != 1) user_error("llmpi train: expected exactly one CONFIG file (see --help)");
@@ -52,7 +54,7 @@ int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
   try {
     const Config cfg = load_config(pos[0], overrides);
     topo = std::make_unique<Topology>(cfg, MPI_COMM_WORLD);
-    be = make_host_backend();
+    be = make_backend_option(backend, "llmpi train", rt.world_rank());
     trainer = std::make_unique<Trainer>(cfg, *be, *topo, std::cout);
   } catch (const UserError& e) {
     if (rt.world_size() == 1) throw;  // the usual single-process error path (main.cpp)
