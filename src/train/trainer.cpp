@@ -111,7 +111,7 @@ void Trainer::print_step(const StepRecord& r, double elapsed_s, double tokens_pe
   out_ << line << std::flush;
 }
 
-TrainSummary Trainer::run() {
+TrainSummary Trainer::run(bool write_model) {
   TrainSummary sum;
   const int64_t B = cfg_.train.batch_size, T = cfg_.train.seq_len;
   const int64_t tokens_per_step = B * T * layout_.global_samples() / B;
@@ -172,6 +172,7 @@ TrainSummary Trainer::run() {
   }
   if (val_loader_) val(cfg_.train.steps);
 
+  if (!write_model) return sum;
   ModelFileMeta meta;
   meta.step = cfg_.train.steps;
   meta.tokens_seen = cfg_.train.steps * tokens_per_step;

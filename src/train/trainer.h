@@ -53,7 +53,9 @@ class Trainer {
   Trainer(const Config& cfg, Backend& be, Topology& topo, std::ostream& out);
   ~Trainer();
 
-  TrainSummary run();
+  // Trains cfg.train.steps steps. write_model = false skips the final model file (layout
+  // tests that compare parameters in memory).
+  TrainSummary run(bool write_model = true);
 
   // Mean validation loss over `batches` validation micro-batches (nats/token).
   double validate(int64_t batches);
