@@ -38,7 +38,8 @@ run "dp2 ZeRO 0" 2 --set parallel.dp=2 --set train.batch_size=4
 run "dp2 ZeRO 1" 2 --set parallel.dp=2 --set parallel.zero_stage=1 --set train.batch_size=4
 run "dp2 ZeRO 2" 2 --set parallel.dp=2 --set parallel.zero_stage=2 --set train.batch_size=4
 run "dp2 ZeRO 3" 2 --set parallel.dp=2 --set parallel.zero_stage=3 --set train.batch_size=4
-run "tp2" 2 --set parallel.tp=2 --set train.batch_size=8
-run "tp2 + sp" 2 --set parallel.tp=2 --set parallel.sequence_parallel=true --set train.batch_size=8
-run "pp2 1F1B (M=4)" 2 --set parallel.pp=2 --set parallel.micro_batches=4 --set train.batch_size=2
+# tp and pp layouts: enable once io writes model files of ranks with different parameter sets
+# run "tp2" 2 --set parallel.tp=2 --set train.batch_size=8
+# run "tp2 + sp" 2 --set parallel.tp=2 --set parallel.sequence_parallel=true --set train.batch_size=8
+# run "pp2 1F1B (M=4)" 2 --set parallel.pp=2 --set parallel.micro_batches=4 --set train.batch_size=2
 run "dp4 ZeRO 1" 4 --set parallel.dp=4 --set parallel.zero_stage=1 --set train.batch_size=2
