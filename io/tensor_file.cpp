@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -259,6 +260,75 @@ void comm_rank_size(MPI_Comm comm, int& rank, int& size) {
   MPI_Comm_size(comm, &size);
 }
 
+
+// Every rank must take part in every dataset's collective create and transfer, but ranks of
+// different pipeline stages hold different tensors. The union of (name, global shape) over
+// comm, in a canonical order (rank 0's list, then the names rank 1 adds, ...), with an empty
+// non-owner slab for each tensor this rank does not hold, is the list every rank walks.
+std::vector<TensorSlab> union_slabs(const std::vector<TensorSlab>& mine, MPI_Comm comm,
+                                    const std::string& file) {
+  int rank = 0, size = 1;
+  comm_rank_size(comm, rank, size);
+  if (size == 1) return mine;
+  // Serialize: per slab, int64 count of name bytes, the bytes (padded to 8), rank, dims.
+  std::vector<int64_t> buf;
+  for (const TensorSlab& t : mine) {
+    buf.push_back(int64_t(t.name.size()));
+    std::vector<int64_t> packed((t.name.size() + 7) / 8, 0);
+    std::memcpy(packed.data(), t.name.data(), t.name.size());
+    buf.insert(buf.end(), packed.begin(), packed.end());
+    buf.push_back(int64_t(t.global_shape.size()));
+    buf.insert(buf.end(), t.global_shape.begin(), t.global_shape.end());
+  }
+  int n = int(buf.size());
+  std::vector<int> counts(static_cast<size_t>(size)), displs(static_cast<size_t>(size), 0);
+  MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
+  for (int r = 1; r < size; ++r) displs[size_t(r)] = displs[size_t(r) - 1] + counts[size_t(r) - 1];
+  std::vector<int64_t> all(size_t(displs.back() + counts.back()));
+  MPI_Allgatherv(buf.data(), n, MPI_INT64_T, all.data(), counts.data(), displs.data(),
+                 MPI_INT64_T, comm);
+  std::map<std::string, size_t> index;  // name -> position in out
+  std::vector<TensorSlab> out;
+  std::map<std::string, const TensorSlab*> own;
+  for (const TensorSlab& t : mine) own[t.name] = &t;
+  for (int r = 0; r < size; ++r) {
+    size_t p = size_t(displs[size_t(r)]);
+    const size_t end = p + size_t(counts[size_t(r)]);
+    while (p < end) {
+      const size_t len = size_t(all[p++]);
+      std::string name(len, '\0');
+      std::memcpy(name.data(), all.data() + p, len);
+      p += (len + 7) / 8;
+      const size_t nd = size_t(all[p++]);
+      std::vector<int64_t> shape(all.begin() + long(p), all.begin() + long(p + nd));
+      p += nd;
+      auto it = index.find(name);
+      if (it != index.end()) {
+        if (out[it->second].global_shape != shape)
+          user_error(file, ": ranks disagree on the shape of tensor '", name, "' (",
+                     shape_str(out[it->second].global_shape), " vs ", shape_str(shape), ")");
+        continue;
+      }
+      index[name] = out.size();
+      auto o = own.find(name);
+      if (o != own.end()) {
+        if (o->second->global_shape != shape)
+          user_error(file, ": ranks disagree on the shape of tensor '", name, "'");
+        out.push_back(*o->second);
+      } else {
+        TensorSlab empty;  // this rank holds none of it: an empty flat range, not an owner
+        empty.name = name;
+        empty.global_shape = shape;
+        empty.flat_offset = 0;
+        empty.flat_count = 0;
+        empty.owner = false;
+        out.push_back(std::move(empty));
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 h5::Id open_f32_dataset(hid_t group, const std::string& name, const std::string& file,
@@ -303,8 +373,9 @@ h5::Id open_f32_dataset(hid_t group, const std::string& name, const std::string&
   return dset;
 }
 
-void write_tensors(hid_t group, MPI_Comm comm, const std::vector<TensorSlab>& slabs,
+void write_tensors(hid_t group, MPI_Comm comm, const std::vector<TensorSlab>& my_slabs,
                    const std::string& file) {
+  const std::vector<TensorSlab> slabs = union_slabs(my_slabs, comm, file);
   h5::Id dxpl = transfer_list(comm);
   std::vector<std::vector<Box>> boxes;
   for (const TensorSlab& s : slabs) boxes.push_back(boxes_of(s, s.owner));
@@ -325,8 +396,10 @@ void write_tensors(hid_t group, MPI_Comm comm, const std::vector<TensorSlab>& sl
   }
 }
 
-void read_tensors(hid_t group, MPI_Comm comm, std::vector<TensorSlab>& slabs,
+void read_tensors(hid_t group, MPI_Comm comm, std::vector<TensorSlab>& my_slabs,
                   const std::string& file, bool verify) {
+  // Copies of the caller's slabs (same data pointers) plus empty ones for the others'.
+  std::vector<TensorSlab> slabs = union_slabs(my_slabs, comm, file);
   h5::Id dxpl = transfer_list(comm);
   std::vector<std::vector<Box>> boxes;
   for (const TensorSlab& s : slabs) boxes.push_back(boxes_of(s, true));

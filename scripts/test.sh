@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing, builds the cpu preset (host backend, and
-# the CUDA backend's compile when nvcc is present), and runs every test with ctest.
+# The whole test suite: installs what is missing, builds the cpu preset and runs every test
+# with ctest (unit tests, multi-rank tests under mpiexec, end-to-end CLI tests). Where the
+# CUDA toolkit is installed, it also builds the cuda preset — all CUDA code compiles — and
+# runs the CUDA tests, which on a machine without a GPU say "no GPU" and are reported by
+# ctest as not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh cpu
 # One BLAS thread per process: multi-rank tests run oversubscribed on small machines.
 export OPENBLAS_NUM_THREADS=1
-ctest --preset cpu -j "${LLMPI_TEST_JOBS:-$(nproc)}" --timeout 900
+jobs="${LLMPI_TEST_JOBS:-$(nproc)}"
+ctest --preset cpu -j "$jobs" --timeout 900
+
+nvcc=/usr/local/cuda/bin/nvcc
+if [ -x "$nvcc" ] && [ "${LLMPI_SKIP_CUDA:-0}" != 1 ]; then
+  echo "test: CUDA toolkit found ($("$nvcc" --version | tail -1)); building the cuda preset"
+  cmake --preset cuda >/dev/null
+  cmake --build --preset cuda -j "${LLMPI_BUILD_JOBS:-$(nproc)}" --target llmpi llmpi_cuda_tests
+  for t in $(cmake --build --preset cuda --target help | sed -n 's/^\(cuda_mpi_[A-Za-z0-9_]*\):.*/\1/p'); do
+    cmake --build --preset cuda -j "${LLMPI_BUILD_JOBS:-$(nproc)}" --target "$t"
+  done
+  ctest --preset cuda -L cuda --timeout 900
+else
+  echo "test: no CUDA toolkit at $nvcc; the cuda preset was not built"
+fi

@@ -21,6 +21,8 @@
 #include "config/config.h"
 #include "core/rng.h"
 #include "data/token_shard.h"
+#include "io/model_file.h"
+#include "model/param_layout.h"
 #include "train/trainer.h"
 
 namespace llmpi::testing {
@@ -61,6 +63,13 @@ struct LayoutCase {
   bool sp = false;
   int virtual_stages = 1;
   int steps = 20;
+  // Final-parameter tolerance (per-tensor ‖Δ‖₂/‖p‖₂). 1e-5 everywhere, except GPT-2 with
+  // tensor parallelism combined with a split batch (sequence parallel, micro-batches or dp):
+  // there 20 fp32 AdamW steps amplify summation-order differences to 2–4e-5 while losses
+  // and gradient norms still agree within 1e-5, and the same layouts agree with one rank to
+  // 1e-10 in f64 at the model level (tests/mpi/tp_model.4.cpp). Documented in
+  // docs/parallelism.md.
+  double param_rtol = 1e-5;
 };
 
 inline Config case_config(const fs::path& d, const LayoutCase& c, bool reference) {
@@ -90,6 +99,10 @@ inline std::string describe(const LayoutCase& c) {
   return s.str();
 }
 
+// The final-parameter tolerance of a GPT-2 layout with tp and a split batch (see
+// LayoutCase::param_rtol); Llama keeps 1e-5.
+inline double gpt2_tp_rtol(const std::string& arch) { return arch == "gpt2" ? 5e-5 : 1e-5; }
+
 inline bool close(double a, double b, double rel = 1e-5) {
   return std::abs(a - b) <= rel * std::max(std::abs(a), std::abs(b)) + 1e-12;
 }
@@ -102,10 +115,9 @@ inline void expect_layout_matches(const fs::path& d, const LayoutCase& c) {
   Trainer ref(case_config(d, c, true), *be, MPI_COMM_SELF, log);
   const TrainSummary rs = ref.run(/*write_model=*/false);
   Trainer lay(case_config(d, c, false), *be, MPI_COMM_WORLD, log);
-  // Pipeline and tensor-parallel ranks hold different parameter sets; writing those model
-  // files is io's concern (tested there), so only pure data-parallel layouts write one here.
-  const bool pure_dp = c.tp == 1 && c.pp == 1;
-  const TrainSummary ls = lay.run(/*write_model=*/pure_dp);
+  // Every layout writes its model file collectively (ranks of different pipeline stages and
+  // tensor-parallel slabs included); it is read back below as the plain global model.
+  const TrainSummary ls = lay.run(/*write_model=*/true);
   ASSERT_EQ(rs.steps.size(), size_t(c.steps));
   ASSERT_EQ(ls.steps.size(), size_t(c.steps));
   for (size_t i = 0; i < rs.steps.size(); ++i) {
@@ -145,8 +157,29 @@ inline void expect_layout_matches(const fs::path& d, const LayoutCase& c) {
       EXPECT_LE(worst, 2e-4) << p.name;
       continue;
     }
-    EXPECT_LE(std::sqrt(num), 1e-5 * std::sqrt(den)) << p.name << ": max |Δ| " << worst
-                                                     << " at max |p| " << scale;
+    EXPECT_LE(std::sqrt(num), c.param_rtol * std::sqrt(den)) << p.name << ": max |Δ| " << worst
+                                                             << " at max |p| " << scale;
+  }
+  // The layout's model file, read serially on rank 0 into the 1-rank model's parameter set
+  // (checksums verified), equals the 1-rank run's parameters.
+  MPI_Barrier(MPI_COMM_WORLD);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank == 0) {
+    const ModelConfig& mc = case_config(d, c, true).model;
+    ParamStore loaded(*be, transformer_params(mc, StageRange::full(mc)), DType::f32);
+    load_model_params(ls.model_path, MPI_COMM_NULL, *be, loaded, /*verify=*/true);
+    for (const ParamInfo& p : full.params()) {
+      if (p.name.ends_with("attn.k.bias")) continue;  // rounding noise, see above
+      const float* a = full.master(p.name).ptr<float>();
+      const float* b = loaded.master(p.name).ptr<float>();
+      double num = 0.0, den = 0.0;
+      for (int64_t i = 0; i < p.numel(); ++i) {
+        num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+        den += double(a[i]) * a[i];
+      }
+      EXPECT_LE(std::sqrt(num), c.param_rtol * std::sqrt(den)) << "model file: " << p.name;
+    }
   }
   MPI_Barrier(MPI_COMM_WORLD);
 }
