@@ -26,6 +26,34 @@ Tensor flat_view(const Tensor& t, int64_t offset, int64_t n) {
   return t.view(Shape{t.numel()}).slice(offset, Shape{n});
 }
 
+// The box of a parameter's tp-local slab, its elements at `data`.
+TensorSlab box_slab(const ParamInfo& p, float* data, bool owner) {
+  TensorSlab s;
+  s.name = p.name;
+  for (int d = 0; d < p.global_shape.ndim; ++d) {
+    s.global_shape.push_back(p.global_shape[d]);
+    s.local_shape.push_back(p.local_shape[d]);
+    s.offset.push_back(p.local_start[d]);
+  }
+  s.data = data;
+  s.owner = owner;
+  return s;
+}
+
+// The flat elements [b, e) (row-major) of a parameter's tp-local box, stored at `data`.
+TensorSlab range_slab(const ParamInfo& p, int64_t b, int64_t e, float* data, bool owner) {
+  TensorSlab s = box_slab(p, data, owner);
+  s.flat_offset = b;
+  s.flat_count = e - b;
+  return s;
+}
+
+float* host_f32_ptr(const Tensor& t, const char* what) {
+  LLMPI_CHECK(t.device == Device::host && t.dtype == DType::f32, "checkpoint slabs of ", what,
+              " need f32 host memory (device state is not staged yet)");
+  return t.ptr<float>();
+}
+
 }  // namespace
 
 // One link of the ZeRO-2/3 chain: a stage range and its parameters in the order a
@@ -405,14 +433,82 @@ StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int
     all_gather_shard(be_, dp, shard_, store_->master(),
                      flat_view(store_->master(), shard_.begin(), shard_.size()));
   } else if (zero_ == 2) {
-    for (Owned& o : owned_)
-      if (multi)
-        all_gather_shard(be_, dp, o.shard, o.full,
-                         flat_view(shard_store_->master(), o.shard_offset, o.shard.size()));
-      else
-        be_.copy(flat_view(o.full, 0, o.n), flat_view(shard_store_->master(), 0, o.n));
+    refresh_full_params();
   }
   return r;
+}
+
+void ParallelEngine::refresh_full_params() {
+  LLMPI_CHECK(units_path() && zero_ == 2, "refresh_full_params outside the ZeRO-2 units path");
+  const bool multi = topo_.layout().dp > 1;
+  for (Owned& o : owned_)
+    if (multi)
+      all_gather_shard(be_, topo_.dp(), o.shard, o.full,
+                       flat_view(shard_store_->master(), o.shard_offset, o.shard.size()));
+    else
+      be_.copy(flat_view(o.full, 0, o.n), flat_view(shard_store_->master(), 0, o.n));
+  be_.synchronize();
+}
+
+CheckpointSlabs ParallelEngine::checkpoint_slabs() {
+  CheckpointSlabs out;
+  if (!units_path()) {
+    // Parameters: full tp-local slabs on every dp rank; dp rank 0 writes them.
+    const bool dp0 = topo_.dp_rank() == 0;
+    float* master = host_f32_ptr(store_->master(), "parameters");
+    float* m = host_f32_ptr(opt_->m(), "AdamW m");
+    float* v = host_f32_ptr(opt_->v(), "AdamW v");
+    const bool sharded = shard_.parts > 1;
+    for (const ParamInfo& p : store_->params()) {
+      out.params.push_back(box_slab(p, master + p.offset, dp0 && !p.replica));
+      // Moments: the part of the parameter inside the optimizer range [begin, end).
+      const int64_t b = std::max(p.offset, shard_.begin());
+      const int64_t e = std::min(p.offset + p.numel(), shard_.end());
+      if (b >= e) continue;  // another dp rank's shard (the file lists it from theirs)
+      const bool owner = !p.replica && (sharded || dp0);
+      const int64_t at = b - shard_.begin();
+      out.m.push_back(range_slab(p, b - p.offset, e - p.offset, m + at, owner));
+      out.v.push_back(range_slab(p, b - p.offset, e - p.offset, v + at, owner));
+    }
+    return out;
+  }
+  // ZeRO 2/3 units path: the shard store holds, per owned group, the pieces of its
+  // parameters inside this rank's shard of the group's flat buffer (disjoint over dp).
+  for (const Owned& o : owned_)
+    for (const ParamInfo& p : o.params) {
+      const int64_t b = std::max(p.offset, o.shard.begin());
+      const int64_t e = std::min(p.offset + p.numel(), o.shard.end());
+      if (b >= e) continue;
+      const int64_t lo = b - p.offset, hi = e - p.offset;
+      out.params.push_back(range_slab(p, lo, hi, host_f32_ptr(shard_store_->master(p.name), "parameters"),
+                                      !p.replica));
+      out.m.push_back(range_slab(p, lo, hi, host_f32_ptr(opt_->m(p.name), "AdamW m"), !p.replica));
+      out.v.push_back(range_slab(p, lo, hi, host_f32_ptr(opt_->v(p.name), "AdamW v"), !p.replica));
+    }
+  return out;
+}
+
+OptimizerMeta ParallelEngine::optimizer_meta() const {
+  const AdamWOptions& o = opt_->options();
+  OptimizerMeta m;
+  m.step_count = opt_->step_count();
+  m.beta1 = o.beta1;
+  m.beta2 = o.beta2;
+  m.eps = o.eps;
+  m.weight_decay = o.weight_decay;
+  return m;
+}
+
+CheckpointMeta ParallelEngine::load_state(const std::string& path) {
+  CheckpointSlabs slabs = checkpoint_slabs();
+  be_.synchronize();
+  const CheckpointMeta meta = load_checkpoint(path, topo_.world_communicator().get(), slabs);
+  if (units_path() && zero_ == 2) refresh_full_params();
+  if (store_) store_->refresh_compute(be_);
+  gathered_.reset();
+  opt_->set_step_count(meta.optimizer.step_count);
+  be_.synchronize();
+  return meta;
 }
 
 LossSum ParallelEngine::eval(std::span<const int32_t> ids, std::span<const int32_t> targets) {

@@ -18,6 +18,9 @@
 // Semantics: the loss is the global mean over the step (Σ token losses / Σ counted targets
 // over micro-batches and dp ranks); the gradient norm is the single-rank norm (replicas
 // counted once). docs/parallelism.md gives the formulas.
+// Checkpoints: checkpoint_slabs() describes the rank's params and AdamW moments as slabs of
+// the global tensors (boxes of its tp-local slabs; flat ranges of them for ZeRO-sharded
+// state), so a file saved under one layout loads under any other (load_state).
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -26,6 +29,7 @@
 
 #include "backend/backend.h"
 #include "config/config.h"
+#include "io/checkpoint.h"
 #include "io/model_file.h"
 #include "model/param_store.h"
 #include "model/transformer.h"
@@ -74,6 +78,21 @@ class ParallelEngine {
   // Collective over the world: writes the model file (dp rank 0 of each slab writes).
   void save(const std::string& path, const ModelFileMeta& meta);
 
+  // This rank's checkpoint state (io/checkpoint.h): params, AdamW m and v as slabs of the
+  // global tensors. Parameters: the box of each tp-local slab of the rank's stage (owned by
+  // dp rank 0 where parameters are replicated over dp), or under ZeRO 2/3 (pp = 1) the flat
+  // range of the rank's shard. Moments: the flat range of the rank's optimizer shard (the
+  // whole box without ZeRO, owned by dp rank 0). Replicas (tp copies, tied head) are never
+  // owners. Views of the live host buffers: valid until the next step() or load_state().
+  CheckpointSlabs checkpoint_slabs();
+  // Collective over the world: fills parameters and moments from checkpoint `path` (saved
+  // under any layout; UserError for a missing, corrupt or mismatched file), brings derived
+  // copies up to date (ZeRO-2 full parameters, compute weights) and sets the AdamW step
+  // count. Returns the file's metadata.
+  CheckpointMeta load_state(const std::string& path);
+  // The optimizer's checkpoint attributes (step count and hyper-parameters).
+  OptimizerMeta optimizer_meta() const;
+
   EngineMemory memory() const { return mem_; }
   // One line per rank "rank | tp dp pp | params | grads | optimizer | transient" (MiB),
   // collected over the world; the text is complete on world rank 0.
@@ -102,6 +121,7 @@ class ParallelEngine {
   void release(Buffer& b);
 
   double grad_sum_squares();
+  void refresh_full_params();  // ZeRO 2 units path: o.full ← the gathered shards
   void load_micro(std::span<const int32_t> ids, std::span<const int32_t> targets, int64_t m);
 
   Config cfg_;

@@ -1,6 +1,7 @@
-// `llmpi train CONFIG [--set section.key=value ...]`
+// `llmpi train CONFIG [--set section.key=value ...] [--resume PATH]`
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "backend/backend.h"
@@ -17,7 +18,7 @@
 namespace llmpi {
 
 namespace {
-constexpr const char* kHelp = R"(usage: llmpi train CONFIG [--set section.key=value ...]
+constexpr const char* kHelp = R"(usage: llmpi train CONFIG [--set section.key=value ...] [--resume PATH]
 
 Trains the model described by the TOML file CONFIG (see configs/ and docs/config.md).
 Runs on any number of MPI ranks: the [parallel] section's tp x pp x dp must equal the
@@ -25,9 +26,16 @@ number of ranks (e.g. mpiexec -n 2 llmpi train CONFIG --set parallel.dp=2). Ever
 memory for parameters, gradients and optimizer state is printed at start-up.
 Prints one line per logged step (step, loss, lr, gradient norm, tokens/s, elapsed, ETA),
 validation losses, and writes <run.dir>/model.h5 and <run.dir>/config.toml.
+Checkpoints are saved to <run.dir>/checkpoints/ per the [checkpoint] section (always at
+the last step), in the background; the stall of each save is printed.
+Resume: when <run.dir> holds a valid checkpoint, training continues from the newest one
+(corrupt or partial newer files are reported and skipped) under any parallel layout, with
+the same data order; the checkpoint and its step are printed. The global batch
+(batch_size x micro_batches x dp) and train.seed must be those of the saved run.
 
 options:
   --set section.key=value   override one config key (repeatable), e.g. --set train.steps=50
+  --resume PATH             continue from this checkpoint file (an error if it is invalid)
   -h, --help                this help
 )";
 }  // namespace
@@ -40,6 +48,7 @@ int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
   }
   const auto overrides = args.get_all("--set");
   const std::string backend = args.get("--backend", "host");
+  const std::optional<std::string> resume = args.get("--resume");
   const auto pos = args.positionals();
   args.finish();
   if (pos.size() != 1) user_error("llmpi train: expected exactly one CONFIG file (see --help)");
@@ -56,6 +65,13 @@ int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
     topo = std::make_unique<Topology>(cfg, MPI_COMM_WORLD);
     be = make_backend_option(backend, "llmpi train", rt.world_rank());
     trainer = std::make_unique<Trainer>(cfg, *be, *topo, std::cout);
+    // Collective on every rank alike: an invalid --resume file fails on all of them.
+    if (resume) {
+      if (resume->empty()) user_error("llmpi train: --resume needs a checkpoint file");
+      trainer->resume(*resume);
+    } else {
+      trainer->resume_latest();  // the run directory's newest valid checkpoint, if any
+    }
   } catch (const UserError& e) {
     if (rt.world_size() == 1) throw;  // the usual single-process error path (main.cpp)
     failure = e.what();

@@ -8,6 +8,8 @@
 #include <ostream>
 
 #include "io/model_file.h"
+#include "jobs/checkpoint_dir.h"
+#include "jobs/retention.h"
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
 #include "train/paths.h"
@@ -99,9 +101,14 @@ double Trainer::validate(int64_t batches) {
   return count ? sum / double(count) : 0.0;
 }
 
-void Trainer::print_step(const StepRecord& r, double elapsed_s, double tokens_per_s) const {
+void Trainer::report(const std::string& line) const {
+  if (rank_ == 0) out_ << line << "\n" << std::flush;
+}
+
+void Trainer::print_step(const StepRecord& r, int64_t done, double elapsed_s,
+                         double tokens_per_s) const {
   const int64_t total = cfg_.train.steps;
-  const double eta = r.step > 0 ? elapsed_s / double(r.step) * double(total - r.step) : 0.0;
+  const double eta = done > 0 ? elapsed_s / double(done) * double(total - r.step) : 0.0;
   char line[256];
   std::snprintf(line, sizeof line,
                 "step %6lld/%lld | loss %.4f | lr %.3e | grad norm %8.4f | %9.0f tok/s | "
@@ -111,7 +118,98 @@ void Trainer::print_step(const StepRecord& r, double elapsed_s, double tokens_pe
   out_ << line << std::flush;
 }
 
+ResumePoint Trainer::resume(const std::string& path) {
+  // The metadata first (cheap, identical on every rank): a checkpoint that cannot continue
+  // this run's data order is refused before anything is loaded.
+  const CheckpointMeta head = read_checkpoint_meta(path);
+  const int64_t G = layout_.global_samples();
+  if (head.data.seed != cfg_.train.seed)
+    user_error(path, ": saved with train.seed = ", head.data.seed, " but the config has ",
+               cfg_.train.seed, "; resuming needs the same seed (the data order depends on it)");
+  if (head.data.global_batch != G)
+    user_error(path, ": saved with a global batch of ", head.data.global_batch,
+               " samples per step but the config gives ", G,
+               " (train.batch_size x parallel.micro_batches x parallel.dp); keep the product "
+               "equal to continue the same data order");
+  if (head.step < 0 || head.step > cfg_.train.steps)
+    user_error(path, ": step ", head.step, " is outside 0..train.steps = ", cfg_.train.steps);
+  if (head.data.samples_consumed != head.step * G)
+    user_error(path, ": data position ", head.data.samples_consumed, " samples is not step ",
+               head.step, " x global batch ", G);
+  const CheckpointMeta m = engine_->load_state(path);
+  start_step_ = m.step;
+  last_saved_step_ = m.step;
+  ResumePoint p;
+  p.path = path;
+  p.step = m.step;
+  p.tokens_seen = m.tokens_seen;
+  std::string layout;
+  if (m.layout.size() == 5)
+    layout = " (saved under tp" + std::to_string(m.layout[0]) + " pp" + std::to_string(m.layout[1]) +
+             " dp" + std::to_string(m.layout[2]) + " ZeRO " + std::to_string(m.layout[3]) + ", " +
+             std::to_string(m.layout[4]) + " ranks)";
+  report("resuming from " + path + " at step " + std::to_string(m.step) + " of " +
+         std::to_string(cfg_.train.steps) + ", " + std::to_string(m.tokens_seen) +
+         " tokens seen, optimizer step " + std::to_string(m.optimizer.step_count) + layout);
+  return p;
+}
+
+std::optional<ResumePoint> Trainer::resume_latest() {
+  if (rank_ == 0)
+    for (const std::string& t : clean_temporaries(cfg_.run.dir))
+      report("removed " + t + " (an interrupted save)");
+  check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
+  const Discovery d =
+      find_latest_valid(cfg_.run.dir, comm_, /*verify_tensors=*/true,
+                        [this](const std::string& line) { report(line); });
+  if (!d.found) return std::nullopt;
+  ResumePoint p = resume(d.found->path);
+  p.rejected = d.rejected;
+  return p;
+}
+
+void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
+  const int64_t G = layout_.global_samples();
+  CheckpointMeta meta;
+  meta.step = step;
+  meta.tokens_seen = step * G * cfg_.train.seq_len;
+  meta.config_toml = cfg_.source_text;
+  meta.layout = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp, cfg_.parallel.zero_stage,
+                 topo_.world_size()};
+  meta.optimizer = engine_->optimizer_meta();
+  DataMeta& d = meta.data;
+  d.seed = cfg_.train.seed;
+  d.samples_consumed = step * G;
+  d.global_batch = G;
+  for (int64_t s = last_saved_step_ + 1; s <= step; ++s) {
+    d.steps.push_back(s);
+    const std::vector<int64_t> idx = loader_.step_samples(s - 1, layout_);  // 0-based step
+    d.step_samples.insert(d.step_samples.end(), idx.begin(), idx.end());
+  }
+  const std::string path = checkpoint_path(cfg_.run.dir, step);
+  const std::string dir = cfg_.run.dir;
+  const CheckpointSection policy = cfg_.checkpoint;
+  const bool commit = rank_ == 0;
+  saver.save(path, engine_->checkpoint_slabs(), meta, [dir, step, policy, commit] {
+    if (commit) commit_checkpoint(dir, step, policy);  // latest pointer, then retention
+  });
+  last_saved_step_ = step;
+  const AsyncSaveStats st = saver.stats();
+  char line[256];
+  std::snprintf(line, sizeof line, "checkpoint step %lld -> %s | stall %.1f ms (%s)",
+                (long long)step, path.c_str(), st.last_stall_s * 1e3,
+                saver.is_async() ? "snapshot; written in the background" : "synchronous write");
+  report(line);
+}
+
 TrainSummary Trainer::run(bool write_model) {
+  RunOptions o;
+  o.write_model = write_model;
+  o.checkpoints = write_model;
+  return run(o);
+}
+
+TrainSummary Trainer::run(const RunOptions& opt) {
   TrainSummary sum;
   const int64_t B = cfg_.train.batch_size, T = cfg_.train.seq_len;
   const int64_t tokens_per_step = B * T * layout_.global_samples() / B;
@@ -135,7 +233,9 @@ TrainSummary Trainer::run(bool write_model) {
     }
     out_ << "layout: " << topo_.layout().str() << ", ZeRO stage " << cfg_.parallel.zero_stage
          << ", " << layout_.micro_batches << " micro-batch(es) per step\n";
+    if (opt.checkpoints) std::filesystem::create_directories(checkpoints_dir(run_dir.string()));
   }
+  check_mpi(MPI_Barrier(comm_), "MPI_Barrier");  // the directories exist for every rank
   const std::string mem = engine_->memory_table();  // collective
   if (rank_ == 0) out_ << mem << std::flush;
 
@@ -150,29 +250,58 @@ TrainSummary Trainer::run(bool write_model) {
     }
   };
 
-  if (val_loader_) val(0);
+  // One saver per run: its private communicator keeps checkpoint collectives apart from the
+  // training ones. While a save is in flight nothing else may call HDF5 (wait() first).
+  std::optional<AsyncCheckpointer> saver;
+  if (opt.checkpoints) {
+    int level = MPI_THREAD_SINGLE;
+    check_mpi(MPI_Query_thread(&level), "MPI_Query_thread");
+    saver.emplace(comm_, level, /*async=*/true,
+                  [this](const std::string& line) { report(line); });
+  }
+  if (val_loader_ && start_step_ == 0) val(0);
   const auto t0 = Clock::now();
   auto window_start = t0;
   int64_t window_steps = 0;
-  for (int64_t step = 1; step <= cfg_.train.steps; ++step) {
+  const int64_t last_step =
+      opt.stop_after >= 0 ? std::min(opt.stop_after, cfg_.train.steps) : cfg_.train.steps;
+  const int64_t first_step = start_step_;  // steps before this call (a resumed checkpoint's)
+  for (int64_t step = start_step_ + 1; step <= last_step; ++step) {
     const StepRecord r = train_step(step);
     sum.steps.push_back(r);
     ++window_steps;
     const bool last = step == cfg_.train.steps;
-    if (step % cfg_.train.log_every == 0 || last || step == 1) {
+    if (step % cfg_.train.log_every == 0 || last || step == first_step + 1) {
       const auto now = Clock::now();
       const double window = std::chrono::duration<double>(now - window_start).count();
       const double tps = window > 0 ? double(window_steps * tokens_per_step) / window : 0.0;
-      if (rank_ == 0) print_step(r, std::chrono::duration<double>(now - t0).count(), tps);
+      if (rank_ == 0)
+        print_step(r, step - first_step, std::chrono::duration<double>(now - t0).count(), tps);
       window_start = now;
       window_steps = 0;
     }
     if (val_loader_ && cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0 && !last)
       val(step);
+    if (saver && is_save_step(cfg_.checkpoint, step, cfg_.train.steps)) save_checkpoint(*saver, step);
+    start_step_ = step;
   }
+  if (saver) {
+    saver->wait();  // rethrows a failed background save; no HDF5 below while one runs
+    const AsyncSaveStats st = saver->stats();
+    if (st.saves > 0) {
+      char line[200];
+      std::snprintf(line, sizeof line,
+                    "checkpoints: %lld saved | stall per save: mean %.1f ms, max %.1f ms | "
+                    "last write %.2f s",
+                    (long long)st.saves, st.total_stall_s / double(st.saves) * 1e3,
+                    st.max_stall_s * 1e3, st.last_write_s);
+      report(line);
+    }
+  }
+  if (last_step < cfg_.train.steps) return sum;  // interrupted: no final validation or model
   if (val_loader_) val(cfg_.train.steps);
 
-  if (!write_model) return sum;
+  if (!opt.write_model) return sum;
   ModelFileMeta meta;
   meta.step = cfg_.train.steps;
   meta.tokens_seen = cfg_.train.steps * tokens_per_step;

@@ -5,6 +5,14 @@
 //     global step), reduces gradients per its ZeRO stage, clips by the global norm and
 //     applies AdamW(lr(s)) → log line (rank 0) every log_every steps
 //   validation every eval_every steps and at the end; the model file at the end.
+//   checkpoints at the steps of the [checkpoint] schedule (jobs/retention.h), written in the
+//     background (AsyncCheckpointer) while training continues: params, AdamW moments and step
+//     count, step, tokens seen, data position, the samples of every step since the previous
+//     checkpoint, seed; then `latest` and retention (jobs/checkpoint_dir.h). The stall per
+//     save is printed.
+//   resume (before run): a checkpoint saved under any layout restores everything; training
+//     continues at its step + 1 with the same data order (samples are a function of the
+//     step), bitwise identical to an uninterrupted run on the same layout.
 // Construction is collective over `comm`: it builds the Topology (LayoutError on every rank
 // for an invalid layout) and prints every rank's memory table on rank 0.
 // The global batch is batch_size × micro_batches × dp sequences; its samples are a pure
@@ -19,6 +27,8 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "io/checkpoint.h"
+#include "io/checkpoint_async.h"
 #include "config/config.h"
 #include "data/batch_loader.h"
 #include "data/token_dataset.h"
@@ -44,6 +54,20 @@ struct TrainSummary {
   std::string model_path;
 };
 
+struct RunOptions {
+  bool write_model = true;   // the final model file
+  bool checkpoints = true;   // saves per [checkpoint] (at least at the last step)
+  int64_t stop_after = -1;   // >= 0: stop after this step (an interruption; for tests)
+};
+
+// Where a run resumed from.
+struct ResumePoint {
+  std::string path;
+  int64_t step = 0;
+  int64_t tokens_seen = 0;
+  std::vector<std::string> rejected;  // newer checkpoints that failed verification
+};
+
 class Trainer {
  public:
   // Loads the data, builds and initializes the model. `out` receives the progress lines.
@@ -56,6 +80,18 @@ class Trainer {
   // Trains cfg.train.steps steps. write_model = false skips the final model file (layout
   // tests that compare parameters in memory).
   TrainSummary run(bool write_model = true);
+  // Trains from the current step (0, or a resumed checkpoint's) to cfg.train.steps.
+  TrainSummary run(const RunOptions& opt);
+
+  // Collective: restores the checkpoint `path` (any layout): parameters, moments, optimizer
+  // step count, step, tokens seen, data position. UserError for an invalid file, or one whose
+  // seed or global batch differs from this config's (the data order would not continue).
+  ResumePoint resume(const std::string& path);
+  // Collective: resumes from the newest valid checkpoint of run.dir, falling back past
+  // rejected ones (each reported on `out`); after removing interrupted saves' temporaries.
+  // nullopt when there is none (a fresh start).
+  std::optional<ResumePoint> resume_latest();
+  int64_t start_step() const { return start_step_; }
 
   // Mean validation loss over `batches` validation micro-batches (nats/token).
   double validate(int64_t batches);
@@ -67,7 +103,10 @@ class Trainer {
   Trainer(const Config& cfg, Backend& be, std::unique_ptr<Topology> owned, Topology* topo,
           std::ostream& out);
   StepRecord train_step(int64_t step);
-  void print_step(const StepRecord& r, double elapsed_s, double tokens_per_s) const;
+  void save_checkpoint(AsyncCheckpointer& saver, int64_t step);
+  void report(const std::string& line) const;  // rank 0: a line on out_
+  // done: steps trained by this process so far (for the ETA).
+  void print_step(const StepRecord& r, int64_t done, double elapsed_s, double tokens_per_s) const;
 
   std::unique_ptr<Topology> own_topo_;  // when built by the trainer itself
   Topology& topo_;
@@ -86,6 +125,8 @@ class Trainer {
   std::unique_ptr<ParallelEngine> engine_;
   LrSchedule schedule_;
   std::vector<int32_t> host_ids_, host_targets_;   // [M, B·T] staged for one step
+  int64_t start_step_ = 0;      // the last step already trained (a resumed checkpoint's)
+  int64_t last_saved_step_ = 0; // the step of the previous checkpoint (data mapping start)
 };
 
 }  // namespace llmpi
