@@ -272,7 +272,10 @@ std::vector<OpCase> op_cases() {
       {CudaAttention::own, {2, 40, 3, 3, 32}},   // MHA, D = 32
       {CudaAttention::own, {1, 33, 2, 2, 80}},   // D not a multiple of 32
       {CudaAttention::own, {1, 48, 2, 1, 256}},  // the largest D
+      {CudaAttention::own, {1, 200, 8, 2, 64}},  // several 64-row tiles, group of 4
+      {CudaAttention::own, {2, 136, 2, 1, 96}},  // D = 96 (tensor-core backward)
       {CudaAttention::cudnn, {2, 128, 4, 2, 64}},
+      {CudaAttention::cudnn, {1, 384, 4, 1, 64}},  // cuDNN stats into the backward, MQA
       {CudaAttention::cudnn, {1, 256, 8, 8, 128}},
   };
   for (const auto& [mode, s] : attn) {

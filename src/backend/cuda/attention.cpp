@@ -3,13 +3,19 @@
 //             and cuDNN accepts the shape; else the own kernel (attention_own.h).
 //             CudaAttention::automatic falls back silently (a refusal is cached per shape);
 //             CudaAttention::cudnn lets the refusal throw; CudaAttention::own never asks cuDNN.
-//   backward: the own kernels (they consume the cuDNN forward's stats, which are the same
-//             log-sum-exp). Δ = rowsum(dout ∘ out) goes to stream-ordered scratch.
+//   backward: the tensor-core kernels (attention_tc.h) when D is 32/64/96/128 on sm_80+,
+//             else the SIMT kernels (attention_own.h); both consume the forward's stats (cuDNN's
+//             equal the own log-sum-exp). LLMPI_ATTENTION_BACKWARD = tc (default) | simt forces
+//             the choice (simt: always the SIMT kernels). Δ goes to stream-ordered scratch.
 // dtypes: qkv, out, dout, dqkv bf16; lse f32 [B, Hq, T].
 #include "backend/cuda/attention_cudnn.h"
 #include "backend/cuda/attention_own.h"
+#include "backend/cuda/attention_tc.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "core/error.h"
+
+#include <cstdlib>
+#include <string>
 
 namespace llmpi {
 
@@ -30,6 +36,16 @@ AttentionShape checked_shape(const char* op, const Tensor& qkv, int64_t B, int64
   LLMPI_CHECK(own_attention_supports(s), op, ": head dim ", D,
               " must be even and at most ", kOwnAttentionMaxD);
   return s;
+}
+
+// LLMPI_ATTENTION_BACKWARD: true for the tensor-core kernels (default), false for SIMT.
+bool backward_prefers_tensor_cores() {
+  const char* a = std::getenv("LLMPI_ATTENTION_BACKWARD");
+  if (a == nullptr || *a == '\0') return true;
+  const std::string v = a;
+  if (v == "tc") return true;
+  if (v == "simt") return false;
+  user_error("environment variable LLMPI_ATTENTION_BACKWARD='", v, "': expected tc or simt");
 }
 
 }  // namespace
@@ -84,6 +100,11 @@ void CudaBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, con
   LLMPI_CHECK(dqkv.data != qkv.data || qkv.numel() == 0, op, ": dqkv must not alias qkv");
   if (B * T == 0) return;
   Scratch delta(stream_, static_cast<size_t>(B * Hq * T) * sizeof(float));
+  if (backward_prefers_tensor_cores() && tc_attention_supports(s)) {
+    tc_attention_backward(dqkv.data, dout.data, qkv.data, out.data, lse.ptr<const float>(),
+                          delta.as<float>(), s, stream_);
+    return;
+  }
   own_attention_backward(dqkv.data, dout.data, qkv.data, out.data, lse.ptr<const float>(),
                          delta.as<float>(), s, stream_);
 }
