@@ -1,7 +1,7 @@
 #pragma once
 // Resume harness for the multi-rank checkpoint tests (tests/mpi/resume_*.N.cpp), on
 // train_equivalence.h's corpus and shapes (Llama: V=64, C=32, 4 heads, 2 kv heads, 4 layers,
-// T=16), with a global batch of G = B·M·dp = 8 samples kept equal across layouts (the data
+// T=16), with a global batch of G = B·M·dp = 16 samples kept equal across layouts (the data
 // order continues only under the same G).
 //   bitwise: 2K steps straight vs K steps, a new trainer resuming from run.dir, K steps on
 //     the same layout → EXPECT_EQ on every loss, gradient norm and parameter element.
@@ -26,7 +26,7 @@ struct ResumeLayout {
   int tp = 1, pp = 1, dp = 1, zero = 0;
   int virtual_stages = 1;
   bool self = false;  // one rank on MPI_COMM_SELF (every rank runs its own copy)
-  int micro() const { return 4 / dp; }  // B = 2: G = 2 · micro · dp = 8
+  int micro() const { return 8 / dp; }  // B = 2: G = 2 · micro · dp = 16
   std::string name() const {
     if (self) return "self";
     return "tp" + std::to_string(tp) + "pp" + std::to_string(pp) + "dp" + std::to_string(dp) +
