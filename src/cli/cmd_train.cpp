@@ -1,4 +1,4 @@
-// `llmpi train CONFIG [--set section.key=value ...] [--resume PATH]`
+// `llmpi train CONFIG [--set section.key=value ...] [--resume PATH | --no-resume]`
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -18,7 +18,7 @@
 namespace llmpi {
 
 namespace {
-constexpr const char* kHelp = R"(usage: llmpi train CONFIG [--set section.key=value ...] [--resume PATH]
+constexpr const char* kHelp = R"(usage: llmpi train CONFIG [--set section.key=value ...] [--resume PATH | --no-resume]
 
 Trains the model described by the TOML file CONFIG (see configs/ and docs/config.md).
 Runs on any number of MPI ranks: the [parallel] section's tp x pp x dp must equal the
@@ -36,6 +36,8 @@ the same data order; the checkpoint and its step are printed. The global batch
 options:
   --set section.key=value   override one config key (repeatable), e.g. --set train.steps=50
   --resume PATH             continue from this checkpoint file (an error if it is invalid)
+  --no-resume               start from step 0 even when run.dir holds checkpoints (they are
+                            overwritten step by step and subject to retention)
   -h, --help                this help
 )";
 }  // namespace
@@ -49,9 +51,11 @@ int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
   const auto overrides = args.get_all("--set");
   const std::string backend = args.get("--backend", "host");
   const std::optional<std::string> resume = args.get("--resume");
+  const bool fresh = args.flag("--no-resume");
   const auto pos = args.positionals();
   args.finish();
   if (pos.size() != 1) user_error("llmpi train: expected exactly one CONFIG file (see --help)");
+  if (resume && fresh) user_error("llmpi train: --resume and --no-resume exclude each other");
   // Setup, in order: config (same file on every rank), Topology (validates the layout on
   // every rank alike; LayoutError), then data and model. A UserError during setup is agreed
   // on by all ranks: the lowest failing rank prints it, every rank returns 2 — no rank is
@@ -69,7 +73,7 @@ int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
     if (resume) {
       if (resume->empty()) user_error("llmpi train: --resume needs a checkpoint file");
       trainer->resume(*resume);
-    } else {
+    } else if (!fresh) {
       trainer->resume_latest();  // the run directory's newest valid checkpoint, if any
     }
   } catch (const UserError& e) {

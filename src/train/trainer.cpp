@@ -266,6 +266,8 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   const int64_t last_step =
       opt.stop_after >= 0 ? std::min(opt.stop_after, cfg_.train.steps) : cfg_.train.steps;
   const int64_t first_step = start_step_;  // steps before this call (a resumed checkpoint's)
+  if (first_step >= cfg_.train.steps)
+    report("step " + std::to_string(first_step) + " = train.steps: nothing left to train");
   for (int64_t step = start_step_ + 1; step <= last_step; ++step) {
     const StepRecord r = train_step(step);
     sum.steps.push_back(r);
