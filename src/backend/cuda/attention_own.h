@@ -1,7 +1,9 @@
 #pragma once
 // The own flash-attention kernels (attention_own.cu): causal, grouped-query, bf16 in and
-// out, f32 softmax statistics, never storing the T×T scores. Used when cuDNN refuses a shape
-// or when LLMPI_ATTENTION=own. Layouts as backend.h: qkv/dqkv [B, T, (Hq + 2·Hkv)·D],
+// out, f32 softmax statistics, never storing the T×T scores. Forward: used when cuDNN refuses a
+// shape or when LLMPI_ATTENTION=own. Backward: used where the tensor-core kernel
+// (attention_tc.h) has no variant (D ∉ {32, 64, 96, 128}, pre-sm_80) or
+// LLMPI_ATTENTION_BACKWARD=simt. Layouts as backend.h: qkv/dqkv [B, T, (Hq + 2·Hkv)·D],
 // out/dout [B, T, Hq·D], lse [B, Hq, T] (natural log of Σ exp(scaled score)).
 #include <cuda_runtime.h>
 
