@@ -48,12 +48,6 @@ TensorSlab range_slab(const ParamInfo& p, int64_t b, int64_t e, float* data, boo
   return s;
 }
 
-float* host_f32_ptr(const Tensor& t, const char* what) {
-  LLMPI_CHECK(t.device == Device::host && t.dtype == DType::f32, "checkpoint slabs of ", what,
-              " need f32 host memory (device state is not staged yet)");
-  return t.ptr<float>();
-}
-
 }  // namespace
 
 // One link of the ZeRO-2/3 chain: a stage range and its parameters in the order a
@@ -450,14 +444,25 @@ void ParallelEngine::refresh_full_params() {
   be_.synchronize();
 }
 
+float* ParallelEngine::host_state(const Tensor& flat) {
+  LLMPI_CHECK(flat.dtype == DType::f32, "checkpoint state must be f32, got ", dtype_name(flat.dtype));
+  if (flat.device == Device::host) return flat.ptr<float>();
+  std::vector<float>& h = ckpt_staging_.emplace_back(size_t(flat.numel()));
+  ckpt_staged_.push_back(flat);
+  be_.copy(Tensor{h.data(), Shape{flat.numel()}, DType::f32, Device::host}, flat);
+  return h.data();
+}
+
 CheckpointSlabs ParallelEngine::checkpoint_slabs() {
+  ckpt_staging_.clear();
+  ckpt_staged_.clear();
   CheckpointSlabs out;
   if (!units_path()) {
     // Parameters: full tp-local slabs on every dp rank; dp rank 0 writes them.
     const bool dp0 = topo_.dp_rank() == 0;
-    float* master = host_f32_ptr(store_->master(), "parameters");
-    float* m = host_f32_ptr(opt_->m(), "AdamW m");
-    float* v = host_f32_ptr(opt_->v(), "AdamW v");
+    float* master = host_state(store_->master());
+    float* m = host_state(opt_->m());
+    float* v = host_state(opt_->v());
     const bool sharded = shard_.parts > 1;
     for (const ParamInfo& p : store_->params()) {
       out.params.push_back(box_slab(p, master + p.offset, dp0 && !p.replica));
@@ -470,21 +475,28 @@ CheckpointSlabs ParallelEngine::checkpoint_slabs() {
       out.m.push_back(range_slab(p, b - p.offset, e - p.offset, m + at, owner));
       out.v.push_back(range_slab(p, b - p.offset, e - p.offset, v + at, owner));
     }
+    be_.synchronize();  // staging copies complete
     return out;
   }
   // ZeRO 2/3 units path: the shard store holds, per owned group, the pieces of its
-  // parameters inside this rank's shard of the group's flat buffer (disjoint over dp).
+  // parameters inside this rank's shard of the group's flat buffer (disjoint over dp); the
+  // moments cover the whole shard store with its layout.
+  float* master = host_state(shard_store_->master());
+  float* m = host_state(opt_->m());
+  float* v = host_state(opt_->v());
+  LLMPI_CHECK(opt_->begin() == 0, "units path: AdamW over the whole shard store");
   for (const Owned& o : owned_)
     for (const ParamInfo& p : o.params) {
       const int64_t b = std::max(p.offset, o.shard.begin());
       const int64_t e = std::min(p.offset + p.numel(), o.shard.end());
       if (b >= e) continue;
       const int64_t lo = b - p.offset, hi = e - p.offset;
-      out.params.push_back(range_slab(p, lo, hi, host_f32_ptr(shard_store_->master(p.name), "parameters"),
-                                      !p.replica));
-      out.m.push_back(range_slab(p, lo, hi, host_f32_ptr(opt_->m(p.name), "AdamW m"), !p.replica));
-      out.v.push_back(range_slab(p, lo, hi, host_f32_ptr(opt_->v(p.name), "AdamW v"), !p.replica));
+      const int64_t at = shard_store_->info(p.name).offset;  // the piece in the shard store
+      out.params.push_back(range_slab(p, lo, hi, master + at, !p.replica));
+      out.m.push_back(range_slab(p, lo, hi, m + at, !p.replica));
+      out.v.push_back(range_slab(p, lo, hi, v + at, !p.replica));
     }
+  be_.synchronize();
   return out;
 }
 
@@ -503,6 +515,10 @@ CheckpointMeta ParallelEngine::load_state(const std::string& path) {
   CheckpointSlabs slabs = checkpoint_slabs();
   be_.synchronize();
   const CheckpointMeta meta = load_checkpoint(path, topo_.world_communicator().get(), slabs);
+  for (size_t i = 0; i < ckpt_staged_.size(); ++i)  // device state: staged values back
+    be_.copy(ckpt_staged_[i], Tensor{ckpt_staging_[i].data(), Shape{ckpt_staged_[i].numel()},
+                                     DType::f32, Device::host});
+  be_.synchronize();
   if (units_path() && zero_ == 2) refresh_full_params();
   if (store_) store_->refresh_compute(be_);
   gathered_.reset();

@@ -83,7 +83,8 @@ class ParallelEngine {
   // dp rank 0 where parameters are replicated over dp), or under ZeRO 2/3 (pp = 1) the flat
   // range of the rank's shard. Moments: the flat range of the rank's optimizer shard (the
   // whole box without ZeRO, owned by dp rank 0). Replicas (tp copies, tied head) are never
-  // owners. Views of the live host buffers: valid until the next step() or load_state().
+  // owners. Views of the live buffers on the host backend; on a device, of host staging
+  // copies taken by this call. Valid until the next step(), checkpoint_slabs() or load_state().
   CheckpointSlabs checkpoint_slabs();
   // Collective over the world: fills parameters and moments from checkpoint `path` (saved
   // under any layout; UserError for a missing, corrupt or mismatched file), brings derived
@@ -122,6 +123,9 @@ class ParallelEngine {
 
   double grad_sum_squares();
   void refresh_full_params();  // ZeRO 2 units path: o.full ← the gathered shards
+  // A host f32 view of a flat state buffer for checkpoint slabs: the buffer itself on the
+  // host, else a staging copy (ckpt_staging_[i] mirrors ckpt_staged_[i]).
+  float* host_state(const Tensor& flat);
   void load_micro(std::span<const int32_t> ids, std::span<const int32_t> targets, int64_t m);
 
   Config cfg_;
@@ -157,6 +161,8 @@ class ParallelEngine {
   std::unique_ptr<AdamW> opt_;
   Workspace ws_;  // units path
   Buffer ids_, targets_;  // i32 [B·T]
+  std::vector<std::vector<float>> ckpt_staging_;  // device state staged for checkpoints
+  std::vector<Tensor> ckpt_staged_;               // the device buffers they mirror
 };
 
 }  // namespace llmpi
