@@ -13,7 +13,7 @@ export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-$(nproc)}"
 run() {  # name, then --set overrides
   local name=$1; shift
   local log; log=$(mktemp)
-  "$llmpi" train configs/tiny.toml --set train.steps="$steps" --set train.warmup_steps=5 \
+  "$llmpi" train configs/tiny.toml --no-resume --set train.steps="$steps" --set train.warmup_steps=5 \
     --set train.log_every=5 --set train.eval_every=0 --set train.eval_batches=1 \
     --set run.dir="runs/bench-$name" "$@" > "$log"
   local params; params=$(sed -n 's/^model: [a-z0-9]*, \([0-9]*\) parameters.*/\1/p' "$log")

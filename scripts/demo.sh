@@ -7,7 +7,8 @@
 #      sharded 1/2 per rank) — the same global batch and trajectory as one rank, printed
 #      with each rank's memory. LLMPI_DEMO_RANKS=1 runs it on one rank instead.
 #   3. compare the validation loss with the unigram baseline; sample; evaluate
-# Everything it makes stays on disk: data/fortunes/ and runs/tiny/ (model.h5, config.toml).
+# Everything it makes stays on disk: data/fortunes/ and runs/tiny/ (model.h5, config.toml,
+# checkpoints/). A rerun trains afresh (--no-resume); `llmpi train` alone would resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 llmpi=build/cpu/llmpi
@@ -40,7 +41,7 @@ echo "== 1/3 prepare: ${#corpus[@]} fortune files -> data/fortunes"
 
 echo
 echo "== 2/3 train: configs/tiny.toml -> runs/tiny on $ranks rank(s) ${layout[*]}"
-"${launch[@]}" "$llmpi" train configs/tiny.toml "${layout[@]}" "$@" | tee runs-tiny-train.log.tmp
+"${launch[@]}" "$llmpi" train configs/tiny.toml --no-resume "${layout[@]}" "$@" | tee runs-tiny-train.log.tmp
 baseline=$(sed -n 's/^unigram baseline.*: \([0-9.]*\)$/\1/p' runs-tiny-train.log.tmp)
 final=$(grep '^val ' runs-tiny-train.log.tmp | tail -1 | sed 's/.*loss \([0-9.]*\).*/\1/')
 mkdir -p runs/tiny && mv runs-tiny-train.log.tmp runs/tiny/train.log
