@@ -2,9 +2,12 @@
 """Read an llmpi model or checkpoint file with h5py as the plain global model.
 
     /usr/bin/python3 examples/read_model.py runs/tiny/model.h5
+    /usr/bin/python3 examples/read_model.py runs/tiny/checkpoints/step_00002000.h5
 
 Prints the metadata and a table of parameters, recomputes every tensor's layout-independent
-checksum (docs/checkpoint-format.md) with numpy, and checks it against the stored one.
+checksum (docs/checkpoint-format.md) with numpy, and checks it against the stored one. For a
+checkpoint it also checks the AdamW moments (/optimizer/m, /optimizer/v) and prints the
+data-to-checkpoint mapping (/data: which global samples each step consumed).
 Exits 1 if any checksum differs. Needs only h5py and numpy (Debian: python3-h5py).
 """
 import sys
@@ -46,6 +49,18 @@ def main(path):
             ok = checksum(x) == int(dset.attrs["checksum"])
             bad += not ok
             print(f"  {name:40s} {str(x.shape):16s} {x.dtype}  {'ok' if ok else 'CHECKSUM MISMATCH'}")
+        if "optimizer" in f:  # a checkpoint: the AdamW moments are global tensors too
+            opt = f["optimizer"]
+            for moment in ("m", "v"):
+                for name, dset in opt[moment].items():
+                    bad += checksum(dset[...]) != int(dset.attrs["checksum"])
+            print(f"optimizer: step_count {opt.attrs['step_count']}, "
+                  f"{len(opt['m'])} + {len(opt['v'])} moment tensors checked")
+        if "data" in f:
+            steps, samples = f["data/steps"][...], f["data/step_samples"][...]
+            if len(steps):
+                print(f"data: steps {steps[0]}..{steps[-1]}, {samples.shape[1]} samples each; "
+                      f"step {steps[-1]} consumed samples {samples[-1][:8].tolist()}")
         print(f"{len(params)} tensors, {total} parameters, {bad} checksum mismatches")
         return 1 if bad else 0
 

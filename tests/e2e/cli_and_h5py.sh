@@ -58,4 +58,11 @@ grep -q 'perplexity' out.txt || fail "eval printed no perplexity"
 /usr/bin/python3 "$src/examples/read_model.py" run/model.h5 > h5.txt || { cat h5.txt; fail "h5py example failed"; }
 grep -q ' 0 checksum mismatches' h5.txt || { cat h5.txt; fail "h5py checksums"; }
 grep -q 'embed.tokens .*(300, 32)' h5.txt || { cat h5.txt; fail "h5py: embed.tokens shape"; }
+# ... and a checkpoint (params, AdamW moments, data mapping), written at the last step.
+ckpt=$(ls run/checkpoints/step_*.h5 | tail -1)
+[ -n "$ckpt" ] || fail "no checkpoint in run/checkpoints"
+/usr/bin/python3 "$src/examples/read_model.py" "$ckpt" > h5c.txt || { cat h5c.txt; fail "h5py example failed on $ckpt"; }
+grep -q ' 0 checksum mismatches' h5c.txt || { cat h5c.txt; fail "h5py checkpoint checksums"; }
+grep -q 'optimizer: step_count 12' h5c.txt || { cat h5c.txt; fail "h5py: optimizer state"; }
+grep -q 'data: steps .*12, 4 samples each' h5c.txt || { cat h5c.txt; fail "h5py: data mapping"; }
 echo "cli_and_h5py: 1 passed, 0 failed"
