@@ -175,7 +175,7 @@ void TensorParallel::sync_grads(Backend& be, ParamStore& store) {
     }
   }
   if (parts.empty()) return;
-  Buffer buf = be.alloc(Shape{total}, store.dtype());
+  Buffer buf = be.alloc(Shape{total}, store.master_dtype());  // gradients: master dtype
   be.fill(buf, 0.0);
   for (const Part& part : parts) be.copy(buf.tensor().slice(part.at, part.grad.shape), part.grad);
   be.synchronize();

@@ -20,8 +20,10 @@ AdamW::AdamW(Backend& be, const ParamStore& store, AdamWOptions opt, int64_t beg
   LLMPI_CHECK(0 <= begin_ && begin_ <= end_ && end_ <= store.numel(), "AdamW range [", begin_,
               ", ", end_, ") of ", store.numel());
   const int64_t n = end_ - begin_;
-  m_ = be.alloc(Shape{n}, store.dtype());
-  v_ = be.alloc(Shape{n}, store.dtype());
+  // Moments live in the master dtype (f32; f64 in gradient checks), never in the bf16
+  // compute dtype of a device store.
+  m_ = be.alloc(Shape{n}, store.master_dtype());
+  v_ = be.alloc(Shape{n}, store.master_dtype());
   if (n > 0) {
     be.fill(m_, 0.0);
     be.fill(v_, 0.0);
@@ -36,6 +38,8 @@ AdamW::AdamW(Backend& be, const ParamStore& store, AdamWOptions opt, int64_t beg
     sl.m = m().slice(lo - begin_, s);
     sl.v = v().slice(lo - begin_, s);
     sl.weight_decay = p.weight_decay ? static_cast<float>(opt_.weight_decay) : 0.f;
+    // The update also refreshes the weights forward reads, where they are a separate copy.
+    if (store.has_compute_copy()) sl.compute = store.compute().slice(lo, s);
     slices_.push_back(sl);
   }
 }
