@@ -9,6 +9,10 @@
 #         "gpt2-124m tinyllama-1.1b"), $GPU_BENCH_STEPS timed steps (20) after
 #         $GPU_BENCH_WARMUP (5), with the per-op profile; JSON lines in $OUT/llmpi_bench.jsonl.
 #         Not part of `all`.
+#   train `llmpi train` itself across backends, from the repository root that holds
+#         data/fortunes (carried): tiny.toml for 50 steps on the host and on CUDA, loss curves
+#         compared (bf16 tolerance), then a CUDA checkpoint of step 25 resumed on the host
+#         and a host checkpoint resumed on CUDA, each continuing the curve. Not part of `all`.
 # Logs go to $OUT when set (the device tool's output folder), else /tmp. Exit status: nonzero
 # when any test that ran failed.
 # LLMPI_MEMCHECK=1 also runs the op tests under compute-sanitizer's memcheck (slow).
@@ -37,7 +41,7 @@ lib_dir_of() {
 }
 extra=""
 mode=all
-case "${1:-}" in ops|nccl|all|bench) mode=$1; shift ;; esac
+case "${1:-}" in ops|nccl|all|bench|train) mode=$1; shift ;; esac
 for lib in libcudnn.so.9 libcublasLt.so.13 libnccl.so.2 libmpi.so.40; do
   d=$(lib_dir_of "$lib")
   if [[ -z "$d" ]]; then echo "gpu-run: $lib not found on this machine" >&2; else extra+=":$d"; fi
@@ -114,5 +118,38 @@ if [[ "$mode" == bench ]]; then
     echo "llmpi_gpu_bench $cfg: exit status $rc"
     (( rc == 0 )) || overall=1
   done
+fi
+if [[ "$mode" == train ]]; then
+  echo "== llmpi train across backends (tiny.toml, 50 steps)"
+  root=$(pwd)
+  [[ -f "$root/data/fortunes/train.bin" ]] || { echo "gpu-run: no data/fortunes in $root" >&2; exit 1; }
+  work=$(mktemp -d)
+  common=(--set train.steps=50 --set train.warmup_steps=5 --set train.log_every=1 --set train.eval_every=0
+          --set train.eval_batches=2 --set checkpoint.every=25 --set checkpoint.keep_last=4)
+  losses() { sed -n 's/^step *\([0-9]*\)\/50 | loss \([0-9.]*\).*/\1 \2/p' "$1"; }
+  # compare A B FIRST: every step >= FIRST within 2e-2 relative (bf16 compute vs f32)
+  compare() {
+    awk -v first="$3" -v name="$4" '
+      NR == FNR { ref[$1] = $2; next }
+      ($1 in ref) && $1 >= first { n++; d = (ref[$1] > $2 ? ref[$1] - $2 : $2 - ref[$1]) / ref[$1]
+                                   if (d > worst) worst = d; if (d > 2e-2) bad++ }
+      END { printf "  %-38s %d steps compared, worst relative difference %.2e %s\n", name, n, worst, (bad || n == 0) ? "FAIL" : "ok"; exit (bad || n == 0) }' \
+      <(losses "$1") <(losses "$2")
+  }
+  run_train() {  # log, backend, run dir, extra args
+    local log=$1 backend=$2 dir=$3; shift 3
+    "$here/llmpi" train configs/tiny.toml --backend "$backend" "${common[@]}" --set run.dir="$dir" "$@" > "$log" 2>&1
+    local rc=$?; (( rc == 0 )) || { echo "  llmpi train --backend $backend failed ($rc):"; tail -n 15 "$log" | sed 's/^/  | /'; overall=1; }
+  }
+  run_train "$logdir/train_host.log" host "$work/host" --no-resume
+  run_train "$logdir/train_cuda.log" cuda "$work/cuda" --no-resume
+  grep -E '^step +(1|25|50)/50' "$logdir/train_host.log" | sed 's/^/  host: /'
+  grep -E '^step +(1|25|50)/50' "$logdir/train_cuda.log" | sed 's/^/  cuda: /'
+  compare "$logdir/train_host.log" "$logdir/train_cuda.log" 1 "cuda vs host, steps 1-50" || overall=1
+  run_train "$logdir/train_cuda_to_host.log" host "$work/c2h" --resume "$work/cuda/checkpoints/step_00000025.h5"
+  compare "$logdir/train_host.log" "$logdir/train_cuda_to_host.log" 26 "cuda step-25 checkpoint -> host" || overall=1
+  run_train "$logdir/train_host_to_cuda.log" cuda "$work/h2c" --resume "$work/host/checkpoints/step_00000025.h5"
+  compare "$logdir/train_host.log" "$logdir/train_host_to_cuda.log" 26 "host step-25 checkpoint -> cuda" || overall=1
+  grep -h -E '^resuming|^checkpoints:' "$logdir"/train_*.log | sed 's/^/  /'
 fi
 exit "$overall"

@@ -18,8 +18,11 @@ if [ -x "$nvcc" ] && [ "${LLMPI_SKIP_CUDA:-0}" != 1 ]; then
   echo "test: CUDA toolkit found ($("$nvcc" --version | tail -1)); building the cuda preset"
   cmake --preset cuda >/dev/null
   cmake --build --preset cuda -j "${LLMPI_BUILD_JOBS:-$(nproc)}" --target llmpi llmpi_cuda_tests
-  for t in $(cmake --build --preset cuda --target help | sed -n 's/^\(cuda_mpi_[A-Za-z0-9_]*\):.*/\1/p'); do
-    cmake --build --preset cuda -j "${LLMPI_BUILD_JOBS:-$(nproc)}" --target "$t"
+  # The multi-GPU tests: tests/cuda_mpi/<name>.<ranks>.cpp → target cuda_mpi_<name>_<ranks>.
+  for src in tests/cuda_mpi/*.*.cpp; do
+    [ -e "$src" ] || continue
+    base=$(basename "$src" .cpp)
+    cmake --build --preset cuda -j "${LLMPI_BUILD_JOBS:-$(nproc)}" --target "cuda_mpi_${base%.*}_${base##*.}"
   done
   ctest --preset cuda -L cuda --timeout 900
 else
