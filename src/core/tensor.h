@@ -96,4 +96,9 @@ struct Tensor {
   }
 };
 
+// A view of host memory (staging buffers, token ids, read-backs).
+inline Tensor host_tensor(void* data, Shape shape, DType dtype) {
+  return Tensor{data, shape, dtype, Device::host};
+}
+
 }  // namespace llmpi

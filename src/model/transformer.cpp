@@ -4,18 +4,6 @@
 #include "model/dtypes.h"
 
 namespace llmpi {
-namespace {
-
-Tensor host_tensor(void* p, Shape s, DType t) {
-  Tensor x;
-  x.data = p;
-  x.shape = s;
-  x.dtype = t;
-  x.device = Device::host;
-  return x;
-}
-
-}  // namespace
 
 Transformer::Transformer(const ModelConfig& cfg, const StageRange& range,
                          const ParamStore& store)

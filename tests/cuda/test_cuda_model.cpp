@@ -27,24 +27,16 @@ namespace {
 
 constexpr double kBf16Tol = 1e-2;
 
-Tensor host_view(void* p, Shape s, DType t) {
-  Tensor x;
-  x.data = p;
-  x.shape = s;
-  x.dtype = t;
-  x.device = Device::host;
-  return x;
-}
 
 std::vector<double> read(Backend& be, const Tensor& t) {
   std::vector<double> v(static_cast<size_t>(t.numel()));
-  be.copy(host_view(v.data(), t.shape, DType::f64), t);
+  be.copy(host_tensor(v.data(), t.shape, DType::f64), t);
   be.synchronize();
   return v;
 }
 
 void write(Backend& be, const Tensor& t, std::vector<double> v) {
-  be.copy(t, host_view(v.data(), t.shape, DType::f64));
+  be.copy(t, host_tensor(v.data(), t.shape, DType::f64));
   be.synchronize();
 }
 
@@ -132,8 +124,8 @@ struct ModelRun {
 
   void load_batch(std::vector<int32_t> id, std::vector<int32_t> tg) {
     const Shape s{static_cast<int64_t>(id.size())};
-    be.copy(ids, host_view(id.data(), s, DType::i32));
-    be.copy(targets, host_view(tg.data(), s, DType::i32));
+    be.copy(ids, host_tensor(id.data(), s, DType::i32));
+    be.copy(targets, host_tensor(tg.data(), s, DType::i32));
     be.synchronize();
   }
 

@@ -43,24 +43,16 @@ struct PipeCase {
   bool sequence_parallel = false;
 };
 
-inline Tensor host_view(void* p, Shape s, DType t) {
-  Tensor x;
-  x.data = p;
-  x.shape = s;
-  x.dtype = t;
-  x.device = Device::host;
-  return x;
-}
 
 inline std::vector<float> to_host(Backend& be, const Tensor& t) {
   std::vector<float> v(static_cast<size_t>(t.numel()));
-  be.copy(host_view(v.data(), t.shape, DType::f32), t);
+  be.copy(host_tensor(v.data(), t.shape, DType::f32), t);
   be.synchronize();
   return v;
 }
 
 inline void from_host(Backend& be, const Tensor& t, std::vector<float> v) {
-  be.copy(t, host_view(v.data(), t.shape, DType::f32));
+  be.copy(t, host_tensor(v.data(), t.shape, DType::f32));
   be.synchronize();
 }
 
@@ -228,8 +220,8 @@ inline void check_pipeline_matches_single_rank(const PipeCase& c) {
     ref.zero_grads(be);
     LossSum ref_loss;
     for (int64_t m = 0; m < M; ++m) {
-      be.copy(ids, host_view(batch[size_t(m)].ids.data(), Shape{B * T}, DType::i32));
-      be.copy(targets, host_view(batch[size_t(m)].targets.data(), Shape{B * T}, DType::i32));
+      be.copy(ids, host_tensor(batch[size_t(m)].ids.data(), Shape{B * T}, DType::i32));
+      be.copy(targets, host_tensor(batch[size_t(m)].targets.data(), Shape{B * T}, DType::i32));
       ref_model.forward(be, ref_acts, ids);
       const LossSum l = ref_model.loss(be, ref_acts, targets);
       ref_loss.sum += l.sum;
@@ -244,8 +236,8 @@ inline void check_pipeline_matches_single_rank(const PipeCase& c) {
         be, chunks,
         [&](int64_t m, const Tensor& i, const Tensor& t) {
           ++loads;
-          be.copy(i, host_view(batch[size_t(m)].ids.data(), Shape{B * T}, DType::i32));
-          be.copy(t, host_view(batch[size_t(m)].targets.data(), Shape{B * T}, DType::i32));
+          be.copy(i, host_tensor(batch[size_t(m)].ids.data(), Shape{B * T}, DType::i32));
+          be.copy(t, host_tensor(batch[size_t(m)].targets.data(), Shape{B * T}, DType::i32));
         },
         scale);
     if (c.tp > 1)
@@ -285,8 +277,8 @@ inline void check_pipeline_matches_single_rank(const PipeCase& c) {
   std::vector<Tokens> eval_batch;
   for (int64_t m = 0; m < 2; ++m) {
     eval_batch.push_back(tokens(1000, m, B, T, mc.vocab_size));
-    be.copy(ids, host_view(eval_batch.back().ids.data(), Shape{B * T}, DType::i32));
-    be.copy(targets, host_view(eval_batch.back().targets.data(), Shape{B * T}, DType::i32));
+    be.copy(ids, host_tensor(eval_batch.back().ids.data(), Shape{B * T}, DType::i32));
+    be.copy(targets, host_tensor(eval_batch.back().targets.data(), Shape{B * T}, DType::i32));
     ref_model.forward(be, ref_acts, ids);
     const LossSum l = ref_model.loss(be, ref_acts, targets);
     ref_eval.sum += l.sum;
@@ -295,8 +287,8 @@ inline void check_pipeline_matches_single_rank(const PipeCase& c) {
   const LossSum eval = schedule.forward_only(
       be, chunks,
       [&](int64_t m, const Tensor& i, const Tensor& t) {
-        be.copy(i, host_view(eval_batch[size_t(m)].ids.data(), Shape{B * T}, DType::i32));
-        be.copy(t, host_view(eval_batch[size_t(m)].targets.data(), Shape{B * T}, DType::i32));
+        be.copy(i, host_tensor(eval_batch[size_t(m)].ids.data(), Shape{B * T}, DType::i32));
+        be.copy(t, host_tensor(eval_batch[size_t(m)].targets.data(), Shape{B * T}, DType::i32));
       },
       2);
   EXPECT_EQ(topo.pp().all_reduce_value(double(eval.count)), double(ref_eval.count));

@@ -33,32 +33,24 @@ inline ModelConfig tiny_config(Arch arch) {
   return c;
 }
 
-inline Tensor host_view(void* p, Shape s, DType t) {
-  Tensor x;
-  x.data = p;
-  x.shape = s;
-  x.dtype = t;
-  x.device = Device::host;
-  return x;
-}
 
 inline std::vector<double> to_host(Backend& be, const Tensor& t) {
   std::vector<double> v(static_cast<size_t>(t.numel()));
-  be.copy(host_view(v.data(), t.shape, DType::f64), t);
+  be.copy(host_tensor(v.data(), t.shape, DType::f64), t);
   be.synchronize();
   return v;
 }
 
 inline void from_host(Backend& be, const Tensor& t, std::vector<double> v) {
   EXPECT_EQ(static_cast<int64_t>(v.size()), t.numel());
-  be.copy(t, host_view(v.data(), t.shape, DType::f64));
+  be.copy(t, host_tensor(v.data(), t.shape, DType::f64));
   be.synchronize();
 }
 
 inline Buffer upload_i32(Backend& be, std::vector<int32_t> v) {
   const Shape s{static_cast<int64_t>(v.size())};
   Buffer b = be.alloc(s, DType::i32);
-  be.copy(b, host_view(v.data(), s, DType::i32));
+  be.copy(b, host_tensor(v.data(), s, DType::i32));
   be.synchronize();
   return b;
 }
