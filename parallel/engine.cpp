@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <map>
 
+#include "model/dtypes.h"
 #include "model/param_layout.h"
 #include "parallel/pipeline_split.h"
 #include "optim/grad_clip.h"
@@ -82,8 +83,12 @@ struct ParallelEngine::Live {
 };
 
 ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
-    : cfg_(cfg), topo_(topo), be_(be), zero_(cfg.parallel.zero_stage) {
+    : cfg_(cfg), topo_(topo), be_(be), zero_(cfg.parallel.zero_stage),
+      master_(cfg.train.master_dtype) {
   const Layout& lay = topo.layout();
+  LLMPI_CHECK(master_ == DType::f32 || (master_ == DType::f64 && be.device() == Device::host),
+              "master dtype ", dtype_name(master_), " on ", be.device() == Device::host ? "host" : "cuda",
+              ": f32, or f64 on the host backend");
   // 1. Pipeline split (in build_*: pipeline_chunks). 2. Tensor (+sequence) parallel: the
   // TensorParallel hooks, installed on every model before its activations are allocated.
   if (lay.tp > 1) tp_ = std::make_unique<TensorParallel>(topo.tp(), cfg.parallel.sequence_parallel);
@@ -119,7 +124,7 @@ void ParallelEngine::build_full() {
                        : std::vector<StageRange>{StageRange::full(cfg_.model)};
   std::vector<ParamInfo> ps = rank_params(cfg_.model, chunks_);
   if (tp_) ps = shard_params_tp(cfg_.model, std::move(ps), lay.tp, topo_.tp_rank());
-  store_ = std::make_unique<ParamStore>(be_, std::move(ps), DType::f32);
+  store_ = std::make_unique<ParamStore>(be_, std::move(ps), master_);
   store_->init(be_, cfg_.train.seed);
   chunk_acts_.resize(chunks_.size());
   chunk_ws_.reserve(chunks_.size());  // pipe_ points into it
@@ -136,7 +141,7 @@ void ParallelEngine::build_full() {
   shard_ = ShardRange::of(store_->numel(), sharded ? lay.dp : 1, sharded ? topo_.dp_rank() : 0);
   opt_ = std::make_unique<AdamW>(be_, *store_, AdamWOptions::from(cfg_.train), shard_.begin(),
                                  shard_.end());
-  const int64_t f = int64_t(sizeof(float));
+  const int64_t f = int64_t(dtype_size(master_));
   mem_.params = store_->numel() * f;
   mem_.grads = store_->numel() * f;  // ZeRO 2 with pp: the accumulation buffer is full
   mem_.optimizer = 2 * shard_.size() * f;
@@ -190,18 +195,18 @@ void ParallelEngine::build_units() {
     }
     at += o.shard.size();
   }
-  shard_store_ = std::make_unique<ParamStore>(be_, std::move(pieces), DType::f32);
+  shard_store_ = std::make_unique<ParamStore>(be_, std::move(pieces), master_);
   LLMPI_CHECK(shard_store_->numel() == at, "shard store ", shard_store_->numel(), " != ", at);
 
   // Init: each group's values come from its unit's layout-independent init.
-  const int64_t f = int64_t(sizeof(float));
+  const int64_t f = int64_t(dtype_size(master_));
   for (size_t k = 0; k < owned_.size(); ++k) {
     Owned& o = owned_[k];
-    ParamStore unit_store(be_, units_[k].params, DType::f32);
+    ParamStore unit_store(be_, units_[k].params, master_);
     unit_store.init(be_, cfg_.train.seed);
     Transformer m(cfg_.model, units_[k].range, unit_store);
     if (tp_) tp_->install(m);
-    Buffer full = be_.alloc(Shape{std::max<int64_t>(o.n, 1)}, DType::f32);
+    Buffer full = be_.alloc(Shape{std::max<int64_t>(o.n, 1)}, master_);
     for (const ParamInfo& p : o.params)
       be_.copy(flat_view(full, p.offset, p.numel()), unit_store.master(p.name).view(Shape{p.numel()}));
     be_.copy(flat_view(shard_store_->master(), o.shard_offset, o.shard.size()),
@@ -214,7 +219,7 @@ void ParallelEngine::build_units() {
   }
   opt_ = std::make_unique<AdamW>(be_, *shard_store_, AdamWOptions::from(cfg_.train));
   const int64_t rows = tp_ ? tp_->local_rows(B_ * T_) : B_ * T_;  // sequence-parallel rows
-  dgrad_ = be_.alloc(Shape{rows, cfg_.model.d_model}, DType::f32);
+  dgrad_ = be_.alloc(Shape{rows, cfg_.model.d_model}, compute_dtype(be_.device(), master_));
   int64_t full_params = 0;
   for (const Owned& o : owned_) full_params += o.n;
   mem_.params = (zero_ == 2 ? full_params : shard_store_->numel()) * f;
@@ -223,7 +228,7 @@ void ParallelEngine::build_units() {
 }
 
 Buffer ParallelEngine::transient(Shape s) {
-  Buffer b = be_.alloc(s, DType::f32);
+  Buffer b = be_.alloc(s, master_);
   transient_live_ += int64_t(b.tensor().bytes());
   mem_.transient = std::max(mem_.transient, transient_live_);
   return b;
@@ -238,8 +243,8 @@ void ParallelEngine::release(Buffer& b) {
 ParallelEngine::Live ParallelEngine::gather_unit(size_t u) {
   Unit& unit = units_[u];
   Live live;
-  live.store = std::make_unique<ParamStore>(be_, unit.params, DType::f32);
-  live.bytes = 2 * live.store->numel() * int64_t(sizeof(float));
+  live.store = std::make_unique<ParamStore>(be_, unit.params, master_);
+  live.bytes = 2 * live.store->numel() * int64_t(dtype_size(master_));
   transient_live_ += live.bytes;
   mem_.transient = std::max(mem_.transient, transient_live_);
   // The groups this unit reads, each gathered once (ZeRO 3) or read from `full` (ZeRO 2).
@@ -396,7 +401,7 @@ StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int
     if (multi && zero_ <= 1) {
       bucketed_all_reduce(dp, store_->grads(), kBucketElems);
     } else if (multi) {  // ZeRO 2 with pp: reduce-scatter, then the shard back in place
-      Buffer part = be_.alloc(Shape{std::max<int64_t>(shard_.size(), 1)}, DType::f32);
+      Buffer part = be_.alloc(Shape{std::max<int64_t>(shard_.size(), 1)}, master_);
       const Tensor mine = flat_view(part, 0, shard_.size());
       reduce_scatter_shard(be_, dp, shard_, store_->grads(), mine);
       be_.copy(flat_view(store_->grads(), shard_.begin(), shard_.size()), mine);
@@ -445,7 +450,8 @@ void ParallelEngine::refresh_full_params() {
 }
 
 float* ParallelEngine::host_state(const Tensor& flat) {
-  LLMPI_CHECK(flat.dtype == DType::f32, "checkpoint state must be f32, got ", dtype_name(flat.dtype));
+  LLMPI_CHECK(flat.dtype == DType::f32, "checkpoints hold f32 state; this run's master dtype is ",
+              dtype_name(flat.dtype));
   if (flat.device == Device::host) return flat.ptr<float>();
   std::vector<float>& h = ckpt_staging_.emplace_back(size_t(flat.numel()));
   ckpt_staged_.push_back(flat);
@@ -564,12 +570,12 @@ const ParamStore& ParallelEngine::gathered_params() {
   if (!units_path()) return *store_;
   gathered_.reset();
   gathered_ = std::make_unique<ParamStore>(be_, local_params(StageRange::full(cfg_.model)),
-                                           DType::f32);
+                                           master_);
   for (Owned& o : owned_) {
     Buffer tmp;
     const Tensor* full = &o.full.tensor();
     if (zero_ == 3) {
-      tmp = be_.alloc(Shape{std::max<int64_t>(o.n, 1)}, DType::f32);
+      tmp = be_.alloc(Shape{std::max<int64_t>(o.n, 1)}, master_);
       all_gather_shard(be_, topo_.dp(), o.shard, flat_view(tmp, 0, o.n),
                        flat_view(shard_store_->master(), o.shard_offset, o.shard.size()));
       full = &tmp.tensor();

@@ -132,6 +132,7 @@ class ParallelEngine {
   Topology& topo_;
   Backend& be_;
   int zero_ = 0;
+  DType master_ = DType::f32;  // master weights, gradients, moments (config train.master_dtype)
   int64_t B_ = 1, T_ = 1, M_ = 1;
   int64_t global_params_ = 0;
   EngineMemory mem_;

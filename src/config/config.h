@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor.h"
 #include "model/model_config.h"
 
 namespace llmpi {
@@ -27,6 +28,9 @@ struct TrainSection {
   int64_t decay_steps = 0;        // end of the decay; 0 means `steps`
   double weight_decay = 0.1;
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  // Not a TOML key: set by programs. f64 makes a host run an f64 numerical reference (layout
+  // tests); checkpoints and model files hold f32 and refuse it.
+  DType master_dtype = DType::f32;
   double grad_clip = 1.0;         // global-norm clip; 0 disables
   int64_t log_every = 1;          // print/log a step line every k steps
   int64_t eval_every = 0;         // validation every k steps; 0 = only at the end
