@@ -91,7 +91,20 @@ ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
               ": f32, or f64 on the host backend");
   // 1. Pipeline split (in build_*: pipeline_chunks). 2. Tensor (+sequence) parallel: the
   // TensorParallel hooks, installed on every model before its activations are allocated.
-  if (lay.tp > 1) tp_ = std::make_unique<TensorParallel>(topo.tp(), cfg.parallel.sequence_parallel);
+  // The collectives of each group for this backend's tensors (NCCL on CUDA), built before
+  // anything that communicates.
+  // NCCL point-to-point messages carry no tags: they match in posting order. The interleaved
+  // schedule mixes activations and gradients between the same two ranks in orders that differ
+  // between sender and receiver, so on a device it is refused (1F1B is fine: per direction
+  // and peer, one kind of message in one order).
+  if (be.device() != Device::host && lay.pp > 1 && cfg.parallel.virtual_stages > 1)
+    throw UserError((cfg.source_path.empty() ? std::string("config") : cfg.source_path) +
+                    ": parallel.virtual_stages = " + std::to_string(cfg.parallel.virtual_stages) +
+                    ": the interleaved pipeline runs on the host backend only; on " + be.name() +
+                    " use virtual_stages = 1 (1F1B)");
+  groups_ = std::make_unique<GroupCollectives>(topo, be);
+  if (lay.tp > 1)
+    tp_ = std::make_unique<TensorParallel>(groups_->tp(), cfg.parallel.sequence_parallel);
   LLMPI_CHECK(zero_ >= 0 && zero_ <= 3, "zero_stage ", zero_);
   B_ = cfg.train.batch_size;
   T_ = cfg.train.seq_len;
@@ -136,7 +149,7 @@ void ParallelEngine::build_full() {
     pipe_.push_back({models_[j].get(), store_.get(), &chunk_acts_[j], &chunk_ws_[j]});
   }
   if (lay.pp > 1)
-    schedule_ = std::make_unique<PipelineSchedule>(topo_.pp(), cfg_.parallel, topo_.pp_rank(), B_, T_);
+    schedule_ = std::make_unique<PipelineSchedule>(groups_->pp(), cfg_.parallel, topo_.pp_rank(), B_, T_);
   const bool sharded = zero_ >= 1 && lay.dp > 1;
   shard_ = ShardRange::of(store_->numel(), sharded ? lay.dp : 1, sharded ? topo_.dp_rank() : 0);
   opt_ = std::make_unique<AdamW>(be_, *store_, AdamWOptions::from(cfg_.train), shard_.begin(),
@@ -253,7 +266,7 @@ ParallelEngine::Live ParallelEngine::gather_unit(size_t u) {
     if (zero_ == 2 || gathered.count(k)) continue;
     Owned& o = owned_[k];
     Buffer full = transient(Shape{o.n});
-    all_gather_shard(be_, topo_.dp(), o.shard, full,
+    all_gather_shard(be_, groups_->dp(), o.shard, full,
                      flat_view(shard_store_->master(), o.shard_offset, o.shard.size()));
     gathered.emplace(k, std::move(full));
   }
@@ -286,7 +299,7 @@ void ParallelEngine::scatter_unit_grads(size_t u, const ParamStore& s) {
     o.pending = o.consumers;
     Buffer part = transient(Shape{std::max<int64_t>(o.shard.size(), 1)});
     const Tensor mine = flat_view(part, 0, o.shard.size());
-    reduce_scatter_shard(be_, topo_.dp(), o.shard, o.accum, mine);
+    reduce_scatter_shard(be_, groups_->dp(), o.shard, o.accum, mine);
     const Tensor g = flat_view(shard_store_->grads(), o.shard_offset, o.shard.size());
     be_.add(g, g, mine);
     release(part);
@@ -325,7 +338,8 @@ double ParallelEngine::run_store(std::span<const int32_t> ids, std::span<const i
     }
   }
   if (tp_) tp_->sync_grads(be_, *store_);
-  if (topo_.layout().pp > 1) sync_tied_embedding(be_, topo_, cfg_.model, pipe_);
+  if (topo_.layout().pp > 1 && cfg_.model.tied_embeddings && topo_.in_embedding_group())
+    sync_tied_embedding(be_, groups_->embedding(), pipe_);
   return sum;
 }
 
@@ -373,9 +387,9 @@ double ParallelEngine::grad_sum_squares() {
   }
   double sq = local_sum_squares(be_, gs);
   // Sharded gradients (ZeRO 2/3) are disjoint over dp; all-reduced ones are identical.
-  if (zero_ >= 2 && topo_.layout().dp > 1) sq = topo_.dp().all_reduce_value(sq);
-  if (topo_.layout().tp > 1) sq = topo_.tp().all_reduce_value(sq);
-  if (topo_.layout().pp > 1) sq = topo_.pp().all_reduce_value(sq);
+  if (zero_ >= 2 && topo_.layout().dp > 1) sq = groups_->dp().all_reduce_value(sq);
+  if (topo_.layout().tp > 1) sq = groups_->tp().all_reduce_value(sq);
+  if (topo_.layout().pp > 1) sq = groups_->pp().all_reduce_value(sq);
   return sq;
 }
 
@@ -384,7 +398,7 @@ StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int
   const int64_t N = B_ * T_;
   LLMPI_CHECK(int64_t(ids.size()) == M_ * N && ids.size() == targets.size(), "step: ",
               ids.size(), " ids and ", targets.size(), " targets for M·B·T = ", M_ * N);
-  Collectives& dp = topo_.dp();
+  Collectives& dp = groups_->dp();
   const bool multi = topo_.layout().dp > 1;
   // The loss scale needs the step's counted targets over every dp rank before any backward.
   int64_t counted = 0;
@@ -414,7 +428,7 @@ StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int
       loss_sum += micro_units(ids_, targets_, scale);
     }
   }
-  if (topo_.layout().pp > 1) loss_sum = topo_.pp().all_reduce_value(loss_sum);
+  if (topo_.layout().pp > 1) loss_sum = groups_->pp().all_reduce_value(loss_sum);
   if (multi) loss_sum = dp.all_reduce_value(loss_sum);
 
   StepStats r;
@@ -442,7 +456,7 @@ void ParallelEngine::refresh_full_params() {
   const bool multi = topo_.layout().dp > 1;
   for (Owned& o : owned_)
     if (multi)
-      all_gather_shard(be_, topo_.dp(), o.shard, o.full,
+      all_gather_shard(be_, groups_->dp(), o.shard, o.full,
                        flat_view(shard_store_->master(), o.shard_offset, o.shard.size()));
     else
       be_.copy(flat_view(o.full, 0, o.n), flat_view(shard_store_->master(), 0, o.n));
@@ -545,8 +559,8 @@ LossSum ParallelEngine::eval(std::span<const int32_t> ids, std::span<const int32
           be_.copy(t, host_i32(targets.data(), N));
         },
         1);
-    l.sum = topo_.pp().all_reduce_value(l.sum);
-    l.count = int64_t(topo_.pp().all_reduce_value(double(l.count)));
+    l.sum = groups_->pp().all_reduce_value(l.sum);
+    l.count = int64_t(groups_->pp().all_reduce_value(double(l.count)));
     return l;
   }
   load_micro(ids, targets, 0);
@@ -576,7 +590,7 @@ const ParamStore& ParallelEngine::gathered_params() {
     const Tensor* full = &o.full.tensor();
     if (zero_ == 3) {
       tmp = be_.alloc(Shape{std::max<int64_t>(o.n, 1)}, master_);
-      all_gather_shard(be_, topo_.dp(), o.shard, flat_view(tmp, 0, o.n),
+      all_gather_shard(be_, groups_->dp(), o.shard, flat_view(tmp, 0, o.n),
                        flat_view(shard_store_->master(), o.shard_offset, o.shard.size()));
       full = &tmp.tensor();
     }

@@ -34,6 +34,7 @@
 #include "model/param_store.h"
 #include "model/transformer.h"
 #include "optim/adamw.h"
+#include "parallel/group_collectives.h"
 #include "parallel/pipeline.h"
 #include "parallel/tensor_parallel.h"
 #include "parallel/topology.h"
@@ -131,6 +132,7 @@ class ParallelEngine {
   Config cfg_;
   Topology& topo_;
   Backend& be_;
+  std::unique_ptr<GroupCollectives> groups_;  // built first; destroyed after every user below
   int zero_ = 0;
   DType master_ = DType::f32;  // master weights, gradients, moments (config train.master_dtype)
   int64_t B_ = 1, T_ = 1, M_ = 1;

@@ -110,6 +110,8 @@ class Topology {
   // The communicator of a group, e.g. to build a device (NCCL) communicator over it.
   const Communicator& communicator(Axis a) const;
   const Communicator& world_communicator() const { return world_comm_; }
+  // The embedding group's communicator; invalid on ranks outside it (middle stages).
+  const Communicator& embedding_communicator() const { return embedding_comm_; }
 
   // "rank 5 of 8: tp 1/2, dp 0/2, pp 1/2" — for logs and the logbook's start event.
   std::string describe() const;

@@ -68,6 +68,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual Device device() const = 0;
   virtual const char* name() const = 0;
+  // The device stream every op is enqueued on (a cudaStream_t on CUDA), so that device
+  // collectives (parallel/group_collectives.h) order with compute; nullptr on the host.
+  virtual void* native_stream() const { return nullptr; }
 
   // ---- memory -------------------------------------------------------------------------
   Buffer alloc(Shape s, DType t);

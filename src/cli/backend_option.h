@@ -3,7 +3,8 @@
 // train once its optimizer keeps f32 moments beside a bf16 compute copy, see docs/cuda.md).
 // `host` (the default) is always built. `cuda` needs an llmpi built with LLMPI_ENABLE_CUDA=ON
 // and a usable GPU; otherwise a UserError names the option and the reason (exit status 2).
-// With several ranks on a node, rank r uses GPU r % (GPUs visible to the process).
+// With several ranks on a node, the node-local rank l (MPI_COMM_TYPE_SHARED) uses GPU
+// l % (GPUs visible to the process): one GPU per rank when a node runs as many ranks as GPUs.
 #include <memory>
 #include <string>
 
@@ -16,7 +17,7 @@ inline constexpr const char* kBackendOptionHelp =
     "  --backend NAME       host (default) or cuda (needs a CUDA build and a GPU)\n";
 
 // Creates the backend named by --backend. `command` prefixes error messages ("llmpi eval").
-std::unique_ptr<Backend> make_backend_option(const std::string& name, const std::string& command,
-                                             int world_rank);
+// Needs MPI initialized (it finds the node-local rank).
+std::unique_ptr<Backend> make_backend_option(const std::string& name, const std::string& command);
 
 }  // namespace llmpi

@@ -29,7 +29,7 @@ options:
 )";
 }  // namespace
 
-int cmd_eval(const std::vector<std::string>& argv, Runtime& rt) {
+int cmd_eval(const std::vector<std::string>& argv, Runtime& /*rt*/) {
   Args args(argv, "llmpi eval");
   if (args.help_requested()) {
     std::cout << kHelp << kBackendOptionHelp;
@@ -45,7 +45,7 @@ int cmd_eval(const std::vector<std::string>& argv, Runtime& rt) {
   if (batches < 0) user_error("llmpi eval: --batches must be >= 0");
   if (B < 0) user_error("llmpi eval: --batch-size must be >= 1");
 
-  auto be = make_backend_option(backend, "llmpi eval", rt.world_rank());
+  auto be = make_backend_option(backend, "llmpi eval");
   LoadedModel lm = load_model(pos[0], *be);
   lm.store->refresh_compute(*be);  // the load wrote the f32 master; bf16 weights on CUDA
   const std::string pattern = data ? *data : lm.config.data.val;

@@ -34,7 +34,7 @@ options:
 )";
 }  // namespace
 
-int cmd_sample(const std::vector<std::string>& argv, Runtime& rt) {
+int cmd_sample(const std::vector<std::string>& argv, Runtime& /*rt*/) {
   Args args(argv, "llmpi sample");
   if (args.help_requested()) {
     std::cout << kHelp << kBackendOptionHelp;
@@ -60,7 +60,7 @@ int cmd_sample(const std::vector<std::string>& argv, Runtime& rt) {
   if (!(opt.top_p > 0 && opt.top_p <= 1)) user_error("llmpi sample: --top-p must be in (0, 1]");
   if (prompts.empty()) prompts.emplace_back();
 
-  auto be = make_backend_option(backend, "llmpi sample", rt.world_rank());
+  auto be = make_backend_option(backend, "llmpi sample");
   LoadedModel lm = load_model(pos[0], *be);
   lm.store->refresh_compute(*be);  // the load wrote the f32 master; bf16 weights on CUDA
   const std::string tpath = tok_path ? *tok_path : lm.config.data.tokenizer;

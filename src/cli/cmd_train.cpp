@@ -67,7 +67,7 @@ int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
   try {
     const Config cfg = load_config(pos[0], overrides);
     topo = std::make_unique<Topology>(cfg, MPI_COMM_WORLD);
-    be = make_backend_option(backend, "llmpi train", rt.world_rank());
+    be = make_backend_option(backend, "llmpi train");
     trainer = std::make_unique<Trainer>(cfg, *be, *topo, std::cout);
     // Collective on every rank alike: an invalid --resume file fails on all of them.
     if (resume) {

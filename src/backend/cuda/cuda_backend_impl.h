@@ -56,6 +56,7 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device::cuda; }
   const char* name() const override { return "cuda"; }
   cudaStream_t stream() const { return stream_; }
+  void* native_stream() const override { return stream_; }
   const CudaBackendOptions& options() const { return options_; }
 
   void* raw_alloc(size_t bytes) override;

@@ -1,0 +1,50 @@
+// GroupCollectives: the topology's MPI groups, or NCCL groups over them for device tensors.
+#include "parallel/group_collectives.h"
+
+#include "core/error.h"
+#if defined(LLMPI_HAVE_CUDA)
+#include "parallel/nccl_collectives.h"
+#endif
+
+namespace llmpi {
+
+namespace {
+
+#if defined(LLMPI_HAVE_CUDA)
+std::unique_ptr<Collectives> nccl_group(const Communicator& c, Backend& be) {
+  // A peer that died or diverged ends the job after this long instead of hanging it.
+  NcclOptions o;
+  o.hang_timeout_s = 600;
+  return std::make_unique<NcclCollectives>(c, static_cast<cudaStream_t>(be.native_stream()), o);
+}
+#endif
+
+}  // namespace
+
+GroupCollectives::GroupCollectives(Topology& topo, Backend& be)
+    : topo_(topo), device_(be.device()) {
+  if (device_ == Device::host) return;
+#if defined(LLMPI_HAVE_CUDA)
+  LLMPI_CHECK(be.native_stream() != nullptr, "the ", be.name(), " backend has no stream");
+  tp_ = nccl_group(topo.communicator(Axis::tp), be);
+  dp_ = nccl_group(topo.communicator(Axis::dp), be);
+  pp_ = nccl_group(topo.communicator(Axis::pp), be);
+  if (topo.in_embedding_group()) embedding_ = nccl_group(topo.embedding_communicator(), be);
+  device_groups_ = true;
+#else
+  throw UserError(std::string("the ") + be.name() +
+                  " backend needs device collectives, which this build lacks (CUDA builds "
+                  "link NCCL)");
+#endif
+}
+
+GroupCollectives::~GroupCollectives() = default;
+
+Collectives& GroupCollectives::embedding() {
+  if (!device_groups_) return topo_.embedding();
+  LLMPI_CHECK(embedding_, "rank ", topo_.rank(), " (pipeline stage ", topo_.pp_rank(),
+              ") is not in an embedding group: only the first and last stages are");
+  return *embedding_;
+}
+
+}  // namespace llmpi

@@ -1,0 +1,44 @@
+#pragma once
+// GroupCollectives: the Collectives that move one backend's tensors within each process
+// group of a Topology — what the engine, tensor and pipeline parallelism and ZeRO talk to.
+//   host backend: the topology's own MPI collectives (nothing is created).
+//   CUDA backend (CUDA builds): one NcclCollectives per group (tp, dp, pp, and the embedding
+//     group on the first and last pipeline stages), on the backend's stream, so that every
+//     collective is ordered with the compute around it; built collectively from each
+//     group's MPI communicator (rank 0 of the group broadcasts the ncclUniqueId).
+// Host scalars (loss sums, token counts, norms) go through all_reduce_value on either kind.
+// Owns the NCCL communicators (RAII: destroyed with this object, before the Topology's MPI
+// communicators they were built from).
+#include <memory>
+
+#include "backend/backend.h"
+#include "parallel/collectives.h"
+#include "parallel/topology.h"
+
+namespace llmpi {
+
+class GroupCollectives {
+ public:
+  // Collective over the topology's world: every rank builds its groups in the same order
+  // (tp, dp, pp, embedding). Throws UserError when the backend's device has no
+  // collectives in this build (CUDA backend without NCCL cannot happen: CUDA builds link it).
+  GroupCollectives(Topology& topo, Backend& be);
+  ~GroupCollectives();
+  GroupCollectives(const GroupCollectives&) = delete;
+  GroupCollectives& operator=(const GroupCollectives&) = delete;
+
+  Device device() const { return device_; }
+  Collectives& tp() { return device_groups_ ? *tp_ : topo_.tp(); }
+  Collectives& dp() { return device_groups_ ? *dp_ : topo_.dp(); }
+  Collectives& pp() { return device_groups_ ? *pp_ : topo_.pp(); }
+  // Only on ranks of the embedding group (Topology::in_embedding_group()).
+  Collectives& embedding();
+
+ private:
+  Topology& topo_;
+  Device device_;
+  bool device_groups_ = false;
+  std::unique_ptr<Collectives> tp_, dp_, pp_, embedding_;
+};
+
+}  // namespace llmpi
