@@ -276,6 +276,7 @@ ParallelEngine::Live ParallelEngine::gather_unit(size_t u) {
     const ParamInfo& p = unit.params[i];
     be_.copy(live.store->master(p.name).view(Shape{p.numel()}), flat_view(src, off, p.numel()));
   }
+  live.store->refresh_compute(be_);  // the weights forward/backward read (bf16 on CUDA)
   for (auto& [k, b] : gathered) release(b);
   live.model = std::make_unique<Transformer>(cfg_.model, unit.range, *live.store);
   if (tp_) tp_->install(*live.model);

@@ -12,7 +12,9 @@
 #   train `llmpi train` itself across backends, from the repository root that holds
 #         data/fortunes (carried): tiny.toml for 50 steps on the host and on CUDA, loss curves
 #         compared (bf16 tolerance), then a CUDA checkpoint of step 25 resumed on the host
-#         and a host checkpoint resumed on CUDA, each continuing the curve. Not part of `all`.
+#         and a host checkpoint resumed on CUDA, each continuing the curve; with 2 GPUs also
+#         dp2 ZeRO-1 and tp2 + sp under mpirun against the 1-GPU curve, and the dp2 run's
+#         checkpoint resumed on one GPU. Not part of `all`.
 # Logs go to $OUT when set (the device tool's output folder), else /tmp. Exit status: nonzero
 # when any test that ran failed.
 # LLMPI_MEMCHECK=1 also runs the op tests under compute-sanitizer's memcheck (slow).
@@ -151,5 +153,29 @@ if [[ "$mode" == train ]]; then
   run_train "$logdir/train_host_to_cuda.log" cuda "$work/h2c" --resume "$work/host/checkpoints/step_00000025.h5"
   compare "$logdir/train_host.log" "$logdir/train_host_to_cuda.log" 26 "host step-25 checkpoint -> cuda" || overall=1
   grep -h -E '^resuming|^checkpoints:' "$logdir"/train_*.log | sed 's/^/  /'
+  # Two GPUs: the same run under the machine's mpirun, dp2 ZeRO-1 and tp2 + sequence
+  # parallel (NCCL under the engine), each against the 1-GPU curve; then the dp2 run's
+  # step-25 checkpoint resumed on one GPU.
+  mpirun=$(command -v mpirun || command -v mpiexec || true)
+  if (( ngpu >= 2 )) && [[ -n "$mpirun" ]]; then
+    run_train2() {  # log, run dir, extra args
+      local log=$1 dir=$2; shift 2
+      timeout 300 "$mpirun" -n 2 --allow-run-as-root --bind-to none -x NCCL_NVLS_ENABLE=0 \
+        -x LD_LIBRARY_PATH -x OMPI_MCA_btl "$here/llmpi" train configs/tiny.toml --backend cuda \
+        "${common[@]}" --set run.dir="$dir" "$@" > "$log" 2>&1
+      local rc=$?; (( rc == 0 )) || { echo "  mpirun -n 2 llmpi train failed ($rc):"; tail -n 15 "$log" | sed 's/^/  | /'; overall=1; }
+    }
+    # The same global batch: half the sequences per dp rank.
+    half=$(( $(sed -n "s/^batch_size *= *\([0-9]*\).*/\1/p" configs/tiny.toml) / 2 ))
+    run_train2 "$logdir/train_cuda_dp2.log" "$work/dp2" --no-resume --set parallel.dp=2 --set parallel.zero_stage=1 --set train.batch_size=$half
+    compare "$logdir/train_cuda.log" "$logdir/train_cuda_dp2.log" 1 "2 GPUs dp2 ZeRO-1 vs 1 GPU" || overall=1
+    run_train2 "$logdir/train_cuda_tp2.log" "$work/tp2" --no-resume --set parallel.tp=2 --set parallel.sequence_parallel=true
+    compare "$logdir/train_cuda.log" "$logdir/train_cuda_tp2.log" 1 "2 GPUs tp2 + sp vs 1 GPU" || overall=1
+    grep -E '^step +(1|50)/50' "$logdir/train_cuda_dp2.log" "$logdir/train_cuda_tp2.log" | sed 's/^/  /'
+    run_train "$logdir/train_dp2_to_1gpu.log" cuda "$work/dp2to1" --resume "$work/dp2/checkpoints/step_00000025.h5"
+    compare "$logdir/train_cuda.log" "$logdir/train_dp2_to_1gpu.log" 26 "2-GPU dp2 checkpoint -> 1 GPU" || overall=1
+  else
+    echo "  one GPU (or no mpirun): the 2-GPU llmpi train runs were not run"
+  fi
 fi
 exit "$overall"
