@@ -104,6 +104,12 @@ CudaBackendOptions CudaBackendOptions::from_env() {
     else user_error("environment variable LLMPI_ATTENTION='", v,
                     "': expected one of auto, cudnn, own");
   }
+  if (const char* d = std::getenv("LLMPI_DETERMINISTIC"); d && *d) {
+    const std::string v = d;
+    if (v == "1") o.deterministic = true;
+    else if (v == "0") o.deterministic = false;
+    else user_error("environment variable LLMPI_DETERMINISTIC='", v, "': expected 0 or 1");
+  }
   return o;
 }
 

@@ -21,8 +21,12 @@ struct CudaBackendOptions {
   int device = -1;                        // CUDA device ordinal; -1 keeps the current one
   CudaAttention attention = CudaAttention::automatic;
   size_t matmul_workspace_bytes = size_t{32} << 20;  // cuBLASLt workspace (32 MiB on Hopper)
+  // Bitwise reproducible runs: every op that would add in a run-dependent order (today the
+  // embedding backward's atomics) takes an ordered path instead. docs/cuda.md lists the ops.
+  bool deterministic = false;
 
-  // Defaults overridden by the environment: LLMPI_ATTENTION = auto | cudnn | own.
+  // Defaults overridden by the environment: LLMPI_ATTENTION = auto | cudnn | own;
+  // LLMPI_DETERMINISTIC = 0 | 1.
   // A bad value is a UserError naming the variable and the accepted values.
   static CudaBackendOptions from_env();
 };
