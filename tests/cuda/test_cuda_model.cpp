@@ -324,7 +324,7 @@ TEST_P(CudaModel, DeterministicModeIsBitwiseReproducible) {
   // The op: 1024 positions over 16 rows of 96 columns, row_offset 3 (ids outside skipped).
   const int64_t N = 1024, R = 16, C = 96;
   std::vector<double> dout(size_t(N * C));
-  std::vector<int32_t> ids(size_t(N));
+  std::vector<int32_t> ids(static_cast<size_t>(N));
   const uint64_t key = rng_key(3, "det_embedding");
   for (int64_t i = 0; i < N * C; ++i)
     dout[size_t(i)] = bf16_value(rng_normal(key, uint64_t(i)));
