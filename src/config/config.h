@@ -35,6 +35,8 @@ struct TrainSection {
   int64_t log_every = 1;          // print/log a step line every k steps
   int64_t eval_every = 0;         // validation every k steps; 0 = only at the end
   int64_t eval_batches = 8;       // micro-batches per validation
+  // [train] recompute ("none" | "selective" | "full", activation recomputation) is read into
+  // Config::model.recompute, where the Transformer sees it (model/model_config.h).
 
   bool operator==(const TrainSection&) const = default;
 };

@@ -62,6 +62,8 @@ const ConfigKey kKeys[] = {
     {"train", "log_every", FIELD(train.log_every), kOptional, at_least(1)},
     {"train", "eval_every", FIELD(train.eval_every), kOptional, at_least(0)},
     {"train", "eval_batches", FIELD(train.eval_batches), kOptional, at_least(1)},
+    // A [train] key that sets a model field: the Transformer reads it from its ModelConfig.
+    {"train", "recompute", FIELD(model.recompute)},
     // [data]
     {"data", "train", FIELD(data.train), kRequired, {}, /*non_empty=*/true},
     {"data", "val", FIELD(data.val)},
@@ -89,6 +91,8 @@ const ConfigKey kKeys[] = {
 const EnumName<Arch> kArchNames[] = {{"gpt2", Arch::gpt2}, {"llama", Arch::llama}};
 const EnumName<LrDecay> kDecayNames[] = {
     {"cosine", LrDecay::cosine}, {"linear", LrDecay::linear}, {"constant", LrDecay::constant}};
+const EnumName<Recompute> kRecomputeNames[] = {
+    {"none", Recompute::none}, {"selective", Recompute::selective}, {"full", Recompute::full}};
 
 template <class E>
 std::string quoted_choices(std::span<const EnumName<E>> names) {
@@ -159,6 +163,7 @@ const ConfigKey* find_config_key(std::string_view section, std::string_view name
 
 std::span<const EnumName<Arch>> enum_names(Arch) { return kArchNames; }
 std::span<const EnumName<LrDecay>> enum_names(LrDecay) { return kDecayNames; }
+std::span<const EnumName<Recompute>> enum_names(Recompute) { return kRecomputeNames; }
 
 std::string_view lr_decay_name(LrDecay d) {
   for (const auto& e : kDecayNames)

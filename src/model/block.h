@@ -11,6 +11,13 @@
 // the row-parallel maps are reduced into mid / out. When rows are sharded, the full-row
 // tensors live in caller-provided [N, C] scratch (one forward buffer, two backward ones);
 // backward gathers h1, h2 again rather than saving them at full size.
+// Activation recomputation (Recompute, docs/model.md): a mode keeps some of BlockActs per
+// micro-batch (block_keeps); the rest are non-owning views of one BlockActs shared by every
+// block and micro-batch of a model, overwritten by each forward and rebuilt by recompute()
+// right before the block's backward.
+#include <array>
+#include <cstddef>
+
 #include "backend/backend.h"
 #include "model/attention.h"
 #include "model/mlp.h"
@@ -33,6 +40,19 @@ struct BlockActs {
   MlpActs mlp;
   Buffer out;  // [n, C] mid + mlp: the block output (next block's input)
 };
+
+// Every buffer of a BlockActs, in a fixed order (the index block_keeps takes):
+//   0 attn_norm.mean  1 attn_norm.rstd  2 h1  3 attn.qkv  4 attn.out  5 attn.lse  6 mid
+//   7 mlp_norm.mean   8 mlp_norm.rstd   9 h2  10 mlp.pre  11 mlp.act  12 out
+// (mean is empty for RMSNorm.)
+constexpr size_t kBlockBuffers = 13;
+std::array<Buffer*, kBlockBuffers> block_buffers(BlockActs& a);
+std::array<const Buffer*, kBlockBuffers> block_buffers(const BlockActs& a);
+// Whether `mode` keeps buffer i of block_buffers per micro-batch:
+//   none       all of them
+//   selective  qkv, attn.out, attn.lse, mid, mlp.pre, out (the GEMM and attention outputs)
+//   full       out (the next block's input; the block's own input is the previous one's out)
+bool block_keeps(Recompute mode, size_t i);
 
 struct BlockScratch {  // backward temporaries, shared by every block and micro-batch
   Buffer dh;    // [n, C] gradient w.r.t. a norm output
@@ -60,6 +80,29 @@ struct Block {
   // accumulated. x_full, d_full: [N, C] scratch, needed only when r shards the rows.
   void backward(Backend& be, Regions& r, const BlockActs& a, BlockScratch& s, const Tensor& dres,
                 const Tensor& x, const Tensor& x_full, const Tensor& d_full) const;
+
+  // Per micro-batch activations under `mode`: the buffers block_keeps allocated, the others
+  // non-owning views of `shared` (which must outlive them and hold those buffers; it may be
+  // null for none). alloc_shared gives that shared part: the buffers `mode` drops.
+  BlockActs alloc_acts(Backend& be, int64_t B, int64_t T, DType compute, int64_t rows,
+                       Recompute mode, BlockActs* shared) const;
+  BlockActs alloc_shared(Backend& be, int64_t B, int64_t T, DType compute, int64_t rows,
+                         Recompute mode) const;
+
+  // Before backward: rebuilds in `a` what `mode` dropped, bitwise as forward made it, from the
+  // block input x [n, C] and what `mode` kept. selective: both norms (outputs and statistics)
+  // and the MLP activation, row-local, no region hook called. full: forward up to the MLP
+  // activation (backward needs no block output, so the MLP-down GEMM is skipped); this calls
+  // gather_rows / reduce_partial in the order forward does, so under tensor parallelism every
+  // rank of the group issues the same collectives in the same order. full_scratch: [N, C],
+  // needed only when r shards the rows. none: nothing.
+  void recompute(Backend& be, Regions& r, Recompute mode, BlockActs& a, const Tensor& x,
+                 const Tensor& full_scratch) const;
+
+  // forward up to the MLP activation: everything but the MLP-down GEMM, its reduction and
+  // the residual add into out.
+  void forward_hidden(Backend& be, Regions& r, BlockActs& a, const Tensor& x,
+                      const Tensor& full) const;
 
   // One rank, every region whole.
   void forward(Backend& be, BlockActs& a, const Tensor& x) const;

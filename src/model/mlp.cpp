@@ -36,11 +36,15 @@ MlpScratch Mlp::alloc_scratch(Backend& be, int64_t N, DType compute) const {
 
 void Mlp::forward(Backend& be, MlpActs& a, const Tensor& y, const Tensor& x) const {
   up.forward(be, a.pre, x);
+  activate(be, a);
+  down.forward(be, y, a.act);
+}
+
+void Mlp::activate(Backend& be, MlpActs& a) const {
   if (swiglu)
     be.swiglu_forward(a.act, a.pre);
   else
     be.gelu_forward(a.act, a.pre);
-  down.forward(be, y, a.act);
 }
 
 void Mlp::backward(Backend& be, const MlpActs& a, MlpScratch& s, const Tensor& dx,

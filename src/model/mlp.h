@@ -39,6 +39,9 @@ struct Mlp {
   MlpScratch alloc_scratch(Backend& be, int64_t N, DType compute) const;
 
   void forward(Backend& be, MlpActs& a, const Tensor& y, const Tensor& x) const;
+  // a.act ← gelu(a.pre) or swiglu(a.pre): the step of forward between the two GEMMs (also run
+  // alone by activation recomputation).
+  void activate(Backend& be, MlpActs& a) const;
   // dx: [N, C] overwritten; parameter gradients accumulated.
   void backward(Backend& be, const MlpActs& a, MlpScratch& s, const Tensor& dx,
                 const Tensor& dy, const Tensor& x) const;

@@ -9,6 +9,15 @@ namespace llmpi {
 
 enum class Arch : uint8_t { gpt2, llama };
 
+// Activation recomputation: what each block keeps per micro-batch for backward (see block.h
+// and docs/model.md). It changes memory and time, never the result: every mode gives bitwise
+// the same loss and gradients. Set from the config key [train] recompute.
+enum class Recompute : uint8_t {
+  none,       // keep every activation
+  selective,  // drop the norm outputs and statistics and the MLP activation; recompute them
+  full,       // keep each block's input only; recompute the block before its backward
+};
+
 struct ModelConfig {
   Arch arch = Arch::gpt2;
   int64_t vocab_size = 0;   // V
@@ -22,6 +31,7 @@ struct ModelConfig {
   double norm_eps = 1e-5;
   double init_std = 0.02;
   bool tied_embeddings = true;  // GPT-2: head weight is the token embedding
+  Recompute recompute = Recompute::none;  // not a shape: read from [train] recompute
 
   int64_t head_dim() const { return d_model / n_head; }  // D
   int64_t kv_heads() const { return n_kv_head > 0 ? n_kv_head : n_head; }  // Hkv (0 → Hq)
@@ -33,5 +43,6 @@ struct ModelConfig {
 };
 
 const char* arch_name(Arch a);
+const char* recompute_name(Recompute r);
 
 }  // namespace llmpi

@@ -25,6 +25,14 @@ Transformer::Transformer(const ModelConfig& cfg, const StageRange& range,
   }
 }
 
+int64_t recompute_shared_bytes(const Activations& a) {
+  if (!a.shared) return 0;
+  int64_t b = 0;
+  for (const Buffer* x : block_buffers(*a.shared))
+    if (!x->tensor().empty()) b += static_cast<int64_t>(x->tensor().bytes());
+  return b;
+}
+
 int64_t activation_bytes(const Activations& a) {
   int64_t b = 0;
   auto add = [&b](const Buffer& x) {
@@ -37,17 +45,9 @@ int64_t activation_bytes(const Activations& a) {
   add(a.pos);
   add(a.input);
   for (const BlockActs& k : a.blocks) {
-    add_norm(k.attn_norm);
-    add(k.h1);
-    add(k.attn.qkv);
-    add(k.attn.out);
-    add(k.attn.lse);
-    add(k.mid);
-    add_norm(k.mlp_norm);
-    add(k.h2);
-    add(k.mlp.pre);
-    add(k.mlp.act);
-    add(k.out);
+    const auto bufs = block_buffers(k);
+    for (size_t i = 0; i < kBlockBuffers; ++i)
+      if (block_keeps(a.recompute, i)) add(*bufs[i]);
   }
   add_norm(a.final_norm);
   for (const Buffer* x : {&a.hf, &a.logits, &a.lse, &a.picked, &a.full}) add(*x);
@@ -70,7 +70,8 @@ int64_t Transformer::local_rows(int64_t B, int64_t T) const {
   return n;
 }
 
-Activations Transformer::alloc_activations(Backend& be, int64_t B, int64_t T) const {
+Activations Transformer::alloc_activations(Backend& be, int64_t B, int64_t T,
+                                           std::shared_ptr<BlockActs> shared) const {
   LLMPI_CHECK(B > 0 && T > 0, "B = ", B, ", T = ", T);
   LLMPI_CHECK(T <= cfg_.max_seq_len, "T = ", T, " > max_seq_len = ", cfg_.max_seq_len);
   const int64_t N = B * T, C = cfg_.d_model, n = local_rows(B, T);
@@ -88,8 +89,25 @@ Activations Transformer::alloc_activations(Backend& be, int64_t B, int64_t T) co
     be.synchronize();  // `pos` goes out of scope
   }
   a.input = be.alloc(Shape{n, C}, dtype_);
+  a.recompute = cfg_.recompute;
+  if (a.recompute != Recompute::none && !blocks_.empty()) {
+    // Every block of a stage has the same shapes, so one block's buffers serve them all.
+    if (shared) {
+      a.shared = std::move(shared);  // its shapes are checked buffer by buffer below
+    } else {
+      a.shared = shared_.lock();
+      if (!a.shared || shared_be_ != &be || a.shared->B != B || a.shared->T != T ||
+          a.shared->rows != n) {
+        a.shared = std::make_shared<BlockActs>(
+            blocks_.front().alloc_shared(be, B, T, dtype_, n, a.recompute));
+        shared_ = a.shared;
+        shared_be_ = &be;
+      }
+    }
+  }
   a.blocks.reserve(blocks_.size());
-  for (const Block& b : blocks_) a.blocks.push_back(b.alloc_acts(be, B, T, dtype_, n));
+  for (const Block& b : blocks_)
+    a.blocks.push_back(b.alloc_acts(be, B, T, dtype_, n, a.recompute, a.shared.get()));
   if (range_.head) {
     a.final_norm = final_norm_.alloc_acts(be, n, dtype_);
     a.hf = be.alloc(Shape{n, C}, dtype_);
@@ -243,6 +261,9 @@ void Transformer::backward_blocks(Backend& be, Activations& a, Workspace& ws,
   const Tensor dres = input_grad(ws, a);
   for (size_t i = blocks_.size(); i-- > 0;) {
     const Tensor& x = i == 0 ? a.input.tensor() : a.blocks[i - 1].out.tensor();
+    // Recomputation rebuilds the dropped buffers (shared: this micro-batch's forward values
+    // may have been overwritten since). ws.x_full is free until the block's backward.
+    blocks_[i].recompute(be, r, a.recompute, a.blocks[i], x, ws.x_full);
     blocks_[i].backward(be, r, a.blocks[i], ws.block, dres, x, ws.x_full, ws.d_full);
   }
   if (range_.embedding) {

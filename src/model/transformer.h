@@ -16,6 +16,11 @@
 // bind as they find them; the Regions hooks move activations between the token-row region
 // ([n, C], n = local_rows(B·T)) and the feature-sharded one. Logits are [N, V_local]; the
 // loss is combined over ranks, so every rank of the group returns the same LossSum.
+// Activation recomputation (cfg.recompute, see block.h): the blocks' dropped activations live
+// in one BlockActs shared by every Activations this model allocates (all blocks, every
+// micro-batch in flight); backward rebuilds a block's part of it right before the block's
+// backward, so micro-batches may interleave freely (pipeline schedules).
+#include <memory>
 #include <vector>
 
 #include "backend/backend.h"
@@ -51,13 +56,22 @@ struct Activations {
   Buffer lse;     // [N] log-sum-exp of each logits row, whole vocabulary (statistics dtype)
   Buffer picked;  // [N] logit of the target (0 for ignored targets)
   Buffer full;    // [N, C] forward scratch for full rows; only when rows are sharded
+  // Recomputation: the mode `blocks` were allocated for, and (not none) the model's shared
+  // block activations that their dropped buffers view. Shared, not owned: it is counted by
+  // recompute_shared_bytes, once per model, not per micro-batch.
+  Recompute recompute = Recompute::none;
+  std::shared_ptr<BlockActs> shared;
 
   // The stage's output: the last block's `out` (the input when the stage has no layers).
   const Tensor& output() const { return blocks.empty() ? input.tensor() : blocks.back().out.tensor(); }
 };
 
-// Bytes of every buffer of `a` (what one micro-batch in flight costs on this rank).
+// Bytes of the buffers `a` owns (what one more micro-batch in flight costs on this rank);
+// with recomputation, the views of the shared block activations are not counted.
 int64_t activation_bytes(const Activations& a);
+// Bytes of the shared block activations `a` views (0 without recomputation): paid once per
+// model, whatever the number of micro-batches in flight.
+int64_t recompute_shared_bytes(const Activations& a);
 
 // Backward temporaries, one per model; sized for the largest (B, T) it serves.
 struct Workspace {
@@ -85,7 +99,11 @@ class Transformer {
   // Token rows of the row region held here for a micro-batch of B·T rows.
   int64_t local_rows(int64_t B, int64_t T) const;
 
-  Activations alloc_activations(Backend& be, int64_t B, int64_t T) const;
+  // shared (recomputation only): the shared block activations to view, e.g. another model's
+  // `Activations::shared` when several one-layer models run in turn (ZeRO-3 units); they must
+  // have this model's block shapes. Null: this model's own, allocated on first use.
+  Activations alloc_activations(Backend& be, int64_t B, int64_t T,
+                                std::shared_ptr<BlockActs> shared = nullptr) const;
   Workspace alloc_workspace(Backend& be, int64_t B, int64_t T) const;
 
   // Forward of one micro-batch. ids: i32 [B·T] on the backend (read by the first stage only;
@@ -131,6 +149,10 @@ class Transformer {
   std::vector<Block> blocks_;
   Norm final_norm_;           // last stage only
   Linear head_;               // W [V, C], no bias; last stage only
+  // The shared block activations of recomputation, handed to every Activations allocated
+  // for the same (backend, B, T); weak: they live as long as some Activations does.
+  mutable std::weak_ptr<BlockActs> shared_;
+  mutable const Backend* shared_be_ = nullptr;
 };
 
 }  // namespace llmpi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# End-to-end through the CLI: prepare a small real-text corpus, train a few steps, sample,
-# eval; bad input gives exit code 2 and leaves the run directory intact; the h5py example
-# (run by Debian's /usr/bin/python3) reads the model file and verifies every checksum.
+# End-to-end through the CLI: prepare a small real-text corpus, train a few steps (and again
+# with recompute = "full": the same losses), sample, eval; bad input gives exit code 2 and
+# leaves the run directory intact; the h5py example (run by Debian's /usr/bin/python3) reads
+# the model file and verifies every checksum.
 #   usage: cli_and_h5py.sh LLMPI_BINARY SOURCE_DIR
 set -euo pipefail
 llmpi=$1
@@ -33,6 +34,15 @@ grep -q '^step     12/12' train.txt || { cat train.txt; fail "no final step line
 grep -q '^unigram baseline' train.txt || fail "no unigram baseline line"
 [ -f run/model.h5 ] && [ -f run/config.toml ] || fail "run directory incomplete"
 cp run/model.h5 model-before.h5
+
+# Activation recomputation changes memory, not numbers: the same step and validation losses
+# and gradient norms as the run above, to the last printed digit.
+"$llmpi" train "$src/configs/tiny.toml" "${cfg[@]}" --set run.dir=run-full --set train.recompute=full > train-full.txt
+numbers() { grep -E '^(step|val) ' "$1" | cut -d'|' -f1-4; }
+[ -n "$(numbers train.txt)" ] && [ "$(numbers train.txt)" = "$(numbers train-full.txt)" ] ||
+  { diff <(numbers train.txt) <(numbers train-full.txt) >&2; fail "recompute = full changed the losses"; }
+expect_code 2 "$llmpi" train "$src/configs/tiny.toml" "${cfg[@]}" --set train.recompute=fulll
+grep -q "train.recompute.*\"selective\"" err.txt || fail "bad recompute: message lacks the key or the accepted values"
 
 # Bad input: exit 2 with a message naming the key; the run directory is untouched.
 expect_code 2 "$llmpi" train "$src/configs/tiny.toml" "${cfg[@]}" --set train.lr=-1

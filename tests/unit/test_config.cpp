@@ -145,6 +145,12 @@ std::vector<BadCase> bad_cases() {
       {"unknown_decay", {{"warmup_steps = 2", "warmup_steps = 2\ndecay = \"cosin\""}}, {},
        "test.toml:16: key 'train.decay': \"cosin\" is not a known value (did you mean \"cosine\"?); "
        "expected one of \"cosine\", \"linear\" or \"constant\""},
+      {"unknown_recompute", {{"warmup_steps = 2", "warmup_steps = 2\nrecompute = \"ful\""}}, {},
+       "test.toml:16: key 'train.recompute': \"ful\" is not a known value (did you mean \"full\"?); "
+       "expected one of \"none\", \"selective\" or \"full\""},
+      {"recompute_not_a_string", {{"warmup_steps = 2", "warmup_steps = 2\nrecompute = true"}}, {},
+       "test.toml:16: key 'train.recompute': true is a boolean; expected one of \"none\", "
+       "\"selective\" or \"full\""},
       {"beta2_equal_one", {{"warmup_steps = 2", "warmup_steps = 2\nbeta2 = 1.0"}}, {},
        "test.toml:16: key 'train.beta2': 1.0 is out of range; expected a finite number in [0, 1)"},
       {"beta1_negative", {{"warmup_steps = 2", "warmup_steps = 2\nbeta1 = -0.1"}}, {},
@@ -284,6 +290,20 @@ TEST(Config, LlamaDerivedDefaults) {
   const Config tied = parse_config(edited(llama({{"d_model = 64", "d_model = 64\ntied_embeddings = true"}})),
                                    "test.toml");
   EXPECT_TRUE(tied.model.tied_embeddings);
+}
+
+// [train] recompute lands in the ModelConfig the Transformer is built from; default "none";
+// written back under [train].
+TEST(Config, RecomputeIsReadIntoTheModelConfig) {
+  EXPECT_EQ(parse_config(kBase, "test.toml").model.recompute, Recompute::none);
+  const Config c = parse_config(edited({{"warmup_steps = 2", "warmup_steps = 2\nrecompute = \"full\""}}),
+                                "test.toml", {"train.recompute=selective"});
+  EXPECT_EQ(c.model.recompute, Recompute::selective);
+  const size_t at = c.source_text.find("\nrecompute = \"selective\"\n");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_LT(c.source_text.find("[train]\n"), at);
+  EXPECT_GT(c.source_text.find("[data]\n"), at);
+  EXPECT_EQ(parse_config(c.source_text, "again.toml").model, c.model);
 }
 
 TEST(Config, IntegerAcceptedWhereNumberExpected) {
