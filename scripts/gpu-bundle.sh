@@ -2,7 +2,7 @@
 # Builds the `cuda` preset on this (GPU-less) machine and assembles bundle/ for the GPU
 # machine: the test binaries (the op and model tests and the multi-GPU tests cuda_mpi_*), the
 # llmpi binary, the training benchmark llmpi_gpu_bench, scripts/gpu-run.sh, and in
-# bundle/lib.tar.xz the
+# bundle/payload.tar.xz (with the executables) the
 # shared libraries it may lack: every library the binaries load (ldd's closure) except MPI,
 # CUDA, cuDNN, NCCL and the C/C++ runtime, which the GPU machine has (in newer versions).
 # Open MPI's C++ bindings (libmpi_cxx, referenced by llmpi_core's MPI code) are carried: the
@@ -21,8 +21,13 @@ max_mib=60
 
 if [[ "${1:-}" != "--no-build" ]]; then
   (cd "$root" && cmake --preset cuda >/dev/null)
-  mapfile -t multi_gpu < <(cmake --build "$build" --target help | sed -n 's/^\(cuda_mpi_[A-Za-z0-9_]*\):.*/\1/p')
-  cmake --build "$build" -j"$jobs" --target llmpi llmpi_cuda_tests llmpi_gpu_bench llmpi_unit_tests "${multi_gpu[@]}"
+  # The multi-GPU tests: tests/cuda_mpi/<name>.<ranks>.cpp → target cuda_mpi_<name>_<ranks>.
+  multi_gpu=()
+  for src in "$root"/tests/cuda_mpi/*.*.cpp; do
+    base=$(basename "$src" .cpp)
+    multi_gpu+=("cuda_mpi_${base%.*}_${base##*.}")
+  done
+  cmake --build "$build" -j"$jobs" --target llmpi llmpi_cuda_tests llmpi_gpu_bench "${multi_gpu[@]}"
 fi
 
 bins=("$build/llmpi" "$build/llmpi_cuda_tests" "$build/llmpi_gpu_bench")
@@ -30,7 +35,6 @@ for b in "$build"/cuda_mpi_*; do [[ -x "$b" && -f "$b" ]] && bins+=("$b"); done
 for b in "${bins[@]}"; do
   [[ -x "$b" ]] || { echo "gpu-bundle: missing $b (build it first)" >&2; exit 1; }
 done
-[[ -x "$build/tests/llmpi_unit_tests" ]] && bins+=("$build/tests/llmpi_unit_tests")
 
 rm -rf "$bundle"
 mkdir -p "$bundle/lib"
@@ -57,9 +61,13 @@ if [[ -n "$missing" ]]; then echo "gpu-bundle: unresolved libraries here:"$'\n'"
 
 for b in "${bins[@]}"; do strip --strip-debug "$bundle/$(basename "$b")" 2>/dev/null || true; done
 # OpenBLAS alone is ~36 MiB (every CPU kernel); xz shrinks the libraries to a fraction.
-# gpu-run.sh unpacks lib.tar.xz into bundle/lib on its first run.
-tar -C "$bundle" -cJf "$bundle/lib.tar.xz" lib
+# The executables (each links the whole core and the sm_90 + sm_80 kernels) shrink about
+# 4× too. gpu-run.sh unpacks payload.tar.xz (executables and lib/) on its first run.
+names=()
+for b in "${bins[@]}"; do names+=("$(basename "$b")"); done
+tar -C "$bundle" -cJf "$bundle/payload.tar.xz" lib "${names[@]}"
 rm -rf "$bundle/lib"
+for n in "${names[@]}"; do rm -f "$bundle/$n"; done
 size_mib=$(du -sm "$bundle" | cut -f1)
 echo "gpu-bundle: $bundle ($size_mib MiB):"
 ls -l "$bundle" | sed 's/^/  /'

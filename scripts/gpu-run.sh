@@ -26,9 +26,10 @@ export NCCL_NVLS_ENABLE=0  # never NVLink multicast on the shared machines
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
 
-# Carried libraries travel compressed (scripts/gpu-bundle.sh); unpack them once.
-if [[ ! -d "$here/lib" && -f "$here/lib.tar.xz" ]]; then
-  tar -C "$here" -xJf "$here/lib.tar.xz" || { echo "gpu-run: cannot unpack lib.tar.xz" >&2; exit 1; }
+# The executables and carried libraries travel compressed (scripts/gpu-bundle.sh); unpack
+# them once.
+if [[ ! -x "$here/llmpi" && -f "$here/payload.tar.xz" ]]; then
+  tar -C "$here" -xJf "$here/payload.tar.xz" || { echo "gpu-run: cannot unpack payload.tar.xz" >&2; exit 1; }
 fi
 
 # The directory holding the first file named $1 under the usual install roots (or nothing).
