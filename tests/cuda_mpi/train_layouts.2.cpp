@@ -5,6 +5,7 @@
 // steps every loss and gradient norm, and every final parameter tensor (‖Δ‖₂/‖p‖₂ over the
 // rank's slabs), must agree within bf16 tolerance: the layouts change summation orders of
 // bf16 products (accumulated in f32), nothing else. The measured maxima are printed.
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 #include <mpi.h>
 
