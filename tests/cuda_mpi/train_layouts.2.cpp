@@ -84,12 +84,45 @@ void expect_layout_matches_on_gpus(const testing::fs::path& d, const LayoutCase&
     worst_param = std::max(worst_param, r);
     EXPECT_LE(r, kParamRtol) << p.name;
   }
+  if (testing::world_rank() == 0)
+    for (size_t i : {size_t(0), size_t(1), rs.steps.size() - 1})
+      std::printf("  step %zu: loss %.5f vs %.5f, grad norm %.5f vs %.5f\n", i + 1,
+                  rs.steps[i].loss, ls.steps[i].loss, rs.steps[i].grad_norm,
+                  ls.steps[i].grad_norm);
   double w[3] = {worst_loss, worst_norm, worst_param};
   MPI_Allreduce(MPI_IN_PLACE, w, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   if (testing::world_rank() == 0)
     std::printf("%-40s max rel diff over %d steps: loss %.2e, grad norm %.2e, params %.2e\n",
                 testing::describe(c).c_str(), c.steps, w[0], w[1], w[2]);
   MPI_Barrier(MPI_COMM_WORLD);
+}
+
+// Inside the 2-rank job, each rank's CUDA backend runs an op on its own GPU and matches the
+// host twin (the building block every layout below relies on).
+TEST(TrainLayouts2Gpu, BackendOpOnEachRanksGpu) {
+  CudaBackendOptions o = CudaBackendOptions::from_env();
+  ASSERT_EQ(cudaGetDevice(&o.device), cudaSuccess);
+  auto be = make_cuda_backend(o);
+  auto host = make_host_backend();
+  const int64_t N = 64, R = 16, C = 32;
+  std::vector<int32_t> ids(static_cast<size_t>(N));
+  std::vector<float> table(static_cast<size_t>(R * C)), out_dev(static_cast<size_t>(N * C)),
+      out_host(static_cast<size_t>(N * C));
+  for (int64_t n = 0; n < N; ++n) ids[size_t(n)] = int32_t((n * 5 + testing::world_rank()) % R);
+  for (int64_t i = 0; i < R * C; ++i) table[size_t(i)] = float(i % 7) - 3.0f;  // exact in bf16
+  auto run = [&](Backend& b, std::vector<float>& out) {
+    const DType t = b.device() == Device::host ? DType::f32 : DType::bf16;
+    Buffer di = b.alloc(Shape{N}, DType::i32), dt = b.alloc(Shape{R, C}, t),
+           dout = b.alloc(Shape{N, C}, t);
+    b.copy(di, Tensor{ids.data(), Shape{N}, DType::i32, Device::host});
+    b.copy(dt, Tensor{table.data(), Shape{R, C}, DType::f32, Device::host});
+    b.embedding_forward(dout, di, dt, 0, false);
+    b.copy(Tensor{out.data(), Shape{N, C}, DType::f32, Device::host}, dout);
+    b.synchronize();
+  };
+  run(*be, out_dev);
+  run(*host, out_host);
+  EXPECT_EQ(out_dev, out_host);
 }
 
 TEST(TrainLayouts2Gpu, DataParallelZero) {
