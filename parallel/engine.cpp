@@ -113,7 +113,10 @@ ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
   for (const ParamInfo& p : transformer_params(cfg.model, StageRange::full(cfg.model)))
     global_params_ += p.global_shape.numel();
 
-  // 3. Recomputation: none on the host. 4. ZeRO sharding, then memory.
+  // 3. Recomputation (train.recompute → ModelConfig::recompute) lives in the model: each
+  // Transformer rebuilds a block's dropped activations right before its backward, in buffers
+  // shared by its blocks and micro-batches (the ZeRO-2/3 units share one set across units).
+  // 4. ZeRO sharding, then memory.
   if (!units_path())
     build_full();
   else
@@ -226,7 +229,7 @@ void ParallelEngine::build_units() {
              flat_view(full, o.shard.begin(), o.shard.size()));
     if (zero_ == 2) o.full = std::move(full);
     // Activations are sized by the unit's shape only (the model was bound to allocate them).
-    units_[k].acts = m.alloc_activations(be_, B_, T_);
+    units_[k].acts = m.alloc_activations(be_, B_, T_, k > 0 ? units_[0].acts.shared : nullptr);
     if (k + 1 == units_.size()) ws_ = m.alloc_workspace(be_, B_, T_);  // has blocks and head
     be_.synchronize();
   }

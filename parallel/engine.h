@@ -1,7 +1,7 @@
 #pragma once
 // ParallelEngine: the one place where parallelism is applied to a model, in DESIGN.md's
-// order — pipeline split → tensor (+sequence) parallel → (activation recomputation: none on
-// the host) → ZeRO sharding — and memory is allocated only after sharding. It owns this
+// order — pipeline split → tensor (+sequence) parallel → activation recomputation (in the
+// model, train.recompute) → ZeRO sharding — and memory is allocated only after sharding. It owns this
 // rank's parameters, gradients, optimizer state, activations and workspace, and runs one
 // training step: the rank's micro-batches forward and backward, the gradient reduction of
 // its ZeRO stage, the global gradient norm and clip, and the AdamW update.

@@ -75,6 +75,7 @@ struct LayoutCase {
   int micro = 1;  // micro-batches per dp rank
   bool sp = false;
   int virtual_stages = 1;
+  std::string recompute = "none";  // the layout's train.recompute (the reference keeps none)
   int steps = 20;
 };
 
@@ -84,6 +85,7 @@ inline Config case_config(const fs::path& d, const LayoutCase& c, bool reference
     << (c.arch == "llama" ? "n_kv_head = 2\nd_ff = 64\n" : "") << "d_model = 32\nmax_seq_len = 16\n"
     << "[train]\nsteps = " << c.steps << "\nbatch_size = 2\nseq_len = 16\nlr = 3e-3\nmin_lr = 3e-4\n"
     << "warmup_steps = 3\nlog_every = 100\ngrad_clip = 1.0\n"
+    << "recompute = \"" << (reference ? std::string("none") : c.recompute) << "\"\n"
     << "[data]\ntrain = \"" << (d / "train.bin").string() << "\"\n[parallel]\n";
   if (reference)
     t << "micro_batches = " << c.micro * c.dp << "\n";
@@ -101,7 +103,8 @@ inline Config case_config(const fs::path& d, const LayoutCase& c, bool reference
 inline std::string describe(const LayoutCase& c) {
   std::ostringstream s;
   s << c.arch << " tp" << c.tp << " pp" << c.pp << " dp" << c.dp << " zero" << c.zero << " M"
-    << c.micro << (c.sp ? " sp" : "") << (c.virtual_stages > 1 ? " interleaved" : "");
+    << c.micro << (c.sp ? " sp" : "") << (c.virtual_stages > 1 ? " interleaved" : "")
+    << (c.recompute != "none" ? " recompute=" + c.recompute : "");
   return s.str();
 }
 

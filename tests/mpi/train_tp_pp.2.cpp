@@ -15,6 +15,17 @@ TEST(TrainTpPp2, TensorParallel) {
   }
 }
 
+// Activation recomputation under tp + sp and the pipeline: a recomputed forward re-issues the
+// same region collectives; the trajectory equals the 1-rank run without recomputation.
+TEST(TrainTpPp2, Recomputation) {
+  const auto d = shared_corpus("rc2");
+  for (const char* arch : {"gpt2", "llama"}) {
+    expect_layout_matches(d, {.arch = arch, .tp = 2, .sp = true, .recompute = "full"});
+    expect_layout_matches(d, {.arch = arch, .tp = 2, .micro = 2, .recompute = "selective"});
+    expect_layout_matches(d, {.arch = arch, .pp = 2, .micro = 4, .recompute = "full"});
+  }
+}
+
 TEST(TrainTpPp2, Pipeline) {
   const auto d = shared_corpus("pp2");
   for (const char* arch : {"gpt2", "llama"}) {

@@ -22,5 +22,7 @@ TEST(TrainTpPp4, WithZero) {
     expect_layout_matches(d, {.arch = arch, .tp = 2, .dp = 2, .zero = 2, .sp = true});
     expect_layout_matches(d, {.arch = arch, .pp = 2, .dp = 2, .zero = 2, .micro = 2});
     expect_layout_matches(d, {.arch = arch, .pp = 2, .dp = 2, .zero = 1, .micro = 2});
+    // The ZeRO-3 units share one set of recomputation buffers across units.
+    expect_layout_matches(d, {.arch = arch, .tp = 2, .dp = 2, .zero = 3, .recompute = "full"});
   }
 }
