@@ -93,15 +93,6 @@ ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
   // TensorParallel hooks, installed on every model before its activations are allocated.
   // The collectives of each group for this backend's tensors (NCCL on CUDA), built before
   // anything that communicates.
-  // NCCL point-to-point messages carry no tags: they match in posting order. The interleaved
-  // schedule mixes activations and gradients between the same two ranks in orders that differ
-  // between sender and receiver, so on a device it is refused (1F1B is fine: per direction
-  // and peer, one kind of message in one order).
-  if (be.device() != Device::host && lay.pp > 1 && cfg.parallel.virtual_stages > 1)
-    throw UserError((cfg.source_path.empty() ? std::string("config") : cfg.source_path) +
-                    ": parallel.virtual_stages = " + std::to_string(cfg.parallel.virtual_stages) +
-                    ": the interleaved pipeline runs on the host backend only; on " + be.name() +
-                    " use virtual_stages = 1 (1F1B)");
   groups_ = std::make_unique<GroupCollectives>(topo, be);
   if (lay.tp > 1)
     tp_ = std::make_unique<TensorParallel>(groups_->tp(), cfg.parallel.sequence_parallel);

@@ -2,6 +2,7 @@
 #include "parallel/group_collectives.h"
 
 #include "core/error.h"
+#include "parallel/staged_p2p.h"
 #if defined(LLMPI_HAVE_CUDA)
 #include "parallel/nccl_collectives.h"
 #endif
@@ -28,7 +29,9 @@ GroupCollectives::GroupCollectives(Topology& topo, Backend& be)
   LLMPI_CHECK(be.native_stream() != nullptr, "the ", be.name(), " backend has no stream");
   tp_ = nccl_group(topo.communicator(Axis::tp), be);
   dp_ = nccl_group(topo.communicator(Axis::dp), be);
-  pp_ = nccl_group(topo.communicator(Axis::pp), be);
+  pp_nccl_ = nccl_group(topo.communicator(Axis::pp), be);
+  // Pipeline messages go through host memory over MPI (tags; see staged_p2p.h).
+  pp_ = std::make_unique<StagedP2p>(*pp_nccl_, topo.pp(), be);
   if (topo.in_embedding_group()) embedding_ = nccl_group(topo.embedding_communicator(), be);
   device_groups_ = true;
 #else

@@ -5,7 +5,9 @@
 //   CUDA backend (CUDA builds): one NcclCollectives per group (tp, dp, pp, and the embedding
 //     group on the first and last pipeline stages), on the backend's stream, so that every
 //     collective is ordered with the compute around it; built collectively from each
-//     group's MPI communicator (rank 0 of the group broadcasts the ncclUniqueId).
+//     group's MPI communicator (rank 0 of the group broadcasts the ncclUniqueId). The pp
+//     group's point-to-point messages (pipeline activations and gradients) are staged
+//     through host memory over MPI instead (parallel/staged_p2p.h says why).
 // Host scalars (loss sums, token counts, norms) go through all_reduce_value on either kind.
 // Owns the NCCL communicators (RAII: destroyed with this object, before the Topology's MPI
 // communicators they were built from).
@@ -38,7 +40,8 @@ class GroupCollectives {
   Topology& topo_;
   Device device_;
   bool device_groups_ = false;
-  std::unique_ptr<Collectives> tp_, dp_, pp_, embedding_;
+  std::unique_ptr<Collectives> tp_, dp_, pp_nccl_, embedding_;
+  std::unique_ptr<Collectives> pp_;  // collectives on pp_nccl_, point-to-point staged over MPI
 };
 
 }  // namespace llmpi
