@@ -15,10 +15,13 @@
 #         and a host checkpoint resumed on CUDA, each continuing the curve; with 2 GPUs also
 #         dp2 ZeRO-1 and tp2 + sp under mpirun against the 1-GPU curve, and the dp2 run's
 #         checkpoint resumed on one GPU. Not part of `all`.
+#   scaling  bench/gpu_scaling.sh (from the repository root, data/fortunes carried): llmpi
+#         train on the TinyLlama-1.1B shape, dp with ZeRO-1 on 1, 2, 4, 8 GPUs (as many as the
+#         machine has), tokens/s and scaling efficiency. Not part of `all`.
 # Logs go to $OUT when set (the device tool's output folder), else /tmp. Exit status: nonzero
 # when any test that ran failed.
 # LLMPI_MEMCHECK=1 also runs the op tests under compute-sanitizer's memcheck (slow).
-# Usage: bundle/gpu-run.sh [ops|nccl|all|bench] [extra gtest flags for the CUDA tests]  (default all)
+# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling] [extra gtest flags for the CUDA tests]  (default all)
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 logdir=${OUT:-/tmp}
@@ -44,7 +47,7 @@ lib_dir_of() {
 }
 extra=""
 mode=all
-case "${1:-}" in ops|nccl|all|bench|train) mode=$1; shift ;; esac
+case "${1:-}" in ops|nccl|all|bench|train|scaling) mode=$1; shift ;; esac
 for lib in libcudnn.so.9 libcublasLt.so.13 libnccl.so.2 libmpi.so.40; do
   d=$(lib_dir_of "$lib")
   if [[ -z "$d" ]]; then echo "gpu-run: $lib not found on this machine" >&2; else extra+=":$d"; fi
@@ -178,5 +181,9 @@ if [[ "$mode" == train ]]; then
   else
     echo "  one GPU (or no mpirun): the 2-GPU llmpi train runs were not run"
   fi
+fi
+if [[ "$mode" == scaling ]]; then
+  echo "== data-parallel scaling (bench/gpu_scaling.sh)"
+  LLMPI="$here/llmpi" bash "$(pwd)/bench/gpu_scaling.sh" || overall=1
 fi
 exit "$overall"

@@ -19,6 +19,7 @@ namespace llmpi {
 
 namespace {
 constexpr const char* kHelp = R"(usage: llmpi train CONFIG [--set section.key=value ...] [--resume PATH | --no-resume]
+                   [--no-save]
 
 Trains the model described by the TOML file CONFIG (see configs/ and docs/config.md).
 Runs on any number of MPI ranks: the [parallel] section's tp x pp x dp must equal the
@@ -38,6 +39,7 @@ options:
   --resume PATH             continue from this checkpoint file (an error if it is invalid)
   --no-resume               start from step 0 even when run.dir holds checkpoints (they are
                             overwritten step by step and subject to retention)
+  --no-save                 write no checkpoints and no model file (benchmarks, dry runs)
   -h, --help                this help
 )";
 }  // namespace
@@ -52,6 +54,7 @@ int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
   const std::string backend = args.get("--backend", "host");
   const std::optional<std::string> resume = args.get("--resume");
   const bool fresh = args.flag("--no-resume");
+  const bool no_save = args.flag("--no-save");
   const auto pos = args.positionals();
   args.finish();
   if (pos.size() != 1) user_error("llmpi train: expected exactly one CONFIG file (see --help)");
@@ -93,7 +96,7 @@ int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
       return 2;
     }
   }
-  trainer->run();
+  trainer->run(RunOptions{.write_model = !no_save, .checkpoints = !no_save});
   return 0;
 }
 

@@ -41,6 +41,11 @@ cp run/model.h5 model-before.h5
 numbers() { grep -E '^(step|val) ' "$1" | cut -d'|' -f1-4; }
 [ -n "$(numbers train.txt)" ] && [ "$(numbers train.txt)" = "$(numbers train-full.txt)" ] ||
   { diff <(numbers train.txt) <(numbers train-full.txt) >&2; fail "recompute = full changed the losses"; }
+
+# --no-save: the same training, no checkpoints and no model file.
+"$llmpi" train "$src/configs/tiny.toml" "${cfg[@]}" --set run.dir=run-nosave --no-save > train-nosave.txt
+[ "$(numbers train.txt)" = "$(numbers train-nosave.txt)" ] || fail "--no-save changed the losses"
+[ ! -e run-nosave/model.h5 ] && [ ! -e run-nosave/checkpoints ] || fail "--no-save wrote a model or checkpoints"
 expect_code 2 "$llmpi" train "$src/configs/tiny.toml" "${cfg[@]}" --set train.recompute=fulll
 grep -q "train.recompute.*\"selective\"" err.txt || fail "bad recompute: message lacks the key or the accepted values"
 
