@@ -373,7 +373,8 @@ double ParallelEngine::grad_sum_squares() {
   // its shard range; the units path's shard store. Replicas are counted by their owner only.
   const bool units = units_path();
   const ParamStore& s = units ? *shard_store_ : *store_;
-  const bool ranged = !units && zero_ == 2;
+  // ZeRO 1/2 on the one-store path reduce-scatter: only the shard range is summed over dp.
+  const bool ranged = !units && zero_ >= 1 && topo_.layout().dp > 1;
   const int64_t lo = ranged ? shard_.begin() : 0, hi = ranged ? shard_.end() : s.numel();
   std::vector<Tensor> gs;
   for (const ParamInfo& p : s.params()) {
@@ -381,8 +382,8 @@ double ParallelEngine::grad_sum_squares() {
     if (!p.replica && b < e) gs.push_back(flat_view(s.grads(), b, e - b));
   }
   double sq = local_sum_squares(be_, gs);
-  // Sharded gradients (ZeRO 2/3) are disjoint over dp; all-reduced ones are identical.
-  if (zero_ >= 2 && topo_.layout().dp > 1) sq = groups_->dp().all_reduce_value(sq);
+  // Sharded gradients (ZeRO 1–3) are disjoint over dp; all-reduced ones (ZeRO 0) identical.
+  if (zero_ >= 1 && topo_.layout().dp > 1) sq = groups_->dp().all_reduce_value(sq);
   if (topo_.layout().tp > 1) sq = groups_->tp().all_reduce_value(sq);
   if (topo_.layout().pp > 1) sq = groups_->pp().all_reduce_value(sq);
   return sq;
@@ -407,9 +408,9 @@ StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int
     store_->zero_grads(be_);
     loss_sum = run_store(ids, targets, scale);
     be_.synchronize();
-    if (multi && zero_ <= 1) {
+    if (multi && zero_ == 0) {
       bucketed_all_reduce(dp, store_->grads(), kBucketElems);
-    } else if (multi) {  // ZeRO 2 with pp: reduce-scatter, then the shard back in place
+    } else if (multi) {  // ZeRO 1, ZeRO 2 with pp: reduce-scatter, then the shard back in place
       Buffer part = be_.alloc(Shape{std::max<int64_t>(shard_.size(), 1)}, master_);
       const Tensor mine = flat_view(part, 0, shard_.size());
       reduce_scatter_shard(be_, dp, shard_, store_->grads(), mine);

@@ -7,8 +7,10 @@
 // its ZeRO stage, the global gradient norm and clip, and the AdamW update.
 //   ZeRO 0: one ParamStore (all of the rank's pipeline chunks); gradients all-reduced over
 //     dp in buckets.
-//   ZeRO 1: as 0, but AdamW holds moments for this rank's shard only; params all-gathered.
-//   ZeRO 2 with pp > 1: as 1, but gradients are reduce-scattered (the store's full gradient
+//   ZeRO 1: as 0, but AdamW holds moments for this rank's shard only, which is all it
+//     needs reduced: gradients are reduce-scattered into the shard's range of the full
+//     gradient buffer (not all-reduced; half the traffic), then parameters all-gathered.
+//   ZeRO 2 with pp > 1: as 1 (gradients reduce-scattered; the store's full gradient
 //     buffer stays the pipeline's accumulation buffer: persistent, documented).
 //   ZeRO 2/3 with pp = 1: the model runs as a chain of units (embedding + layer 0, layer 1, …, last layer
 //     + head), each a Transformer over a transient ParamStore built just in time; each unit's
