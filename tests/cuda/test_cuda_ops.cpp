@@ -276,7 +276,9 @@ std::vector<OpCase> op_cases() {
       {CudaAttention::own, {2, 136, 2, 1, 96}},  // D = 96 (tensor-core backward)
       {CudaAttention::cudnn, {2, 128, 4, 2, 64}},
       {CudaAttention::cudnn, {1, 384, 4, 1, 64}},  // cuDNN stats into the backward, MQA
-      {CudaAttention::cudnn, {1, 256, 8, 8, 128}},
+      {CudaAttention::cudnn, {1, 256, 8, 8, 128}},  // MHA: cuDNN's backward graph too
+      {CudaAttention::cudnn, {2, 128, 4, 4, 64}},   // MHA, D = 64 (GPT-2's head)
+      {CudaAttention::cudnn, {1, 512, 6, 6, 64}},   // MHA, several key blocks
   };
   for (const auto& [mode, s] : attn) {
     const std::string name = detail::concat(

@@ -3,10 +3,12 @@
 //             and cuDNN accepts the shape; else the own kernel (attention_own.h).
 //             CudaAttention::automatic falls back silently (a refusal is cached per shape);
 //             CudaAttention::cudnn lets the refusal throw; CudaAttention::own never asks cuDNN.
-//   backward: the tensor-core kernels (attention_tc.h) when D is 32/64/96/128 on sm_80+,
-//             else the SIMT kernels (attention_own.h); both consume the forward's stats (cuDNN's
-//             equal the own log-sum-exp). LLMPI_ATTENTION_BACKWARD = tc (default) | simt forces
-//             the choice (simt: always the SIMT kernels). Δ goes to stream-ordered scratch.
+//   backward: cuDNN's fused backward graph (attention_cudnn.h) for Hq = Hkv when the options
+//             allow cuDNN and the run is not deterministic; else (or when cuDNN refuses, under
+//             automatic) the tensor-core kernels (attention_tc.h) when D is 32/64/96/128 on
+//             sm_80+, else the SIMT kernels (attention_own.h). All consume the forward's stats
+//             (cuDNN's equal the own log-sum-exp). LLMPI_ATTENTION_BACKWARD = auto (default) |
+//             tc | simt forces the own kernels. Δ goes to stream-ordered scratch.
 // dtypes: qkv, out, dout, dqkv bf16; lse f32 [B, Hq, T].
 #include "backend/cuda/attention_cudnn.h"
 #include "backend/cuda/attention_own.h"
@@ -38,15 +40,18 @@ AttentionShape checked_shape(const char* op, const Tensor& qkv, int64_t B, int64
   return s;
 }
 
-// LLMPI_ATTENTION_BACKWARD: true for the tensor-core kernels (default), false for SIMT.
-bool backward_prefers_tensor_cores() {
+// LLMPI_ATTENTION_BACKWARD = auto (default: cuDNN where it applies, else tensor cores) | tc |
+// simt: which backward kernels run.
+std::string backward_choice() {
   const char* a = std::getenv("LLMPI_ATTENTION_BACKWARD");
-  if (a == nullptr || *a == '\0') return true;
+  if (a == nullptr || *a == '\0') return "auto";
   const std::string v = a;
-  if (v == "tc") return true;
-  if (v == "simt") return false;
-  user_error("environment variable LLMPI_ATTENTION_BACKWARD='", v, "': expected tc or simt");
+  if (v == "auto" || v == "tc" || v == "simt") return v;
+  user_error("environment variable LLMPI_ATTENTION_BACKWARD='", v,
+             "': expected auto, tc or simt");
 }
+bool backward_allows_cudnn() { return backward_choice() == "auto"; }
+bool backward_prefers_tensor_cores() { return backward_choice() != "simt"; }
 
 }  // namespace
 
@@ -99,6 +104,20 @@ void CudaBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, con
   check_numel(op, "lse", lse, B * Hq * T);
   LLMPI_CHECK(dqkv.data != qkv.data || qkv.numel() == 0, op, ": dqkv must not alias qkv");
   if (B * T == 0) return;
+  // cuDNN's fused backward for Hq = Hkv, unless the own kernels are asked for or the run must
+  // be deterministic (cuDNN accumulates dQ over key blocks in an order it does not fix).
+  // Under LLMPI_ATTENTION=cudnn a refusal throws; under auto it falls back.
+  const bool try_cudnn = options_.attention != CudaAttention::own && !options_.deterministic &&
+                         backward_allows_cudnn() && CudnnAttention::may_support_backward(s);
+  if (try_cudnn) {
+    try {
+      cudnn_attention()->backward(dqkv.data, dout.data, qkv.data, out.data,
+                                  lse.ptr<const float>(), s);
+      return;
+    } catch (const InternalError&) {
+      if (options_.attention == CudaAttention::cudnn) throw;
+    }
+  }
   Scratch delta(stream_, static_cast<size_t>(B * Hq * T) * sizeof(float));
   if (backward_prefers_tensor_cores() && tc_attention_supports(s)) {
     tc_attention_backward(dqkv.data, dout.data, qkv.data, out.data, lse.ptr<const float>(),

@@ -16,6 +16,11 @@ namespace llmpi::cuda {
 namespace {
 // Tensor uids of the forward graph.
 enum Uid : int64_t { kQ = 1, kKt, kV, kO, kStats, kScale, kNegInf, kVirtual = 100 };
+// Tensor uids of the backward graph.
+enum BwdUid : int64_t {
+  bQ = 1, bKt, bK, bVt, bO, bdO, bStats, bdQ, bdK, bdV, bSum, bdQAcc, bScale, bNegInf, bOne,
+  bVirtual = 100
+};
 }  // namespace
 
 struct CudnnAttention::ForwardGraph {
@@ -102,6 +107,168 @@ std::unique_ptr<CudnnAttention::ForwardGraph> CudnnAttention::build_forward(
   op(cudnn::matmul(p, v, o));
   g->plan = std::make_unique<cudnn::Plan>(handle_, ops, "causal attention forward");
   return g;
+}
+
+bool CudnnAttention::may_support_backward(const AttentionShape& s) {
+  return may_support(s) && s.Hq == s.Hkv;
+}
+
+std::unique_ptr<CudnnAttention::ForwardGraph> CudnnAttention::build_backward(
+    const AttentionShape& s) {
+  const int64_t B = s.B, T = s.T, H = s.Hq, D = s.D;
+  const int64_t W = 3 * H * D;
+  using cudnn::Dims;
+  auto g = std::make_unique<ForwardGraph>();
+  auto& n = g->nodes;
+  n.reserve(64);  // references into n are held while it grows: it must never reallocate
+  auto add = [&](cudnn::Descriptor d) -> const cudnn::Descriptor& {
+    LLMPI_CHECK(n.size() < n.capacity(), "cuDNN graph: node storage would reallocate");
+    n.push_back(std::move(d));
+    return n.back();
+  };
+  int64_t next_uid = bVirtual;
+  const auto f32 = CUDNN_DATA_FLOAT, bf16 = CUDNN_DATA_BFLOAT16;
+  const Dims scores{B, H, T, T}, scores_st{H * T * T, T * T, T, 1};
+  const Dims scores_t_st{H * T * T, T * T, 1, T};  // the transpose of a scores tensor
+  const Dims rows{B, H, T, 1}, rows_st{H * T, T, 1, 1};
+  const Dims bhtd{B, H, T, D}, bhdt{B, H, D, T}, one{1, 1, 1, 1};
+  const Dims qkv_st{T * W, D, W, 1}, qkv_t_st{T * W, D, 1, W}, out_st{T * H * D, D, H * D, 1};
+  const Dims dense_st{H * T * D, T * D, D, 1};
+  auto real = [&](int64_t uid, cudnnDataType_t t, const Dims& d,
+                  const Dims& st) -> const cudnn::Descriptor& {
+    return add(cudnn::tensor(uid, t, d, st, false));
+  };
+  auto scalar = [&](int64_t uid) -> const cudnn::Descriptor& {
+    return add(cudnn::tensor(uid, f32, one, one, false, true));
+  };
+  auto virt = [&](cudnnDataType_t t, const Dims& d,
+                  const Dims& st) -> const cudnn::Descriptor& {
+    return add(cudnn::tensor(next_uid++, t, d, st, true));
+  };
+  const auto& q = real(bQ, bf16, bhtd, qkv_st);
+  const auto& kt = real(bKt, bf16, bhdt, qkv_t_st);
+  const auto& k = real(bK, bf16, bhtd, qkv_st);
+  const auto& vt = real(bVt, bf16, bhdt, qkv_t_st);
+  const auto& o = real(bO, bf16, bhtd, out_st);
+  const auto& d_o = real(bdO, bf16, bhtd, out_st);
+  const auto& stats = real(bStats, f32, rows, rows_st);
+  const auto& dq = real(bdQ, bf16, bhtd, qkv_st);
+  const auto& dk = real(bdK, bf16, bhtd, qkv_st);
+  const auto& dv = real(bdV, bf16, bhtd, qkv_st);
+  const auto& sum = real(bSum, f32, rows, rows_st);
+  const auto& dq_acc = real(bdQAcc, f32, bhtd, dense_st);
+  const auto& scale = scalar(bScale);
+  const auto& neg_inf = scalar(bNegInf);
+  const auto& unit = scalar(bOne);
+
+  std::vector<const cudnn::Descriptor*> ops;
+  auto op = [&](cudnn::Descriptor d) { ops.push_back(&add(std::move(d))); };
+  // Σ = rowsum(dO ∘ O) · 1
+  const auto& do_o = virt(f32, bhtd, dense_st);
+  const auto& do_o_sum = virt(f32, rows, rows_st);
+  op(cudnn::pointwise(CUDNN_POINTWISE_MUL, d_o, &o, do_o));
+  op(cudnn::reduction(CUDNN_REDUCE_TENSOR_ADD, do_o, do_o_sum));
+  op(cudnn::pointwise(CUDNN_POINTWISE_MUL, do_o_sum, &unit, sum));
+  // E = exp(select(row ≥ col, Q·Kᵀ·scale − Stats, lowest))
+  const auto& s_raw = virt(f32, scores, scores_st);
+  const auto& s_scaled = virt(f32, scores, scores_st);
+  const auto& s_shift = virt(f32, scores, scores_st);
+  const auto& row_idx = virt(CUDNN_DATA_INT32, scores, scores_st);
+  const auto& col_idx = virt(CUDNN_DATA_INT32, scores, scores_st);
+  const auto& causal = virt(CUDNN_DATA_BOOLEAN, scores, scores_st);
+  const auto& s_masked = virt(f32, scores, scores_st);
+  const auto& e = virt(f32, scores, scores_st);
+  op(cudnn::matmul(q, kt, s_raw));
+  op(cudnn::pointwise(CUDNN_POINTWISE_MUL, s_raw, &scale, s_scaled));
+  op(cudnn::pointwise(CUDNN_POINTWISE_SUB, s_scaled, &stats, s_shift));
+  op(cudnn::pointwise(CUDNN_POINTWISE_GEN_INDEX, s_shift, nullptr, row_idx, nullptr,
+                      CUDNN_DATA_INT32, 2));
+  op(cudnn::pointwise(CUDNN_POINTWISE_GEN_INDEX, s_shift, nullptr, col_idx, nullptr,
+                      CUDNN_DATA_INT32, 3));
+  op(cudnn::pointwise(CUDNN_POINTWISE_CMP_GE, row_idx, &col_idx, causal, nullptr,
+                      CUDNN_DATA_BOOLEAN));
+  op(cudnn::pointwise(CUDNN_POINTWISE_BINARY_SELECT, s_shift, &neg_inf, s_masked, &causal));
+  op(cudnn::pointwise(CUDNN_POINTWISE_EXP, s_masked, nullptr, e));
+  // dV = Eᵀ·dO
+  const auto& e_t = virt(bf16, scores, scores_t_st);
+  op(cudnn::reshape(e, e_t));
+  op(cudnn::matmul(e_t, d_o, dv));
+  // dS = E ∘ (dO·Vᵀ − Σ) · scale
+  const auto& dp = virt(f32, scores, scores_st);
+  const auto& dp_sub = virt(f32, scores, scores_st);
+  const auto& ds_unscaled = virt(f32, scores, scores_st);
+  const auto& ds = virt(f32, scores, scores_st);
+  op(cudnn::matmul(d_o, vt, dp));
+  op(cudnn::pointwise(CUDNN_POINTWISE_SUB, dp, &sum, dp_sub));
+  op(cudnn::pointwise(CUDNN_POINTWISE_MUL, dp_sub, &e, ds_unscaled));
+  op(cudnn::pointwise(CUDNN_POINTWISE_MUL, ds_unscaled, &scale, ds));
+  // dK = dSᵀ·Q
+  const auto& ds_t = virt(bf16, scores, scores_t_st);
+  op(cudnn::reshape(ds, ds_t));
+  op(cudnn::matmul(ds_t, q, dk));
+  // dQ = dS·K through the f32 accumulator
+  op(cudnn::matmul(ds, k, dq_acc));
+  op(cudnn::pointwise(CUDNN_POINTWISE_IDENTITY, dq_acc, nullptr, dq));
+  g->plan = std::make_unique<cudnn::Plan>(handle_, ops, "causal attention backward");
+  return g;
+}
+
+CudnnAttention::ForwardGraph& CudnnAttention::backward_graph_for(const AttentionShape& s) {
+  const Key key{s.B, s.T, s.Hq, s.Hkv, s.D};
+  if (auto it = backward_plans_.find(key); it != backward_plans_.end()) return *it->second;
+  if (auto it = backward_refused_.find(key); it != backward_refused_.end())
+    throw InternalError(it->second);
+  try {
+    return *backward_plans_.emplace(key, build_backward(s)).first->second;
+  } catch (const InternalError& e) {
+    const std::string msg = detail::concat("cuDNN refused causal attention backward for B=", s.B,
+                                           " T=", s.T, " H=", s.Hq, " D=", s.D, ": ", e.what());
+    backward_refused_.emplace(key, msg);
+    throw InternalError(msg);
+  }
+}
+
+void CudnnAttention::backward(void* dqkv, const void* dout, const void* qkv, const void* out,
+                              const float* lse, const AttentionShape& s) {
+  LLMPI_CHECK(may_support_backward(s), "cuDNN attention backward offered an unsupported shape");
+  ForwardGraph& g = backward_graph_for(s);
+  const int64_t D = s.D, H = s.Hq;
+  float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  float neg_inf = std::numeric_limits<float>::lowest();
+  float unit = 1.0f;
+  const int64_t bytes = 2;  // bf16
+  auto* base = static_cast<char*>(const_cast<void*>(qkv));
+  auto* dbase = static_cast<char*>(dqkv);
+  void* k = base + H * D * bytes;
+  void* v = base + 2 * H * D * bytes;
+  // Scratch: Σ [B, H, T] and the dQ accumulator [B, H, T, D] (f32, dense, zeroed), then the
+  // plan's workspace, each 256-byte aligned.
+  const size_t rows = size_t(s.B * H * s.T), align = 256;
+  const size_t sum_bytes = (rows * 4 + align - 1) / align * align;
+  const size_t acc_bytes = (rows * size_t(D) * 4 + align - 1) / align * align;
+  Scratch scratch(stream_, sum_bytes + acc_bytes + size_t(g.plan->workspace_bytes()));
+  char* sum = scratch.as<char>();
+  char* acc = sum + sum_bytes;
+  char* workspace = acc + acc_bytes;
+  LLMPI_CUDA(cudaMemsetAsync(acc, 0, acc_bytes, stream_));
+  const int64_t uids[] = {bQ,  bKt,  bK,   bVt,  bO,  bdO,    bStats,  bdQ,
+                          bdK, bdV,  bSum, bdQAcc, bScale, bNegInf, bOne};
+  void* const ptrs[] = {base,
+                        k,
+                        k,
+                        v,
+                        const_cast<void*>(out),
+                        const_cast<void*>(dout),
+                        const_cast<float*>(lse),
+                        dbase,
+                        dbase + H * D * bytes,
+                        dbase + 2 * H * D * bytes,
+                        sum,
+                        acc,
+                        &scale,
+                        &neg_inf,
+                        &unit};
+  g.plan->execute(handle_, uids, ptrs, workspace);
 }
 
 CudnnAttention::ForwardGraph& CudnnAttention::graph_for(const AttentionShape& s) {

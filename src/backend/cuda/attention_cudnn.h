@@ -8,8 +8,15 @@
 // Q, Kᵀ and V are strided views into qkv [B, T, (Hq + 2·Hkv)·D] (no copies); GQA by the
 // engines' head broadcast (Hq a multiple of Hkv). One execution plan per (B, T, Hq, Hkv, D),
 // built on first use (hundreds of ms) and cached; a shape cuDNN refuses is remembered and
-// refused at once next time. Stats equal the backend's lse, so the own backward kernel
-// consumes them directly (the cuDNN backward graph is not built yet; see docs/cuda.md).
+// refused at once next time. Stats equal the backend's lse.
+// Backward (Hq == Hkv), the composite graph cuDNN's flash backward engines recognize:
+//   Σ = rowsum(dO ∘ O)·1 (f32 [B, H, T, 1], in scratch)
+//   E = exp(select(row ≥ col, Q·Kᵀ·scale − Stats, lowest))          (= the softmax P)
+//   dV = Eᵀ·dO      (Eᵀ a bf16 reshape of E)
+//   dS = E ∘ (dO·Vᵀ − Σ) · scale
+//   dK = dSᵀ·Q      (dSᵀ a bf16 reshape)
+//   dQ = dS·K → an f32 accumulator (zeroed scratch) → identity → dQ (bf16)
+// K and Vᵀ, like Q and Kᵀ, are strided views of qkv; dQ, dK, dV are strided views of dqkv.
 #include <cudnn.h>
 
 #include <map>
@@ -32,18 +39,27 @@ class CudnnAttention {
   static bool may_support(const AttentionShape& s);
   // Throws InternalError when cuDNN refuses the shape (and remembers the refusal).
   void forward(void* out, float* lse, const void* qkv, const AttentionShape& s);
-  size_t cached_plans() const { return plans_.size(); }
+  // Shapes the backward graph is offered: those of the forward with Hq == Hkv (grouped
+  // kv heads would need per-query-head dK/dV and a head reduction; the own kernel does them).
+  static bool may_support_backward(const AttentionShape& s);
+  // dqkv [B, T, W] (overwritten) from dout, qkv, out [B, T, Hq·D] and lse [B, Hq, T]. Throws
+  // InternalError when cuDNN refuses the shape (remembered, like the forward's).
+  void backward(void* dqkv, const void* dout, const void* qkv, const void* out, const float* lse,
+                const AttentionShape& s);
+  size_t cached_plans() const { return plans_.size() + backward_plans_.size(); }
 
  private:
   struct ForwardGraph;
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>;
   ForwardGraph& graph_for(const AttentionShape& s);
+  ForwardGraph& backward_graph_for(const AttentionShape& s);
   std::unique_ptr<ForwardGraph> build_forward(const AttentionShape& s, cudnnDataType_t p_type);
+  std::unique_ptr<ForwardGraph> build_backward(const AttentionShape& s);
 
   cudaStream_t stream_;
   cudnnHandle_t handle_ = nullptr;
-  std::map<Key, std::unique_ptr<ForwardGraph>> plans_;
-  std::map<Key, std::string> refused_;
+  std::map<Key, std::unique_ptr<ForwardGraph>> plans_, backward_plans_;
+  std::map<Key, std::string> refused_, backward_refused_;
 };
 
 }  // namespace llmpi::cuda

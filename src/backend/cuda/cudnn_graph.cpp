@@ -112,6 +112,14 @@ Descriptor reduction(cudnnReduceTensorOp_t red, const Descriptor& x, const Descr
   return op;
 }
 
+Descriptor reshape(const Descriptor& x, const Descriptor& y) {
+  Descriptor op(CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR);
+  op.set_desc(CUDNN_ATTR_OPERATION_RESHAPE_XDESC, x)
+      .set_desc(CUDNN_ATTR_OPERATION_RESHAPE_YDESC, y)
+      .finalize();
+  return op;
+}
+
 Plan::Plan(cudnnHandle_t handle, std::span<const Descriptor* const> ops,
            const std::string& what) {
   std::vector<cudnnBackendDescriptor_t> raw;

@@ -57,6 +57,8 @@ Descriptor pointwise(cudnnPointwiseMode_t mode, const Descriptor& x, const Descr
                      cudnnDataType_t math = CUDNN_DATA_FLOAT, int64_t axis = -1);
 // y = reduce(x) over the dims where y has extent 1, f32 compute.
 Descriptor reduction(cudnnReduceTensorOp_t op, const Descriptor& x, const Descriptor& y);
+// y = x viewed with y's dims and strides (e.g. a transpose: swapped dims and strides).
+Descriptor reshape(const Descriptor& x, const Descriptor& y);
 
 // An execution plan: built once per graph, run with fresh pointers each call.
 class Plan {
