@@ -3,7 +3,7 @@
 //             and cuDNN accepts the shape; else the own kernel (attention_own.h).
 //             CudaAttention::automatic falls back silently (a refusal is cached per shape);
 //             CudaAttention::cudnn lets the refusal throw; CudaAttention::own never asks cuDNN.
-//   backward: cuDNN's fused backward graph (attention_cudnn.h) for Hq = Hkv when the options
+//   backward: cuDNN's fused backward graph (attention_cudnn.h) when the options
 //             allow cuDNN and the run is not deterministic; else (or when cuDNN refuses, under
 //             automatic) the tensor-core kernels (attention_tc.h) when D is 32/64/96/128 on
 //             sm_80+, else the SIMT kernels (attention_own.h). All consume the forward's stats
@@ -104,7 +104,7 @@ void CudaBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, con
   check_numel(op, "lse", lse, B * Hq * T);
   LLMPI_CHECK(dqkv.data != qkv.data || qkv.numel() == 0, op, ": dqkv must not alias qkv");
   if (B * T == 0) return;
-  // cuDNN's fused backward for Hq = Hkv, unless the own kernels are asked for or the run must
+  // cuDNN's fused backward, unless the own kernels are asked for or the run must
   // be deterministic (cuDNN accumulates dQ over key blocks in an order it does not fix).
   // Under LLMPI_ATTENTION=cudnn a refusal throws; under auto it falls back.
   const bool try_cudnn = options_.attention != CudaAttention::own && !options_.deterministic &&

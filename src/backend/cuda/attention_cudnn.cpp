@@ -109,14 +109,12 @@ std::unique_ptr<CudnnAttention::ForwardGraph> CudnnAttention::build_forward(
   return g;
 }
 
-bool CudnnAttention::may_support_backward(const AttentionShape& s) {
-  return may_support(s) && s.Hq == s.Hkv;
-}
+bool CudnnAttention::may_support_backward(const AttentionShape& s) { return may_support(s); }
 
 std::unique_ptr<CudnnAttention::ForwardGraph> CudnnAttention::build_backward(
     const AttentionShape& s) {
-  const int64_t B = s.B, T = s.T, H = s.Hq, D = s.D;
-  const int64_t W = 3 * H * D;
+  const int64_t B = s.B, T = s.T, H = s.Hq, Hkv = s.Hkv, D = s.D;
+  const int64_t W = (H + 2 * Hkv) * D;
   using cudnn::Dims;
   auto g = std::make_unique<ForwardGraph>();
   auto& n = g->nodes;
@@ -131,7 +129,7 @@ std::unique_ptr<CudnnAttention::ForwardGraph> CudnnAttention::build_backward(
   const Dims scores{B, H, T, T}, scores_st{H * T * T, T * T, T, 1};
   const Dims scores_t_st{H * T * T, T * T, 1, T};  // the transpose of a scores tensor
   const Dims rows{B, H, T, 1}, rows_st{H * T, T, 1, 1};
-  const Dims bhtd{B, H, T, D}, bhdt{B, H, D, T}, one{1, 1, 1, 1};
+  const Dims bhtd{B, H, T, D}, kv_td{B, Hkv, T, D}, kv_dt{B, Hkv, D, T}, one{1, 1, 1, 1};
   const Dims qkv_st{T * W, D, W, 1}, qkv_t_st{T * W, D, 1, W}, out_st{T * H * D, D, H * D, 1};
   const Dims dense_st{H * T * D, T * D, D, 1};
   auto real = [&](int64_t uid, cudnnDataType_t t, const Dims& d,
@@ -146,15 +144,15 @@ std::unique_ptr<CudnnAttention::ForwardGraph> CudnnAttention::build_backward(
     return add(cudnn::tensor(next_uid++, t, d, st, true));
   };
   const auto& q = real(bQ, bf16, bhtd, qkv_st);
-  const auto& kt = real(bKt, bf16, bhdt, qkv_t_st);
-  const auto& k = real(bK, bf16, bhtd, qkv_st);
-  const auto& vt = real(bVt, bf16, bhdt, qkv_t_st);
+  const auto& kt = real(bKt, bf16, kv_dt, qkv_t_st);
+  const auto& k = real(bK, bf16, kv_td, qkv_st);
+  const auto& vt = real(bVt, bf16, kv_dt, qkv_t_st);
   const auto& o = real(bO, bf16, bhtd, out_st);
   const auto& d_o = real(bdO, bf16, bhtd, out_st);
   const auto& stats = real(bStats, f32, rows, rows_st);
   const auto& dq = real(bdQ, bf16, bhtd, qkv_st);
-  const auto& dk = real(bdK, bf16, bhtd, qkv_st);
-  const auto& dv = real(bdV, bf16, bhtd, qkv_st);
+  const auto& dk = real(bdK, bf16, kv_td, qkv_st);
+  const auto& dv = real(bdV, bf16, kv_td, qkv_st);
   const auto& sum = real(bSum, f32, rows, rows_st);
   const auto& dq_acc = real(bdQAcc, f32, bhtd, dense_st);
   const auto& scale = scalar(bScale);
@@ -192,7 +190,18 @@ std::unique_ptr<CudnnAttention::ForwardGraph> CudnnAttention::build_backward(
   // dV = Eᵀ·dO
   const auto& e_t = virt(bf16, scores, scores_t_st);
   op(cudnn::reshape(e, e_t));
-  op(cudnn::matmul(e_t, d_o, dv));
+  // Grouped kv heads: the per-query-head products, summed over each group of Hq / Hkv heads.
+  auto per_head_then_group_sum = [&](const cudnn::Descriptor& a, const cudnn::Descriptor& b,
+                                     const cudnn::Descriptor& grouped) {
+    if (H == Hkv) {
+      op(cudnn::matmul(a, b, grouped));
+      return;
+    }
+    const auto& full = virt(bf16, bhtd, dense_st);
+    op(cudnn::matmul(a, b, full));
+    op(cudnn::reduction(CUDNN_REDUCE_TENSOR_ADD, full, grouped));
+  };
+  per_head_then_group_sum(e_t, d_o, dv);
   // dS = E ∘ (dO·Vᵀ − Σ) · scale
   const auto& dp = virt(f32, scores, scores_st);
   const auto& dp_sub = virt(f32, scores, scores_st);
@@ -205,7 +214,7 @@ std::unique_ptr<CudnnAttention::ForwardGraph> CudnnAttention::build_backward(
   // dK = dSᵀ·Q
   const auto& ds_t = virt(bf16, scores, scores_t_st);
   op(cudnn::reshape(ds, ds_t));
-  op(cudnn::matmul(ds_t, q, dk));
+  per_head_then_group_sum(ds_t, q, dk);
   // dQ = dS·K through the f32 accumulator
   op(cudnn::matmul(ds, k, dq_acc));
   op(cudnn::pointwise(CUDNN_POINTWISE_IDENTITY, dq_acc, nullptr, dq));
@@ -232,7 +241,7 @@ void CudnnAttention::backward(void* dqkv, const void* dout, const void* qkv, con
                               const float* lse, const AttentionShape& s) {
   LLMPI_CHECK(may_support_backward(s), "cuDNN attention backward offered an unsupported shape");
   ForwardGraph& g = backward_graph_for(s);
-  const int64_t D = s.D, H = s.Hq;
+  const int64_t D = s.D, H = s.Hq, Hkv = s.Hkv;
   float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   float neg_inf = std::numeric_limits<float>::lowest();
   float unit = 1.0f;
@@ -240,7 +249,7 @@ void CudnnAttention::backward(void* dqkv, const void* dout, const void* qkv, con
   auto* base = static_cast<char*>(const_cast<void*>(qkv));
   auto* dbase = static_cast<char*>(dqkv);
   void* k = base + H * D * bytes;
-  void* v = base + 2 * H * D * bytes;
+  void* v = base + (H + Hkv) * D * bytes;
   // Scratch: Σ [B, H, T] and the dQ accumulator [B, H, T, D] (f32, dense, zeroed), then the
   // plan's workspace, each 256-byte aligned.
   const size_t rows = size_t(s.B * H * s.T), align = 256;
@@ -262,7 +271,7 @@ void CudnnAttention::backward(void* dqkv, const void* dout, const void* qkv, con
                         const_cast<float*>(lse),
                         dbase,
                         dbase + H * D * bytes,
-                        dbase + 2 * H * D * bytes,
+                        dbase + (H + Hkv) * D * bytes,
                         sum,
                         acc,
                         &scale,

@@ -9,12 +9,14 @@
 // engines' head broadcast (Hq a multiple of Hkv). One execution plan per (B, T, Hq, Hkv, D),
 // built on first use (hundreds of ms) and cached; a shape cuDNN refuses is remembered and
 // refused at once next time. Stats equal the backend's lse.
-// Backward (Hq == Hkv), the composite graph cuDNN's flash backward engines recognize:
+// Backward, the composite graph cuDNN's flash backward engines recognize:
 //   Σ = rowsum(dO ∘ O)·1 (f32 [B, H, T, 1], in scratch)
 //   E = exp(select(row ≥ col, Q·Kᵀ·scale − Stats, lowest))          (= the softmax P)
 //   dV = Eᵀ·dO      (Eᵀ a bf16 reshape of E)
 //   dS = E ∘ (dO·Vᵀ − Σ) · scale
 //   dK = dSᵀ·Q      (dSᵀ a bf16 reshape)
+//   (grouped kv heads: dV and dK per query head [B, Hq, T, D], then summed over each group
+//   of Hq / Hkv heads by a reduction into [B, Hkv, T, D])
 //   dQ = dS·K → an f32 accumulator (zeroed scratch) → identity → dQ (bf16)
 // K and Vᵀ, like Q and Kᵀ, are strided views of qkv; dQ, dK, dV are strided views of dqkv.
 #include <cudnn.h>
@@ -39,8 +41,7 @@ class CudnnAttention {
   static bool may_support(const AttentionShape& s);
   // Throws InternalError when cuDNN refuses the shape (and remembers the refusal).
   void forward(void* out, float* lse, const void* qkv, const AttentionShape& s);
-  // Shapes the backward graph is offered: those of the forward with Hq == Hkv (grouped
-  // kv heads would need per-query-head dK/dV and a head reduction; the own kernel does them).
+  // Shapes the backward graph is offered: those of the forward.
   static bool may_support_backward(const AttentionShape& s);
   // dqkv [B, T, W] (overwritten) from dout, qkv, out [B, T, Hq·D] and lse [B, Hq, T]. Throws
   // InternalError when cuDNN refuses the shape (remembered, like the forward's).
