@@ -13,6 +13,7 @@
 // every op, summed per op kind and shape, each against its floors — FLOPs over the measured
 // bf16 matrix rate, bytes moved (its tensors' sizes) over the measured copy bandwidth.
 // Usage: llmpi_gpu_bench --config gpt2-124m|tinyllama-1.1b [--steps 20] [--warmup 5] [--profile]
+//                        [--recompute none|selective|full]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -376,6 +377,7 @@ int run(int argc, char** argv) {
   std::string config = "gpt2-124m";
   int steps = 20, warmup = 5;
   bool profile = false;
+  Recompute recompute = Recompute::none;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -386,10 +388,18 @@ int run(int argc, char** argv) {
     else if (a == "--steps") steps = std::stoi(value());
     else if (a == "--warmup") warmup = std::stoi(value());
     else if (a == "--profile") profile = true;
-    else throw UserError("unknown argument '" + a + "' (expected --config, --steps, --warmup, --profile)");
+    else if (a == "--recompute") {
+      const std::string r = value();
+      if (r == "none") recompute = Recompute::none;
+      else if (r == "selective") recompute = Recompute::selective;
+      else if (r == "full") recompute = Recompute::full;
+      else throw UserError("--recompute: expected none, selective or full, got '" + r + "'");
+    }
+    else throw UserError("unknown argument '" + a + "' (expected --config, --steps, --warmup, --profile, --recompute)");
   }
   if (steps < 1 || warmup < 0) throw UserError("--steps must be >= 1 and --warmup >= 0");
-  const BenchShape s = shape_of(config);
+  BenchShape s = shape_of(config);
+  s.cfg.recompute = recompute;
   if (cuda_device_count() == 0) throw UserError("no GPU");
 
   auto be_ptr = make_cuda_backend();
@@ -454,13 +464,14 @@ int run(int argc, char** argv) {
   const double tok_s = tokens / (median * 1e-3);
   std::printf(
       "{\"bench\": \"llmpi\", \"config\": \"%s\", \"card\": \"%s\", \"precision\": \"bf16 compute, "
-      "f32 master/grads/adamw\", \"vocab_run\": %lld, \"vocab_flops\": %lld, \"batch\": %lld, "
+      "f32 master/grads/adamw\", \"recompute\": \"%s\", \"vocab_run\": %lld, \"vocab_flops\": %lld, \"batch\": %lld, "
       "\"seq_len\": %lld, \"params\": %lld, \"flops_per_token\": %.0f, \"warmup_steps\": %d, "
       "\"timed_steps\": %d, \"median_step_ms\": %.3f, \"min_step_ms\": %.3f, \"max_step_ms\": "
       "%.3f, \"tokens_per_s\": %.1f, \"mfu\": %.4f, \"peak_mem_gib\": %.3f, "
       "\"peak_reserved_gib\": %.3f, \"device_used_gib\": %.3f, \"launch_to_first_step_s\": %.2f, "
       "\"loss_first\": %.4f, \"loss_last\": %.4f, \"ln_vocab\": %.4f, \"grad_norm_last\": %.4f}\n",
-      s.name.c_str(), prop.name, static_cast<long long>(s.cfg.vocab_size),
+      s.name.c_str(), prop.name, recompute_name(s.cfg.recompute),
+      static_cast<long long>(s.cfg.vocab_size),
       static_cast<long long>(s.real_vocab), static_cast<long long>(s.B),
       static_cast<long long>(s.T), static_cast<long long>(tr.store.numel()), s.flops_per_token(),
       warmup, steps, median, sorted.front(), sorted.back(), tok_s,

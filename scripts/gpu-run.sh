@@ -157,6 +157,27 @@ if [[ "$mode" == train ]]; then
   run_train "$logdir/train_host_to_cuda.log" cuda "$work/h2c" --resume "$work/host/checkpoints/step_00000025.h5"
   compare "$logdir/train_host.log" "$logdir/train_host_to_cuda.log" 26 "host step-25 checkpoint -> cuda" || overall=1
   grep -h -E '^resuming|^checkpoints:' "$logdir"/train_*.log | sed 's/^/  /'
+  # Deterministic mode and recomputation on CUDA: LLMPI_DETERMINISTIC=1 twice, and once more
+  # with train.recompute = full, must print the same step lines to the last digit.
+  det() {  # log, run dir, extra args
+    local log=$1 dir=$2; shift 2
+    LLMPI_DETERMINISTIC=1 "$here/llmpi" train configs/tiny.toml --backend cuda "${common[@]}" \
+      --no-save --no-resume --set run.dir="$dir" "$@" > "$log" 2>&1 ||
+      { echo "  deterministic llmpi train failed:"; tail -n 15 "$log" | sed 's/^/  | /'; overall=1; }
+  }
+  steplines() { grep -E '^step' "$1" | cut -d'|' -f1-4; }
+  det "$logdir/train_det_a.log" "$work/det_a"
+  det "$logdir/train_det_b.log" "$work/det_b"
+  det "$logdir/train_det_full.log" "$work/det_full" --set train.recompute=full
+  for pair in "det_b:deterministic mode, run twice" "det_full:recompute = full vs none (deterministic)"; do
+    f=${pair%%:*}; what=${pair#*:}
+    if [[ -n "$(steplines "$logdir/train_det_a.log")" &&
+          "$(steplines "$logdir/train_det_a.log")" == "$(steplines "$logdir/train_$f.log")" ]]; then
+      printf '  %-38s 50 step lines identical ok\n' "$what"
+    else
+      printf '  %-38s step lines differ FAIL\n' "$what"; overall=1
+    fi
+  done
   # Two GPUs: the same run under the machine's mpirun, dp2 ZeRO-1 and tp2 + sequence
   # parallel (NCCL under the engine), each against the 1-GPU curve; then the dp2 run's
   # step-25 checkpoint resumed on one GPU.
