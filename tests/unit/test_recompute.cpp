@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "corpus_util.h"
 #include "config/config.h"
 #include "core/rng.h"
 #include "data/token_shard.h"
@@ -215,21 +216,7 @@ TEST(RecomputeMemory, ActivationBytesFollowTheFormulaAndDrop) {
 
 // ---- end to end: the training loop ---------------------------------------------------------
 
-// A small corpus with learnable structure (token t+1 mostly (7t + 3) mod 61).
-fs::path make_corpus() {
-  const fs::path d = fs::temp_directory_path() / ("llmpi_recompute_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  const uint64_t key = rng_key(5, "corpus");
-  std::vector<uint32_t> toks;
-  uint32_t t = 1;
-  for (int i = 0; i < 4000; ++i) {
-    toks.push_back(t);
-    t = rng_uniform(key, uint64_t(i)) < 0.9 ? (t * 7 + 3) % 61 : uint32_t(i % 61);
-  }
-  write_token_shard((d / "train.bin").string(), toks, 64);
-  return d;
-}
+fs::path make_corpus() { return llmpi::testing::learnable_corpus("recompute", 5, 4000); }
 
 Config train_config(const fs::path& d, const std::string& arch, const std::string& recompute,
                     int zero_stage) {

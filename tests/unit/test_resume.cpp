@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "backend/backend.h"
+#include "corpus_util.h"
 #include "config/config.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -27,18 +28,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path resume_corpus(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("llmpi_resume_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  const uint64_t key = rng_key(9, "corpus");
-  std::vector<uint32_t> toks;
-  uint32_t t = 1;
-  for (int i = 0; i < 6000; ++i) {
-    toks.push_back(t);
-    t = rng_uniform(key, uint64_t(i)) < 0.9 ? (t * 7 + 3) % 61 : uint32_t(i % 61);
-  }
-  write_token_shard((d / "train.bin").string(), toks, 64);
-  return d;
+  return llmpi::testing::learnable_corpus("resume_" + name, 9, 6000);
 }
 
 struct Case {

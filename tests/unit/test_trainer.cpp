@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "backend/backend.h"
+#include "corpus_util.h"
 #include "config/config.h"
 #include "core/rng.h"
 #include "data/token_shard.h"
@@ -20,24 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A corpus where token t+1 is mostly (t * 7 + 3) mod V: a model can learn it quickly.
 fs::path make_corpus(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("llmpi_trainer_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  const uint64_t key = rng_key(5, "corpus");
-  for (const char* split : {"train", "val"}) {
-    std::vector<uint32_t> toks;
-    uint32_t t = 1;
-    const int n = split[0] == 't' ? 20000 : 3000;
-    for (int i = 0; i < n; ++i) {
-      toks.push_back(t);
-      t = rng_uniform(key, uint64_t(i) + (split[0] == 't' ? 0 : 1000000)) < 0.9 ? (t * 7 + 3) % 61
-                                                                               : uint32_t(i % 61);
-    }
-    write_token_shard((d / (std::string(split) + ".bin")).string(), toks, 64);
-  }
-  return d;
+  return llmpi::testing::learnable_corpus("trainer_" + name, 5, 20000, 3000);
 }
 
 Config small_config(const fs::path& d, const std::string& arch, int64_t batch, int64_t micro) {

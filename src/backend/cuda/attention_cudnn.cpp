@@ -23,10 +23,56 @@ enum BwdUid : int64_t {
 };
 }  // namespace
 
-struct CudnnAttention::ForwardGraph {
+struct CudnnAttention::Graph {
   std::vector<cudnn::Descriptor> nodes;  // kept alive with the plan
   std::unique_ptr<cudnn::Plan> plan;
 };
+
+namespace {
+
+// Collects a graph's descriptors in the graph's own node storage (which must never
+// reallocate: nodes refer to tensors by reference) and its operations in order.
+struct GraphBuilder {
+  std::vector<cudnn::Descriptor>& nodes;
+  int64_t next_uid;  // virtual tensors get consecutive uids from here
+  std::vector<const cudnn::Descriptor*> ops;
+
+  GraphBuilder(std::vector<cudnn::Descriptor>& storage, int64_t first_virtual_uid)
+      : nodes(storage), next_uid(first_virtual_uid) {
+    nodes.reserve(64);
+  }
+  const cudnn::Descriptor& add(cudnn::Descriptor d) {
+    LLMPI_CHECK(nodes.size() < nodes.capacity(), "cuDNN graph: node storage would reallocate");
+    nodes.push_back(std::move(d));
+    return nodes.back();
+  }
+  const cudnn::Descriptor& real(int64_t uid, cudnnDataType_t t, const cudnn::Dims& d,
+                                const cudnn::Dims& st) {
+    return add(cudnn::tensor(uid, t, d, st, false));
+  }
+  // A by-value f32 scalar.
+  const cudnn::Descriptor& scalar(int64_t uid) {
+    const cudnn::Dims one{1, 1, 1, 1};
+    return add(cudnn::tensor(uid, CUDNN_DATA_FLOAT, one, one, false, true));
+  }
+  const cudnn::Descriptor& virt(cudnnDataType_t t, const cudnn::Dims& d, const cudnn::Dims& st) {
+    return add(cudnn::tensor(next_uid++, t, d, st, true));
+  }
+  void op(cudnn::Descriptor d) { ops.push_back(&add(std::move(d))); }
+  // The causal mask: y = select(row ≥ col, x, lowest) over the last two dims of x.
+  void causal_mask(const cudnn::Descriptor& x, const cudnn::Descriptor& lowest,
+                   const cudnn::Descriptor& y, const cudnn::Dims& d, const cudnn::Dims& st) {
+    const auto& row = virt(CUDNN_DATA_INT32, d, st);
+    const auto& col = virt(CUDNN_DATA_INT32, d, st);
+    const auto& keep = virt(CUDNN_DATA_BOOLEAN, d, st);
+    op(cudnn::pointwise(CUDNN_POINTWISE_GEN_INDEX, x, nullptr, row, nullptr, CUDNN_DATA_INT32, 2));
+    op(cudnn::pointwise(CUDNN_POINTWISE_GEN_INDEX, x, nullptr, col, nullptr, CUDNN_DATA_INT32, 3));
+    op(cudnn::pointwise(CUDNN_POINTWISE_CMP_GE, row, &col, keep, nullptr, CUDNN_DATA_BOOLEAN));
+    op(cudnn::pointwise(CUDNN_POINTWISE_BINARY_SELECT, x, &lowest, y, &keep));
+  }
+};
+
+}  // namespace
 
 CudnnAttention::CudnnAttention(cudaStream_t stream) : stream_(stream) {
   LLMPI_CUDNN(cudnnCreate(&handle_));
@@ -42,187 +88,134 @@ bool CudnnAttention::may_support(const AttentionShape& s) {
   return s.D % 8 == 0 && s.D <= 256 && s.T % 64 == 0 && s.Hq % s.Hkv == 0 && s.B * s.T > 0;
 }
 
-std::unique_ptr<CudnnAttention::ForwardGraph> CudnnAttention::build_forward(
+std::unique_ptr<CudnnAttention::Graph> CudnnAttention::build_forward(
     const AttentionShape& s, cudnnDataType_t p_type) {
   const int64_t B = s.B, T = s.T, Hq = s.Hq, Hkv = s.Hkv, D = s.D;
   const int64_t W = (Hq + 2 * Hkv) * D;
   using cudnn::Dims;
-  auto g = std::make_unique<ForwardGraph>();
-  auto& n = g->nodes;
-  n.reserve(64);  // references into n are held while it grows: it must never reallocate
-  auto add = [&](cudnn::Descriptor d) -> const cudnn::Descriptor& {
-    LLMPI_CHECK(n.size() < n.capacity(), "cuDNN graph: node storage would reallocate");
-    n.push_back(std::move(d));
-    return n.back();
-  };
-  int64_t next_uid = kVirtual;
+  auto g = std::make_unique<Graph>();
+  GraphBuilder b(g->nodes, kVirtual);
   const Dims scores{B, Hq, T, T}, scores_st{Hq * T * T, T * T, T, 1};
   const Dims rows{B, Hq, T, 1}, rows_st{Hq * T, T, 1, 1};
-  const Dims one{1, 1, 1, 1};
-  auto virt = [&](cudnnDataType_t t, const Dims& d,
-                  const Dims& st) -> const cudnn::Descriptor& {
-    return add(cudnn::tensor(next_uid++, t, d, st, true));
-  };
-  const auto bf16 = CUDNN_DATA_BFLOAT16;
+  const auto f32 = CUDNN_DATA_FLOAT, bf16 = CUDNN_DATA_BFLOAT16;
   // Strided views into qkv [B, T, W] (Kᵀ by swapped strides) and out [B, T, Hq·D].
-  const auto& q = add(cudnn::tensor(kQ, bf16, {B, Hq, T, D}, {T * W, D, W, 1}, false));
-  const auto& kt = add(cudnn::tensor(kKt, bf16, {B, Hkv, D, T}, {T * W, D, 1, W}, false));
-  const auto& v = add(cudnn::tensor(kV, bf16, {B, Hkv, T, D}, {T * W, D, W, 1}, false));
-  const auto& o = add(cudnn::tensor(kO, bf16, {B, Hq, T, D}, {T * Hq * D, D, Hq * D, 1}, false));
-  const auto& stats = add(cudnn::tensor(kStats, CUDNN_DATA_FLOAT, rows, rows_st, false));
-  const auto& scale = add(cudnn::tensor(kScale, CUDNN_DATA_FLOAT, one, one, false, true));
-  const auto& neg_inf = add(cudnn::tensor(kNegInf, CUDNN_DATA_FLOAT, one, one, false, true));
+  const auto& q = b.real(kQ, bf16, {B, Hq, T, D}, {T * W, D, W, 1});
+  const auto& kt = b.real(kKt, bf16, {B, Hkv, D, T}, {T * W, D, 1, W});
+  const auto& v = b.real(kV, bf16, {B, Hkv, T, D}, {T * W, D, W, 1});
+  const auto& o = b.real(kO, bf16, {B, Hq, T, D}, {T * Hq * D, D, Hq * D, 1});
+  const auto& stats = b.real(kStats, f32, rows, rows_st);
+  const auto& scale = b.scalar(kScale);
+  const auto& neg_inf = b.scalar(kNegInf);
 
-  const auto& s_raw = virt(CUDNN_DATA_FLOAT, scores, scores_st);
-  const auto& s_scaled = virt(CUDNN_DATA_FLOAT, scores, scores_st);
-  const auto& row_idx = virt(CUDNN_DATA_INT32, scores, scores_st);
-  const auto& col_idx = virt(CUDNN_DATA_INT32, scores, scores_st);
-  const auto& causal = virt(CUDNN_DATA_BOOLEAN, scores, scores_st);
-  const auto& s_masked = virt(CUDNN_DATA_FLOAT, scores, scores_st);
-  const auto& row_max = virt(CUDNN_DATA_FLOAT, rows, rows_st);
-  const auto& shifted = virt(CUDNN_DATA_FLOAT, scores, scores_st);
-  const auto& e = virt(CUDNN_DATA_FLOAT, scores, scores_st);
-  const auto& z = virt(CUDNN_DATA_FLOAT, rows, rows_st);
-  const auto& log_z = virt(CUDNN_DATA_FLOAT, rows, rows_st);
-  const auto& p = virt(p_type, scores, scores_st);
-
-  std::vector<const cudnn::Descriptor*> ops;
-  auto op = [&](cudnn::Descriptor d) { ops.push_back(&add(std::move(d))); };
-  op(cudnn::matmul(q, kt, s_raw));
-  op(cudnn::pointwise(CUDNN_POINTWISE_MUL, s_raw, &scale, s_scaled));
-  op(cudnn::pointwise(CUDNN_POINTWISE_GEN_INDEX, s_scaled, nullptr, row_idx, nullptr,
-                      CUDNN_DATA_INT32, 2));
-  op(cudnn::pointwise(CUDNN_POINTWISE_GEN_INDEX, s_scaled, nullptr, col_idx, nullptr,
-                      CUDNN_DATA_INT32, 3));
-  op(cudnn::pointwise(CUDNN_POINTWISE_CMP_GE, row_idx, &col_idx, causal, nullptr,
-                      CUDNN_DATA_BOOLEAN));
-  op(cudnn::pointwise(CUDNN_POINTWISE_BINARY_SELECT, s_scaled, &neg_inf, s_masked, &causal));
-  op(cudnn::reduction(CUDNN_REDUCE_TENSOR_MAX, s_masked, row_max));
-  op(cudnn::pointwise(CUDNN_POINTWISE_SUB, s_masked, &row_max, shifted));
-  op(cudnn::pointwise(CUDNN_POINTWISE_EXP, shifted, nullptr, e));
-  op(cudnn::reduction(CUDNN_REDUCE_TENSOR_ADD, e, z));
-  op(cudnn::pointwise(CUDNN_POINTWISE_LOG, z, nullptr, log_z));
-  op(cudnn::pointwise(CUDNN_POINTWISE_ADD, row_max, &log_z, stats));
-  op(cudnn::pointwise(CUDNN_POINTWISE_DIV, e, &z, p));
-  op(cudnn::matmul(p, v, o));
-  g->plan = std::make_unique<cudnn::Plan>(handle_, ops, "causal attention forward");
+  const auto& s_raw = b.virt(f32, scores, scores_st);
+  const auto& s_scaled = b.virt(f32, scores, scores_st);
+  const auto& s_masked = b.virt(f32, scores, scores_st);
+  const auto& row_max = b.virt(f32, rows, rows_st);
+  const auto& shifted = b.virt(f32, scores, scores_st);
+  const auto& e = b.virt(f32, scores, scores_st);
+  const auto& z = b.virt(f32, rows, rows_st);
+  const auto& log_z = b.virt(f32, rows, rows_st);
+  const auto& p = b.virt(p_type, scores, scores_st);
+  b.op(cudnn::matmul(q, kt, s_raw));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_MUL, s_raw, &scale, s_scaled));
+  b.causal_mask(s_scaled, neg_inf, s_masked, scores, scores_st);
+  b.op(cudnn::reduction(CUDNN_REDUCE_TENSOR_MAX, s_masked, row_max));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_SUB, s_masked, &row_max, shifted));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_EXP, shifted, nullptr, e));
+  b.op(cudnn::reduction(CUDNN_REDUCE_TENSOR_ADD, e, z));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_LOG, z, nullptr, log_z));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_ADD, row_max, &log_z, stats));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_DIV, e, &z, p));
+  b.op(cudnn::matmul(p, v, o));
+  g->plan = std::make_unique<cudnn::Plan>(handle_, b.ops, "causal attention forward");
   return g;
 }
 
 bool CudnnAttention::may_support_backward(const AttentionShape& s) { return may_support(s); }
 
-std::unique_ptr<CudnnAttention::ForwardGraph> CudnnAttention::build_backward(
+std::unique_ptr<CudnnAttention::Graph> CudnnAttention::build_backward(
     const AttentionShape& s) {
   const int64_t B = s.B, T = s.T, H = s.Hq, Hkv = s.Hkv, D = s.D;
   const int64_t W = (H + 2 * Hkv) * D;
   using cudnn::Dims;
-  auto g = std::make_unique<ForwardGraph>();
-  auto& n = g->nodes;
-  n.reserve(64);  // references into n are held while it grows: it must never reallocate
-  auto add = [&](cudnn::Descriptor d) -> const cudnn::Descriptor& {
-    LLMPI_CHECK(n.size() < n.capacity(), "cuDNN graph: node storage would reallocate");
-    n.push_back(std::move(d));
-    return n.back();
-  };
-  int64_t next_uid = bVirtual;
+  auto g = std::make_unique<Graph>();
+  GraphBuilder b(g->nodes, bVirtual);
   const auto f32 = CUDNN_DATA_FLOAT, bf16 = CUDNN_DATA_BFLOAT16;
   const Dims scores{B, H, T, T}, scores_st{H * T * T, T * T, T, 1};
   const Dims scores_t_st{H * T * T, T * T, 1, T};  // the transpose of a scores tensor
   const Dims rows{B, H, T, 1}, rows_st{H * T, T, 1, 1};
-  const Dims bhtd{B, H, T, D}, kv_td{B, Hkv, T, D}, kv_dt{B, Hkv, D, T}, one{1, 1, 1, 1};
+  const Dims bhtd{B, H, T, D}, kv_td{B, Hkv, T, D}, kv_dt{B, Hkv, D, T};
   const Dims qkv_st{T * W, D, W, 1}, qkv_t_st{T * W, D, 1, W}, out_st{T * H * D, D, H * D, 1};
   const Dims dense_st{H * T * D, T * D, D, 1};
-  auto real = [&](int64_t uid, cudnnDataType_t t, const Dims& d,
-                  const Dims& st) -> const cudnn::Descriptor& {
-    return add(cudnn::tensor(uid, t, d, st, false));
-  };
-  auto scalar = [&](int64_t uid) -> const cudnn::Descriptor& {
-    return add(cudnn::tensor(uid, f32, one, one, false, true));
-  };
-  auto virt = [&](cudnnDataType_t t, const Dims& d,
-                  const Dims& st) -> const cudnn::Descriptor& {
-    return add(cudnn::tensor(next_uid++, t, d, st, true));
-  };
-  const auto& q = real(bQ, bf16, bhtd, qkv_st);
-  const auto& kt = real(bKt, bf16, kv_dt, qkv_t_st);
-  const auto& k = real(bK, bf16, kv_td, qkv_st);
-  const auto& vt = real(bVt, bf16, kv_dt, qkv_t_st);
-  const auto& o = real(bO, bf16, bhtd, out_st);
-  const auto& d_o = real(bdO, bf16, bhtd, out_st);
-  const auto& stats = real(bStats, f32, rows, rows_st);
-  const auto& dq = real(bdQ, bf16, bhtd, qkv_st);
-  const auto& dk = real(bdK, bf16, kv_td, qkv_st);
-  const auto& dv = real(bdV, bf16, kv_td, qkv_st);
-  const auto& sum = real(bSum, f32, rows, rows_st);
-  const auto& dq_acc = real(bdQAcc, f32, bhtd, dense_st);
-  const auto& scale = scalar(bScale);
-  const auto& neg_inf = scalar(bNegInf);
-  const auto& unit = scalar(bOne);
+  const auto& q = b.real(bQ, bf16, bhtd, qkv_st);
+  const auto& kt = b.real(bKt, bf16, kv_dt, qkv_t_st);
+  const auto& k = b.real(bK, bf16, kv_td, qkv_st);
+  const auto& vt = b.real(bVt, bf16, kv_dt, qkv_t_st);
+  const auto& o = b.real(bO, bf16, bhtd, out_st);
+  const auto& d_o = b.real(bdO, bf16, bhtd, out_st);
+  const auto& stats = b.real(bStats, f32, rows, rows_st);
+  const auto& dq = b.real(bdQ, bf16, bhtd, qkv_st);
+  const auto& dk = b.real(bdK, bf16, kv_td, qkv_st);
+  const auto& dv = b.real(bdV, bf16, kv_td, qkv_st);
+  const auto& sum = b.real(bSum, f32, rows, rows_st);
+  const auto& dq_acc = b.real(bdQAcc, f32, bhtd, dense_st);
+  const auto& scale = b.scalar(bScale);
+  const auto& neg_inf = b.scalar(bNegInf);
+  const auto& unit = b.scalar(bOne);
 
-  std::vector<const cudnn::Descriptor*> ops;
-  auto op = [&](cudnn::Descriptor d) { ops.push_back(&add(std::move(d))); };
   // Σ = rowsum(dO ∘ O) · 1
-  const auto& do_o = virt(f32, bhtd, dense_st);
-  const auto& do_o_sum = virt(f32, rows, rows_st);
-  op(cudnn::pointwise(CUDNN_POINTWISE_MUL, d_o, &o, do_o));
-  op(cudnn::reduction(CUDNN_REDUCE_TENSOR_ADD, do_o, do_o_sum));
-  op(cudnn::pointwise(CUDNN_POINTWISE_MUL, do_o_sum, &unit, sum));
+  const auto& do_o = b.virt(f32, bhtd, dense_st);
+  const auto& do_o_sum = b.virt(f32, rows, rows_st);
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_MUL, d_o, &o, do_o));
+  b.op(cudnn::reduction(CUDNN_REDUCE_TENSOR_ADD, do_o, do_o_sum));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_MUL, do_o_sum, &unit, sum));
   // E = exp(select(row ≥ col, Q·Kᵀ·scale − Stats, lowest))
-  const auto& s_raw = virt(f32, scores, scores_st);
-  const auto& s_scaled = virt(f32, scores, scores_st);
-  const auto& s_shift = virt(f32, scores, scores_st);
-  const auto& row_idx = virt(CUDNN_DATA_INT32, scores, scores_st);
-  const auto& col_idx = virt(CUDNN_DATA_INT32, scores, scores_st);
-  const auto& causal = virt(CUDNN_DATA_BOOLEAN, scores, scores_st);
-  const auto& s_masked = virt(f32, scores, scores_st);
-  const auto& e = virt(f32, scores, scores_st);
-  op(cudnn::matmul(q, kt, s_raw));
-  op(cudnn::pointwise(CUDNN_POINTWISE_MUL, s_raw, &scale, s_scaled));
-  op(cudnn::pointwise(CUDNN_POINTWISE_SUB, s_scaled, &stats, s_shift));
-  op(cudnn::pointwise(CUDNN_POINTWISE_GEN_INDEX, s_shift, nullptr, row_idx, nullptr,
-                      CUDNN_DATA_INT32, 2));
-  op(cudnn::pointwise(CUDNN_POINTWISE_GEN_INDEX, s_shift, nullptr, col_idx, nullptr,
-                      CUDNN_DATA_INT32, 3));
-  op(cudnn::pointwise(CUDNN_POINTWISE_CMP_GE, row_idx, &col_idx, causal, nullptr,
-                      CUDNN_DATA_BOOLEAN));
-  op(cudnn::pointwise(CUDNN_POINTWISE_BINARY_SELECT, s_shift, &neg_inf, s_masked, &causal));
-  op(cudnn::pointwise(CUDNN_POINTWISE_EXP, s_masked, nullptr, e));
-  // dV = Eᵀ·dO
-  const auto& e_t = virt(bf16, scores, scores_t_st);
-  op(cudnn::reshape(e, e_t));
+  const auto& s_raw = b.virt(f32, scores, scores_st);
+  const auto& s_scaled = b.virt(f32, scores, scores_st);
+  const auto& s_shift = b.virt(f32, scores, scores_st);
+  const auto& s_masked = b.virt(f32, scores, scores_st);
+  const auto& e = b.virt(f32, scores, scores_st);
+  b.op(cudnn::matmul(q, kt, s_raw));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_MUL, s_raw, &scale, s_scaled));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_SUB, s_scaled, &stats, s_shift));
+  b.causal_mask(s_shift, neg_inf, s_masked, scores, scores_st);
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_EXP, s_masked, nullptr, e));
   // Grouped kv heads: the per-query-head products, summed over each group of Hq / Hkv heads.
-  auto per_head_then_group_sum = [&](const cudnn::Descriptor& a, const cudnn::Descriptor& b,
+  auto per_head_then_group_sum = [&](const cudnn::Descriptor& x, const cudnn::Descriptor& y,
                                      const cudnn::Descriptor& grouped) {
     if (H == Hkv) {
-      op(cudnn::matmul(a, b, grouped));
+      b.op(cudnn::matmul(x, y, grouped));
       return;
     }
-    const auto& full = virt(bf16, bhtd, dense_st);
-    op(cudnn::matmul(a, b, full));
-    op(cudnn::reduction(CUDNN_REDUCE_TENSOR_ADD, full, grouped));
+    const auto& full = b.virt(bf16, bhtd, dense_st);
+    b.op(cudnn::matmul(x, y, full));
+    b.op(cudnn::reduction(CUDNN_REDUCE_TENSOR_ADD, full, grouped));
   };
+  // dV = Eᵀ·dO
+  const auto& e_t = b.virt(bf16, scores, scores_t_st);
+  b.op(cudnn::reshape(e, e_t));
   per_head_then_group_sum(e_t, d_o, dv);
   // dS = E ∘ (dO·Vᵀ − Σ) · scale
-  const auto& dp = virt(f32, scores, scores_st);
-  const auto& dp_sub = virt(f32, scores, scores_st);
-  const auto& ds_unscaled = virt(f32, scores, scores_st);
-  const auto& ds = virt(f32, scores, scores_st);
-  op(cudnn::matmul(d_o, vt, dp));
-  op(cudnn::pointwise(CUDNN_POINTWISE_SUB, dp, &sum, dp_sub));
-  op(cudnn::pointwise(CUDNN_POINTWISE_MUL, dp_sub, &e, ds_unscaled));
-  op(cudnn::pointwise(CUDNN_POINTWISE_MUL, ds_unscaled, &scale, ds));
+  const auto& dp = b.virt(f32, scores, scores_st);
+  const auto& dp_sub = b.virt(f32, scores, scores_st);
+  const auto& ds_unscaled = b.virt(f32, scores, scores_st);
+  const auto& ds = b.virt(f32, scores, scores_st);
+  b.op(cudnn::matmul(d_o, vt, dp));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_SUB, dp, &sum, dp_sub));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_MUL, dp_sub, &e, ds_unscaled));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_MUL, ds_unscaled, &scale, ds));
   // dK = dSᵀ·Q
-  const auto& ds_t = virt(bf16, scores, scores_t_st);
-  op(cudnn::reshape(ds, ds_t));
+  const auto& ds_t = b.virt(bf16, scores, scores_t_st);
+  b.op(cudnn::reshape(ds, ds_t));
   per_head_then_group_sum(ds_t, q, dk);
   // dQ = dS·K through the f32 accumulator
-  op(cudnn::matmul(ds, k, dq_acc));
-  op(cudnn::pointwise(CUDNN_POINTWISE_IDENTITY, dq_acc, nullptr, dq));
-  g->plan = std::make_unique<cudnn::Plan>(handle_, ops, "causal attention backward");
+  b.op(cudnn::matmul(ds, k, dq_acc));
+  b.op(cudnn::pointwise(CUDNN_POINTWISE_IDENTITY, dq_acc, nullptr, dq));
+  g->plan = std::make_unique<cudnn::Plan>(handle_, b.ops, "causal attention backward");
   return g;
 }
 
-CudnnAttention::ForwardGraph& CudnnAttention::backward_graph_for(const AttentionShape& s) {
+CudnnAttention::Graph& CudnnAttention::backward_graph_for(const AttentionShape& s) {
   const Key key{s.B, s.T, s.Hq, s.Hkv, s.D};
   if (auto it = backward_plans_.find(key); it != backward_plans_.end()) return *it->second;
   if (auto it = backward_refused_.find(key); it != backward_refused_.end())
@@ -240,7 +233,7 @@ CudnnAttention::ForwardGraph& CudnnAttention::backward_graph_for(const Attention
 void CudnnAttention::backward(void* dqkv, const void* dout, const void* qkv, const void* out,
                               const float* lse, const AttentionShape& s) {
   LLMPI_CHECK(may_support_backward(s), "cuDNN attention backward offered an unsupported shape");
-  ForwardGraph& g = backward_graph_for(s);
+  Graph& g = backward_graph_for(s);
   const int64_t D = s.D, H = s.Hq, Hkv = s.Hkv;
   float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   float neg_inf = std::numeric_limits<float>::lowest();
@@ -280,7 +273,7 @@ void CudnnAttention::backward(void* dqkv, const void* dout, const void* qkv, con
   g.plan->execute(handle_, uids, ptrs, workspace);
 }
 
-CudnnAttention::ForwardGraph& CudnnAttention::graph_for(const AttentionShape& s) {
+CudnnAttention::Graph& CudnnAttention::graph_for(const AttentionShape& s) {
   const Key key{s.B, s.T, s.Hq, s.Hkv, s.D};
   if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
   if (auto it = refused_.find(key); it != refused_.end()) throw InternalError(it->second);
@@ -304,7 +297,7 @@ CudnnAttention::ForwardGraph& CudnnAttention::graph_for(const AttentionShape& s)
 
 void CudnnAttention::forward(void* out, float* lse, const void* qkv, const AttentionShape& s) {
   LLMPI_CHECK(may_support(s), "cuDNN attention offered an unsupported shape");
-  ForwardGraph& g = graph_for(s);
+  Graph& g = graph_for(s);
   const int64_t D = s.D;
   float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   float neg_inf = std::numeric_limits<float>::lowest();

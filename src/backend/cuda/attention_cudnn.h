@@ -50,16 +50,16 @@ class CudnnAttention {
   size_t cached_plans() const { return plans_.size() + backward_plans_.size(); }
 
  private:
-  struct ForwardGraph;
+  struct Graph;
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>;
-  ForwardGraph& graph_for(const AttentionShape& s);
-  ForwardGraph& backward_graph_for(const AttentionShape& s);
-  std::unique_ptr<ForwardGraph> build_forward(const AttentionShape& s, cudnnDataType_t p_type);
-  std::unique_ptr<ForwardGraph> build_backward(const AttentionShape& s);
+  Graph& graph_for(const AttentionShape& s);
+  Graph& backward_graph_for(const AttentionShape& s);
+  std::unique_ptr<Graph> build_forward(const AttentionShape& s, cudnnDataType_t p_type);
+  std::unique_ptr<Graph> build_backward(const AttentionShape& s);
 
   cudaStream_t stream_;
   cudnnHandle_t handle_ = nullptr;
-  std::map<Key, std::unique_ptr<ForwardGraph>> plans_, backward_plans_;
+  std::map<Key, std::unique_ptr<Graph>> plans_, backward_plans_;
   std::map<Key, std::string> refused_, backward_refused_;
 };
 
