@@ -18,10 +18,12 @@
 #   scaling  bench/gpu_scaling.sh (from the repository root, data/fortunes carried): llmpi
 #         train on the TinyLlama-1.1B shape, dp with ZeRO-1 on 1, 2, 4, 8 GPUs (as many as the
 #         machine has), tokens/s and scaling efficiency. Not part of `all`.
+#   layouts  bench/gpu_layouts.sh (repository root, data/fortunes carried): the Llama-7B shape
+#         under issue #6's layouts that fit the machine, and the 8 → 2 GPU reshard. Not in `all`.
 # Logs go to $OUT when set (the device tool's output folder), else /tmp. Exit status: nonzero
 # when any test that ran failed.
 # LLMPI_MEMCHECK=1 also runs the op tests under compute-sanitizer's memcheck (slow).
-# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling] [extra gtest flags for the CUDA tests]  (default all)
+# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling|layouts] [extra gtest flags for the CUDA tests]  (default all)
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 logdir=${OUT:-/tmp}
@@ -47,7 +49,7 @@ lib_dir_of() {
 }
 extra=""
 mode=all
-case "${1:-}" in ops|nccl|all|bench|train|scaling) mode=$1; shift ;; esac
+case "${1:-}" in ops|nccl|all|bench|train|scaling|layouts) mode=$1; shift ;; esac
 for lib in libcudnn.so.9 libcublasLt.so.13 libnccl.so.2 libmpi.so.40; do
   d=$(lib_dir_of "$lib")
   if [[ -z "$d" ]]; then echo "gpu-run: $lib not found on this machine" >&2; else extra+=":$d"; fi
@@ -202,6 +204,10 @@ if [[ "$mode" == train ]]; then
   else
     echo "  one GPU (or no mpirun): the 2-GPU llmpi train runs were not run"
   fi
+fi
+if [[ "$mode" == layouts ]]; then
+  echo "== Llama-7B shape layouts (bench/gpu_layouts.sh)"
+  LLMPI="$here/llmpi" bash "$(pwd)/bench/gpu_layouts.sh" || overall=1
 fi
 if [[ "$mode" == scaling ]]; then
   echo "== data-parallel scaling (bench/gpu_scaling.sh)"

@@ -71,6 +71,9 @@ class Backend {
   // The device stream every op is enqueued on (a cudaStream_t on CUDA), so that device
   // collectives (parallel/group_collectives.h) order with compute; nullptr on the host.
   virtual void* native_stream() const { return nullptr; }
+  // The high-water mark of the device memory this backend's allocations used, in bytes
+  // (CUDA: the stream-ordered pool's); -1 where it is not tracked (host).
+  virtual int64_t peak_bytes() const { return -1; }
 
   // ---- memory -------------------------------------------------------------------------
   Buffer alloc(Shape s, DType t);

@@ -300,6 +300,15 @@ TrainSummary Trainer::run(const RunOptions& opt) {
       report(line);
     }
   }
+  if (const int64_t peak = be_.peak_bytes(); peak >= 0) {  // device backends, alike on all ranks
+    double hi = double(peak), lo = double(peak);
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_DOUBLE, MPI_MAX, comm_), "MPI_Allreduce");
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_DOUBLE, MPI_MIN, comm_), "MPI_Allreduce");
+    char line[160];
+    std::snprintf(line, sizeof line, "peak device memory per rank: %.2f GiB max, %.2f GiB min",
+                  hi / 1073741824.0, lo / 1073741824.0);
+    report(line);
+  }
   if (last_step < cfg_.train.steps) return sum;  // interrupted: no final validation or model
   if (val_loader_) val(cfg_.train.steps);
 

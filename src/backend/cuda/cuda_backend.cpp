@@ -176,6 +176,14 @@ void CudaBackend::raw_free(void* p) {
 
 void CudaBackend::synchronize() { LLMPI_CUDA(cudaStreamSynchronize(stream_)); }
 
+int64_t CudaBackend::peak_bytes() const {
+  cudaMemPool_t pool = nullptr;
+  LLMPI_CUDA(cudaDeviceGetDefaultMemPool(&pool, device_));
+  uint64_t high = 0;
+  LLMPI_CUDA(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+  return static_cast<int64_t>(high);
+}
+
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options) {
   return std::make_unique<CudaBackend>(options);
 }

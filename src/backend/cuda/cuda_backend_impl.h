@@ -57,6 +57,7 @@ class CudaBackend final : public Backend {
   const char* name() const override { return "cuda"; }
   cudaStream_t stream() const { return stream_; }
   void* native_stream() const override { return stream_; }
+  int64_t peak_bytes() const override;
   const CudaBackendOptions& options() const { return options_; }
 
   void* raw_alloc(size_t bytes) override;
