@@ -14,8 +14,12 @@
 # peak device memory per GPU (the trainer's "peak device memory per rank" line), and the loss
 # (finite and falling). Not reported: the split between compute and exposed communication (the
 # engine does not time its collectives yet).
+# The learning rate is $LR (default 3e-5, warm-up 2 steps, cosine to LR/10): the preset's
+# 3e-4 reached within 2 steps makes a freshly initialized 7B model diverge (seen: loss 11.2 →
+# 18.1 in 6 steps on 2 × H100), which says nothing about the layouts.
 # Env: LAYERS (model.n_layer override, e.g. to fit small machines; printed with every result),
-# STEPS (8), RECOMPUTE (full), LLMPI (default bundle/llmpi). JSON lines in $OUT/gpu_layouts.jsonl.
+# STEPS (8), RECOMPUTE (full), LR (3e-5), LLMPI (default bundle/llmpi). JSON lines in
+# $OUT/gpu_layouts.jsonl.
 # Usage: bundle/gpu-run.sh layouts (sets the library path), from the repository root.
 set -uo pipefail
 root=$(pwd)
@@ -23,6 +27,7 @@ logdir=${OUT:-/tmp}
 llmpi=${LLMPI:-$root/bundle/llmpi}
 steps=${STEPS:-8}
 recompute=${RECOMPUTE:-full}
+lr=${LR:-3e-5}
 export NCCL_NVLS_ENABLE=0
 ngpu=$(nvidia-smi -L 2>/dev/null | wc -l)
 mpirun=$(command -v mpirun || command -v mpiexec || true)
@@ -47,6 +52,7 @@ run() {
     -x LD_LIBRARY_PATH -x OMPI_MCA_btl "$llmpi" train configs/llama-7b.toml --backend cuda \
     --set model.n_layer="$layers" --set train.recompute="$recompute" \
     --set train.steps="$steps" --set train.warmup_steps=2 --set train.log_every=2 \
+    --set train.lr="$lr" --set train.min_lr="$(awk -v l="$lr" 'BEGIN { print l / 10 }')" \
     --set train.eval_every=0 --set data.train=data/fortunes/train.bin --set data.val= "$@" \
     > "$log" 2>&1
   local rc=$?
