@@ -35,6 +35,7 @@
 #include "core/rng.h"
 #include "model/param_layout.h"
 #include "model/transformer.h"
+#include "optim/adamw.h"
 
 namespace llmpi {
 namespace {
@@ -258,9 +259,8 @@ struct Trainee {
   Transformer model;
   Activations acts;
   Workspace ws;
-  Buffer m, v, ids, targets;
-  std::vector<AdamWSlice> slices;
-  int64_t step = 0;
+  Buffer ids, targets;
+  AdamW opt;  // betas 0.9 / 0.95, eps 1e-8, weight decay 0.1 (not on gains and biases)
 
   Trainee(Backend& b, const BenchShape& s)
       : be(b),
@@ -268,24 +268,9 @@ struct Trainee {
         model(s.cfg, StageRange::full(s.cfg), store),
         acts(model.alloc_activations(b, s.B, s.T)),
         ws(model.alloc_workspace(b, s.B, s.T)),
-        m(b.alloc(Shape{store.numel()}, DType::f32)),
-        v(b.alloc(Shape{store.numel()}, DType::f32)),
         ids(b.alloc(Shape{s.B * s.T}, DType::i32)),
-        targets(b.alloc(Shape{s.B * s.T}, DType::i32)) {
-    be.fill(m, 0.0);
-    be.fill(v, 0.0);
-    for (const ParamInfo& p : store.params()) {
-      const Shape sh{p.numel()};
-      AdamWSlice sl;
-      sl.param = store.master().slice(p.offset, sh);
-      sl.grad = store.grads().slice(p.offset, sh);
-      sl.m = m.tensor().slice(p.offset, sh);
-      sl.v = v.tensor().slice(p.offset, sh);
-      if (store.has_compute_copy()) sl.compute = store.compute().slice(p.offset, sh);
-      sl.weight_decay = p.weight_decay ? 0.1f : 0.f;
-      slices.push_back(sl);
-    }
-  }
+        targets(b.alloc(Shape{s.B * s.T}, DType::i32)),
+        opt(b, store, AdamWOptions{}) {}
 
   // One optimizer step on backend `on` (the CUDA backend or its timing decorator).
   // Returns (mean loss, gradient norm).
@@ -296,12 +281,7 @@ struct Trainee {
     model.backward_loss(on, acts, ws, ids, targets, 1.0 / static_cast<double>(l.count));
     const Tensor g = store.grads();
     const double norm = std::sqrt(on.sum_squares(std::span<const Tensor>(&g, 1)));
-    AdamWHyper h;
-    h.lr = static_cast<float>(lr);
-    h.beta1 = 0.9f, h.beta2 = 0.95f, h.eps = 1e-8f;
-    h.step = ++step;
-    h.grad_scale = norm > 1.0 ? static_cast<float>(1.0 / norm) : 1.f;
-    on.adamw_update(slices, h);
+    opt.step(on, lr, norm > 1.0 ? 1.0 / norm : 1.0);
     return {l.sum / static_cast<double>(l.count), norm};
   }
 };

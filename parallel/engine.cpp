@@ -441,7 +441,8 @@ StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int
   if (!units_path() && zero_ >= 1 && multi) {
     all_gather_shard(be_, dp, shard_, store_->master(),
                      flat_view(store_->master(), shard_.begin(), shard_.size()));
-    // AdamW refreshed the compute copy of its own shard only; the gathered rest too.
+    // AdamW refreshed the compute copy of its own shard only; convert the whole store (the
+    // shard's 1/dp again: one cheap pass, kept as the GPU runs validated it).
     store_->refresh_compute(be_);
   } else if (zero_ == 2) {
     refresh_full_params();

@@ -43,7 +43,8 @@ StagedP2p::StagedP2p(Collectives& device, Collectives& host, Backend& be)
 Request StagedP2p::isend(const Tensor& t, int dst, int tag) {
   auto r = std::make_unique<StagedRequest>();
   const Tensor h = host_view(r->host, t);
-  be_.copy(h, t);  // synchronizes: the host buffer is complete
+  be_.copy(h, t);
+  be_.synchronize();  // the host buffer is complete before MPI reads it
   r->mpi = host_.isend(h, dst, tag);
   return Request(std::move(r));
 }

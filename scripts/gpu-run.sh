@@ -162,10 +162,7 @@ if [[ "$mode" == train ]]; then
   # Deterministic mode and recomputation on CUDA: LLMPI_DETERMINISTIC=1 twice, and once more
   # with train.recompute = full, must print the same step lines to the last digit.
   det() {  # log, run dir, extra args
-    local log=$1 dir=$2; shift 2
-    LLMPI_DETERMINISTIC=1 "$here/llmpi" train configs/tiny.toml --backend cuda "${common[@]}" \
-      --no-save --no-resume --set run.dir="$dir" "$@" > "$log" 2>&1 ||
-      { echo "  deterministic llmpi train failed:"; tail -n 15 "$log" | sed 's/^/  | /'; overall=1; }
+    LLMPI_DETERMINISTIC=1 run_train "$1" cuda "$2" --no-save --no-resume "${@:3}"
   }
   steplines() { grep -E '^step' "$1" | cut -d'|' -f1-4; }
   det "$logdir/train_det_a.log" "$work/det_a"

@@ -22,6 +22,7 @@
 #include "core/rng.h"
 #include "model/param_layout.h"
 #include "model/transformer.h"
+#include "optim/adamw.h"
 
 namespace llmpi {
 namespace {
@@ -98,16 +99,15 @@ void synthetic_batch(std::vector<int32_t>& ids, std::vector<int32_t>& targets, i
   }
 }
 
-// One backend's model: store, layers, activations, AdamW moments and slices.
+// One backend's model: store, layers, activations, the optimizer.
 struct ModelRun {
   Backend& be;
   ParamStore store;
   Transformer model;
   Activations acts;
   Workspace ws;
-  Buffer m, v, ids, targets;
-  std::vector<AdamWSlice> slices;
-  int64_t step = 0;
+  Buffer ids, targets;
+  AdamW opt;  // default options: betas 0.9 / 0.95, eps 1e-8, weight decay 0.1 on matrices
 
   ModelRun(Backend& b, const ModelConfig& cfg, int64_t B, int64_t T)
       : be(b),
@@ -115,24 +115,9 @@ struct ModelRun {
         model(cfg, StageRange::full(cfg), store),
         acts(model.alloc_activations(b, B, T)),
         ws(model.alloc_workspace(b, B, T)),
-        m(b.alloc(Shape{store.numel()}, DType::f32)),
-        v(b.alloc(Shape{store.numel()}, DType::f32)),
         ids(b.alloc(Shape{B * T}, DType::i32)),
-        targets(b.alloc(Shape{B * T}, DType::i32)) {
-    be.fill(m, 0.0);
-    be.fill(v, 0.0);
-    for (const ParamInfo& p : store.params()) {
-      const Shape s{p.numel()};
-      AdamWSlice sl;
-      sl.param = store.master().slice(p.offset, s);
-      sl.grad = store.grads().slice(p.offset, s);
-      sl.m = m.tensor().slice(p.offset, s);
-      sl.v = v.tensor().slice(p.offset, s);
-      if (store.has_compute_copy()) sl.compute = store.compute().slice(p.offset, s);
-      sl.weight_decay = p.weight_decay ? 0.1f : 0.f;
-      slices.push_back(sl);
-    }
-  }
+        targets(b.alloc(Shape{B * T}, DType::i32)),
+        opt(b, store, AdamWOptions{}) {}
 
   void load_batch(std::vector<int32_t> id, std::vector<int32_t> tg) {
     const Shape s{static_cast<int64_t>(id.size())};
@@ -154,11 +139,7 @@ struct ModelRun {
   void update() {
     const Tensor g = store.grads();
     const double norm = std::sqrt(be.sum_squares(std::span<const Tensor>(&g, 1)));
-    AdamWHyper h;
-    h.lr = 3e-3f;
-    h.step = ++step;
-    h.grad_scale = norm > 1.0 ? static_cast<float>(1.0 / norm) : 1.f;
-    be.adamw_update(slices, h);
+    opt.step(be, 3e-3, norm > 1.0 ? 1.0 / norm : 1.0);
   }
 };
 

@@ -8,16 +8,14 @@
 //             automatic) the tensor-core kernels (attention_tc.h) when D is 32/64/96/128 on
 //             sm_80+, else the SIMT kernels (attention_own.h). All consume the forward's stats
 //             (cuDNN's equal the own log-sum-exp). LLMPI_ATTENTION_BACKWARD = auto (default) |
-//             tc | simt forces the own kernels. Δ goes to stream-ordered scratch.
+//             tc | simt (CudaBackendOptions::attention_backward) forces the own kernels. Δ goes to
+//             stream-ordered scratch.
 // dtypes: qkv, out, dout, dqkv bf16; lse f32 [B, Hq, T].
 #include "backend/cuda/attention_cudnn.h"
 #include "backend/cuda/attention_own.h"
 #include "backend/cuda/attention_tc.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "core/error.h"
-
-#include <cstdlib>
-#include <string>
 
 namespace llmpi {
 
@@ -39,19 +37,6 @@ AttentionShape checked_shape(const char* op, const Tensor& qkv, int64_t B, int64
               " must be even and at most ", kOwnAttentionMaxD);
   return s;
 }
-
-// LLMPI_ATTENTION_BACKWARD = auto (default: cuDNN where it applies, else tensor cores) | tc |
-// simt: which backward kernels run.
-std::string backward_choice() {
-  const char* a = std::getenv("LLMPI_ATTENTION_BACKWARD");
-  if (a == nullptr || *a == '\0') return "auto";
-  const std::string v = a;
-  if (v == "auto" || v == "tc" || v == "simt") return v;
-  user_error("environment variable LLMPI_ATTENTION_BACKWARD='", v,
-             "': expected auto, tc or simt");
-}
-bool backward_allows_cudnn() { return backward_choice() == "auto"; }
-bool backward_prefers_tensor_cores() { return backward_choice() != "simt"; }
 
 }  // namespace
 
@@ -108,7 +93,8 @@ void CudaBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, con
   // be deterministic (cuDNN accumulates dQ over key blocks in an order it does not fix).
   // Under LLMPI_ATTENTION=cudnn a refusal throws; under auto it falls back.
   const bool try_cudnn = options_.attention != CudaAttention::own && !options_.deterministic &&
-                         backward_allows_cudnn() && CudnnAttention::may_support_backward(s);
+                         options_.attention_backward == CudaAttentionBackward::automatic &&
+                         CudnnAttention::may_support_backward(s);
   if (try_cudnn) {
     try {
       cudnn_attention()->backward(dqkv.data, dout.data, qkv.data, out.data,
@@ -119,7 +105,7 @@ void CudaBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, con
     }
   }
   Scratch delta(stream_, static_cast<size_t>(B * Hq * T) * sizeof(float));
-  if (backward_prefers_tensor_cores() && tc_attention_supports(s)) {
+  if (options_.attention_backward != CudaAttentionBackward::simt && tc_attention_supports(s)) {
     tc_attention_backward(dqkv.data, dout.data, qkv.data, out.data, lse.ptr<const float>(),
                           delta.as<float>(), s, stream_);
     return;

@@ -104,6 +104,14 @@ CudaBackendOptions CudaBackendOptions::from_env() {
     else user_error("environment variable LLMPI_ATTENTION='", v,
                     "': expected one of auto, cudnn, own");
   }
+  if (const char* a = std::getenv("LLMPI_ATTENTION_BACKWARD"); a && *a) {
+    const std::string v = a;
+    if (v == "auto") o.attention_backward = CudaAttentionBackward::automatic;
+    else if (v == "tc") o.attention_backward = CudaAttentionBackward::tc;
+    else if (v == "simt") o.attention_backward = CudaAttentionBackward::simt;
+    else user_error("environment variable LLMPI_ATTENTION_BACKWARD='", v,
+                    "': expected one of auto, tc, simt");
+  }
   if (const char* d = std::getenv("LLMPI_DETERMINISTIC"); d && *d) {
     const std::string v = d;
     if (v == "1") o.deterministic = true;

@@ -17,16 +17,25 @@ enum class CudaAttention : uint8_t {
   own,        // the own flash-attention kernels (attention_own.cu)
 };
 
+// Which attention backward runs (where the forward's CudaAttention allows cuDNN).
+enum class CudaAttentionBackward : uint8_t {
+  automatic,  // cuDNN's fused backward where it applies and the run is not deterministic,
+              // else the tensor-core kernel, else the SIMT kernel
+  tc,         // the own kernels: tensor cores where D allows, else SIMT
+  simt,       // the own SIMT kernels only
+};
+
 struct CudaBackendOptions {
   int device = -1;                        // CUDA device ordinal; -1 keeps the current one
   CudaAttention attention = CudaAttention::automatic;
+  CudaAttentionBackward attention_backward = CudaAttentionBackward::automatic;
   size_t matmul_workspace_bytes = size_t{32} << 20;  // cuBLASLt workspace (32 MiB on Hopper)
   // Bitwise reproducible runs: every op that would add in a run-dependent order (today the
   // embedding backward's atomics) takes an ordered path instead. docs/cuda.md lists the ops.
   bool deterministic = false;
 
   // Defaults overridden by the environment: LLMPI_ATTENTION = auto | cudnn | own;
-  // LLMPI_DETERMINISTIC = 0 | 1.
+  // LLMPI_ATTENTION_BACKWARD = auto | tc | simt; LLMPI_DETERMINISTIC = 0 | 1.
   // A bad value is a UserError naming the variable and the accepted values.
   static CudaBackendOptions from_env();
 };
