@@ -45,4 +45,14 @@ add_library(llmpi::cblas INTERFACE IMPORTED)
 target_include_directories(llmpi::cblas SYSTEM INTERFACE ${LLMPI_CBLAS_INCLUDE_DIR})
 target_link_libraries(llmpi::cblas INTERFACE ${BLAS_LIBRARIES})
 
+# JSON: the one JSON library of the project (JSONL data, safetensors headers, HF configs).
+find_package(nlohmann_json 3.10 REQUIRED)
+add_library(llmpi::json INTERFACE IMPORTED)
+target_link_libraries(llmpi::json INTERFACE nlohmann_json::nlohmann_json)
+
+# CLI11: subcommands, --help and option validation (header-only).
+find_package(CLI11 2 REQUIRED CONFIG)
+add_library(llmpi::cli11 INTERFACE IMPORTED)
+target_link_libraries(llmpi::cli11 INTERFACE CLI11::CLI11)
+
 find_package(Threads REQUIRED)

@@ -11,6 +11,8 @@ packages=(
   libtrilinos-kokkos-dev              # Kokkos (host kernels)
   libopenblas-dev                     # CBLAS (host matrix products)
   libgtest-dev                        # GoogleTest
+  nlohmann-json3-dev                  # JSON (JSONL data, safetensors headers, HF configs)
+  libcli11-dev                        # command-line subcommands, help and validation
   fortunes fortunes-min               # the demo's English corpus
   python3 python3-h5py python3-numpy  # the h5py example and its test
 )
