@@ -447,7 +447,7 @@ StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int
     // AdamW refreshed the compute copy of its own shard only; convert the whole store (the
     // shard's 1/dp again: one cheap pass, kept as the GPU runs validated it).
     store_->refresh_compute(be_);
-  } else if (zero_ == 2) {
+  } else if (units_path() && zero_ == 2) {
     refresh_full_params();
   }
   return r;

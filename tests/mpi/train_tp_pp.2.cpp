@@ -44,5 +44,7 @@ TEST(TrainTpPp2, Pipeline) {
   for (const char* arch : {"gpt2", "llama"}) {
     expect_layout_matches(d, {.arch = arch, .pp = 2, .micro = 4});
     expect_layout_matches(d, {.arch = arch, .pp = 2, .micro = 4, .virtual_stages = 2});
+    // ZeRO 2 with a pipeline on one dp rank: the one-store path, nothing to shard.
+    expect_layout_matches(d, {.arch = arch, .pp = 2, .zero = 2, .micro = 4});
   }
 }
