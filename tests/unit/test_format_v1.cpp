@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "backend/backend.h"
-#include "cli/commands.h"
+#include "cli/command_line.h"
 #include "config/config.h"
 #include "io/checkpoint.h"
 #include "io/model_file.h"
@@ -52,7 +52,8 @@ std::vector<float> weights(Trainer& tr) {
   return std::vector<float>(m.ptr<float>(), m.ptr<float>() + m.numel());
 }
 
-// Runs cmd_inspect with stdout captured; returns {exit code, output}.
+// `llmpi inspect FILE` through the command-line front end, stdout captured; returns
+// {exit code, output}.
 std::pair<int, std::string> inspect(const std::string& file, const fs::path& out) {
   std::fflush(stdout);
   const int saved = ::dup(1);
@@ -60,7 +61,8 @@ std::pair<int, std::string> inspect(const std::string& file, const fs::path& out
   ::dup2(::fileno(f), 1);
   int rc = -1;
   try {
-    rc = cmd_inspect({file});
+    CommandEnv env;
+    rc = run_command_line({"inspect", file}, env);
   } catch (...) {
     rc = -2;
   }
