@@ -16,7 +16,8 @@ constexpr const char* kUsage = R"(usage: llmpi prepare INPUT... --out DIR (--voc
 
 Turns raw text or JSONL into cleaned, deduplicated, tokenized shards:
   DIR/train.bin, DIR/val.bin   token shards (docs/data-format.md)
-  DIR/tokenizer.bpe            the byte-level BPE tokenizer used
+  DIR/tokenizer.bpe            the byte-level BPE tokenizer used (llmpi's own), or
+  DIR/tokenizer.json           GPT-2's tokenizer in the HF format (--tokenizer GPT2_DIR)
   DIR/prepare.json             document and token counts
 
 INPUT                  files or quoted glob patterns ("data/*.jsonl"), read in order
@@ -25,7 +26,10 @@ INPUT                  files or quoted glob patterns ("data/*.jsonl"), read in o
                        (e.g. "%" for fortune files); default: each file is one document
 --out DIR              output directory (created if missing)
 --vocab-size N         train a tokenizer with N ids (>= 257) on the training documents
---tokenizer FILE       use an existing tokenizer file instead
+--tokenizer PATH       use an existing tokenizer instead: an llmpi .bpe file, a
+                       tokenizer.json, or a directory holding tokenizer.json or GPT-2's
+                       vocab.json + merges.txt (encoder.json + vocab.bpe); GPT-2's
+                       tokenizer writes shards in GPT-2's (llm.c's) token ids
 --val-fraction F       share of documents for validation, chosen by content hash (0.05)
 --min-chars N          drop documents shorter than N characters after cleaning (1)
 --seed S               seed of the train/validation split (1234)
@@ -64,13 +68,14 @@ int cmd_prepare(const std::vector<std::string>& args) {
       "prepared %s: %lld files, %lld documents read, %lld too short, %lld duplicates\n"
       "  train: %lld documents, %lld tokens -> %s/train.bin\n"
       "  val:   %lld documents, %lld tokens -> %s/val.bin\n"
-      "  tokenizer: %lld ids (end-of-text %u) -> %s/tokenizer.bpe\n",
+      "  tokenizer: %lld ids (end-of-text %u) -> %s/%s\n",
       o.out_dir.c_str(), static_cast<long long>(r.files),
       static_cast<long long>(r.clean.documents_read), static_cast<long long>(r.clean.dropped_short),
       static_cast<long long>(r.clean.dropped_duplicate), static_cast<long long>(r.train_documents),
       static_cast<long long>(r.train_tokens), o.out_dir.c_str(),
       static_cast<long long>(r.val_documents), static_cast<long long>(r.val_tokens),
-      o.out_dir.c_str(), static_cast<long long>(r.vocab_size), r.eot_id, o.out_dir.c_str());
+      o.out_dir.c_str(), static_cast<long long>(r.vocab_size), r.eot_id, o.out_dir.c_str(),
+      r.tokenizer_file.c_str());
   return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "core/runtime.h"
 #include "data/tokenizer.h"
+#include "io/hf_tokenizer.h"
 #include "train/loaded_model.h"
 #include "train/sampler.h"
 
@@ -29,7 +30,8 @@ options:
   --top-k K            keep the K most likely tokens (default 0 = all)
   --top-p P            nucleus: smallest set with probability >= P (default 0.95)
   --seed S             sampling seed (default 1); same seed, same text
-  --tokenizer FILE     tokenizer (default: the data.tokenizer of the model's config)
+  --tokenizer PATH     tokenizer: .bpe, tokenizer.json or a GPT-2 vocab directory
+                       (default: the data.tokenizer of the model's config)
   --keep-going         do not stop at the end-of-text token
 )";
 }  // namespace
@@ -66,7 +68,7 @@ int cmd_sample(const std::vector<std::string>& argv, Runtime& /*rt*/) {
   const std::string tpath = tok_path ? *tok_path : lm.config.data.tokenizer;
   if (tpath.empty())
     user_error("llmpi sample: the model's config names no tokenizer; pass --tokenizer FILE");
-  const Tokenizer tok = Tokenizer::load(tpath);
+  const Tokenizer tok = load_tokenizer(tpath);
   if (tok.vocab_size() > lm.config.model.vocab_size)
     user_error(tpath, ": tokenizer has ", tok.vocab_size(), " tokens but the model only ",
                lm.config.model.vocab_size);
