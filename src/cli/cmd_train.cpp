@@ -73,12 +73,15 @@ int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
     be = make_backend_option(backend, "llmpi train");
     trainer = std::make_unique<Trainer>(cfg, *be, *topo, std::cout);
     // Collective on every rank alike: an invalid --resume file fails on all of them.
+    bool resumed = false;
     if (resume) {
       if (resume->empty()) user_error("llmpi train: --resume needs a checkpoint file");
       trainer->resume(*resume);
+      resumed = true;
     } else if (!fresh) {
-      trainer->resume_latest();  // the run directory's newest valid checkpoint, if any
+      resumed = trainer->resume_latest().has_value();  // the run dir's newest valid checkpoint
     }
+    if (!resumed && !cfg.train.init_from.empty()) trainer->init_from(cfg.train.init_from);
   } catch (const UserError& e) {
     if (rt.world_size() == 1) throw;  // the usual single-process error path (main.cpp)
     failure = e.what();

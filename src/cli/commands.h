@@ -13,5 +13,7 @@ int cmd_prepare(const std::vector<std::string>& args);
 int cmd_sample(const std::vector<std::string>& args, Runtime& rt);
 int cmd_eval(const std::vector<std::string>& args, Runtime& rt);
 int cmd_inspect(const std::vector<std::string>& args);
+int cmd_export_hf(const std::vector<std::string>& args);
+int cmd_import_hf(const std::vector<std::string>& args);
 
 }  // namespace llmpi

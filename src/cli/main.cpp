@@ -24,6 +24,8 @@ commands:
   sample MODEL [--prompt TEXT ...]             generate text (greedy, temperature, top-k, top-p)
   eval MODEL --data SHARD                      perplexity of a model on a token shard
   inspect FILE                                 metadata, layout and tensors of a checkpoint
+  export-hf MODEL_OR_RUN --out DIR             write a Hugging Face model directory
+  import-hf DIR --out MODEL.h5                 read a Hugging Face GPT-2 or Llama directory
   version                                      print version and git revision
 )";
 
@@ -49,6 +51,8 @@ int main(int argc, char** argv) {
       if (cmd == "sample") return llmpi::cmd_sample(args, rt);
       if (cmd == "eval") return llmpi::cmd_eval(args, rt);
       if (cmd == "inspect") return llmpi::cmd_inspect(args);
+      if (cmd == "export-hf") return llmpi::cmd_export_hf(args);
+      if (cmd == "import-hf") return llmpi::cmd_import_hf(args);
       std::fprintf(stderr, "llmpi: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
       return 2;
     } catch (const llmpi::UserError& e) {

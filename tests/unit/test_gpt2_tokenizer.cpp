@@ -120,13 +120,17 @@ TEST(Gpt2Tokenizer, KnownIdsAndExactDecoding) {
   EXPECT_EQ(gpt2_chunks(raw).size(), gpt2_chunks("caf\uFFFD \uFFFD\uFFFDok \uFFFD").size());
 }
 
-TEST(Gpt2Tokenizer, MatchesGpt3EncoderAndTiktokenOnFortunesAndHardCases) {
+TEST(Gpt2Tokenizer, MatchesTiktokenAndGpt3EncoderOnFortunesAndHardCases) {
   ASSERT_TRUE(js_references_installed());
   std::vector<std::string> texts = fortune_documents();
   ASSERT_GT(texts.size(), 10000u);
   for (const std::string& h : hard_cases()) texts.push_back(h);
-  for (const char* ref : {"gpt-3-encoder", "tiktoken"})
-    expect_same_ids(texts, reference_ids(ref, texts), gpt2(), ref);
+  expect_same_ids(texts, reference_ids("tiktoken", texts), gpt2(), "js-tiktoken");
+  // gpt-3-encoder (GPT-2's original algorithm in JS) is 3x slower: every fourth document.
+  std::vector<std::string> some;
+  for (size_t i = 0; i < texts.size(); ++i)
+    if (i % 4 == 0 || i + hard_cases().size() >= texts.size()) some.push_back(texts[i]);
+  expect_same_ids(some, reference_ids("gpt-3-encoder", some), gpt2(), "gpt-3-encoder");
 }
 
 TEST(Gpt2Tokenizer, TokenizerJsonAndVocabFilesRoundTrip) {
@@ -193,12 +197,16 @@ TEST(HfTokenizerJson, ExportedLlmpiBpeIsReadByHuggingFaceJsWithTheSameIds) {
 }
 
 TEST(HfTokenizerJson, MalformedTokenizerFilesNameFileAndKey) {
-  ASSERT_TRUE(js_references_installed());
+  // A small BPE (fast to write and parse 20 times) in both layouts llmpi reads.
+  BpeTrainer trainer;
+  trainer.add_text("the theory of the thermal theme: then there, then them, the end");
+  const Tokenizer small = trainer.train(280);
   const std::string dir = temp_dir("bad");
-  write_hf_tokenizer(gpt2(), dir, TokenizerExport{1024});
   const std::string tj = dir + "/tokenizer.json";
+  write_tokenizer_json(small, tj);
   nlohmann::json good;
   std::ifstream(tj) >> good;
+  const std::string first_merge = good["model"]["merges"][0].get<std::string>();
   struct Case {
     std::string what;
     std::function<void(nlohmann::json&)> edit;
@@ -207,17 +215,21 @@ TEST(HfTokenizerJson, MalformedTokenizerFilesNameFileAndKey) {
   const std::vector<Case> cases = {
       {"model type", [](auto& j) { j["model"]["type"] = "WordPiece"; }, "model.type: \"WordPiece\" is not supported"},
       {"normalizer", [](auto& j) { j["normalizer"] = {{"type", "NFC"}}; }, "normalizer: must be null"},
-      {"prefix space", [](auto& j) { j["pre_tokenizer"]["add_prefix_space"] = true; }, "pre_tokenizer.add_prefix_space: true is not supported"},
+      {"prefix space", [](auto& j) { j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}}; }, "pre_tokenizer.add_prefix_space: true is not supported"},
       {"metaspace", [](auto& j) { j["pre_tokenizer"] = {{"type", "Metaspace"}}; }, "pre_tokenizer: type \"Metaspace\" is not supported"},
+      {"other split", [](auto& j) { j["pre_tokenizer"]["pretokenizers"][1]["pattern"]["Regex"] = "\\s+"; }, "pre_tokenizer: type \"Sequence\" is not supported"},
       {"decoder", [](auto& j) { j["decoder"] = {{"type", "Metaspace"}}; }, "decoder: must be ByteLevel"},
       {"byte fallback", [](auto& j) { j["model"]["byte_fallback"] = true; }, "model.byte_fallback: true is not supported"},
-      {"unknown merge part", [](auto& j) { j["model"]["merges"][5] = "Ġzzzq Ġt"; }, "model.merges[5]: merge part \"Ġzzzq\" is not in the vocabulary"},
-      {"merge syntax", [](auto& j) { j["model"]["merges"][7] = "Ġt"; }, "model.merges[7]: expected \"left right\""},
-      {"duplicate id", [](auto& j) { j["model"]["vocab"]["Ġthe"] = 0; }, "id 0 is given to two tokens"},
-      {"missing byte", [](auto& j) { j["model"]["vocab"].erase("!"); j["model"]["vocab"]["<pad>"] = 0; }, "no token for the byte 0x21"},
+      {"unknown merge part", [](auto& j) { j["model"]["merges"][1] = "zzzq t"; }, "model.merges[1]: merge part \"zzzq\" is not in the vocabulary"},
+      {"merge syntax", [](auto& j) { j["model"]["merges"][1] = "t"; }, "model.merges[1]: expected \"left right\""},
+      {"merge twice", [&](auto& j) { j["model"]["merges"][1] = first_merge; }, "which already exists before it"},
+      {"duplicate id", [](auto& j) { j["model"]["vocab"]["t"] = 0; }, "id 0 is given to two tokens"},
+      {"missing byte", [](auto& j) { j["model"]["merges"] = nlohmann::json::array(); j["model"]["vocab"].erase("!"); j["model"]["vocab"]["<pad>"] = 33; }, "no token for the byte 0x21"},
+      {"id gap", [](auto& j) { j["model"]["vocab"]["Ġzz"] = 5000; }, "no token has id"},
       {"non-special added", [](auto& j) { j["added_tokens"][0]["special"] = false; }, "is not special"},
-      {"not a byte image", [](auto& j) { j["model"]["vocab"]["€uro"] = 50257; }, "has the character U+20ac"},
+      {"not a byte image", [](auto& j) { j["model"]["vocab"]["€uro"] = 99999; }, "has the character U+20ac"},
       {"template post-processor", [](auto& j) { j["post_processor"] = {{"type", "TemplateProcessing"}}; }, "post_processor: only ByteLevel or null"},
+      {"no end of text", [](auto& j) { j["added_tokens"] = nlohmann::json::array(); j["model"]["vocab"].erase("<|endoftext|>"); }, "no special token \"<|endoftext|>\""},
   };
   for (const Case& c : cases) {
     nlohmann::json j = good;
@@ -229,11 +241,18 @@ TEST(HfTokenizerJson, MalformedTokenizerFilesNameFileAndKey) {
   }
   std::ofstream(tj) << "{\"model\": ";
   EXPECT_NE(message_of([&] { read_tokenizer_json(tj); }).find(tj + ": not valid JSON"), std::string::npos);
-  // vocab.json + merges.txt: a merge line of three parts, a merge whose parts come later.
-  std::ofstream(dir + "/merges.txt") << "#version: 0.2\nĠ t\nĠ t h\n";
+  // vocab.json + merges.txt (GPT-2's layout): a three-part line, a merge of unmade tokens.
+  nlohmann::json vocab = good["model"]["vocab"];
+  std::ofstream(dir + "/vocab.json") << vocab.dump();
+  std::ofstream(dir + "/merges.txt") << "#version: 0.2\n" << first_merge << "\nĠ t h\n";
   EXPECT_NE(message_of([&] { read_gpt2_vocab(dir + "/vocab.json", dir + "/merges.txt"); })
                 .find("merges.txt:3: expected two tokens separated by one space"), std::string::npos);
-  std::ofstream(dir + "/merges.txt") << "#version: 0.2\nĠt he\n";
+  std::ofstream(dir + "/merges.txt") << "#version: 0.2\nqq e\n";
+  EXPECT_NE(message_of([&] { read_gpt2_vocab(dir + "/vocab.json", dir + "/merges.txt"); })
+                .find("merges.txt:2: merge part \"qq\" is not in the vocabulary"), std::string::npos);
+  size_t later = 0;  // a merge whose left part is itself made by a merge
+  while (small.token_bytes(small.merges()[later].left).size() < 2) ++later;
+  std::ofstream(dir + "/merges.txt") << good["model"]["merges"][later].get<std::string>() << "\n";
   EXPECT_NE(message_of([&] { read_gpt2_vocab(dir + "/vocab.json", dir + "/merges.txt"); })
                 .find("joins a token that no earlier merge makes"), std::string::npos);
   EXPECT_NE(message_of([&] { load_tokenizer(dir + "/nothing"); }).find("no such tokenizer"), std::string::npos);

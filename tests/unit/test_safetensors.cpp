@@ -219,7 +219,7 @@ TEST_F(SafetensorsTest, InconsistentIndexesAreRejected) {
             std::string::npos);
   EXPECT_NE(with_map("\"a\": \"" + s1 + "\", \"b\": \"" + s1 + "\"").find("tensor \"b\" is missing from " + s1),
             std::string::npos);
-  EXPECT_NE(with_map("\"a\": \"" + s2 + "\", \"b\": \"" + s1 + "\"").find("tensor \"b\" is here, but"),
+  EXPECT_NE(with_map("\"a\": \"" + s2 + "\", \"b\": \"" + s1 + "\"").find("tensor \"a\" is here, but"),
             std::string::npos);
   EXPECT_NE(with_map("\"b\": \"" + s1 + "\"").find("tensor \"a\" is not in " + index), std::string::npos);
   EXPECT_NE(with_map("\"a\": \"model-00009-of-00002.safetensors\"").find("model-00009-of-00002.safetensors"),
