@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -304,6 +305,7 @@ TEST_F(HfInterop, NumpyReferenceOnExportedFilesMatchesLlmpiLogits) {
     double worst = 0.0;
     for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, double(std::fabs(got[i] - want[i])));
     EXPECT_LE(worst, 1e-5) << c.name;
+    std::printf("%s: max |numpy - llmpi| = %.3g over %zu logits\n", c.name.c_str(), worst, want.size());
     double scale = 0.0;
     for (float v : want) scale = std::max(scale, double(std::fabs(v)));
     EXPECT_GT(scale, 0.5) << c.name << ": logits too small to compare meaningfully";
@@ -325,7 +327,7 @@ TEST_F(HfInterop, MalformedModelDirectoriesAreRefusedNamingTheKey) {
       std::vector<StSpec> specs;
       for (const std::string& n : old.names()) specs.push_back({n, StDtype::f32, old.entry(n).shape});
       specs.push_back({name, dtype, shape});
-      std::vector<uint8_t> zeros;
+      fs::create_directories(dir + ".new");
       write_safetensors_set(dir + ".new", specs, [&](const StSpec& s) {
         if (s.name == name) return std::vector<uint8_t>(size_t(StEntry{s.name, s.dtype, s.shape}.numel() * st_dtype_size(s.dtype)), 0);
         return encode_f32(old.read_f32(s.name), StDtype::f32);
@@ -350,6 +352,7 @@ TEST_F(HfInterop, MalformedModelDirectoriesAreRefusedNamingTheKey) {
          const SafetensorsSet old(dir);
          std::vector<StSpec> specs;
          for (const std::string& n : old.names()) if (n != "lm_head.weight") specs.push_back({n, StDtype::f32, old.entry(n).shape});
+         fs::create_directories(dir + ".new");
          write_safetensors_set(dir + ".new", specs, [&](const StSpec& s) { return encode_f32(old.read_f32(s.name), StDtype::f32); });
          fs::rename(dir + ".new/model.safetensors", dir + "/model.safetensors");
        }, "tensor \"lm_head.weight\" is missing"},
