@@ -347,7 +347,7 @@ TEST_F(HfInterop, MalformedModelDirectoriesAreRefusedNamingTheKey) {
       {"llama", "missing key", [](Json& j) { j.erase("hidden_size"); }, {}, "hidden_size: missing"},
       {"llama", "bias tensor", none, add_tensor("model.layers.0.self_attn.q_proj.bias", {32}), "model.layers.0.self_attn.q_proj.bias\" is not part of a llama llmpi can hold (Llama has no biases"},
       {"llama", "shape", [](Json& j) { j["intermediate_size"] = 41; }, {}, "model.layers.0.mlp.gate_proj.weight\" has shape [40, 32] but config.json implies [41, 32]"},
-      {"llama", "untied flag", [](Json& j) { j["tie_word_embeddings"] = true; }, {}, "tie_word_embeddings is true, but this head differs"},
+      {"llama", "untied flag", [](Json& j) { j["tie_word_embeddings"] = true; }, {}, "tie_word_embeddings = true, but this head differs"},
       {"llama", "missing head", none, [](const std::string& dir) {
          const SafetensorsSet old(dir);
          std::vector<StSpec> specs;
