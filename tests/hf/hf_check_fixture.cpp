@@ -80,6 +80,7 @@ int main(int argc, char** argv) try {
   std::ofstream(out + "/tol.txt") << (dtype == StDtype::f32 ? "1e-4" : "6e-2") << "\n";
   fs::remove(out + "/model.h5");
   fs::remove(out + "/reimported.h5");
+  fs::remove(out + "/reimported.tokenizer.json");
   std::printf("%s: %s %s, %lld tokens\n", out.c_str(), arch_name(m.arch), argv[4], static_cast<long long>(T));
   return 0;
 } catch (const std::exception& e) {
