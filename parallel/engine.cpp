@@ -125,12 +125,22 @@ OptimizerMeta ParallelEngine::optimizer_meta() const {
 CheckpointMeta ParallelEngine::load_state(const std::string& path) {
   CheckpointSlabs slabs = checkpoint_slabs();
   const CheckpointMeta meta = load_checkpoint(path, topo_.world_communicator().get(), slabs);
-  staging_.write_back(be_);  // device state: staged values back
-  be_.synchronize();
-  path_->after_load();
+  loaded_slabs();
   path_->optimizer().set_step_count(meta.optimizer.step_count);
   be_.synchronize();
   return meta;
+}
+
+void ParallelEngine::load_params(const std::function<void(std::vector<TensorSlab>&)>& fill) {
+  CheckpointSlabs slabs = checkpoint_slabs();
+  fill(slabs.params);
+  loaded_slabs();
+}
+
+void ParallelEngine::loaded_slabs() {
+  staging_.write_back(be_);  // device state: staged values back
+  be_.synchronize();
+  path_->after_load();
 }
 
 }  // namespace llmpi

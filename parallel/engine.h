@@ -19,9 +19,11 @@
 // over micro-batches and dp ranks); the gradient norm is the single-rank norm (replicas
 // counted once). docs/parallelism.md gives the formulas.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "config/config.h"
@@ -77,6 +79,11 @@ class ParallelEngine {
   // copies up to date (ZeRO-2 full parameters, compute weights) and sets the AdamW step
   // count. Returns the file's metadata.
   CheckpointMeta load_state(const std::string& path);
+  // Collective over the world: `fill` writes this rank's parameter slabs (the `params` of
+  // checkpoint_slabs(): global name, shape and the box or flat range held here), then derived
+  // copies are brought up to date as load_state does. Optimizer state and step count are left
+  // as they are. Used to start a run from a model's weights ([train] init_from).
+  void load_params(const std::function<void(std::vector<TensorSlab>&)>& fill);
   // The optimizer's checkpoint attributes (step count and hyper-parameters).
   OptimizerMeta optimizer_meta() const;
 
@@ -92,6 +99,9 @@ class ParallelEngine {
  private:
   // The global squared gradient norm: the path's owned gradients, summed over the groups.
   double grad_sum_squares();
+  // After the slabs of checkpoint_slabs() were filled: staged values back to the device,
+  // then the path's derived copies (ZeRO-2 full parameters, compute weights).
+  void loaded_slabs();
 
   Config cfg_;
   Topology& topo_;

@@ -61,7 +61,7 @@ std::pair<int, std::string> inspect(const std::string& file, const fs::path& out
   ::dup2(::fileno(f), 1);
   int rc = -1;
   try {
-    CommandEnv env;
+    CommandEnv env;  // `llmpi inspect FILE` through the command-line front end
     rc = run_command_line({"inspect", file}, env);
   } catch (...) {
     rc = -2;

@@ -51,8 +51,6 @@ uint16_t f64_to_bf16(double x) {
   return f32_to_bf16(f);
 }
 
-float bf16_to_f32(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
-
 namespace {
 
 // dst[i] = convert(src[i]) for one (Dst, Src) pair of f32/f64/bf16 (bf16 held as uint16_t).
