@@ -10,7 +10,7 @@
 #include "core/rng.h"
 #include "core/runtime.h"
 #include "data/tokenizer.h"
-#include "io/hf_tokenizer.h"
+#include "data/hf_tokenizer.h"
 #include "train/loaded_model.h"
 #include "train/sampler.h"
 

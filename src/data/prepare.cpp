@@ -21,7 +21,7 @@
 #include "data/progress.h"
 #include "data/token_shard.h"
 #include "data/tokenizer.h"
-#include "io/hf_tokenizer.h"
+#include "data/hf_tokenizer.h"
 
 namespace llmpi {
 

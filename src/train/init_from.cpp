@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "jobs/checkpoint_dir.h"
 #include "io/hdf5.h"
 #include "io/hf_import.h"
 #include "io/hf_weights.h"

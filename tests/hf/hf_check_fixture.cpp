@@ -16,7 +16,7 @@
 #include "core/rng.h"
 #include "io/hf_export.h"
 #include "io/hf_import.h"
-#include "io/hf_tokenizer.h"
+#include "data/hf_tokenizer.h"
 #include "io/model_file.h"
 #include "model/param_layout.h"
 #include "train/loaded_model.h"

@@ -13,7 +13,7 @@
 #include "data/bpe_trainer.h"
 #include "data/gpt2_pretokenize.h"
 #include "data/tokenizer.h"
-#include "io/hf_tokenizer.h"
+#include "data/hf_tokenizer.h"
 #include "tokenizer_reference.h"
 
 using namespace llmpi;

@@ -19,7 +19,7 @@
 #include "core/rng.h"
 #include "io/hf_export.h"
 #include "io/hf_import.h"
-#include "io/hf_tokenizer.h"
+#include "data/hf_tokenizer.h"
 #include "io/model_file.h"
 #include "io/safetensors_set.h"
 #include "model/param_layout.h"
