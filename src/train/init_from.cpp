@@ -6,12 +6,12 @@
 #include <map>
 
 #include "core/error.h"
-#include "jobs/checkpoint_dir.h"
 #include "io/hdf5.h"
 #include "io/hf_import.h"
 #include "io/hf_weights.h"
 #include "io/model_file.h"
 #include "io/tensor_file.h"
+#include "jobs/checkpoint_dir.h"
 #include "model/param_layout.h"
 #include "parallel/engine.h"
 
