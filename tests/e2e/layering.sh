@@ -22,9 +22,7 @@ declare -A allowed=(
   [src/core]=""
 )
 # Known exceptions, one "file folder" each, listed in docs/architecture.md with the way out.
-exceptions=(
-  "io/hf_export.cpp src/train"   # opens the model through train/loaded_model (a cycle)
-)
+exceptions=()
 
 folders=(src parallel io jobs)
 for d in slurm; do [ -d "$d" ] && folders+=("$d"); done
