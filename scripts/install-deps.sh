@@ -15,6 +15,7 @@ packages=(
   libcli11-dev                        # command-line subcommands, help and validation
   fortunes fortunes-min               # the demo's English corpus
   python3 python3-h5py python3-numpy  # the h5py example and its test
+  munge slurmctld slurmd slurm-client # a one-node Slurm cluster for the tests (scripts/slurm-local.sh)
 )
 
 missing=()
@@ -33,5 +34,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Daemons (munged, slurmctld, slurmd) must not start on installation: the tests start their
+# own and stop them by PID. Where no policy-rc.d forbids it already, one does for the install.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
