@@ -273,7 +273,8 @@ def main():
             row["resumed_from"] = got
             row["removed_tmp"] = removed
             rows.append(row)
-            say(f"kill {len(rows)}/{args.kills}: launch {k} resumed from step {got if got is not None else '-'}"
+            start = "started fresh" if got is None else got if isinstance(got, str) else f"resumed from step {got}"
+            say(f"kill {len(rows)}/{args.kills}: launch {k} {start}"
                 f", rank {row['rank']} killed {row['at_s']:.2f} s in at step {row['step']}"
                 f" ({row['moment']})")
         # The last launch runs to the end.
@@ -308,6 +309,8 @@ def main():
         ]
         for i, r in enumerate(rows):
             resumed = r["resumed_from"] if r["resumed_from"] is not None else "— (fresh start)"
+            if isinstance(resumed, str) and resumed.startswith("killed"):
+                resumed = "— (killed before it resumed)"
             lines.append(f"| {i + 1} | {r['moment']} | {r['rank']} | {r['at_s']:.2f} | "
                          f"{r['step'] if r['step'] is not None else '—'} | {resumed} | {r['removed_tmp']} |")
         lines.append(f"| end | — | — | — | {args.steps} | {got} | {removed} |")

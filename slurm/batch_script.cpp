@@ -165,6 +165,9 @@ std::string render_batch_script(const BatchSpec& b) {
   }
   s << "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}\n";
   exported.push_back("OMP_NUM_THREADS");
+  // llmpi tells a stop signal near the job's end (a time limit) from a preemption by it.
+  s << "export LLMPI_SIGNAL_MARGIN=" << b.signal_margin_s << "\n";
+  exported.push_back("LLMPI_SIGNAL_MARGIN");
   if (r.cpus_per_task > 0)  // srun (Slurm >= 22.05) does not inherit --cpus-per-task itself
     s << "export SRUN_CPUS_PER_TASK=${SLURM_CPUS_PER_TASK:-" << r.cpus_per_task << "}\n";
 

@@ -77,6 +77,9 @@ std::string format_double_plain(double v);
 // TOML reads it as a float ("0.0003", "1e-05", "10000.0").
 std::string format_double(double v);
 
+// The value of one key of `c` as to_toml writes it ("0.0003", "\"cosine\"", "[1, 2]").
+std::string value_text(const Config& c, const ConfigKey& key);
+
 // A TOML basic string: "..." with \\, \" and control characters escaped.
 std::string quote_toml_string(std::string_view s);
 

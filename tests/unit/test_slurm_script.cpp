@@ -181,7 +181,7 @@ TEST(SlurmScript, SaysWhatTheIssueAsks) {
         "#SBATCH --constraint='a100&ib'", "#SBATCH --signal=B:USR1@180", "#SBATCH --requeue",
         "#SBATCH --open-mode=append", "#SBATCH --output=/work/project/runs/tiny/slurm/%j.out",
         "#SBATCH --chdir=/work/project", "LLMPI_BIN=${LLMPI_BIN:-/opt/llmpi/bin/llmpi}",
-        "export NCCL_DEBUG=WARN", "export SRUN_CPUS_PER_TASK=${SLURM_CPUS_PER_TASK:-8}",
+        "export NCCL_DEBUG=WARN", "export LLMPI_SIGNAL_MARGIN=180", "export SRUN_CPUS_PER_TASK=${SLURM_CPUS_PER_TASK:-8}",
         "launch=(srun --mpi=pmix --kill-on-bad-exit=1)",
         "train_args=(train /work/project/configs/tiny.toml --set train.lr=1e-3)",
         "trap forward \"$stop_signal\"", "  if scontrol requeue \"$job\"; then exit 0; fi",
@@ -213,7 +213,7 @@ TEST(SlurmScript, GpusAndMpirun) {
   EXPECT_TRUE(has_line(s, "#SBATCH --gpus-per-node=8"));
   EXPECT_TRUE(has_line(s, "#SBATCH --signal=B:USR2@180"));
   EXPECT_NE(s.find("launch=(mpirun -n 8 --map-by ppr:4:node --bind-to none -x NCCL_IB_HCA -x "
-                   "NCCL_DEBUG -x OMP_NUM_THREADS"),
+                   "NCCL_DEBUG -x OMP_NUM_THREADS -x LLMPI_SIGNAL_MARGIN"),
             std::string::npos)
       << s;
   EXPECT_EQ(s.find("srun"), std::string::npos);
