@@ -236,6 +236,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the working directory")
     args = ap.parse_args()
     args.llmpi = os.path.abspath(args.llmpi)
+    if args.report:
+        args.report = os.path.abspath(args.report)
     if not os.access(args.llmpi, os.X_OK):
         fail(f"--llmpi {args.llmpi}: not an executable")
     if not os.path.exists(CORPUS):

@@ -148,6 +148,7 @@ SubmitResult submit(const SubmitOptions& opt, const SubmitContext& ctx) {
   std::string run_dir;
   const BatchSpec spec = make_batch_spec(opt, ctx, run_dir);
   SubmitResult res;
+  res.run_dir = run_dir;
   res.script_text = render_batch_script(spec);
   if (opt.dry_run) return res;
 

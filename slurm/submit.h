@@ -19,7 +19,7 @@ namespace llmpi {
 struct SubmitOptions {
   std::string config_path;
   std::vector<std::string> overrides;  // --set section.key=value
-  SlurmResources res;                  // tasks_per_node 0: derived from the layout
+  SlurmResources res{.nodes = 1, .tasks_per_node = 0};  // 0 tasks: derived from the layout
   std::string signal;                  // "" = the config's [run] stop_signal
   int64_t signal_margin_s = 180;
   Launcher launcher = Launcher::srun;
@@ -51,6 +51,7 @@ SubmitContext current_submit_context(const std::vector<std::string>& argv);
 BatchSpec make_batch_spec(const SubmitOptions& opt, const SubmitContext& ctx, std::string& run_dir);
 
 struct SubmitResult {
+  std::string run_dir;           // absolute
   std::string script_text;
   std::string script_path;       // empty for a dry run
   std::vector<JobRecord> jobs;   // empty for a dry run

@@ -12,6 +12,9 @@
   X(sample)               \
   X(eval)                 \
   X(inspect)              \
+  X(slurm)                \
+  X(slurm_submit)         \
+  X(slurm_status)         \
   X(version)
 
 namespace llmpi {
