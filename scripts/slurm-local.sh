@@ -9,6 +9,8 @@
 #   scripts/slurm-local.sh down    cancel the jobs, stop the daemons this script started,
 #                                  by the PIDs in its pid files (never by name)
 #   scripts/slurm-local.sh env     print `export SLURM_CONF=...` for the clients
+# Exit codes: 0 done, 1 a failure (logs shown), 77 cannot run here (not root, or Slurm's
+# packages missing): the test suite reports its Slurm tests as not run then.
 # Environment: LLMPI_SLURM_BASE (default /tmp/llmpi-slurm), LLMPI_SLURM_CPUS (CPUs the node
 # advertises, default max(nproc, 4): tests oversubscribe like mpiexec --oversubscribe).
 # The node is named `llmpi-ci` and reached at 127.0.0.1: nothing needs the machine's
@@ -31,14 +33,15 @@ alive() {
     [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ]
 }
 
-need_root() { [ "$(id -u)" -eq 0 ] || die "must run as root (slurmd launches job steps as their user)"; }
+cannot() { echo "slurm-local: cannot run here: $*" >&2; exit 77; }
+need_root() { [ "$(id -u)" -eq 0 ] || cannot "must run as root (slurmd launches job steps as their user)"; }
 
 check_packages() {
   local p missing=()
   for p in munge slurmctld slurmd slurm-client; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
-  [ ${#missing[@]} -eq 0 ] || die "missing packages: ${missing[*]} (run scripts/install-deps.sh as root)"
+  [ ${#missing[@]} -eq 0 ] || cannot "missing packages: ${missing[*]} (run scripts/install-deps.sh as root)"
 }
 
 start_munge() {
@@ -185,6 +188,7 @@ stop_daemons() {
 
 down() {
   need_root
+  check_packages
   # Jobs first: slurmd exits on TERM but leaves slurmstepd and the job's processes behind.
   if alive "$base/run/slurmctld.pid" slurmctld && scontrol ping >/dev/null 2>&1; then
     local jobs
