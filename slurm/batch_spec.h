@@ -17,7 +17,7 @@ enum class Launcher { srun, mpirun };
 
 struct SlurmResources {
   int64_t nodes = 1;
-  int64_t tasks_per_node = 1;  // MPI ranks per node
+  int64_t tasks_per_node = 0;  // MPI ranks per node (0 before submit derives it)
   int64_t gpus_per_task = 0;   // 0: no GPU request
   int64_t cpus_per_task = 0;   // 0: the site's default
   std::string partition, account, qos, constraint;  // empty: not given

@@ -19,7 +19,7 @@ namespace llmpi {
 struct SubmitOptions {
   std::string config_path;
   std::vector<std::string> overrides;  // --set section.key=value
-  SlurmResources res{.nodes = 1, .tasks_per_node = 0};  // 0 tasks: derived from the layout
+  SlurmResources res;                  // tasks_per_node 0: derived from the layout
   std::string signal;                  // "" = the config's [run] stop_signal
   int64_t signal_margin_s = 180;
   Launcher launcher = Launcher::srun;
