@@ -100,7 +100,7 @@ void validate_batch_spec(const BatchSpec& b) {
                "forwarding it; use USR1 or USR2 (and the same [run] stop_signal)");
   if (b.max_requeues < 0) user_error("--max-requeues: expected 0 or more, got ", b.max_requeues);
   if (b.chain_length < 1) user_error("--chain: expected at least 1 job, got ", b.chain_length);
-  for (const auto* p : {&b.workdir, &b.output, &b.llmpi_bin})
+  for (const auto* p : {&b.workdir, &b.output, &b.llmpi_bin, &b.run_dir})
     LLMPI_CHECK(!p->empty() && (*p)[0] == '/', "batch spec path not absolute: '", *p, "'");
   LLMPI_CHECK(!b.train_args.empty(), "batch spec without a command");
   for (const auto& [k, v] : b.env)
@@ -154,6 +154,7 @@ std::string render_batch_script(const BatchSpec& b) {
     << "max_requeues=" << b.max_requeues << "\n"
     << "chain_index=${LLMPI_CHAIN_INDEX:-1}\n"
     << "chain_length=${LLMPI_CHAIN_LENGTH:-" << b.chain_length << "}\n"
+    << "hang_reports=" << shell_quote(b.run_dir + "/hangs") << "\n"
     << "train_args=(";
   for (size_t i = 0; i < b.train_args.size(); ++i) s << (i ? " " : "") << shell_quote(b.train_args[i]);
   s << ")\n";
@@ -199,6 +200,7 @@ fi
   s << ")\n";
   if (mpirun) s << "export LLMPI_CHAIN_INDEX=$chain_index SLURM_RESTART_COUNT=$restarts\n";
   s << R"SH(say "running: ${launch[*]} $LLMPI_BIN ${train_args[*]}"
+started=$(date +%s)
 "${launch[@]}" "$LLMPI_BIN" "${train_args[@]}" &
 step=$!
 interrupted=0
@@ -221,6 +223,13 @@ while :; do
   break
 done
 trap - "$stop_signal"
+# srun reports the ranks it ended after the first one failed (143), not the watchdog's 79:
+# the hang reports this launch left tell.
+if [ "$rc" -ne 0 ] && [ "$rc" -ne )SH" << kExitPreempted << " ] && [ \"$rc\" -ne " << kExitDeadline << R"SH( ] &&
+   [ -n "$(find "$hang_reports" -name 'rank-*.json' -newermt "@$started" 2>/dev/null)" ]; then
+  say "hang reports in $hang_reports: the watchdog ended the run (the launcher exited $rc)"
+  rc=)SH" << kExitWatchdog << R"SH(
+fi
 
 requeue() {
   if [ "$restarts" -ge "$max_requeues" ]; then

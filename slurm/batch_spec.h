@@ -36,6 +36,7 @@ struct BatchSpec {
                                      // LLMPI_CHAIN_INDEX, set at submission)
   std::string workdir;               // absolute: the job's working directory (--chdir)
   std::string output;                // absolute --output pattern (%j = job id)
+  std::string run_dir;               // absolute run.dir: where the watchdog leaves hang reports
   std::string llmpi_bin;             // absolute path of the llmpi binary the job runs
   std::string llmpi_version;         // `llmpi version` of that binary at submission
   std::vector<std::string> train_args;  // after `llmpi`: "train", CONFIG, --set ..., ...

@@ -101,6 +101,7 @@ BatchSpec make_batch_spec(const SubmitOptions& opt, const SubmitContext& ctx, st
   b.chain_length = opt.chain;
   b.workdir = ctx.cwd;
   b.output = (fs::path(slurm_dir(run_dir)) / "%j.out").string();
+  b.run_dir = run_dir;
   b.llmpi_bin = ctx.llmpi_bin;
   b.llmpi_version = ctx.llmpi_version;
   b.job_name = opt.job_name.empty() ? "llmpi-" + fs::path(run_dir).filename().string() : opt.job_name;

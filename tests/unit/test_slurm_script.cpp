@@ -31,6 +31,7 @@ BatchSpec sample_spec() {
   b.res.time_limit_s = 3600;
   b.workdir = "/work/project";
   b.output = "/work/project/runs/tiny/slurm/%j.out";
+  b.run_dir = "/work/project/runs/tiny";
   b.llmpi_bin = "/opt/llmpi/bin/llmpi";
   b.llmpi_version = "llmpi 0.1.0 (git abcdef123456)";
   b.train_args = {"train", "/work/project/configs/tiny.toml", "--set", "train.lr=1e-3"};
@@ -68,6 +69,10 @@ struct FakeSlurm {
     fs::create_directories(dir / "bin");
     const std::string step = R"(#!/bin/bash
 echo "$(basename "$0") $*" >> "$FAKE_LOG"
+if [ -n "${FAKE_HANG_DIR:-}" ]; then  # the watchdog of rank 1 fired, srun ended rank 0
+  mkdir -p "$FAKE_HANG_DIR"
+  echo '{"rank": 1}' > "$FAKE_HANG_DIR/rank-00001.json"
+fi
 if [ "${FAKE_STEP_WAIT:-0}" = 1 ]; then
   trap 'echo "step got USR1" >> "$FAKE_LOG"; exit "$FAKE_STEP_RC"' USR1
   echo ready > "$FAKE_READY"
@@ -90,6 +95,7 @@ exit "$FAKE_STEP_RC"
   // Runs the script rendered from `b` under bash with these extra environment settings.
   Outcome run(BatchSpec b, const std::vector<std::string>& env, bool send_signal = false) {
     b.llmpi_bin = (dir / "llmpi").string();
+    b.run_dir = (dir / "run").string();
     const fs::path script = dir / "job.sbatch";
     std::ofstream(script) << render_batch_script(b);
     fs::remove(dir / "log");
@@ -216,7 +222,7 @@ TEST(SlurmScript, GpusAndMpirun) {
                    "NCCL_DEBUG -x OMP_NUM_THREADS -x LLMPI_SIGNAL_MARGIN"),
             std::string::npos)
       << s;
-  EXPECT_EQ(s.find("srun"), std::string::npos);
+  EXPECT_EQ(s.find("launch=(srun"), std::string::npos);
 }
 
 TEST(SlurmScript, RefusesInconsistentSpecs) {
@@ -286,6 +292,18 @@ TEST(SlurmScript, ActsOnEachExitCode) {
     EXPECT_EQ(o.rc, rc);
     EXPECT_EQ(o.log.find("scontrol"), std::string::npos) << rc << ": " << o.log;
   }
+  // srun exits 143 after ending the ranks the watchdog's rank left behind: the hang report
+  // this launch wrote makes it the watchdog's exit; an old report does not.
+  const fs::path hangs = fake.dir / "run/hangs";
+  fs::create_directories(hangs);
+  std::ofstream(hangs / "rank-00000.json") << "{}";
+  fs::last_write_time(hangs / "rank-00000.json", fs::file_time_type::clock::now() - std::chrono::hours(1));
+  o = fake.run(b, {"FAKE_STEP_RC=143"});
+  EXPECT_EQ(o.rc, 143) << o.out;
+  o = fake.run(b, {"FAKE_STEP_RC=143", "FAKE_HANG_DIR=" + hangs.string()});
+  EXPECT_EQ(o.rc, kExitWatchdog) << o.out;
+  EXPECT_NE(o.out.find("the watchdog ended a hung run"), std::string::npos) << o.out;
+  EXPECT_EQ(o.log.find("scontrol"), std::string::npos) << o.log;
   // A binary other than the one submitted is run, with a warning.
   BatchSpec other = sample_spec();
   other.llmpi_version = "llmpi 0.1.0 (git 000000000000)";
