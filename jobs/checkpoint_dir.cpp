@@ -1,3 +1,5 @@
+// A run directory's checkpoint files: names, listing, the `latest` pointer, temporaries of
+// interrupted saves, and discovery of the newest valid checkpoint (see checkpoint_dir.h).
 #include "jobs/checkpoint_dir.h"
 
 #include <algorithm>
@@ -8,7 +10,6 @@
 
 #include "core/error.h"
 #include "io/checkpoint.h"
-#include "jobs/retention.h"
 
 namespace llmpi {
 namespace fs = std::filesystem;
@@ -120,15 +121,10 @@ Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool veri
     msg += std::next(it) != files.rend() ? "; falling back to an older checkpoint"
                                          : "; no older checkpoint to fall back to";
     d.rejected.push_back(msg);
+    d.rejected_files.push_back(*it);
     if (log && rank == 0) log(msg);
   }
   return d;
-}
-
-std::vector<std::string> commit_checkpoint(const std::string& run_dir, int64_t step,
-                                           const CheckpointSection& c) {
-  write_latest(run_dir, step);
-  return apply_retention(run_dir, c, step);
 }
 
 }  // namespace llmpi

@@ -13,8 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
-
 namespace llmpi {
 
 struct CheckpointFile {
@@ -40,8 +38,9 @@ std::optional<std::string> read_latest(const std::string& run_dir);
 std::vector<std::string> clean_temporaries(const std::string& run_dir);
 
 struct Discovery {
-  std::optional<CheckpointFile> found;  // the newest valid checkpoint, if any
-  std::vector<std::string> rejected;    // one message per newer file that was rejected
+  std::optional<CheckpointFile> found;         // the newest valid checkpoint, if any
+  std::vector<std::string> rejected;           // one message per newer file that was rejected
+  std::vector<CheckpointFile> rejected_files;  // those files, in the same order
 };
 
 // Collective over comm (rank 0 lists the directory and shares the list): verifies the
@@ -49,10 +48,5 @@ struct Discovery {
 // reported through `log` ("<path> rejected: <reason>; falling back to <older>").
 Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool verify_tensors = true,
                             const std::function<void(const std::string&)>& log = {});
-
-// After a successful save of `step` (serial, one rank): updates `latest`, then applies
-// retention with `step` as the newest valid checkpoint. Returns the deleted paths.
-std::vector<std::string> commit_checkpoint(const std::string& run_dir, int64_t step,
-                                           const CheckpointSection& c);
 
 }  // namespace llmpi
