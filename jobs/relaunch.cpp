@@ -10,18 +10,18 @@ namespace llmpi {
 namespace {
 
 // Keys whose change is safe one by one; whole sections below.
-constexpr std::array<std::string_view, 19> kSafeKeys = {
+constexpr std::array<std::string_view, 20> kSafeKeys = {
     "train.lr",          "train.min_lr",     "train.warmup_steps", "train.decay",
     "train.decay_steps", "train.weight_decay", "train.beta1",      "train.beta2",
     "train.eps",         "train.grad_clip",  "train.steps",        "train.batch_size",
     "train.log_every",   "train.eval_every", "train.eval_batches", "train.recompute",
-    "model.init_std",    "data.val",         "data.tokenizer"};
+    "model.init_std",    "data.train",       "data.val",           "data.tokenizer"};
 constexpr std::array<std::string_view, 5> kSafeSections = {"parallel", "checkpoint", "run",
                                                            "watchdog", "logbook"};
 
 std::string why_refused(const std::string& key) {
   if (key.rfind("model.", 0) == 0) return "the model";
-  if (key == "train.seed" || key == "train.seq_len" || key == "data.train") return "the data order";
+  if (key == "train.seed" || key == "train.seq_len") return "the data order";
   return "not declared safe to change";
 }
 
@@ -51,8 +51,9 @@ std::string describe(const std::vector<ConfigDelta>& deltas) {
   return s;
 }
 
-JobEvent check_relaunch(const std::string& checkpoint, const std::string& saved_toml,
-                        const Config& now, int64_t step) {
+RelaunchDiff relaunch_diff(const std::string& checkpoint, const std::string& saved_toml,
+                           const Config& now) {
+  if (saved_toml.empty()) return {};
   Config saved;
   try {
     saved = parse_config(saved_toml, checkpoint + " (its recorded config)");
@@ -60,24 +61,34 @@ JobEvent check_relaunch(const std::string& checkpoint, const std::string& saved_
     user_error(checkpoint, ": the config recorded in it cannot be read (", e.what(),
                "); cannot tell what this relaunch changes");
   }
-  const RelaunchDiff d = compare_configs(saved, now);
-  if (!d.refused.empty()) {
-    std::string keys;
-    for (const ConfigDelta& r : d.refused)
-      keys += "\n  " + r.key + ": " + r.before + " in the checkpoint, " + r.after + " now (" +
-              why_refused(r.key) + ")";
-    user_error("a relaunch of ", now.run.dir, " may not change these keys of the run saved in ",
-               checkpoint, ":", keys,
-               "\nRestore them, or train a new run (another run.dir, or --no-resume).");
-  }
-  JobEvent e;
-  if (d.accepted.empty()) return e;
-  e.type = "config_change";
+  return compare_configs(saved, now);
+}
+
+void refuse_unsafe_changes(const std::string& checkpoint, const RelaunchDiff& d, const Config& now) {
+  if (d.refused.empty()) return;
+  std::string keys;
+  for (const ConfigDelta& r : d.refused)
+    keys += "\n  " + r.key + ": " + r.before + " in the checkpoint, " + r.after + " now (" +
+            why_refused(r.key) + ")";
+  user_error("a relaunch of ", now.run.dir, " may not change these keys of the run saved in ",
+             checkpoint, ":", keys,
+             "\nRestore them, or train a new run (another run.dir, or --no-resume).");
+}
+
+std::optional<RunEvent> config_change_event(const std::string& checkpoint, const RelaunchDiff& d,
+                                            int64_t step) {
+  if (d.accepted.empty()) return std::nullopt;
+  RunEvent e;
+  e.kind = RunEventKind::config_change;
   e.step = step;
-  nlohmann::json changes = nlohmann::json::array();
-  for (const ConfigDelta& a : d.accepted)
-    changes.push_back({{"key", a.key}, {"before", a.before}, {"after", a.after}});
-  e.details = {{"checkpoint", checkpoint}, {"changes", changes}, {"summary", describe(d.accepted)}};
+  e.line = "config changed since " + checkpoint + ": " + describe(d.accepted);
+  std::string keys;
+  for (const ConfigDelta& a : d.accepted) keys += (keys.empty() ? "" : ",") + a.key;
+  e.details = {{"checkpoint", checkpoint}, {"keys", keys}, {"summary", describe(d.accepted)}};
+  for (const ConfigDelta& a : d.accepted) {
+    e.details.emplace_back(a.key + ".before", a.before);
+    e.details.emplace_back(a.key + ".after", a.after);
+  }
   return e;
 }
 

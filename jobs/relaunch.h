@@ -4,19 +4,23 @@
 // config_schema.h):
 //   declared safe  train: lr, min_lr, warmup_steps, decay, decay_steps, weight_decay, beta1,
 //                  beta2, eps, grad_clip, steps, batch_size (the global batch rule still
-//                  applies: jobs/ resume), log_every, eval_every, eval_batches, recompute;
-//                  model.init_std (used at initialization only); data.val, data.tokenizer;
-//                  every key of [parallel] (layout), [checkpoint], [run], [watchdog] and
-//                  [logbook] → accepted, and journaled as one `config_change` event
+//                  applies: jobs/resume.h), log_every, eval_every, eval_batches, recompute;
+//                  model.init_std (used at initialization only); data.train (the files may
+//                  move; llmpi cannot tell whether they still hold the same tokens), data.val,
+//                  data.tokenizer; every key of [parallel] (layout), [checkpoint], [run],
+//                  [watchdog] and [logbook] → accepted, and journaled as one `config_change`
+//                  event (emitted on every rank, after the resume event)
 //   anything else  the model (its shape and function: every other [model] key), the data
-//                  order (train.seed, train.seq_len, data.train), keys of sections not listed
-//                  → refused, naming each key with its saved and new values
+//                  order (train.seed, train.seq_len), keys of sections not listed → refused
+//                  before anything is loaded, naming each key with its saved and new values
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <optional>
+
 #include "config/config.h"
-#include "jobs/job_events.h"
+#include "jobs/run_events.h"
 
 namespace llmpi {
 
@@ -36,10 +40,15 @@ RelaunchDiff compare_configs(const Config& saved, const Config& now);
 // "train.lr 0.003 → 0.001, checkpoint.every 500 → 100"
 std::string describe(const std::vector<ConfigDelta>& deltas);
 
-// The check at resume: parses the checkpoint's recorded config (saved_toml; `checkpoint` names
-// it in messages), throws UserError naming every refused key, and returns the `config_change`
-// event for the accepted ones (type empty when nothing changed).
-JobEvent check_relaunch(const std::string& checkpoint, const std::string& saved_toml,
-                        const Config& now, int64_t step);
+// Compares the config recorded in a checkpoint (saved_toml; `checkpoint` names the file in
+// messages) with this run's. UserError when the recorded config cannot be read. An empty
+// saved_toml (nothing recorded) compares as unchanged.
+RelaunchDiff relaunch_diff(const std::string& checkpoint, const std::string& saved_toml,
+                           const Config& now);
+// UserError naming every refused key of d, each with its saved and new value and the reason.
+void refuse_unsafe_changes(const std::string& checkpoint, const RelaunchDiff& d, const Config& now);
+// The config_change event of d's accepted keys at `step`; nullopt when none changed.
+std::optional<RunEvent> config_change_event(const std::string& checkpoint, const RelaunchDiff& d,
+                                            int64_t step);
 
 }  // namespace llmpi

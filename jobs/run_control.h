@@ -8,17 +8,18 @@
 //   after a stop   the caller saves a checkpoint synchronously and exits with exit_code():
 //                  75 for a preemption, 76 for a timeout (jobs/exit_codes.h)
 // Construction is collective: rank 0 asks Slurm for the job's end time and shares it.
-// Journal (through the JobEventSink, rank 0): `signal` {signal, action} for a preemption,
-// `timeout` {source, deadline_unix, seconds_left, needed_s[, signal]} for a timeout.
+// Events (RunDirectory, on every rank): `signal` {signal, action} for a preemption, `timeout`
+// {source, deadline_unix, seconds_left, needed_s[, signal]} for a time limit.
+// Test hook (docs/slurm.md): LLMPI_TEST_STEP_DELAY=S makes every step S seconds longer, so that
+// tests of deadlines and chains know how many steps fit in a job. Off unless set.
 #include <mpi.h>
 
 #include <cstdint>
-#include <memory>
 #include <string>
 
 #include "config/config.h"
 #include "jobs/deadline.h"
-#include "jobs/job_events.h"
+#include "jobs/run_dir.h"
 #include "jobs/stop_signals.h"
 
 namespace llmpi {
@@ -38,21 +39,23 @@ StopRequest agree_on_stop(MPI_Comm comm, StopRequest mine);
 
 class RunControl {
  public:
-  // checkpoint_bytes sizes the save estimate until a save is measured. `log` gets the lines
-  // for people (rank 0), `sink` the journal events (rank 0).
+  // `signals` (installed by the caller as early as it can) and `run_dir` are not owned.
+  // checkpoint_bytes sizes the save estimate until a save is measured.
   RunControl(const Config& cfg, MPI_Comm comm, int64_t checkpoint_bytes,
-             std::function<void(const std::string&)> log, JobEventSink sink);
-  ~RunControl();
+             const StopSignals& signals, RunDirectory& run_dir);
   RunControl(const RunControl&) = delete;
   RunControl& operator=(const RunControl&) = delete;
 
-  // Collective, after each step: the agreed request (none: go on). On a stop, rank 0 has
-  // logged and journaled it.
+  // Collective, after each step: the agreed request (none: go on). On a stop, its event has
+  // been emitted.
   StopRequest after_step(int64_t step, double step_seconds);
-  // A save took this long (its write, synchronous or in the background).
+  // A save took this long (stall + write): the budget keeps the longest.
   void save_measured(double seconds);
 
   const Deadline& deadline() const { return deadline_; }
+  // For people, printed once by the caller: the deadline and the margin kept before it, and
+  // why Slurm's end time is unknown ("" when there is nothing to say).
+  const std::string& summary() const { return summary_; }
   const StopBudget& budget() const { return budget_; }
   static int exit_code(const StopRequest& r);
 
@@ -62,13 +65,14 @@ class RunControl {
 
   MPI_Comm comm_;
   int rank_ = 0;
-  std::unique_ptr<StopSignals> signals_;
+  const StopSignals& signals_;
+  RunDirectory& run_dir_;
   Deadline deadline_;
   StopBudget budget_;
   bool save_measured_ = false;
   double signal_margin_s_ = 180.0;
-  std::function<void(const std::string&)> log_;
-  JobEventSink sink_;
+  double step_delay_s_ = 0.0;  // LLMPI_TEST_STEP_DELAY
+  std::string summary_;
 };
 
 }  // namespace llmpi

@@ -164,8 +164,8 @@ void Watchdog::fire(const HangReport& r) {
   ::_exit(kExitWatchdog);
 }
 
-std::vector<JobEvent> take_hang_reports(const std::string& run_dir) {
-  std::vector<JobEvent> events;
+std::vector<RunEvent> take_hang_reports(const std::string& run_dir) {
+  std::vector<RunEvent> events;
   const fs::path dir = fs::path(run_dir) / "hangs";
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return events;
@@ -174,19 +174,26 @@ std::vector<JobEvent> take_hang_reports(const std::string& run_dir) {
     if (e.path().extension() == ".json") files.push_back(e.path());
   std::sort(files.begin(), files.end());
   for (const fs::path& f : files) {
-    JobEvent e;
-    e.type = "watchdog";
+    RunEvent e;
+    e.kind = RunEventKind::watchdog;
     std::ifstream in(f);
     std::stringstream ss;
     ss << in.rdbuf();
-    try {
-      e.details = nlohmann::json::parse(ss.str());
-      e.step = e.details.value("step", int64_t{-1});
-      e.rank = e.details.value("rank", int64_t{-1});
-      e.host = e.details.value("host", std::string());
-      e.time_unix = e.details.value("time_unix", 0.0);
-    } catch (const nlohmann::json::exception& x) {
-      e.details = {{"file", f.string()}, {"error", std::string("unreadable hang report: ") + x.what()}};
+    const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) {
+      e.line = "hang report " + f.string() + " of an earlier launch is unreadable";
+      e.details = {{"file", f.string()}, {"error", "unreadable hang report"}};
+    } else {
+      e.step = j.value("step", int64_t{-1});
+      for (const auto& [k, v] : j.items()) e.details.emplace_back(k, v.is_string() ? v.get<std::string>() : v.dump());
+      char line[256];
+      std::snprintf(line, sizeof line, "the watchdog ended an earlier launch: rank %lld on %s hung %.0f s in %s of step %lld",
+                    (long long)j.value("rank", int64_t{-1}), j.value("host", std::string("?")).c_str(),
+                    j.value("stalled_s", 0.0), j.value("phase", std::string("?")).c_str(),
+                    (long long)e.step);
+      e.line = line;
+      if (j.contains("collective"))
+        e.line += ", waiting in " + j.value("collective", std::string()) + " over " + j.value("group", std::string());
     }
     events.push_back(std::move(e));
     fs::remove(f, ec);

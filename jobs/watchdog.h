@@ -18,8 +18,10 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "config/config.h"
-#include "jobs/job_events.h"
+#include "jobs/run_events.h"
 #include "jobs/progress.h"
 
 namespace llmpi {
@@ -74,8 +76,8 @@ class Watchdog {
 };
 
 // <run.dir>/hangs/rank-<R>.json files left by the watchdog of an earlier launch, as
-// `watchdog` journal events (ascending rank); the files are removed once read. Unreadable
-// files are reported as events with the reason. Serial (rank 0).
-std::vector<JobEvent> take_hang_reports(const std::string& run_dir);
+// `watchdog` events (ascending rank); the files are removed once read. An unreadable file
+// becomes an event that says so. Serial (rank 0).
+std::vector<RunEvent> take_hang_reports(const std::string& run_dir);
 
 }  // namespace llmpi

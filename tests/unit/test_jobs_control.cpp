@@ -163,19 +163,29 @@ TEST(Relaunch, AcceptsDeclaredSafeChangesAndNamesTheOthers) {
   EXPECT_EQ(bad.accepted.size(), 1u);
   EXPECT_TRUE(is_declared_safe("logbook.spike_window"));
   EXPECT_FALSE(is_declared_safe("lora.rank"));
-  EXPECT_FALSE(is_declared_safe("data.train"));
+  EXPECT_TRUE(is_declared_safe("data.train"));  // files move; journaled
+  EXPECT_FALSE(is_declared_safe("train.seq_len"));
 
   const std::string saved_toml = to_toml(saved);
+  const Config bigger = mini({"model.d_model=32", "model.n_layer=3"});
   const std::string msg = user_error_of(
-      [&] { check_relaunch("ck.h5", saved_toml, mini({"model.d_model=32", "model.n_layer=3"}), 5); });
+      [&] { refuse_unsafe_changes("ck.h5", relaunch_diff("ck.h5", saved_toml, bigger), bigger); });
   EXPECT_NE(msg.find("model.d_model: 16 in the checkpoint, 32 now (the model)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("model.n_layer: 2 in the checkpoint, 3 now"), std::string::npos) << msg;
-  const JobEvent e = check_relaunch("ck.h5", saved_toml, mini({"train.lr=1e-3"}), 5);
-  EXPECT_EQ(e.type, "config_change");
-  EXPECT_EQ(e.step, 5);
-  EXPECT_EQ(e.details["changes"][0]["key"], "train.lr");
-  EXPECT_EQ(e.details["summary"], "train.lr 3e-4 → 0.001");
-  EXPECT_TRUE(check_relaunch("ck.h5", saved_toml, mini(), 5).type.empty());
+  const std::optional<RunEvent> e =
+      config_change_event("ck.h5", relaunch_diff("ck.h5", saved_toml, mini({"train.lr=1e-3"})), 5);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->kind, RunEventKind::config_change);
+  EXPECT_EQ(e->step, 5);
+  EXPECT_EQ(e->line, "config changed since ck.h5: train.lr 3e-4 → 0.001");
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"checkpoint", "ck.h5"}, {"keys", "train.lr"}, {"summary", "train.lr 3e-4 → 0.001"},
+      {"train.lr.before", "3e-4"}, {"train.lr.after", "0.001"}};
+  EXPECT_EQ(e->details, want);
+  EXPECT_FALSE(config_change_event("ck.h5", relaunch_diff("ck.h5", saved_toml, mini()), 5));
+  EXPECT_TRUE(relaunch_diff("ck.h5", "", bigger).refused.empty());  // nothing recorded
+  EXPECT_NE(user_error_of([&] { relaunch_diff("ck.h5", "[model\n", mini()); }).find("ck.h5"),
+            std::string::npos);
 }
 
 TEST(RunLock, RefusesALiveHolderAndTakesOverADeadOne) {

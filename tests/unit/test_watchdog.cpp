@@ -109,15 +109,22 @@ TEST(Watchdog, HangReportsBecomeJournalEvents) {
   r.limit_s = 60;
   std::ofstream(dir / "hangs/rank-00001.json") << r.to_json().dump();
   std::ofstream(dir / "hangs/rank-00002.json") << "{not json";
-  const std::vector<JobEvent> events = take_hang_reports(dir.string());
+  const std::vector<RunEvent> events = take_hang_reports(dir.string());
   ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[0].type, "watchdog");
-  EXPECT_EQ(events[0].rank, 1);
+  EXPECT_EQ(events[0].kind, RunEventKind::watchdog);
   EXPECT_EQ(events[0].step, 12);
-  EXPECT_EQ(events[0].host, "node7");
-  EXPECT_EQ(events[0].details["phase"], "checkpoint save");
-  EXPECT_EQ(events[0].details["collective"], "all_reduce");
-  EXPECT_NE(events[1].details["error"].get<std::string>().find("unreadable"), std::string::npos);
+  EXPECT_EQ(events[0].line,
+            "the watchdog ended an earlier launch: rank 1 on node7 hung 61 s in checkpoint save of "
+            "step 12, waiting in all_reduce over world");
+  auto detail = [&](const RunEvent& e, const std::string& k) {
+    for (const auto& [key, v] : e.details)
+      if (key == k) return v;
+    return std::string("(none)");
+  };
+  EXPECT_EQ(detail(events[0], "rank"), "1");
+  EXPECT_EQ(detail(events[0], "phase"), "checkpoint save");
+  EXPECT_EQ(detail(events[0], "collective"), "all_reduce");
+  EXPECT_EQ(detail(events[1], "error"), "unreadable hang report");
   EXPECT_TRUE(take_hang_reports(dir.string()).empty());  // taken: removed
   fs::remove_all(dir);
 }
