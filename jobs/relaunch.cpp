@@ -53,15 +53,18 @@ std::string describe(const std::vector<ConfigDelta>& deltas) {
 
 RelaunchDiff relaunch_diff(const std::string& checkpoint, const std::string& saved_toml,
                            const Config& now) {
-  if (saved_toml.empty()) return {};
-  Config saved;
-  try {
-    saved = parse_config(saved_toml, checkpoint + " (its recorded config)");
-  } catch (const UserError& e) {
-    user_error(checkpoint, ": the config recorded in it cannot be read (", e.what(),
-               "); cannot tell what this relaunch changes");
+  RelaunchDiff d;
+  if (saved_toml.empty()) {
+    d.unchecked = "it records no config";
+    return d;
   }
-  return compare_configs(saved, now);
+  try {
+    return compare_configs(parse_config(saved_toml, checkpoint + " (its recorded config)"), now);
+  } catch (const UserError& e) {
+    const std::string why = e.what();
+    d.unchecked = "its recorded config does not parse (" + why.substr(0, why.find('\n')) + ")";
+  }
+  return d;
 }
 
 void refuse_unsafe_changes(const std::string& checkpoint, const RelaunchDiff& d, const Config& now) {
@@ -77,10 +80,15 @@ void refuse_unsafe_changes(const std::string& checkpoint, const RelaunchDiff& d,
 
 std::optional<RunEvent> config_change_event(const std::string& checkpoint, const RelaunchDiff& d,
                                             int64_t step) {
-  if (d.accepted.empty()) return std::nullopt;
   RunEvent e;
   e.kind = RunEventKind::config_change;
   e.step = step;
+  if (!d.unchecked.empty()) {
+    e.line = "what this relaunch changes was not checked: " + checkpoint + ": " + d.unchecked;
+    e.details = {{"checkpoint", checkpoint}, {"unchecked", d.unchecked}};
+    return e;
+  }
+  if (d.accepted.empty()) return std::nullopt;
   e.line = "config changed since " + checkpoint + ": " + describe(d.accepted);
   std::string keys;
   for (const ConfigDelta& a : d.accepted) keys += (keys.empty() ? "" : ",") + a.key;

@@ -30,6 +30,7 @@ struct ConfigDelta {
 
 struct RelaunchDiff {
   std::vector<ConfigDelta> accepted, refused;
+  std::string unchecked;  // why the saved config could not be compared ("" when it was)
 };
 
 bool is_declared_safe(std::string_view key);
@@ -41,13 +42,14 @@ RelaunchDiff compare_configs(const Config& saved, const Config& now);
 std::string describe(const std::vector<ConfigDelta>& deltas);
 
 // Compares the config recorded in a checkpoint (saved_toml; `checkpoint` names the file in
-// messages) with this run's. UserError when the recorded config cannot be read. An empty
-// saved_toml (nothing recorded) compares as unchanged.
+// messages) with this run's. A recorded config that is missing or does not parse (another
+// tool's file) cannot be compared: nothing is refused, and `unchecked` says why.
 RelaunchDiff relaunch_diff(const std::string& checkpoint, const std::string& saved_toml,
                            const Config& now);
 // UserError naming every refused key of d, each with its saved and new value and the reason.
 void refuse_unsafe_changes(const std::string& checkpoint, const RelaunchDiff& d, const Config& now);
-// The config_change event of d's accepted keys at `step`; nullopt when none changed.
+// The config_change event of d's accepted keys at `step` (or of its `unchecked` reason);
+// nullopt when nothing changed.
 std::optional<RunEvent> config_change_event(const std::string& checkpoint, const RelaunchDiff& d,
                                             int64_t step);
 
