@@ -64,9 +64,9 @@ double watchdog_limit(const WatchdogSection& w, Phase p, double longest_s) {
 std::string HangReport::message() const {
   char head[512];
   std::snprintf(head, sizeof head,
-                "llmpi: watchdog: rank %d on %s (pid %ld): no progress for %.1f s in %s of step "
-                "%lld (limit %.1f s)",
-                rank, host.c_str(), pid, stalled_s, phase_name(phase), (long long)step, limit_s);
+                "llmpi: watchdog: rank %d on %s (pid %ld): no progress for %.1f s at step %lld, "
+                "phase %s (limit %.1f s)",
+                rank, host.c_str(), pid, stalled_s, (long long)step, phase_name(phase), limit_s);
   std::string s = head;
   if (!op.empty()) {
     char tail[256];
@@ -187,10 +187,11 @@ std::vector<RunEvent> take_hang_reports(const std::string& run_dir) {
       e.step = j.value("step", int64_t{-1});
       for (const auto& [k, v] : j.items()) e.details.emplace_back(k, v.is_string() ? v.get<std::string>() : v.dump());
       char line[256];
-      std::snprintf(line, sizeof line, "the watchdog ended an earlier launch: rank %lld on %s hung %.0f s in %s of step %lld",
+      std::snprintf(line, sizeof line,
+                    "the watchdog ended an earlier launch: rank %lld on %s hung %.0f s at step %lld, "
+                    "phase %s",
                     (long long)j.value("rank", int64_t{-1}), j.value("host", std::string("?")).c_str(),
-                    j.value("stalled_s", 0.0), j.value("phase", std::string("?")).c_str(),
-                    (long long)e.step);
+                    j.value("stalled_s", 0.0), (long long)e.step, j.value("phase", std::string("?")).c_str());
       e.line = line;
       if (j.contains("collective"))
         e.line += ", waiting in " + j.value("collective", std::string()) + " over " + j.value("group", std::string());

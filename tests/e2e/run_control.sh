@@ -85,12 +85,12 @@ LLMPI_TEST_HANG=rank=1,step=3 "${mpi2[@]}" "$llmpi" train "${cfg[@]}" --set para
 [ "$rc" = 79 ] || { cat hang.log; fail "hang: exit $rc, expected 79"; }
 [ $((SECONDS - start)) -lt 120 ] || fail "the watchdog took $((SECONDS - start)) s"
 grep -q "LLMPI_TEST_HANG: stopping for good in all_reduce over" hang.log || { cat hang.log; fail "the hook did not fire"; }
-grep -qE "^llmpi: watchdog: rank 1 on .*no progress for [0-9.]+ s in step of step 3 .*waiting in all_reduce over the" hang.log ||
+grep -qE "^llmpi: watchdog: rank 1 on .*no progress for [0-9.]+ s at step 3, phase step .*waiting in all_reduce over the" hang.log ||
   { cat hang.log; fail "no position of rank 1"; }
 ls hang/hangs/rank-00001.json > /dev/null || fail "no hang report of rank 1"
 "$llmpi" train "${cfg[@]}" --set parallel.dp=1 --set train.batch_size=8 --set run.dir=hang --set train.steps=4 > hang2.log 2>&1 ||
   { cat hang2.log; fail "the launch after the hang failed"; }
-grep -q "^the watchdog ended an earlier launch: rank 1 on .* in step of step 3, waiting in all_reduce" hang2.log ||
+grep -q "^the watchdog ended an earlier launch: rank 1 on .* at step 3, phase step, waiting in all_reduce" hang2.log ||
   { cat hang2.log; fail "the hang reports were not journaled"; }
 [ -z "$(ls hang/hangs 2>/dev/null)" ] || fail "hang reports left after they were journaled"
 

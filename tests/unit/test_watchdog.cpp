@@ -49,7 +49,14 @@ TEST(Watchdog, ReportsARankStuckInACollective) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     p.begin(Phase::step, 8);  // progress: a new step
     p.enter("all_reduce", "dp", 4096);
-    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    for (int i = 0; i < 500; ++i) {  // fires once, soon after 0.3 s (at most 5 s on a busy machine)
+      {
+        std::lock_guard<std::mutex> l(mu);
+        if (!reports.empty()) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // and only once
   }
   ASSERT_EQ(reports.size(), 1u);
   const HangReport& r = reports[0];
@@ -57,13 +64,13 @@ TEST(Watchdog, ReportsARankStuckInACollective) {
   EXPECT_EQ(r.step, 8);
   EXPECT_EQ(r.phase, Phase::step);
   EXPECT_GT(r.stalled_s, 0.3);
-  EXPECT_LT(r.stalled_s, 0.8);
+  EXPECT_LT(r.stalled_s, 5.0);
   EXPECT_EQ(r.op, "all_reduce");
   EXPECT_EQ(r.group, "dp");
   EXPECT_EQ(r.elements, 4096);
   const std::string m = r.message();
   EXPECT_NE(m.find("rank 3"), std::string::npos) << m;
-  EXPECT_NE(m.find("in step of step 8"), std::string::npos) << m;
+  EXPECT_NE(m.find("at step 8, phase step (limit 0.3 s)"), std::string::npos) << m;
   EXPECT_NE(m.find("waiting in all_reduce over the dp group (4096 elements)"), std::string::npos) << m;
   EXPECT_NE(m.find("exit 79"), std::string::npos) << m;
   EXPECT_EQ(p.longest(Phase::step) > 0.09, true);
@@ -71,7 +78,7 @@ TEST(Watchdog, ReportsARankStuckInACollective) {
 
 TEST(Watchdog, QuietWhileProgressIsMadeAndWhenDisabled) {
   WatchdogSection w;
-  w.step_timeout = 0.3;
+  w.step_timeout = 1.0;
   w.factor = 1;
   std::atomic<int> fired{0};
   Progress p(0);
@@ -114,8 +121,8 @@ TEST(Watchdog, HangReportsBecomeJournalEvents) {
   EXPECT_EQ(events[0].kind, RunEventKind::watchdog);
   EXPECT_EQ(events[0].step, 12);
   EXPECT_EQ(events[0].line,
-            "the watchdog ended an earlier launch: rank 1 on node7 hung 61 s in checkpoint save of "
-            "step 12, waiting in all_reduce over world");
+            "the watchdog ended an earlier launch: rank 1 on node7 hung 61 s at step 12, phase "
+            "checkpoint save, waiting in all_reduce over world");
   auto detail = [&](const RunEvent& e, const std::string& k) {
     for (const auto& [key, v] : e.details)
       if (key == k) return v;
