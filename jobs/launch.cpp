@@ -39,7 +39,7 @@ void Launch::lock(const std::string& run_dir) {
   });
 }
 
-void Launch::begin(const Config& cfg, MPI_Comm comm, int64_t param_count, RunDirectory& run_dir) {
+void Launch::announce(const std::string& dir, RunDirectory& run_dir) {
   if (const char* r = std::getenv("SLURM_RESTART_COUNT"); r && std::atoll(r) > 0) {
     const char* job = std::getenv("SLURM_JOB_ID");
     const std::string id = job ? job : "?";
@@ -48,7 +48,10 @@ void Launch::begin(const Config& cfg, MPI_Comm comm, int64_t param_count, RunDir
                   {{"slurm_job", id}, {"restart_count", r}}});
   }
   if (rank_ == 0)
-    for (RunEvent& e : take_hang_reports(cfg.run.dir)) run_dir.emit(std::move(e));
+    for (RunEvent& e : take_hang_reports(dir)) run_dir.emit(std::move(e));
+}
+
+void Launch::begin(const Config& cfg, MPI_Comm comm, int64_t param_count, RunDirectory& run_dir) {
   // A checkpoint holds the parameters and both AdamW moments in f32.
   control_ = std::make_unique<RunControl>(cfg, comm, param_count * 3 * 4, signals_, run_dir);
   if (rank_ == 0 && !control_->summary().empty()) {

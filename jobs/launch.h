@@ -6,9 +6,10 @@
 //   watch(topo)         collectives report where this rank waits (jobs/progress.h)
 //   lock(dir)           rank 0: the run directory's lock (jobs/run_lock.h); UserError when a
 //                       live job holds it
-//   begin(...)          collective, once resumed: a `requeue` event when this is a requeued
-//                       Slurm job (SLURM_RESTART_COUNT > 0), a `watchdog` event per hang
-//                       report an earlier launch left (rank 0), and the per-step stop control
+//   announce(run_dir)   before resuming: a `requeue` event when this is a requeued Slurm job
+//                       (SLURM_RESTART_COUNT > 0, every rank), a `watchdog` event per hang
+//                       report an earlier launch left (rank 0)
+//   begin(...)          collective, once resumed: the per-step stop control
 //                       (jobs/run_control.h)
 //   options(...)        the Trainer's RunOptions with the control and the progress
 //   exit_code(summary)  0, or 75/76 when the run stopped early (jobs/exit_codes.h)
@@ -43,6 +44,7 @@ class Launch {
 
   void watch(Topology& topo);
   void lock(const std::string& run_dir);
+  void announce(const std::string& dir, RunDirectory& run_dir);
   void begin(const Config& cfg, MPI_Comm comm, int64_t param_count, RunDirectory& run_dir);
   // Fills in the control and progress of `o`.
   void attach(RunOptions& o);

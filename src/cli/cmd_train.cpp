@@ -71,6 +71,7 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
     if (rt.world_rank() == 0) launch->lock(cfg->run.dir);  // before anything is written there
     run_dir = std::make_unique<RunDirectory>(cfg->run.dir, topo->world_communicator().get(),
                                              std::cout);
+    launch->announce(cfg->run.dir, *run_dir);  // a requeue, hangs of the previous launch
     be = make_backend_option(a.backend, "llmpi train");
     trainer = std::make_unique<Trainer>(*cfg, *be, *topo, *run_dir, std::cout);
     // Collective on every rank alike: an invalid --resume file fails on all of them.
