@@ -4,7 +4,6 @@
 
 #include "config/config_schema.h"
 #include "jobs/exit_codes.h"
-#include "train/trainer.h"
 
 namespace llmpi {
 namespace {
@@ -60,13 +59,8 @@ void Launch::begin(const Config& cfg, MPI_Comm comm, int64_t param_count, RunDir
   }
 }
 
-void Launch::attach(RunOptions& o) {
-  o.control = control_.get();
-  o.progress = &progress_;
-}
-
-int Launch::exit_code(const TrainSummary& s) const {
-  return s.stopped ? RunControl::exit_code(s.stopped) : kExitOk;
+int Launch::exit_code(const StopRequest& stopped) {
+  return stopped ? RunControl::exit_code(stopped) : kExitOk;
 }
 
 }  // namespace llmpi

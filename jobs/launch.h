@@ -11,8 +11,8 @@
 //                       report an earlier launch left (rank 0)
 //   begin(...)          collective, once resumed: the per-step stop control
 //                       (jobs/run_control.h)
-//   options(...)        the Trainer's RunOptions with the control and the progress
-//   exit_code(summary)  0, or 75/76 when the run stopped early (jobs/exit_codes.h)
+//   control(), progress()  for the Trainer's RunOptions
+//   exit_code(stopped)  0, or 75/76 when the run stopped early (jobs/exit_codes.h)
 // The watchdog stops with the Launch (destruction).
 #include <mpi.h>
 
@@ -32,9 +32,6 @@
 
 namespace llmpi {
 
-struct RunOptions;
-struct TrainSummary;
-
 class Launch {
  public:
   Launch(const Config& cfg, int world_rank);
@@ -46,9 +43,10 @@ class Launch {
   void lock(const std::string& run_dir);
   void announce(const std::string& dir, RunDirectory& run_dir);
   void begin(const Config& cfg, MPI_Comm comm, int64_t param_count, RunDirectory& run_dir);
-  // Fills in the control and progress of `o`.
-  void attach(RunOptions& o);
-  int exit_code(const TrainSummary& s) const;
+  RunControl* control() { return control_.get(); }  // after begin()
+  Progress* progress() { return &progress_; }
+  // The exit code of `llmpi train` for the way the run ended (stopped: none when it was not).
+  static int exit_code(const StopRequest& stopped);
 
  private:
   int rank_;

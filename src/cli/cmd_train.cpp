@@ -101,9 +101,10 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
     }
   }
   RunOptions opt{.write_model = !a.no_save, .checkpoints = !a.no_save};
-  launch->attach(opt);
+  opt.control = launch->control();
+  opt.progress = launch->progress();
   // 0, or 75 / 76 when a stop signal or the deadline ended the run early after a checkpoint.
-  return launch->exit_code(trainer->run(opt));
+  return Launch::exit_code(trainer->run(opt).stopped);
 }
 
 }  // namespace
