@@ -10,12 +10,13 @@ namespace llmpi {
 namespace {
 
 // Keys whose change is safe one by one; whole sections below.
-constexpr std::array<std::string_view, 20> kSafeKeys = {
+constexpr std::array<std::string_view, 21> kSafeKeys = {
     "train.lr",          "train.min_lr",     "train.warmup_steps", "train.decay",
     "train.decay_steps", "train.weight_decay", "train.beta1",      "train.beta2",
     "train.eps",         "train.grad_clip",  "train.steps",        "train.batch_size",
     "train.log_every",   "train.eval_every", "train.eval_batches", "train.recompute",
-    "model.init_std",    "data.train",       "data.val",           "data.tokenizer"};
+    "train.init_from",   "model.init_std",   "data.train",         "data.val",
+    "data.tokenizer"};
 constexpr std::array<std::string_view, 5> kSafeSections = {"parallel", "checkpoint", "run",
                                                            "watchdog", "logbook"};
 

@@ -5,7 +5,7 @@
 //   declared safe  train: lr, min_lr, warmup_steps, decay, decay_steps, weight_decay, beta1,
 //                  beta2, eps, grad_clip, steps, batch_size (the global batch rule still
 //                  applies: jobs/resume.h), log_every, eval_every, eval_batches, recompute;
-//                  model.init_std (used at initialization only); data.train (the files may
+//                  model.init_std and train.init_from (used by a fresh start only); data.train (the files may
 //                  move; llmpi cannot tell whether they still hold the same tokens), data.val,
 //                  data.tokenizer; every key of [parallel] (layout), [checkpoint], [run],
 //                  [watchdog] and [logbook] → accepted, and journaled as one `config_change`
