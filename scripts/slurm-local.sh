@@ -9,8 +9,8 @@
 #   scripts/slurm-local.sh down    cancel the jobs, stop the daemons this script started,
 #                                  by the PIDs in its pid files (never by name)
 #   scripts/slurm-local.sh env     print `export SLURM_CONF=...` for the clients
-# Exit codes: 0 done, 1 a failure (logs shown), 77 cannot run here (not root, or Slurm's
-# packages missing): the test suite reports its Slurm tests as not run then.
+# Exit codes: 0 done, 1 a failure (logs shown; also where it cannot run: not root, or Slurm's
+# packages missing — the test suite's Slurm tests then fail, they are never skipped).
 # Environment: LLMPI_SLURM_BASE (default /tmp/llmpi-slurm), LLMPI_SLURM_CPUS (CPUs the node
 # advertises, default max(nproc, 4): tests oversubscribe like mpiexec --oversubscribe).
 # The node is named `llmpi-ci` and reached at 127.0.0.1: nothing needs the machine's
@@ -33,7 +33,7 @@ alive() {
     [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ]
 }
 
-cannot() { echo "slurm-local: cannot run here: $*" >&2; exit 77; }
+cannot() { echo "slurm-local: cannot run here: $*" >&2; exit 1; }
 need_root() { [ "$(id -u)" -eq 0 ] || cannot "must run as root (slurmd launches job steps as their user)"; }
 
 check_packages() {
