@@ -127,4 +127,18 @@ Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool veri
   return d;
 }
 
+std::string resolve_model_source(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) user_error(path, ": no such model file or run directory");
+  if (!fs::is_directory(path, ec)) return path;
+  const fs::path model = fs::path(path) / "model.h5";
+  if (fs::exists(model, ec)) return model.string();
+  const Discovery d = find_latest_valid(path, MPI_COMM_SELF, /*verify_tensors=*/true);
+  if (d.found) return d.found->path;
+  std::string why;
+  for (const std::string& r : d.rejected) why += "\n  " + r;
+  user_error(path, ": a directory without model.h5 and without a valid checkpoint under ",
+             checkpoints_dir(path), why);
+}
+
 }  // namespace llmpi

@@ -5,6 +5,8 @@
 // verified (integrity digest, structure, dtypes, checksums); "<name>.tmp" files are
 // interrupted saves, never candidates, and are removed by clean_temporaries.
 // `latest` is a convenience for people and tools; discovery trusts verification, not it.
+// resolve_model_source says which file a path names for sample, eval and export (a file, or a
+// run directory's model.h5, else its newest valid checkpoint).
 #include <mpi.h>
 
 #include <cstdint>
@@ -48,5 +50,10 @@ struct Discovery {
 // reported through `log` ("<path> rejected: <reason>; falling back to <older>").
 Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool verify_tensors = true,
                             const std::function<void(const std::string&)>& log = {});
+
+// The model file a user names: a model/checkpoint file itself, or in a run directory its
+// model.h5 (the finished model) or else its newest valid checkpoint (verified, falling back
+// to older ones as training resumes do). Serial. UserError naming the path when there is none.
+std::string resolve_model_source(const std::string& path);
 
 }  // namespace llmpi

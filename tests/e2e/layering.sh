@@ -14,13 +14,17 @@ declare -A allowed=(
   [src/train]="jobs parallel io src/optim src/config src/model src/data src/backend src/core"
   [jobs]="parallel io src/config src/core"
   [parallel]="io src/optim src/config src/model src/backend src/core"
-  [io]="src/model src/backend src/core"
+  [io]="src/config src/model src/data src/backend src/core"
   [src/optim]="src/config src/model src/backend src/core"
   [src/config]="src/model src/core"
   [src/model]="src/backend src/core"
   [src/data]="src/core"
   [src/backend]="src/core"
   [src/core]=""
+)
+# Known exceptions, one "file folder" each, listed in docs/architecture.md with the way out.
+exceptions=(
+  "io/hf_export.cpp src/train"   # opens the model through train/loaded_model (a cycle)
 )
 
 folders=(src parallel io jobs)
@@ -43,6 +47,7 @@ while IFS= read -r line; do
   esac
   [ "$to" = "$dir" ] && continue
   checked=$((checked + 1))
+  [[ " ${exceptions[*]} " == *" $f $to "* ]] && continue
   if [[ " ${allowed[$dir]} " != *" $to "* ]]; then
     echo "layering: $f includes \"$inc\" ($to), which $dir may not depend on" >&2
     bad=$((bad + 1))
