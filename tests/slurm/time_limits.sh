@@ -27,14 +27,16 @@ second=$(sed -n 's/^submitted job \([0-9]*\) (chain job 2 of 2, after job '"$fir
 [ "$(job_field "$second" Dependency)" = "afterany:${first}(unfulfilled)" ] ||
   fail "job $second depends on '$(job_field "$second" Dependency)'"
 
-# The stop for the time limit, in job $1's output $2: its step on stdout.
+# The stop for the time limit, in job $1's output $2: its step on stdout. llmpi's own rule
+# (no signal named) usually comes first; Slurm's signal, which may come up to a minute before
+# its margin, counts as the time limit too (", SIGUSR1" in the line).
 timeout_step() {
-  grep -qE "^deadline: Slurm job $1 end time in [0-9]+ s" "$2" || { cat "$2"; fail "job $1: llmpi did not learn the job's end time"; }
+  grep -qE "^deadline: Slurm job $1 end time in [0-9]+ s" "$2" || { cat "$2" >&2; fail "job $1: llmpi did not learn the job's end time"; }
   local line
-  line=$(grep -m1 -E "^stopping after step [0-9]+: time limit \(Slurm job $1 end time in [0-9]+ s\); saving a checkpoint, then exit 76$" "$2") ||
-    { cat "$2"; fail "job $1 did not stop for its time limit"; }
-  grep -q "time limit: llmpi saved a checkpoint before the job's end (exit 76)" "$2" || { cat "$2"; fail "job $1: the script did not see exit 76"; }
-  grep -q "(preemption)" "$2" && { cat "$2"; fail "job $1: a time limit was journaled as a preemption"; }
+  line=$(grep -m1 -E "^stopping after step [0-9]+: time limit \(Slurm job $1 end time in [0-9]+ s(, SIGUSR1)?\); saving a checkpoint, then exit 76$" "$2") ||
+    { cat "$2" >&2; fail "job $1 did not stop for its time limit"; }
+  grep -q "time limit: llmpi saved a checkpoint before the job's end (exit 76)" "$2" || { cat "$2" >&2; fail "job $1: the script did not see exit 76"; }
+  grep -q "(preemption)" "$2" && { cat "$2" >&2; fail "job $1: a time limit was journaled as a preemption"; }
   echo "$line" | sed 's/^stopping after step \([0-9]*\):.*/\1/'
 }
 
