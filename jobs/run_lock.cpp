@@ -12,11 +12,11 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/subprocess.h"
+#include "core/text_file.h"
 
 namespace llmpi {
 
@@ -24,15 +24,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string first_line(const std::string& path) {
-  std::string s = read_text(path);
+  std::string s = read_text_file_if_exists(path);
   const size_t nl = s.find('\n');
   return nl == std::string::npos ? s : s.substr(0, nl);
 }
@@ -45,7 +38,7 @@ std::string hostname() {
 
 // Field 22 of /proc/<pid>/stat: start time in clock ticks after boot; "" if no such process.
 std::string process_start(long pid) {
-  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  const std::string stat = read_text_file_if_exists("/proc/" + std::to_string(pid) + "/stat");
   const size_t close = stat.rfind(')');
   if (close == std::string::npos) return "";
   std::istringstream in(stat.substr(close + 2));
@@ -116,7 +109,7 @@ RunLock::RunLock(const std::string& run_dir, const std::function<void(const std:
   for (int attempt = 0; attempt < 20; ++attempt) {
     const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) user_error(path_, ": cannot open the run directory's lock (", std::strerror(errno), ")");
-    const std::string previous = read_text(path_);
+    const std::string previous = read_text_file_if_exists(path_);
     nlohmann::json holder = nlohmann::json::parse(previous, nullptr, /*allow_exceptions=*/false);
     const bool named = holder.is_object() && holder.contains("pid");
     std::string stale;  // why the recorded holder is gone

@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -13,6 +12,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/subprocess.h"
+#include "core/text_file.h"
 #include "jobs/checkpoint_dir.h"
 #include "jobs/deadline.h"
 
@@ -21,13 +21,6 @@ namespace llmpi {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
@@ -153,7 +146,7 @@ RunStatus read_run_status(const std::string& run_dir, bool query_slurm, double n
   const fs::path cfg = fs::path(run_dir) / "config.toml";
   if (fs::exists(cfg, ec)) {
     try {
-      s.total_steps = parse_config(read_text(cfg), cfg.string()).train.steps;
+      s.total_steps = parse_config(read_text_file_if_exists(cfg.string()), cfg.string()).train.steps;
     } catch (const UserError&) {
       s.total_steps = 0;  // a config of another version: progress without a total
     }
@@ -176,7 +169,7 @@ RunStatus read_run_status(const std::string& run_dir, bool query_slurm, double n
     j.record = r;
     if (query_slurm) query_state(j);
     s.jobs.push_back(j);
-    for (Segment& seg : parse_job_output(r.job_id, read_text(job_output_path(r)))) {
+    for (Segment& seg : parse_job_output(r.job_id, read_text_file_if_exists(job_output_path(r)))) {
       s.requeues += seg.requeued;
       s.last_step = std::max(s.last_step, seg.last_step);
       s.segments.push_back(std::move(seg));
