@@ -222,7 +222,9 @@ while :; do
   [ "$r" -eq 127 ] || rc=$r
   break
 done
-trap - "$stop_signal"
+# The step has ended: a stop signal now (Slurm's may come up to a minute before its margin)
+# must not kill the script before it requeues the job or hands the run on.
+trap 'say "SIG$stop_signal received after the training step ended: ignored"' "$stop_signal"
 # srun reports the ranks it ended after the first one failed (143), not the watchdog's 79:
 # the hang reports this launch left tell.
 if [ "$rc" -ne 0 ] && [ "$rc" -ne )SH" << kExitPreempted << " ] && [ \"$rc\" -ne " << kExitDeadline << R"SH( ] &&

@@ -83,7 +83,10 @@ exit "$FAKE_STEP_RC"
 )";
     write_exec(dir / "bin/srun", step);
     write_exec(dir / "bin/mpirun", step);
-    write_exec(dir / "bin/scontrol", "#!/bin/bash\necho \"scontrol $*\" >> \"$FAKE_LOG\"\n");
+    // FAKE_LATE_SIGNAL=1: Slurm's stop signal reaches the batch shell while it requeues.
+    write_exec(dir / "bin/scontrol",
+               "#!/bin/bash\necho \"scontrol $*\" >> \"$FAKE_LOG\"\n"
+               "if [ \"${FAKE_LATE_SIGNAL:-0}\" = 1 ]; then kill -USR1 $PPID; sleep 0.2; fi\n");
     write_exec(dir / "llmpi", "#!/bin/bash\necho 'llmpi 0.1.0 (git abcdef123456)'\n");
   }
   ~FakeSlurm() { fs::remove_all(dir); }
@@ -271,6 +274,10 @@ TEST(SlurmScript, ActsOnEachExitCode) {
       << o.log;
   EXPECT_NE(o.log.find("scontrol requeue 4242"), std::string::npos) << o.log;
   EXPECT_NE(o.out.find("restart 2 of at most 2"), std::string::npos) << o.out;
+  // A stop signal after the step ended (while requeueing) is ignored, not fatal.
+  o = fake.run(b, {"FAKE_STEP_RC=75", "FAKE_LATE_SIGNAL=1"});
+  EXPECT_EQ(o.rc, 0) << o.out;
+  EXPECT_NE(o.out.find("SIGUSR1 received after the training step ended: ignored"), std::string::npos) << o.out;
   // ... and not at the cap.
   o = fake.run(b, {"FAKE_STEP_RC=75", "SLURM_RESTART_COUNT=2"});
   EXPECT_EQ(o.rc, kExitPreempted);
