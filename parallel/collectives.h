@@ -19,6 +19,7 @@
 #include <span>
 
 #include "core/tensor.h"
+#include "parallel/collective_observer.h"
 
 namespace llmpi {
 
@@ -95,6 +96,15 @@ class Collectives {
   // implementation must accept this one host tensor (staging it through the device).
   template <class T>
   T all_reduce_value(T value, ReduceOp op = ReduceOp::sum);
+
+  // Told around every blocking operation and Request::wait from now on (null: nobody); not
+  // owned. The hang watchdog's record of where this rank waits (jobs/progress.h). MPI
+  // implementations call it; NCCL's operations only enqueue work, so they do not.
+  void set_observer(CollectiveObserver* o) { observer_ = o; }
+  CollectiveObserver* observer() const { return observer_; }
+
+ private:
+  CollectiveObserver* observer_ = nullptr;
 };
 
 template <class T>
