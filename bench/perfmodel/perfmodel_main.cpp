@@ -77,12 +77,24 @@ std::vector<int64_t> int_list(const std::string& s, const char* opt) {
   return v;
 }
 
-const OpProfile& closest(const std::vector<OpProfile>& ps, const Plan& p) {
-  const OpProfile* best = &ps.front();
+bool same_width(const ModelConfig& a, const ModelConfig& b) {
+  return a.arch == b.arch && a.vocab_size == b.vocab_size && a.n_head == b.n_head &&
+         a.kv_heads() == b.kv_heads() && a.d_model == b.d_model && a.d_ff == b.d_ff;
+}
+
+// The profile of the model's width (any layer count) whose micro-batch is closest in tokens;
+// a profile of another width only when none matches (its ops are then scaled by work).
+const OpProfile& closest(const std::vector<OpProfile>& ps, const ModelConfig& m, const Plan& p) {
+  bool any_same = false;
+  for (const OpProfile& q : ps) any_same |= same_width(q.model, m);
+  const OpProfile* best = nullptr;
   const double want = std::log(double(p.batch * p.seq_len));
+  auto dist = [&](const OpProfile& q) { return std::abs(std::log(double(q.B * q.T)) - want); };
   for (const OpProfile& q : ps)
-    if (std::abs(std::log(double(q.B * q.T)) - want) < std::abs(std::log(double(best->B * best->T)) - want))
-      best = &q;
+    if ((!any_same || same_width(q.model, m)) && (!best || dist(q) < dist(*best))) best = &q;
+  if (!any_same)
+    std::fprintf(stderr, "llmpi_perfmodel: no profile of this model's width; scaling %s by work\n",
+                 best->source.c_str());
   return *best;
 }
 
@@ -107,7 +119,7 @@ int predict(Args& a) {
   if (comm.empty() == !cluster) user_error("predict: give exactly one of --comm FILE and --cluster");
   const Config cfg = load_config(pos[0], sets);
   const Plan p = plan_of(cfg);
-  const OpProfile& prof = closest(profiles, p);
+  const OpProfile& prof = closest(profiles, cfg.model, p);
   const CommCost cost = cluster ? CommCost(h100_cluster()) : CommCost(load_comm(comm));
   const StepPrediction r = predict_step(cfg.model, p, prof, cost, o);
   std::printf("plan %s (%lld tokens per step)\n", p.str().c_str(),

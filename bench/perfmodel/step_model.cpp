@@ -49,12 +49,13 @@ struct Comm {
 }  // namespace
 
 std::string StepPrediction::str() const {
-  char b[400];
+  char b[480];
   std::snprintf(b, sizeof b,
                 "%.2f ms = pipeline %.2f (compute %.2f, tp comm %.2f, bubble+messages %.2f) + dp/zero "
-                "comm %.2f + zero copies %.2f + optimizer %.2f + other comm %.2f",
+                "comm %.2f + zero copies %.2f + optimizer %.2f + other comm %.2f + host overhead %.2f",
                 total_s * 1e3, pipeline_s * 1e3, compute_s * 1e3, tp_comm_s * 1e3, bubble_s * 1e3,
-                dp_comm_s * 1e3, zero_copy_s * 1e3, optimizer_s * 1e3, other_comm_s * 1e3);
+                dp_comm_s * 1e3, zero_copy_s * 1e3, optimizer_s * 1e3, other_comm_s * 1e3,
+                overhead_s * 1e3);
   return b;
 }
 
@@ -248,8 +249,10 @@ StepPrediction predict_step(const ModelConfig& m, const Plan& p, const OpProfile
     out.other_comm_s = other[crit] + scalars;
     out.total_s = until_update + scalars + update;
   }
+  out.overhead_s = double(p.micro_batches) * std::max(0.0, prof.step_ms - prof.total_ms()) * 1e-3;
   if (p.units_path())
     out.total_s = out.pipeline_s + out.zero_copy_s + out.dp_comm_s + out.optimizer_s + out.other_comm_s;
+  out.total_s += out.overhead_s;
   out.tokens_per_s = double(p.global_sequences() * p.seq_len) / out.total_s;
   if (o.peak_flops > 0)
     out.mfu = out.tokens_per_s * model_flops_per_token(m, p.seq_len) / (double(p.world()) * o.peak_flops);

@@ -14,6 +14,8 @@
 //     all-reduce in 2^20-element buckets; ZeRO 1: reduce-scatter, copy of the shard), the
 //     scalar all-reduces (counts, loss, squared norms), zero_grads/clip/AdamW over the
 //     parameters the rank holds/owns, ZeRO-1's parameter all-gather.
+//   host overhead: the profiled step's wall time not spent in ops (bookkeeping, fences), once
+//     per micro-batch — it is not split by tp or pp.
 //   ZeRO 2/3 (units path, pp = 1): per micro-batch and unit, the just-in-time store (zero
 //     filled, params copied in), ZeRO-3's all-gathers (forward, and backward but the last
 //     unit), the gradient accumulation and reduce-scatter; ZeRO 2's all-gather after the step.
@@ -47,6 +49,7 @@ struct StepPrediction {
   double zero_copy_s = 0;   // ZeRO 2/3 unit stores (fills, copies)
   double optimizer_s = 0;   // zero_grads, squared norm, AdamW
   double other_comm_s = 0;  // scalar all-reduces, tp gradient sync, tied-embedding sync
+  double overhead_s = 0;    // host time of the profiled step outside its ops, per micro-batch
   double tokens_per_s = 0;
   double mfu = 0;           // model FLOPs / (ranks · peak); 0 without a peak
   RankMemory memory;        // the largest rank
