@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,6 +22,7 @@
 
 #include "backend/backend.h"
 #include "bench/perfmodel/comm_model.h"
+#include "bench/perfmodel/tool_io.h"
 #include "cli/args.h"
 #include "cli/backend_option.h"
 #include "core/error.h"
@@ -243,9 +243,7 @@ int run(int argc, char** argv) {
                   f.beta > 0 ? 1e-9 / f.beta : 0.0, f.max_rel * 100);
     }
     if (!o.json.empty()) {
-      std::ofstream f(o.json);
-      f << perf::to_json(table);
-      if (!f) user_error("llmpi_collective_bench: cannot write ", o.json);
+      perf::write_text(o.json, perf::to_json(table), "llmpi_collective_bench");
       std::printf("wrote %s\n", o.json.c_str());
     }
   }
@@ -256,13 +254,5 @@ int run(int argc, char** argv) {
 }  // namespace llmpi
 
 int main(int argc, char** argv) {
-  try {
-    return llmpi::run(argc, argv);
-  } catch (const llmpi::UserError& e) {
-    std::fprintf(stderr, "llmpi_collective_bench: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "llmpi_collective_bench: internal error: %s\n", e.what());
-    return 1;
-  }
+  return llmpi::perf::tool_main("llmpi_collective_bench", llmpi::run, argc, argv);
 }

@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +22,7 @@
 #include "backend/backend.h"
 #include "backend/timing_backend.h"
 #include "bench/perfmodel/op_profile.h"
+#include "bench/perfmodel/tool_io.h"
 #include "cli/args.h"
 #include "cli/backend_option.h"
 #include "config/config.h"
@@ -161,9 +161,7 @@ int run(int argc, char** argv) {
   });
   print_report(p);
   if (!json.empty()) {
-    std::ofstream f(json);
-    f << perf::to_json(p);
-    if (!f) user_error("llmpi_op_profile: cannot write ", json);
+    perf::write_text(json, perf::to_json(p), "llmpi_op_profile");
     std::printf("wrote %s\n", json.c_str());
   }
   return 0;
@@ -173,13 +171,5 @@ int run(int argc, char** argv) {
 }  // namespace llmpi
 
 int main(int argc, char** argv) {
-  try {
-    return llmpi::run(argc, argv);
-  } catch (const llmpi::UserError& e) {
-    std::fprintf(stderr, "llmpi_op_profile: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "llmpi_op_profile: internal error: %s\n", e.what());
-    return 1;
-  }
+  return llmpi::perf::tool_main("llmpi_op_profile", llmpi::run, argc, argv);
 }

@@ -3,10 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "bench/perfmodel/tool_io.h"
 #include "core/error.h"
 
 namespace llmpi::perf {
@@ -48,6 +47,10 @@ AlphaBeta fit_alpha_beta(std::span<const CommPoint> pts) {
     r.alpha = (sxx * sy - sx * sxy) / det;
     r.beta = (sw * sxy - sx * sy) / det;
   }
+  // Both are physical (a latency, an inverse bandwidth): on noisy points the unconstrained
+  // optimum may cross zero; then the best fit with that parameter at 0.
+  if (r.alpha < 0) r.alpha = 0, r.beta = sxy / sxx;
+  if (r.beta < 0) r.beta = 0, r.alpha = sy / sw;
   for (const CommPoint& p : pts)
     r.max_rel = std::max(r.max_rel, std::abs(r.alpha + r.beta * p.bytes - p.seconds) / p.seconds);
   return r;
@@ -115,11 +118,7 @@ CommTable comm_from_json(const std::string& text, const std::string& name) {
 }
 
 CommTable load_comm(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) user_error(path, ": cannot open the collective table");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return comm_from_json(ss.str(), path);
+  return comm_from_json(read_text(path, "collective table"), path);
 }
 
 double link_seconds(Coll c, double S, int p, const Link& l) {

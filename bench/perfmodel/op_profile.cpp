@@ -3,12 +3,11 @@
 #include "bench/perfmodel/op_profile.h"
 
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <tuple>
 
+#include "bench/perfmodel/tool_io.h"
 #include "core/error.h"
 
 namespace llmpi::perf {
@@ -290,11 +289,7 @@ OpProfile profile_from_json(const std::string& text, const std::string& name) {
 }
 
 OpProfile load_profile(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) user_error(path, ": cannot open the op profile");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return profile_from_json(ss.str(), path);
+  return profile_from_json(read_text(path, "op profile"), path);
 }
 
 }  // namespace llmpi::perf

@@ -17,13 +17,13 @@
 //       Writes the H100 reference profile (for inspection, or as a --profile).
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "bench/perfmodel/h100_reference.h"
 #include "bench/perfmodel/layout_search.h"
+#include "bench/perfmodel/tool_io.h"
 #include "cli/args.h"
 #include "config/config.h"
 #include "core/error.h"
@@ -200,9 +200,7 @@ int project(Args& a) {
 int reference_profile(Args& a) {
   const std::string json = a.require("--json");
   a.finish();
-  std::ofstream f(json);
-  f << to_json(h100_reference_profile());
-  if (!f) user_error("reference-profile: cannot write ", json);
+  write_text(json, to_json(h100_reference_profile()), "llmpi_perfmodel reference-profile");
   return 0;
 }
 
@@ -223,13 +221,5 @@ int run(int argc, char** argv) {
 }  // namespace llmpi::perf
 
 int main(int argc, char** argv) {
-  try {
-    return llmpi::perf::run(argc, argv);
-  } catch (const llmpi::UserError& e) {
-    std::fprintf(stderr, "llmpi_perfmodel: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "llmpi_perfmodel: internal error: %s\n", e.what());
-    return 1;
-  }
+  return llmpi::perf::tool_main("llmpi_perfmodel", llmpi::perf::run, argc, argv);
 }

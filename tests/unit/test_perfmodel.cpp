@@ -109,6 +109,20 @@ TEST(PerfComm, AlphaBetaFitRecoversALine) {
   EXPECT_LT(f.max_rel, 1e-9);
 }
 
+TEST(PerfComm, AlphaBetaFitStaysPhysical) {
+  // Times that fall with size (noise) would give β < 0: the fit keeps β = 0 and α = the
+  // weighted mean; a zero-latency line keeps α = 0.
+  const std::vector<CommPoint> falling = {{4, 2e-6}, {4096, 1e-6}};
+  const AlphaBeta f = fit_alpha_beta(falling);
+  EXPECT_EQ(f.beta, 0.0);
+  EXPECT_GT(f.alpha, 1e-6);
+  EXPECT_LT(f.alpha, 2e-6);
+  const std::vector<CommPoint> through_zero = {{1000, 1e-6}, {2000, 2.1e-6}, {4000, 4.4e-6}};
+  const AlphaBeta g = fit_alpha_beta(through_zero);
+  EXPECT_GE(g.alpha, 0.0);
+  EXPECT_GT(g.beta, 0.0);
+}
+
 TEST(PerfComm, TableInterpolatesPiecewiseLinearly) {
   CommTable t;
   t.source = "test";
@@ -383,4 +397,18 @@ TEST(PerfReference, H100ProfileReproducesTheMeasuredStep) {
   const StepPrediction r = predict_step(prof.model, p, prof, CommCost(h100_cluster()), o);
   EXPECT_NEAR(r.tokens_per_s, 69468, 69468 * 0.03);
   EXPECT_NEAR(r.mfu, 0.475, 0.02);
+}
+
+TEST(PerfReference, Llama70bPresetIsTheLlama2Shape) {
+  const Config c = load_config(std::string(LLMPI_SOURCE_DIR) + "/configs/llama-70b.toml");
+  int64_t P = 0;
+  for (const ParamInfo& q : transformer_params(c.model, StageRange::full(c.model))) P += q.numel();
+  // 80 · (q, o 8192² + k, v 1024·8192 + SwiGLU 3·8192·28672 + 2 norms) + 2 · 32000·8192 + 8192
+  EXPECT_EQ(P, 80 * (2 * 8192LL * 8192 + 2 * 1024LL * 8192 + 3 * 8192LL * 28672 + 2 * 8192) +
+                   2 * 32000LL * 8192 + 8192);
+  EXPECT_EQ(P, 68976648192LL);  // Llama-2-70B
+  const int64_t world = c.parallel.tp * c.parallel.pp * c.parallel.dp;
+  EXPECT_EQ(validate_layout(c, int(world)), "");
+  EXPECT_EQ(c.parallel.dp * c.parallel.micro_batches * c.train.batch_size * c.train.seq_len,
+            int64_t{1024} * 4096);  // the projections' global batch: 4M tokens (Llama 2)
 }
