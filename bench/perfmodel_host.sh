@@ -14,7 +14,9 @@
 # profiled times move with it, so compare rows measured at similar load.
 # Needs a cpu build (bash scripts/build.sh) and data/fortunes (scripts/demo.sh prepares it).
 # Env: BUILD (build/cpu), OUT (/tmp/perfmodel_host), REPS (3), CONFIGS ("tiny gpt2-10m"),
-#      LAYOUTS (a regex over layout names, default all).
+#      LAYOUTS (a regex over layout names, default all), MAX_LOAD (wait before each layout
+#      until the 1-minute load average is below it, polling every 30 s, at most WAIT_S = 3600
+#      seconds; default: no wait).
 # Usage: bench/perfmodel_host.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,10 +37,20 @@ mkdir -p "$out"
 results=$out/results.jsonl
 : > "$results"
 load() { cut -d' ' -f1 /proc/loadavg; }
+wait_quiet() {
+  [[ -n ${MAX_LOAD:-} ]] || return 0
+  local waited=0
+  while awk -v l="$(load)" -v m="$MAX_LOAD" 'BEGIN { exit !(l >= m) }'; do
+    if (( waited >= ${WAIT_S:-3600} )); then echo "  (load $(load) after ${waited} s of waiting: measuring anyway)" >&2; return 0; fi
+    sleep 30
+    waited=$((waited + 30))
+  done
+}
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "== perfmodel_host: $(date -u +%FT%TZ), commit $commit, $(nproc --all) cores, load $(load), $reps repetitions"
 
-echo "== collectives (2 ranks, MPI) -> $out/comm.json"
+wait_quiet
+echo "== collectives (2 ranks, MPI) -> $out/comm.json (load $(load))"
 "${mpi[@]}" -n 2 "$build/bench/llmpi_collective_bench" --json "$out/comm.json" > "$out/comm.log"
 sed -n '/α-β fit/,$p' "$out/comm.log"
 
@@ -95,6 +107,7 @@ for cfg in $configs; do
     n=$((n + 1))
     B=$(sed -n 's/.*train.batch_size=\([0-9]*\).*/\1/p' <<< "$sets")
     prof=$out/prof_${cfg}_$n.json
+    wait_quiet
     l0=$(load)
     # shellcheck disable=SC2046
     "$build/bench/llmpi_op_profile" configs/tiny.toml $(model_args "$cfg") --set train.batch_size="$B" \
