@@ -12,6 +12,7 @@
 // (bench/perfmodel/comm_model.h) and writes the points as JSON (--json) for llmpi_perfmodel.
 // Usage: mpiexec -n 2 llmpi_collective_bench [--device host|cuda] [--min-bytes 4]
 //          [--max-bytes 67108864] [--factor 4] [--reps 7] [--batch-ms 20] [--json FILE]
+// (--help lists the options.)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -23,7 +24,7 @@
 #include "backend/backend.h"
 #include "bench/perfmodel/comm_model.h"
 #include "bench/perfmodel/tool_io.h"
-#include "cli/args.h"
+#include "cli/options.h"
 #include "cli/backend_option.h"
 #include "core/error.h"
 #include "core/runtime.h"
@@ -43,7 +44,7 @@ using perf::Coll;
 struct Options {
   std::string device = "host", json;
   int64_t min_bytes = 4, max_bytes = int64_t{64} << 20, factor = 4;
-  int reps = 7;
+  int64_t reps = 7;
   double batch_ms = 20;
 };
 
@@ -168,25 +169,21 @@ double time_calls(Group& g, Coll kind, Bufs& b, int64_t elems, const Options& o)
 
 int run(int argc, char** argv) {
   Runtime rt(argc, argv);
-  Args args(std::vector<std::string>(argv + 1, argv + argc), "llmpi_collective_bench");
-  if (args.help_requested()) {
-    if (rt.world_rank() == 0)
-      std::printf("usage: mpiexec -n P llmpi_collective_bench [--device host|cuda] [--min-bytes 4]\n"
-                  "         [--max-bytes 67108864] [--factor 4] [--reps 7] [--batch-ms 20] [--json FILE]\n");
-    return 0;
-  }
   Options o;
-  o.device = args.get("--device", o.device);
-  o.min_bytes = args.get_int("--min-bytes", o.min_bytes);
-  o.max_bytes = args.get_int("--max-bytes", o.max_bytes);
-  o.factor = args.get_int("--factor", o.factor);
-  o.reps = int(args.get_int("--reps", o.reps));
-  o.batch_ms = args.get_double("--batch-ms", o.batch_ms);
-  o.json = args.get("--json", "");
-  args.finish();
-  if (o.min_bytes < 4 || o.max_bytes < o.min_bytes || o.factor < 2 || o.reps < 1 || o.batch_ms <= 0)
-    user_error("llmpi_collective_bench: need 4 <= --min-bytes <= --max-bytes, --factor >= 2, "
-               "--reps >= 1, --batch-ms > 0");
+  CLI::App app{"Time per call of each collective kind and message size over all ranks of the job, "
+               "through the project's Collectives (MPI; NCCL with --device cuda).",
+               "llmpi_collective_bench"};
+  add_value(app, "--device", o.device, "host|cuda", "where the tensors live (cuda: NCCL)")
+      ->check(one_of({"host", "cuda"}));
+  add_value(app, "--min-bytes", o.min_bytes, "N", "smallest full tensor (default 4)")->check(at_least(4));
+  add_value(app, "--max-bytes", o.max_bytes, "N", "largest full tensor (default 64 MiB)")->check(at_least(4));
+  add_value(app, "--factor", o.factor, "N", "size step (default 4)")->check(at_least(2));
+  add_value(app, "--reps", o.reps, "N", "timed batches per size (default 7)")->check(at_least(1));
+  add_value(app, "--batch-ms", o.batch_ms, "MS", "target length of a batch (default 20)")
+      ->check(in_range(0, true, 1e6, false));
+  add_value(app, "--json", o.json, "FILE", "write the points and fits for llmpi_perfmodel");
+  if (!perf::parse_args(app, argc, argv)) return 0;
+  if (o.max_bytes < o.min_bytes) user_error("llmpi_collective_bench: --max-bytes is below --min-bytes");
   if (rt.world_size() < 2) user_error("llmpi_collective_bench: needs at least 2 ranks (mpiexec -n 2)");
 
   Communicator world = Communicator::dup(MPI_COMM_WORLD, "bench");

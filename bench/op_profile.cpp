@@ -23,7 +23,7 @@
 #include "backend/timing_backend.h"
 #include "bench/perfmodel/op_profile.h"
 #include "bench/perfmodel/tool_io.h"
-#include "cli/args.h"
+#include "cli/options.h"
 #include "cli/backend_option.h"
 #include "config/config.h"
 #include "core/error.h"
@@ -87,27 +87,27 @@ void print_report(const perf::OpProfile& p) {
 
 int run(int argc, char** argv) {
   Runtime rt(argc, argv);
-  Args args(std::vector<std::string>(argv + 1, argv + argc), "llmpi_op_profile");
-  if (args.help_requested()) {
-    std::printf("usage: llmpi_op_profile CONFIG [--set section.key=value ...] [--backend host|cuda]\n"
-                "         [--steps 5] [--warmup 2] [--json FILE]\n");
-    return 0;
-  }
-  std::vector<std::string> overrides = args.get_all("--set");
-  const std::string backend = args.get("--backend", "host");
-  const int64_t steps = args.get_int("--steps", 5), warmup = args.get_int("--warmup", 2);
-  const std::string json = args.get("--json", "");
-  const auto pos = args.positionals();
-  args.finish();
-  if (pos.size() != 1) user_error("llmpi_op_profile: expected one CONFIG file (see --help)");
-  if (steps < 1 || warmup < 0) user_error("llmpi_op_profile: --steps must be >= 1 and --warmup >= 0");
+  std::string config, backend = "host", json;
+  std::vector<std::string> overrides;
+  int64_t steps = 5, warmup = 2;
+  CLI::App app{"The profile mode: one rank runs the engine's training step of CONFIG and reports "
+               "every op's time per phase and per layer (the performance model's compute input).",
+               "llmpi_op_profile"};
+  add_value(app, "CONFIG", config, "CONFIG", "the TOML config")->required();
+  add_list(app, "--set", overrides, "KEY=VALUE", "override one config key (repeatable)");
+  add_value(app, "--backend", backend, "host|cuda", "backend to profile (default host)")
+      ->check(one_of({"host", "cuda"}));
+  add_value(app, "--steps", steps, "N", "profiled steps (default 5)")->check(at_least(1));
+  add_value(app, "--warmup", warmup, "N", "warm-up steps first (default 2)")->check(at_least(0));
+  add_value(app, "--json", json, "FILE", "write the profile for llmpi_perfmodel");
+  if (!perf::parse_args(app, argc, argv)) return 0;
   if (rt.world_size() != 1) user_error("llmpi_op_profile: runs on one rank (started with ", rt.world_size(), ")");
   // One rank, one micro-batch, no recomputation: the model derives the rest.
   for (const char* o : {"parallel.tp=1", "parallel.pp=1", "parallel.dp=1", "parallel.zero_stage=0",
                         "parallel.micro_batches=1", "parallel.sequence_parallel=false",
                         "parallel.virtual_stages=1", "parallel.stage_layers=[]", "train.recompute=\"none\""})
     overrides.push_back(o);
-  const Config cfg = load_config(pos[0], overrides);
+  const Config cfg = load_config(config, overrides);
   Topology topo(cfg, MPI_COMM_WORLD);
   std::unique_ptr<Backend> be = make_backend_option(backend, "llmpi_op_profile");
   std::unique_ptr<OpClock> clock;
@@ -125,7 +125,7 @@ int run(int argc, char** argv) {
     tokens[i] = int32_t(rng_bits(key, i) % uint64_t(cfg.model.vocab_size));
   const std::span<const int32_t> ids(tokens.data(), size_t(N)), targets(tokens.data() + 1, size_t(N));
   std::fprintf(stderr, "llmpi_op_profile: %lld warm-up + %lld profiled steps of %s on %s\n",
-               (long long)warmup, (long long)steps, pos[0].c_str(), be->name());
+               (long long)warmup, (long long)steps, config.c_str(), be->name());
   for (int64_t s = 0; s < warmup; ++s) engine.step(ids, targets, 1e-4);
   std::vector<std::vector<perf::ProfileRow>> per_step;
   std::vector<double> step_ms;
@@ -140,7 +140,7 @@ int run(int argc, char** argv) {
     per_step.push_back(perf::classify(rec, cfg.model));
   }
   perf::OpProfile p;
-  p.source = std::string("llmpi_op_profile ") + pos[0] + " on " + be->name();
+  p.source = std::string("llmpi_op_profile ") + config + " on " + be->name();
   p.device = be->device() == Device::cuda ? "cuda" : "host";
   p.model = cfg.model;
   p.B = cfg.train.batch_size;

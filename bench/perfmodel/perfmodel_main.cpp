@@ -24,21 +24,12 @@
 #include "bench/perfmodel/h100_reference.h"
 #include "bench/perfmodel/layout_search.h"
 #include "bench/perfmodel/tool_io.h"
-#include "cli/args.h"
+#include "cli/options.h"
 #include "config/config.h"
 #include "core/error.h"
 
 namespace llmpi::perf {
 namespace {
-
-constexpr const char* kHelp =
-    "usage: llmpi_perfmodel predict CONFIG [--set k=v ...] --profile P.json [--profile ...]\n"
-    "                       (--comm C.json | --cluster) [--device host|cuda] [--overlap] [--staging-gbs G]\n"
-    "       llmpi_perfmodel project CONFIG [--set k=v ...] --gpus 8,16,... [--global-batch 1024]\n"
-    "                       [--memory-gib 80] [--reserve-gib 4] [--profile P.json] [--comm C.json]\n"
-    "                       [--overlap] [--keep 3] [--nvlink-fraction 0.8] [--ib-fraction 0.85]\n"
-    "                       [--nvlink-alpha-us 5] [--ib-alpha-us 10] [--staging-gbs 20]\n"
-    "       llmpi_perfmodel reference-profile --json FILE\n";
 
 Plan plan_of(const Config& c) {
   Plan p;
@@ -51,12 +42,6 @@ Plan plan_of(const Config& c) {
   p.sp = c.parallel.sequence_parallel;
   p.recompute = c.model.recompute;
   return p;
-}
-
-Device device_of(const std::string& d) {
-  if (d == "host") return Device::host;
-  if (d == "cuda") return Device::cuda;
-  user_error("--device: expected host or cuda, got '", d, "'");
 }
 
 std::vector<int64_t> int_list(const std::string& s, const char* opt) {
@@ -100,24 +85,26 @@ const OpProfile& closest(const std::vector<OpProfile>& ps, const ModelConfig& m,
 
 double gib(double b) { return b / double(int64_t{1} << 30); }
 
-int predict(Args& a) {
-  const auto sets = a.get_all("--set");
+struct PredictArgs {
+  std::string config, comm, device = "host";
+  std::vector<std::string> sets, profiles;
+  bool cluster = false, overlap = false;
+  double staging_gbs = 0;
+};
+
+int predict(const PredictArgs& a) {
   std::vector<OpProfile> profiles;
-  for (const std::string& f : a.get_all("--profile")) profiles.push_back(load_profile(f));
-  const std::string comm = a.get("--comm", "");
-  const bool cluster = a.flag("--cluster");
-  const Device dev = device_of(a.get("--device", "host"));
+  for (const std::string& f : a.profiles) profiles.push_back(load_profile(f));
+  const Device dev = a.device == "cuda" ? Device::cuda : Device::host;
   ModelOptions o;
   o.device = dev;
-  o.overlap = a.flag("--overlap");
-  o.staging_bytes_per_s = a.get_double("--staging-gbs", 0) * 1e9;
+  o.overlap = a.overlap;
+  o.staging_bytes_per_s = a.staging_gbs * 1e9;
   if (dev == Device::cuda) o.peak_flops = kH100Bf16Dense;
-  const auto pos = a.positionals();
-  a.finish();
-  if (pos.size() != 1) user_error("predict: expected one CONFIG");
-  if (profiles.empty()) user_error("predict: needs --profile (llmpi_op_profile --json)");
-  if (comm.empty() == !cluster) user_error("predict: give exactly one of --comm FILE and --cluster");
-  const Config cfg = load_config(pos[0], sets);
+  if (a.comm.empty() == !a.cluster) user_error("predict: give exactly one of --comm FILE and --cluster");
+  const std::string& comm = a.comm;
+  const bool cluster = a.cluster;
+  const Config cfg = load_config(a.config, a.sets);
   const Plan p = plan_of(cfg);
   const OpProfile& prof = closest(profiles, cfg.model, p);
   const CommCost cost = cluster ? CommCost(h100_cluster()) : CommCost(load_comm(comm));
@@ -139,25 +126,28 @@ int predict(Args& a) {
   return 0;
 }
 
-int project(Args& a) {
-  const auto sets = a.get_all("--set");
-  const std::vector<int64_t> gpus = int_list(a.require("--gpus"), "--gpus");
-  const int64_t global = a.get_int("--global-batch", 1024);
-  const double limit = (a.get_double("--memory-gib", 80) - a.get_double("--reserve-gib", 4)) *
-                       double(int64_t{1} << 30);
-  const std::string profile = a.get("--profile", "");
-  const std::string comm = a.get("--comm", "");
+struct ProjectArgs {
+  std::string config, gpus, profile, comm;
+  std::vector<std::string> sets;
+  int64_t global = 1024, keep = 3;
+  double memory_gib = 80, reserve_gib = 4, staging_gbs = 20;
+  double nvlink_fraction = 0.8, ib_fraction = 0.85, nvlink_alpha_us = 5, ib_alpha_us = 10;
+  bool overlap = false;
+};
+
+int project(const ProjectArgs& a) {
+  const std::vector<int64_t> gpus = int_list(a.gpus, "--gpus");
+  const int64_t global = a.global;
+  const double limit = (a.memory_gib - a.reserve_gib) * double(int64_t{1} << 30);
+  const std::string& profile = a.profile;
+  const std::string& comm = a.comm;
   ModelOptions o;
   o.device = Device::cuda;
   o.peak_flops = kH100Bf16Dense;
-  o.overlap = a.flag("--overlap");
-  o.staging_bytes_per_s = a.get_double("--staging-gbs", 20) * 1e9;
-  const size_t keep = size_t(a.get_int("--keep", 3));
-  Cluster k = h100_cluster(a.get_double("--nvlink-fraction", 0.8), a.get_double("--ib-fraction", 0.85),
-                           a.get_double("--nvlink-alpha-us", 5) * 1e-6, a.get_double("--ib-alpha-us", 10) * 1e-6);
-  const auto pos = a.positionals();
-  a.finish();
-  if (pos.size() != 1) user_error("project: expected one CONFIG");
+  o.overlap = a.overlap;
+  o.staging_bytes_per_s = a.staging_gbs * 1e9;
+  const size_t keep = size_t(a.keep);
+  Cluster k = h100_cluster(a.nvlink_fraction, a.ib_fraction, a.nvlink_alpha_us * 1e-6, a.ib_alpha_us * 1e-6);
   if (limit <= 0) user_error("project: --memory-gib must exceed --reserve-gib");
   if (!comm.empty()) {  // a measured 2-GPU NCCL table calibrates the NVLink link
     const CommTable t = load_comm(comm);
@@ -165,12 +155,12 @@ int project(Args& a) {
     // all_reduce of 2 ranks: 2·α + S/B (link_seconds with p = 2).
     k.intra = {f.alpha / 2, f.beta > 0 ? 1.0 / f.beta : k.intra.bytes_per_s};
   }
-  const Config cfg = load_config(pos[0], sets);
+  const Config cfg = load_config(a.config, a.sets);
   const OpProfile prof = profile.empty() ? h100_reference_profile() : load_profile(profile);
   const CommCost cost(k);
   std::printf("model %s: %lld layers, width %lld, %lld:%lld heads, FFN %lld, vocab %lld, T %lld; "
               "global batch %lld sequences; %.0f GiB per GPU usable\n",
-              pos[0].c_str(), (long long)cfg.model.n_layer, (long long)cfg.model.d_model,
+              a.config.c_str(), (long long)cfg.model.n_layer, (long long)cfg.model.d_model,
               (long long)cfg.model.n_head, (long long)cfg.model.kv_heads(), (long long)cfg.model.d_ff,
               (long long)cfg.model.vocab_size, (long long)cfg.train.seq_len, (long long)global, gib(limit));
   std::printf("compute: %s\nnetwork: %s%s\n", prof.source.c_str(), cost.describe().c_str(),
@@ -197,24 +187,49 @@ int project(Args& a) {
   return 0;
 }
 
-int reference_profile(Args& a) {
-  const std::string json = a.require("--json");
-  a.finish();
-  write_text(json, to_json(h100_reference_profile()), "llmpi_perfmodel reference-profile");
-  return 0;
-}
-
 int run(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help") {
-    std::printf("%s", kHelp);
-    return argc < 2 ? 2 : 0;
-  }
-  const std::string cmd = argv[1];
-  Args a(std::vector<std::string>(argv + 2, argv + argc), "llmpi_perfmodel " + cmd);
-  if (cmd == "predict") return predict(a);
-  if (cmd == "project") return project(a);
-  if (cmd == "reference-profile") return reference_profile(a);
-  user_error("llmpi_perfmodel: unknown command '", cmd, "' (expected predict, project or reference-profile)");
+  CLI::App app{"The performance model of llmpi's training step (docs/scaling.md).", "llmpi_perfmodel"};
+  app.require_subcommand(1);
+  PredictArgs pa;
+  CLI::App* pr = app.add_subcommand("predict", "step time and memory of CONFIG's own layout");
+  add_value(*pr, "CONFIG", pa.config, "CONFIG", "the TOML config (its [parallel] and [train] layout)")->required();
+  add_list(*pr, "--set", pa.sets, "KEY=VALUE", "override one config key (repeatable)");
+  add_list(*pr, "--profile", pa.profiles, "FILE", "an llmpi_op_profile JSON (repeatable; the closest is used)")->required();
+  add_value(*pr, "--comm", pa.comm, "FILE", "an llmpi_collective_bench JSON (measured collectives)");
+  add_switch(*pr, "--cluster", pa.cluster, "H100 cluster link figures instead of --comm");
+  add_value(*pr, "--device", pa.device, "host|cuda", "activation dtype and MFU peak (default host)")
+      ->check(one_of({"host", "cuda"}));
+  add_switch(*pr, "--overlap", pa.overlap, "model part 2's overlap of dp/ZeRO communication");
+  add_value(*pr, "--staging-gbs", pa.staging_gbs, "G", "host staging of pipeline messages, GB/s (0: none)")
+      ->check(at_least(0));
+  ProjectArgs ja;
+  CLI::App* pj = app.add_subcommand("project", "best layouts per GPU count on H100 nodes");
+  add_value(*pj, "CONFIG", ja.config, "CONFIG", "the TOML config (model shape, seq_len)")->required();
+  add_list(*pj, "--set", ja.sets, "KEY=VALUE", "override one config key (repeatable)");
+  add_value(*pj, "--gpus", ja.gpus, "N,N,...", "GPU counts")->required();
+  add_value(*pj, "--global-batch", ja.global, "SEQS", "sequences per step (default 1024)")->check(at_least(1));
+  add_value(*pj, "--memory-gib", ja.memory_gib, "GIB", "memory per GPU (default 80)")->check(at_least(1));
+  add_value(*pj, "--reserve-gib", ja.reserve_gib, "GIB", "kept free per GPU (default 4)")->check(at_least(0));
+  add_value(*pj, "--profile", ja.profile, "FILE", "measured CUDA op profile (default: H100 reference)");
+  add_value(*pj, "--comm", ja.comm, "FILE", "measured 2-GPU NCCL table for the NVLink link");
+  add_switch(*pj, "--overlap", ja.overlap, "model part 2's overlap of dp/ZeRO communication");
+  add_value(*pj, "--keep", ja.keep, "N", "layouts listed per GPU count (default 3)")->check(at_least(1));
+  add_value(*pj, "--nvlink-fraction", ja.nvlink_fraction, "F", "of 450 GB/s reached (default 0.8)")
+      ->check(in_range(0, true, 1, false));
+  add_value(*pj, "--ib-fraction", ja.ib_fraction, "F", "of 50 GB/s reached (default 0.85)")
+      ->check(in_range(0, true, 1, false));
+  add_value(*pj, "--nvlink-alpha-us", ja.nvlink_alpha_us, "US", "per step (default 5)")->check(at_least(0));
+  add_value(*pj, "--ib-alpha-us", ja.ib_alpha_us, "US", "per step (default 10)")->check(at_least(0));
+  add_value(*pj, "--staging-gbs", ja.staging_gbs, "G", "host staging of pipeline messages (default 20)")
+      ->check(at_least(0));
+  std::string ref_json;
+  CLI::App* rf = app.add_subcommand("reference-profile", "write the H100 reference profile");
+  add_value(*rf, "--json", ref_json, "FILE", "where to write it")->required();
+  if (!parse_args(app, argc, argv)) return 0;
+  if (pr->parsed()) return predict(pa);
+  if (pj->parsed()) return project(ja);
+  write_text(ref_json, to_json(h100_reference_profile()), "llmpi_perfmodel reference-profile");
+  return 0;
 }
 
 }  // namespace

@@ -37,11 +37,6 @@ Config plan_config(const ModelConfig& model, const Plan& p) {
 std::string plan_problems(const ModelConfig& model, const Plan& p) {
   std::string out = validate_layout(plan_config(model, p), int(p.world()));
   std::ostringstream more;
-  if (p.virtual_stages > 1 && p.pp == 1) more << "virtual_stages > 1 needs pp > 1\n";
-  if (p.virtual_stages > 1 && p.micro_batches % p.pp != 0)
-    more << "interleaving needs micro_batches (" << p.micro_batches << ") % pp (" << p.pp << ") == 0\n";
-  if (p.sp && p.seq_len % p.tp != 0) more << "sequence parallelism needs seq_len % tp == 0\n";
-  if (p.zero == 2 && p.pp > 1) more << "ZeRO 2 with pp > 1 runs as ZeRO 1 (engine.h)\n";
   if (p.seq_len > model.max_seq_len && model.max_seq_len > 0)
     more << "seq_len " << p.seq_len << " exceeds model.max_seq_len " << model.max_seq_len << "\n";
   return out + more.str();

@@ -34,8 +34,8 @@ struct Plan {
 // model.recompute).
 Config plan_config(const ModelConfig& model, const Plan& p);
 
-// validate_layout's problems (empty when the engine accepts the plan), plus what the model
-// itself requires: interleaving needs M % pp == 0, ZeRO 2 with pp > 1 behaves as ZeRO 1.
+// validate_layout's problems (src/config/layout_rules.h decides them; empty when the engine
+// accepts the plan), plus a sequence longer than model.max_seq_len (a config check).
 std::string plan_problems(const ModelConfig& model, const Plan& p);
 
 // 6 · (matmul parameters incl. the head) + 6 · L · T · C: model FLOPs per token (the

@@ -1,7 +1,11 @@
 #pragma once
 // The little I/O every performance-model tool shares: reading and writing a whole text file
-// (JSON profiles and tables) with errors that name the file, and a main() that turns errors
-// into the project's exit codes (UserError → 2 with its message, anything else → 1).
+// (JSON profiles and tables) with errors that name the file, the command line through CLI11
+// (options declared with cli/options.h, as llmpi's own commands), and a main() that turns
+// errors into the project's exit codes (UserError or a bad command line → 2 with its
+// message, anything else → 1; --help → its text on stdout, 0).
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <exception>
 #include <fstream>
@@ -26,6 +30,20 @@ inline void write_text(const std::string& path, const std::string& text, const c
   std::ofstream f(path);
   f << text;
   if (!f) user_error(tool, ": cannot write ", path);
+}
+
+// Parses argv into `app`; returns true to go on, false after --help (printed). A bad command
+// line throws UserError naming the tool and the problem.
+inline bool parse_args(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+    return true;
+  } catch (const CLI::CallForHelp&) {
+    std::printf("%s", app.help().c_str());
+    return false;
+  } catch (const CLI::ParseError& e) {
+    user_error(e.what(), " (see ", app.get_name(), " --help)");
+  }
 }
 
 // run(argc, argv) under the project's error convention, messages prefixed with `tool`.
