@@ -8,7 +8,9 @@
 #      the layout's time = the median over the repetitions
 #   4. llmpi_perfmodel predict for the same layout, and the error (predicted / measured - 1)
 # Layouts: 1 rank (and with full recomputation), dp2 ZeRO 0/1/3, tp2, tp2 + sp, pp2 1F1B and
-# interleaved (v = 2), each with the same global batch (8 × 128 tokens). Configs: tiny (tiny.toml,
+# interleaved (v = 2), and on 4 ranks dp2 × tp2, dp2 ZeRO 1 × pp2, tp2 + sp × pp2 (every group
+# of 2 ranks, so that the 2-rank α-β table applies; 4 ranks share the 2 cores, which the
+# model's --cores accounts for), each with the same global batch (8 × 128 tokens). Configs: tiny (tiny.toml,
 # 1.1M parameters) and gpt2-10m (tiny.toml with d_model 320, 8 layers, 4 heads: 10.6M).
 # The load average is recorded with every measurement: on a shared machine the measured and
 # profiled times move with it, so compare rows measured at similar load.
@@ -16,7 +18,7 @@
 # Env: BUILD (build/cpu), OUT (/tmp/perfmodel_host), REPS (3), CONFIGS ("tiny gpt2-10m"),
 #      LAYOUTS (a regex over layout names, default all), MAX_LOAD (wait before each layout
 #      until the 1-minute load average is below it, polling every 30 s, at most WAIT_S = 3600
-#      seconds; default: no wait).
+#      seconds; default: no wait), CORES (the cores the ranks share, default nproc).
 # Usage: bench/perfmodel_host.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +48,7 @@ wait_quiet() {
     waited=$((waited + 30))
   done
 }
+cores=${CORES:-$(nproc --all)}
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "== perfmodel_host: $(date -u +%FT%TZ), commit $commit, $(nproc --all) cores, load $(load), $reps repetitions"
 
@@ -76,6 +79,9 @@ layouts=(
   "tp2 + sp|2|--set parallel.tp=2 --set parallel.sequence_parallel=true --set train.batch_size=8"
   "pp2 1F1B M=4|2|--set parallel.pp=2 --set parallel.micro_batches=4 --set train.batch_size=2"
   "pp2 interleaved v=2 M=4|2|--set parallel.pp=2 --set parallel.virtual_stages=2 --set parallel.micro_batches=4 --set train.batch_size=2"
+  "dp2 x tp2|4|--set parallel.dp=2 --set parallel.tp=2 --set train.batch_size=4"
+  "dp2 ZeRO 1 x pp2 M=2|4|--set parallel.dp=2 --set parallel.zero_stage=1 --set parallel.pp=2 --set parallel.micro_batches=2 --set train.batch_size=2"
+  "tp2 + sp x pp2 M=4|4|--set parallel.tp=2 --set parallel.sequence_parallel=true --set parallel.pp=2 --set parallel.micro_batches=4 --set train.batch_size=2"
 )
 
 # Step ms of one `llmpi train` run: 1024 tokens / median tok/s of the windows after the first two.
@@ -121,7 +127,7 @@ for cfg in $configs; do
     hi=$(printf '%s\n' "${times[@]}" | sort -g | tail -1)
     # shellcheck disable=SC2046
     pred=$("$build/bench/llmpi_perfmodel" predict configs/tiny.toml $(model_args "$cfg") "${overrides[@]}" \
-             --profile "$prof" --comm "$out/comm.json" | tail -n 1 | sed 's/.*"predicted_ms": \([0-9.]*\).*/\1/')
+             --profile "$prof" --comm "$out/comm.json" --cores "$cores" | tail -n 1 | sed 's/.*"predicted_ms": \([0-9.]*\).*/\1/')
     err=$(awk -v p="$pred" -v m="$med" 'BEGIN { printf "%+.1f %%", 100 * (p / m - 1) }')
     printf '| %s | %s | %s | %.1f (%.1f–%.1f) | %.1f | %s | %.1f (B=%s) | %s–%s |\n' "$cfg" "$name" "$ranks" "$med" "$lo" "$hi" \
       "$pred" "$err" "$pstep" "$B" "$l0" "$l1"

@@ -1,6 +1,6 @@
 // llmpi_perfmodel: the performance model's command line (docs/scaling.md).
 //   predict CONFIG [--set k=v ...] --profile P.json [--profile ...] (--comm C.json | --cluster)
-//           [--device host|cuda] [--overlap] [--staging-gbs G]
+//           [--device host|cuda] [--overlap] [--staging-gbs G] [--cores N]
 //       The step time of the config's own layout ([parallel], [train] batch_size, seq_len,
 //       recompute), split into its parts, and the largest rank's memory. With several
 //       profiles, the one whose micro-batch (B·T tokens) is closest to the config's is used.
@@ -90,6 +90,7 @@ struct PredictArgs {
   std::vector<std::string> sets, profiles;
   bool cluster = false, overlap = false;
   double staging_gbs = 0;
+  int cores = 0;
 };
 
 int predict(const PredictArgs& a) {
@@ -100,6 +101,7 @@ int predict(const PredictArgs& a) {
   o.device = dev;
   o.overlap = a.overlap;
   o.staging_bytes_per_s = a.staging_gbs * 1e9;
+  o.host_cores = a.cores;
   if (dev == Device::cuda) o.peak_flops = kH100Bf16Dense;
   if (a.comm.empty() == !a.cluster) user_error("predict: give exactly one of --comm FILE and --cluster");
   const std::string& comm = a.comm;
@@ -201,6 +203,8 @@ int run(int argc, char** argv) {
       ->check(one_of({"host", "cuda"}));
   add_switch(*pr, "--overlap", pa.overlap, "model part 2's overlap of dp/ZeRO communication");
   add_value(*pr, "--staging-gbs", pa.staging_gbs, "G", "host staging of pipeline messages, GB/s (0: none)")
+      ->check(at_least(0));
+  add_value(*pr, "--cores", pa.cores, "N", "host cores the ranks share (0: one per rank; default 0)")
       ->check(at_least(0));
   ProjectArgs ja;
   CLI::App* pj = app.add_subcommand("project", "best layouts per GPU count on H100 nodes");

@@ -52,10 +52,11 @@ std::string StepPrediction::str() const {
   char b[480];
   std::snprintf(b, sizeof b,
                 "%.2f ms = pipeline %.2f (compute %.2f, tp comm %.2f, bubble+messages %.2f) + dp/zero "
-                "comm %.2f + zero copies %.2f + optimizer %.2f + other comm %.2f + host overhead %.2f",
+                "comm %.2f + zero copies %.2f + optimizer %.2f + other comm %.2f + host overhead %.2f"
+                " (time share %.2f)",
                 total_s * 1e3, pipeline_s * 1e3, compute_s * 1e3, tp_comm_s * 1e3, bubble_s * 1e3,
                 dp_comm_s * 1e3, zero_copy_s * 1e3, optimizer_s * 1e3, other_comm_s * 1e3,
-                overhead_s * 1e3);
+                overhead_s * 1e3, time_share);
   return b;
 }
 
@@ -253,6 +254,13 @@ StepPrediction predict_step(const ModelConfig& m, const Plan& p, const OpProfile
   if (p.units_path())
     out.total_s = out.pipeline_s + out.zero_copy_s + out.dp_comm_s + out.optimizer_s + out.other_comm_s;
   out.total_s += out.overhead_s;
+  if (o.device == Device::host && o.host_cores > 0 && p.world() > o.host_cores) {
+    const double f = double(p.world()) / double(o.host_cores);
+    out.time_share = f;
+    for (double* x : {&out.total_s, &out.pipeline_s, &out.compute_s, &out.tp_comm_s, &out.bubble_s,
+                      &out.dp_comm_s, &out.zero_copy_s, &out.optimizer_s, &out.other_comm_s, &out.overhead_s})
+      *x *= f;
+  }
   out.tokens_per_s = double(p.global_sequences() * p.seq_len) / out.total_s;
   if (o.peak_flops > 0)
     out.mfu = out.tokens_per_s * model_flops_per_token(m, p.seq_len) / (double(p.world()) * o.peak_flops);

@@ -16,6 +16,7 @@
 //     parameters the rank holds/owns, ZeRO-1's parameter all-gather.
 //   host overhead: the profiled step's wall time not spent in ops (bookkeeping, fences), once
 //     per micro-batch — it is not split by tp or pp.
+//   oversubscribed host (more ranks than ModelOptions::host_cores): every part × ranks/cores.
 //   ZeRO 2/3 (units path, pp = 1): per micro-batch and unit, the just-in-time store (zero
 //     filled, params copied in), ZeRO-3's all-gathers (forward, and backward but the last
 //     unit), the gradient accumulation and reduce-scatter; ZeRO 2's all-gather after the step.
@@ -37,6 +38,10 @@ struct ModelOptions {
   // Pipeline messages staged through host memory (StagedP2p on CUDA): bytes/s of each of
   // the device→host and host→device copies; 0 = not staged (host runs, direct p2p).
   double staging_bytes_per_s = 0;
+  // Host ranks time-sharing fewer cores (an oversubscribed test machine): with more ranks
+  // than cores every rank stays runnable (MPI waits by polling), so each gets cores/ranks of
+  // a core and the step stretches by ranks/cores. 0: a core per rank (no stretch).
+  int host_cores = 0;
 };
 
 struct StepPrediction {
@@ -50,6 +55,7 @@ struct StepPrediction {
   double optimizer_s = 0;   // zero_grads, squared norm, AdamW
   double other_comm_s = 0;  // scalar all-reduces, tp gradient sync, tied-embedding sync
   double overhead_s = 0;    // host time of the profiled step outside its ops, per micro-batch
+  double time_share = 1;    // ranks / host cores when oversubscribed (every part above includes it)
   double tokens_per_s = 0;
   double mfu = 0;           // model FLOPs / (ranks · peak); 0 without a peak
   RankMemory memory;        // the largest rank

@@ -321,6 +321,12 @@ TEST(PerfStep, SyntheticProfileScalesAsTheClosedForm) {
   p.recompute = Recompute::none, p.dp = 2;
   const StepPrediction d = predict_step(prof.model, p, prof, ar, o);
   EXPECT_NEAR(d.dp_comm_s, 1e-3, 1e-12);  // one bucket (fewer than 2^20 parameters)
+  // Two ranks time-sharing one core: every part twice as long; a core per rank: unchanged.
+  ModelOptions shared;
+  shared.host_cores = 1;
+  EXPECT_NEAR(predict_step(prof.model, p, prof, ar, shared).total_s, 2 * d.total_s, 1e-12);
+  shared.host_cores = 2;
+  EXPECT_NEAR(predict_step(prof.model, p, prof, ar, shared).total_s, d.total_s, 1e-12);
   Plan bad = p;
   bad.tp = 3;  // does not divide the 4 heads: the engine's rules refuse it
   EXPECT_THROW(predict_step(prof.model, bad, prof, free_comm, o), UserError);
