@@ -12,6 +12,7 @@
 #include "jobs/retention.h"
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
+#include "train/init_from.h"
 #include "train/paths.h"
 #include "train/unigram.h"
 
@@ -143,11 +144,10 @@ ResumePoint Trainer::resume(const std::string& path) {
   p.path = path;
   p.step = m.step;
   p.tokens_seen = m.tokens_seen;
-  std::string layout;
-  if (m.layout.size() == 5)
-    layout = " (saved under tp" + std::to_string(m.layout[0]) + " pp" + std::to_string(m.layout[1]) +
-             " dp" + std::to_string(m.layout[2]) + " ZeRO " + std::to_string(m.layout[3]) + ", " +
-             std::to_string(m.layout[4]) + " ranks)";
+  const Layout& l = m.layout;
+  const std::string layout = " (saved under tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) +
+                             " dp" + std::to_string(l.dp) + " ZeRO " + std::to_string(l.zero_stage) +
+                             ", " + std::to_string(l.world_size()) + " ranks)";
   report("resuming from " + path + " at step " + std::to_string(m.step) + " of " +
          std::to_string(cfg_.train.steps) + ", " + std::to_string(m.tokens_seen) +
          " tokens seen, optimizer step " + std::to_string(m.optimizer.step_count) + layout);
@@ -168,14 +168,17 @@ std::optional<ResumePoint> Trainer::resume_latest() {
   return p;
 }
 
+void Trainer::init_from(const std::string& source) {
+  report("initial weights from " + init_params_from(source, cfg_, *engine_, comm_));
+}
+
 void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
   const int64_t G = layout_.global_samples();
   CheckpointMeta meta;
   meta.step = step;
   meta.tokens_seen = step * G * cfg_.train.seq_len;
   meta.config_toml = cfg_.source_text;
-  meta.layout = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp, cfg_.parallel.zero_stage,
-                 topo_.world_size()};
+  meta.layout = topo_.layout();
   meta.optimizer = engine_->optimizer_meta();
   DataMeta& d = meta.data;
   d.seed = cfg_.train.seed;
@@ -317,8 +320,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   meta.step = cfg_.train.steps;
   meta.tokens_seen = cfg_.train.steps * tokens_per_step;
   meta.config_toml = cfg_.source_text;
-  meta.layout = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp, cfg_.parallel.zero_stage,
-                 topo_.world_size()};
+  meta.layout = topo_.layout();
   sum.model_path = (run_dir / "model.h5").string();
   engine_->save(sum.model_path, meta);
   if (rank_ == 0) out_ << "saved " << sum.model_path << "\n" << std::flush;

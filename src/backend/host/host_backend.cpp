@@ -21,22 +21,13 @@ void check_host(const char* op, const char* what, const Tensor& t) {
               " has no data");
 }
 
+void check_host(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> ts) {
+  for (const auto& [what, t] : ts) check_host(op, what, *t);
+}
+
 void check_dtype(const char* op, const char* what, const Tensor& t, DType want) {
   LLMPI_CHECK(t.dtype == want, op, ": ", what, " is ", dtype_name(t.dtype), ", expected ",
               dtype_name(want));
-}
-
-void check_numel(const char* op, const char* what, const Tensor& t, int64_t want) {
-  LLMPI_CHECK(t.numel() == want, op, ": ", what, " ", t.shape.str(), " has ", t.numel(),
-              " elements, expected ", want);
-}
-
-uint16_t f32_to_bf16(float x) {
-  uint32_t u = std::bit_cast<uint32_t>(x);
-  if (std::isnan(x)) return static_cast<uint16_t>((u >> 16) | 0x0040u);  // stay a quiet NaN
-  // Round to nearest, ties to even: add 0x7FFF plus the lowest kept bit, then truncate.
-  u += 0x7FFFu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
 }
 
 uint16_t f64_to_bf16(double x) {
@@ -51,8 +42,6 @@ uint16_t f64_to_bf16(double x) {
   }
   return f32_to_bf16(f);
 }
-
-float bf16_to_f32(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
 
 namespace {
 
@@ -147,8 +136,7 @@ void HostBackend::add(const Tensor& out, const Tensor& a, const Tensor& b) {
   check_host("add", "b", b);
   check_dtype("add", "a", a, out.dtype);
   check_dtype("add", "b", b, out.dtype);
-  check_numel("add", "a", a, out.numel());
-  check_numel("add", "b", b, out.numel());
+  op_shapes::same_numel("add", {{"out", &out}, {"a", &a}, {"b", &b}});
   dispatch_float(out.dtype, "add", [&](auto tag) {
     using T = decltype(tag);
     T* o = out.ptr<T>();

@@ -9,7 +9,9 @@
 #include <Kokkos_Core.hpp>
 #include <cstdint>
 
+#include "backend/op_shapes.h"
 #include "core/error.h"
+#include "core/float16.h"
 #include "core/tensor.h"
 
 namespace llmpi::host {
@@ -29,12 +31,9 @@ void dispatch_float(DType t, const char* op, F&& f) {
   }
 }
 
-// Rows of a tensor viewed as [rows, last dim] (1 for a 1-d tensor's single row).
-inline int64_t last_dim(const Tensor& t) { return t.shape.ndim ? t.shape[t.shape.ndim - 1] : 1; }
-inline int64_t row_count(const Tensor& t) {
-  const int64_t c = last_dim(t);
-  return c ? t.numel() / c : 0;
-}
+// A tensor viewed as [rows, last dim] (backend/op_shapes.h).
+using op_shapes::last_dim;
+using op_shapes::row_count;
 
 // ---- embedding.cpp ----------------------------------------------------------------------
 template <class T>
@@ -123,9 +122,9 @@ void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, double lr, double bet
                   double bias_correction1, double bias_correction2);
 
 // ---- bf16 conversion (host_backend.cpp) -------------------------------------------------
-// Round-to-nearest-even from f32; from f64 exactly rounded (no double rounding via f32).
-uint16_t f32_to_bf16(float x);
+// From f32 and to f32: core/float16.h; from f64 exactly rounded (no double rounding via f32).
+using llmpi::bf16_to_f32;
+using llmpi::f32_to_bf16;
 uint16_t f64_to_bf16(double x);
-float bf16_to_f32(uint16_t b);
 
 }  // namespace llmpi::host
