@@ -65,7 +65,8 @@ model_args() {  # config name -> --set overrides of tiny.toml
   esac
 }
 steps_of() { case $1 in tiny) echo 24 ;; *) echo 12 ;; esac; }
-common=(--no-save --no-resume --set train.warmup_steps=2 --set train.log_every=2 --set train.eval_every=0
+# The unoverlapped engine (the model without --overlap); bench/host_overlap.sh compares both.
+common=(--no-save --no-resume --set parallel.overlap_grad_reduce=false --set train.warmup_steps=2 --set train.log_every=2 --set train.eval_every=0
         --set data.val= --set checkpoint.every=0)
 
 # name | ranks | overrides (global batch 8 sequences in every layout)

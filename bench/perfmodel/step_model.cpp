@@ -14,7 +14,7 @@
 namespace llmpi::perf {
 namespace {
 
-constexpr int64_t kBucketElems = int64_t{1} << 20;  // the engine's ZeRO-0 bucket
+constexpr int64_t kBucketElems = int64_t{1} << 18;  // parallel.grad_bucket_elems' default
 constexpr double kMaster = 4.0;
 
 bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }

@@ -11,7 +11,7 @@
 //     are added to the pass (they block it).
 //   pipeline = simulate_pipeline over the engine's order, one message per chunk boundary.
 //   after it, per rank: tp gradient sync, tied-embedding sync, dp gradient reduction (ZeRO 0:
-//     all-reduce in 2^20-element buckets; ZeRO 1: reduce-scatter, copy of the shard), the
+//     all-reduce in 2^18-element buckets; ZeRO 1: reduce of each shard to its owner), the
 //     scalar all-reduces (counts, loss, squared norms), zero_grads/clip/AdamW over the
 //     parameters the rank holds/owns, ZeRO-1's parameter all-gather.
 //   host overhead: the profiled step's wall time not spent in ops (bookkeeping, fences), once
