@@ -45,9 +45,12 @@ float work(std::vector<float>& a, int64_t iters) {
 int64_t calibrate(std::vector<float>& a, double ms, MpiCollectives& world) {
   int64_t iters = 1;
   for (;;) {
-    const auto t0 = Clock::now();
-    work(a, iters);
-    const double s = since(t0);
+    double s = 1e30;  // the fastest of 3: a rank descheduled meanwhile must not shorten C
+    for (int k = 0; k < 3; ++k) {
+      const auto t0 = Clock::now();
+      work(a, iters);
+      s = std::min(s, since(t0));
+    }
     if (s > 0.02 || iters > (int64_t{1} << 30)) {
       const double n = std::max(1.0, std::round(double(iters) * ms * 1e-3 / s));
       return int64_t(world.all_reduce_value(n, ReduceOp::max));

@@ -90,7 +90,7 @@ struct PredictArgs {
   std::vector<std::string> sets, profiles;
   bool cluster = false, overlap = false;
   double staging_gbs = 0;
-  int cores = 0;
+  int64_t cores = 0;
 };
 
 int predict(const PredictArgs& a) {
@@ -101,7 +101,7 @@ int predict(const PredictArgs& a) {
   o.device = dev;
   o.overlap = a.overlap;
   o.staging_bytes_per_s = a.staging_gbs * 1e9;
-  o.host_cores = a.cores;
+  o.host_cores = int(a.cores);
   if (dev == Device::cuda) o.peak_flops = kH100Bf16Dense;
   if (a.comm.empty() == !a.cluster) user_error("predict: give exactly one of --comm FILE and --cluster");
   const std::string& comm = a.comm;
