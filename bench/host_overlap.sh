@@ -49,7 +49,7 @@ layouts=(
   "dp2 x tp2|4|--set parallel.dp=2 --set parallel.tp=2 --set train.batch_size=4"
   "dp2 x pp2 M=2|4|--set parallel.dp=2 --set parallel.pp=2 --set parallel.micro_batches=2 --set train.batch_size=2"
 )
-echo "host overlap benchmark: $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD), $(nproc) cores, $reps runs each, $steps steps"
+echo "host overlap benchmark: $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD), $(nproc --all) cores, $reps runs each, $steps steps"
 echo "| layout | ranks | off ms | on ms | off/on | split off: compute / exposed / total comm ms | split on | load |"
 echo "|---|---|---|---|---|---|---|---|"
 for entry in "${layouts[@]}"; do
