@@ -32,7 +32,7 @@ TEST(GradReducer, BucketsFollowTheStoreAndStartWhenFinal) {
   Communicator self = Communicator::dup(MPI_COMM_SELF, "self");
   MpiCollectives c(self);
   const int64_t cap = 1000;
-  auto late = [](const ParamInfo& q) { return q.name == "layers.1.ln_1.weight"; };
+  auto late = [](const ParamInfo& q) { return q.name == "layers.1.attn_norm.weight"; };
   for (bool overlap : {true, false}) {
     SCOPED_TRACE(overlap ? "overlap" : "no overlap");
     GradReducer r(*be, c, store, ShardRange::of(store.numel(), 1, 0), 2, cap, overlap, late);
