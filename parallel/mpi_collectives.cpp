@@ -49,6 +49,14 @@ void in_pieces(int64_t n, int64_t max, F&& f) {
   for (int64_t off = 0; off < n; off += max) f(off, static_cast<int>(std::min(max, n - off)));
 }
 
+// MPI_ERR_IN_STATUS → the error of the failed request.
+int status_error(int rc, const std::vector<MPI_Status>& st) {
+  if (rc == MPI_ERR_IN_STATUS)
+    for (const MPI_Status& s : st)
+      if (s.MPI_ERROR != MPI_SUCCESS && s.MPI_ERROR != MPI_ERR_PENDING) rc = s.MPI_ERROR;
+  return rc;
+}
+
 // One non-blocking operation: the MPI requests of its pieces, and for a receive the count
 // each piece must deliver.
 struct MpiRequest final : Request::Impl {
@@ -64,10 +72,24 @@ struct MpiRequest final : Request::Impl {
     const ObservedCollective watch(observer, op, comm->name().c_str(), 0);
     std::vector<MPI_Status> st(handles.size());
     int rc = MPI_Waitall(static_cast<int>(handles.size()), handles.data(), st.data());
-    if (rc == MPI_ERR_IN_STATUS)
-      for (const MPI_Status& s : st)
-        if (s.MPI_ERROR != MPI_SUCCESS && s.MPI_ERROR != MPI_ERR_PENDING) rc = s.MPI_ERROR;
-    check_mpi(rc, what, comm);
+    check_mpi(status_error(rc, st), what, comm);
+    check_counts(st);
+  }
+
+  bool test() override {
+    int done = 0;
+    std::vector<MPI_Status> st(handles.size());
+    int rc = MPI_Testall(static_cast<int>(handles.size()), handles.data(), &done, st.data());
+    check_mpi(status_error(rc, st), what, comm);
+    if (done) {
+      check_counts(st);
+      handles.clear();  // all MPI_REQUEST_NULL now; a later wait() returns at once
+      expected.clear();
+    }
+    return done != 0;
+  }
+
+  void check_counts(std::vector<MPI_Status>& st) const {
     for (size_t i = 0; i < expected.size(); ++i) {
       int got = 0;
       check_mpi(MPI_Get_count(&st[i], type, &got), "MPI_Get_count", comm);
@@ -231,6 +253,46 @@ Request MpiCollectives::irecv(const Tensor& t, int src, int tag) {
               req->what, &comm_);
     req->handles.push_back(h);
     req->expected.push_back(n);
+  });
+  return Request(std::move(req));
+}
+
+Request MpiCollectives::iall_reduce(const Tensor& t) {
+  check_host(t, "iall_reduce");
+  check_reducible(t, "iall_reduce");
+  auto req = std::make_unique<MpiRequest>();
+  req->comm = &comm_;
+  req->type = mpi_type(t.dtype);
+  req->what = "MPI_Iallreduce";
+  req->observer = observer();
+  req->op = "wait (iall_reduce)";
+  in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
+    MPI_Request h = MPI_REQUEST_NULL;
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, bytes(t) + at(t, off), n, req->type, MPI_SUM, comm_.get(), &h),
+              req->what, &comm_);
+    req->handles.push_back(h);
+  });
+  return Request(std::move(req));
+}
+
+Request MpiCollectives::ireduce(const Tensor& t, int root) {
+  check_host(t, "ireduce");
+  check_reducible(t, "ireduce");
+  LLMPI_CHECK(root >= 0 && root < size(), "ireduce: root ", root, " of ", size());
+  auto req = std::make_unique<MpiRequest>();
+  req->comm = &comm_;
+  req->type = mpi_type(t.dtype);
+  req->what = detail::concat("MPI_Ireduce to rank ", root);
+  req->observer = observer();
+  req->op = "wait (ireduce)";
+  const bool mine = root == rank();
+  in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
+    MPI_Request h = MPI_REQUEST_NULL;
+    char* p = bytes(t) + at(t, off);
+    check_mpi(MPI_Ireduce(mine ? MPI_IN_PLACE : p, mine ? p : nullptr, n, req->type, MPI_SUM, root,
+                          comm_.get(), &h),
+              req->what, &comm_);
+    req->handles.push_back(h);
   });
   return Request(std::move(req));
 }

@@ -62,6 +62,10 @@ struct ParallelSection {
   // Layers per pipeline chunk, in global chunk order (pp × virtual_stages entries summing to
   // n_layer); empty = the balanced split (parallel/pipeline_split.h).
   std::vector<int64_t> stage_layers;
+  // Data-parallel gradient reduction (parallel/grad_reducer.h): buckets of at most this many
+  // gradient elements, each started during the backward once final (overlap) or all after it.
+  bool overlap_grad_reduce = true;
+  int64_t grad_bucket_elems = int64_t{1} << 18;
 
   bool operator==(const ParallelSection&) const = default;
 };

@@ -78,6 +78,8 @@ const ConfigKey kKeys[] = {
     {"parallel", "sequence_parallel", FIELD(parallel.sequence_parallel)},
     {"parallel", "virtual_stages", FIELD(parallel.virtual_stages), kOptional, at_least(1)},
     {"parallel", "stage_layers", FIELD(parallel.stage_layers), kOptional, at_least(1)},
+    {"parallel", "overlap_grad_reduce", FIELD(parallel.overlap_grad_reduce)},
+    {"parallel", "grad_bucket_elems", FIELD(parallel.grad_bucket_elems), kOptional, at_least(1)},
     // [checkpoint]
     {"checkpoint", "every", FIELD(checkpoint.every), kOptional, at_least(0)},
     {"checkpoint", "keep_last", FIELD(checkpoint.keep_last), kOptional, at_least(1)},

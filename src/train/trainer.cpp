@@ -92,6 +92,9 @@ StepRecord Trainer::train_step(int64_t step) {
   r.loss = s.loss;
   r.grad_norm = s.grad_norm;
   r.skipped = !s.applied;  // the weights are kept; the step counter still advances
+  r.step_s = s.step_s;
+  r.comm_exposed_s = s.comm_exposed_s;
+  r.comm_total_s = s.comm_total_s;
   return r;
 }
 
@@ -119,12 +122,18 @@ void Trainer::print_step(const StepRecord& r, int64_t done, double elapsed_s,
                          double tokens_per_s) const {
   const int64_t total = cfg_.train.steps;
   const double eta = done > 0 ? elapsed_s / double(done) * double(total - r.step) : 0.0;
-  char line[256];
+  // Rank 0's split of this step: compute (and all else) | communication waited for / all of it.
+  char split[96] = "";
+  if (r.comm_total_s > 0)
+    std::snprintf(split, sizeof split, " | step %.1f ms: compute %.1f, comm exposed %.1f of %.1f",
+                  1e3 * r.step_s, 1e3 * (r.step_s - r.comm_exposed_s), 1e3 * r.comm_exposed_s,
+                  1e3 * r.comm_total_s);
+  char line[384];
   std::snprintf(line, sizeof line,
                 "step %6lld/%lld | loss %.4f | lr %.3e | grad norm %8.4f | %9.0f tok/s | "
-                "elapsed %s | eta %s%s\n",
+                "elapsed %s | eta %s%s%s\n",
                 (long long)r.step, (long long)total, r.loss, r.lr, r.grad_norm, tokens_per_s,
-                hms(elapsed_s).c_str(), hms(eta).c_str(), r.skipped ? " | SKIPPED (non-finite)" : "");
+                hms(elapsed_s).c_str(), hms(eta).c_str(), split, r.skipped ? " | SKIPPED (non-finite)" : "");
   out_ << line << std::flush;
 }
 

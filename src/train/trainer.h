@@ -54,6 +54,8 @@ struct StepRecord {
   double lr = 0.0;
   double grad_norm = 0.0;  // before clipping
   bool skipped = false;    // non-finite gradients: the update was not applied
+  // The step's time split on this rank (StepStats: host communication only, else 0).
+  double step_s = 0.0, comm_exposed_s = 0.0, comm_total_s = 0.0;
 };
 
 struct TrainSummary {
