@@ -6,7 +6,11 @@
 //   dbias[O] += Σ_n dout[n, :]:        a deterministic column-sum kernel (column_sum.cuh);
 //     cuBLASLt's BGRADB epilogue overwrites its output and would need an extra buffer and add
 //     to honour the accumulate (+=) contract, so the kernel is simpler and as fast.
-// dtypes: in, w, bias, out, din, dout bf16; dw, dbias f32.
+// GELU fused into the products (CudaFusions::gelu): linear_gelu_forward is the forward
+// product with the GELU_AUX(_BIAS) epilogue (aux = pre, D = gelu(pre)); linear_backward_gelu
+// is din's product with the DGELU epilogue (aux = pre). Where cuBLASLt refuses the shape or
+// the fusion is off, each runs as its composition (product, then gelu_forward/backward).
+// dtypes: in, w, bias, out, din, dout, pre bf16; dw, dbias f32.
 #include "backend/cuda/column_sum.cuh"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/matmul.h"
@@ -23,14 +27,10 @@ struct BiasGrad {
   }
 };
 
-}  // namespace
-}  // namespace cuda
-
-using namespace cuda;
-
-void CudaBackend::linear_forward(const Tensor& out, const Tensor& in, const Tensor& w,
-                                 const Tensor& bias) {
-  const char* op = "linear_forward";
+// Checks linear_forward's arguments; returns the product out[N,O] = in·wᵀ in cuBLASLt's
+// column-major view (outᵀ = op_T(w)·in).
+MatmulSpec forward_spec(const char* op, const Tensor& out, const Tensor& in, const Tensor& w,
+                        const Tensor& bias) {
   check_device(op, "out", out);
   check_device(op, "in", in);
   check_device(op, "w", w);
@@ -51,7 +51,70 @@ void CudaBackend::linear_forward(const Tensor& out, const Tensor& in, const Tens
   s.m = O, s.n = N, s.k = I;
   s.lda = I, s.ldb = I, s.ldd = O;
   s.bias = !bias.empty();
+  return s;
+}
+
+// din[N,I] = dout·w in the column-major view: dinᵀ (I×N) = w (I×O) · doutᵀ (O×N).
+MatmulSpec din_spec(int64_t N, int64_t I, int64_t O) {
+  MatmulSpec s;
+  s.m = I, s.n = N, s.k = O;
+  s.lda = I, s.ldb = O, s.ldd = I;
+  return s;
+}
+
+}  // namespace
+}  // namespace cuda
+
+using namespace cuda;
+
+void CudaBackend::linear_forward(const Tensor& out, const Tensor& in, const Tensor& w,
+                                 const Tensor& bias) {
+  const MatmulSpec s = forward_spec("linear_forward", out, in, w, bias);
   matmul_->run(s, w.data, in.data, out.data, bias.data);
+}
+
+void CudaBackend::linear_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& in,
+                                      const Tensor& w, const Tensor& bias) {
+  const char* op = "linear_gelu_forward";
+  MatmulSpec s = forward_spec(op, out, in, w, bias);
+  check_device(op, "pre", pre);
+  check_dtype(op, "pre", pre, DType::bf16);
+  check_numel(op, "pre", pre, out.numel());
+  LLMPI_CHECK(out.data != pre.data || out.numel() == 0, op, ": out must not alias pre");
+  s.gelu = MatmulGelu::gelu_aux;
+  if (options_.fused.gelu && matmul_->try_run(s, w.data, in.data, out.data, bias.data, pre.data))
+    return;
+  linear_forward(pre, in, w, bias);
+  gelu_forward(out, pre);
+}
+
+void CudaBackend::linear_backward_gelu(const Tensor& din, const Tensor& dw, const Tensor& dbias,
+                                       const Tensor& dout, const Tensor& in, const Tensor& w,
+                                       const Tensor& pre) {
+  const char* op = "linear_backward_gelu";
+  LLMPI_CHECK(!din.empty(), op, ": din is empty");
+  check_device(op, "din", din);
+  check_device(op, "pre", pre);
+  check_device(op, "dout", dout);
+  check_dtype(op, "din", din, DType::bf16);
+  check_dtype(op, "pre", pre, DType::bf16);
+  check_dtype(op, "dout", dout, DType::bf16);
+  check_numel(op, "pre", pre, din.numel());
+  LLMPI_CHECK(din.data != pre.data || din.numel() == 0, op, ": din must not alias pre");
+  LLMPI_CHECK(w.shape.ndim == 2, op, ": w ", w.shape.str(), " is not [O, I]");
+  const int64_t I = last_dim(w), O = row_count(w), N = I ? din.numel() / I : 0;
+  check_numel(op, "din", din, N * I);
+  check_numel(op, "dout", dout, N * O);
+  if (options_.fused.gelu) {
+    MatmulSpec s = din_spec(N, I, O);
+    s.gelu = MatmulGelu::dgelu;
+    if (matmul_->try_run(s, w.data, dout.data, din.data, nullptr, pre.data)) {
+      linear_backward(Tensor{}, dw, dbias, dout, in, w);  // the parameter gradients
+      return;
+    }
+  }
+  linear_backward(din, dw, dbias, dout, in, w);
+  gelu_backward(din, din, pre);
 }
 
 void CudaBackend::linear_backward(const Tensor& din, const Tensor& dw, const Tensor& dbias,
@@ -71,10 +134,7 @@ void CudaBackend::linear_backward(const Tensor& din, const Tensor& dw, const Ten
     check_device(op, "din", din);
     check_dtype(op, "din", din, DType::bf16);
     check_numel(op, "din", din, N * I);
-    MatmulSpec s;
-    s.m = I, s.n = N, s.k = O;
-    s.lda = I, s.ldb = O, s.ldd = I;
-    matmul_->run(s, w.data, dout.data, din.data, nullptr);
+    matmul_->run(din_spec(N, I, O), w.data, dout.data, din.data, nullptr);
   }
   if (!dw.empty()) {
     check_device(op, "dw", dw);

@@ -148,4 +148,26 @@ void HostBackend::linear_backward(const Tensor& din, const Tensor& dw, const Ten
   });
 }
 
+// The GELU-fused forms are, on the host, the compositions that define them (the CUDA backend
+// fuses them into cuBLASLt epilogues).
+void HostBackend::linear_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& in,
+                                      const Tensor& w, const Tensor& bias) {
+  const char* op = "linear_gelu_forward";
+  check_numel(op, "pre", pre, out.numel());
+  LLMPI_CHECK(out.data != pre.data || out.numel() == 0, op, ": out must not alias pre");
+  linear_forward(pre, in, w, bias);
+  gelu_forward(out, pre);
+}
+
+void HostBackend::linear_backward_gelu(const Tensor& din, const Tensor& dw, const Tensor& dbias,
+                                       const Tensor& dout, const Tensor& in, const Tensor& w,
+                                       const Tensor& pre) {
+  const char* op = "linear_backward_gelu";
+  LLMPI_CHECK(!din.empty(), op, ": din is empty");
+  check_numel(op, "pre", pre, din.numel());
+  LLMPI_CHECK(din.data != pre.data || din.numel() == 0, op, ": din must not alias pre");
+  linear_backward(din, dw, dbias, dout, in, w);
+  gelu_backward(din, din, pre);
+}
+
 }  // namespace llmpi
