@@ -15,6 +15,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <functional>
 #include <limits>
@@ -23,6 +24,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "core/error.h"
 #include "core/rng.h"
 
 namespace llmpi {
@@ -527,6 +529,28 @@ TEST(CudaOps, MatchHostBackend) {
     }
   }
   EXPECT_GT(checked, 60);
+}
+
+// LLMPI_FUSED selects the fusions that stay on; a bad value is a UserError naming it.
+TEST(CudaOps, LlmpiFusedSelectsFusions) {
+  const char* saved = std::getenv("LLMPI_FUSED");
+  const std::string keep = saved ? saved : "";
+  auto fused = [](const char* v) {
+    setenv("LLMPI_FUSED", v, 1);
+    return CudaBackendOptions::from_env().fused;
+  };
+  CudaFusions f = fused("all");
+  EXPECT_TRUE(f.norm && f.gelu && f.swiglu);
+  f = fused("none");
+  EXPECT_FALSE(f.norm || f.gelu || f.swiglu);
+  f = fused("gelu,swiglu");
+  EXPECT_TRUE(!f.norm && f.gelu && f.swiglu);
+  f = fused("norm");
+  EXPECT_TRUE(f.norm && !f.gelu && !f.swiglu);
+  EXPECT_THROW(fused("norm,glu"), UserError);
+  EXPECT_THROW(fused("norm,"), UserError);
+  if (saved) setenv("LLMPI_FUSED", keep.c_str(), 1);
+  else unsetenv("LLMPI_FUSED");
 }
 
 }  // namespace
