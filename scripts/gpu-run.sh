@@ -20,9 +20,11 @@
 #         machine has), tokens/s and scaling efficiency. Not part of `all`.
 #   layouts  bench/gpu_layouts.sh (repository root, data/fortunes carried): the Llama-7B shape
 #         under issue #6's layouts that fit the machine, and the 8 → 2 GPU reshard. Not in `all`.
-#   fusion  bench/gpu_fusion.sh (repository root): issue 16's kernels on one GPU — PyTorch,
-#         llmpi with the fusions on / off / each off alone (GPT-2 124M, TinyLlama shape), and
-#         tiny.toml's model with and without CUDA graphs. Not in `all`.
+#   fusion  bench/gpu_fusion.sh (repository root): issue 16's kernels on one GPU in ~4–6 min —
+#         the op table (CudaOps.*, fused ops included) against the host twins, then GPT-2 124M
+#         and the TinyLlama shape with LLMPI_FUSED=0 and =1 and the PyTorch reference, and a
+#         table for docs/performance.md (GPU_FUSION_EXTRA=1: each fusion off alone, CUDA
+#         graphs on tiny.toml's model). Not in `all`.
 # Logs go to $OUT when set (the device tool's output folder), else /tmp. Exit status: nonzero
 # when any test that ran failed.
 # LLMPI_MEMCHECK=1 also runs the op tests under compute-sanitizer's memcheck (slow).
@@ -210,7 +212,7 @@ if [[ "$mode" == layouts ]]; then
   LLMPI="$here/llmpi" bash "$(pwd)/bench/gpu_layouts.sh" || overall=1
 fi
 if [[ "$mode" == fusion ]]; then
-  echo "== issue 16 kernels: fused vs unfused vs PyTorch (bench/gpu_fusion.sh)"
+  echo "== issue 16 kernels: op table, fused vs unfused vs PyTorch (bench/gpu_fusion.sh)"
   LLMPI_BUNDLE="$here" bash "$(pwd)/bench/gpu_fusion.sh" || overall=1
 fi
 if [[ "$mode" == scaling ]]; then
