@@ -488,6 +488,25 @@ std::vector<OpCase> op_cases() {
       e.check(detail::concat("v", i), slots[i].v);
     }
   }});
+  // The clip scale and the bf16 compute copy in the same launch: compute = bf16(p_new)
+  // (round to nearest even), the same bits as converting the updated master afterwards.
+  cases.push_back({"adamw[clip scale, bf16 compute]", kBf16Tol, A, [](OpEnv& e) {
+    const int64_t n = 70001;
+    Twin p = e.random({n}, DType::f32), g = e.random({n}, DType::f32, 3.0),
+         m = e.random({n}, DType::f32, 0.1), v = e.random({n}, DType::f32, 0.01, 0, true);
+    Twin compute = e.poisoned({n}, DType::bf16);
+    AdamWHyper h;
+    h.lr = 1e-2f, h.step = 7, h.grad_scale = 0.125f;
+    const AdamWSlice hs[] = {{p.host(), g.host(), m.host(), v.host(), 0.1f, compute.host()}};
+    const AdamWSlice ds[] = {{p.dev(), g.dev(), m.dev(), v.dev(), 0.1f, compute.dev()}};
+    e.host().adamw_update(hs, h);
+    e.cuda().adamw_update(ds, h);
+    e.check("param", p);
+    e.check("compute", compute);
+    Buffer rounded = e.cuda().alloc({n}, DType::bf16);
+    e.cuda().copy(rounded, p.dev());
+    e.check_same("compute == bf16(param)", compute.dev(), rounded.tensor());
+  }});
   return cases;
 }
 
@@ -541,7 +560,11 @@ TEST(CudaOps, LlmpiFusedSelectsFusions) {
   };
   CudaFusions f = fused("all");
   EXPECT_TRUE(f.norm && f.gelu && f.swiglu);
+  f = fused("1");
+  EXPECT_TRUE(f.norm && f.gelu && f.swiglu);
   f = fused("none");
+  EXPECT_FALSE(f.norm || f.gelu || f.swiglu);
+  f = fused("0");
   EXPECT_FALSE(f.norm || f.gelu || f.swiglu);
   f = fused("gelu,swiglu");
   EXPECT_TRUE(!f.norm && f.gelu && f.swiglu);
@@ -549,6 +572,7 @@ TEST(CudaOps, LlmpiFusedSelectsFusions) {
   EXPECT_TRUE(f.norm && !f.gelu && !f.swiglu);
   EXPECT_THROW(fused("norm,glu"), UserError);
   EXPECT_THROW(fused("norm,"), UserError);
+  EXPECT_THROW(fused("2"), UserError);
   if (saved) setenv("LLMPI_FUSED", keep.c_str(), 1);
   else unsetenv("LLMPI_FUSED");
 }

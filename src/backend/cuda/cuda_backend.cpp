@@ -97,11 +97,11 @@ using namespace cuda;
 
 namespace {
 
-// LLMPI_FUSED: "all", "none", or the fusions that are on, comma-separated.
+// LLMPI_FUSED: "all" (or "1"), "none" (or "0"), or the fusions that are on, comma-separated.
 CudaFusions parse_fusions(const std::string& v) {
-  if (v == "all") return CudaFusions{};
+  if (v == "all" || v == "1") return CudaFusions{};
   CudaFusions f{false, false, false};
-  if (v == "none") return f;
+  if (v == "none" || v == "0") return f;
   size_t start = 0;
   while (start <= v.size()) {
     const size_t end = std::min(v.find(',', start), v.size());
@@ -110,7 +110,7 @@ CudaFusions parse_fusions(const std::string& v) {
     else if (name == "gelu") f.gelu = true;
     else if (name == "swiglu") f.swiglu = true;
     else user_error("environment variable LLMPI_FUSED='", v, "': '", name,
-                    "' is not one of all, none, norm, gelu, swiglu (comma-separated)");
+                    "' is not one of all (1), none (0), norm, gelu, swiglu (comma-separated)");
     start = end + 1;
   }
   return f;

@@ -47,7 +47,7 @@ struct CudaBackendOptions {
 
   // Defaults overridden by the environment: LLMPI_ATTENTION = auto | cudnn | own;
   // LLMPI_ATTENTION_BACKWARD = auto | tc | simt; LLMPI_DETERMINISTIC = 0 | 1;
-  // LLMPI_FUSED = all | none | a comma-separated subset of norm, gelu, swiglu (the ones on).
+  // LLMPI_FUSED = all (1) | none (0) | a comma-separated subset of norm, gelu, swiglu (the ones on).
   // A bad value is a UserError naming the variable and the accepted values.
   static CudaBackendOptions from_env();
 };
