@@ -142,7 +142,7 @@ void CudaBackend::gelu_forward(const Tensor& out, const Tensor& in) {
   check_device(op, "in", in);
   check_dtype(op, "out", out, DType::bf16);
   check_dtype(op, "in", in, DType::bf16);
-  check_numel(op, "in", in, out.numel());
+  op_shapes::same_numel(op, {{"out", &out}, {"in", &in}});
   const int64_t n = out.numel();
   if (n == 0) return;
   if (n % 8 == 0 && aligned16(out.data) && aligned16(in.data))
@@ -162,8 +162,7 @@ void CudaBackend::gelu_backward(const Tensor& din, const Tensor& dout, const Ten
   check_dtype(op, "din", din, DType::bf16);
   check_dtype(op, "dout", dout, DType::bf16);
   check_dtype(op, "in", in, DType::bf16);
-  check_numel(op, "dout", dout, din.numel());
-  check_numel(op, "in", in, din.numel());
+  op_shapes::same_numel(op, {{"din", &din}, {"dout", &dout}, {"in", &in}});
   const int64_t n = din.numel();
   if (n == 0) return;
   if (n % 8 == 0 && aligned16(din.data) && aligned16(dout.data) && aligned16(in.data))
@@ -181,9 +180,8 @@ void CudaBackend::swiglu_forward(const Tensor& out, const Tensor& in) {
   check_device(op, "in", in);
   check_dtype(op, "out", out, DType::bf16);
   check_dtype(op, "in", in, DType::bf16);
-  const int64_t F = last_dim(out), N = row_count(out);
-  LLMPI_CHECK(last_dim(in) == 2 * F, op, ": in ", in.shape.str(), " is not [N, 2·", F, "]");
-  check_numel(op, "in", in, N * 2 * F);
+  const op_shapes::RowSizes s = op_shapes::swiglu(op, out, in, Tensor{});
+  const int64_t N = s.N, F = s.C;
   if (N * F == 0) return;
   if (options_.fused.swiglu && F % 8 == 0 && aligned16(out.data) && aligned16(in.data)) {
     const int64_t n8 = N * F / 8;
@@ -209,10 +207,8 @@ void CudaBackend::swiglu_backward(const Tensor& din, const Tensor& dout, const T
   check_dtype(op, "din", din, DType::bf16);
   check_dtype(op, "dout", dout, DType::bf16);
   check_dtype(op, "in", in, DType::bf16);
-  const int64_t F = last_dim(dout), N = row_count(dout);
-  LLMPI_CHECK(last_dim(in) == 2 * F, op, ": in ", in.shape.str(), " is not [N, 2·", F, "]");
-  check_numel(op, "in", in, N * 2 * F);
-  check_numel(op, "din", din, N * 2 * F);
+  const op_shapes::RowSizes s = op_shapes::swiglu(op, dout, in, din);
+  const int64_t N = s.N, F = s.C;
   if (N * F == 0) return;
   if (options_.fused.swiglu && F % 8 == 0 && aligned16(din.data) && aligned16(dout.data) &&
       aligned16(in.data)) {

@@ -27,9 +27,8 @@ struct BiasGrad {
   }
 };
 
-// Checks linear_forward's arguments; returns the product out[N,O] = in·wᵀ in cuBLASLt's
-// column-major view (outᵀ = op_T(w)·in).
-MatmulSpec forward_spec(const char* op, const Tensor& out, const Tensor& in, const Tensor& w,
+// Placement and dtypes of linear_forward's tensors (the shapes: op_shapes).
+void check_forward_args(const char* op, const Tensor& out, const Tensor& in, const Tensor& w,
                         const Tensor& bias) {
   check_device(op, "out", out);
   check_device(op, "in", in);
@@ -37,20 +36,19 @@ MatmulSpec forward_spec(const char* op, const Tensor& out, const Tensor& in, con
   check_dtype(op, "out", out, DType::bf16);
   check_dtype(op, "in", in, DType::bf16);
   check_dtype(op, "w", w, DType::bf16);
-  const int64_t I = last_dim(w), O = row_count(w), N = I ? in.numel() / I : 0;
-  LLMPI_CHECK(w.shape.ndim == 2, op, ": w ", w.shape.str(), " is not [O, I]");
-  LLMPI_CHECK(last_dim(in) == I, op, ": in ", in.shape.str(), " rows are not of width ", I);
-  check_numel(op, "out", out, N * O);
   if (!bias.empty()) {
     check_device(op, "bias", bias);
     check_dtype(op, "bias", bias, DType::bf16);
-    check_numel(op, "bias", bias, O);
   }
+}
+
+// out[N,O] = in·wᵀ (+ bias) in cuBLASLt's column-major view: outᵀ = op_T(w)·in.
+MatmulSpec forward_spec(const op_shapes::LinearSizes& z, bool bias) {
   MatmulSpec s;
   s.trans_a = true;
-  s.m = O, s.n = N, s.k = I;
-  s.lda = I, s.ldb = I, s.ldd = O;
-  s.bias = !bias.empty();
+  s.m = z.O, s.n = z.N, s.k = z.I;
+  s.lda = z.I, s.ldb = z.I, s.ldd = z.O;
+  s.bias = bias;
   return s;
 }
 
@@ -69,18 +67,20 @@ using namespace cuda;
 
 void CudaBackend::linear_forward(const Tensor& out, const Tensor& in, const Tensor& w,
                                  const Tensor& bias) {
-  const MatmulSpec s = forward_spec("linear_forward", out, in, w, bias);
+  const char* op = "linear_forward";
+  check_forward_args(op, out, in, w, bias);
+  const MatmulSpec s = forward_spec(op_shapes::linear_forward(op, out, in, w, bias), !bias.empty());
   matmul_->run(s, w.data, in.data, out.data, bias.data);
 }
 
 void CudaBackend::linear_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& in,
                                       const Tensor& w, const Tensor& bias) {
   const char* op = "linear_gelu_forward";
-  MatmulSpec s = forward_spec(op, out, in, w, bias);
+  check_forward_args(op, out, in, w, bias);
   check_device(op, "pre", pre);
   check_dtype(op, "pre", pre, DType::bf16);
-  check_numel(op, "pre", pre, out.numel());
-  LLMPI_CHECK(out.data != pre.data || out.numel() == 0, op, ": out must not alias pre");
+  MatmulSpec s =
+      forward_spec(op_shapes::linear_gelu_forward(op, out, pre, in, w, bias), !bias.empty());
   s.gelu = MatmulGelu::gelu_aux;
   if (options_.fused.gelu && matmul_->try_run(s, w.data, in.data, out.data, bias.data, pre.data))
     return;
@@ -92,21 +92,16 @@ void CudaBackend::linear_backward_gelu(const Tensor& din, const Tensor& dw, cons
                                        const Tensor& dout, const Tensor& in, const Tensor& w,
                                        const Tensor& pre) {
   const char* op = "linear_backward_gelu";
-  LLMPI_CHECK(!din.empty(), op, ": din is empty");
-  check_device(op, "din", din);
-  check_device(op, "pre", pre);
-  check_device(op, "dout", dout);
+  const op_shapes::LinearSizes z =
+      op_shapes::linear_backward_gelu(op, din, dw, dbias, dout, in, w, pre);
+  // The fused product reads w, dout, pre and writes din before linear_backward's own checks.
+  check_device(op, {{"din", &din}, {"pre", &pre}, {"dout", &dout}, {"w", &w}});
   check_dtype(op, "din", din, DType::bf16);
   check_dtype(op, "pre", pre, DType::bf16);
   check_dtype(op, "dout", dout, DType::bf16);
-  check_numel(op, "pre", pre, din.numel());
-  LLMPI_CHECK(din.data != pre.data || din.numel() == 0, op, ": din must not alias pre");
-  LLMPI_CHECK(w.shape.ndim == 2, op, ": w ", w.shape.str(), " is not [O, I]");
-  const int64_t I = last_dim(w), O = row_count(w), N = I ? din.numel() / I : 0;
-  check_numel(op, "din", din, N * I);
-  check_numel(op, "dout", dout, N * O);
+  check_dtype(op, "w", w, DType::bf16);
   if (options_.fused.gelu) {
-    MatmulSpec s = din_spec(N, I, O);
+    MatmulSpec s = din_spec(z.N, z.I, z.O);
     s.gelu = MatmulGelu::dgelu;
     if (matmul_->try_run(s, w.data, dout.data, din.data, nullptr, pre.data)) {
       linear_backward(Tensor{}, dw, dbias, dout, in, w);  // the parameter gradients
@@ -126,20 +121,16 @@ void CudaBackend::linear_backward(const Tensor& din, const Tensor& dw, const Ten
   check_dtype(op, "dout", dout, DType::bf16);
   check_dtype(op, "in", in, DType::bf16);
   check_dtype(op, "w", w, DType::bf16);
-  LLMPI_CHECK(w.shape.ndim == 2, op, ": w ", w.shape.str(), " is not [O, I]");
-  const int64_t I = last_dim(w), O = row_count(w), N = I ? in.numel() / I : 0;
-  LLMPI_CHECK(last_dim(in) == I, op, ": in ", in.shape.str(), " rows are not of width ", I);
-  check_numel(op, "dout", dout, N * O);
+  const op_shapes::LinearSizes z = op_shapes::linear_backward(op, din, dw, dbias, dout, in, w);
+  const int64_t N = z.N, I = z.I, O = z.O;
   if (!din.empty()) {
     check_device(op, "din", din);
     check_dtype(op, "din", din, DType::bf16);
-    check_numel(op, "din", din, N * I);
     matmul_->run(din_spec(N, I, O), w.data, dout.data, din.data, nullptr);
   }
   if (!dw.empty()) {
     check_device(op, "dw", dw);
     check_dtype(op, "dw", dw, DType::f32);
-    check_numel(op, "dw", dw, O * I);
     MatmulSpec s;
     s.trans_b = true;
     s.m = I, s.n = O, s.k = N;
@@ -151,7 +142,6 @@ void CudaBackend::linear_backward(const Tensor& din, const Tensor& dw, const Ten
   if (!dbias.empty()) {
     check_device(op, "dbias", dbias);
     check_dtype(op, "dbias", dbias, DType::f32);
-    check_numel(op, "dbias", dbias, O);
     column_sums<1>(stream_, dbias.ptr<float>(), nullptr, N, O,
                    BiasGrad{dout.ptr<const bf16>(), O});
   }

@@ -1,7 +1,8 @@
-// LayerNorm and RMSNorm on the CUDA backend, f32 math: the ops, their argument checks, and
-// the warp-per-row kernels used where the one-pass kernels (norm_rows.h, with the residual
-// add fused in) do not apply or are switched off (CudaFusions::norm, LLMPI_FUSED). The
-// fused ops then run as their compositions: add + norm_forward, norm_backward + add.
+// LayerNorm and RMSNorm on the CUDA backend, f32 math: the ops, their placement and dtype
+// checks (the shapes: op_shapes), and the warp-per-row kernels used where the one-pass
+// kernels (norm_rows.h, with the residual add fused in) do not apply or are switched off
+// (CudaFusions::norm, LLMPI_FUSED). The fused ops then run as their compositions:
+// add + norm_forward, norm_backward + add.
 // Warp-per-row kernels, one warp per row of x[N, C]:
 //   layernorm: mean = Σx/C, rstd = 1/sqrt(Σ(x−mean)²/C + eps), out = (x−mean)·rstd·gain + bias
 //   rmsnorm:   rstd = 1/sqrt(Σx²/C + eps), out = x·rstd·gain
@@ -155,11 +156,10 @@ using namespace cuda;
 
 namespace {
 
-// Checks the arguments of norm_forward (x: [N, C]); returns C.
-int64_t check_norm_forward(const char* op, bool layer, const Tensor& out, const Tensor& mean,
-                           const Tensor& rstd, const Tensor& x, const Tensor& gain,
-                           const Tensor& bias) {
-  const int64_t C = last_dim(x), N = row_count(x);
+// Placement and dtypes of norm_forward's tensors (the shapes: op_shapes::norm).
+void check_forward_args(const char* op, bool layer, const Tensor& out, const Tensor& mean,
+                        const Tensor& rstd, const Tensor& x, const Tensor& gain,
+                        const Tensor& bias) {
   check_device(op, "x", x);
   check_device(op, "out", out);
   check_device(op, "gain", gain);
@@ -168,27 +168,20 @@ int64_t check_norm_forward(const char* op, bool layer, const Tensor& out, const 
   check_dtype(op, "out", out, DType::bf16);
   check_dtype(op, "gain", gain, DType::bf16);
   check_dtype(op, "rstd", rstd, DType::f32);
-  check_numel(op, "out", out, N * C);
-  check_numel(op, "gain", gain, C);
-  check_numel(op, "rstd", rstd, N);
   if (layer) {
+    LLMPI_CHECK(!bias.empty(), op, ": the cuda layernorm needs a bias");  // the kernel reads it
     check_device(op, "mean", mean);
     check_device(op, "bias", bias);
     check_dtype(op, "mean", mean, DType::f32);
     check_dtype(op, "bias", bias, DType::bf16);
-    check_numel(op, "mean", mean, N);
-    check_numel(op, "bias", bias, C);
-  } else {
-    LLMPI_CHECK(bias.empty(), op, ": rmsnorm takes no bias");
   }
-  return C;
 }
 
-// Checks the arguments of norm_backward (x: [N, C]); returns C.
-int64_t check_norm_backward(const char* op, bool layer, const Tensor& dx, const Tensor& dgain,
-                            const Tensor& dbias, const Tensor& dout, const Tensor& x,
-                            const Tensor& gain, const Tensor& mean, const Tensor& rstd) {
-  const int64_t C = last_dim(x), N = row_count(x);
+// Placement and dtypes of norm_backward's tensors (the shapes: op_shapes::norm).
+void check_backward_args(const char* op, bool layer, const Tensor& dx, const Tensor& dgain,
+                         const Tensor& dbias, const Tensor& dout, const Tensor& x,
+                         const Tensor& gain, const Tensor& mean, const Tensor& rstd) {
+  LLMPI_CHECK(!dgain.empty(), op, ": the cuda norm backward needs dgain");
   check_device(op, "dx", dx);
   check_device(op, "dgain", dgain);
   check_device(op, "dout", dout);
@@ -201,31 +194,20 @@ int64_t check_norm_backward(const char* op, bool layer, const Tensor& dx, const 
   check_dtype(op, "x", x, DType::bf16);
   check_dtype(op, "gain", gain, DType::bf16);
   check_dtype(op, "rstd", rstd, DType::f32);
-  check_numel(op, "dx", dx, N * C);
-  check_numel(op, "dout", dout, N * C);
-  check_numel(op, "gain", gain, C);
-  check_numel(op, "dgain", dgain, C);
-  check_numel(op, "rstd", rstd, N);
   if (layer) {
     check_device(op, "mean", mean);
     check_dtype(op, "mean", mean, DType::f32);
-    check_numel(op, "mean", mean, N);
-    if (!dbias.empty()) {
-      check_device(op, "dbias", dbias);
-      check_dtype(op, "dbias", dbias, DType::f32);
-      check_numel(op, "dbias", dbias, C);
-    }
-  } else {
-    LLMPI_CHECK(dbias.empty(), op, ": rmsnorm has no bias gradient");
   }
-  return C;
+  if (!dbias.empty()) {
+    check_device(op, "dbias", dbias);
+    check_dtype(op, "dbias", dbias, DType::f32);
+  }
 }
 
-// A [N, C] bf16 operand of a fused op: on the device, bf16, N·C elements.
-void check_rows(const char* op, const char* what, const Tensor& t, int64_t numel) {
+// A [N, C] operand of a fused op (its shape: op_shapes): in device memory, bf16.
+void check_bf16_rows(const char* op, const char* what, const Tensor& t) {
   check_device(op, what, t);
   check_dtype(op, what, t, DType::bf16);
-  check_numel(op, what, t, numel);
 }
 
 // Whether the one-pass kernels take these rows: width and 16-byte alignment of every pointer.
@@ -243,8 +225,10 @@ void CudaBackend::norm_forward(NormKind kind, const Tensor& out, const Tensor& m
                                const Tensor& bias, double eps) {
   const char* op = "norm_forward";
   const bool layer = kind == NormKind::layernorm;
-  const int64_t C = check_norm_forward(op, layer, out, mean, rstd, x, gain, bias);
-  const int64_t N = row_count(x);
+  check_forward_args(op, layer, out, mean, rstd, x, gain, bias);
+  const op_shapes::RowSizes sz =
+      op_shapes::norm(op, kind, x, gain, mean, rstd, bias, Tensor{}, {{"out", &out}}, eps);
+  const int64_t N = sz.N, C = sz.C;
   if (N == 0) return;
   const float e = static_cast<float>(eps);
   auto* o = out.ptr<bf16>();
@@ -278,10 +262,12 @@ void CudaBackend::add_norm_forward(NormKind kind, const Tensor& sum, const Tenso
                                    double eps) {
   const char* op = "add_norm_forward";
   const bool layer = kind == NormKind::layernorm;
-  const int64_t C = check_norm_forward(op, layer, out, mean, rstd, a, gain, bias);
-  const int64_t N = row_count(a);
-  check_rows(op, "b", b, N * C);
-  check_rows(op, "sum", sum, N * C);
+  check_forward_args(op, layer, out, mean, rstd, a, gain, bias);
+  const op_shapes::RowSizes sz =
+      op_shapes::add_norm(op, kind, sum, out, mean, rstd, a, b, gain, bias, eps);
+  check_bf16_rows(op, "b", b);
+  check_bf16_rows(op, "sum", sum);
+  const int64_t N = sz.N, C = sz.C;
   if (N == 0) return;
   auto* bp = layer ? bias.ptr<const bf16>() : nullptr;
   if (options_.fused.norm &&
@@ -301,8 +287,10 @@ void CudaBackend::norm_backward(NormKind kind, const Tensor& dx, const Tensor& d
                                 const Tensor& gain, const Tensor& mean, const Tensor& rstd) {
   const char* op = "norm_backward";
   const bool layer = kind == NormKind::layernorm;
-  const int64_t C = check_norm_backward(op, layer, dx, dgain, dbias, dout, x, gain, mean, rstd);
-  const int64_t N = row_count(x);
+  check_backward_args(op, layer, dx, dgain, dbias, dout, x, gain, mean, rstd);
+  const op_shapes::RowSizes sz = op_shapes::norm(op, kind, x, gain, mean, rstd, dbias, dgain,
+                                                 {{"dx", &dx}, {"dout", &dout}}, 0.0);
+  const int64_t N = sz.N, C = sz.C;
   if (N == 0) return;
   const float* mp = layer ? mean.ptr<const float>() : nullptr;
   auto* d = dx.ptr<bf16>();
@@ -338,9 +326,11 @@ void CudaBackend::norm_backward_add(NormKind kind, const Tensor& dx, const Tenso
                                     const Tensor& rstd) {
   const char* op = "norm_backward_add";
   const bool layer = kind == NormKind::layernorm;
-  const int64_t C = check_norm_backward(op, layer, dx, dgain, dbias, dout, x, gain, mean, rstd);
-  const int64_t N = row_count(x);
-  check_rows(op, "dres", dres, N * C);
+  check_backward_args(op, layer, dx, dgain, dbias, dout, x, gain, mean, rstd);
+  const op_shapes::RowSizes sz = op_shapes::norm_backward_add(op, kind, dx, dgain, dbias, dout,
+                                                              dres, x, gain, mean, rstd);
+  check_bf16_rows(op, "dres", dres);
+  const int64_t N = sz.N, C = sz.C;
   if (N == 0) return;
   if (options_.fused.norm && rows_ok(C, {dx.data, dout.data, dres.data, x.data, gain.data})) {
     norm_rows_backward(stream_, sm_count_, layer, dx.ptr<bf16>(), dgain.ptr<float>(),

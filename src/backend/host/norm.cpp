@@ -156,40 +156,32 @@ using namespace host;
 
 namespace {
 
-// Checks a row-statistics tensor: N elements of the data dtype.
-void check_stat(const char* op, const char* what, const Tensor& t, DType dt, int64_t N) {
+// A per-row statistic or a per-column parameter: in host memory, of the op's dtype.
+void check_stat(const char* op, const char* what, const Tensor& t, DType dt) {
   check_host(op, what, t);
   check_dtype(op, what, t, dt);
-  check_numel(op, what, t, N);
 }
 
-// norm_forward / add_norm_forward: res and sum empty for the plain op.
-void norm_forward_impl(const char* op, NormKind kind, const Tensor& out, const Tensor& mean,
-                       const Tensor& rstd, const Tensor& x, const Tensor& gain,
-                       const Tensor& bias, double eps, const Tensor& res, const Tensor& sum) {
+// norm_forward, or with `fused` add_norm_forward (res = b and sum given; x = a).
+void norm_forward_impl(const char* op, NormKind kind, bool fused, const Tensor& out,
+                       const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                       const Tensor& gain, const Tensor& bias, double eps, const Tensor& res,
+                       const Tensor& sum) {
   check_host(op, "out", out);
   check_host(op, "x", x);
   check_dtype(op, "x", x, out.dtype);
-  const int64_t C = last_dim(x), N = row_count(x);
-  check_numel(op, "out", out, N * C);
-  LLMPI_CHECK(last_dim(out) == C, op, ": out ", out.shape.str(), " vs x ", x.shape.str());
-  check_stat(op, "gain", gain, out.dtype, C);
-  check_stat(op, "rstd", rstd, out.dtype, N);
-  LLMPI_CHECK(eps >= 0, op, ": eps ", eps, " < 0");
-  if (kind == NormKind::layernorm) {
-    check_stat(op, "mean", mean, out.dtype, N);
-    if (!bias.empty()) check_stat(op, "bias", bias, out.dtype, C);
-  } else {
-    LLMPI_CHECK(bias.empty(), op, ": rmsnorm takes no bias");
-  }
-  const bool fused = !res.empty();
+  check_stat(op, "gain", gain, out.dtype);
+  check_stat(op, "rstd", rstd, out.dtype);
+  if (kind == NormKind::layernorm) check_stat(op, "mean", mean, out.dtype);
+  if (!bias.empty()) check_stat(op, "bias", bias, out.dtype);
+  const op_shapes::RowSizes sz =
+      fused ? op_shapes::add_norm(op, kind, sum, out, mean, rstd, x, res, gain, bias, eps)
+            : op_shapes::norm(op, kind, x, gain, mean, rstd, bias, Tensor{}, {{"out", &out}}, eps);
   if (fused) {
-    for (const auto& [what, t] : {std::pair{"b", &res}, std::pair{"sum", &sum}}) {
-      check_host(op, what, *t);
-      check_dtype(op, what, *t, out.dtype);
-      check_numel(op, what, *t, N * C);
-    }
+    check_stat(op, "b", res, out.dtype);
+    check_stat(op, "sum", sum, out.dtype);
   }
+  const int64_t N = sz.N, C = sz.C;
   dispatch_float(out.dtype, op, [&](auto tag) {
     using T = decltype(tag);
     const T* r = fused ? res.ptr<const T>() : nullptr;
@@ -204,41 +196,34 @@ void norm_forward_impl(const char* op, NormKind kind, const Tensor& out, const T
   });
 }
 
-// norm_backward / norm_backward_add: dres empty for the plain op.
-void norm_backward_impl(const char* op, NormKind kind, const Tensor& dx, const Tensor& dgain,
-                        const Tensor& dbias, const Tensor& dout, const Tensor& dres,
-                        const Tensor& x, const Tensor& gain, const Tensor& mean,
-                        const Tensor& rstd) {
+// norm_backward, or with `fused` norm_backward_add (dres given).
+void norm_backward_impl(const char* op, NormKind kind, bool fused, const Tensor& dx,
+                        const Tensor& dgain, const Tensor& dbias, const Tensor& dout,
+                        const Tensor& dres, const Tensor& x, const Tensor& gain,
+                        const Tensor& mean, const Tensor& rstd) {
   check_host(op, "dx", dx);
   check_host(op, "dout", dout);
   check_host(op, "x", x);
   const DType dt = x.dtype;
   check_dtype(op, "dx", dx, dt);
   check_dtype(op, "dout", dout, dt);
-  const int64_t C = last_dim(x), N = row_count(x);
-  check_numel(op, "dx", dx, N * C);
-  check_numel(op, "dout", dout, N * C);
-  check_stat(op, "gain", gain, dt, C);
-  check_stat(op, "rstd", rstd, dt, N);
-  if (!dgain.empty()) check_stat(op, "dgain", dgain, dt, C);
-  if (kind == NormKind::layernorm) {
-    check_stat(op, "mean", mean, dt, N);
-    if (!dbias.empty()) {
-      check_stat(op, "dbias", dbias, dt, C);
-      LLMPI_CHECK(!dgain.empty(), op, ": dbias given without dgain");
-    }
-  } else {
-    LLMPI_CHECK(dbias.empty(), op, ": rmsnorm has no bias gradient");
-  }
-  if (!dres.empty()) {
-    check_host(op, "dres", dres);
-    check_dtype(op, "dres", dres, dt);
-    check_numel(op, "dres", dres, N * C);
-  }
+  check_stat(op, "gain", gain, dt);
+  check_stat(op, "rstd", rstd, dt);
+  if (!dgain.empty()) check_stat(op, "dgain", dgain, dt);
+  if (kind == NormKind::layernorm) check_stat(op, "mean", mean, dt);
+  if (!dbias.empty()) check_stat(op, "dbias", dbias, dt);
+  const op_shapes::RowSizes sz =
+      fused ? op_shapes::norm_backward_add(op, kind, dx, dgain, dbias, dout, dres, x, gain, mean,
+                                           rstd)
+            : op_shapes::norm(op, kind, x, gain, mean, rstd, dbias, dgain,
+                              {{"dx", &dx}, {"dout", &dout}}, 0.0);
+  if (fused) check_stat(op, "dres", dres, dt);
+  LLMPI_CHECK(dbias.empty() || !dgain.empty(), op, ": dbias given without dgain");
+  const int64_t N = sz.N, C = sz.C;
   dispatch_float(dt, op, [&](auto tag) {
     using T = decltype(tag);
     T* dg = dgain.empty() ? nullptr : dgain.ptr<T>();
-    const T* dr = dres.empty() ? nullptr : dres.ptr<const T>();
+    const T* dr = fused ? dres.ptr<const T>() : nullptr;
     if (kind == NormKind::layernorm)
       host::layernorm_backward<T>(dx.ptr<T>(), dg, dbias.empty() ? nullptr : dbias.ptr<T>(),
                                   dout.ptr<const T>(), x.ptr<const T>(), gain.ptr<const T>(),
@@ -256,17 +241,16 @@ void HostBackend::norm_forward(NormKind kind, const Tensor& out, const Tensor& m
                                const Tensor& bias, double eps) {
   norm_forward_impl(kind == NormKind::layernorm ? "norm_forward(layernorm)"
                                                 : "norm_forward(rmsnorm)",
-                    kind, out, mean, rstd, x, gain, bias, eps, Tensor{}, Tensor{});
+                    kind, false, out, mean, rstd, x, gain, bias, eps, Tensor{}, Tensor{});
 }
 
 void HostBackend::add_norm_forward(NormKind kind, const Tensor& sum, const Tensor& out,
                                    const Tensor& mean, const Tensor& rstd, const Tensor& a,
                                    const Tensor& b, const Tensor& gain, const Tensor& bias,
                                    double eps) {
-  const char* op = kind == NormKind::layernorm ? "add_norm_forward(layernorm)"
-                                               : "add_norm_forward(rmsnorm)";
-  LLMPI_CHECK(!b.empty(), op, ": b is empty");
-  norm_forward_impl(op, kind, out, mean, rstd, a, gain, bias, eps, b, sum);
+  norm_forward_impl(kind == NormKind::layernorm ? "add_norm_forward(layernorm)"
+                                                : "add_norm_forward(rmsnorm)",
+                    kind, true, out, mean, rstd, a, gain, bias, eps, b, sum);
 }
 
 void HostBackend::norm_backward(NormKind kind, const Tensor& dx, const Tensor& dgain,
@@ -274,17 +258,16 @@ void HostBackend::norm_backward(NormKind kind, const Tensor& dx, const Tensor& d
                                 const Tensor& gain, const Tensor& mean, const Tensor& rstd) {
   norm_backward_impl(kind == NormKind::layernorm ? "norm_backward(layernorm)"
                                                  : "norm_backward(rmsnorm)",
-                     kind, dx, dgain, dbias, dout, Tensor{}, x, gain, mean, rstd);
+                     kind, false, dx, dgain, dbias, dout, Tensor{}, x, gain, mean, rstd);
 }
 
 void HostBackend::norm_backward_add(NormKind kind, const Tensor& dx, const Tensor& dgain,
                                     const Tensor& dbias, const Tensor& dout, const Tensor& dres,
                                     const Tensor& x, const Tensor& gain, const Tensor& mean,
                                     const Tensor& rstd) {
-  const char* op = kind == NormKind::layernorm ? "norm_backward_add(layernorm)"
-                                               : "norm_backward_add(rmsnorm)";
-  LLMPI_CHECK(!dres.empty(), op, ": dres is empty");
-  norm_backward_impl(op, kind, dx, dgain, dbias, dout, dres, x, gain, mean, rstd);
+  norm_backward_impl(kind == NormKind::layernorm ? "norm_backward_add(layernorm)"
+                                                 : "norm_backward_add(rmsnorm)",
+                     kind, true, dx, dgain, dbias, dout, dres, x, gain, mean, rstd);
 }
 
 }  // namespace llmpi
