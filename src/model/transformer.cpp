@@ -151,13 +151,20 @@ void Transformer::forward(Backend& be, Activations& a, const Tensor& ids) const 
     r.reduce_partial(be, a.input, xf);
     embedding_.add_positions(be, a.input, a.pos);
   }
+  // Each block leaves its output open (without the residual `mid`); the next block's first
+  // norm, or the final norm, completes it in place (Block::forward). A stage without the
+  // head completes its output itself: it is sent on, or read by the caller.
   const Tensor* x = &a.input.tensor();
+  Tensor pending;
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    blocks_[i].forward(be, r, a.blocks[i], *x, a.full);
+    blocks_[i].forward(be, r, a.blocks[i], *x, a.full, pending, /*leave_open=*/true);
     x = &a.blocks[i].out.tensor();
+    pending = a.blocks[i].mid.tensor();
   }
-  if (range_.head) {
-    final_norm_.forward(be, a.final_norm, a.hf, *x);
+  if (!range_.head) {
+    if (!pending.empty()) be.add(*x, *x, pending);
+  } else {
+    final_norm_.forward_add(be, a.final_norm, a.hf, *x, pending);
     const Tensor hff = full_rows(sharded, a.full, a.hf, N);
     r.gather_rows(be, hff, a.hf);
     head_.forward(be, a.logits, hff);  // vocab columns: column-parallel
