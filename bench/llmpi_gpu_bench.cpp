@@ -188,23 +188,25 @@ class TimingBackend final : public Backend {
           [&] { in_.swiglu_backward(di, d, i); });
   }
   void rope(const Tensor& qkv, int64_t T, int64_t nr, int64_t hd, double th, int64_t po,
-            bool inv) override {
+            const Tensor& ds, bool inv) override {
     timed(inv ? "rope_backward" : "rope_forward", 0, 2 * bytes_of(qkv),
-          [&] { in_.rope(qkv, T, nr, hd, th, po, inv); });
+          [&] { in_.rope(qkv, T, nr, hd, th, po, ds, inv); });
   }
+  // FLOPs as if unpacked (packed documents do less work: the rate is then a lower bound).
   void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, int64_t B,
-                         int64_t T, int64_t Hq, int64_t Hkv, int64_t D) override {
+                         int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
+                         const Tensor& ds) override {
     const double f = 2.0 * B * Hq * static_cast<double>(T) * T * D;  // causal: half of 4·B·H·T²·D
     timed("attention_forward", f, bytes_of(out) + bytes_of(lse) + bytes_of(qkv),
-          [&] { in_.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D); });
+          [&] { in_.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D, ds); });
   }
   void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                           const Tensor& out, const Tensor& lse, int64_t B, int64_t T, int64_t Hq,
-                          int64_t Hkv, int64_t D) override {
+                          int64_t Hkv, int64_t D, const Tensor& ds) override {
     const double f = 5.0 * B * Hq * static_cast<double>(T) * T * D;  // 5 causal products
     timed("attention_backward", f,
           bytes_of(dqkv) + bytes_of(dout) + bytes_of(qkv) + bytes_of(out) + bytes_of(lse),
-          [&] { in_.attention_backward(dqkv, dout, qkv, out, lse, B, T, Hq, Hkv, D); });
+          [&] { in_.attention_backward(dqkv, dout, qkv, out, lse, B, T, Hq, Hkv, D, ds); });
   }
   void row_logsumexp(const Tensor& lse, const Tensor& logits) override {
     timed("row_logsumexp", 0, bytes_of(logits), [&] { in_.row_logsumexp(lse, logits); });

@@ -36,6 +36,10 @@ class Scratch {
 void check_device(const char* op, const char* what, const Tensor& t);
 void check_dtype(const char* op, const char* what, const Tensor& t, DType want);
 void check_numel(const char* op, const char* what, const Tensor& t, int64_t want);
+// The device pointer of an op's i32 document starts (backend.h) of n = B·T tokens, or nullptr
+// when doc_start is empty. Their invariants are the caller's (checked on the host where the
+// model sets them, model/transformer.h): reading them back here would synchronize.
+const int32_t* checked_doc_start(const char* op, const Tensor& doc_start, int64_t n);
 inline int64_t last_dim(const Tensor& t) { return t.shape.ndim ? t.shape[t.shape.ndim - 1] : 1; }
 inline int64_t row_count(const Tensor& t) {
   const int64_t c = last_dim(t);
@@ -92,13 +96,14 @@ class CudaBackend final : public Backend {
   void swiglu_backward(const Tensor& din, const Tensor& dout, const Tensor& in) override;
 
   void rope(const Tensor& qkv, int64_t T, int64_t n_rot_heads, int64_t head_dim, double theta,
-            int64_t pos_offset, bool inverse) override;
+            int64_t pos_offset, const Tensor& doc_start, bool inverse) override;
 
   void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, int64_t B,
-                         int64_t T, int64_t Hq, int64_t Hkv, int64_t D) override;
+                         int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
+                         const Tensor& doc_start) override;
   void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                           const Tensor& out, const Tensor& lse, int64_t B, int64_t T,
-                          int64_t Hq, int64_t Hkv, int64_t D) override;
+                          int64_t Hq, int64_t Hkv, int64_t D, const Tensor& doc_start) override;
 
   void row_logsumexp(const Tensor& lse, const Tensor& logits) override;
   void pick_targets(const Tensor& picked, const Tensor& logits, const Tensor& targets,

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "backend/host/host_kernels.h"
+#include "core/documents.h"
 
 namespace llmpi {
 
@@ -29,6 +30,16 @@ void check_dtype(const char* op, const char* what, const Tensor& t, DType want) 
 void check_numel(const char* op, const char* what, const Tensor& t, int64_t want) {
   LLMPI_CHECK(t.numel() == want, op, ": ", what, " ", t.shape.str(), " has ", t.numel(),
               " elements, expected ", want);
+}
+
+const int32_t* checked_doc_start(const char* op, const Tensor& doc_start, int64_t B, int64_t T) {
+  if (doc_start.empty()) return nullptr;
+  check_host(op, "doc_start", doc_start);
+  check_dtype(op, "doc_start", doc_start, DType::i32);
+  check_numel(op, "doc_start", doc_start, B * T);
+  const int32_t* p = doc_start.ptr<const int32_t>();
+  check_doc_start({p, static_cast<size_t>(B * T)}, T, op);
+  return p;
 }
 
 uint16_t f32_to_bf16(float x) {
