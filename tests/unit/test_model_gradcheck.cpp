@@ -20,6 +20,8 @@
 #include "model/mlp.h"
 #include "model/norm.h"
 #include "model/param_layout.h"
+#include "core/documents.h"
+#include "data/sft_targets.h"
 #include "model/transformer.h"
 #include "test_model_util.h"
 
@@ -299,4 +301,123 @@ TEST(ModelGradcheck, WholeModelMeanLoss) {
     };
     check_gradients(be, f, grads, fx.params(""), 3);
   }
+}
+
+// The SFT loss: targets from a loss mask (data/sft_targets.h), averaged per counted token.
+// Gradients must come only from the unmasked tokens: the analytic gradient (backward from the
+// masked targets, scale 1/K) is checked against finite differences of an objective computed
+// independently — every position's cross-entropy with its true next token (nothing ignored),
+// summed over the positions the test itself selects (mask of the next token, same document)
+// and divided by their number K. Row 1 packs two documents, so a boundary is crossed too.
+TEST(ModelGradcheck, MaskedLossGradientsComeOnlyFromUnmaskedTokens) {
+  // T + 1 tokens per row; mask[i] = 1: token i is an answer token to learn.
+  const std::vector<std::vector<uint8_t>> mask = {{0, 0, 1, 1, 0, 1}, {0, 1, 0, 1, 0, 1}};
+  const std::vector<int64_t> docs1 = {3, 3};  // row 1: tokens [0, 3) and [3, 6)
+  for (Arch arch : {Arch::gpt2, Arch::llama}) {
+    Fixture fx(arch);
+    Backend& be = *fx.be;
+    SCOPED_TRACE(arch_name(arch));
+    const Transformer model(fx.cfg, StageRange::full(fx.cfg), *fx.store);
+    Activations a = model.alloc_activations(be, kB, kT);
+    Workspace ws = model.alloc_workspace(be, kB, kT);
+
+    const TokenBatch tb = random_batch(kB, kT + 1, fx.cfg.vocab_size, 4);
+    std::vector<int32_t> ids, sft, full, doc_start;
+    std::vector<bool> counted;
+    for (int64_t b = 0; b < kB; ++b) {
+      const std::vector<int32_t> seq(tb.ids.begin() + b * (kT + 1),
+                                     tb.ids.begin() + (b + 1) * (kT + 1));
+      const std::vector<int32_t> ds =
+          b == 1 ? doc_start_from_lengths(docs1, kT + 1) : std::vector<int32_t>(kT + 1, 0);
+      std::vector<int32_t> tg(static_cast<size_t>(kT + 1));
+      sft_targets(seq, mask[static_cast<size_t>(b)], ds, tg);
+      for (int64_t t = 0; t < kT; ++t) {
+        ids.push_back(seq[t]);
+        sft.push_back(tg[t]);
+        full.push_back(seq[t + 1]);
+        doc_start.push_back(ds[t]);
+        counted.push_back(mask[static_cast<size_t>(b)][t + 1] && ds[t + 1] != t + 1);
+      }
+    }
+    int64_t K = 0;
+    for (size_t n = 0; n < counted.size(); ++n) {
+      K += counted[n];
+      EXPECT_EQ(sft[n] >= 0, counted[n]) << "position " << n;
+      if (counted[n]) EXPECT_EQ(sft[n], full[n]);
+    }
+    ASSERT_EQ(K, 5);  // row 0: t = 1, 2, 4; row 1: t = 0, 4 (t = 1, 3 masked, t = 2 crosses)
+    model.set_documents(be, a, doc_start);
+    Buffer id = upload_i32(be, ids), tg_sft = upload_i32(be, sft), tg_full = upload_i32(be, full);
+
+    auto objective = [&] {
+      model.forward(be, a, id);
+      const std::vector<double> losses = model.token_losses(be, a, tg_full);
+      double j = 0;
+      for (size_t n = 0; n < losses.size(); ++n)
+        if (counted[n]) j += losses[n];
+      return j / static_cast<double>(K);
+    };
+    auto grads = [&] {
+      fx.store->zero_grads(be);
+      model.forward(be, a, id);
+      EXPECT_EQ(model.loss(be, a, tg_sft).count, K);
+      model.backward_loss(be, a, ws, id, tg_sft, 1.0 / static_cast<double>(K));
+    };
+    check_gradients(be, objective, grads, fx.params(""), 3);
+
+    // The check can fail: counting every position gives another gradient.
+    grads();
+    const std::vector<double> masked = to_host(be, fx.store->grads());
+    fx.store->zero_grads(be);
+    model.forward(be, a, id);
+    model.backward_loss(be, a, ws, id, tg_full, 1.0 / static_cast<double>(K));
+    const std::vector<double> everything = to_host(be, fx.store->grads());
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < masked.size(); ++i) {
+      diff += (masked[i] - everything[i]) * (masked[i] - everything[i]);
+      norm += masked[i] * masked[i];
+    }
+    EXPECT_GT(std::sqrt(diff / norm), 0.1);
+  }
+}
+
+// Per-token averaging over the global step: micro-batches holding different numbers of
+// counted targets, each run backward with scale 1/(counted targets of the step), accumulate
+// exactly the gradient of the one batch holding them all (the engine's rule, parallel/
+// engine.h) — not the mean of per-micro-batch means.
+TEST(ModelGradcheck, MaskedLossIsAMeanPerTokenOverTheStep) {
+  Fixture fx(Arch::llama);
+  Backend& be = *fx.be;
+  const Transformer model(fx.cfg, StageRange::full(fx.cfg), *fx.store);
+  // Row 0 counts 1 target, row 1 counts 5.
+  const TokenBatch tb = random_batch(kB, kT, fx.cfg.vocab_size, 6, {0, 1, 2, 3});
+  const int64_t K = kN - 4;
+  auto grads_of = [&](int64_t B, int64_t first_row, double scale) {
+    Activations a = model.alloc_activations(be, B, kT);
+    Workspace ws = model.alloc_workspace(be, B, kT);
+    const auto from = tb.ids.begin() + first_row * kT, tfrom = tb.targets.begin() + first_row * kT;
+    Buffer id = upload_i32(be, std::vector<int32_t>(from, from + B * kT));
+    Buffer tg = upload_i32(be, std::vector<int32_t>(tfrom, tfrom + B * kT));
+    model.forward(be, a, id);
+    model.backward_loss(be, a, ws, id, tg, scale);
+  };
+  fx.store->zero_grads(be);
+  grads_of(kB, 0, 1.0 / double(K));
+  const std::vector<double> whole = to_host(be, fx.store->grads());
+  fx.store->zero_grads(be);
+  grads_of(1, 0, 1.0 / double(K));
+  grads_of(1, 1, 1.0 / double(K));
+  const std::vector<double> split = to_host(be, fx.store->grads());
+  fx.store->zero_grads(be);
+  grads_of(1, 0, 0.5 / 1.0);  // the mean of the two micro-batch means, for contrast
+  grads_of(1, 1, 0.5 / 5.0);
+  const std::vector<double> per_batch = to_host(be, fx.store->grads());
+  double d_split = 0, d_per_batch = 0, norm = 0;
+  for (size_t i = 0; i < whole.size(); ++i) {
+    d_split = std::max(d_split, std::abs(split[i] - whole[i]));
+    d_per_batch = std::max(d_per_batch, std::abs(per_batch[i] - whole[i]));
+    norm = std::max(norm, std::abs(whole[i]));
+  }
+  EXPECT_LE(d_split / norm, 1e-12);
+  EXPECT_GT(d_per_batch / norm, 1e-2);
 }
