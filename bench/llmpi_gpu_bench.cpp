@@ -219,6 +219,11 @@ class TimingBackend final : public Backend {
     timed("cross_entropy_backward", 0, bytes_of(dl) + bytes_of(l),
           [&] { in_.cross_entropy_backward(dl, l, lse, t, rs, co); });
   }
+  void nf4_dequantize(const Tensor& out, const Tensor& c, const Tensor& sc, const Tensor& ss,
+                      double off) override {
+    timed("nf4_dequantize", 0, bytes_of(out) + bytes_of(c) + bytes_of(sc) + bytes_of(ss),
+          [&] { in_.nf4_dequantize(out, c, sc, ss, off); });
+  }
   double sum_squares(std::span<const Tensor> ts) override {
     int64_t by = 0;
     for (const Tensor& t : ts) by += bytes_of(t);

@@ -178,6 +178,15 @@ class Backend {
                                       const Tensor& lse, const Tensor& targets,
                                       const Tensor& row_scale, int64_t col_offset) = 0;
 
+  // ---- NF4 (QLoRA's frozen 4-bit base weights, quant/nf4.h) ---------------------------
+  // out[i] = kNf4Levels[c_i] · ŝ_{i/64}, ŝ_b = offset + k_b · g_{b/256} / 127, computed in f32
+  // (as the reference nf4_dequantize) and stored in out's dtype. c_i is the high nibble of
+  // codes[i/2] for even i, the low nibble for odd i.
+  // codes: u8 [ceil(n/2)]; scale_codes: u8 [ceil(n/64)] holding the int8 k_b; scale_scales:
+  // f32 [ceil(n/16384)] the g; out: [n] (host: f32 or f64; CUDA: bf16 or f32).
+  virtual void nf4_dequantize(const Tensor& out, const Tensor& codes, const Tensor& scale_codes,
+                              const Tensor& scale_scales, double scale_offset) = 0;
+
   // ---- optimizer ---------------------------------------------------------------------
   // Σ x² over all tensors, in f64, read back to the host (synchronizes).
   virtual double sum_squares(std::span<const Tensor> ts) = 0;

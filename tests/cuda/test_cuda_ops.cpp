@@ -22,6 +22,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "core/documents.h"
 #include "core/rng.h"
+#include "quant/nf4.h"
 
 namespace llmpi {
 namespace {
@@ -344,6 +345,33 @@ std::vector<OpCase> op_cases() {
   for (const auto& [mode, s, docs] : packed)
     cases.push_back({attention_name(mode == CudaAttention::own ? "_packed[own]" : "_packed", s),
                      kBf16Tol, mode, attention_row(s, docs)});
+  // NF4 dequantisation: two scale groups, a partial last block, an odd count; the codes and
+  // scales come from the host quantiser, identical on both sides.
+  for (const DType out_dt : {DType::bf16, DType::f32}) {
+    const bool bf = out_dt == DType::bf16;
+    cases.push_back({bf ? "nf4_dequantize/bf16" : "nf4_dequantize/f32", bf ? kBf16Tol : kF32Tol,
+                     A, [out_dt](OpEnv& e) {
+      const int64_t n = kNf4Block * 300 + 7;
+      Twin w = e.random({n}, DType::f32, 0.05);
+      const Nf4Tensor q = nf4_quantize({w.h.ptr<const float>(), static_cast<size_t>(n)});
+      auto bytes = [&e](const void* data, int64_t count, DType dt) {
+        const Shape s{count};
+        Twin t{e.host().alloc(s, dt), e.cuda().alloc(s, dt)};
+        const Tensor src = host_tensor(const_cast<void*>(data), s, dt);
+        e.host().copy(t.host(), src);
+        e.cuda().copy(t.dev(), src);
+        return t;
+      };
+      Twin codes = bytes(q.codes.data(), static_cast<int64_t>(q.codes.size()), DType::u8);
+      Twin sc = bytes(q.scale_codes.data(), static_cast<int64_t>(q.scale_codes.size()), DType::u8);
+      Twin ss = bytes(q.scale_scales.data(), static_cast<int64_t>(q.scale_scales.size()),
+                      DType::f32);
+      Twin out = e.poisoned({n}, out_dt);
+      e.host().nf4_dequantize(out.host(), codes.host(), sc.host(), ss.host(), q.scale_offset);
+      e.cuda().nf4_dequantize(out.dev(), codes.dev(), sc.dev(), ss.dev(), q.scale_offset);
+      e.check("out", out);
+    }});
+  }
   for (int64_t V : {264, 100}) {
     // lse and picked are f32 arithmetic on identical inputs: the f32 tolerance applies.
     const int64_t N = 24, off = 50;

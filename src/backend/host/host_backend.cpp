@@ -88,7 +88,8 @@ void convert_from(Dst* dst, const Tensor& src, int64_t n) {
     case DType::f32: convert(dst, src.ptr<const float>(), n); return;
     case DType::f64: convert(dst, src.ptr<const double>(), n); return;
     case DType::bf16: convert(dst, src.ptr<const uint16_t>(), n); return;
-    case DType::i32: break;
+    case DType::i32:
+    case DType::u8: break;
   }
   LLMPI_CHECK(false, "copy: cannot convert i32 to a float dtype");
 }
@@ -132,9 +133,11 @@ void HostBackend::copy(const Tensor& dst, const Tensor& src) {
     case DType::f32: convert_from(dst.ptr<float>(), src, n); return;
     case DType::f64: convert_from(dst.ptr<double>(), src, n); return;
     case DType::bf16: convert_from(dst.ptr<uint16_t>(), src, n); return;
-    case DType::i32: break;
+    case DType::i32:
+    case DType::u8: break;
   }
-  LLMPI_CHECK(false, "copy: cannot convert ", dtype_name(src.dtype), " to i32");
+  LLMPI_CHECK(false, "copy: cannot convert ", dtype_name(src.dtype), " to ",
+              dtype_name(dst.dtype));
 }
 
 void HostBackend::fill(const Tensor& t, double value) {
@@ -148,6 +151,11 @@ void HostBackend::fill(const Tensor& t, double value) {
       LLMPI_CHECK(value == std::trunc(value) && std::fabs(value) <= 2147483647.0,
                   "fill: ", value, " is not an i32 value");
       fill_with(t.ptr<int32_t>(), n, static_cast<int32_t>(value));
+      return;
+    case DType::u8:
+      LLMPI_CHECK(value == std::trunc(value) && value >= 0 && value <= 255, "fill: ", value,
+                  " is not a u8 value");
+      fill_with(t.ptr<uint8_t>(), n, static_cast<uint8_t>(value));
       return;
   }
 }

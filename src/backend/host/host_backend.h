@@ -63,6 +63,9 @@ class HostBackend final : public Backend {
                               const Tensor& targets, const Tensor& row_scale,
                               int64_t col_offset) override;
 
+  void nf4_dequantize(const Tensor& out, const Tensor& codes, const Tensor& scale_codes,
+                      const Tensor& scale_scales, double scale_offset) override;
+
   double sum_squares(std::span<const Tensor> ts) override;
   void adamw_update(std::span<const AdamWSlice> slices, const AdamWHyper& h) override;
 };
