@@ -89,14 +89,24 @@ struct Fields {
   }
 };
 
-// Appends pieces [first, last) to out; sections whose field is empty are skipped.
+// Appends pieces [first, last) to out; sections whose field is empty are skipped. data (if
+// given) receives the spans of the fields' text: content and input whole, and for {system}
+// the block's own data spans (system_data, relative to the block) shifted into place.
 void expand(const std::vector<TemplatePiece>& p, size_t first, size_t last, const Fields& f,
-            std::string& out) {
+            std::string& out, std::vector<ByteSpan>* data = nullptr,
+            const std::vector<ByteSpan>* system_data = nullptr) {
   for (size_t i = first; i < last; ++i) {
     const TemplatePiece& x = p[i];
-    if (x.kind == Kind::text) out += x.s;
-    else if (x.kind == Kind::field) out += f.get(x.s);
-    else if (x.kind == Kind::open && f.get(x.s).empty()) {
+    if (x.kind == Kind::text) {
+      out += x.s;
+    } else if (x.kind == Kind::field) {
+      const size_t at = out.size();
+      out += f.get(x.s);
+      if (!data || out.size() == at) continue;
+      if (x.s != "system") data->push_back({at, out.size()});
+      else if (system_data)
+        for (const ByteSpan& d : *system_data) data->push_back({at + d.begin, at + d.end});
+    } else if (x.kind == Kind::open && f.get(x.s).empty()) {
       int depth = 1;  // skip to the matching close
       while (depth > 0 && ++i < last) {
         if (p[i].kind == Kind::open) ++depth;
@@ -206,8 +216,9 @@ RenderedChat ChatTemplate::render(const std::vector<ChatMessage>& messages,
     if (m.role == ChatRole::system)
       user_error("a system message at position ", i + 1, " (only the first message may be one)");
     if (m.role != want)
-      user_error("message ", i + 1, " is a ", chat_role_name(m.role), " turn where a ",
-                 chat_role_name(want), " turn was expected (turns must alternate, user first)");
+      user_error("message ", i + 1, " is a ", chat_role_name(m.role), " turn where ",
+                 want == ChatRole::user ? "a user" : "an assistant",
+                 " turn was expected (turns must alternate, user first)");
     if (m.content.empty()) user_error("message ", i + 1, ": empty ", chat_role_name(m.role), " turn");
   }
   if (add_generation_prompt && turns % 2 == 0)
@@ -216,10 +227,12 @@ RenderedChat ChatTemplate::render(const std::vector<ChatMessage>& messages,
     user_error("the conversation ends with a user turn that has no answer");
 
   std::string system_block;
+  std::vector<ByteSpan> system_data;
   if (!system_prompt.empty()) {
     if (count_field(user_, "system") == 0)
       user_error("chat template ", name_, " has no place for a system prompt");
-    expand(system_, 0, system_.size(), {&system_prompt, nullptr, nullptr}, system_block);
+    expand(system_, 0, system_.size(), {&system_prompt, nullptr, nullptr}, system_block,
+           &system_data);
   }
   RenderedChat r;
   r.text = spec_.bos;
@@ -229,7 +242,7 @@ RenderedChat ChatTemplate::render(const std::vector<ChatMessage>& messages,
     if (m.role == ChatRole::user) {
       const bool round0 = i == first;
       expand(user_, 0, user_.size(), {&m.content, round0 ? &system_block : &none, &m.input},
-             r.text);
+             r.text, &r.data, &system_data);
       continue;
     }
     const Fields f{&m.content, nullptr, nullptr};
@@ -237,6 +250,7 @@ RenderedChat ChatTemplate::render(const std::vector<ChatMessage>& messages,
     ByteSpan span;
     span.begin = r.text.size();
     r.text += m.content;
+    r.data.push_back({span.begin, r.text.size()});
     const size_t after = r.text.size();
     expand(assistant_, assistant_content_ + 1, assistant_.size(), f, r.text);
     span.end = r.text.find(spec_.end_of_turn, after) + spec_.end_of_turn.size();

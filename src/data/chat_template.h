@@ -43,6 +43,9 @@ struct ByteSpan {
 struct RenderedChat {
   std::string text;
   std::vector<ByteSpan> answers;  // loss spans, one per assistant turn, in order
+  // The bytes that came from the conversation (every content, input and the system prompt),
+  // in order; everything else is template markup (where special tokens may be spelled).
+  std::vector<ByteSpan> data;
 };
 
 // One parsed piece of a template string (internal to ChatTemplate).

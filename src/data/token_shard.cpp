@@ -181,8 +181,8 @@ void TokenShard::read(int64_t begin, int64_t count, uint32_t* out) const {
 
 // ---- writer -------------------------------------------------------------------------------
 
-TokenShardWriter::TokenShardWriter(std::string path, int width)
-    : path_(std::move(path)), tmp_path_(path_ + ".tmp"), width_(width) {
+TokenShardWriter::TokenShardWriter(std::string path, int width, ShardContent content)
+    : path_(std::move(path)), tmp_path_(path_ + ".tmp"), width_(width), content_(content) {
   LLMPI_CHECK(width == 2 || width == 4, "token width ", width);
   file_ = std::fopen(tmp_path_.c_str(), "wb");
   if (file_ == nullptr) user_error(tmp_path_, ": cannot create: ", std::strerror(errno));
@@ -209,17 +209,13 @@ void TokenShardWriter::write_bytes(const void* p, size_t n) {
 
 void TokenShardWriter::append_document(std::span<const uint32_t> tokens,
                                        std::span<const uint8_t> mask) {
-  LLMPI_CHECK(documents_ || count_ == 0, "append_document after append to ", path_);
+  LLMPI_CHECK(content_ != ShardContent::tokens, "append_document to the token shard ", path_);
   LLMPI_CHECK(!tokens.empty(), "an empty document for ", path_);
-  const int has_mask = mask.empty() ? 0 : 1;
-  LLMPI_CHECK(mask_state_ < 0 || mask_state_ == has_mask,
-              "documents with and without a loss mask in ", path_);
-  LLMPI_CHECK(mask.empty() || mask.size() == tokens.size(), mask.size(), " mask entries for ",
-              tokens.size(), " tokens");
-  mask_state_ = has_mask;
+  const bool has_mask = content_ == ShardContent::documents_with_mask;
+  LLMPI_CHECK(mask.size() == (has_mask ? tokens.size() : 0), mask.size(), " mask entries for ",
+              tokens.size(), " tokens in ", path_, has_mask ? "" : " (a shard without a mask)");
   const int64_t first = count_;
   write_tokens(tokens);
-  documents_ = true;
   doc_offsets_.push_back(static_cast<uint64_t>(count_));
   if (has_mask) {
     mask_bits_.resize(static_cast<size_t>((count_ + 7) / 8), 0);
@@ -232,7 +228,8 @@ void TokenShardWriter::append_document(std::span<const uint32_t> tokens,
 }
 
 void TokenShardWriter::append(std::span<const uint32_t> tokens) {
-  LLMPI_CHECK(!documents_, "append after append_document to ", path_);
+  LLMPI_CHECK(content_ == ShardContent::tokens, "append to the document shard ", path_,
+              " (append_document)");
   write_tokens(tokens);
 }
 
@@ -255,17 +252,18 @@ void TokenShardWriter::write_tokens(std::span<const uint32_t> tokens) {
 void TokenShardWriter::commit() {
   LLMPI_CHECK(file_ != nullptr, "double commit of ", path_);
   const uint64_t count = static_cast<uint64_t>(count_);
-  if (documents_) {
+  if (content_ != ShardContent::tokens) {
     const size_t at = kShardHeaderBytes + static_cast<size_t>(count_) * width_;
     const uint8_t zeros[8] = {};
     write_bytes(zeros, (8 - at % 8) % 8);
-    const uint64_t flags = kShardHasDocuments | (mask_state_ == 1 ? kShardHasLossMask : 0);
+    const bool mask = content_ == ShardContent::documents_with_mask;
+    const uint64_t flags = kShardHasDocuments | (mask ? kShardHasLossMask : 0);
     const uint64_t docs = doc_offsets_.size() - 1;
     write_bytes(kShardTrailerMagic, 8);
     write_bytes(&flags, 8);
     write_bytes(&docs, 8);
     write_bytes(doc_offsets_.data(), doc_offsets_.size() * sizeof(uint64_t));
-    if (mask_state_ == 1) {
+    if (mask) {
       mask_bits_.resize(static_cast<size_t>((count_ + 7) / 8), 0);
       write_bytes(mask_bits_.data(), mask_bits_.size());
     }

@@ -23,6 +23,9 @@
 namespace llmpi {
 
 enum class ShardFormat : uint8_t { llmpi, llmc };
+// What a written shard holds: tokens only (version 1), or documents (version 2) with or
+// without a loss mask.
+enum class ShardContent : uint8_t { tokens, documents, documents_with_mask };
 
 inline constexpr char kShardMagic[8] = {'L', 'L', 'M', 'P', 'I', 'T', 'O', 'K'};
 inline constexpr uint32_t kShardVersion = 1;
@@ -75,16 +78,15 @@ class TokenShard {
 class TokenShardWriter {
  public:
   // Opens "<path>.tmp" for writing tokens of `width` bytes (2 or 4).
-  TokenShardWriter(std::string path, int width);
+  TokenShardWriter(std::string path, int width, ShardContent content = ShardContent::tokens);
   ~TokenShardWriter();  // without commit(): removes the temporary file
   TokenShardWriter(const TokenShardWriter&) = delete;
   TokenShardWriter& operator=(const TokenShardWriter&) = delete;
 
-  // Pre-training data (version 1): tokens, no document or mask information.
+  // ShardContent::tokens (version 1): tokens, no document or mask information.
   void append(std::span<const uint32_t> tokens);
-  // Fine-tuning data (version 2): one whole document; mask (one 0/1 per token) or empty for a
-  // shard without a loss mask (all documents alike). A writer takes append or
-  // append_document, not both.
+  // The documents kinds (version 2): one whole, non-empty document; mask: one 0/1 per token
+  // with documents_with_mask, empty with documents.
   void append_document(std::span<const uint32_t> tokens, std::span<const uint8_t> mask);
   // Patches the count into the header, flushes, closes and renames to the final path.
   void commit();
@@ -98,8 +100,7 @@ class TokenShardWriter {
   int width_;
   int64_t count_ = 0;
   std::vector<uint8_t> staging_;
-  bool documents_ = false;      // append_document was used: version 2
-  int mask_state_ = -1;         // -1 unknown, 0 no mask, 1 mask
+  ShardContent content_;
   std::vector<uint64_t> doc_offsets_{0};
   std::vector<uint8_t> mask_bits_;
 };

@@ -45,6 +45,9 @@ TEST(ChatTemplate, ChatMl) {
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n"
             "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n");
   EXPECT_EQ(spans(r), (std::vector<std::string>{"Hello!<|im_end|>", "4<|im_end|>"}));
+  std::vector<std::string> data;
+  for (const ByteSpan& d : r.data) data.push_back(r.text.substr(d.begin, d.end - d.begin));
+  EXPECT_EQ(data, (std::vector<std::string>{"Be brief.", "Hi", "Hello!", "2+2?", "4"}));
   const RenderedChat g = t.render(chat({{U, "Hi"}}), true);
   EXPECT_EQ(g.text, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
   EXPECT_TRUE(g.answers.empty());
@@ -116,6 +119,9 @@ TEST(ChatTemplate, GivenAsStrings) {
   EXPECT_EQ(r.text,
             "<bos>[sys S|]<u>q1</u><a>r1<eot>{done}</a>\n<u>q2 (x)</u><a>r2<eot>{done}</a>\n");
   EXPECT_EQ(spans(r), (std::vector<std::string>{"r1<eot>", "r2<eot>"}));
+  std::vector<std::string> data;  // the system prompt inside the user turn, the input too
+  for (const ByteSpan& d : r.data) data.push_back(r.text.substr(d.begin, d.end - d.begin));
+  EXPECT_EQ(data, (std::vector<std::string>{"S", "q1", "r1", "q2", "x", "r2"}));
   EXPECT_EQ(t.render(chat({{U, "q"}}), true).text, "<bos><u>q</u><a>");
 }
 

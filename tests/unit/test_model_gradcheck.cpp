@@ -17,6 +17,7 @@
 #include "model/block.h"
 #include "model/embedding.h"
 #include "model/linear.h"
+#include "model/lora.h"
 #include "model/mlp.h"
 #include "model/norm.h"
 #include "model/param_layout.h"
@@ -420,4 +421,82 @@ TEST(ModelGradcheck, MaskedLossIsAMeanPerTokenOverTheStep) {
   }
   EXPECT_LE(d_split / norm, 1e-12);
   EXPECT_GT(d_per_batch / norm, 1e-2);
+}
+
+// A LoRA branch beside a frozen linear map: y = x Wᵀ + s (x Aᵀ) Bᵀ, objective Σ r ⊙ y.
+// Gradients w.r.t. A, B and x (the base W is frozen: bound without a gradient) against finite
+// differences; B is made non-zero first (its init is zero, which would hide dA). The branch
+// output equals x (s B A)ᵀ, the merged weight's contribution.
+TEST(ModelGradcheck, LoraBranchOnAFrozenLinear) {
+  auto be = make_host_backend();
+  const int64_t I = 6, O = 5, r = 3;
+  const double s = lora_scale(4.0, r, /*rslora=*/true);
+  EXPECT_DOUBLE_EQ(s, 4.0 / std::sqrt(3.0));
+  EXPECT_DOUBLE_EQ(lora_scale(16.0, 8, false), 2.0);
+  std::vector<ParamInfo> ps = lora_params("blk.q", I, O, r);
+  ps.push_back(full_param("blk.q.weight", Shape{O, I}, InitKind::normal, 0.5, true));
+  ParamStore store(*be, ps, DType::f64);
+  store.init(*be, 17);
+  const std::vector<double> a0 = to_host(*be, store.master("blk.q.lora_A"));
+  const double bound = 1.0 / std::sqrt(double(I));
+  double amax = 0;
+  for (double v : a0) amax = std::max(amax, std::abs(v));
+  EXPECT_LE(amax, bound);
+  EXPECT_GT(amax, 0.5 * bound);
+  for (double v : to_host(*be, store.master("blk.q.lora_B"))) ASSERT_EQ(v, 0.0);
+
+  const LoraBranch lora = LoraBranch::bind(store, "blk.q", s);
+  Linear base;
+  base.in_features = I;
+  base.out_features = O;
+  base.w = store.weight("blk.q.weight");  // frozen: no dw bound
+  Buffer x = be->alloc(Shape{kN, I}, DType::f64), dx = be->alloc(Shape{kN, I}, DType::f64);
+  Buffer y = be->alloc(Shape{kN, O}, DType::f64), z = be->alloc(Shape{kN, O}, DType::f64);
+  Buffer rw = be->alloc(Shape{kN, O}, DType::f64);
+  from_host(*be, x, normal_values(kN * I, 5, "x"));
+  from_host(*be, rw, normal_values(kN * O, 5, "r"));
+  LoraActs acts = lora.alloc_acts(*be, kN, DType::f64);
+  LoraScratch scratch = lora.alloc_scratch(*be, kN, DType::f64);
+
+  // Zero B: the branch adds exactly nothing.
+  lora.forward(*be, acts, z, x);
+  for (double v : to_host(*be, z)) ASSERT_EQ(v, 0.0);
+  from_host(*be, store.master("blk.q.lora_B"), normal_values(O * r, 5, "B"));
+
+  auto objective = [&] {
+    base.forward(*be, y, x);
+    lora.forward(*be, acts, z, x);
+    be->add(y, y, z);
+    const std::vector<double> yv = to_host(*be, y), rv = to_host(*be, rw);
+    double l = 0;
+    for (size_t i = 0; i < yv.size(); ++i) l += yv[i] * rv[i];
+    return l;
+  };
+  auto grads = [&] {
+    store.zero_grads(*be);
+    objective();
+    base.backward(*be, dx, rw, x);  // dx = dy W; no dW
+    lora.backward(*be, acts, scratch, dx, rw, x);
+  };
+  check_gradients(*be, objective, grads,
+                  {{"lora_A", store.master("blk.q.lora_A"), store.grad("blk.q.lora_A")},
+                   {"lora_B", store.master("blk.q.lora_B"), store.grad("blk.q.lora_B")},
+                   {"x", x, dx}});
+  for (double v : to_host(*be, store.grad("blk.q.weight"))) ASSERT_EQ(v, 0.0) << "frozen";
+
+  // z = x (s B A)ᵀ.
+  lora.forward(*be, acts, z, x);
+  const std::vector<double> A = to_host(*be, store.master("blk.q.lora_A")),
+                            B = to_host(*be, store.master("blk.q.lora_B")),
+                            xv = to_host(*be, x), zv = to_host(*be, z);
+  for (int64_t n = 0; n < kN; ++n)
+    for (int64_t o = 0; o < O; ++o) {
+      double want = 0;
+      for (int64_t i = 0; i < I; ++i) {
+        double ba = 0;
+        for (int64_t k = 0; k < r; ++k) ba += B[o * r + k] * A[k * I + i];
+        want += xv[n * I + i] * s * ba;
+      }
+      ASSERT_NEAR(zv[n * O + o], want, 1e-12);
+    }
 }

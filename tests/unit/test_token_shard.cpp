@@ -226,7 +226,8 @@ struct Docs {
 };
 
 void write_docs(const std::string& path, const Docs& d, bool with_mask, int width = 2) {
-  TokenShardWriter w(path, width);
+  TokenShardWriter w(path, width,
+                     with_mask ? ShardContent::documents_with_mask : ShardContent::documents);
   for (size_t k = 0; k < d.tokens.size(); ++k)
     w.append_document(d.tokens[k], with_mask ? std::span<const uint8_t>(d.mask[k])
                                              : std::span<const uint8_t>());
@@ -319,14 +320,28 @@ TEST(TokenShard, Version2MalformedTrailersAreRejected) {
 
 TEST(TokenShard, WriterKeepsOneKindOfData) {
   const std::string path = temp_path("mixed.bin");
-  TokenShardWriter w(path, 2);
   const std::vector<uint32_t> t = {1, 2};
   const std::vector<uint8_t> m = {1, 1};
-  w.append_document(t, m);
-  EXPECT_THROW(w.append(t), InternalError);
-  EXPECT_THROW(w.append_document(t, {}), InternalError);  // with and without masks
-  EXPECT_THROW(w.append_document({}, {}), InternalError); // an empty document
-  EXPECT_THROW(w.append_document(t, std::vector<uint8_t>{1}), InternalError);
+  {
+    TokenShardWriter w(path, 2, ShardContent::documents_with_mask);
+    w.append_document(t, m);
+    EXPECT_THROW(w.append(t), InternalError);
+    EXPECT_THROW(w.append_document(t, {}), InternalError);   // a mask is needed
+    EXPECT_THROW(w.append_document({}, {}), InternalError);  // an empty document
+    EXPECT_THROW(w.append_document(t, std::vector<uint8_t>{1}), InternalError);
+  }
+  TokenShardWriter plain(path, 2);
+  EXPECT_THROW(plain.append_document(t, m), InternalError);
+  // An empty document shard is still version 2: it records zero documents.
+  {
+    TokenShardWriter empty(path, 2, ShardContent::documents_with_mask);
+    empty.commit();
+  }
+  const TokenShard s(path);
+  EXPECT_TRUE(s.has_documents());
+  EXPECT_TRUE(s.has_loss_mask());
+  EXPECT_EQ(s.document_offsets(), std::vector<int64_t>{0});
+  fs::remove(path);
 }
 
 TEST(TokenDataset, DocumentsAndMaskAcrossShards) {
