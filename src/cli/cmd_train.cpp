@@ -57,12 +57,15 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
     be = make_backend_option(a.backend, "llmpi train");
     trainer = std::make_unique<Trainer>(cfg, *be, *topo, std::cout);
     // Collective on every rank alike: an invalid --resume file fails on all of them.
+    bool resumed = false;
     if (a.has_resume) {
       if (a.resume.empty()) user_error("llmpi train: --resume needs a checkpoint file");
       trainer->resume(a.resume);
+      resumed = true;
     } else if (!a.fresh) {
-      trainer->resume_latest();  // the run directory's newest valid checkpoint, if any
+      resumed = trainer->resume_latest().has_value();  // the run dir's newest valid checkpoint
     }
+    if (!resumed && !cfg.train.init_from.empty()) trainer->init_from(cfg.train.init_from);
   } catch (const UserError& e) {
     if (rt.world_size() == 1) throw;  // the usual single-process error path (main.cpp)
     failure = e.what();

@@ -12,6 +12,8 @@
   X(sample)               \
   X(eval)                 \
   X(inspect)              \
+  X(export_hf)            \
+  X(import_hf)            \
   X(version)
 
 namespace llmpi {

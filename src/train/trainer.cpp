@@ -12,6 +12,7 @@
 #include "jobs/retention.h"
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
+#include "train/init_from.h"
 #include "train/paths.h"
 #include "train/unigram.h"
 
@@ -166,6 +167,10 @@ std::optional<ResumePoint> Trainer::resume_latest() {
   ResumePoint p = resume(d.found->path);
   p.rejected = d.rejected;
   return p;
+}
+
+void Trainer::init_from(const std::string& source) {
+  report("initial weights from " + init_params_from(source, cfg_, *engine_, comm_));
 }
 
 void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {

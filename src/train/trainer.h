@@ -91,6 +91,8 @@ class Trainer {
   // rejected ones (each reported on `out`); after removing interrupted saves' temporaries.
   // nullopt when there is none (a fresh start).
   std::optional<ResumePoint> resume_latest();
+  // Collective: a fresh run's weights from [train] init_from (train/init_from.h).
+  void init_from(const std::string& source);
   int64_t start_step() const { return start_step_; }
 
   // Mean validation loss over `batches` validation micro-batches (nats/token).
