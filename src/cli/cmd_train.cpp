@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "jobs/run_dir.h"
 #include "parallel/communicator.h"
 #include "parallel/topology.h"
 #include "train/trainer.h"
@@ -49,13 +50,16 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
   // left waiting. Errors during training itself abort the job (main.cpp).
   std::unique_ptr<Backend> be;
   std::unique_ptr<Topology> topo;
+  std::unique_ptr<RunDirectory> run_dir;
   std::unique_ptr<Trainer> trainer;
   std::string failure;
   try {
     const Config cfg = load_config(a.config, a.overrides);
     topo = std::make_unique<Topology>(cfg, MPI_COMM_WORLD);
+    run_dir = std::make_unique<RunDirectory>(cfg.run.dir, topo->world_communicator().get(),
+                                             std::cout);
     be = make_backend_option(a.backend, "llmpi train");
-    trainer = std::make_unique<Trainer>(cfg, *be, *topo, std::cout);
+    trainer = std::make_unique<Trainer>(cfg, *be, *topo, *run_dir, std::cout);
     // Collective on every rank alike: an invalid --resume file fails on all of them.
     bool resumed = false;
     if (a.has_resume) {

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "jobs/checkpoint_dir.h"
 #include "model/param_layout.h"
 
 namespace llmpi {
