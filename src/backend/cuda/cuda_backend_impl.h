@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/op_shapes.h"
 
 namespace llmpi::cuda {
 
@@ -32,19 +33,18 @@ class Scratch {
   void* p_ = nullptr;
 };
 
-// Argument checks shared by the op files (throw InternalError naming op and tensor).
+// Argument checks shared by the op files (throw InternalError naming op and tensor); the
+// shape rules are every backend's (backend/op_shapes.h).
 void check_device(const char* op, const char* what, const Tensor& t);
+void check_device(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> ts);
 void check_dtype(const char* op, const char* what, const Tensor& t, DType want);
-void check_numel(const char* op, const char* what, const Tensor& t, int64_t want);
+using op_shapes::check_numel;
+using op_shapes::last_dim;
+using op_shapes::row_count;
 // The device pointer of an op's i32 document starts (backend.h) of n = B·T tokens, or nullptr
 // when doc_start is empty. Their invariants are the caller's (checked on the host where the
 // model sets them, model/transformer.h): reading them back here would synchronize.
 const int32_t* checked_doc_start(const char* op, const Tensor& doc_start, int64_t n);
-inline int64_t last_dim(const Tensor& t) { return t.shape.ndim ? t.shape[t.shape.ndim - 1] : 1; }
-inline int64_t row_count(const Tensor& t) {
-  const int64_t c = last_dim(t);
-  return c ? t.numel() / c : 0;
-}
 
 }  // namespace llmpi::cuda
 
