@@ -57,11 +57,15 @@ class ParallelEngine {
   ParallelEngine& operator=(const ParallelEngine&) = delete;
 
   // One optimizer step. ids, targets: host i32 [M · B·T], this dp rank's micro-batches
-  // (BatchLoader order). lr: this step's learning rate.
-  StepStats step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr);
+  // (BatchLoader order). lr: this step's learning rate. doc_start: host i32 [M · B·T], the
+  // rows' document starts (packed fine-tuning rows, core/documents.h), or empty for one
+  // document per row; packed rows need pp = 1 (the config refuses them otherwise).
+  StepStats step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr,
+                 std::span<const int32_t> doc_start = {});
 
   // Forward only on one micro-batch of B rows (every dp rank may pass the same batch).
-  LossSum eval(std::span<const int32_t> ids, std::span<const int32_t> targets);
+  LossSum eval(std::span<const int32_t> ids, std::span<const int32_t> targets,
+               std::span<const int32_t> doc_start = {});
 
   // This rank's parameters with every dp shard gathered (the tp-local slabs of its stage).
   // ZeRO 0/1: the live store; ZeRO 2/3: a copy, valid until the next call.

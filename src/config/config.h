@@ -15,6 +15,9 @@
 namespace llmpi {
 
 enum class LrDecay : uint8_t { cosine, linear, constant };
+// [train] objective: lm = next-token prediction on every token (pre-training); sft = only on
+// the tokens the loss mask selects, rows of whole documents (docs/finetuning.md).
+enum class Objective : uint8_t { lm, sft };
 
 struct TrainSection {
   uint64_t seed = 1234;
@@ -39,6 +42,10 @@ struct TrainSection {
   // Hugging Face model directory (train/init_from.h); empty = the seeded init. A resumed
   // run ignores it (the checkpoint has the weights).
   std::string init_from;
+  Objective objective = Objective::lm;
+  // sft: several documents per row (block-diagonal attention, positions restarting); false:
+  // one document per row, the rest padding.
+  bool packing = true;
   // [train] recompute ("none" | "selective" | "full", activation recomputation) is read into
   // Config::model.recompute, where the Transformer sees it (model/model_config.h).
 

@@ -22,6 +22,12 @@ void check_consistency(const Config& c, const Origins& o, Diagnostics& d) {
   auto fail = [&](const std::string& key, const std::string& fallback, const std::string& what,
                   const std::string& expected) { d.error(o.of(key, fallback), key, what, expected); };
 
+  // [train] fine-tuning
+  if (t.objective == Objective::sft && t.packing && p.pp > 1)
+    fail("train.packing", "parallel.pp", "true with parallel.pp = " + str(p.pp),
+         "packing = false under pipeline parallelism (pipeline stages do not carry document "
+         "starts yet), or pp = 1");
+
   // [model]
   if (m.arch == Arch::gpt2 && m.n_kv_head != m.n_head)
     fail("model.n_kv_head", "model.arch",

@@ -65,6 +65,8 @@ const ConfigKey kKeys[] = {
     // A [train] key that sets a model field: the Transformer reads it from its ModelConfig.
     {"train", "recompute", FIELD(model.recompute)},
     {"train", "init_from", FIELD(train.init_from)},
+    {"train", "objective", FIELD(train.objective)},
+    {"train", "packing", FIELD(train.packing)},
     // [data]
     {"data", "train", FIELD(data.train), kRequired, {}, /*non_empty=*/true},
     {"data", "val", FIELD(data.val)},
@@ -92,6 +94,7 @@ const ConfigKey kKeys[] = {
 const EnumName<Arch> kArchNames[] = {{"gpt2", Arch::gpt2}, {"llama", Arch::llama}};
 const EnumName<LrDecay> kDecayNames[] = {
     {"cosine", LrDecay::cosine}, {"linear", LrDecay::linear}, {"constant", LrDecay::constant}};
+const EnumName<Objective> kObjectiveNames[] = {{"lm", Objective::lm}, {"sft", Objective::sft}};
 const EnumName<Recompute> kRecomputeNames[] = {
     {"none", Recompute::none}, {"selective", Recompute::selective}, {"full", Recompute::full}};
 
@@ -165,6 +168,7 @@ const ConfigKey* find_config_key(std::string_view section, std::string_view name
 std::span<const EnumName<Arch>> enum_names(Arch) { return kArchNames; }
 std::span<const EnumName<LrDecay>> enum_names(LrDecay) { return kDecayNames; }
 std::span<const EnumName<Recompute>> enum_names(Recompute) { return kRecomputeNames; }
+std::span<const EnumName<Objective>> enum_names(Objective) { return kObjectiveNames; }
 
 std::string_view lr_decay_name(LrDecay d) {
   for (const auto& e : kDecayNames)

@@ -23,7 +23,8 @@ template <class T>
 using FieldRef = T& (*)(Config&);
 using Field = std::variant<FieldRef<int64_t>, FieldRef<int>, FieldRef<uint64_t>, FieldRef<double>,
                            FieldRef<bool>, FieldRef<std::string>, FieldRef<Arch>, FieldRef<LrDecay>,
-                           FieldRef<Recompute>, FieldRef<std::vector<int64_t>>>;
+                           FieldRef<Recompute>, FieldRef<Objective>,
+                           FieldRef<std::vector<int64_t>>>;
 
 enum class Presence : uint8_t {
   optional,  // absent: the struct's default
@@ -67,6 +68,7 @@ struct EnumName {
 std::span<const EnumName<Arch>> enum_names(Arch);
 std::span<const EnumName<LrDecay>> enum_names(LrDecay);
 std::span<const EnumName<Recompute>> enum_names(Recompute);
+std::span<const EnumName<Objective>> enum_names(Objective);
 std::string_view lr_decay_name(LrDecay d);
 
 // Shortest decimal that reads back to exactly `v` ("0.0003", "1e-05", "10000"), for messages.

@@ -6,6 +6,9 @@
 
 #include "core/error.h"
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 namespace llmpi {
 
 namespace {
@@ -258,6 +261,31 @@ RenderedChat ChatTemplate::render(const std::vector<ChatMessage>& messages,
   }
   if (add_generation_prompt) expand(assistant_, 0, assistant_content_, {}, r.text);
   return r;
+}
+
+ChatTemplate ChatTemplate::from_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error(path, ": cannot open the chat template file");
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object())
+    user_error(path, ": not a JSON object (expected {\"user\": ..., \"assistant\": ..., ...})");
+  ChatTemplateSpec spec;
+  const std::pair<const char*, std::string*> keys[] = {
+      {"bos", &spec.bos},           {"system", &spec.system},
+      {"user", &spec.user},         {"assistant", &spec.assistant},
+      {"end_of_turn", &spec.end_of_turn}, {"default_system", &spec.default_system}};
+  for (const auto& [key, value] : j.items()) {
+    std::string* field = nullptr;
+    for (const auto& [k, dst] : keys)
+      if (key == k) field = dst;
+    if (key == "name") continue;  // prepare.json's record of the template's name
+    if (!field)
+      user_error(path, ": unknown key \"", key,
+                 "\" (expected bos, system, user, assistant, end_of_turn, default_system)");
+    if (!value.is_string()) user_error(path, ": \"", key, "\" must be a string");
+    *field = value.get<std::string>();
+  }
+  return ChatTemplate(spec, path, path + ": template");
 }
 
 }  // namespace llmpi

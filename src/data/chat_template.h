@@ -66,6 +66,10 @@ class ChatTemplate {
   // listing these). eos: the tokenizer's end-of-text token text, Alpaca's end of turn.
   static ChatTemplate builtin(const std::string& name, const std::string& eos = "<|endoftext|>");
   static std::vector<std::string> builtin_names();
+  // A template file: a JSON object with the ChatTemplateSpec strings as keys ("bos",
+  // "system", "user", "assistant", "end_of_turn", "default_system"; as prepare.json's
+  // "template" records them). UserError naming the file and key for anything else.
+  static ChatTemplate from_file(const std::string& path);
 
   const std::string& name() const { return name_; }
   const ChatTemplateSpec& spec() const { return spec_; }

@@ -44,7 +44,9 @@ void encode_markup(const Tokenizer& tok, std::string_view text,
 }  // namespace
 
 std::vector<SpecialToken> special_tokens(const Tokenizer& tok) {
-  return {{std::string(kEndOfText), tok.eot_id()}};
+  std::vector<SpecialToken> out;
+  for (uint32_t id : tok.specials()) out.push_back({std::string(tok.token_bytes(id)), id});
+  return out;
 }
 
 TokenizedChat tokenize_chat(const Tokenizer& tok, const RenderedChat& chat,

@@ -23,7 +23,8 @@ struct SpecialToken {
   uint32_t id = 0;
 };
 
-// The special tokens a tokenizer spells in markup (llmpi's: "<|endoftext|>").
+// The special tokens a tokenizer spells in markup: every special of the tokenizer (llmpi's:
+// "<|endoftext|>"; a tokenizer.json's added special tokens, e.g. "<|im_end|>").
 std::vector<SpecialToken> special_tokens(const Tokenizer& tok);
 
 struct TokenizedChat {

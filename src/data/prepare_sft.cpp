@@ -14,6 +14,7 @@
 #include "data/text_clean.h"
 #include "data/token_shard.h"
 #include "data/tokenizer.h"
+#include "data/hf_tokenizer.h"
 
 namespace llmpi {
 
@@ -30,6 +31,8 @@ void check_options(const SftPrepareOptions& o) {
     user_error("--format sft needs --tokenizer FILE: the tokenizer of the model to fine-tune");
   if (!(o.val_fraction >= 0.0 && o.val_fraction < 1.0))
     user_error("--val-fraction ", o.val_fraction, " must be in [0, 1)");
+  if (!o.template_file.empty() && (!o.template_name.empty() || o.template_spec))
+    user_error("--template and --template-file both given; choose one");
   if (o.max_tokens < 0) user_error("--max-tokens ", o.max_tokens, " must be >= 0 (0: no limit)");
 }
 
@@ -76,6 +79,7 @@ nlohmann::json report_json(const SftPrepareReport& r, const SftPrepareOptions& o
   j["val_fraction"] = o.val_fraction;
   j["seed"] = o.seed;
   j["tokenizer"] = o.tokenizer_path;
+  j["tokenizer_file"] = r.tokenizer_file;
   nlohmann::json bad = nlohmann::json::array();
   for (const BadRecord& b : r.bad)
     bad.push_back({{"file", b.file}, {"line", b.line}, {"reason", b.reason}});
@@ -88,10 +92,11 @@ nlohmann::json report_json(const SftPrepareReport& r, const SftPrepareOptions& o
 SftPrepareReport prepare_sft(const SftPrepareOptions& o) {
   check_options(o);
   const std::vector<std::string> files = expand_inputs(o.inputs);
-  const ChatTemplate tmpl = o.template_spec
-                                ? ChatTemplate(*o.template_spec, "given", "template")
-                                : ChatTemplate::builtin(o.template_name);
-  const Tokenizer tok = Tokenizer::load(o.tokenizer_path);
+  const ChatTemplate tmpl =
+      !o.template_file.empty() ? ChatTemplate::from_file(o.template_file)
+      : o.template_spec        ? ChatTemplate(*o.template_spec, "given", "template")
+                               : ChatTemplate::builtin(o.template_name.empty() ? "chatml" : o.template_name);
+  const Tokenizer tok = load_tokenizer(o.tokenizer_path);
   const std::vector<SpecialToken> specials = special_tokens(tok);
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
@@ -178,7 +183,9 @@ SftPrepareReport prepare_sft(const SftPrepareOptions& o) {
                " file(s); ", r.bad_records, " bad (see the messages above)");
   if (r.train_records == 0)
     user_error("all ", r.val_records, " records went to the validation split; lower --val-fraction");
-  tok.save((out / "tokenizer.bpe").string());
+  r.tokenizer_file = tok.has_llmpi_layout() ? "tokenizer.bpe" : "tokenizer.json";
+  if (tok.has_llmpi_layout()) tok.save((out / r.tokenizer_file).string());
+  else write_tokenizer_json(tok, (out / r.tokenizer_file).string());
   train.commit();
   val.commit();
   write_json_atomically((out / "prepare.json").string(), report_json(r, o, tmpl));

@@ -11,7 +11,8 @@
 // `report_limit` of each file are printed as FILE:LINE: reason, every file's count is
 // printed, and prepare.json lists them (the first 1000) with the counts. No valid record at
 // all is a UserError.
-// Outputs (atomic): OUT/train.bin, OUT/val.bin, OUT/tokenizer.bpe, OUT/prepare.json.
+// Outputs (atomic): OUT/train.bin, OUT/val.bin, OUT/tokenizer.bpe (or tokenizer.json for a
+// tokenizer that is not llmpi's, as `prepare` writes), OUT/prepare.json.
 #include <cstdint>
 #include <cstdio>
 #include <map>
@@ -28,8 +29,9 @@ struct SftPrepareOptions {
   std::vector<std::string> inputs;  // JSONL files or glob patterns, read in order
   std::string out_dir;
   std::string tokenizer_path;       // the model's tokenizer (required)
-  std::string template_name = "chatml";        // a built-in template …
-  std::optional<ChatTemplateSpec> template_spec;  // … or one given as strings
+  std::string template_name;                   // a built-in template ("": chatml) …
+  std::optional<ChatTemplateSpec> template_spec;  // … or one given as strings …
+  std::string template_file;                      // … or a JSON file (ChatTemplate::from_file)
   int64_t max_tokens = 0;           // > 0: longer sequences are bad records
   double val_fraction = 0.05;       // in [0, 1)
   uint64_t seed = 1234;             // keys the train/val split
@@ -56,6 +58,7 @@ struct SftPrepareReport {
   int64_t longest = 0;                                 // tokens of the longest sequence
   int64_t vocab_size = 0;
   std::string template_name;
+  std::string tokenizer_file;  // "tokenizer.bpe" (llmpi's) or "tokenizer.json"
 };
 
 SftPrepareReport prepare_sft(const SftPrepareOptions& o);

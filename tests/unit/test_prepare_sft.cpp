@@ -8,9 +8,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "cli/command_line.h"
 #include "core/error.h"
 #include "data/prepare_sft.h"
 #include "data/token_dataset.h"
@@ -183,4 +186,52 @@ TEST(PrepareSft, NothingValidIsAnError) {
   o.tokenizer_path = tokp;
   o.template_name = "vicuna";
   EXPECT_THROW(prepare_sft(o), UserError);
+}
+
+// Through the command line: `llmpi prepare --format sft` with a template file (the JSON form
+// that prepare.json records), its summary, and the option errors of the sft format.
+TEST(PrepareSft, CommandLineWithTemplateFile) {
+  TempDir dir;
+  const std::string tokp = (dir.path / "tok.bpe").string();
+  Tokenizer().save(tokp);
+  const std::string in = dir.file("d.jsonl",
+      R"({"instruction": "Define cat.", "output": "A feline."})" "\n"
+      R"({"instruction": "Define oak."})" "\n");
+  const std::string tf = dir.file("t.json",
+      R"({"name": "mine", "user": "Q: {content}\n", "assistant": "A: {content}<|endoftext|>",)"
+      R"( "end_of_turn": "<|endoftext|>"})");
+  const std::string out = (dir.path / "out").string();
+  auto run = [&](std::vector<std::string> args) {
+    CommandEnv env;
+    std::ostringstream capture;
+    std::streambuf* saved = std::cout.rdbuf(capture.rdbuf());
+    try {
+      const int rc = run_command_line(args, env);
+      std::cout.rdbuf(saved);
+      EXPECT_EQ(rc, 0);
+    } catch (...) {
+      std::cout.rdbuf(saved);
+      throw;
+    }
+    return capture.str();
+  };
+  const std::string printed = run({"prepare", in, "--format", "sft", "--out", out,
+                                   "--tokenizer", tokp, "--template-file", tf,
+                                   "--val-fraction", "0", "--quiet"});
+  EXPECT_NE(printed.find("2 records read (1 alpaca), 1 bad"), std::string::npos) << printed;
+  const std::vector<Doc> docs = documents(out + "/train.bin", Tokenizer::load(tokp));
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_EQ(docs[0].text, "Q: Define cat.\nA: A feline.<|endoftext|>");
+  EXPECT_EQ(docs[0].learned, "A feline.<|endoftext|>");
+
+  const std::string bad_tf = dir.file("bad.json", R"({"user": "{content}", "assitant": "x"})");
+  EXPECT_THROW(run({"prepare", in, "--format", "sft", "--out", out, "--tokenizer", tokp,
+                    "--template-file", bad_tf, "--quiet"}),
+               UserError);
+  EXPECT_THROW(run({"prepare", in, "--format", "sft", "--out", out, "--vocab-size", "300",
+                    "--quiet"}),
+               UserError);
+  EXPECT_THROW(run({"prepare", in, "--format", "sft", "--out", out, "--tokenizer", tokp,
+                    "--template", "alpaca", "--template-file", tf, "--quiet"}),
+               UserError);
 }
