@@ -8,8 +8,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
-#include <sstream>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -189,7 +187,7 @@ TEST(PrepareSft, NothingValidIsAnError) {
 }
 
 // Through the command line: `llmpi prepare --format sft` with a template file (the JSON form
-// that prepare.json records), its summary, and the option errors of the sft format.
+// that prepare.json records), and the option errors of the sft format.
 TEST(PrepareSft, CommandLineWithTemplateFile) {
   TempDir dir;
   const std::string tokp = (dir.path / "tok.bpe").string();
@@ -201,24 +199,18 @@ TEST(PrepareSft, CommandLineWithTemplateFile) {
       R"({"name": "mine", "user": "Q: {content}\n", "assistant": "A: {content}<|endoftext|>",)"
       R"( "end_of_turn": "<|endoftext|>"})");
   const std::string out = (dir.path / "out").string();
-  auto run = [&](std::vector<std::string> args) {
+  auto run = [&](std::vector<std::string> args) {  // the summary goes to stdout
     CommandEnv env;
-    std::ostringstream capture;
-    std::streambuf* saved = std::cout.rdbuf(capture.rdbuf());
-    try {
-      const int rc = run_command_line(args, env);
-      std::cout.rdbuf(saved);
-      EXPECT_EQ(rc, 0);
-    } catch (...) {
-      std::cout.rdbuf(saved);
-      throw;
-    }
-    return capture.str();
+    EXPECT_EQ(run_command_line(args, env), 0);
   };
-  const std::string printed = run({"prepare", in, "--format", "sft", "--out", out,
-                                   "--tokenizer", tokp, "--template-file", tf,
-                                   "--val-fraction", "0", "--quiet"});
-  EXPECT_NE(printed.find("2 records read (1 alpaca), 1 bad"), std::string::npos) << printed;
+  run({"prepare", in, "--format", "sft", "--out", out, "--tokenizer", tokp, "--template-file", tf,
+       "--val-fraction", "0", "--quiet"});
+  std::ifstream jf(out + "/prepare.json");
+  const nlohmann::json j = nlohmann::json::parse(jf);  // the summary's numbers
+  EXPECT_EQ(j["records_read"], 2);
+  EXPECT_EQ(j["bad_records"], 1);
+  EXPECT_EQ(j["shapes"]["alpaca"], 1);
+  EXPECT_EQ(j["template"]["user"], "Q: {content}\n");
   const std::vector<Doc> docs = documents(out + "/train.bin", Tokenizer::load(tokp));
   ASSERT_EQ(docs.size(), 1u);
   EXPECT_EQ(docs[0].text, "Q: Define cat.\nA: A feline.<|endoftext|>");
