@@ -88,6 +88,19 @@ struct RunSection {
   bool operator==(const RunSection&) const = default;
 };
 
+// [lora]: low-rank adapters (model/lora.h) beside frozen base weights; rank 0 = none (every
+// weight trains). Module names: q, k, v, o (attention), gate (llama), up, down (MLP).
+struct LoraSection {
+  int64_t rank = 0;
+  double alpha = 16.0;       // scale s = alpha / rank (rslora: alpha / sqrt(rank))
+  bool rslora = false;
+  double dropout = 0.0;      // only 0 is supported yet (config_checks.cpp refuses others)
+  std::vector<std::string> target_modules = {"q", "v"};
+
+  bool enabled() const { return rank > 0; }
+  bool operator==(const LoraSection&) const = default;
+};
+
 struct Config {
   std::string source_path;   // the TOML file it came from
   std::string source_text;   // the TOML text after overrides (recorded in checkpoints)
@@ -97,6 +110,7 @@ struct Config {
   ParallelSection parallel;
   CheckpointSection checkpoint;
   RunSection run;
+  LoraSection lora;
 };
 
 // Reads `path`, applies overrides ("section.key=value", TOML value syntax; a bare word is

@@ -27,8 +27,8 @@ constexpr Presence kOptional = Presence::optional;
 constexpr Presence kRequired = Presence::required;
 constexpr Presence kDerived = Presence::derived;
 
-const std::array<std::string_view, 6> kSections = {"model",      "train", "data", "parallel",
-                                                   "checkpoint", "run"};
+const std::array<std::string_view, 7> kSections = {"model",      "train", "data", "parallel",
+                                                   "checkpoint", "run",   "lora"};
 
 const ConfigKey kKeys[] = {
     // [model]
@@ -87,6 +87,12 @@ const ConfigKey kKeys[] = {
     {"checkpoint", "log_spaced", FIELD(checkpoint.log_spaced)},
     // [run]
     {"run", "dir", FIELD(run.dir), kOptional, {}, /*non_empty=*/true},
+    // [lora]
+    {"lora", "rank", FIELD(lora.rank), kOptional, at_least(0)},
+    {"lora", "alpha", FIELD(lora.alpha), kOptional, above(0)},
+    {"lora", "rslora", FIELD(lora.rslora)},
+    {"lora", "dropout", FIELD(lora.dropout), kOptional, half_open(0, 1)},
+    {"lora", "target_modules", FIELD(lora.target_modules)},
 };
 
 #undef FIELD
@@ -149,6 +155,8 @@ std::string ConfigKey::expected() const {
           return non_empty ? "a non-empty string" : "a string";
         } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
           return "an array of integers" + bounds_text(bounds, true);
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          return "an array of strings";
         } else {
           return quoted_choices(enum_names(T{}));
         }

@@ -64,6 +64,10 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
       rows_(cfg, train_data_),
       schedule_(LrSchedule::from(cfg.train)) {
   rank_ = topo_.rank();
+  if (cfg.lora.enabled())
+    user_error(cfg.source_path, ": lora.rank = ", cfg.lora.rank,
+               ": LoRA training is not supported yet (the [lora] section is read and checked, "
+               "but the model does not carry adapters); expected lora.rank = 0");
   if (!cfg.data.val.empty()) {
     val_data_.emplace(data_paths(cfg.data.val, "data.val"), cfg.model.vocab_size);
     val_rows_.emplace(cfg, *val_data_);
