@@ -12,8 +12,13 @@
 // --profile adds one step through a timing decorator of the backend: CUDA events around
 // every op, summed per op kind and shape, each against its floors — FLOPs over the measured
 // bf16 matrix rate, bytes moved (its tensors' sizes) over the measured copy bandwidth.
-// Usage: llmpi_gpu_bench --config gpt2-124m|tinyllama-1.1b [--steps 20] [--warmup 5] [--profile]
-//                        [--recompute none|selective|full]
+// --graph replays each step's forward (with the zeroing of the gradients) and backward as two
+// CUDA graphs captured after warm-up (CapturedGraph): what graphs save where launches dominate.
+// The loss and gradient-norm read-backs and AdamW stay outside (they read back or upload).
+// tiny is configs/tiny.toml's model (1M parameters, 8 × 128 tokens): launch-bound.
+// The fused kernels follow LLMPI_FUSED (docs/cuda.md); the JSON line says which were on.
+// Usage: llmpi_gpu_bench --config gpt2-124m|tinyllama-1.1b|tiny [--steps 20] [--warmup 5]
+//                        [--profile] [--recompute none|selective|full] [--graph]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -23,6 +28,8 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <span>
 #include <sstream>
 #include <string>
 #include <unistd.h>
@@ -31,6 +38,9 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_op_clock.h"
+#include "backend/timing_backend.h"
+#include "captured_graph.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "model/param_layout.h"
@@ -94,169 +104,17 @@ BenchShape shape_of(const std::string& name) {
     c.n_layer = 22, c.n_head = 32, c.n_kv_head = 4, c.d_model = 2048, c.d_ff = 5632;
     c.max_seq_len = 2048, c.tied_embeddings = false;
     s.B = 8, s.T = 2048, s.lr = 4e-4;
+  } else if (name == "tiny") {
+    c.arch = Arch::gpt2;
+    s.real_vocab = c.vocab_size = 2048;
+    c.n_layer = 4, c.n_head = 4, c.n_kv_head = 4, c.d_model = 128, c.d_ff = 512;
+    c.max_seq_len = 128, c.tied_embeddings = true;
+    s.B = 8, s.T = 128, s.lr = 3e-3;
   } else {
-    throw UserError("--config: expected gpt2-124m or tinyllama-1.1b, got '" + name + "'");
+    throw UserError("--config: expected gpt2-124m, tinyllama-1.1b or tiny, got '" + name + "'");
   }
   return s;
 }
-
-// ---- per-op timing ------------------------------------------------------------------------
-
-int64_t bytes_of(const Tensor& t) { return t.data ? t.numel() * static_cast<int64_t>(dtype_size(t.dtype)) : 0; }
-
-// A Backend that forwards every op to the CUDA backend and brackets it with CUDA events.
-class TimingBackend final : public Backend {
- public:
-  struct Record {
-    std::string label;
-    double flops, bytes;
-    cudaEvent_t start, end;
-  };
-  TimingBackend(Backend& inner, cudaStream_t stream) : in_(inner), stream_(stream) {}
-  ~TimingBackend() override {
-    for (Record& r : records_) {
-      cudaEventDestroy(r.start);
-      cudaEventDestroy(r.end);
-    }
-  }
-  const std::vector<Record>& records() const { return records_; }
-
-  Device device() const override { return in_.device(); }
-  const char* name() const override { return in_.name(); }
-  void* raw_alloc(size_t bytes) override { return in_.raw_alloc(bytes); }
-  void raw_free(void* p) override { in_.raw_free(p); }
-  void synchronize() override { in_.synchronize(); }
-  void copy(const Tensor& d, const Tensor& s) override {
-    timed("copy", 0, bytes_of(d) + bytes_of(s), [&] { in_.copy(d, s); });
-  }
-  void fill(const Tensor& t, double v) override {
-    timed("fill", 0, bytes_of(t), [&] { in_.fill(t, v); });
-  }
-  void add(const Tensor& o, const Tensor& a, const Tensor& b) override {
-    timed("add", 0, bytes_of(o) + bytes_of(a) + bytes_of(b), [&] { in_.add(o, a, b); });
-  }
-  void scale(const Tensor& t, double s) override {
-    timed("scale", 0, 2 * bytes_of(t), [&] { in_.scale(t, s); });
-  }
-  void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, int64_t ro,
-                         bool acc) override {
-    timed("embedding_forward", 0, (acc ? 3 : 2) * bytes_of(out) + bytes_of(ids),
-          [&] { in_.embedding_forward(out, ids, table, ro, acc); });
-  }
-  void embedding_backward(const Tensor& dt, const Tensor& dout, const Tensor& ids,
-                          int64_t ro) override {
-    timed("embedding_backward", 0, 3 * bytes_of(dout) + bytes_of(ids),
-          [&] { in_.embedding_backward(dt, dout, ids, ro); });
-  }
-  void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w,
-                      const Tensor& b) override {
-    const double f = 2.0 * static_cast<double>(x.shape[0]) * static_cast<double>(w.numel());
-    timed(label("linear_forward", w), f, bytes_of(out) + bytes_of(x) + bytes_of(w) + bytes_of(b),
-          [&] { in_.linear_forward(out, x, w, b); });
-  }
-  void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dout,
-                       const Tensor& x, const Tensor& w) override {
-    const double mm = 2.0 * static_cast<double>(dout.shape[0]) * static_cast<double>(w.numel());
-    const double f = (dx.data ? mm : 0) + (dw.data ? mm : 0);
-    const int64_t by = bytes_of(dx) + 2 * bytes_of(dw) + 2 * bytes_of(db) + bytes_of(dout) +
-                       bytes_of(x) + bytes_of(w);
-    timed(label("linear_backward", w), f, by, [&] { in_.linear_backward(dx, dw, db, dout, x, w); });
-  }
-  void norm_forward(NormKind k, const Tensor& out, const Tensor& mean, const Tensor& rstd,
-                    const Tensor& x, const Tensor& g, const Tensor& b, double eps) override {
-    timed("norm_forward", 0, bytes_of(out) + bytes_of(x),
-          [&] { in_.norm_forward(k, out, mean, rstd, x, g, b, eps); });
-  }
-  void norm_backward(NormKind k, const Tensor& dx, const Tensor& dg, const Tensor& db,
-                     const Tensor& dout, const Tensor& x, const Tensor& g, const Tensor& mean,
-                     const Tensor& rstd) override {
-    timed("norm_backward", 0, bytes_of(dx) + bytes_of(dout) + bytes_of(x),
-          [&] { in_.norm_backward(k, dx, dg, db, dout, x, g, mean, rstd); });
-  }
-  void gelu_forward(const Tensor& o, const Tensor& i) override {
-    timed("gelu_forward", 0, bytes_of(o) + bytes_of(i), [&] { in_.gelu_forward(o, i); });
-  }
-  void gelu_backward(const Tensor& di, const Tensor& d, const Tensor& i) override {
-    timed("gelu_backward", 0, bytes_of(di) + bytes_of(d) + bytes_of(i),
-          [&] { in_.gelu_backward(di, d, i); });
-  }
-  void swiglu_forward(const Tensor& o, const Tensor& i) override {
-    timed("swiglu_forward", 0, bytes_of(o) + bytes_of(i), [&] { in_.swiglu_forward(o, i); });
-  }
-  void swiglu_backward(const Tensor& di, const Tensor& d, const Tensor& i) override {
-    timed("swiglu_backward", 0, bytes_of(di) + bytes_of(d) + bytes_of(i),
-          [&] { in_.swiglu_backward(di, d, i); });
-  }
-  void rope(const Tensor& qkv, int64_t T, int64_t nr, int64_t hd, double th, int64_t po,
-            const Tensor& ds, bool inv) override {
-    timed(inv ? "rope_backward" : "rope_forward", 0, 2 * bytes_of(qkv),
-          [&] { in_.rope(qkv, T, nr, hd, th, po, ds, inv); });
-  }
-  // FLOPs as if unpacked (packed documents do less work: the rate is then a lower bound).
-  void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, int64_t B,
-                         int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
-                         const Tensor& ds) override {
-    const double f = 2.0 * B * Hq * static_cast<double>(T) * T * D;  // causal: half of 4·B·H·T²·D
-    timed("attention_forward", f, bytes_of(out) + bytes_of(lse) + bytes_of(qkv),
-          [&] { in_.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D, ds); });
-  }
-  void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                          const Tensor& out, const Tensor& lse, int64_t B, int64_t T, int64_t Hq,
-                          int64_t Hkv, int64_t D, const Tensor& ds) override {
-    const double f = 5.0 * B * Hq * static_cast<double>(T) * T * D;  // 5 causal products
-    timed("attention_backward", f,
-          bytes_of(dqkv) + bytes_of(dout) + bytes_of(qkv) + bytes_of(out) + bytes_of(lse),
-          [&] { in_.attention_backward(dqkv, dout, qkv, out, lse, B, T, Hq, Hkv, D, ds); });
-  }
-  void row_logsumexp(const Tensor& lse, const Tensor& logits) override {
-    timed("row_logsumexp", 0, bytes_of(logits), [&] { in_.row_logsumexp(lse, logits); });
-  }
-  void pick_targets(const Tensor& p, const Tensor& l, const Tensor& t, int64_t co) override {
-    timed("pick_targets", 0, bytes_of(p) + bytes_of(t), [&] { in_.pick_targets(p, l, t, co); });
-  }
-  void cross_entropy_backward(const Tensor& dl, const Tensor& l, const Tensor& lse,
-                              const Tensor& t, const Tensor& rs, int64_t co) override {
-    timed("cross_entropy_backward", 0, bytes_of(dl) + bytes_of(l),
-          [&] { in_.cross_entropy_backward(dl, l, lse, t, rs, co); });
-  }
-  void nf4_dequantize(const Tensor& out, const Tensor& c, const Tensor& sc, const Tensor& ss,
-                      double off) override {
-    timed("nf4_dequantize", 0, bytes_of(out) + bytes_of(c) + bytes_of(sc) + bytes_of(ss),
-          [&] { in_.nf4_dequantize(out, c, sc, ss, off); });
-  }
-  double sum_squares(std::span<const Tensor> ts) override {
-    int64_t by = 0;
-    for (const Tensor& t : ts) by += bytes_of(t);
-    double r = 0;
-    timed("sum_squares (+read-back)", 0, by, [&] { r = in_.sum_squares(ts); });
-    return r;
-  }
-  void adamw_update(std::span<const AdamWSlice> sl, const AdamWHyper& h) override {
-    int64_t by = 0;
-    for (const AdamWSlice& s : sl)
-      by += 2 * (bytes_of(s.param) + bytes_of(s.m) + bytes_of(s.v)) + bytes_of(s.grad) +
-            bytes_of(s.compute);
-    timed("adamw_update", 0, by, [&] { in_.adamw_update(sl, h); });
-  }
-
- private:
-  static std::string label(const char* op, const Tensor& w) {
-    return std::string(op) + " " + std::to_string(w.shape[0]) + "x" + std::to_string(w.shape[1]);
-  }
-  template <class F>
-  void timed(std::string lbl, double flops, int64_t bytes, F&& f) {
-    Record r{std::move(lbl), flops, static_cast<double>(bytes), nullptr, nullptr};
-    cuda_ok(cudaEventCreate(&r.start), "cudaEventCreate");
-    cuda_ok(cudaEventCreate(&r.end), "cudaEventCreate");
-    cuda_ok(cudaEventRecord(r.start, stream_), "cudaEventRecord");
-    f();
-    cuda_ok(cudaEventRecord(r.end, stream_), "cudaEventRecord");
-    records_.push_back(r);
-  }
-  Backend& in_;
-  cudaStream_t stream_;
-  std::vector<Record> records_;
-};
 
 // ---- one training run ----------------------------------------------------------------------
 
@@ -279,17 +137,42 @@ struct Trainee {
         targets(b.alloc(Shape{s.B * s.T}, DType::i32)),
         opt(b, store, AdamWOptions{}) {}
 
-  // One optimizer step on backend `on` (the CUDA backend or its timing decorator).
-  // Returns (mean loss, gradient norm).
-  std::pair<double, double> train_step(Backend& on, double lr) {
-    store.zero_grads(on);
-    model.forward(on, acts, ids);
+  int64_t count = 0;  // counted targets of the last step (the backward graph's loss scale)
+  std::unique_ptr<CapturedGraph> fwd_graph, bwd_graph;
+
+  // One optimizer step on backend `on` (the CUDA backend or its timing decorator), through
+  // the captured graphs once capture_graphs() ran. Returns (mean loss, gradient norm).
+  std::pair<double, double> train_step(Backend& on, double lr, cudaStream_t stream = nullptr) {
+    if (fwd_graph) {
+      fwd_graph->launch(stream);
+    } else {
+      store.zero_grads(on);
+      model.forward(on, acts, ids);
+    }
     const LossSum l = model.loss(on, acts, targets);
-    model.backward_loss(on, acts, ws, ids, targets, 1.0 / static_cast<double>(l.count));
+    if (bwd_graph) {
+      if (l.count != count) throw InternalError("the captured backward assumes a fixed target count");
+      bwd_graph->launch(stream);
+    } else {
+      model.backward_loss(on, acts, ws, ids, targets, 1.0 / static_cast<double>(l.count));
+    }
+    count = l.count;
     const Tensor g = store.grads();
     const double norm = std::sqrt(on.sum_squares(std::span<const Tensor>(&g, 1)));
     opt.step(on, lr, norm > 1.0 ? 1.0 / norm : 1.0);
     return {l.sum / static_cast<double>(l.count), norm};
+  }
+
+  // Records the step's forward (with zero_grads) and backward as graphs (after a step ran, so
+  // that plans, workspaces and `count` exist).
+  void capture_graphs(cudaStream_t stream) {
+    fwd_graph = std::make_unique<CapturedGraph>(stream, [&] {
+      store.zero_grads(be);
+      model.forward(be, acts, ids);
+    });
+    bwd_graph = std::make_unique<CapturedGraph>(stream, [&] {
+      model.backward_loss(be, acts, ws, ids, targets, 1.0 / static_cast<double>(count));
+    });
   }
 };
 
@@ -323,35 +206,21 @@ std::pair<double, double> measure_floors(Backend& be, cudaStream_t st) {
   return {2.0 * n * n * n / (mm_ms * 1e-3), 2.0 * 2 * cn / (cp_ms * 1e-3)};
 }
 
-void print_profile(const TimingBackend& tb, double flop_rate, double bandwidth, double step_ms) {
-  struct Sum {
-    int calls = 0;
-    double ms = 0, flops = 0, bytes = 0;
-  };
-  std::map<std::string, Sum> by;
+void print_profile(std::span<const OpRecord> records, double flop_rate, double bandwidth,
+                   double step_ms) {
+  const std::vector<OpSummary> rows = summarize_ops(records);
   double total = 0;
-  for (const auto& r : tb.records()) {
-    float ms = 0;
-    cuda_ok(cudaEventElapsedTime(&ms, r.start, r.end), "elapsed");
-    Sum& s = by[r.label];
-    ++s.calls;
-    s.ms += ms;
-    s.flops += r.flops;
-    s.bytes += r.bytes;
-    total += ms;
-  }
-  std::vector<std::pair<std::string, Sum>> rows(by.begin(), by.end());
-  std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.ms > b.second.ms; });
+  for (const OpSummary& s : rows) total += s.ms;
   std::fprintf(stderr,
                "per-op time of one step (CUDA events; floors: %.0f TFLOP/s bf16 GEMM, %.0f GB/s "
                "copy; a step %.1f ms, ops sum %.1f ms)\n",
                flop_rate / 1e12, bandwidth / 1e9, step_ms, total);
   std::fprintf(stderr, "%-36s %6s %9s %6s %10s %10s %7s\n", "op", "calls", "ms", "share",
                "flop floor", "byte floor", "eff");
-  for (const auto& [name, s] : rows) {
+  for (const OpSummary& s : rows) {
     const double ff = s.flops / flop_rate * 1e3, bf = s.bytes / bandwidth * 1e3;
-    std::fprintf(stderr, "%-36s %6d %9.3f %5.1f%% %10.3f %10.3f %6.0f%%\n", name.c_str(), s.calls,
-                 s.ms, 100 * s.ms / total, ff, bf, 100 * std::max(ff, bf) / s.ms);
+    std::fprintf(stderr, "%-36s %6d %9.3f %5.1f%% %10.3f %10.3f %6.0f%%\n", s.label.c_str(),
+                 s.calls, s.ms, 100 * s.ms / total, ff, bf, 100 * std::max(ff, bf) / s.ms);
   }
 }
 
@@ -363,7 +232,7 @@ int run(int argc, char** argv) {
   };
   std::string config = "gpt2-124m";
   int steps = 20, warmup = 5;
-  bool profile = false;
+  bool profile = false, graph = false;
   Recompute recompute = Recompute::none;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -375,6 +244,7 @@ int run(int argc, char** argv) {
     else if (a == "--steps") steps = std::stoi(value());
     else if (a == "--warmup") warmup = std::stoi(value());
     else if (a == "--profile") profile = true;
+    else if (a == "--graph") graph = true;
     else if (a == "--recompute") {
       const std::string r = value();
       if (r == "none") recompute = Recompute::none;
@@ -382,7 +252,7 @@ int run(int argc, char** argv) {
       else if (r == "full") recompute = Recompute::full;
       else throw UserError("--recompute: expected none, selective or full, got '" + r + "'");
     }
-    else throw UserError("unknown argument '" + a + "' (expected --config, --steps, --warmup, --profile, --recompute)");
+    else throw UserError("unknown argument '" + a + "' (expected --config, --steps, --warmup, --profile, --recompute, --graph)");
   }
   if (steps < 1 || warmup < 0) throw UserError("--steps must be >= 1 and --warmup >= 0");
   BenchShape s = shape_of(config);
@@ -415,13 +285,17 @@ int run(int argc, char** argv) {
   const double first_step_s = since_launch();
   losses.push_back(l0);
   for (int i = 1; i < warmup; ++i) tr.train_step(be, s.lr);
+  if (graph) {
+    tr.capture_graphs(stream);
+    tr.train_step(be, s.lr, stream);  // the first replay (graph upload) is not timed
+  }
 
   std::vector<cudaEvent_t> ev(static_cast<size_t>(steps) + 1);
   for (auto& e : ev) cuda_ok(cudaEventCreate(&e), "cudaEventCreate");
   cuda_ok(cudaEventRecord(ev[0], stream), "record");
   std::vector<double> step_ms;
   for (int i = 0; i < steps; ++i) {
-    auto [l, n] = tr.train_step(be, s.lr);
+    auto [l, n] = tr.train_step(be, s.lr, stream);
     cuda_ok(cudaEventRecord(ev[static_cast<size_t>(i) + 1], stream), "record");
     losses.push_back(l);
     norms.push_back(n);
@@ -447,17 +321,25 @@ int run(int argc, char** argv) {
   cudaDeviceProp prop{};
   cuda_ok(cudaGetDeviceProperties(&prop, 0), "props");
 
+  const CudaFusions& f = dynamic_cast<CudaBackend&>(be).options().fused;
+  std::string fused;
+  for (const auto& [on, name] : {std::pair{f.norm, "norm"}, std::pair{f.gelu, "gelu"},
+                               std::pair{f.swiglu, "swiglu"}})
+    if (on) fused += (fused.empty() ? "" : ",") + std::string(name);
+  if (fused.empty()) fused = "none";
   const double tokens = static_cast<double>(s.B * s.T);
   const double tok_s = tokens / (median * 1e-3);
   std::printf(
       "{\"bench\": \"llmpi\", \"config\": \"%s\", \"card\": \"%s\", \"precision\": \"bf16 compute, "
-      "f32 master/grads/adamw\", \"recompute\": \"%s\", \"vocab_run\": %lld, \"vocab_flops\": %lld, \"batch\": %lld, "
+      "f32 master/grads/adamw\", \"recompute\": \"%s\", \"fused\": \"%s\", \"graph\": %s, "
+      "\"vocab_run\": %lld, \"vocab_flops\": %lld, \"batch\": %lld, "
       "\"seq_len\": %lld, \"params\": %lld, \"flops_per_token\": %.0f, \"warmup_steps\": %d, "
       "\"timed_steps\": %d, \"median_step_ms\": %.3f, \"min_step_ms\": %.3f, \"max_step_ms\": "
       "%.3f, \"tokens_per_s\": %.1f, \"mfu\": %.4f, \"peak_mem_gib\": %.3f, "
       "\"peak_reserved_gib\": %.3f, \"device_used_gib\": %.3f, \"launch_to_first_step_s\": %.2f, "
       "\"loss_first\": %.4f, \"loss_last\": %.4f, \"ln_vocab\": %.4f, \"grad_norm_last\": %.4f}\n",
-      s.name.c_str(), prop.name, recompute_name(s.cfg.recompute),
+      s.name.c_str(), prop.name, recompute_name(s.cfg.recompute), fused.c_str(),
+      graph ? "true" : "false",
       static_cast<long long>(s.cfg.vocab_size),
       static_cast<long long>(s.real_vocab), static_cast<long long>(s.B),
       static_cast<long long>(s.T), static_cast<long long>(tr.store.numel()), s.flops_per_token(),
@@ -468,12 +350,15 @@ int run(int argc, char** argv) {
   std::fflush(stdout);
 
   if (profile) {
-    TimingBackend tb(be, stream);
+    tr.fwd_graph.reset();  // the profiled step runs op by op
+    tr.bwd_graph.reset();
+    CudaOpClock clock(be);
+    TimingBackend tb(be, clock);
     tr.train_step(tb, s.lr);
-    be.synchronize();
+    const std::vector<OpRecord> records = tb.records();
     // The floors are measured after the step (their ~2.4 GiB are not in the peak above).
     const auto [rate, bw] = measure_floors(be, stream);
-    print_profile(tb, rate, bw, median);
+    print_profile(records, rate, bw, median);
   }
   return 0;
 }

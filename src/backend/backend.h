@@ -122,10 +122,35 @@ class Backend {
                              const Tensor& dbias, const Tensor& dout, const Tensor& x,
                              const Tensor& gain, const Tensor& mean, const Tensor& rstd) = 0;
 
+  // ---- fused residual add + normalization ----------------------------------------------
+  // The pre-norm residual stream: sum = a + b (written; may alias a or b), then out, mean,
+  // rstd = norm_forward(sum) — equal to add() followed by norm_forward() on the bf16/f32
+  // sum, in one pass. Shapes and dtypes as add() and norm_forward().
+  virtual void add_norm_forward(NormKind kind, const Tensor& sum, const Tensor& out,
+                                const Tensor& mean, const Tensor& rstd, const Tensor& a,
+                                const Tensor& b, const Tensor& gain, const Tensor& bias,
+                                double eps) = 0;
+  // norm_backward with the residual gradient added: dx = dres + ∂/∂x (overwritten; dx may
+  // alias dres or dout); dgain, dbias accumulated. dres: [N, C] like dx.
+  virtual void norm_backward_add(NormKind kind, const Tensor& dx, const Tensor& dgain,
+                                 const Tensor& dbias, const Tensor& dout, const Tensor& dres,
+                                 const Tensor& x, const Tensor& gain, const Tensor& mean,
+                                 const Tensor& rstd) = 0;
+
   // ---- activations -------------------------------------------------------------------
   // tanh-approximated GELU. in, out: [N, F].
   virtual void gelu_forward(const Tensor& out, const Tensor& in) = 0;
   virtual void gelu_backward(const Tensor& din, const Tensor& dout, const Tensor& in) = 0;
+  // A linear map followed by the GELU: pre = in · wᵀ + bias (kept for backward), out =
+  // gelu(pre); as linear_forward then gelu_forward (pre, out: [N, O]; bias may be empty).
+  virtual void linear_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& in,
+                                   const Tensor& w, const Tensor& bias) = 0;
+  // linear_backward of a map whose input came from a GELU, in = gelu(pre): the input
+  // gradient goes on through the GELU, din = (dout · w) ⊙ gelu′(pre) (overwritten); dw, dbias
+  // accumulated as linear_backward. pre, din: [N, I].
+  virtual void linear_backward_gelu(const Tensor& din, const Tensor& dw, const Tensor& dbias,
+                                    const Tensor& dout, const Tensor& in, const Tensor& w,
+                                    const Tensor& pre) = 0;
   // SwiGLU: in[N, 2F] holds [gate | up] per row; out[N, F] = silu(gate) * up.
   virtual void swiglu_forward(const Tensor& out, const Tensor& in) = 0;
   virtual void swiglu_backward(const Tensor& din, const Tensor& dout, const Tensor& in) = 0;

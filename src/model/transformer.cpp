@@ -181,13 +181,20 @@ void Transformer::forward(Backend& be, Activations& a, const Tensor& ids) const 
     r.reduce_partial(be, a.input, xf);
     embedding_.add_positions(be, a.input, a.pos);
   }
+  // Each block leaves its output open (without the residual `mid`); the next block's first
+  // norm, or the final norm, completes it in place (Block::forward). A stage without the
+  // head completes its output itself: it is sent on, or read by the caller.
   const Tensor* x = &a.input.tensor();
+  Tensor pending;
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    blocks_[i].forward(be, r, a.blocks[i], *x, a.full);
+    blocks_[i].forward(be, r, a.blocks[i], *x, a.full, pending, /*leave_open=*/true);
     x = &a.blocks[i].out.tensor();
+    pending = a.blocks[i].mid.tensor();
   }
-  if (range_.head) {
-    final_norm_.forward(be, a.final_norm, a.hf, *x);
+  if (!range_.head) {
+    if (!pending.empty()) be.add(*x, *x, pending);
+  } else {
+    final_norm_.forward_add(be, a.final_norm, a.hf, *x, pending);
     const Tensor hff = full_rows(sharded, a.full, a.hf, N);
     r.gather_rows(be, hff, a.hf);
     head_.forward(be, a.logits, hff);  // vocab columns: column-parallel
@@ -271,6 +278,7 @@ void Transformer::backward_loss(Backend& be, Activations& a, Workspace& ws, cons
   r.reduce_input_grad(be, dhf, dhff);
   const Tensor& x = blocks_.empty() ? a.input.tensor() : a.blocks.back().out.tensor();
   final_norm_.backward(be, a.final_norm, ws.dres.tensor().slice(0, nc), dhf, x);
+  if (listener_) listener_->grads_written(GradListener::kHead);
   backward_blocks(be, a, ws, ids);
 }
 
@@ -295,12 +303,14 @@ void Transformer::backward_blocks(Backend& be, Activations& a, Workspace& ws,
     // may have been overwritten since). ws.x_full is free until the block's backward.
     blocks_[i].recompute(be, r, a.recompute, a.blocks[i], x, ws.x_full);
     blocks_[i].backward(be, r, a.blocks[i], ws.block, dres, x, ws.x_full, ws.d_full);
+    if (listener_) listener_->grads_written(range_.first_layer + int64_t(i));
   }
   if (range_.embedding) {
     const Tensor dxf = full_rows(r.rows_sharded(N), ws.d_full, dres, N);
     r.gather_rows(be, dxf, dres);  // adjoint of the lookup's reduce_partial
     embedding_.lookup_backward(be, dxf, ids);
     embedding_.add_positions_backward(be, dres, a.pos);
+    if (listener_) listener_->grads_written(GradListener::kEmbedding);
   }
 }
 

@@ -183,6 +183,71 @@ Builder norm_case(NormKind kind, bool with_bias) {
   };
 }
 
+// The residual stream's fused norm: sum = a + b and out = norm(sum) are both outputs (the sum
+// is the residual carried on); backward gets d(sum) = R_sum directly plus the norm's part.
+Builder add_norm_case(NormKind kind) {
+  return [kind](Backend& be, DType dt, GradProblem& p) {
+    const int64_t N = 3, C = 6;
+    const uint64_t seed = 212;
+    const bool ln = kind == NormKind::layernorm;
+    Tensor a = p.keep(upload(be, {N, C}, dt, randn(N * C, seed, "a", 1.5)));
+    Tensor b = p.keep(upload(be, {N, C}, dt, randn(N * C, seed, "b", 1.5)));
+    Tensor gain = p.keep(upload(be, {C}, dt, randn(C, seed, "gain")));
+    Tensor bias = ln ? p.keep(upload(be, {C}, dt, randn(C, seed, "bias"))) : Tensor{};
+    Tensor sum = p.keep(be.alloc({N, C}, dt)), out = p.keep(be.alloc({N, C}, dt));
+    Tensor mean = ln ? p.keep(be.alloc({N}, dt)) : Tensor{};
+    Tensor rstd = p.keep(be.alloc({N}, dt));
+    Tensor R = p.keep(upload(be, {N, C}, dt, randn(N * C, seed, "R")));
+    Tensor Rs = p.keep(upload(be, {N, C}, dt, randn(N * C, seed, "Rs")));
+    Tensor da = p.keep(be.alloc({N, C}, dt)), db = p.keep(be.alloc({N, C}, dt));
+    Tensor dgain = p.keep(be.alloc({C}, dt));
+    Tensor dbias = ln ? p.keep(be.alloc({C}, dt)) : Tensor{};
+    p.wrt = {{"a", a, da, false}, {"b", b, db, false}, {"gain", gain, dgain, true}};
+    if (ln) p.wrt.push_back({"bias", bias, dbias, true});
+    p.outputs = {{"out", out, R}, {"sum", sum, Rs}, {"rstd", rstd, {}}};
+    if (ln) p.outputs.push_back({"mean", mean, {}});
+    const double eps = 1e-5;
+    p.forward = [&be, kind, sum, out, mean, rstd, a, b, gain, bias, eps] {
+      be.add_norm_forward(kind, sum, out, mean, rstd, a, b, gain, bias, eps);
+    };
+    // As the block runs it: the residual gradient accumulated in place (dx aliases dres).
+    p.backward = [&be, kind, da, db, dgain, dbias, R, Rs, sum, gain, mean, rstd] {
+      be.copy(da, Rs);
+      be.norm_backward_add(kind, da, dgain, dbias, R, da, sum, gain, mean, rstd);
+      be.copy(db, da);
+    };
+  };
+}
+
+// The GELU MLP through the fused ops: act = gelu(in·w1ᵀ + b1) (linear_gelu_forward),
+// out = act·w2ᵀ + b2; backward through linear_backward_gelu, then linear_backward.
+void mlp_gelu_case(Backend& be, DType dt, GradProblem& p) {
+  const int64_t N = 4, C = 3, F = 5;
+  const uint64_t seed = 313;
+  Tensor in = p.keep(upload(be, {N, C}, dt, randn(N * C, seed, "in", 1.5)));
+  Tensor w1 = p.keep(upload(be, {F, C}, dt, randn(F * C, seed, "w1")));
+  Tensor b1 = p.keep(upload(be, {F}, dt, randn(F, seed, "b1")));
+  Tensor w2 = p.keep(upload(be, {C, F}, dt, randn(C * F, seed, "w2")));
+  Tensor b2 = p.keep(upload(be, {C}, dt, randn(C, seed, "b2")));
+  Tensor pre = p.keep(be.alloc({N, F}, dt)), act = p.keep(be.alloc({N, F}, dt));
+  Tensor out = p.keep(be.alloc({N, C}, dt));
+  Tensor R = p.keep(upload(be, {N, C}, dt, randn(N * C, seed, "R")));
+  Tensor din = p.keep(be.alloc({N, C}, dt)), dpre = p.keep(be.alloc({N, F}, dt));
+  Tensor dw1 = p.keep(be.alloc({F, C}, dt)), db1 = p.keep(be.alloc({F}, dt));
+  Tensor dw2 = p.keep(be.alloc({C, F}, dt)), db2 = p.keep(be.alloc({C}, dt));
+  p.wrt = {{"in", in, din, false}, {"w1", w1, dw1, true}, {"b1", b1, db1, true},
+           {"w2", w2, dw2, true},  {"b2", b2, db2, true}};
+  p.outputs = {{"out", out, R}, {"pre", pre, {}}, {"act", act, {}}};
+  p.forward = [&be, act, pre, in, w1, b1, out, w2, b2] {
+    be.linear_gelu_forward(act, pre, in, w1, b1);
+    be.linear_forward(out, act, w2, b2);
+  };
+  p.backward = [&be, dpre, dw2, db2, R, act, w2, pre, din, dw1, db1, in, w1] {
+    be.linear_backward_gelu(dpre, dw2, db2, R, act, w2, pre);
+    be.linear_backward(din, dw1, db1, dpre, in, w1);
+  };
+}
+
 void gelu_case(Backend& be, DType dt, GradProblem& p) {
   const int64_t N = 3, F = 5;
   Tensor in = p.keep(upload(be, {N, F}, dt, randn(N * F, 303, "in", 1.5)));
@@ -311,6 +376,9 @@ std::vector<OpCase> op_cases() {
       {"layernorm", norm_case(NormKind::layernorm, true)},
       {"layernorm_nobias", norm_case(NormKind::layernorm, false)},
       {"rmsnorm", norm_case(NormKind::rmsnorm, false)},
+      {"add_layernorm", add_norm_case(NormKind::layernorm)},
+      {"add_rmsnorm", add_norm_case(NormKind::rmsnorm)},
+      {"mlp_gelu_fused", mlp_gelu_case},
       {"gelu", gelu_case},
       {"swiglu", swiglu_case},
       {"rope", rope_case({})},
@@ -513,6 +581,68 @@ TEST(HostOps, NormsMatchFormulas) {
   EXPECT_LE(rel_err(read(*be, out), rms), 1e-13);
   EXPECT_LE(rel_err(read(*be, rstd), want_rstd), 1e-13);
 }
+
+// The fused ops give, on the host, exactly the bits of the compositions they replace, in
+// the aliasings the model uses (sum = a in place; dx = dres in place).
+void check_fused_equal_compositions(DType dt) {
+  auto be = make_host_backend();
+  const int64_t N = 7, C = 12, F = 10;
+  const double eps = 1e-5;
+  for (NormKind kind : {NormKind::layernorm, NormKind::rmsnorm}) {
+    const bool ln = kind == NormKind::layernorm;
+    const Vec a = randn(N * C, 31, "a", 2.0), b = randn(N * C, 31, "b");
+    Buffer ab = upload(*be, {N, C}, dt, a), bb = upload(*be, {N, C}, dt, b);
+    Buffer gain = upload(*be, {C}, dt, randn(C, 31, "gain"));
+    Buffer bias = ln ? upload(*be, {C}, dt, randn(C, 31, "bias")) : Buffer{};
+    auto stats = [&] { return ln ? be->alloc({N}, dt) : Buffer{}; };
+    Buffer s1 = be->alloc({N, C}, dt), o1 = be->alloc({N, C}, dt), m1 = stats(),
+           r1 = be->alloc({N}, dt);
+    be->add(s1, ab, bb);
+    be->norm_forward(kind, o1, m1, r1, s1, gain, bias, eps);
+    Buffer o2 = be->alloc({N, C}, dt), m2 = stats(), r2 = be->alloc({N}, dt);
+    be->add_norm_forward(kind, ab, o2, m2, r2, ab, bb, gain, bias, eps);  // in place on a
+    EXPECT_EQ(read(*be, ab), read(*be, s1)) << "sum";
+    EXPECT_EQ(read(*be, o2), read(*be, o1)) << "out";
+    EXPECT_EQ(read(*be, r2), read(*be, r1)) << "rstd";
+    if (ln) EXPECT_EQ(read(*be, m2), read(*be, m1)) << "mean";
+
+    const Vec dres = randn(N * C, 32, "dres"), dout = randn(N * C, 32, "dout");
+    Buffer dob = upload(*be, {N, C}, dt, dout), t = be->alloc({N, C}, dt);
+    Buffer dx1 = be->alloc({N, C}, dt), dx2 = upload(*be, {N, C}, dt, dres);
+    Buffer dr = upload(*be, {N, C}, dt, dres);
+    const Vec g0 = randn(C, 33, "g0");
+    Buffer dg1 = upload(*be, {C}, dt, g0), dg2 = upload(*be, {C}, dt, g0);
+    Buffer db1 = ln ? upload(*be, {C}, dt, g0) : Buffer{}, db2 = ln ? upload(*be, {C}, dt, g0) : Buffer{};
+    be->norm_backward(kind, t, dg1, db1, dob, s1, gain, m1, r1);
+    be->add(dx1, dr, t);
+    be->norm_backward_add(kind, dx2, dg2, db2, dob, dx2, s1, gain, m1, r1);  // dx aliases dres
+    EXPECT_EQ(read(*be, dx2), read(*be, dx1)) << "dx";
+    EXPECT_EQ(read(*be, dg2), read(*be, dg1)) << "dgain";
+    if (ln) EXPECT_EQ(read(*be, db2), read(*be, db1)) << "dbias";
+  }
+  Buffer in = upload(*be, {N, C}, dt, randn(N * C, 34, "in")), w = upload(*be, {F, C}, dt, randn(F * C, 34, "w"));
+  Buffer bias = upload(*be, {F}, dt, randn(F, 34, "bias"));
+  Buffer pre1 = be->alloc({N, F}, dt), act1 = be->alloc({N, F}, dt);
+  Buffer pre2 = be->alloc({N, F}, dt), act2 = be->alloc({N, F}, dt);
+  be->linear_forward(pre1, in, w, bias);
+  be->gelu_forward(act1, pre1);
+  be->linear_gelu_forward(act2, pre2, in, w, bias);
+  EXPECT_EQ(read(*be, pre2), read(*be, pre1)) << "pre";
+  EXPECT_EQ(read(*be, act2), read(*be, act1)) << "act";
+  Buffer w2 = upload(*be, {C, F}, dt, randn(C * F, 35, "w2")), dy = upload(*be, {N, C}, dt, randn(N * C, 35, "dy"));
+  Buffer d1 = be->alloc({N, F}, dt), d2 = be->alloc({N, F}, dt);
+  Buffer dw1 = be->alloc({C, F}, dt), dw2 = be->alloc({C, F}, dt);
+  be->fill(dw1, 0.5);
+  be->fill(dw2, 0.5);
+  be->linear_backward(d1, dw1, Tensor{}, dy, act1, w2);
+  be->gelu_backward(d1, d1, pre1);
+  be->linear_backward_gelu(d2, dw2, Tensor{}, dy, act1, w2, pre1);
+  EXPECT_EQ(read(*be, d2), read(*be, d1)) << "dpre";
+  EXPECT_EQ(read(*be, dw2), read(*be, dw1)) << "dw";
+}
+
+TEST(HostOps, FusedOpsEqualTheirCompositionsF32) { check_fused_equal_compositions(DType::f32); }
+TEST(HostOps, FusedOpsEqualTheirCompositionsF64) { check_fused_equal_compositions(DType::f64); }
 
 TEST(HostOps, RopeMatchesExplicitRotationAndInverts) {
   auto be = make_host_backend();
@@ -833,6 +963,17 @@ TEST(HostOps, RejectsBadArguments) {
   EXPECT_THROW(be->attention_forward(o2, l2, q2, 1, 4, 1, 1, 2, ds_f32), InternalError);
   Buffer good = upload_ids(*be, {0, 1, 1, 3});
   EXPECT_NO_THROW(be->attention_forward(o2, l2, q2, 1, 4, 1, 1, 2, good));
+  Buffer gain = be->alloc({6}, DType::f32), rstd = be->alloc({4}, DType::f32),
+         mean = be->alloc({4}, DType::f32), small = be->alloc({4, 5}, DType::f32);
+  EXPECT_THROW(be->add_norm_forward(NormKind::rmsnorm, x, x, Tensor{}, rstd, x, small, gain,
+                                    Tensor{}, 1e-5),
+               InternalError);  // b is [4, 5], not [4, 6]
+  EXPECT_THROW(be->norm_backward_add(NormKind::layernorm, x, gain, Tensor{}, x, Tensor{}, x, gain,
+                                     mean, rstd),
+               InternalError);  // no residual gradient
+  Buffer pre = be->alloc({4, 3}, DType::f32);
+  EXPECT_THROW(be->linear_gelu_forward(out, out, x, w, Tensor{}), InternalError);  // out = pre
+  EXPECT_THROW(be->linear_backward_gelu(x, Tensor{}, Tensor{}, out, x, w, pre), InternalError);
 }
 
 }  // namespace

@@ -90,6 +90,19 @@ class CudaBackend final : public Backend {
                      const Tensor& dout, const Tensor& x, const Tensor& gain,
                      const Tensor& mean, const Tensor& rstd) override;
 
+  void add_norm_forward(NormKind kind, const Tensor& sum, const Tensor& out, const Tensor& mean,
+                        const Tensor& rstd, const Tensor& a, const Tensor& b,
+                        const Tensor& gain, const Tensor& bias, double eps) override;
+  void norm_backward_add(NormKind kind, const Tensor& dx, const Tensor& dgain,
+                         const Tensor& dbias, const Tensor& dout, const Tensor& dres,
+                         const Tensor& x, const Tensor& gain, const Tensor& mean,
+                         const Tensor& rstd) override;
+
+  void linear_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& in,
+                           const Tensor& w, const Tensor& bias) override;
+  void linear_backward_gelu(const Tensor& din, const Tensor& dw, const Tensor& dbias,
+                            const Tensor& dout, const Tensor& in, const Tensor& w,
+                            const Tensor& pre) override;
   void gelu_forward(const Tensor& out, const Tensor& in) override;
   void gelu_backward(const Tensor& din, const Tensor& dout, const Tensor& in) override;
   void swiglu_forward(const Tensor& out, const Tensor& in) override;
@@ -124,6 +137,7 @@ class CudaBackend final : public Backend {
 
   CudaBackendOptions options_;
   int device_ = 0;
+  int sm_count_ = 1;  // multiprocessors of the device (sizes resident grids)
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::MatmulRunner> matmul_;
   std::unique_ptr<cuda::CudnnAttention> cudnn_;  // created on first cuDNN attention

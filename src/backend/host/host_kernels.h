@@ -52,18 +52,21 @@ void linear_backward(T* din, T* dw, T* dbias, const T* dout, const T* in, const 
                      int64_t N, int64_t I, int64_t O);
 
 // ---- norm.cpp: mean may be null (rmsnorm), bias/dbias may be null ---------------------------
+// Forward with a residual (res non-null): sum = x + res is written first (sum may alias x or
+// res), then the row of sum is normalized — bitwise add() then the plain forward.
+// Backward with a residual gradient (dres non-null): dx = dres + ∂/∂x (dx may alias dres).
 template <class T>
 void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* gain, const T* bias,
-                       int64_t N, int64_t C, double eps);
+                       int64_t N, int64_t C, double eps, const T* res, T* sum);
 template <class T>
 void layernorm_backward(T* dx, T* dgain, T* dbias, const T* dout, const T* x, const T* gain,
-                        const T* mean, const T* rstd, int64_t N, int64_t C);
+                        const T* mean, const T* rstd, int64_t N, int64_t C, const T* dres);
 template <class T>
 void rmsnorm_forward(T* out, T* rstd, const T* x, const T* gain, int64_t N, int64_t C,
-                     double eps);
+                     double eps, const T* res, T* sum);
 template <class T>
 void rmsnorm_backward(T* dx, T* dgain, const T* dout, const T* x, const T* gain, const T* rstd,
-                      int64_t N, int64_t C);
+                      int64_t N, int64_t C, const T* dres);
 
 // ---- activations.cpp --------------------------------------------------------------------
 // Hot f32 loops are compiled for several x86 vector ISAs and picked at load time (GCC/Clang
