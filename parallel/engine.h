@@ -60,11 +60,15 @@ class ParallelEngine {
   ParallelEngine& operator=(const ParallelEngine&) = delete;
 
   // One optimizer step. ids, targets: host i32 [M · B·T], this dp rank's micro-batches
-  // (BatchLoader order). lr: this step's learning rate.
-  StepStats step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr);
+  // (BatchLoader order). lr: this step's learning rate. doc_start: host i32 [M · B·T], the
+  // rows' document starts (packed fine-tuning rows, core/documents.h), or empty for one
+  // document per row; packed rows need pp = 1 (the config refuses them otherwise).
+  StepStats step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr,
+                 std::span<const int32_t> doc_start = {});
 
   // Forward only on one micro-batch of B rows (every dp rank may pass the same batch).
-  LossSum eval(std::span<const int32_t> ids, std::span<const int32_t> targets);
+  LossSum eval(std::span<const int32_t> ids, std::span<const int32_t> targets,
+               std::span<const int32_t> doc_start = {});
 
   // This rank's parameters with every dp shard gathered (the tp-local slabs of its stage).
   // ZeRO 0/1: the live store; ZeRO 2/3: a copy, valid until the next call.
@@ -102,7 +106,8 @@ class ParallelEngine {
  private:
   // The global squared gradient norm: the path's owned gradients, summed over the groups.
   double grad_sum_squares();
-  StepStats run_step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr);
+  StepStats run_step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr,
+                     std::span<const int32_t> doc_start);
   // After the slabs of checkpoint_slabs() were filled: staged values back to the device,
   // then the path's derived copies (ZeRO-2 full parameters, compute weights).
   void loaded_slabs();

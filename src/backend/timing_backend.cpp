@@ -150,23 +150,30 @@ void TimingBackend::swiglu_backward(const Tensor& di, const Tensor& d, const Ten
         [&] { in_.swiglu_backward(di, d, i); });
 }
 void TimingBackend::rope(const Tensor& qkv, int64_t T, int64_t nr, int64_t hd, double th,
-                         int64_t po, bool inv) {
+                         int64_t po, const Tensor& ds, bool inv) {
   timed(inv ? "rope_backward" : "rope_forward", "", 0, 2 * bytes_of(qkv),
-        [&] { in_.rope(qkv, T, nr, hd, th, po, inv); });
+        [&] { in_.rope(qkv, T, nr, hd, th, po, ds, inv); });
 }
 void TimingBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv,
-                                      int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
+                                      int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
+                                      const Tensor& ds) {
+  // FLOPs as if unpacked (packed documents do less work: the rate is then a lower bound).
   const double f = 2.0 * double(B) * double(Hq) * double(T) * double(T) * double(D);  // causal half of 4·B·H·T²·D
   timed("attention_forward", "", f, bytes_of(out) + bytes_of(lse) + bytes_of(qkv),
-        [&] { in_.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D); });
+        [&] { in_.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D, ds); });
 }
 void TimingBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                                        const Tensor& out, const Tensor& lse, int64_t B, int64_t T,
-                                       int64_t Hq, int64_t Hkv, int64_t D) {
+                                       int64_t Hq, int64_t Hkv, int64_t D, const Tensor& ds) {
   const double f = 5.0 * double(B) * double(Hq) * double(T) * double(T) * double(D);  // 5 causal products
   timed("attention_backward", "", f,
         bytes_of(dqkv) + bytes_of(dout) + bytes_of(qkv) + bytes_of(out) + bytes_of(lse),
-        [&] { in_.attention_backward(dqkv, dout, qkv, out, lse, B, T, Hq, Hkv, D); });
+        [&] { in_.attention_backward(dqkv, dout, qkv, out, lse, B, T, Hq, Hkv, D, ds); });
+}
+void TimingBackend::nf4_dequantize(const Tensor& out, const Tensor& c, const Tensor& sc,
+                                   const Tensor& ss, double off) {
+  timed("nf4_dequantize", "", 0, bytes_of(out) + bytes_of(c) + bytes_of(sc) + bytes_of(ss),
+        [&] { in_.nf4_dequantize(out, c, sc, ss, off); });
 }
 void TimingBackend::row_logsumexp(const Tensor& lse, const Tensor& logits) {
   timed("row_logsumexp", "", 0, bytes_of(logits), [&] { in_.row_logsumexp(lse, logits); });

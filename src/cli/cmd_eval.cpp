@@ -1,4 +1,5 @@
-// `llmpi eval MODEL --data SHARD`: mean loss and perplexity of a model on token shards.
+// `llmpi eval MODEL --data SHARD`: mean loss and perplexity of a model on token shards; on
+// fine-tuning shards (with a loss mask) the masked loss, over packed rows of whole documents.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -9,10 +10,10 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "core/runtime.h"
-#include "data/batch_loader.h"
 #include "data/token_dataset.h"
 #include "train/loaded_model.h"
 #include "train/paths.h"
+#include "train/step_rows.h"
 
 namespace llmpi {
 
@@ -20,6 +21,8 @@ namespace {
 constexpr const char* kDescription = R"(Mean cross-entropy (nats/token) and perplexity of MODEL (a model/checkpoint .h5 file or a
 run directory) on token shards, read in order in sequences of the model's training length.
 The loss is printed with 6 decimals, enough to tell runs apart.
+On fine-tuning shards (llmpi prepare --format sft) only the tokens in the loss mask count (the
+answers): the masked perplexity, documents packed into rows as in training (docs/finetuning.md).
 )";
 
 struct EvalArgs {
@@ -41,23 +44,29 @@ int run_eval(const EvalArgs& a, CommandEnv& env) {
   TokenDataset ds(expand_data_paths(pattern, "--data"), lm.config.model.vocab_size);
   const int64_t T = lm.config.train.seq_len;
   if (B == 0) B = lm.config.train.batch_size;
-  ValLoader loader(ds, T);
-  if (batches == 0) batches = (loader.n_samples() + B - 1) / B;
+  Config rows_cfg = lm.config;
+  if (ds.has_loss_mask()) {
+    rows_cfg.train.objective = Objective::sft;
+    rows_cfg.train.packing = true;
+  }
+  const StepRows rows(rows_cfg, ds);
+  if (batches == 0) batches = (rows.n_rows() + B - 1) / B;
 
   Activations acts = lm.model->alloc_activations(*be, B, T);
   Buffer ids = be->alloc(Shape{B * T}, DType::i32), targets = be->alloc(Shape{B * T}, DType::i32);
-  std::vector<int32_t> hi(size_t(B * T)), ht(size_t(B * T));
+  std::vector<int32_t> hi(size_t(B * T)), ht(size_t(B * T)), hd(size_t(B * T));
   double sum = 0.0;
   int64_t count = 0;
   for (int64_t k = 0; k < batches; ++k) {
-    loader.fill(k, B, hi.data(), ht.data());
+    rows.fill_val(k, B, hi.data(), ht.data(), hd.data());
     // The last batch wraps around to the first samples: count each sample once.
     const int64_t first = k * B;
     for (int64_t b = 0; b < B; ++b)
-      if (first + b >= loader.n_samples() && batches * B > loader.n_samples())
+      if (first + b >= rows.n_rows() && batches * B > rows.n_rows())
         for (int64_t t = 0; t < T; ++t) ht[size_t(b * T + t)] = -1;
     be->copy(ids, Tensor{hi.data(), Shape{B * T}, DType::i32, Device::host});
     be->copy(targets, Tensor{ht.data(), Shape{B * T}, DType::i32, Device::host});
+    if (rows.has_documents()) lm.model->set_documents(*be, acts, hd);
     lm.model->forward(*be, acts, ids);
     const LossSum ls = lm.model->loss(*be, acts, targets);
     sum += ls.sum;
@@ -66,7 +75,8 @@ int run_eval(const EvalArgs& a, CommandEnv& env) {
   const double loss = count ? sum / double(count) : 0.0;
   std::printf("model %s (step %lld) on %s\n", lm.path.c_str(), (long long)lm.meta.step,
               ds.describe().c_str());
-  std::printf("tokens %lld | loss %.6f nats/token | perplexity %.3f\n", (long long)count, loss,
+  std::printf("%stokens %lld | loss %.6f nats/token | perplexity %.3f\n",
+              rows.has_documents() ? "masked (answer) " : "", (long long)count, loss,
               std::exp(loss));
   return 0;
 }

@@ -7,7 +7,9 @@
 //             at its key (tp against the heads, kv heads, d_ff and vocabulary; sequence
 //             parallelism; virtual stages and micro-batches; chunks and stage_layers against
 //             n_layer; ZeRO-3 without a pipeline);
-//   checkpoint: keep_every is a multiple of every.
+//   checkpoint: keep_every is a multiple of every;
+//   lora:     a [lora] section has its rank; with rank > 0, target_modules are known module
+//             names (gate only for llama), each once; dropout is 0; tp = pp = 1, no ZeRO-3.
 // The world size (tp * pp * dp == ranks) is not known here: the topology checks it at start-up.
 #include "config/config.h"
 #include "config/diagnostics.h"

@@ -138,6 +138,17 @@ void read_value(const ConfigKey& k, const toml::node& n, T& out, const std::stri
       xs.push_back(v->get());
     }
     out = std::move(xs);
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    auto* a = n.as_array();
+    if (!a) return wrong(describe(n));
+    std::vector<std::string> xs;
+    for (size_t i = 0; i < a->size(); ++i) {
+      const toml::node& e = *a->get(i);
+      auto* v = e.as_string();
+      if (!v) return wrong("element " + std::to_string(i) + ": " + describe(e));
+      xs.push_back(v->get());
+    }
+    out = std::move(xs);
   } else {  // an enumeration, spelt as a string
     auto* v = n.as_string();
     if (!v) return wrong(describe(n));

@@ -4,6 +4,8 @@
 // contains it. Shards stay memory-mapped; copy() gathers a range across shard boundaries.
 // content_hash() identifies the token sequence (not the file layout) for checkpoint metadata:
 // it is the same whether the tokens sit in one shard or many, and in 2- or 4-byte width.
+// Fine-tuning data (version 2 shards): documents never span shards, so the global document
+// starts are each shard's, shifted by the shard's offset; the loss mask concatenates likewise.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,6 +24,13 @@ class TokenDataset {
   const std::vector<TokenShard>& shards() const { return shards_; }
   // Copies global tokens [begin, begin + count) into out.
   void copy(int64_t begin, int64_t count, int32_t* out) const;
+  // Every shard records documents (version 2) / a loss mask.
+  bool has_documents() const;
+  bool has_loss_mask() const;
+  // Global start of every document, then size(); a shard without documents counts as one.
+  std::vector<int64_t> document_offsets() const;
+  // out[k] = loss mask of global token begin + k (1 where a shard has no mask).
+  void copy_mask(int64_t begin, int64_t count, uint8_t* out) const;
   // "a.bin (1000 tokens), b.bin (20 tokens)" for error messages.
   std::string describe() const;
   // Streaming 64-bit hash of all tokens (docs/data-format.md); computed once, then cached.
@@ -30,6 +39,7 @@ class TokenDataset {
  private:
   std::vector<TokenShard> shards_;
   std::vector<int64_t> offsets_;  // offsets_[i] = first global index of shard i
+  size_t shard_of(int64_t begin) const;  // the last shard whose offset <= begin
   int64_t total_ = 0;
   mutable std::optional<uint64_t> hash_;
 };

@@ -1,6 +1,7 @@
 // Transformer stage: embedding → blocks → final norm → head → cross-entropy.
 #include "model/transformer.h"
 
+#include "core/documents.h"
 #include "model/dtypes.h"
 
 namespace llmpi {
@@ -43,6 +44,7 @@ int64_t activation_bytes(const Activations& a) {
     add(n.rstd);
   };
   add(a.pos);
+  add(a.doc_start);
   add(a.input);
   for (const BlockActs& k : a.blocks) {
     const auto bufs = block_buffers(k);
@@ -80,13 +82,8 @@ Activations Transformer::alloc_activations(Backend& be, int64_t B, int64_t T,
   a.T = T;
   a.rows = n;
   if (range_.embedding && cfg_.learned_positions()) {
-    const int64_t first = regions_ ? regions_->first_local_row(N) : 0;
-    std::vector<int32_t> pos(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i)
-      pos[static_cast<size_t>(i)] = static_cast<int32_t>((first + i) % T);
     a.pos = be.alloc(Shape{n}, DType::i32);
-    be.copy(a.pos, host_tensor(pos.data(), Shape{n}, DType::i32));
-    be.synchronize();  // `pos` goes out of scope
+    fill_positions(be, a, {});
   }
   a.input = be.alloc(Shape{n, C}, dtype_);
   a.recompute = cfg_.recompute;
@@ -117,6 +114,39 @@ Activations Transformer::alloc_activations(Backend& be, int64_t B, int64_t T,
   }
   if (n != N) a.full = be.alloc(Shape{N, C}, dtype_);
   return a;
+}
+
+void Transformer::fill_positions(Backend& be, Activations& a,
+                                 std::span<const int32_t> doc_start) const {
+  if (a.pos.tensor().empty()) return;
+  const int64_t N = a.B * a.T, n = a.rows;
+  const int64_t first = regions_ ? regions_->first_local_row(N) : 0;
+  std::vector<int32_t> pos(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t row = first + i;
+    const int64_t start = doc_start.empty() ? 0 : doc_start[static_cast<size_t>(row)];
+    pos[static_cast<size_t>(i)] = static_cast<int32_t>(row % a.T - start);
+  }
+  be.copy(a.pos, host_tensor(pos.data(), Shape{n}, DType::i32));
+  be.synchronize();  // `pos` goes out of scope
+}
+
+void Transformer::set_documents(Backend& be, Activations& a,
+                                std::span<const int32_t> doc_start) const {
+  const int64_t N = a.B * a.T;
+  if (doc_start.empty()) {
+    a.doc_start = Buffer{};
+  } else {
+    LLMPI_CHECK(static_cast<int64_t>(doc_start.size()) == N, doc_start.size(),
+                " document starts for B·T = ", N);
+    check_doc_start(doc_start, a.T, "set_documents");
+    if (a.doc_start.tensor().empty()) a.doc_start = be.alloc(Shape{N}, DType::i32);
+    be.copy(a.doc_start, host_tensor(const_cast<int32_t*>(doc_start.data()), Shape{N},
+                                     DType::i32));
+  }
+  for (BlockActs& b : a.blocks) b.attn.doc_start = a.doc_start.tensor();
+  fill_positions(be, a, doc_start);
+  be.synchronize();  // the copy has read doc_start
 }
 
 Workspace Transformer::alloc_workspace(Backend& be, int64_t B, int64_t T) const {

@@ -62,12 +62,16 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
       comm_(topo_.world_communicator().get()),
       out_(out),
       train_data_(data_paths(cfg.data.train, "data.train"), cfg.model.vocab_size),
-      loader_(train_data_, cfg.train.seq_len, cfg.train.seed),
+      rows_(cfg, train_data_),
       schedule_(LrSchedule::from(cfg.train)) {
   rank_ = topo_.rank();
+  if (cfg.lora.enabled())
+    user_error(cfg.source_path, ": lora.rank = ", cfg.lora.rank,
+               ": LoRA training is not supported yet (the [lora] section is read and checked, "
+               "but the model does not carry adapters); expected lora.rank = 0");
   if (!cfg.data.val.empty()) {
     val_data_.emplace(data_paths(cfg.data.val, "data.val"), cfg.model.vocab_size);
-    val_loader_.emplace(*val_data_, cfg.train.seq_len);
+    val_rows_.emplace(cfg, *val_data_);
   }
   layout_.batch_size = cfg.train.batch_size;
   layout_.micro_batches = cfg.parallel.micro_batches;
@@ -76,6 +80,7 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len;
   host_ids_.resize(size_t(layout_.micro_batches * B * T));
   host_targets_.resize(host_ids_.size());
+  if (rows_.has_documents()) host_docs_.resize(host_ids_.size());
 }
 
 Trainer::~Trainer() = default;
@@ -83,12 +88,12 @@ Trainer::~Trainer() = default;
 StepRecord Trainer::train_step(int64_t step) {
   const int64_t N = cfg_.train.batch_size * cfg_.train.seq_len;
   for (int64_t m = 0; m < layout_.micro_batches; ++m)
-    loader_.fill(step - 1, m, topo_.dp_rank(), layout_, host_ids_.data() + m * N,
-                 host_targets_.data() + m * N);
+    rows_.fill(step - 1, m, topo_.dp_rank(), layout_, host_ids_.data() + m * N,
+               host_targets_.data() + m * N, host_docs_.data() + (host_docs_.empty() ? 0 : m * N));
   StepRecord r;
   r.step = step;
   r.lr = schedule_.at(step);
-  const StepStats s = engine_->step(host_ids_, host_targets_, r.lr);
+  const StepStats s = engine_->step(host_ids_, host_targets_, r.lr, host_docs_);
   r.loss = s.loss;
   r.grad_norm = s.grad_norm;
   r.skipped = !s.applied;  // the weights are kept; the step counter still advances
@@ -99,15 +104,16 @@ StepRecord Trainer::train_step(int64_t step) {
 }
 
 double Trainer::validate(int64_t batches) {
-  LLMPI_CHECK(val_loader_.has_value(), "validate() without validation data");
+  LLMPI_CHECK(val_rows_.has_value(), "validate() without validation data");
   const int64_t B = cfg_.train.batch_size, T = cfg_.train.seq_len, N = B * T;
   std::vector<int32_t> ids(static_cast<size_t>(N)), targets(static_cast<size_t>(N));
+  std::vector<int32_t> docs(val_rows_->has_documents() ? static_cast<size_t>(N) : 0);
   double sum = 0.0;
   int64_t count = 0;
   // Every rank evaluates the same batches (layout-independent result; validation is small).
   for (int64_t k = 0; k < batches; ++k) {
-    val_loader_->fill(k, B, ids.data(), targets.data());
-    const LossSum ls = engine_->eval(ids, targets);
+    val_rows_->fill_val(k, B, ids.data(), targets.data(), docs.data());
+    const LossSum ls = engine_->eval(ids, targets, docs);
     sum += ls.sum;
     count += ls.count;
   }
@@ -181,7 +187,7 @@ void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
   d.global_batch = G;
   for (int64_t s = last_saved_step_ + 1; s <= step; ++s) {
     d.steps.push_back(s);
-    const std::vector<int64_t> idx = loader_.step_samples(s - 1, layout_);  // 0-based step
+    const std::vector<int64_t> idx = rows_.step_samples(s - 1, layout_);  // 0-based step
     d.step_samples.insert(d.step_samples.end(), idx.begin(), idx.end());
   }
   const std::string path = run_dir_.checkpoint_path(step);
@@ -215,7 +221,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   if (rank_ == 0) {
     out_ << "model: " << arch_name(cfg_.model.arch) << ", " << engine_->global_param_count()
          << " parameters | data: " << train_data_.size() << " train tokens ("
-         << loader_.n_samples() << " samples of " << T << ")";
+         << rows_.describe() << ")";
     if (val_data_) out_ << ", " << val_data_->size() << " validation tokens";
     out_ << " | batch " << layout_.global_samples() << " x " << T << " = " << tokens_per_step
          << " tokens/step\n";
@@ -258,7 +264,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   auto phase = [&](Phase p, int64_t step) {
     if (opt.progress) opt.progress->begin(p, step);
   };
-  if (val_loader_ && start_step_ == 0) val(0);
+  if (val_rows_ && start_step_ == 0) val(0);
   const auto t0 = Clock::now();
   auto window_start = t0;
   int64_t window_steps = 0;
@@ -284,7 +290,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
       window_steps = 0;
     }
     const double step_s = std::chrono::duration<double>(Clock::now() - step_start).count();
-    if (val_loader_ && cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0 && !last) {
+    if (val_rows_ && cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0 && !last) {
       phase(Phase::eval, step);
       val(step);
     }
@@ -340,7 +346,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     return sum;
   }
   phase(Phase::eval, last_step);
-  if (val_loader_) val(cfg_.train.steps);
+  if (val_rows_) val(cfg_.train.steps);
   phase(Phase::save, last_step);
 
   if (!opt.write_model) {

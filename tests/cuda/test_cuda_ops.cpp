@@ -20,12 +20,15 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "core/documents.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "quant/nf4.h"
 
 namespace llmpi {
 namespace {
@@ -74,6 +77,22 @@ class OpEnv {
     for (int64_t i = 0; i < s.numel(); ++i)
       p[i] = lo + static_cast<int32_t>(rng_bits(key_, counter_++) % static_cast<uint64_t>(hi - lo));
     cuda_.copy(t.dev(), t.host());
+    return t;
+  }
+  // The document starts (i32 [B·T]) of rows holding documents of these lengths; an empty
+  // pair (one document per row) for docs = {}.
+  Twin doc_starts(const std::vector<std::vector<int64_t>>& docs, int64_t T) {
+    if (docs.empty()) return {};
+    std::vector<int32_t> all;
+    for (const auto& row : docs) {
+      const std::vector<int32_t> r = doc_start_from_lengths(row, T);
+      all.insert(all.end(), r.begin(), r.end());
+    }
+    const Shape s{static_cast<int64_t>(all.size())};
+    Twin t{host_.alloc(s, DType::i32), cuda_.alloc(s, DType::i32)};
+    host_.copy(t.host(), host_tensor(all.data(), s, DType::i32));
+    cuda_.copy(t.dev(), host_tensor(all.data(), s, DType::i32));
+    cuda_.synchronize();
     return t;
   }
   Twin poisoned(Shape s, DType dt) {
@@ -246,6 +265,7 @@ void add_fused_rows(std::vector<OpCase>& cases, bool unfused) {
 struct AttnShape {
   int64_t B, T, Hq, Hkv, D;
 };
+using RowDocs = std::vector<std::vector<int64_t>>;  // document lengths of each row
 
 std::vector<OpCase> op_cases() {
   std::vector<OpCase> cases;
@@ -375,16 +395,19 @@ std::vector<OpCase> op_cases() {
     e.cuda().swiglu_backward(din.dev(), dout.dev(), in.dev());
     e.check("backward", din);
   }});
-  cases.push_back({"rope", kBf16Tol, A, [](OpEnv& e) {
-    const int64_t B = 2, T = 24, Hq = 4, Hkv = 2, D = 32, W = (Hq + 2 * Hkv) * D;
-    Twin qkv = e.random({B, T, W}, DType::bf16);
-    e.host().rope(qkv.host(), T, Hq + Hkv, D, 10000.0, 5, false);
-    e.cuda().rope(qkv.dev(), T, Hq + Hkv, D, 10000.0, 5, false);
-    e.check("forward", qkv);
-    e.host().rope(qkv.host(), T, Hq + Hkv, D, 10000.0, 5, true);
-    e.cuda().rope(qkv.dev(), T, Hq + Hkv, D, 10000.0, 5, true);
-    e.check("inverse", qkv);
-  }});
+  for (const bool packed : {false, true}) {
+    cases.push_back({packed ? "rope_packed" : "rope", kBf16Tol, A, [packed](OpEnv& e) {
+      const int64_t B = 2, T = 24, Hq = 4, Hkv = 2, D = 32, W = (Hq + 2 * Hkv) * D;
+      Twin qkv = e.random({B, T, W}, DType::bf16);
+      Twin docs = e.doc_starts(packed ? RowDocs{{5, 1, 18}, {24}} : RowDocs{}, T);
+      e.host().rope(qkv.host(), T, Hq + Hkv, D, 10000.0, 5, docs.host(), false);
+      e.cuda().rope(qkv.dev(), T, Hq + Hkv, D, 10000.0, 5, docs.dev(), false);
+      e.check("forward", qkv);
+      e.host().rope(qkv.host(), T, Hq + Hkv, D, 10000.0, 5, docs.host(), true);
+      e.cuda().rope(qkv.dev(), T, Hq + Hkv, D, 10000.0, 5, docs.dev(), true);
+      e.check("inverse", qkv);
+    }});
+  }
   const std::vector<std::pair<CudaAttention, AttnShape>> attn = {
       {CudaAttention::own, {2, 80, 4, 2, 64}},   // GQA, T not a tile multiple
       {CudaAttention::own, {1, 64, 2, 1, 128}},  // MQA, D = 128
@@ -399,26 +422,73 @@ std::vector<OpCase> op_cases() {
       {CudaAttention::cudnn, {2, 128, 4, 4, 64}},   // MHA, D = 64 (GPT-2's head)
       {CudaAttention::cudnn, {1, 512, 6, 6, 64}},   // MHA, several key blocks
   };
-  for (const auto& [mode, s] : attn) {
-    const std::string name = detail::concat(
-        "attention[", mode == CudaAttention::own ? "own" : "cudnn", "]/B=", s.B, ",T=", s.T,
-        ",Hq=", s.Hq, ",Hkv=", s.Hkv, ",D=", s.D);
-    cases.push_back({name, kBf16Tol, mode, [s](OpEnv& e) {
+  // Packed documents (own kernels; the automatic mode routes packed batches there): a
+  // one-token document, documents across the 32/64-row tiles, starting exactly at a tile
+  // boundary (64, 128), tiles whose rows see none of an earlier key tile; D = 64 and 128 take
+  // the tensor-core backward, D = 80 the SIMT one.
+  const std::vector<std::tuple<CudaAttention, AttnShape, RowDocs>> packed = {
+      {A, {2, 200, 4, 2, 64}, {{1, 63, 64, 40, 32}, {100, 100}}},
+      {A, {1, 256, 8, 2, 128}, {{128, 1, 95, 32}}},
+      {A, {2, 96, 2, 2, 80}, {{33, 31, 32}, {96}}},
+      {CudaAttention::own, {1, 130, 4, 1, 32}, {{70, 60}}},
+  };
+  auto attention_row = [](AttnShape s, RowDocs docs) {
+    return [s, docs](OpEnv& e) {
       const int64_t W = (s.Hq + 2 * s.Hkv) * s.D;
       Twin qkv = e.random({s.B, s.T, W}, DType::bf16);
+      Twin ds = e.doc_starts(docs, s.T);
       Twin out = e.poisoned({s.B, s.T, s.Hq * s.D}, DType::bf16);
       Twin lse = e.poisoned({s.B, s.Hq, s.T}, DType::f32);
-      e.host().attention_forward(out.host(), lse.host(), qkv.host(), s.B, s.T, s.Hq, s.Hkv, s.D);
-      e.cuda().attention_forward(out.dev(), lse.dev(), qkv.dev(), s.B, s.T, s.Hq, s.Hkv, s.D);
+      e.host().attention_forward(out.host(), lse.host(), qkv.host(), s.B, s.T, s.Hq, s.Hkv, s.D,
+                                 ds.host());
+      e.cuda().attention_forward(out.dev(), lse.dev(), qkv.dev(), s.B, s.T, s.Hq, s.Hkv, s.D,
+                                 ds.dev());
       e.check("out", out);
       e.check("lse", lse);
       Twin dout = e.random({s.B, s.T, s.Hq * s.D}, DType::bf16);
       Twin dqkv = e.poisoned({s.B, s.T, W}, DType::bf16);
       e.host().attention_backward(dqkv.host(), dout.host(), qkv.host(), out.host(), lse.host(),
-                                  s.B, s.T, s.Hq, s.Hkv, s.D);
+                                  s.B, s.T, s.Hq, s.Hkv, s.D, ds.host());
       e.cuda().attention_backward(dqkv.dev(), dout.dev(), qkv.dev(), out.dev(), lse.dev(), s.B,
-                                  s.T, s.Hq, s.Hkv, s.D);
+                                  s.T, s.Hq, s.Hkv, s.D, ds.dev());
       e.check("dqkv", dqkv);
+    };
+  };
+  auto attention_name = [](const char* kind, const AttnShape& s) {
+    return detail::concat("attention", kind, "/B=", s.B, ",T=", s.T, ",Hq=", s.Hq, ",Hkv=", s.Hkv,
+                          ",D=", s.D);
+  };
+  for (const auto& [mode, s] : attn)
+    cases.push_back({attention_name(mode == CudaAttention::own ? "[own]" : "[cudnn]", s), kBf16Tol,
+                     mode, attention_row(s, {})});
+  for (const auto& [mode, s, docs] : packed)
+    cases.push_back({attention_name(mode == CudaAttention::own ? "_packed[own]" : "_packed", s),
+                     kBf16Tol, mode, attention_row(s, docs)});
+  // NF4 dequantisation: two scale groups, a partial last block, an odd count; the codes and
+  // scales come from the host quantiser, identical on both sides.
+  for (const DType out_dt : {DType::bf16, DType::f32}) {
+    const bool bf = out_dt == DType::bf16;
+    cases.push_back({bf ? "nf4_dequantize/bf16" : "nf4_dequantize/f32", bf ? kBf16Tol : kF32Tol,
+                     A, [out_dt](OpEnv& e) {
+      const int64_t n = kNf4Block * 300 + 7;
+      Twin w = e.random({n}, DType::f32, 0.05);
+      const Nf4Tensor q = nf4_quantize({w.h.ptr<const float>(), static_cast<size_t>(n)});
+      auto bytes = [&e](const void* data, int64_t count, DType dt) {
+        const Shape s{count};
+        Twin t{e.host().alloc(s, dt), e.cuda().alloc(s, dt)};
+        const Tensor src = host_tensor(const_cast<void*>(data), s, dt);
+        e.host().copy(t.host(), src);
+        e.cuda().copy(t.dev(), src);
+        return t;
+      };
+      Twin codes = bytes(q.codes.data(), static_cast<int64_t>(q.codes.size()), DType::u8);
+      Twin sc = bytes(q.scale_codes.data(), static_cast<int64_t>(q.scale_codes.size()), DType::u8);
+      Twin ss = bytes(q.scale_scales.data(), static_cast<int64_t>(q.scale_scales.size()),
+                      DType::f32);
+      Twin out = e.poisoned({n}, out_dt);
+      e.host().nf4_dequantize(out.host(), codes.host(), sc.host(), ss.host(), q.scale_offset);
+      e.cuda().nf4_dequantize(out.dev(), codes.dev(), sc.dev(), ss.dev(), q.scale_offset);
+      e.check("out", out);
     }});
   }
   for (int64_t V : {264, 100}) {
@@ -550,6 +620,21 @@ TEST(CudaOps, MatchHostBackend) {
   EXPECT_GT(checked, 60);
 }
 
+// LLMPI_ATTENTION=cudnn never reroutes: a packed batch (own kernels only) is refused.
+TEST(CudaOps, ForcedCudnnRefusesPackedDocuments) {
+  CudaBackendOptions o;
+  o.attention = CudaAttention::cudnn;
+  auto cuda = make_cuda_backend(o);
+  const int64_t B = 1, T = 64, H = 2, D = 64;
+  Buffer qkv = cuda->alloc({B, T, 3 * H * D}, DType::bf16);
+  Buffer out = cuda->alloc({B, T, H * D}, DType::bf16), lse = cuda->alloc({B, H, T}, DType::f32);
+  cuda->fill(qkv, 0.25);
+  std::vector<int32_t> starts = doc_start_from_lengths(std::vector<int64_t>{32, 32}, T);
+  Buffer ds = cuda->alloc({T}, DType::i32);
+  cuda->copy(ds, host_tensor(starts.data(), Shape{T}, DType::i32));
+  cuda->synchronize();
+  EXPECT_THROW(cuda->attention_forward(out, lse, qkv, B, T, H, H, D, ds), InternalError);
+  EXPECT_NO_THROW(cuda->attention_forward(out, lse, qkv, B, T, H, H, D, Tensor{}));
 // LLMPI_FUSED selects the fusions that stay on; a bad value is a UserError naming it.
 TEST(CudaOps, LlmpiFusedSelectsFusions) {
   const char* saved = std::getenv("LLMPI_FUSED");

@@ -321,7 +321,7 @@ TEST_F(PrepareTest, CommandLine) {
                 .find("'--bogus'"),
             std::string::npos);
   EXPECT_NE(message_of([&] { cmd_prepare({f, "--out", out, "--vocab-size", "300", "--format", "csv"}); })
-                .find("'text' or 'jsonl'"),
+                .find("'text', 'jsonl' or 'sft'"),
             std::string::npos);
   EXPECT_NE(message_of([&] { cmd_prepare({f, "--out", out, "--vocab-size", "100"}); })
                 .find("too small"),

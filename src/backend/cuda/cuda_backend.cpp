@@ -82,6 +82,14 @@ void check_dtype(const char* op, const char* what, const Tensor& t, DType want) 
               dtype_name(want), " on the cuda backend");
 }
 
+const int32_t* checked_doc_start(const char* op, const Tensor& doc_start, int64_t n) {
+  if (doc_start.empty()) return nullptr;
+  check_device(op, "doc_start", doc_start);
+  check_dtype(op, "doc_start", doc_start, DType::i32);
+  check_numel(op, "doc_start", doc_start, n);
+  return doc_start.ptr<const int32_t>();
+}
+
 Scratch::Scratch(cudaStream_t s, size_t bytes) : s_(s) {
   if (bytes) LLMPI_CUDA(cudaMallocAsync(&p_, bytes, s_));
 }

@@ -93,17 +93,19 @@ template <class T>
 void swiglu_backward(T* din, const T* dout, const T* in, int64_t N, int64_t F);
 
 // ---- rope.cpp: rows = B·T rows of width W, the first n_rot heads of each are rotated ------
+// doc_start: [rows] document starts (backend.h), or nullptr for one document per row.
 template <class T>
 void rope(T* x, int64_t rows, int64_t W, int64_t T_len, int64_t n_rot, int64_t D,
-          double theta, int64_t pos_offset, bool inverse);
+          double theta, int64_t pos_offset, const int32_t* doc_start, bool inverse);
 
-// ---- attention.cpp ----------------------------------------------------------------------
+// ---- attention.cpp: doc_start [B·T] or nullptr, as rope ---------------------------------
 template <class T>
 void attention_forward(T* out, T* lse, const T* qkv, int64_t B, int64_t T_len, int64_t Hq,
-                       int64_t Hkv, int64_t D);
+                       int64_t Hkv, int64_t D, const int32_t* doc_start);
 template <class T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* lse,
-                        int64_t B, int64_t T_len, int64_t Hq, int64_t Hkv, int64_t D);
+                        int64_t B, int64_t T_len, int64_t Hq, int64_t Hkv, int64_t D,
+                        const int32_t* doc_start);
 
 // ---- cross_entropy.cpp ------------------------------------------------------------------
 template <class T>
