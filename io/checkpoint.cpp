@@ -104,6 +104,7 @@ void write_meta(hid_t file, hid_t opt_group, hid_t data_group, const CheckpointM
   h5::write_attr(file, "tokens_seen", m.tokens_seen, path);
   h5::write_attr(file, "config", m.config_toml, path);
   h5::write_attr(file, "layout", m.layout, path);
+  if (!m.tokenizer.empty()) h5::write_attr(file, "tokenizer", m.tokenizer, path);
   h5::write_attr(file, "created_unix", created, path);
   h5::write_attr(opt_group, "step_count", m.optimizer.step_count, path);
   h5::write_attr(opt_group, "beta1", m.optimizer.beta1, path);
@@ -140,6 +141,7 @@ CheckpointMeta read_meta(hid_t file, const std::string& path, bool mapping) {
   m.tokens_seen = h5::read_attr_int(file, "tokens_seen", path);
   m.config_toml = h5::read_attr_string(file, "config", path);
   m.layout = h5::read_attr_ints(file, "layout", path);
+  if (h5::has_attr(file, "tokenizer")) m.tokenizer = h5::read_attr_string(file, "tokenizer", path);
   m.created_unix = h5::read_attr_double(file, "created_unix", path);
   if (m.step < 0 || m.tokens_seen < 0) user_error(path, ": negative step or tokens_seen");
   if (m.layout.size() != 5) user_error(path, ": attribute 'layout' should hold 5 integers");

@@ -51,6 +51,7 @@ struct CheckpointMeta {
   int64_t tokens_seen = 0;
   std::string config_toml;
   std::vector<int64_t> layout;  // tp, pp, dp, zero_stage, world_size at save
+  std::string tokenizer;        // the data's tokenizer identity (io/model_file.h); "" = none
   OptimizerMeta optimizer;
   DataMeta data;
   // Filled on read:

@@ -66,6 +66,7 @@ void save_model_file(const std::string& path, MPI_Comm comm, Backend& be,
     h5::write_attr(file, "tokens_seen", meta.tokens_seen, tmp);
     h5::write_attr(file, "config", meta.config_toml, tmp);
     h5::write_attr(file, "layout", meta.layout, tmp);
+    if (!meta.tokenizer.empty()) h5::write_attr(file, "tokenizer", meta.tokenizer, tmp);
     const auto now = std::chrono::system_clock::now().time_since_epoch();
     h5::write_attr(file, "created_unix",
                    double(std::chrono::duration_cast<std::chrono::milliseconds>(now).count()) / 1e3,
@@ -111,6 +112,7 @@ ModelFileMeta read_model_meta(const std::string& path) {
   m.tokens_seen = h5::read_attr_int(file, "tokens_seen", path);
   m.config_toml = h5::read_attr_string(file, "config", path);
   m.layout = h5::read_attr_ints(file, "layout", path);
+  if (h5::has_attr(file, "tokenizer")) m.tokenizer = h5::read_attr_string(file, "tokenizer", path);
   return m;
 }
 

@@ -4,7 +4,9 @@
 //
 //   /                      attrs: format = "llmpi", format_version = 1, kind = "model",
 //                                 llmpi_version, git_revision, step, tokens_seen,
-//                                 config (full TOML text), created_unix, layout_*
+//                                 config (full TOML text), created_unix, layout_*,
+//                                 tokenizer (identity of the data's tokenizer, optional:
+//                                 data/tokenizer_id.h; absent in files of older llmpi)
 //   /params/<name>         f32, the parameter's full global shape; attr checksum (uint64)
 //
 // The checkpoint format (kind = "checkpoint") is a superset: the same root attributes and
@@ -31,6 +33,7 @@ struct ModelFileMeta {
   std::string config_toml;      // the run's full config after overrides
   std::vector<int64_t> layout;  // tp, pp, dp, zero_stage, world_size at save
   std::string kind = "model";   // "model" | "checkpoint"
+  std::string tokenizer;        // TokenizerId::str() of the training data; "" = not recorded
 };
 
 // Collective over comm. Writes every parameter of `store` (this rank's slabs; owner says

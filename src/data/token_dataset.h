@@ -4,6 +4,8 @@
 // contains it. Shards stay memory-mapped; copy() gathers a range across shard boundaries.
 // content_hash() identifies the token sequence (not the file layout) for checkpoint metadata:
 // it is the same whether the tokens sit in one shard or many, and in 2- or 4-byte width.
+// Shards that record a tokenizer identity must all record the same one (UserError naming two
+// that differ); tokenizer() is that identity when every shard records it.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,6 +26,9 @@ class TokenDataset {
   void copy(int64_t begin, int64_t count, int32_t* out) const;
   // "a.bin (1000 tokens), b.bin (20 tokens)" for error messages.
   std::string describe() const;
+  // The tokenizer identity of every shard; nullopt when a shard records none (an older or an
+  // llm.c shard: callers warn).
+  std::optional<TokenizerId> tokenizer() const;
   // Streaming 64-bit hash of all tokens (docs/data-format.md); computed once, then cached.
   uint64_t content_hash() const;
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "core/error.h"
@@ -36,25 +37,39 @@ TokenShard::TokenShard(const std::string& path, int64_t vocab_size) : file_(path
   const size_t n = file_.size();
   if (n >= sizeof(kShardMagic) && std::memcmp(d, kShardMagic, sizeof(kShardMagic)) == 0) {
     format_ = ShardFormat::llmpi;
-    if (n < kShardHeaderBytes)
+    if (n < kShardV1HeaderBytes)
       user_error(path, ": truncated header (", n, " bytes, expected at least ",
-                 kShardHeaderBytes, ")");
+                 kShardV1HeaderBytes, ")");
     const uint32_t version = load<uint32_t>(d + 8);
-    if (version != kShardVersion)
-      user_error(path, ": unsupported token shard version ", version, " (expected ",
+    if (version != 1 && version != kShardVersion)
+      user_error(path, ": unsupported token shard version ", version, " (expected 1 or ",
                  kShardVersion, ")");
+    const size_t header = version == 1 ? kShardV1HeaderBytes : kShardHeaderBytes;
+    if (n < header)
+      user_error(path, ": truncated header (", n, " bytes, expected at least ", header, ")");
     const uint32_t width = load<uint32_t>(d + 12);
     if (width != 2 && width != 4)
       user_error(path, ": bad token width ", width, " (expected 2 or 4 bytes)");
     width_ = static_cast<int>(width);
+    if (version >= 2) {
+      TokenizerId id{load<uint64_t>(d + 24), load<int64_t>(d + 32), load<uint32_t>(d + 40)};
+      if (id.vocab_size <= 0 || id.eot_id >= uint64_t(id.vocab_size))
+        user_error(path, ": bad tokenizer identity in the header (vocab_size ", id.vocab_size,
+                   ", eot_id ", id.eot_id, ")");
+      tokenizer_ = id;
+    }
     const uint64_t count = load<uint64_t>(d + 16);
-    const uint64_t payload = n - kShardHeaderBytes;
-    if (count > payload / width_ || count * width_ != payload)
-      user_error(path, ": size mismatch: header says ", count, " tokens of ", width_,
-                 " bytes (", kShardHeaderBytes + count * width_, " bytes) but the file has ", n,
-                 " bytes", count * width_ > payload ? " (truncated?)" : "");
+    const uint64_t payload = n - header;
+    if (count > payload / width_ || count * width_ != payload) {
+      // The header's size without wrapping: a count near 2^64 overflows count * width.
+      const bool huge = count > (UINT64_MAX - header) / uint64_t(width_);
+      user_error(path, ": size mismatch: header says ", count, " tokens of ", width_, " bytes (",
+                 huge ? std::string("more than 2^64") : std::to_string(header + count * width_),
+                 " bytes) but the file has ", n, " bytes",
+                 count > payload / width_ ? " (truncated?)" : "");
+    }
     count_ = static_cast<int64_t>(count);
-    tokens_ = d + kShardHeaderBytes;
+    tokens_ = d + header;
   } else if (n >= sizeof(int32_t) && load<int32_t>(d) == kLlmcMagic) {
     format_ = ShardFormat::llmc;
     width_ = 2;
@@ -122,17 +137,24 @@ void TokenShard::read(int64_t begin, int64_t count, uint32_t* out) const {
 
 // ---- writer -------------------------------------------------------------------------------
 
-TokenShardWriter::TokenShardWriter(std::string path, int width)
+TokenShardWriter::TokenShardWriter(std::string path, int width, std::optional<TokenizerId> tokenizer)
     : path_(std::move(path)), tmp_path_(path_ + ".tmp"), width_(width) {
   LLMPI_CHECK(width == 2 || width == 4, "token width ", width);
   file_ = std::fopen(tmp_path_.c_str(), "wb");
   if (file_ == nullptr) user_error(tmp_path_, ": cannot create: ", std::strerror(errno));
   uint8_t header[kShardHeaderBytes] = {};
   std::memcpy(header, kShardMagic, 8);
-  const uint32_t version = kShardVersion, w = static_cast<uint32_t>(width);
+  const uint32_t version = tokenizer ? kShardVersion : 1, w = static_cast<uint32_t>(width);
   std::memcpy(header + 8, &version, 4);
   std::memcpy(header + 12, &w, 4);  // count (bytes 16..24) is patched in commit()
-  write_bytes(header, sizeof(header));
+  size_t header_bytes = kShardV1HeaderBytes;
+  if (tokenizer) {
+    std::memcpy(header + 24, &tokenizer->hash, 8);
+    std::memcpy(header + 32, &tokenizer->vocab_size, 8);
+    std::memcpy(header + 40, &tokenizer->eot_id, 4);
+    header_bytes = kShardHeaderBytes;
+  }
+  write_bytes(header, header_bytes);
 }
 
 TokenShardWriter::~TokenShardWriter() {
@@ -184,8 +206,8 @@ void TokenShardWriter::commit() {
 }
 
 void write_token_shard(const std::string& path, std::span<const uint32_t> tokens,
-                       int64_t vocab_size) {
-  TokenShardWriter w(path, token_width_for_vocab(vocab_size));
+                       int64_t vocab_size, std::optional<TokenizerId> tokenizer) {
+  TokenShardWriter w(path, token_width_for_vocab(vocab_size), tokenizer);
   w.append(tokens);
   w.commit();
 }

@@ -82,7 +82,7 @@ TEST(TokenShard, RoundTripBothWidths) {
     const std::string path = temp_path("rt_" + std::to_string(vocab) + ".bin");
     write_token_shard(path, tokens, vocab);
     const int width = token_width_for_vocab(vocab);
-    EXPECT_EQ(fs::file_size(path), kShardHeaderBytes + tokens.size() * width);
+    EXPECT_EQ(fs::file_size(path), kShardV1HeaderBytes + tokens.size() * width);  // no tokenizer
     EXPECT_FALSE(fs::exists(path + ".tmp"));
 
     const TokenShard s(path, vocab);
@@ -139,12 +139,17 @@ TEST(TokenShard, RejectsMalformedFiles) {
       {{'L', 'L', 'M'}, "file too short"},
       {junk, "bad magic"},
       {std::vector<uint8_t>(kShardMagic, kShardMagic + 8), "truncated header"},
-      {with_tokens(llmpi_header(2, 2, 4), 8), "unsupported token shard version 2"},
+      {with_tokens(llmpi_header(3, 2, 4), 8), "unsupported token shard version 3"},
+      {with_tokens(llmpi_header(2, 2, 4), 8), "truncated header (32 bytes, expected at least 48)"},
       {with_tokens(llmpi_header(1, 3, 4), 12), "bad token width 3"},
       {with_tokens(llmpi_header(1, 2, 10), 8), "size mismatch: header says 10 tokens"},
       {with_tokens(llmpi_header(1, 2, 10), 8), "(truncated?)"},
       {with_tokens(llmpi_header(1, 4, 2), 9), "file has 33 bytes"},
       {with_tokens(llmpi_header(1, 4, uint64_t{1} << 62), 8), "size mismatch"},
+      // Issue #13 item 10: a count whose byte size overflows 64 bits is not shown wrapped
+      // (it said "(24 bytes)").
+      {with_tokens(llmpi_header(1, 4, uint64_t{1} << 62), 0),
+       "4611686018427387904 tokens of 4 bytes (more than 2^64 bytes) but the file has 24 bytes"},
       {llmc_file(20240520, 1, 5, {1, 2, 3}), "size mismatch: llm.c header says 5 uint16 tokens"},
       {llmc_file(20240520, 7, 1, {1}), "unsupported llm.c shard version 7"},
       {llmc_file(20240520, 1, -3, {}), "negative token count"},
