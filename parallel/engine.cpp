@@ -11,6 +11,7 @@
 
 #include "model/dtypes.h"
 #include "model/param_layout.h"
+#include "parallel/memory_estimate.h"
 #include "parallel/pipeline_split.h"
 #include "optim/grad_clip.h"
 
@@ -85,6 +86,7 @@ struct ParallelEngine::Live {
 ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
     : cfg_(cfg), topo_(topo), be_(be), zero_(cfg.parallel.zero_stage),
       master_(cfg.train.master_dtype) {
+  check_memory_fits(cfg, topo, be);  // before anything is allocated (parallel/memory_estimate.h)
   const Layout& lay = topo.layout();
   LLMPI_CHECK(master_ == DType::f32 || (master_ == DType::f64 && be.device() == Device::host),
               "master dtype ", dtype_name(master_), " on ", be.device() == Device::host ? "host" : "cuda",
