@@ -45,7 +45,7 @@ std::vector<CheckpointFile> list_checkpoints(const std::string& run_dir) {
   const fs::path dir = checkpoints_dir(run_dir);
   if (!fs::is_directory(dir, ec)) return out;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (!e.is_regular_file(ec)) continue;
+    if (e.is_symlink(ec) || !e.is_regular_file(ec)) continue;  // never through a link
     if (auto step = parse_checkpoint_step(e.path().filename().string()))
       out.push_back({*step, e.path().string()});
   }
@@ -57,13 +57,14 @@ std::vector<CheckpointFile> list_checkpoints(const std::string& run_dir) {
 void write_latest(const std::string& run_dir, int64_t step) {
   const fs::path dir = checkpoints_dir(run_dir);
   const fs::path tmp = dir / "latest.tmp", dst = dir / "latest";
+  std::error_code ec;
+  fs::remove(tmp, ec);  // a link left there is removed, never written through
   {
     std::ofstream f(tmp, std::ios::trunc);
     f << checkpoint_filename(step) << "\n";
     f.flush();
     if (!f) user_error(tmp.string(), ": cannot write the latest-checkpoint pointer");
   }
-  std::error_code ec;
   fs::rename(tmp, dst, ec);
   if (ec) user_error(dst.string(), ": cannot update the latest-checkpoint pointer: ", ec.message());
 }
@@ -81,8 +82,13 @@ std::vector<std::string> clean_temporaries(const std::string& run_dir) {
   const fs::path dir = checkpoints_dir(run_dir);
   if (!fs::is_directory(dir, ec)) return removed;
   std::vector<fs::path> tmps;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().extension() == ".tmp") tmps.push_back(e.path());
+  // Only the temporaries of llmpi's own names: "step_<digits>.h5.tmp" and "latest.tmp".
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0 &&
+        (name == "latest.tmp" || parse_checkpoint_step(name.substr(0, name.size() - 4))))
+      tmps.push_back(e.path());
+  }
   for (const fs::path& p : tmps)
     if (fs::remove(p, ec)) removed.push_back(p.string());
   return removed;
