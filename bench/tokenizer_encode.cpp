@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "io/hf_tokenizer.h"
+#include "data/hf_tokenizer.h"
 
 int main(int argc, char** argv) {
   if (argc < 3) {

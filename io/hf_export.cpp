@@ -7,8 +7,8 @@
 #include "backend/backend.h"
 #include "core/error.h"
 #include "core/text_file.h"
+#include "data/hf_tokenizer.h"
 #include "io/hf_config.h"
-#include "io/hf_tokenizer.h"
 #include "io/hf_weights.h"
 #include "train/loaded_model.h"
 

@@ -3,7 +3,7 @@
 // checkpoint) as a Hugging Face model directory:
 //   config.json, generation_config.json        (io/hf_config.h)
 //   model.safetensors, or shards + model.safetensors.index.json above max_shard_bytes
-//   tokenizer.json, tokenizer_config.json      (io/hf_tokenizer.h; GPT-2's also vocab.json,
+//   tokenizer.json, tokenizer_config.json      (data/hf_tokenizer.h; GPT-2's also vocab.json,
 //                                               merges.txt) when a tokenizer is known
 // The tokenizer is --tokenizer or the model's data.tokenizer; its vocabulary size is the real
 // vocabulary, and the embedding/head rows beyond it (llmpi's padding) are not written. With no

@@ -8,7 +8,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
-#include "io/hf_tokenizer.h"
+#include "data/hf_tokenizer.h"
 #include "io/hf_weights.h"
 #include "io/model_file.h"
 #include "model/param_layout.h"

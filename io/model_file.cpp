@@ -9,7 +9,6 @@
 #include "core/version.h"
 #include "io/hdf5.h"
 #include "io/tensor_file.h"
-#include "jobs/checkpoint_dir.h"
 
 namespace llmpi {
 namespace {
@@ -81,21 +80,6 @@ void save_model_file(const std::string& path, MPI_Comm comm, Backend& be,
     if (ec) user_error(path, ": cannot rename the finished file from ", tmp, ": ", ec.message());
   }
   if (comm != MPI_COMM_NULL) MPI_Barrier(comm);
-}
-
-std::string resolve_model_source(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(path, ec)) user_error(path, ": no such model file or run directory");
-  if (!fs::is_directory(path, ec)) return path;
-  const fs::path model = fs::path(path) / "model.h5";
-  if (fs::exists(model, ec)) return model.string();
-  const Discovery d = find_latest_valid(path, MPI_COMM_SELF, /*verify_tensors=*/true);
-  if (d.found) return d.found->path;
-  std::string why;
-  for (const std::string& r : d.rejected) why += "\n  " + r;
-  user_error(path, ": a directory without model.h5 and without a valid checkpoint under ",
-             checkpoints_dir(path), why);
 }
 
 ModelFileMeta read_model_meta(const std::string& path) {

@@ -41,11 +41,6 @@ struct ModelFileMeta {
 void save_model_file(const std::string& path, MPI_Comm comm, Backend& be,
                      const ParamStore& store, const ModelFileMeta& meta, bool owner = true);
 
-// The model file a user names: a model/checkpoint file itself, or in a run directory its
-// model.h5 (the finished model) or else its newest valid checkpoint (verified, falling back
-// to older ones as training resumes do). UserError naming the path when there is none.
-std::string resolve_model_source(const std::string& path);
-
 // Serial reads of the metadata (UserError naming the file on anything malformed).
 ModelFileMeta read_model_meta(const std::string& path);
 

@@ -1,3 +1,5 @@
+// A run directory's checkpoint files: names, listing, the `latest` pointer, temporaries of
+// interrupted saves, and discovery of the newest valid checkpoint (see checkpoint_dir.h).
 #include "jobs/checkpoint_dir.h"
 
 #include <algorithm>
@@ -8,7 +10,6 @@
 
 #include "core/error.h"
 #include "io/checkpoint.h"
-#include "jobs/retention.h"
 
 namespace llmpi {
 namespace fs = std::filesystem;
@@ -94,11 +95,9 @@ std::vector<std::string> clean_temporaries(const std::string& run_dir) {
   return removed;
 }
 
-Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool verify_tensors,
-                            const std::function<void(const std::string&)>& log) {
+std::vector<CheckpointFile> shared_checkpoint_list(const std::string& run_dir, MPI_Comm comm) {
   int rank = 0;
   if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank);
-  // Rank 0 lists; everyone verifies the same candidates in the same order (collective).
   std::string listing;
   if (rank == 0)
     for (const CheckpointFile& f : list_checkpoints(run_dir))
@@ -115,6 +114,15 @@ Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool veri
     const size_t tab = line.find('\t');
     files.push_back({std::stoll(line.substr(0, tab)), line.substr(tab + 1)});
   }
+  return files;
+}
+
+Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool verify_tensors,
+                            const std::function<void(const std::string&)>& log) {
+  int rank = 0;
+  if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank);
+  // Rank 0 lists; everyone verifies the same candidates in the same order (collective).
+  const std::vector<CheckpointFile> files = shared_checkpoint_list(run_dir, comm);
   Discovery d;
   for (auto it = files.rbegin(); it != files.rend(); ++it) {
     const std::string why = verify_checkpoint(it->path, comm, verify_tensors);
@@ -126,15 +134,24 @@ Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool veri
     msg += std::next(it) != files.rend() ? "; falling back to an older checkpoint"
                                          : "; no older checkpoint to fall back to";
     d.rejected.push_back(msg);
+    d.rejected_files.push_back(*it);
     if (log && rank == 0) log(msg);
   }
   return d;
 }
 
-std::vector<std::string> commit_checkpoint(const std::string& run_dir, int64_t step,
-                                           const CheckpointSection& c) {
-  write_latest(run_dir, step);
-  return apply_retention(run_dir, c, step);
+std::string resolve_model_source(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) user_error(path, ": no such model file or run directory");
+  if (!fs::is_directory(path, ec)) return path;
+  const fs::path model = fs::path(path) / "model.h5";
+  if (fs::exists(model, ec)) return model.string();
+  const Discovery d = find_latest_valid(path, MPI_COMM_SELF, /*verify_tensors=*/true);
+  if (d.found) return d.found->path;
+  std::string why;
+  for (const std::string& r : d.rejected) why += "\n  " + r;
+  user_error(path, ": a directory without model.h5 and without a valid checkpoint under ",
+             checkpoints_dir(path), why);
 }
 
 }  // namespace llmpi

@@ -9,9 +9,9 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/runtime.h"
+#include "data/hf_tokenizer.h"
 #include "data/tokenizer.h"
 #include "data/tokenizer_id.h"
-#include "io/hf_tokenizer.h"
 #include "train/loaded_model.h"
 #include "train/sampler.h"
 

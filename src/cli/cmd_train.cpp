@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "jobs/run_dir.h"
 #include "parallel/communicator.h"
 #include "parallel/topology.h"
 #include "train/trainer.h"
@@ -29,6 +30,10 @@ Resume: when <run.dir> holds a valid checkpoint, training continues from the new
 (corrupt or partial newer files are reported and skipped) under any parallel layout, with
 the same data order; the checkpoint and its step are printed. The global batch
 (batch_size x micro_batches x dp) and train.seed must be those of the saved run.
+Checkpoints none of which loads stop the run with the list of files and reasons.
+run.dir must be new, empty or an llmpi run directory (marker .llmpi-run) and writable;
+both are checked at start-up. A model that cannot fit in memory is refused before
+anything is allocated, naming the keys that drive its size.
 )";
 
 struct TrainArgs {
@@ -49,13 +54,18 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
   // left waiting. Errors during training itself abort the job (main.cpp).
   std::unique_ptr<Backend> be;
   std::unique_ptr<Topology> topo;
+  std::unique_ptr<RunDirectory> run_dir;
   std::unique_ptr<Trainer> trainer;
   std::string failure;
   try {
     const Config cfg = load_config(a.config, a.overrides);
     topo = std::make_unique<Topology>(cfg, MPI_COMM_WORLD);
+    run_dir = std::make_unique<RunDirectory>(cfg.run.dir, topo->world_communicator().get(),
+                                             std::cout);
+    // Before anything is loaded: a foreign or unwritable run.dir is refused at once.
+    if (!a.no_save) run_dir->claim(/*checkpoints=*/true);
     be = make_backend_option(a.backend, "llmpi train");
-    trainer = std::make_unique<Trainer>(cfg, *be, *topo, std::cout);
+    trainer = std::make_unique<Trainer>(cfg, *be, *topo, *run_dir, std::cout);
     // Collective on every rank alike: an invalid --resume file fails on all of them.
     bool resumed = false;
     if (a.has_resume) {
@@ -64,6 +74,8 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
       resumed = true;
     } else if (!a.fresh) {
       resumed = trainer->resume_latest().has_value();  // the run dir's newest valid checkpoint
+    } else if (!a.no_save) {
+      run_dir->set_aside_unreadable();  // a fresh start never overwrites what it cannot read
     }
     if (!resumed && !cfg.train.init_from.empty()) trainer->init_from(cfg.train.init_from);
   } catch (const UserError& e) {
@@ -102,8 +114,9 @@ CommandSpec train_command() {
                 "continue from this checkpoint file (an error if it is invalid)");
             CLI::Option* fresh = add_switch(
                 app, "--no-resume", a->fresh,
-                "start from step 0 even when run.dir holds checkpoints (they are\n"
-                "overwritten step by step and subject to retention)");
+                "start from step 0 even when run.dir holds checkpoints (valid ones are\n"
+                "overwritten step by step and subject to retention; unreadable ones are\n"
+                "moved aside as <name>.unreadable)");
             resume->excludes(fresh);
             add_switch(app, "--no-save", a->no_save,
                        "write no checkpoints and no model file (benchmarks, dry runs)");

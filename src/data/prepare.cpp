@@ -13,15 +13,15 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "core/text_file.h"
 #include "core/rng.h"
+#include "core/text_file.h"
 #include "data/bpe_trainer.h"
+#include "data/hf_tokenizer.h"
 #include "data/jsonl.h"
 #include "data/mapped_file.h"
 #include "data/progress.h"
 #include "data/token_shard.h"
 #include "data/tokenizer.h"
-#include "io/hf_tokenizer.h"
 
 namespace llmpi {
 

@@ -24,7 +24,7 @@ struct PrepareOptions {
   std::optional<std::string> delimiter;    // text: a line equal to this separates documents
   std::string out_dir;
   int64_t vocab_size = 0;                  // > 0: train a tokenizer of this size
-  std::string tokenizer_path;              // else: load this tokenizer (io/hf_tokenizer.h:
+  std::string tokenizer_path;              // else: load this tokenizer (data/hf_tokenizer.h:
                                            // a .bpe file, tokenizer.json or a GPT-2 dir)
   double val_fraction = 0.05;              // in [0, 1)
   int64_t min_chars = 1;                   // documents shorter (code points) are dropped

@@ -218,7 +218,7 @@ std::string Tokenizer::decode(const std::vector<uint32_t>& ids) const {
 void Tokenizer::save(const std::string& path) const {
   if (!has_llmpi_layout())
     user_error(path, ": a ", pretokenizer_name(pre_), " tokenizer is not in llmpi's id layout; "
-               "write it as tokenizer.json (io/hf_tokenizer.h) instead");
+               "write it as tokenizer.json (data/hf_tokenizer.h) instead");
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);

@@ -6,7 +6,7 @@
 //   llmpi (Pretokenizer::llmpi_bytes, pretokenize.h): ids 0..255 are the raw bytes, 256 + i
 //     is merge i, the last id (256 + M) is "<|endoftext|>"; vocab_size = 257 + M.
 //   GPT-2 (Pretokenizer::gpt2, gpt2_pretokenize.h): ids in any order (vocab.json), merges by
-//     rank (merges.txt), "<|endoftext|>" = 50256 — io/hf_tokenizer.h reads and writes them.
+//     rank (merges.txt), "<|endoftext|>" = 50256 — data/hf_tokenizer.h reads and writes them.
 // encode() applies, inside each chunk, the lowest-ranked adjacent merge first, all its
 // occurrences left to right (GPT-2's reference algorithm). Text that contains
 // "<|endoftext|>" is encoded as ordinary text, so documents cannot inject boundaries, and
@@ -33,7 +33,7 @@ struct BpeMerge {
   uint32_t result = 0;           // id of the new token (llmpi: 256 + rank, set by Tokenizer)
 };
 
-// A whole vocabulary: what files hold (io/hf_tokenizer.h builds it from HF files).
+// A whole vocabulary: what files hold (data/hf_tokenizer.h builds it from HF files).
 struct BpeVocab {
   std::vector<std::string> tokens;  // id → bytes (a special token: its text)
   std::vector<BpeMerge> merges;     // by rank

@@ -11,6 +11,7 @@
 #include "io/hf_weights.h"
 #include "io/model_file.h"
 #include "io/tensor_file.h"
+#include "jobs/checkpoint_dir.h"
 #include "model/param_layout.h"
 #include "parallel/engine.h"
 

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "io/stored_model.h"
+#include "jobs/checkpoint_dir.h"
 #include "model/param_layout.h"
 
 namespace llmpi {

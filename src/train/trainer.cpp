@@ -1,14 +1,13 @@
+// The training loop of one run (see trainer.h): steps, validation, checkpoint saves and the
+// final model; the run directory's side of each goes through RunDirectory.
 #include "train/trainer.h"
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <ostream>
 
 #include "io/model_file.h"
-#include "jobs/checkpoint_dir.h"
 #include "jobs/retention.h"
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
@@ -39,16 +38,25 @@ std::string hms(double seconds) {
 
 }  // namespace
 
+struct Trainer::Owned {
+  Topology topo;
+  RunDirectory dir;
+  Owned(const Config& cfg, MPI_Comm comm, std::ostream& out)
+      : topo(cfg, comm), dir(cfg.run.dir, topo.world_communicator().get(), out) {}
+};
+
 Trainer::Trainer(const Config& cfg, Backend& be, MPI_Comm comm, std::ostream& out)
-    : Trainer(cfg, be, std::make_unique<Topology>(cfg, comm), nullptr, out) {}
+    : Trainer(cfg, be, std::make_unique<Owned>(cfg, comm, out), out) {}
 
-Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, std::ostream& out)
-    : Trainer(cfg, be, nullptr, &topo, out) {}
+Trainer::Trainer(const Config& cfg, Backend& be, std::unique_ptr<Owned> owned, std::ostream& out)
+    : Trainer(cfg, be, owned->topo, owned->dir, out) {
+  owned_ = std::move(owned);
+}
 
-Trainer::Trainer(const Config& cfg, Backend& be, std::unique_ptr<Topology> owned, Topology* topo,
+Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& run_dir,
                  std::ostream& out)
-    : own_topo_(std::move(owned)),
-      topo_(topo ? *topo : *own_topo_),
+    : topo_(topo),
+      run_dir_(run_dir),
       cfg_(cfg),
       be_(be),
       comm_(topo_.world_communicator().get()),
@@ -126,47 +134,21 @@ void Trainer::print_step(const StepRecord& r, int64_t done, double elapsed_s,
 ResumePoint Trainer::resume(const std::string& path) {
   // The metadata first (cheap, identical on every rank): a checkpoint that cannot continue
   // this run's data order is refused before anything is loaded.
-  const CheckpointMeta head = read_checkpoint_meta(path);
-  const int64_t G = layout_.global_samples();
-  if (head.data.seed != cfg_.train.seed)
-    user_error(path, ": saved with train.seed = ", head.data.seed, " but the config has ",
-               cfg_.train.seed, "; resuming needs the same seed (the data order depends on it)");
-  if (head.data.global_batch != G)
-    user_error(path, ": saved with a global batch of ", head.data.global_batch,
-               " samples per step but the config gives ", G,
-               " (train.batch_size x parallel.micro_batches x parallel.dp); keep the product "
-               "equal to continue the same data order");
-  if (head.step < 0 || head.step > cfg_.train.steps)
-    user_error(path, ": step ", head.step, " is outside 0..train.steps = ", cfg_.train.steps);
-  if (head.data.samples_consumed != head.step * G)
-    user_error(path, ": data position ", head.data.samples_consumed, " samples is not step ",
-               head.step, " x global batch ", G);
+  check_resumable(path, read_checkpoint_meta(path), cfg_, layout_.global_samples());
   const CheckpointMeta m = engine_->load_state(path);
   start_step_ = m.step;
   last_saved_step_ = m.step;
+  resumed_from_ = path;
+  run_dir_.emit(resume_event(path, m, cfg_.train.steps));
   ResumePoint p;
   p.path = path;
   p.step = m.step;
   p.tokens_seen = m.tokens_seen;
-  std::string layout;
-  if (m.layout.size() == 5)
-    layout = " (saved under tp" + std::to_string(m.layout[0]) + " pp" + std::to_string(m.layout[1]) +
-             " dp" + std::to_string(m.layout[2]) + " ZeRO " + std::to_string(m.layout[3]) + ", " +
-             std::to_string(m.layout[4]) + " ranks)";
-  report("resuming from " + path + " at step " + std::to_string(m.step) + " of " +
-         std::to_string(cfg_.train.steps) + ", " + std::to_string(m.tokens_seen) +
-         " tokens seen, optimizer step " + std::to_string(m.optimizer.step_count) + layout);
   return p;
 }
 
 std::optional<ResumePoint> Trainer::resume_latest() {
-  if (rank_ == 0)
-    for (const std::string& t : clean_temporaries(cfg_.run.dir))
-      report("removed " + t + " (an interrupted save)");
-  check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
-  const Discovery d =
-      find_latest_valid(cfg_.run.dir, comm_, /*verify_tensors=*/true,
-                        [this](const std::string& line) { report(line); });
+  const Discovery d = run_dir_.find_resume_checkpoint();
   if (!d.found) return std::nullopt;
   ResumePoint p = resume(d.found->path);
   p.rejected = d.rejected;
@@ -196,12 +178,12 @@ void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
     const std::vector<int64_t> idx = loader_.step_samples(s - 1, layout_);  // 0-based step
     d.step_samples.insert(d.step_samples.end(), idx.begin(), idx.end());
   }
-  const std::string path = checkpoint_path(cfg_.run.dir, step);
-  const std::string dir = cfg_.run.dir;
-  const CheckpointSection policy = cfg_.checkpoint;
-  const bool commit = rank_ == 0;
-  saver.save(path, engine_->checkpoint_slabs(), meta, [dir, step, policy, commit] {
-    if (commit) commit_checkpoint(dir, step, policy);  // latest pointer, then retention
+  const std::string path = run_dir_.checkpoint_path(step);
+  const auto t0 = Clock::now();
+  saver.save(path, engine_->checkpoint_slabs(), meta, [this, step, t0] {
+    // On the writer thread, once the file is complete and verified: `latest`, retention.
+    run_dir_.commit_checkpoint(step, cfg_.checkpoint,
+                               std::chrono::duration<double>(Clock::now() - t0).count());
   });
   last_saved_step_ = step;
   const AsyncSaveStats st = saver.stats();
@@ -223,10 +205,8 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   TrainSummary sum;
   const int64_t B = cfg_.train.batch_size, T = cfg_.train.seq_len;
   const int64_t tokens_per_step = B * T * layout_.global_samples() / B;
-  const std::filesystem::path run_dir = cfg_.run.dir;
+  run_dir_.begin(cfg_, start_step_, opt.checkpoints, resumed_from_);  // collective
   if (rank_ == 0) {
-    std::filesystem::create_directories(run_dir);
-    std::ofstream(run_dir / "config.toml") << cfg_.source_text;
     out_ << "model: " << arch_name(cfg_.model.arch) << ", " << engine_->global_param_count()
          << " parameters | data: " << train_data_.size() << " train tokens ("
          << loader_.n_samples() << " samples of " << T << ")";
@@ -243,9 +223,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     }
     out_ << "layout: " << topo_.layout().str() << ", ZeRO stage " << cfg_.parallel.zero_stage
          << ", " << layout_.micro_batches << " micro-batch(es) per step\n";
-    if (opt.checkpoints) std::filesystem::create_directories(checkpoints_dir(run_dir.string()));
   }
-  check_mpi(MPI_Barrier(comm_), "MPI_Barrier");  // the directories exist for every rank
   const std::string mem = engine_->memory_table();  // collective
   if (rank_ == 0) out_ << mem << std::flush;
 
@@ -296,6 +274,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
       val(step);
     if (saver && is_save_step(cfg_.checkpoint, step, cfg_.train.steps)) save_checkpoint(*saver, step);
     start_step_ = step;
+    run_dir_.deliver_events();  // those of background saves that completed meanwhile
   }
   if (saver) {
     saver->wait();  // rethrows a failed background save; no HDF5 below while one runs
@@ -319,10 +298,16 @@ TrainSummary Trainer::run(const RunOptions& opt) {
                   hi / 1073741824.0, lo / 1073741824.0);
     report(line);
   }
-  if (last_step < cfg_.train.steps) return sum;  // interrupted: no final validation or model
+  if (last_step < cfg_.train.steps) {  // interrupted: no final validation or model
+    run_dir_.end(last_step, false);
+    return sum;
+  }
   if (val_loader_) val(cfg_.train.steps);
 
-  if (!opt.write_model) return sum;
+  if (!opt.write_model) {
+    run_dir_.end(last_step, true);
+    return sum;
+  }
   ModelFileMeta meta;
   meta.step = cfg_.train.steps;
   meta.tokens_seen = cfg_.train.steps * tokens_per_step;
@@ -330,9 +315,10 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   meta.layout = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp, cfg_.parallel.zero_stage,
                  topo_.world_size()};
   if (auto t = train_data_.tokenizer()) meta.tokenizer = t->str();
-  sum.model_path = (run_dir / "model.h5").string();
+  sum.model_path = run_dir_.model_path();
   engine_->save(sum.model_path, meta);
   if (rank_ == 0) out_ << "saved " << sum.model_path << "\n" << std::flush;
+  run_dir_.end(last_step, true);
   return sum;
 }
 

@@ -12,8 +12,8 @@
 #include "core/error.h"
 #include "data/bpe_trainer.h"
 #include "data/gpt2_pretokenize.h"
+#include "data/hf_tokenizer.h"
 #include "data/tokenizer.h"
-#include "io/hf_tokenizer.h"
 #include "tokenizer_reference.h"
 
 using namespace llmpi;

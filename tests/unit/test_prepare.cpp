@@ -11,7 +11,7 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "cli/command_line.h"
+#include "cli_util.h"
 #include "core/error.h"
 #include "data/jsonl.h"
 #include "data/prepare.h"
@@ -27,8 +27,7 @@ namespace {
 // `llmpi prepare ARGS...` through the command-line front end (no MPI runtime needed).
 int cmd_prepare(std::vector<std::string> args) {
   args.insert(args.begin(), "prepare");
-  CommandEnv env;
-  return run_command_line(args, env);
+  return llmpi::testing::run_cli(args);
 }
 
 std::string message_of(const std::function<void()>& fn) {

@@ -1,6 +1,6 @@
 // HF tokenizer files ↔ llmpi's byte-level BPE; see hf_tokenizer.h. nlohmann-json parses and
 // writes every JSON file (ordered_json on output, so vocabularies are written in id order).
-#include "io/hf_tokenizer.h"
+#include "data/hf_tokenizer.h"
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
