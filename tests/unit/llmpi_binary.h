@@ -14,18 +14,18 @@ extern char** environ;
 
 namespace llmpi::testing {
 
-// Runs a shell command line as a fresh process group of this test's environment minus the
-// MPI launcher's variables. Returns {exit status (-1: killed by a signal), stdout and stderr
+// Runs a shell command line (/bin/sh) in this test's environment minus the MPI launcher's
+// variables. Returns {exit status (-1: killed by a signal), stdout and stderr
 // together (append 2>&1 yourself where wanted)}.
 inline std::pair<int, std::string> run_shell(const std::string& command) {
-  std::string cmd = "env";
+  std::string cmd;
   for (char** e = environ; *e; ++e) {
     const std::string kv = *e;
     for (const char* prefix : {"OMPI_", "PMIX_", "PRTE_", "OPAL_", "ORTE_"})
-      if (kv.rfind(prefix, 0) == 0) cmd += " -u " + kv.substr(0, kv.find('='));
+      if (kv.rfind(prefix, 0) == 0) cmd += "unset " + kv.substr(0, kv.find('=')) + "; ";
   }
-  cmd += " sh -c '" + command + "'";
-  FILE* p = ::popen(cmd.c_str(), "r");
+  cmd += command;
+  FILE* p = ::popen(cmd.c_str(), "r");  // /bin/sh -c cmd
   if (p == nullptr) return {-1, "popen failed: " + cmd};
   std::string out;
   char buf[4096];
@@ -34,7 +34,7 @@ inline std::pair<int, std::string> run_shell(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
-// `llmpi ARGS` (shell words without single quotes), stderr with stdout.
+// `llmpi ARGS` (shell words), stderr with stdout.
 inline std::pair<int, std::string> run_llmpi(const std::string& args) {
   return run_shell(std::string(LLMPI_BINARY_PATH) + " " + args + " 2>&1");
 }

@@ -15,6 +15,9 @@
 
 #include "jobs/checkpoint_dir.h"
 #include "jobs/run_claim.h"
+#include "llmpi_binary.h"
+#include "model/model_config.h"
+#include "test_model_util.h"
 
 using namespace llmpi;
 namespace fs = std::filesystem;
@@ -122,5 +125,24 @@ TEST(RunClaim, UnwritableDirectoriesAreFoundAtStartUp) {
   ::signal(SIGXFSZ, old_handler);
   EXPECT_NE(why.find("cannot write there (File too large); training would fail at its first save"),
             std::string::npos) << why;
+  fs::remove_all(root);
+}
+
+// `llmpi train` claims run.dir before it loads anything: a foreign directory is refused
+// (exit 2) and left as it was.
+TEST(RunClaim, TrainRefusesAForeignDirectory) {
+  const fs::path root = temp_dir("train");
+  fs::create_directories(root / "mine");
+  std::ofstream(root / "mine" / "config.toml") << "user config";
+  std::ofstream(root / "mine" / "model.h5") << "user model";
+  std::ofstream(root / "c.toml") << llmpi::testing::tiny_config_toml(Arch::gpt2) +
+                                        "[run]\ndir = \"" + (root / "mine").string() + "\"\n";
+  const auto [rc, out] = llmpi::testing::run_llmpi("train " + (root / "c.toml").string());
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("is a non-empty directory that is not an llmpi run directory"),
+            std::string::npos) << out;
+  EXPECT_EQ(text_of(root / "mine" / "config.toml"), "user config");
+  EXPECT_EQ(text_of(root / "mine" / "model.h5"), "user model");
+  EXPECT_EQ(std::distance(fs::directory_iterator(root / "mine"), fs::directory_iterator{}), 2);
   fs::remove_all(root);
 }
