@@ -165,8 +165,7 @@ void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
   meta.step = step;
   meta.tokens_seen = step * G * cfg_.train.seq_len;
   meta.config_toml = cfg_.source_text;
-  meta.layout = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp, cfg_.parallel.zero_stage,
-                 topo_.world_size()};
+  meta.layout = topo_.layout();
   if (auto t = train_data_.tokenizer()) meta.tokenizer = t->str();
   meta.optimizer = engine_->optimizer_meta();
   DataMeta& d = meta.data;
@@ -312,8 +311,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   meta.step = cfg_.train.steps;
   meta.tokens_seen = cfg_.train.steps * tokens_per_step;
   meta.config_toml = cfg_.source_text;
-  meta.layout = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp, cfg_.parallel.zero_stage,
-                 topo_.world_size()};
+  meta.layout = topo_.layout();
   if (auto t = train_data_.tokenizer()) meta.tokenizer = t->str();
   sum.model_path = run_dir_.model_path();
   engine_->save(sum.model_path, meta);

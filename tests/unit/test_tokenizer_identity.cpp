@@ -89,7 +89,7 @@ TEST(TokenizerIdentity, SampleAndEvalRefuseAnotherTokenizer) {
   store.init(*be, 3);
   ModelFileMeta meta;
   meta.config_toml = llmpi::testing::tiny_config_toml(Arch::gpt2, 2, 16, 258);
-  meta.layout = {1, 1, 1, 0, 1};
+  meta.layout = Layout{};
   meta.tokenizer = tokenizer_id(kA).str();
   const std::string model = (dir / "m.h5").string();
   save_model_file(model, MPI_COMM_NULL, *be, store, meta);

@@ -1,0 +1,92 @@
+// ZeRO 0/1 (and 2 with pp > 1) over one ParamStore (see zero_store.h).
+#include "parallel/zero_store.h"
+
+#include <algorithm>
+
+#include "model/dtypes.h"
+#include "optim/grad_clip.h"
+#include "parallel/pipeline_split.h"
+
+namespace llmpi {
+
+ZeroStore::ZeroStore(const PathContext& ctx, std::vector<StageRange> chunks) : ctx_(ctx) {
+  const Layout& lay = ctx.topo.layout();
+  std::vector<ParamInfo> ps = rank_params(ctx.cfg.model, chunks);
+  if (ctx.tp) ps = shard_params_tp(ctx.cfg.model, std::move(ps), lay.tp, ctx.topo.tp_rank());
+  store_ = std::make_unique<ParamStore>(ctx.be, std::move(ps), ctx.master);
+  store_->init(ctx.be, ctx.cfg.train.seed);
+  stage_ = std::make_unique<PipelineStage>(ctx, std::move(chunks), *store_);
+  const bool sharded = ctx.cfg.parallel.zero_stage >= 1 && lay.dp > 1;
+  shard_ = ShardRange::of(store_->numel(), sharded ? lay.dp : 1, sharded ? ctx.topo.dp_rank() : 0);
+  opt_ = std::make_unique<AdamW>(ctx.be, *store_, AdamWOptions::from(ctx.cfg.train),
+                                 shard_.begin(), shard_.end());
+  const int64_t f = int64_t(dtype_size(ctx.master));
+  mem_.params = store_->numel() * f;
+  mem_.grads = store_->numel() * f;  // ZeRO 2 with pp: the accumulation buffer is full
+  mem_.optimizer = 2 * shard_.size() * f;
+}
+
+double ZeroStore::forward_backward(std::span<const int32_t> ids, std::span<const int32_t> targets,
+                                   double scale) {
+  store_->zero_grads(ctx_.be);
+  const double sum = stage_->train(ids, targets, scale);
+  ctx_.be.synchronize();
+  reduce_grads();
+  return sum;
+}
+
+void ZeroStore::reduce_grads() {
+  if (ctx_.topo.layout().dp == 1) return;
+  Backend& be = ctx_.be;
+  Collectives& dp = ctx_.groups.dp();
+  if (!sharded()) {
+    bucketed_all_reduce(dp, store_->grads(), kBucketElems);
+    return;
+  }
+  // Reduce-scatter, then the shard back in place in the full gradient buffer.
+  Buffer part = be.alloc(Shape{std::max<int64_t>(shard_.size(), 1)}, ctx_.master);
+  const Tensor mine = flat_view(part, 0, shard_.size());
+  reduce_scatter_shard(be, dp, shard_, store_->grads(), mine);
+  be.copy(flat_view(store_->grads(), shard_.begin(), shard_.size()), mine);
+  be.synchronize();
+}
+
+double ZeroStore::owned_grad_sum_squares() {
+  // The whole store, or (reduce-scattered) only the shard range; replicas by their owner only.
+  const int64_t lo = sharded() ? shard_.begin() : 0;
+  const int64_t hi = sharded() ? shard_.end() : store_->numel();
+  std::vector<Tensor> gs;
+  for (const ParamInfo& p : store_->params()) {
+    const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel());
+    if (!p.replica && b < e) gs.push_back(flat_view(store_->grads(), b, e - b));
+  }
+  return local_sum_squares(ctx_.be, gs);
+}
+
+void ZeroStore::update(double lr, double clip_scale) {
+  Backend& be = ctx_.be;
+  opt_->step(be, lr, clip_scale);
+  be.synchronize();
+  if (!sharded()) return;
+  all_gather_shard(be, ctx_.groups.dp(), shard_, store_->master(),
+                   flat_view(store_->master(), shard_.begin(), shard_.size()));
+  // AdamW refreshed the compute copy of its own shard only; convert the whole store (the
+  // shard's 1/dp again: one cheap pass, kept as the GPU runs validated it).
+  store_->refresh_compute(be);
+}
+
+LossSum ZeroStore::forward_only(std::span<const int32_t> ids, std::span<const int32_t> targets) {
+  return stage_->evaluate(ids, targets);
+}
+
+CheckpointSlabs ZeroStore::checkpoint_slabs(StateStaging& staging) {
+  Backend& be = ctx_.be;
+  float* master = staging.view(be, store_->master());
+  float* m = staging.view(be, opt_->m());
+  float* v = staging.view(be, opt_->v());
+  return store_slabs(*store_, shard_, master, m, v, ctx_.topo.dp_rank() == 0);
+}
+
+void ZeroStore::after_load() { store_->refresh_compute(ctx_.be); }
+
+}  // namespace llmpi

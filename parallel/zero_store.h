@@ -1,0 +1,59 @@
+#pragma once
+// ZeroStore: ZeRO stages 0 and 1, and 2 with pp > 1, over one ParamStore that holds all of
+// this rank's pipeline chunks (their tp-local slabs) packed flat, so that a dp shard is an
+// offset range (ShardRange, zero_shard.h). It owns the store, the PipelineStage that runs
+// the chunk models over it, the AdamW state, and the dp collectives of the stage:
+//   ZeRO 0: every rank keeps full moments; after the backward the gradients are all-reduced
+//     over dp in buckets of kBucketElems.
+//   ZeRO 1: AdamW holds moments for this rank's shard only, which is all it needs reduced:
+//     gradients are reduce-scattered into the shard's range of the gradient buffer (not
+//     all-reduced: half the traffic), and after the update the parameters are all-gathered.
+//   ZeRO 2 with pp > 1: as 1; the full gradient buffer stays the pipeline's accumulation
+//     buffer (persistent, counted in the memory report).
+// Overlap seam (issue 16): reduce_grads() runs once, after the whole backward, over the flat
+// gradient buffer. The store packs parameters in layer order, so a bucket is an offset range;
+// overlapping the reduction with backward means reducing a bucket as soon as the backward
+// has written its last gradient (a per-block callback from Transformer::backward) and waiting
+// on the requests here. Not done yet: today every reduction is exposed communication.
+#include <memory>
+#include <vector>
+
+#include "parallel/pipeline_stage.h"
+#include "parallel/zero_path.h"
+#include "parallel/zero_shard.h"
+
+namespace llmpi {
+
+class ZeroStore final : public ZeroPath {
+ public:
+  static constexpr int64_t kBucketElems = int64_t{1} << 20;  // ZeRO-0 all-reduce bucket
+
+  // chunks: this rank's pipeline chunks. Allocates and initializes everything.
+  ZeroStore(const PathContext& ctx, std::vector<StageRange> chunks);
+
+  double forward_backward(std::span<const int32_t> ids, std::span<const int32_t> targets,
+                          double scale) override;
+  double owned_grad_sum_squares() override;
+  void update(double lr, double clip_scale) override;
+  LossSum forward_only(std::span<const int32_t> ids, std::span<const int32_t> targets) override;
+  const ParamStore& gathered_params() override { return *store_; }
+  CheckpointSlabs checkpoint_slabs(StateStaging& staging) override;
+  void after_load() override;
+  AdamW& optimizer() override { return *opt_; }
+  EngineMemory memory() const override { return mem_; }
+
+ private:
+  // The dp reduction of the step's gradients (ZeRO 0: all-reduce; 1, 2: reduce-scatter
+  // into the shard's range). Called after the whole backward.
+  void reduce_grads();
+  bool sharded() const { return shard_.parts > 1; }
+
+  const PathContext& ctx_;
+  std::unique_ptr<ParamStore> store_;
+  std::unique_ptr<PipelineStage> stage_;
+  ShardRange shard_;  // this rank's optimizer range of store_ (ZeRO 1/2 over dp; else all)
+  std::unique_ptr<AdamW> opt_;
+  EngineMemory mem_;
+};
+
+}  // namespace llmpi
