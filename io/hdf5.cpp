@@ -3,8 +3,11 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "io/hdf5_open_files.h"
 
 namespace llmpi::h5 {
+
+long open_file_count() { return long(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE)); }
 
 void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
