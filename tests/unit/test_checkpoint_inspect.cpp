@@ -120,6 +120,9 @@ TEST(CheckpointInspect, RunsTheResumeValidation) {
     h5::write_attr(f, "format", std::string("llmpi"), bare);
     h5::write_attr(f, "format_version", int64_t(1), bare);
     h5::write_attr(f, "kind", std::string("model"), bare);
+    h5::write_attr(f, "llmpi_version", std::string("0.1"), bare);
+    h5::write_attr(f, "git_revision", std::string("x"), bare);
+    h5::write_attr(f, "created_unix", 1.0, bare);
     h5::write_attr(f, "step", int64_t(1), bare);
     h5::write_attr(f, "tokens_seen", int64_t(1), bare);
     h5::write_attr(f, "config", llmpi::testing::tiny_config_toml(Arch::gpt2), bare);

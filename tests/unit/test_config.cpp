@@ -465,10 +465,11 @@ TEST(DidYouMean, FindsPlausibleTypos) {
   EXPECT_EQ(did_you_mean("dropout", names), std::nullopt);
 }
 
-// Issue #13 item 7: a huge value (10 MB) is cut in every message that quotes it, and the
-// "did you mean" matcher does not build a table of its length (it took ~1 GB).
+// Issue #13 item 7: a huge value (10 MB in the report; 2 MB here, for time) is cut in every
+// message that quotes it, and the "did you mean" matcher does not build a table of its
+// length (it took ~1 GB for 10 MB).
 TEST(Config, HugeValuesAreCutInMessages) {
-  const std::string huge(10u << 20, 'x');
+  const std::string huge(2u << 20, 'x');
   const std::vector<std::vector<Edit>> cases = {
       {{"arch = \"gpt2\"", "arch = \"" + huge + "\""}},   // an enumeration
       {{"n_layer = 2", "n_layer = \"" + huge + "\""}},   // a string for an integer
@@ -478,16 +479,16 @@ TEST(Config, HugeValuesAreCutInMessages) {
   for (const auto& edits : cases) {
     try {
       parse_config(edited(edits), "big.toml");
-      ADD_FAILURE() << "accepted a 10 MB value";
+      ADD_FAILURE() << "accepted a 2 MB value";
     } catch (const UserError& e) {
       const std::string msg = e.what();
       EXPECT_LT(msg.size(), 2000u) << msg.substr(0, 300);
-      EXPECT_NE(msg.find("(10485760 bytes)"), std::string::npos) << msg.substr(0, 300);
+      EXPECT_NE(msg.find("... (20971"), std::string::npos) << msg.substr(0, 300);  // 2097152+
     }
   }
   try {
     parse_config(kBase, "big.toml", {"model.arch=" + huge});
-    ADD_FAILURE() << "accepted a 10 MB override";
+    ADD_FAILURE() << "accepted a 2 MB override";
   } catch (const UserError& e) {
     EXPECT_LT(std::string(e.what()).size(), 2000u);
   }

@@ -99,7 +99,6 @@ TEST(RunClaim, LinksAreNotFollowed) {
   fs::create_symlink(root / "target", root / "run" / kRunMarker);
   EXPECT_NE(claim_run_directory((root / "run").string(), false).find("symbolic link"),
             std::string::npos);
-  fs::create_directories(root / "run2" / "checkpoints");
   EXPECT_EQ(claim_run_directory((root / "run2").string(), true), "");
   fs::create_symlink(root / "target", root / "run2" / "checkpoints" / "step_00000009.h5");
   fs::create_symlink(root / "target", root / "run2" / "checkpoints" / "latest.tmp");
