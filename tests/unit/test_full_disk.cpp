@@ -1,12 +1,12 @@
 // A full disk during a checkpoint save (issue #13 item 1), simulated by a
 // file-size limit (RLIMIT_FSIZE through `ulimit -f`, SIGXFSZ ignored, so writes fail with
-// EFBIG as they would with ENOSPC). Before: one rank printed the error and then crashed in
-// MPI_Finalize (exit 139); two ranks hung (one in the file close, one in the tensor
-// writer's all-reduce) and left a .tmp. Now: one decision on every rank (the save failed),
-// the temporary removed, the earlier checkpoints intact, exit 2 with the message — and
-// within a deadline (`timeout` reports a hang as 124). expect_clean_failure(2) still hangs
-// with 2 ranks (inside the collective HDF5 write or close after one rank's failed write):
-// open, see docs/user-guide.md; it is not registered as a test until it passes.
+// EFBIG as they would with ENOSPC), through the whole `train` command on 1 and 2 ranks.
+// Before: one rank printed the error and then crashed in MPI_Finalize (exit 139); two ranks
+// hung (inside HDF5's collective write or close after one rank's failed write) and left a
+// .tmp. Now the room is checked before HDF5 is entered (io/checkpoint_space.h): one
+// decision on every rank (the save failed), the temporary removed, the earlier checkpoints
+// and `latest` intact, exit 2 with the message — within a deadline (`timeout` reports a hang
+// as 124). tests/mpi/full_disk.2.cpp checks the same agreement in process.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -58,6 +58,7 @@ void expect_clean_failure(int ranks) {
   EXPECT_EQ(rc, 2) << out;
   EXPECT_NE(out.find("saving checkpoint " + checkpoint_path(run, 6) + " failed"), std::string::npos)
       << out;
+  EXPECT_NE(out.find("file-size limit (ulimit -f)"), std::string::npos) << out;  // the reason
   EXPECT_FALSE(fs::exists(checkpoint_path(run, 6) + ".tmp")) << out;
   EXPECT_FALSE(fs::exists(checkpoint_path(run, 6))) << out;
   for (int s : {2, 4}) EXPECT_EQ(verify_checkpoint(checkpoint_path(run, s), MPI_COMM_NULL), "");
@@ -68,3 +69,4 @@ void expect_clean_failure(int ranks) {
 }  // namespace
 
 TEST(FullDisk, SaveFailsCleanlyOnOneRank) { expect_clean_failure(1); }
+TEST(FullDisk, SaveFailsCleanlyOnTwoRanks) { expect_clean_failure(2); }
