@@ -2,6 +2,7 @@
 #include "jobs/resume.h"
 
 #include "core/error.h"
+#include "jobs/relaunch.h"
 
 namespace llmpi {
 
@@ -21,6 +22,7 @@ void check_resumable(const std::string& path, const CheckpointMeta& saved, const
   if (saved.data.samples_consumed != saved.step * G)
     user_error(path, ": data position ", saved.data.samples_consumed, " samples is not step ",
                saved.step, " x global batch ", G);
+  refuse_unsafe_changes(path, relaunch_diff(path, saved.config_toml, cfg), cfg);
 }
 
 RunEvent resume_event(const std::string& path, const CheckpointMeta& m, int64_t total_steps) {

@@ -32,7 +32,8 @@ std::string create_exclusive(const fs::path& path, const std::string& text) {
 
 // Only names a run of llmpi writes, and at least one checkpoint with its header.
 bool is_legacy_run(const fs::path& dir) {
-  static const std::set<std::string> own = {"config.toml", "model.h5", "checkpoints"};
+  static const std::set<std::string> own = {"config.toml", "model.h5", "checkpoints", "lock",
+                                             "hangs", "slurm"};
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec))
     if (!own.count(e.path().filename().string()) || e.is_symlink()) return false;

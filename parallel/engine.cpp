@@ -70,6 +70,19 @@ double ParallelEngine::grad_sum_squares() {
 
 StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int32_t> targets,
                                double lr) {
+  const auto t0 = CommClock::Clock::now();
+  groups_->take_comm_times();  // what ran between steps (evaluation, checkpoints) is not the step's
+  StepStats r = run_step(ids, targets, lr);
+  be_.synchronize();
+  r.step_s = CommClock::since(t0);
+  const CommTimes c = groups_->take_comm_times();
+  r.comm_exposed_s = c.exposed_s;
+  r.comm_total_s = c.total_s;
+  return r;
+}
+
+StepStats ParallelEngine::run_step(std::span<const int32_t> ids, std::span<const int32_t> targets,
+                                   double lr) {
   const int64_t N = B_ * T_;
   LLMPI_CHECK(int64_t(ids.size()) == M_ * N && ids.size() == targets.size(), "step: ",
               ids.size(), " ids and ", targets.size(), " targets for M·B·T = ", M_ * N);

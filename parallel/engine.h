@@ -13,8 +13,7 @@
 // Around it: evaluation (parallel/evaluation.cpp), the checkpoint slabs of the rank's state
 // (parallel/checkpoint_slabs.h) and the memory report (parallel/memory_report.h).
 // Collectives: every collective of a step goes through one GroupCollectives (tp, dp, pp,
-// embedding groups), built first — the seam where a later engineer can time them (exposed
-// communication per step) without touching the paths.
+// embedding groups), built first; on the host it clocks them, and step() reports the split.
 // Semantics: the loss is the global mean over the step (Σ token losses / Σ counted targets
 // over micro-batches and dp ranks); the gradient norm is the single-rank norm (replicas
 // counted once). docs/parallelism.md gives the formulas.
@@ -45,6 +44,10 @@ struct StepStats {
   int64_t counted = 0;     // counted targets of the step, all ranks
   double grad_norm = 0.0;  // global L2 norm before clipping
   bool applied = true;     // false: non-finite loss or gradients, no update
+  // The step's time split (host collectives only; zeros on a device): wall time of step(),
+  // communication the step waited for (exposed) and all of it, overlapped included
+  // (parallel/timed_collectives.h). Compute and everything else = step_s - comm_exposed_s.
+  double step_s = 0.0, comm_exposed_s = 0.0, comm_total_s = 0.0;
 };
 
 class ParallelEngine {
@@ -99,6 +102,7 @@ class ParallelEngine {
  private:
   // The global squared gradient norm: the path's owned gradients, summed over the groups.
   double grad_sum_squares();
+  StepStats run_step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr);
   // After the slabs of checkpoint_slabs() were filled: staged values back to the device,
   // then the path's derived copies (ZeRO-2 full parameters, compute weights).
   void loaded_slabs();

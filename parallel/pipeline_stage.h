@@ -30,6 +30,10 @@ class PipelineStage {
   double train(std::span<const int32_t> ids, std::span<const int32_t> targets, double scale);
   // Forward only of one micro-batch (host i32 [B·T]); the loss of this rank's head chunk.
   LossSum evaluate(std::span<const int32_t> ids, std::span<const int32_t> targets);
+  // Installs the listener of every chunk's gradient writes (not owned; nullptr: none).
+  void set_grad_listener(GradListener* l) {
+    for (auto& m : models_) m->set_grad_listener(l);
+  }
 
  private:
   const PathContext& ctx_;

@@ -44,9 +44,4 @@ void reduce_scatter_shard(Backend& be, Collectives& dp, const ShardRange& s, con
 void all_gather_shard(Backend& be, Collectives& dp, const ShardRange& s, const Tensor& full,
                       const Tensor& mine);
 
-// Σ over ranks of a flat buffer in buckets of at most `bucket` elements (ZeRO stage 0):
-// bounded message sizes. The buckets run one after another once the whole backward is done
-// (nothing overlaps it yet; parallel/zero_store.h says where overlap would hook in).
-void bucketed_all_reduce(Collectives& dp, const Tensor& flat, int64_t bucket);
-
 }  // namespace llmpi

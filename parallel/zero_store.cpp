@@ -24,31 +24,25 @@ ZeroStore::ZeroStore(const PathContext& ctx, std::vector<StageRange> chunks) : c
   mem_.params = store_->numel() * f;
   mem_.grads = store_->numel() * f;  // ZeRO 2 with pp: the accumulation buffer is full
   mem_.optimizer = 2 * shard_.size() * f;
+  if (lay.dp > 1) {
+    const bool tied_pp = lay.pp > 1 && ctx.cfg.model.tied_embeddings;
+    TensorParallel* tp = ctx.tp;
+    const ParallelSection& par = ctx.cfg.parallel;
+    reducer_ = std::make_unique<GradReducer>(
+        ctx.be, ctx.groups.dp(), *store_, shard_, ctx.M, par.grad_bucket_elems, par.overlap_grad_reduce,
+        [&](const ParamInfo& q) { return (tp && tp->syncs_grad(q)) || (tied_pp && q.name == "embed.tokens"); });
+    stage_->set_grad_listener(reducer_.get());
+  }
 }
 
 double ZeroStore::forward_backward(std::span<const int32_t> ids, std::span<const int32_t> targets,
                                    double scale) {
   store_->zero_grads(ctx_.be);
+  if (reducer_) reducer_->begin_step();
   const double sum = stage_->train(ids, targets, scale);
   ctx_.be.synchronize();
-  reduce_grads();
+  if (reducer_) reducer_->finish();
   return sum;
-}
-
-void ZeroStore::reduce_grads() {
-  if (ctx_.topo.layout().dp == 1) return;
-  Backend& be = ctx_.be;
-  Collectives& dp = ctx_.groups.dp();
-  if (!sharded()) {
-    bucketed_all_reduce(dp, store_->grads(), kBucketElems);
-    return;
-  }
-  // Reduce-scatter, then the shard back in place in the full gradient buffer.
-  Buffer part = be.alloc(Shape{std::max<int64_t>(shard_.size(), 1)}, ctx_.master);
-  const Tensor mine = flat_view(part, 0, shard_.size());
-  reduce_scatter_shard(be, dp, shard_, store_->grads(), mine);
-  be.copy(flat_view(store_->grads(), shard_.begin(), shard_.size()), mine);
-  be.synchronize();
 }
 
 double ZeroStore::owned_grad_sum_squares() {

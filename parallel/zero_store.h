@@ -3,21 +3,20 @@
 // this rank's pipeline chunks (their tp-local slabs) packed flat, so that a dp shard is an
 // offset range (ShardRange, zero_shard.h). It owns the store, the PipelineStage that runs
 // the chunk models over it, the AdamW state, and the dp collectives of the stage:
-//   ZeRO 0: every rank keeps full moments; after the backward the gradients are all-reduced
-//     over dp in buckets of kBucketElems.
+//   ZeRO 0: every rank keeps full moments; the gradients are all-reduced over dp in buckets.
 //   ZeRO 1: AdamW holds moments for this rank's shard only, which is all it needs reduced:
-//     gradients are reduce-scattered into the shard's range of the gradient buffer (not
+//     gradients are reduced into the shard's range of the gradient buffer on its owner (not
 //     all-reduced: half the traffic), and after the update the parameters are all-gathered.
 //   ZeRO 2 with pp > 1: as 1; the full gradient buffer stays the pipeline's accumulation
 //     buffer (persistent, counted in the memory report).
-// Overlap seam (issue 16): reduce_grads() runs once, after the whole backward, over the flat
-// gradient buffer. The store packs parameters in layer order, so a bucket is an offset range;
-// overlapping the reduction with backward means reducing a bucket as soon as the backward
-// has written its last gradient (a per-block callback from Transformer::backward) and waiting
-// on the requests here. Not done yet: today every reduction is exposed communication.
+// The dp reduction runs through a GradReducer (grad_reducer.h): buckets of the flat gradient
+// buffer started during the backward as soon as final (parallel.overlap_grad_reduce), all
+// complete when forward_backward returns. ZeRO 1/2 reduce each bucket's part of a shard to
+// its owner in place, so the shard range of the gradient buffer holds the reduced sum.
 #include <memory>
 #include <vector>
 
+#include "parallel/grad_reducer.h"
 #include "parallel/pipeline_stage.h"
 #include "parallel/zero_path.h"
 #include "parallel/zero_shard.h"
@@ -26,8 +25,6 @@ namespace llmpi {
 
 class ZeroStore final : public ZeroPath {
  public:
-  static constexpr int64_t kBucketElems = int64_t{1} << 20;  // ZeRO-0 all-reduce bucket
-
   // chunks: this rank's pipeline chunks. Allocates and initializes everything.
   ZeroStore(const PathContext& ctx, std::vector<StageRange> chunks);
 
@@ -43,9 +40,6 @@ class ZeroStore final : public ZeroPath {
   EngineMemory memory() const override { return mem_; }
 
  private:
-  // The dp reduction of the step's gradients (ZeRO 0: all-reduce; 1, 2: reduce-scatter
-  // into the shard's range). Called after the whole backward.
-  void reduce_grads();
   bool sharded() const { return shard_.parts > 1; }
 
   const PathContext& ctx_;
@@ -53,6 +47,7 @@ class ZeroStore final : public ZeroPath {
   std::unique_ptr<PipelineStage> stage_;
   ShardRange shard_;  // this rank's optimizer range of store_ (ZeRO 1/2 over dp; else all)
   std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<GradReducer> reducer_;  // dp > 1 only
   EngineMemory mem_;
 };
 

@@ -14,6 +14,9 @@
   X(inspect)              \
   X(export_hf)            \
   X(import_hf)            \
+  X(slurm)                \
+  X(slurm_submit)         \
+  X(slurm_status)         \
   X(version)
 
 namespace llmpi {

@@ -8,6 +8,7 @@
 #include <ostream>
 
 #include "io/model_file.h"
+#include "jobs/relaunch.h"
 #include "jobs/retention.h"
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
@@ -95,6 +96,9 @@ StepRecord Trainer::train_step(int64_t step) {
   r.loss = s.loss;
   r.grad_norm = s.grad_norm;
   r.skipped = !s.applied;  // the weights are kept; the step counter still advances
+  r.step_s = s.step_s;
+  r.comm_exposed_s = s.comm_exposed_s;
+  r.comm_total_s = s.comm_total_s;
   return r;
 }
 
@@ -122,12 +126,18 @@ void Trainer::print_step(const StepRecord& r, int64_t done, double elapsed_s,
                          double tokens_per_s) const {
   const int64_t total = cfg_.train.steps;
   const double eta = done > 0 ? elapsed_s / double(done) * double(total - r.step) : 0.0;
-  char line[256];
+  // Rank 0's split of this step: compute (and all else) | communication waited for / all of it.
+  char split[96] = "";
+  if (r.comm_total_s > 0)
+    std::snprintf(split, sizeof split, " | step %.1f ms: compute %.1f, comm exposed %.1f of %.1f",
+                  1e3 * r.step_s, 1e3 * (r.step_s - r.comm_exposed_s), 1e3 * r.comm_exposed_s,
+                  1e3 * r.comm_total_s);
+  char line[384];
   std::snprintf(line, sizeof line,
                 "step %6lld/%lld | loss %.4f | lr %.3e | grad norm %8.4f | %9.0f tok/s | "
-                "elapsed %s | eta %s%s\n",
+                "elapsed %s | eta %s%s%s\n",
                 (long long)r.step, (long long)total, r.loss, r.lr, r.grad_norm, tokens_per_s,
-                hms(elapsed_s).c_str(), hms(eta).c_str(), r.skipped ? " | SKIPPED (non-finite)" : "");
+                hms(elapsed_s).c_str(), hms(eta).c_str(), split, r.skipped ? " | SKIPPED (non-finite)" : "");
   out_ << line << std::flush;
 }
 
@@ -140,6 +150,8 @@ ResumePoint Trainer::resume(const std::string& path) {
   last_saved_step_ = m.step;
   resumed_from_ = path;
   run_dir_.emit(resume_event(path, m, cfg_.train.steps));
+  if (auto change = config_change_event(path, relaunch_diff(path, m.config_toml, cfg_), m.step))
+    run_dir_.emit(std::move(*change));
   ResumePoint p;
   p.path = path;
   p.step = m.step;
@@ -246,16 +258,23 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     saver.emplace(comm_, level, /*async=*/true,
                   [this](const std::string& line) { report(line); });
   }
+  // The watchdog's view (jobs/progress.h): start-up lasts to the end of this launch's first
+  // step; then each step, validation and save is a phase of its own.
+  auto phase = [&](Phase p, int64_t step) {
+    if (opt.progress) opt.progress->begin(p, step);
+  };
   if (val_loader_ && start_step_ == 0) val(0);
   const auto t0 = Clock::now();
   auto window_start = t0;
   int64_t window_steps = 0;
-  const int64_t last_step =
+  int64_t last_step =
       opt.stop_after >= 0 ? std::min(opt.stop_after, cfg_.train.steps) : cfg_.train.steps;
   const int64_t first_step = start_step_;  // steps before this call (a resumed checkpoint's)
   if (first_step >= cfg_.train.steps)
     report("step " + std::to_string(first_step) + " = train.steps: nothing left to train");
   for (int64_t step = start_step_ + 1; step <= last_step; ++step) {
+    if (step > first_step + 1) phase(Phase::step, step);
+    const auto step_start = Clock::now();
     const StepRecord r = train_step(step);
     sum.steps.push_back(r);
     ++window_steps;
@@ -269,13 +288,35 @@ TrainSummary Trainer::run(const RunOptions& opt) {
       window_start = now;
       window_steps = 0;
     }
-    if (val_loader_ && cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0 && !last)
+    const double step_s = std::chrono::duration<double>(Clock::now() - step_start).count();
+    if (val_loader_ && cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0 && !last) {
+      phase(Phase::eval, step);
       val(step);
-    if (saver && is_save_step(cfg_.checkpoint, step, cfg_.train.steps)) save_checkpoint(*saver, step);
+    }
+    const bool saved = saver && is_save_step(cfg_.checkpoint, step, cfg_.train.steps);
+    if (saved) {
+      phase(Phase::save, step);
+      save_checkpoint(*saver, step);
+    }
     start_step_ = step;
     run_dir_.deliver_events();  // those of background saves that completed meanwhile
+    if (opt.control && !last) {
+      if (saver) {
+        const AsyncSaveStats st = saver->stats();
+        if (st.saves > 0) opt.control->save_measured(st.max_stall_s + st.last_write_s);
+      }
+      // One collective per step: every rank stops after the same step, or none does.
+      sum.stopped = opt.control->after_step(step, step_s);
+      if (sum.stopped) {
+        phase(Phase::save, step);
+        if (saver && !saved) save_checkpoint(*saver, step);
+        last_step = step;
+        break;
+      }
+    }
   }
   if (saver) {
+    phase(Phase::save, last_step);
     saver->wait();  // rethrows a failed background save; no HDF5 below while one runs
     const AsyncSaveStats st = saver->stats();
     if (st.saves > 0) {
@@ -297,13 +338,18 @@ TrainSummary Trainer::run(const RunOptions& opt) {
                   hi / 1073741824.0, lo / 1073741824.0);
     report(line);
   }
+  sum.last_step = last_step;
   if (last_step < cfg_.train.steps) {  // interrupted: no final validation or model
+    phase(Phase::idle, last_step);
     run_dir_.end(last_step, false);
     return sum;
   }
+  phase(Phase::eval, last_step);
   if (val_loader_) val(cfg_.train.steps);
+  phase(Phase::save, last_step);
 
   if (!opt.write_model) {
+    phase(Phase::idle, last_step);
     run_dir_.end(last_step, true);
     return sum;
   }
@@ -316,6 +362,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   sum.model_path = run_dir_.model_path();
   engine_->save(sum.model_path, meta);
   if (rank_ == 0) out_ << "saved " << sum.model_path << "\n" << std::flush;
+  phase(Phase::idle, last_step);
   run_dir_.end(last_step, true);
   return sum;
 }

@@ -40,7 +40,9 @@
 #include "model/param_store.h"
 #include "optim/lr_schedule.h"
 #include "parallel/engine.h"
+#include "jobs/progress.h"
 #include "jobs/resume.h"
+#include "jobs/run_control.h"
 #include "jobs/run_dir.h"
 #include "parallel/topology.h"
 
@@ -52,10 +54,14 @@ struct StepRecord {
   double lr = 0.0;
   double grad_norm = 0.0;  // before clipping
   bool skipped = false;    // non-finite gradients: the update was not applied
+  // The step's time split on this rank (StepStats: host communication only, else 0).
+  double step_s = 0.0, comm_exposed_s = 0.0, comm_total_s = 0.0;
 };
 
 struct TrainSummary {
   std::vector<StepRecord> steps;
+  int64_t last_step = 0;     // the last step trained
+  StopRequest stopped;       // why it stopped before train.steps (none: it did not)
   std::vector<std::pair<int64_t, double>> val_losses;  // (step, mean loss)
   double unigram_baseline = 0.0;                       // 0 without validation data
   std::string model_path;
@@ -65,6 +71,11 @@ struct RunOptions {
   bool write_model = true;   // the final model file
   bool checkpoints = true;   // saves per [checkpoint] (at least at the last step)
   int64_t stop_after = -1;   // >= 0: stop after this step (an interruption; for tests)
+  // Not owned. control: after each step, every rank agrees whether to stop (a signal, the
+  // deadline), and on a stop a checkpoint of that step is saved before run() returns.
+  // progress: the phase and step of this rank, for the watchdog.
+  RunControl* control = nullptr;
+  Progress* progress = nullptr;
 };
 
 class Trainer {
