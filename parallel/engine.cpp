@@ -7,6 +7,7 @@
 #include "model/dtypes.h"
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
+#include "parallel/memory_estimate.h"
 #include "parallel/pipeline_split.h"
 #include "parallel/zero_store.h"
 #include "parallel/zero_units.h"
@@ -16,6 +17,7 @@ namespace llmpi {
 ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
     : cfg_(cfg), topo_(topo), be_(be), zero_(cfg.parallel.zero_stage), B_(cfg.train.batch_size),
       T_(cfg.train.seq_len), M_(cfg.parallel.micro_batches) {
+  check_memory_fits(cfg, topo, be);  // before anything is allocated (parallel/memory_estimate.h)
   const Layout& lay = topo.layout();
   const DType master = cfg.train.master_dtype;  // master weights, gradients, moments
   LLMPI_CHECK(master == DType::f32 || (master == DType::f64 && be.device() == Device::host),

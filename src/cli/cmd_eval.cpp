@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "data/token_dataset.h"
+#include "data/tokenizer_id.h"
 #include "train/loaded_model.h"
 #include "train/paths.h"
 #include "train/step_rows.h"
@@ -42,6 +43,10 @@ int run_eval(const EvalArgs& a, CommandEnv& env) {
   const std::string pattern = a.data.empty() ? lm.config.data.val : a.data;
   if (pattern.empty()) user_error("llmpi eval: no --data given and the model's config has no data.val");
   TokenDataset ds(expand_data_paths(pattern, "--data"), lm.config.model.vocab_size);
+  const std::string warning =
+      check_same_tokenizer(TokenizerId::recorded(lm.meta.tokenizer, lm.path), lm.path,
+                           ds.tokenizer(), "the data " + ds.shards().front().path());
+  if (!warning.empty()) std::cerr << "llmpi eval: " << warning << "\n";
   const int64_t T = lm.config.train.seq_len;
   if (B == 0) B = lm.config.train.batch_size;
   Config rows_cfg = lm.config;

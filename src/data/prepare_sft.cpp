@@ -14,6 +14,7 @@
 #include "data/text_clean.h"
 #include "data/token_shard.h"
 #include "data/tokenizer.h"
+#include "data/tokenizer_id.h"
 #include "data/hf_tokenizer.h"
 
 namespace llmpi {
@@ -109,8 +110,10 @@ SftPrepareReport prepare_sft(const SftPrepareOptions& o) {
   r.template_name = tmpl.name();
   const int width = token_width_for_vocab(tok.vocab_size());
   const fs::path out(o.out_dir);
-  TokenShardWriter train((out / "train.bin").string(), width, ShardContent::documents_with_mask);
-  TokenShardWriter val((out / "val.bin").string(), width, ShardContent::documents_with_mask);
+  TokenShardWriter train((out / "train.bin").string(), width, tokenizer_id(tok),
+                         ShardContent::documents_with_mask);
+  TokenShardWriter val((out / "val.bin").string(), width, tokenizer_id(tok),
+                       ShardContent::documents_with_mask);
   int64_t total_bytes = 0;
   for (const auto& f : files) total_bytes += static_cast<int64_t>(fs::file_size(f));
   ProgressMeter meter("prepare sft", total_bytes, o.show_progress);

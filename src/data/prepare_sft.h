@@ -1,5 +1,5 @@
 #pragma once
-// prepare_sft: fine-tuning JSONL (data/sft_records.h shapes) → version 2 token shards with
+// prepare_sft: fine-tuning JSONL (data/sft_records.h shapes) → version 3 token shards with
 // documents and a per-token loss mask (docs/data-format.md, docs/finetuning.md).
 // Per record: parse → render through the chat template (data/chat_template.h) → tokenize with
 // the loss mask from the answer spans (data/chat_tokenize.h) → OUT/train.bin or OUT/val.bin

@@ -12,7 +12,7 @@ namespace {
 
 std::vector<int64_t> check_documents(const TokenDataset& data) {
   if (!data.has_documents() || !data.has_loss_mask())
-    user_error(data.describe(), ": not fine-tuning data (version 2 shards with documents and a ",
+    user_error(data.describe(), ": not fine-tuning data (version 3 shards with documents and a ",
                "loss mask); write it with `llmpi prepare --format sft`");
   return data.document_offsets();
 }

@@ -1,5 +1,5 @@
 #pragma once
-// SftLoader: training rows for fine-tuning from version 2 shards (documents + loss mask).
+// SftLoader: training rows for fine-tuning from version 3 shards (documents + loss mask).
 // A unit is one document (SFT) or a preference pair's two adjacent documents (DPO: chosen,
 // then rejected), kept whole. Rows of T tokens:
 //   packing on:  units in dataset order, next fit — a unit that does not fit in what is left

@@ -46,6 +46,18 @@ TokenDataset::TokenDataset(const std::vector<std::string>& paths, int64_t vocab_
     offsets_.push_back(total_);
     total_ += shards_.back().size();
   }
+  const TokenShard* named = nullptr;  // the first shard that records a tokenizer
+  for (const TokenShard& s : shards_) {
+    if (!s.tokenizer()) continue;
+    if (named == nullptr) named = &s;
+    else check_same_tokenizer(named->tokenizer(), named->path(), s.tokenizer(), s.path());
+  }
+}
+
+std::optional<TokenizerId> TokenDataset::tokenizer() const {
+  for (const TokenShard& s : shards_)
+    if (!s.tokenizer()) return std::nullopt;
+  return shards_.front().tokenizer();
 }
 
 void TokenDataset::copy(int64_t begin, int64_t count, int32_t* out) const {

@@ -4,8 +4,10 @@
 // contains it. Shards stay memory-mapped; copy() gathers a range across shard boundaries.
 // content_hash() identifies the token sequence (not the file layout) for checkpoint metadata:
 // it is the same whether the tokens sit in one shard or many, and in 2- or 4-byte width.
-// Fine-tuning data (version 2 shards): documents never span shards, so the global document
+// Fine-tuning data (version 3 shards): documents never span shards, so the global document
 // starts are each shard's, shifted by the shard's offset; the loss mask concatenates likewise.
+// Shards that record a tokenizer identity must all record the same one (UserError naming two
+// that differ); tokenizer() is that identity when every shard records it.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -33,6 +35,9 @@ class TokenDataset {
   void copy_mask(int64_t begin, int64_t count, uint8_t* out) const;
   // "a.bin (1000 tokens), b.bin (20 tokens)" for error messages.
   std::string describe() const;
+  // The tokenizer identity of every shard; nullopt when a shard records none (an older or an
+  // llm.c shard: callers warn).
+  std::optional<TokenizerId> tokenizer() const;
   // Streaming 64-bit hash of all tokens (docs/data-format.md); computed once, then cached.
   uint64_t content_hash() const;
 

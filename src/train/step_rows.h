@@ -2,7 +2,7 @@
 // StepRows: where the rows of a training step come from, by [train] objective.
 //   lm   pre-training: samples of seq_len + 1 consecutive tokens (data/batch_loader.h); one
 //        document per row (no document starts).
-//   sft  fine-tuning: rows of whole documents from version 2 shards (data/sft_loader.h), packed
+//   sft  fine-tuning: rows of whole documents from version 3 shards (data/sft_loader.h), packed
 //        several to a row when [train] packing = true; targets only where the loss mask is
 //        set (data/sft_targets.h); every row carries its document starts (core/documents.h),
 //        so positions restart and attention stays inside each document.

@@ -12,6 +12,7 @@
 #include "jobs/retention.h"
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
+#include "data/tokenizer_id.h"
 #include "train/init_from.h"
 #include "train/paths.h"
 #include "train/unigram.h"
@@ -72,6 +73,9 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
   if (!cfg.data.val.empty()) {
     val_data_.emplace(data_paths(cfg.data.val, "data.val"), cfg.model.vocab_size);
     val_rows_.emplace(cfg, *val_data_);
+    const std::string warning =
+        check_same_tokenizer(train_data_.tokenizer(), "data.train", val_data_->tokenizer(), "data.val");
+    if (!warning.empty()) report(warning);
   }
   layout_.batch_size = cfg.train.batch_size;
   layout_.micro_batches = cfg.parallel.micro_batches;
@@ -180,6 +184,7 @@ void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
   meta.tokens_seen = step * G * cfg_.train.seq_len;
   meta.config_toml = cfg_.source_text;
   meta.layout = topo_.layout();
+  if (auto t = train_data_.tokenizer()) meta.tokenizer = t->str();
   meta.optimizer = engine_->optimizer_meta();
   DataMeta& d = meta.data;
   d.seed = cfg_.train.seed;
@@ -359,6 +364,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   meta.tokens_seen = cfg_.train.steps * tokens_per_step;
   meta.config_toml = cfg_.source_text;
   meta.layout = topo_.layout();
+  if (auto t = train_data_.tokenizer()) meta.tokenizer = t->str();
   sum.model_path = run_dir_.model_path();
   engine_->save(sum.model_path, meta);
   if (rank_ == 0) out_ << "saved " << sum.model_path << "\n" << std::flush;

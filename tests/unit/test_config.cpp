@@ -14,6 +14,7 @@
 #include "config/config_schema.h"
 #include "config/did_you_mean.h"
 #include "core/error.h"
+#include "core/excerpt.h"
 
 using namespace llmpi;
 
@@ -532,4 +533,35 @@ TEST(DidYouMean, FindsPlausibleTypos) {
   EXPECT_EQ(did_you_mean("warmup", names), "warmup_steps");  // a prefix
   EXPECT_EQ(did_you_mean("lt", names), "lr");
   EXPECT_EQ(did_you_mean("dropout", names), std::nullopt);
+}
+
+// Issue #13 item 7: a huge value (10 MB in the report; 2 MB here, for time) is cut in every
+// message that quotes it, and the "did you mean" matcher does not build a table of its
+// length (it took ~1 GB for 10 MB).
+TEST(Config, HugeValuesAreCutInMessages) {
+  const std::string huge(2u << 20, 'x');
+  const std::vector<std::vector<Edit>> cases = {
+      {{"arch = \"gpt2\"", "arch = \"" + huge + "\""}},   // an enumeration
+      {{"n_layer = 2", "n_layer = \"" + huge + "\""}},   // a string for an integer
+      {{"tp = 1", huge + " = 1"}},                       // an unknown key
+      {{"[run]", "[" + huge + "]"}},                     // an unknown section
+  };
+  for (const auto& edits : cases) {
+    try {
+      parse_config(edited(edits), "big.toml");
+      ADD_FAILURE() << "accepted a 2 MB value";
+    } catch (const UserError& e) {
+      const std::string msg = e.what();
+      EXPECT_LT(msg.size(), 2000u) << msg.substr(0, 300);
+      EXPECT_NE(msg.find("... (20971"), std::string::npos) << msg.substr(0, 300);  // 2097152+
+    }
+  }
+  try {
+    parse_config(kBase, "big.toml", {"model.arch=" + huge});
+    ADD_FAILURE() << "accepted a 2 MB override";
+  } catch (const UserError& e) {
+    EXPECT_LT(std::string(e.what()).size(), 2000u);
+  }
+  EXPECT_EQ(excerpt("short"), "short");
+  EXPECT_EQ(excerpt("h\xc3\xa9llo", 2), "h... (6 bytes)");  // never half a UTF-8 character
 }

@@ -1,6 +1,6 @@
 // `prepare --format sft` as a library call (data/prepare_sft.h) on a temporary directory:
 // records of every shape in two files with bad ones among them — each bad record counted and
-// reported as FILE:LINE, the rest in version 2 shards whose documents decode to the rendered
+// reported as FILE:LINE, the rest in version 3 shards whose documents decode to the rendered
 // conversations and whose loss mask selects exactly the answers; preference pairs as adjacent
 // documents; --max-tokens; a dataset mixing kinds; nothing valid at all.
 #include <gtest/gtest.h>

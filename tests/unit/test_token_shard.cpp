@@ -82,7 +82,7 @@ TEST(TokenShard, RoundTripBothWidths) {
     const std::string path = temp_path("rt_" + std::to_string(vocab) + ".bin");
     write_token_shard(path, tokens, vocab);
     const int width = token_width_for_vocab(vocab);
-    EXPECT_EQ(fs::file_size(path), kShardHeaderBytes + tokens.size() * width);
+    EXPECT_EQ(fs::file_size(path), kShardV1HeaderBytes + tokens.size() * width);  // no tokenizer
     EXPECT_FALSE(fs::exists(path + ".tmp"));
 
     const TokenShard s(path, vocab);
@@ -139,14 +139,19 @@ TEST(TokenShard, RejectsMalformedFiles) {
       {{'L', 'L', 'M'}, "file too short"},
       {junk, "bad magic"},
       {std::vector<uint8_t>(kShardMagic, kShardMagic + 8), "truncated header"},
-      {with_tokens(llmpi_header(7, 2, 4), 8), "unsupported token shard version 7"},
-      // Version 2 needs its document trailer after the tokens.
-      {with_tokens(llmpi_header(2, 2, 4), 8), "truncated document trailer"},
+      {with_tokens(llmpi_header(4, 2, 4), 8), "unsupported token shard version 4"},
+      {with_tokens(llmpi_header(2, 2, 4), 8), "truncated header (32 bytes, expected at least 48)"},
+      // Version 3 needs its document trailer after the tokens (and the 48-byte header).
+      {with_tokens(llmpi_header(3, 2, 4), 8), "truncated header (32 bytes, expected at least 48)"},
       {with_tokens(llmpi_header(1, 3, 4), 12), "bad token width 3"},
       {with_tokens(llmpi_header(1, 2, 10), 8), "size mismatch: header says 10 tokens"},
       {with_tokens(llmpi_header(1, 2, 10), 8), "(truncated?)"},
       {with_tokens(llmpi_header(1, 4, 2), 9), "file has 33 bytes"},
       {with_tokens(llmpi_header(1, 4, uint64_t{1} << 62), 8), "size mismatch"},
+      // Issue #13 item 10: a count whose byte size overflows 64 bits is not shown wrapped
+      // (it said "(24 bytes)").
+      {with_tokens(llmpi_header(1, 4, uint64_t{1} << 62), 0),
+       "4611686018427387904 tokens of 4 bytes (more than 2^64 bytes) but the file has 24 bytes"},
       {llmc_file(20240520, 1, 5, {1, 2, 3}), "size mismatch: llm.c header says 5 uint16 tokens"},
       {llmc_file(20240520, 7, 1, {1}), "unsupported llm.c shard version 7"},
       {llmc_file(20240520, 1, -3, {}), "negative token count"},
@@ -214,12 +219,12 @@ TEST(TokenDataset, ConcatenatesShardsAndHashesContentOnly) {
   for (const auto& p : {a, b, c, whole, wide}) fs::remove(p);
 }
 
-// ---- version 2: documents and loss mask (fine-tuning data) --------------------------------
+// ---- version 3: documents and loss mask (fine-tuning data) --------------------------------
 
 namespace {
 
-// Three documents of 3, 1 and 6 tokens with masks; width 2 → the tokens end at byte 44, so the
-// trailer starts after 4 bytes of padding.
+// Three documents of 3, 1 and 6 tokens with masks; width 2 → the tokens end at byte 68 (48-byte
+// header), so the trailer starts after 4 bytes of padding.
 struct Docs {
   std::vector<std::vector<uint32_t>> tokens = {{5, 6, 7}, {8}, {9, 10, 11, 12, 13, 14}};
   std::vector<std::vector<uint8_t>> mask = {{0, 1, 1}, {1}, {0, 0, 1, 1, 0, 1}};
@@ -241,7 +246,7 @@ std::vector<uint8_t> read_file(const std::string& path) {
 
 }  // namespace
 
-TEST(TokenShard, Version2DocumentsAndMaskRoundTrip) {
+TEST(TokenShard, Version3DocumentsAndMaskRoundTrip) {
   const std::string path = temp_path("docs.bin");
   const Docs d;
   for (int width : {2, 4}) {
@@ -258,16 +263,16 @@ TEST(TokenShard, Version2DocumentsAndMaskRoundTrip) {
     s.read(0, 10, t.data());
     EXPECT_EQ(t, (std::vector<int32_t>{5, 6, 7, 8, 9, 10, 11, 12, 13, 14}));
   }
-  // Byte layout (docs/data-format.md): version 2, tokens as in version 1, zero padding to 48,
+  // Byte layout (docs/data-format.md): version 3, the 48-byte header, tokens, zero padding to 72,
   // trailer magic, flags 3, 3 documents, 4 offsets, 2 mask bytes.
   write_docs(path, d, true);
   const std::vector<uint8_t> f = read_file(path);
-  ASSERT_EQ(f.size(), 48u + 24 + 32 + 2);
-  EXPECT_EQ(f[8], 2);
-  EXPECT_EQ(std::memcmp(f.data() + 48, kShardTrailerMagic, 8), 0);
-  EXPECT_EQ(f[56], 3);
-  EXPECT_EQ(f[64], 3);
-  EXPECT_EQ(f[48 + 24 + 8 * 3], 10);                 // the last offset = count
+  ASSERT_EQ(f.size(), 72u + 24 + 32 + 2);
+  EXPECT_EQ(f[8], 3);
+  EXPECT_EQ(std::memcmp(f.data() + 72, kShardTrailerMagic, 8), 0);
+  EXPECT_EQ(f[80], 3);
+  EXPECT_EQ(f[88], 3);
+  EXPECT_EQ(f[72 + 24 + 8 * 3], 10);                 // the last offset = count
   EXPECT_EQ(f[f.size() - 2], 0b11001110);            // tokens 0..7, least significant first
   EXPECT_EQ(f[f.size() - 1], 0b10);                  // tokens 8, 9
   // Without a mask: documents only; read_mask gives 1 everywhere.
@@ -280,7 +285,7 @@ TEST(TokenShard, Version2DocumentsAndMaskRoundTrip) {
   fs::remove(path);
 }
 
-TEST(TokenShard, Version2MalformedTrailersAreRejected) {
+TEST(TokenShard, Version3MalformedTrailersAreRejected) {
   const std::string path = temp_path("bad_docs.bin");
   write_docs(path, Docs{}, true);
   const std::vector<uint8_t> good = read_file(path);
@@ -298,18 +303,18 @@ TEST(TokenShard, Version2MalformedTrailersAreRejected) {
   std::vector<uint8_t> longer = good;
   longer.push_back(0);
   const std::vector<Case> cases = {
-      {patched(45, 1), "nonzero padding byte 45"},
-      {patched(48, 'X'), "without the \"LLMPIDOC\" trailer at byte 48"},
-      {patched(56, 2), "bad trailer flags 2"},
-      {patched(56, 7), "bad trailer flags 7"},
-      {patched(64, 11), "11 documents for 10 tokens"},
-      {patched(72, 1), "document offset 0 is 1"},
-      {patched(80, 5), "document offset 2 is 4"},        // after offset 1 = 5: not increasing
-      {patched(96, 9), "document offset 3 is 9"},        // must end at the count
+      {patched(69, 1), "nonzero padding byte 69"},
+      {patched(72, 'X'), "without the \"LLMPIDOC\" trailer at byte 72"},
+      {patched(80, 2), "bad trailer flags 2"},
+      {patched(80, 7), "bad trailer flags 7"},
+      {patched(88, 11), "11 documents for 10 tokens"},
+      {patched(96, 1), "document offset 0 is 1"},
+      {patched(104, 5), "document offset 2 is 4"},        // after offset 1 = 5: not increasing
+      {patched(120, 9), "document offset 3 is 9"},        // must end at the count
       {patched(good.size() - 1, 0b110), "loss mask bits set past the last token"},
       {cut, "truncated document trailer"},
       {longer, "1 unexpected bytes after the document trailer"},
-      {patched(8, 3), "unsupported token shard version 3"},
+      {patched(8, 4), "unsupported token shard version 4"},
   };
   for (const Case& c : cases) {
     write_bytes(path, c.bytes);
@@ -332,7 +337,7 @@ TEST(TokenShard, WriterKeepsOneKindOfData) {
   }
   TokenShardWriter plain(path, 2);
   EXPECT_THROW(plain.append_document(t, m), InternalError);
-  // An empty document shard is still version 2: it records zero documents.
+  // An empty document shard is still version 3: it records zero documents.
   {
     TokenShardWriter empty(path, 2, ShardContent::documents_with_mask);
     empty.commit();
