@@ -635,6 +635,8 @@ TEST(CudaOps, ForcedCudnnRefusesPackedDocuments) {
   cuda->synchronize();
   EXPECT_THROW(cuda->attention_forward(out, lse, qkv, B, T, H, H, D, ds), InternalError);
   EXPECT_NO_THROW(cuda->attention_forward(out, lse, qkv, B, T, H, H, D, Tensor{}));
+}
+
 // LLMPI_FUSED selects the fusions that stay on; a bad value is a UserError naming it.
 TEST(CudaOps, LlmpiFusedSelectsFusions) {
   const char* saved = std::getenv("LLMPI_FUSED");
