@@ -2,6 +2,7 @@
 #include "backend/op_shapes.h"
 
 #include "core/error.h"
+#include "quant/nf4.h"
 
 namespace llmpi::op_shapes {
 
@@ -182,6 +183,15 @@ void adamw_slice(const char* op, const AdamWSlice& s) {
   check_numel(op, "m", s.m, n);
   check_numel(op, "v", s.v, n);
   if (s.compute.data != nullptr) check_numel(op, "compute", s.compute, n);
+}
+
+int64_t nf4_dequantize(const char* op, const Tensor& out, const Tensor& codes,
+                       const Tensor& scale_codes, const Tensor& scale_scales) {
+  const int64_t n = out.numel(), blocks = (n + kNf4Block - 1) / kNf4Block;
+  check_numel(op, "codes", codes, (n + 1) / 2);
+  check_numel(op, "scale_codes", scale_codes, blocks);
+  check_numel(op, "scale_scales", scale_scales, (blocks + kNf4ScaleGroup - 1) / kNf4ScaleGroup);
+  return n;
 }
 
 }  // namespace llmpi::op_shapes

@@ -103,4 +103,9 @@ RowSizes cross_entropy(const char* op, const Tensor& logits, const Tensor& targe
 // One AdamW slice: grad, m, v (and compute, when given) have param's element count.
 void adamw_slice(const char* op, const AdamWSlice& s);
 
+// nf4_dequantize: out [n] from codes [ceil(n / 2)], scale_codes [B = ceil(n / kNf4Block)] and
+// scale_scales [ceil(B / kNf4ScaleGroup)] (quant/nf4.h). Returns n.
+int64_t nf4_dequantize(const char* op, const Tensor& out, const Tensor& codes,
+                       const Tensor& scale_codes, const Tensor& scale_scales);
+
 }  // namespace llmpi::op_shapes

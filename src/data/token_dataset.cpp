@@ -60,21 +60,28 @@ std::optional<TokenizerId> TokenDataset::tokenizer() const {
   return shards_.front().tokenizer();
 }
 
-void TokenDataset::copy(int64_t begin, int64_t count, int32_t* out) const {
-  LLMPI_CHECK(begin >= 0 && count >= 0 && begin + count <= total_, "range [", begin, ", ",
-              begin + count, ") of ", total_, " tokens");
+template <class F>
+void TokenDataset::for_each_piece(int64_t begin, int64_t count, F&& f) const {
   size_t s = shard_of(begin);
   while (count > 0) {
     const int64_t local = begin - offsets_[s];
     const int64_t k = std::min(count, shards_[s].size() - local);
     if (k > 0) {
-      shards_[s].read(local, k, out);
-      out += k;
+      f(shards_[s], local, k);
       begin += k;
       count -= k;
     }
     ++s;
   }
+}
+
+void TokenDataset::copy(int64_t begin, int64_t count, int32_t* out) const {
+  LLMPI_CHECK(begin >= 0 && count >= 0 && begin + count <= total_, "range [", begin, ", ",
+              begin + count, ") of ", total_, " tokens");
+  for_each_piece(begin, count, [&](const TokenShard& shard, int64_t local, int64_t k) {
+    shard.read(local, k, out);
+    out += k;
+  });
 }
 
 size_t TokenDataset::shard_of(int64_t begin) const {
@@ -106,18 +113,10 @@ std::vector<int64_t> TokenDataset::document_offsets() const {
 void TokenDataset::copy_mask(int64_t begin, int64_t count, uint8_t* out) const {
   LLMPI_CHECK(begin >= 0 && count >= 0 && begin + count <= total_, "mask range [", begin, ", ",
               begin + count, ") of ", total_, " tokens");
-  size_t s = shard_of(begin);
-  while (count > 0) {
-    const int64_t local = begin - offsets_[s];
-    const int64_t k = std::min(count, shards_[s].size() - local);
-    if (k > 0) {
-      shards_[s].read_mask(local, k, out);
-      out += k;
-      begin += k;
-      count -= k;
-    }
-    ++s;
-  }
+  for_each_piece(begin, count, [&](const TokenShard& shard, int64_t local, int64_t k) {
+    shard.read_mask(local, k, out);
+    out += k;
+  });
 }
 
 std::string TokenDataset::describe() const {

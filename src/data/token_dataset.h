@@ -44,6 +44,9 @@ class TokenDataset {
  private:
   std::vector<TokenShard> shards_;
   std::vector<int64_t> offsets_;  // offsets_[i] = first global index of shard i
+  // Calls f(shard, local begin, count) for each shard's part of global tokens [begin, begin + count).
+  template <class F>
+  void for_each_piece(int64_t begin, int64_t count, F&& f) const;
   size_t shard_of(int64_t begin) const;  // the last shard whose offset <= begin
   int64_t total_ = 0;
   mutable std::optional<uint64_t> hash_;

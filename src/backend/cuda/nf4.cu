@@ -42,7 +42,7 @@ void CudaBackend::nf4_dequantize(const Tensor& out, const Tensor& codes,
                                  const Tensor& scale_codes, const Tensor& scale_scales,
                                  double scale_offset) {
   const char* op = "nf4_dequantize";
-  const int64_t n = out.numel(), blocks = (n + kNf4Block - 1) / kNf4Block;
+  const int64_t n = out.numel();
   check_device(op, "out", out);
   check_device(op, "codes", codes);
   check_device(op, "scale_codes", scale_codes);
@@ -50,9 +50,7 @@ void CudaBackend::nf4_dequantize(const Tensor& out, const Tensor& codes,
   check_dtype(op, "codes", codes, DType::u8);
   check_dtype(op, "scale_codes", scale_codes, DType::u8);
   check_dtype(op, "scale_scales", scale_scales, DType::f32);
-  check_numel(op, "codes", codes, (n + 1) / 2);
-  check_numel(op, "scale_codes", scale_codes, blocks);
-  check_numel(op, "scale_scales", scale_scales, (blocks + kNf4ScaleGroup - 1) / kNf4ScaleGroup);
+  op_shapes::nf4_dequantize(op, out, codes, scale_codes, scale_scales);
   LLMPI_CHECK(out.dtype == DType::bf16 || out.dtype == DType::f32, op, ": out is ",
               dtype_name(out.dtype), ", expected bf16 or f32");
   if (n == 0) return;
