@@ -5,7 +5,9 @@
 //                   llmpi_version, git_revision, step, tokens_seen, config, created_unix,
 //                   tokenizer (optional: the identity of the training data's tokenizer,
 //                   data/tokenizer_id.h; absent when the data records none, and in files of
-//                   older llmpi)
+//                   older llmpi); lora_base, lora_base_checksum (only in files of LoRA runs,
+//                   whose /params hold the adapters: the frozen base they sit beside — its
+//                   source and the checksum of its tensors, parallel/lora_base.h)
 //   /layout  attrs  the Layout record by name (core/layout.h): tp, pp, dp, zero_stage,
 //                   virtual_stages, micro_batches, sequence_parallel (0/1), world_size; int64
 // format_version 2 introduced /layout. A format_version 1 file holds the layout as the root
@@ -29,6 +31,8 @@ struct ModelFileMeta {
   std::string config_toml;      // the run's full config after overrides
   Layout layout;                // the parallel layout at save
   std::string tokenizer;        // TokenizerId::str() of the training data; "" = not recorded
+  std::string lora_base;        // LoRA: the base's source (train.init_from or "seed <n>"); "" = none
+  uint64_t lora_base_checksum = 0;
   // Filled on read:
   int64_t format_version = 0;
   std::string llmpi_version, git_revision;

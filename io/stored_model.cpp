@@ -34,11 +34,23 @@ StoredModel check_stored_model(const std::string& path) {
   h5::Id params = h5::open_group(file, "params", path);
   const std::vector<TensorEntry> held = list_tensors(params, path);
 
+  // A LoRA run's file holds its adapters (model/lora_targets.h) and names their base.
+  const bool lora = !s.meta.lora_base.empty();
+  if (lora != s.config.lora.enabled())
+    user_error(path, lora ? ": records a LoRA base (lora_base) but its config has no [lora] rank"
+                          : ": its config has [lora] rank > 0 but the file records no base "
+                            "(lora_base attribute)");
+  auto params_of = [&](const StageRange& r) {
+    return lora ? adapter_params(m, s.config.lora.spec(), r) : transformer_params(m, r);
+  };
   // The count first, without listing n_layer layers.
-  const int64_t outer = int64_t(transformer_params(m, {0, 0, true, true}).size());
-  const int64_t per_layer = int64_t(transformer_params(m, {0, 1, false, false}).size());
+  const int64_t outer = int64_t(params_of({0, 0, true, true}).size());
+  const int64_t per_layer = int64_t(params_of({0, 1, false, false}).size());
   const int64_t n = int64_t(held.size()), layers_held = n - outer;
-  if (layers_held < 0 || layers_held % per_layer != 0 || layers_held / per_layer != m.n_layer)
+  const bool count_ok = per_layer == 0 ? layers_held == 0
+                                       : layers_held >= 0 && layers_held % per_layer == 0 &&
+                                             layers_held / per_layer == m.n_layer;
+  if (!count_ok)
     user_error(path, ": the stored config (", shape_keys(m), ") implies ",
                m.n_layer <= (INT64_MAX - outer) / per_layer
                    ? std::to_string(outer + per_layer * m.n_layer)
@@ -48,7 +60,7 @@ StoredModel check_stored_model(const std::string& path) {
 
   std::map<std::string, const TensorEntry*> by_name;
   for (const TensorEntry& e : held) by_name[e.name] = &e;
-  for (const ParamInfo& p : transformer_params(m, StageRange::full(m))) {
+  for (const ParamInfo& p : params_of(StageRange::full(m))) {
     auto it = by_name.find(p.name);
     if (it == by_name.end())
       user_error(path, ": params/", p.name, " is missing (the stored config implies it)");

@@ -26,6 +26,12 @@ ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
   LLMPI_CHECK(zero_ >= 0 && zero_ <= 3, "zero_stage ", zero_);
   for (const ParamInfo& p : transformer_params(cfg.model, StageRange::full(cfg.model)))
     global_params_ += p.global_shape.numel();
+  trainable_params_ = global_params_;
+  if (cfg.lora.enabled()) {
+    trainable_params_ = 0;
+    for (const ParamInfo& p : adapter_params(cfg.model, cfg.lora.spec(), StageRange::full(cfg.model)))
+      trainable_params_ += p.global_shape.numel();
+  }
   // The collectives of each group for this backend's tensors (NCCL on CUDA), built before
   // anything that communicates: every collective of a step goes through them.
   groups_ = std::make_unique<GroupCollectives>(topo, be);
@@ -42,6 +48,10 @@ ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
     tp_ = std::make_unique<TensorParallel>(groups_->tp(), cfg.parallel.sequence_parallel);
   }
 
+  //    With LoRA, the frozen base of the rank's chunks (tp-local slabs, seeded until
+  //    load_base): the ZeRO path below then owns only the adapters.
+  if (cfg.lora.enabled()) base_ = std::make_unique<FrozenBase>(cfg, topo, be, chunks, master);
+
   // 3. Activation recomputation (train.recompute → ModelConfig::recompute) lives in the
   //    model: each Transformer rebuilds a block's dropped activations right before its
   //    backward, in buffers shared by its blocks and micro-batches.
@@ -49,7 +59,8 @@ ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
   // 4. ZeRO sharding: the path of this stage owns parameters, gradients and AdamW state and
   //    allocates them now, after sharding — with activations and workspaces.
   ctx_ = std::make_unique<PathContext>(
-      PathContext{cfg_, topo_, be_, *groups_, tp_.get(), master, B_, T_, M_});
+      PathContext{cfg_, topo_, be_, *groups_, tp_.get(), master, B_, T_, M_,
+                  base_ ? &base_->store() : nullptr});
   if (zero_ >= 2 && lay.pp == 1)
     path_ = std::make_unique<ZeroUnits>(*ctx_);
   else
@@ -153,6 +164,17 @@ void ParallelEngine::load_params(const std::function<void(std::vector<TensorSlab
   CheckpointSlabs slabs = checkpoint_slabs();
   fill(slabs.params);
   loaded_slabs();
+}
+
+EngineMemory ParallelEngine::memory() const {
+  EngineMemory m = path_->memory();
+  if (base_) m.frozen = base_->bytes();
+  return m;
+}
+
+void ParallelEngine::load_base(const std::function<void(std::vector<TensorSlab>&)>& fill) {
+  if (!base_) user_error("a frozen base is loaded only with [lora] rank > 0");
+  base_->load(fill);
 }
 
 void ParallelEngine::loaded_slabs() {

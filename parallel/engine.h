@@ -4,6 +4,8 @@
 //   1. pipeline split        parallel/pipeline_split.h   the chunks of this rank
 //   2. tensor (+sequence)    parallel/tensor_parallel.h  the checks, the hooks every model
 //      parallel                                          gets before its activations
+//      LoRA's frozen base    parallel/lora_base.h        [lora] rank > 0: the base slabs of
+//                                                        the rank's chunks, outside ZeRO
 //   3. recomputation         in the model (train.recompute → ModelConfig::recompute)
 //   4. ZeRO sharding         parallel/zero_path.h        the path that owns parameters,
 //                            (zero_store.h, zero_units.h) gradients and AdamW state, and
@@ -32,6 +34,7 @@
 #include "model/transformer.h"
 #include "parallel/checkpoint_slabs.h"
 #include "parallel/group_collectives.h"
+#include "parallel/lora_base.h"
 #include "parallel/memory_report.h"
 #include "parallel/tensor_parallel.h"
 #include "parallel/topology.h"
@@ -91,15 +94,27 @@ class ParallelEngine {
   // copies are brought up to date as load_state does. Optimizer state and step count are left
   // as they are. Used to start a run from a model's weights ([train] init_from).
   void load_params(const std::function<void(std::vector<TensorSlab>&)>& fill);
+  // LoRA ([lora] rank > 0; UserError otherwise): collective over the world, `fill` writes the
+  // f32 values of this rank's base slabs (global names and boxes, as load_params), which
+  // replace the frozen base; its checksum is recomputed (FrozenBase::load).
+  void load_base(const std::function<void(std::vector<TensorSlab>&)>& fill);
+  // LoRA: off, every forward and backward (step, eval) runs the base model alone — the adapters
+  // neither act nor get gradients — until switched on again (DPO's reference pass: the base
+  // with adapters disabled). No effect without adapters. Every rank must set it alike.
+  void set_adapters_enabled(bool on) { path_->set_adapters_enabled(on); }
+  // The frozen base (null without LoRA).
+  const FrozenBase* frozen_base() const { return base_.get(); }
   // The optimizer's checkpoint attributes (step count and hyper-parameters).
   OptimizerMeta optimizer_meta() const;
 
-  EngineMemory memory() const { return path_->memory(); }
+  EngineMemory memory() const;
   // One line per rank "rank | tp dp pp | params | grads | optimizer | transient" (MiB),
   // collected over the world; the text is complete on world rank 0.
   std::string memory_table() { return llmpi::memory_table(memory(), topo_); }
 
+  // The model's parameters (with LoRA: the base's), and those that train (the adapters').
   int64_t global_param_count() const { return global_params_; }
+  int64_t trainable_param_count() const { return trainable_params_; }
   int zero_stage() const { return zero_; }
   Topology& topology() { return topo_; }
 
@@ -117,9 +132,10 @@ class ParallelEngine {
   Backend& be_;
   int zero_ = 0;
   int64_t B_ = 1, T_ = 1, M_ = 1;
-  int64_t global_params_ = 0;
+  int64_t global_params_ = 0, trainable_params_ = 0;
   std::unique_ptr<GroupCollectives> groups_;  // built first; destroyed after every user below
   std::unique_ptr<TensorParallel> tp_;        // tp > 1 only
+  std::unique_ptr<FrozenBase> base_;          // LoRA only
   std::unique_ptr<PathContext> ctx_;          // what the path is built from (outlives it)
   std::unique_ptr<ZeroPath> path_;
   StateStaging staging_;                      // device state staged for checkpoints

@@ -56,6 +56,12 @@ MemoryEstimate estimate_memory(const Config& cfg, const Layout& lay) {
   e.params = local * f / (lay.zero_stage >= 3 ? dp : 1.0);
   e.grads = local * f / (lay.zero_stage >= 2 ? dp : 1.0);
   e.optimizer = 2.0 * local * f / (lay.zero_stage >= 1 ? dp : 1.0);
+  if (cfg.lora.enabled()) {
+    // LoRA (parallel/lora_base.h): the frozen base in the compute dtype (the master dtype on
+    // the host; NF4 takes less), no gradient or moment of it; the adapters are left out.
+    e.params = local * f;
+    e.grads = e.optimizer = 0;
+  }
   const double BT = double(cfg.train.batch_size) * double(cfg.train.seq_len);
   e.activations = 4.0 * (2.0 * BT * double(m.vocab_size) / double(lay.tp) +
                          BT * double(m.d_model) * double(m.n_layer) / double(lay.pp));

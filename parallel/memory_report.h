@@ -16,10 +16,13 @@ struct EngineMemory {
   int64_t grads = 0;      // gradients kept across the step (full, or the ZeRO-2/3 shard)
   int64_t optimizer = 0;  // AdamW moments m and v
   int64_t transient = 0;  // peak of just-in-time unit buffers (ZeRO 2/3), 0 otherwise
+  int64_t frozen = 0;     // LoRA's frozen base (parallel/lora_base.h), 0 otherwise
 };
 
 // Collective over the topology's world: one line per rank
-// "rank | tp dp pp | params | grads | optimizer | transient" (MiB); complete on world rank 0.
+// "rank | tp dp pp | params | grads | optimizer | transient" (MiB), and "| frozen base" when
+// some rank holds one (LoRA: params, grads and optimizer are then the adapters'); complete
+// on world rank 0.
 std::string memory_table(const EngineMemory& mine, Topology& topo);
 
 }  // namespace llmpi

@@ -2,6 +2,8 @@
 // pipeline_stage.h).
 #include "parallel/pipeline_stage.h"
 
+#include "parallel/lora_base.h"
+
 namespace llmpi {
 
 PipelineStage::PipelineStage(const PathContext& ctx, std::vector<StageRange> chunks,
@@ -11,7 +13,7 @@ PipelineStage::PipelineStage(const PathContext& ctx, std::vector<StageRange> chu
   acts_.resize(chunks_.size());
   ws_.reserve(chunks_.size());  // pipe_ points into it
   for (size_t j = 0; j < chunks_.size(); ++j) {
-    models_.push_back(std::make_unique<Transformer>(ctx.cfg.model, chunks_[j], store_));
+    models_.push_back(make_stage_model(ctx.cfg, chunks_[j], ctx.base, store_));
     if (ctx.tp) ctx.tp->install(*models_.back());
     if (lay.pp == 1) acts_[j].push_back(models_.back()->alloc_activations(ctx.be, ctx.B, ctx.T));
     ws_.push_back(models_.back()->alloc_workspace(ctx.be, ctx.B, ctx.T));
@@ -48,7 +50,9 @@ double PipelineStage::train(const HostBatch& batch, double scale) {
     }
   }
   if (ctx_.tp) ctx_.tp->sync_grads(be, store_);
-  if (ctx_.topo.layout().pp > 1 && ctx_.cfg.model.tied_embeddings && ctx_.topo.in_embedding_group())
+  // (A frozen base's tied embedding has no gradient to sum.)
+  if (ctx_.topo.layout().pp > 1 && ctx_.cfg.model.tied_embeddings && !ctx_.base &&
+      ctx_.topo.in_embedding_group())
     sync_tied_embedding(be, ctx_.groups.embedding(), pipe_);
   return sum;
 }

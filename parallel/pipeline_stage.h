@@ -35,6 +35,9 @@ class PipelineStage {
   void set_grad_listener(GradListener* l) {
     for (auto& m : models_) m->set_grad_listener(l);
   }
+  void set_adapters_enabled(bool on) {
+    for (auto& m : models_) m->set_adapters_enabled(on);
+  }
 
  private:
   const PathContext& ctx_;

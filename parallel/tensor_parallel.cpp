@@ -61,6 +61,15 @@ void check_tensor_parallel(const ModelConfig& c, int p, bool sequence_parallel, 
 }
 
 TpSplit tp_split_of(const std::string& n) {
+  for (std::string_view f : {".lora_A", ".lora_B"})
+    if (ends_with(n, f)) {
+      // The adapter beside base weight "<p>.weight": split like it on the side it shares.
+      const std::string base = n.substr(0, n.size() - f.size()) + ".weight";
+      const TpSplit b = tp_split_of(base);
+      const bool a = f == ".lora_A";
+      if (b == TpSplit::in_cols) return a ? TpSplit::in_cols : TpSplit::lora_shared;
+      return a ? TpSplit::lora_shared : b;
+    }
   if (n == "embed.tokens" || n == "head.weight") return TpSplit::vocab_rows;
   if (n == "embed.positions" || ends_with(n, "norm.weight") || ends_with(n, "norm.bias"))
     return TpSplit::row_region;
@@ -118,7 +127,8 @@ std::vector<ParamInfo> shard_params_tp(const ModelConfig& cfg, std::vector<Param
         }
         break;
       case TpSplit::row_region:
-      case TpSplit::output_bias: q.replica = r != 0; break;
+      case TpSplit::output_bias:
+      case TpSplit::lora_shared: q.replica = r != 0; break;
     }
   }
   return params;
@@ -177,7 +187,7 @@ void TensorParallel::combine_picked(Backend& be, const Tensor& picked) {
 bool TensorParallel::syncs_grad(const ParamInfo& q) const {
   if (tp_.size() == 1) return false;
   const TpSplit split = tp_split_of(q.name);
-  return (split == TpSplit::row_region && sp_) ||
+  return (split == TpSplit::row_region && sp_) || split == TpSplit::lora_shared ||
          (split == TpSplit::kv_rows && q.local_shape[0] * tp_.size() > q.global_shape[0]);
 }
 
@@ -194,7 +204,8 @@ void TensorParallel::sync_grads(Backend& be, ParamStore& store) {
   int64_t total = 0;
   for (const ParamInfo& q : store.params()) {
     if (!syncs_grad(q)) continue;
-    if (tp_split_of(q.name) == TpSplit::row_region) {
+    const TpSplit split = tp_split_of(q.name);
+    if (split == TpSplit::row_region || split == TpSplit::lora_shared) {
       parts.push_back({store.grad(q.name), total});
       total += q.numel();
     } else {

@@ -11,6 +11,10 @@
 //                query heads read; tp/Hkv ranks share each kv slab, their partial gradients
 //                are summed in sync_grads, and all but the first are marked replica
 //   replicated: norm gains/biases, learned positions, row-parallel biases (replica on r > 0)
+//   LoRA adapters (model/lora_targets.h) beside a column-parallel map: B split as its base's
+//                rows, A replicated; beside a row-parallel map: A split as its base's columns,
+//                B replicated. The replicated factor sees a partial gradient on each rank
+//                (A: dh = s·dz_r B_r; B: h = x_r A_rᵀ is a partial sum), so sync_grads sums it
 // Sequence parallelism: the token-row region (embedding output, norms, residual) keeps rows
 // [r·N/p, (r+1)·N/p); all-gather before column-parallel maps, reduce-scatter after
 // row-parallel ones. Parameters used there (norms, positions) then get partial gradients,
@@ -48,6 +52,7 @@ enum class TpSplit : uint8_t {
   kv_rows,         // k/v weight/bias: whole kv heads, replicated when Hkv < tp
   row_region,      // norm gains/biases, learned positions: replicated, used on token rows
   output_bias,     // row-parallel bias: replicated, whole gradient on every rank
+  lora_shared,     // LoRA factor replicated over tp with partial gradients (summed)
 };
 TpSplit tp_split_of(const std::string& name);
 

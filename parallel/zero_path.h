@@ -35,6 +35,9 @@ struct PathContext {
   TensorParallel* tp;  // null when tp == 1
   DType master;        // master weights, gradients and moments (train.master_dtype)
   int64_t B, T, M;     // micro-batch rows and length; micro-batches per step and dp rank
+  // LoRA's frozen base (parallel/lora_base.h), or null: the path's store then holds the
+  // adapters only, and its models bind both (make_stage_model).
+  const ParamStore* base = nullptr;
 };
 
 // A host i32 array as a Tensor (the step's token ids and targets, read only).
@@ -102,6 +105,8 @@ class ZeroPath {
   virtual void after_load() = 0;
   virtual AdamW& optimizer() = 0;
   virtual EngineMemory memory() const = 0;
+  // LoRA: whether every model of the path runs its adapters (Transformer::set_adapters_enabled).
+  virtual void set_adapters_enabled(bool on) = 0;
 };
 
 }  // namespace llmpi

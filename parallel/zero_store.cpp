@@ -5,15 +5,15 @@
 
 #include "model/dtypes.h"
 #include "optim/grad_clip.h"
+#include "parallel/lora_base.h"
 #include "parallel/pipeline_split.h"
 
 namespace llmpi {
 
 ZeroStore::ZeroStore(const PathContext& ctx, std::vector<StageRange> chunks) : ctx_(ctx) {
   const Layout& lay = ctx.topo.layout();
-  std::vector<ParamInfo> ps = rank_params(ctx.cfg.model, chunks);
-  if (ctx.tp) ps = shard_params_tp(ctx.cfg.model, std::move(ps), lay.tp, ctx.topo.tp_rank());
-  store_ = std::make_unique<ParamStore>(ctx.be, std::move(ps), ctx.master);
+  store_ = std::make_unique<ParamStore>(ctx.be, trainable_params(ctx.cfg, ctx.topo, chunks),
+                                        ctx.master);
   store_->init(ctx.be, ctx.cfg.train.seed);
   stage_ = std::make_unique<PipelineStage>(ctx, std::move(chunks), *store_);
   const bool sharded = ctx.cfg.parallel.zero_stage >= 1 && lay.dp > 1;
@@ -25,7 +25,7 @@ ZeroStore::ZeroStore(const PathContext& ctx, std::vector<StageRange> chunks) : c
   mem_.grads = store_->numel() * f;  // ZeRO 2 with pp: the accumulation buffer is full
   mem_.optimizer = 2 * shard_.size() * f;
   if (lay.dp > 1) {
-    const bool tied_pp = lay.pp > 1 && ctx.cfg.model.tied_embeddings;
+    const bool tied_pp = lay.pp > 1 && ctx.cfg.model.tied_embeddings && !ctx.base;
     TensorParallel* tp = ctx.tp;
     const ParallelSection& par = ctx.cfg.parallel;
     reducer_ = std::make_unique<GradReducer>(

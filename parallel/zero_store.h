@@ -37,6 +37,7 @@ class ZeroStore final : public ZeroPath {
   void after_load() override;
   AdamW& optimizer() override { return *opt_; }
   EngineMemory memory() const override { return mem_; }
+  void set_adapters_enabled(bool on) override { stage_->set_adapters_enabled(on); }
 
  private:
   bool sharded() const { return shard_.parts > 1; }

@@ -8,6 +8,7 @@
 #include "model/dtypes.h"
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
+#include "parallel/lora_base.h"
 #include "parallel/pipeline_split.h"
 
 namespace llmpi {
@@ -74,7 +75,8 @@ ZeroUnits::ZeroUnits(const PathContext& ctx)
     const ShardedGroup& g = groups_[k];
     ParamStore unit_store(be, units_[k].params, ctx.master);
     unit_store.init(be, ctx.cfg.train.seed);
-    Transformer m(mc, units_[k].range, unit_store);
+    const std::unique_ptr<Transformer> model = make_stage_model(ctx.cfg, units_[k].range, ctx.base, unit_store);
+    Transformer& m = *model;
     if (ctx.tp) ctx.tp->install(m);
     Buffer full = be.alloc(Shape{std::max<int64_t>(g.n, 1)}, ctx.master);
     for (const ParamInfo& p : g.params)
@@ -98,9 +100,7 @@ ZeroUnits::ZeroUnits(const PathContext& ctx)
 }
 
 std::vector<ParamInfo> ZeroUnits::local_params(const StageRange& r) const {
-  std::vector<ParamInfo> ps = chunk_params(ctx_.cfg.model, r);
-  if (!ctx_.tp) return ps;
-  return shard_params_tp(ctx_.cfg.model, std::move(ps), ctx_.topo.layout().tp, ctx_.topo.tp_rank());
+  return trainable_params(ctx_.cfg, ctx_.topo, std::span<const StageRange>(&r, 1));
 }
 
 Buffer ZeroUnits::transient(Shape s) {
@@ -142,7 +142,8 @@ ZeroUnits::Live ZeroUnits::gather_unit(size_t u) {
   }
   live.store->refresh_compute(be);  // the weights forward/backward read (bf16 on CUDA)
   for (auto& [k, b] : gathered) release(b);
-  live.model = std::make_unique<Transformer>(ctx_.cfg.model, unit.range, *live.store);
+  live.model = make_stage_model(ctx_.cfg, unit.range, ctx_.base, *live.store);
+  live.model->set_adapters_enabled(adapters_on_);
   if (ctx_.tp) ctx_.tp->install(*live.model);
   return live;
 }

@@ -38,6 +38,7 @@ class ZeroUnits final : public ZeroPath {
   void after_load() override;
   AdamW& optimizer() override { return *opt_; }
   EngineMemory memory() const override { return mem_; }
+  void set_adapters_enabled(bool on) override { adapters_on_ = on; }
 
  private:
   // One link of the chain: a stage range and its parameters in the order a Transformer over
@@ -84,6 +85,7 @@ class ZeroUnits final : public ZeroPath {
   MicroBatch batch_;
   EngineMemory mem_;
   int64_t transient_live_ = 0;
+  bool adapters_on_ = true;  // applied to each unit's model as it is gathered
 };
 
 }  // namespace llmpi

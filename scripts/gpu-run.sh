@@ -28,10 +28,13 @@
 #         and the TinyLlama shape with LLMPI_FUSED=0 and =1 and the PyTorch reference, and a
 #         table for docs/performance.md (GPU_FUSION_EXTRA=1: each fusion off alone, CUDA
 #         graphs on tiny.toml's model). Not in `all`.
+#   lora  bench/gpu_lora.sh (repository root, data/fortunes carried): the TinyLlama-1.1B shape
+#         on one GPU, full fine-tuning vs LoRA vs QLoRA (NF4 base): tokens/s, peak memory and
+#         the memory table (issue 15). Not in `all`.
 # Logs go to $OUT when set (the device tool's output folder), else /tmp. Exit status: nonzero
 # when any test that ran failed.
 # LLMPI_MEMCHECK=1 also runs the op tests under compute-sanitizer's memcheck (slow).
-# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion] [extra gtest flags for the CUDA tests]  (default all)
+# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion|lora] [extra gtest flags for the CUDA tests]  (default all)
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 logdir=${OUT:-/tmp}
@@ -57,7 +60,7 @@ lib_dir_of() {
 }
 extra=""
 mode=all
-case "${1:-}" in ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion) mode=$1; shift ;; esac
+case "${1:-}" in ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion|lora) mode=$1; shift ;; esac
 for lib in libcudnn.so.9 libcublasLt.so.13 libnccl.so.2 libmpi.so.40; do
   d=$(lib_dir_of "$lib")
   if [[ -z "$d" ]]; then echo "gpu-run: $lib not found on this machine" >&2; else extra+=":$d"; fi
@@ -221,6 +224,10 @@ fi
 if [[ "$mode" == fusion ]]; then
   echo "== issue 16 kernels: op table, fused vs unfused vs PyTorch (bench/gpu_fusion.sh)"
   LLMPI_BUNDLE="$here" bash "$(pwd)/bench/gpu_fusion.sh" || overall=1
+fi
+if [[ "$mode" == lora ]]; then
+  echo "== LoRA and QLoRA vs full fine-tuning, TinyLlama shape, one GPU (bench/gpu_lora.sh)"
+  LLMPI="$here/llmpi" bash "$(pwd)/bench/gpu_lora.sh" || overall=1
 fi
 if [[ "$mode" == scaling ]]; then
   echo "== data-parallel scaling (bench/gpu_scaling.sh)"

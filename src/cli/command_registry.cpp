@@ -14,6 +14,8 @@
   X(inspect)              \
   X(export_hf)            \
   X(import_hf)            \
+  X(lora)                 \
+  X(lora_merge)           \
   X(slurm)                \
   X(slurm_submit)         \
   X(slurm_status)         \

@@ -11,6 +11,7 @@
 
 #include "core/tensor.h"
 #include "model/model_config.h"
+#include "model/lora_targets.h"
 
 namespace llmpi {
 
@@ -103,15 +104,21 @@ struct RunSection {
 };
 
 // [lora]: low-rank adapters (model/lora.h) beside frozen base weights; rank 0 = none (every
-// weight trains). Module names: q, k, v, o (attention), gate (llama), up, down (MLP).
+// weight trains). Module names: q, k, v, o (attention), gate (llama), up, down (MLP), head.
 struct LoraSection {
   int64_t rank = 0;
   double alpha = 16.0;       // scale s = alpha / rank (rslora: alpha / sqrt(rank))
   bool rslora = false;
   double dropout = 0.0;      // only 0 is supported yet (config_checks.cpp refuses others)
   std::vector<std::string> target_modules = {"q", "v"};
+  // The frozen base's storage: "auto" (the compute dtype: bf16 on CUDA, the master dtype on
+  // the host) or "nf4" (QLoRA: 4-bit NormalFloat with double-quantised scales, quant/nf4.h;
+  // the targeted maps' base weights only, dequantised on the fly).
+  std::string base_dtype = "auto";
 
   bool enabled() const { return rank > 0; }
+  LoraSpec spec() const { return {rank, alpha, rslora, target_modules}; }
+  bool nf4_base() const { return enabled() && base_dtype == "nf4"; }
   bool operator==(const LoraSection&) const = default;
 };
 

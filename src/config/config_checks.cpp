@@ -19,7 +19,7 @@ namespace {
 std::string str(int64_t v) { return std::to_string(v); }
 
 // The linear maps an adapter can sit beside, by the names of model/param_layout.cpp.
-constexpr std::array<std::string_view, 7> kLoraModules = {"q", "k", "v", "o", "gate", "up", "down"};
+constexpr std::array<std::string_view, 8> kLoraModules = {"q", "k", "v", "o", "gate", "up", "down", "head"};
 
 std::string lora_module_list() {
   std::string s;
@@ -28,7 +28,7 @@ std::string lora_module_list() {
 }
 
 // [lora]: a section needs its rank; with rank > 0, the modules are known, distinct and in the
-// model, dropout is 0, and the layout is one the adapters support yet.
+// model, and dropout is 0 (every parallel layout takes adapters: parallel/lora_base.h).
 void check_lora(const Config& c, const Origins& o, Diagnostics& d) {
   const LoraSection& l = c.lora;
   auto fail = [&](const std::string& key, const std::string& what, const std::string& expected) {
@@ -37,6 +37,11 @@ void check_lora(const Config& c, const Origins& o, Diagnostics& d) {
   if (o.given("lora") && !o.given("lora.rank"))
     fail("lora.rank", "missing from [lora]",
          "an integer >= 1 (the adapters' rank), or 0 for no adapters");
+  if (l.base_dtype != "auto" && l.base_dtype != "nf4")
+    fail("lora.base_dtype", quote_toml_string(l.base_dtype) + " is not a base storage",
+         "\"auto\" (the compute dtype) or \"nf4\" (QLoRA's 4-bit base)");
+  if (o.given("lora.base_dtype") && !l.enabled())
+    fail("lora.base_dtype", "given without adapters", "lora.rank >= 1 (the base is frozen only with adapters)");
   if (!l.enabled()) return;
   if (l.dropout != 0.0)
     fail("lora.dropout", format_double(l.dropout) + " is not supported yet",
@@ -56,16 +61,9 @@ void check_lora(const Config& c, const Origins& o, Diagnostics& d) {
       fail("lora.target_modules", at + " is listed twice", "each module at most once");
     } else if (m == "gate" && c.model.arch != Arch::llama) {
       fail("lora.target_modules", at + " with model.arch = \"gpt2\" (no gate projection)",
-           "q, k, v, o, up or down for arch \"gpt2\"");
+           "q, k, v, o, up, down or head for arch \"gpt2\"");
     }
   }
-  const ParallelSection& p = c.parallel;
-  const std::string layout = " (adapters are supported on a single model replica per rank, "
-                             "without tensor or pipeline parallelism or ZeRO-3, yet)";
-  if (p.tp > 1) fail("lora.rank", "adapters with parallel.tp = " + str(p.tp), "tp = 1" + layout);
-  if (p.pp > 1) fail("lora.rank", "adapters with parallel.pp = " + str(p.pp), "pp = 1" + layout);
-  if (p.zero_stage == 3)
-    fail("lora.rank", "adapters with parallel.zero_stage = 3", "zero_stage 0, 1 or 2" + layout);
 }
 
 }  // namespace

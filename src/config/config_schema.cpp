@@ -104,6 +104,7 @@ const ConfigKey kKeys[] = {
     {"lora", "rslora", FIELD(lora.rslora)},
     {"lora", "dropout", FIELD(lora.dropout), kOptional, half_open(0, 1)},
     {"lora", "target_modules", FIELD(lora.target_modules)},
+    {"lora", "base_dtype", FIELD(lora.base_dtype)},
 };
 
 #undef FIELD

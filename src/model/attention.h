@@ -16,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "model/linear.h"
+#include "model/lora_linear.h"
 #include "model/model_config.h"
 #include "model/param_store.h"
 
@@ -29,6 +30,10 @@ struct AttentionActs {
   // i32 [B·T] document starts of the micro-batch (a view, not owned; set by the model per
   // micro-batch, see Transformer::set_documents); empty: one document per row.
   Tensor doc_start;
+  // LoRA (model/lora_linear.h): the branches' saved h, and the model's shared scratch (a
+  // view, set by the model; null without adapters).
+  LoraLinearActs qkv_lora, proj_lora;
+  LoraModelScratch* lora = nullptr;
 };
 
 struct AttentionScratch {  // backward temporaries, shared by every layer and micro-batch
@@ -44,10 +49,11 @@ struct Attention {
   double rope_theta = 10000.0;
   Linear qkv;   // W [(Hq + 2·Hkv)·D, C] = packed q | k | v weights
   Linear proj;  // W [C, Hq·D] ("attn.out")
+  LoraLinear qkv_lora, proj_lora;  // adapters on q|k|v rows and on out (empty: none)
 
-  // prefix: "layers.<i>.attn"
+  // prefix: "layers.<i>.attn"; adapters: the LoRA branches beside q, k, v, out, if any.
   static Attention bind(const ModelConfig& cfg, const ParamStore& store,
-                        const std::string& prefix);
+                        const std::string& prefix, const AdapterStore& adapters = {});
 
   int64_t qkv_dim() const { return (n_head + 2 * n_kv_head) * head_dim; }
   AttentionActs alloc_acts(Backend& be, int64_t B, int64_t T, DType compute) const;

@@ -5,13 +5,14 @@
 
 namespace llmpi {
 
-Block Block::bind(const ModelConfig& cfg, const ParamStore& store, int64_t layer) {
+Block Block::bind(const ModelConfig& cfg, const ParamStore& store, int64_t layer,
+                  const AdapterStore& adapters) {
   const std::string p = layer_prefix(layer);
   Block b;
   b.attn_norm = Norm::bind(cfg, store, p + "attn_norm");
-  b.attn = Attention::bind(cfg, store, p + "attn");
+  b.attn = Attention::bind(cfg, store, p + "attn", adapters);
   b.mlp_norm = Norm::bind(cfg, store, p + "mlp_norm");
-  b.mlp = Mlp::bind(cfg, store, p + "mlp");
+  b.mlp = Mlp::bind(cfg, store, p + "mlp", adapters);
   return b;
 }
 
@@ -108,7 +109,7 @@ void Block::forward(Backend& be, Regions& r, BlockActs& a, const Tensor& x, cons
   // residual. Under sharding zf shares `full` with h2f, which the up GEMM has already read.
   const int64_t N = a.B * a.T;
   const Tensor zf = full_rows(r.rows_sharded(N), full, a.out, N);
-  mlp.down.forward(be, zf, a.mlp.act);
+  mlp.down_forward(be, a.mlp, zf);
   r.reduce_partial(be, a.out, zf);
   if (!leave_open) be.add(a.out, a.out, a.mid);
 }

@@ -71,7 +71,8 @@ struct Block {
   Norm mlp_norm;
   Mlp mlp;
 
-  static Block bind(const ModelConfig& cfg, const ParamStore& store, int64_t layer);
+  static Block bind(const ModelConfig& cfg, const ParamStore& store, int64_t layer,
+                    const AdapterStore& adapters = {});
 
   // rows: n, the local rows of the row region (default B·T).
   BlockActs alloc_acts(Backend& be, int64_t B, int64_t T, DType compute, int64_t rows = -1) const;

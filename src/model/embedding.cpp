@@ -32,7 +32,7 @@ void Embedding::lookup(Backend& be, const Tensor& x, const Tensor& ids) const {
 }
 
 void Embedding::lookup_backward(Backend& be, const Tensor& dx, const Tensor& ids) const {
-  be.embedding_backward(dtokens, dx, ids, row_offset);
+  if (!dtokens.empty()) be.embedding_backward(dtokens, dx, ids, row_offset);
 }
 
 void Embedding::add_positions(Backend& be, const Tensor& x, const Tensor& pos) const {
@@ -40,7 +40,7 @@ void Embedding::add_positions(Backend& be, const Tensor& x, const Tensor& pos) c
 }
 
 void Embedding::add_positions_backward(Backend& be, const Tensor& dx, const Tensor& pos) const {
-  if (!positions.empty()) be.embedding_backward(dpositions, dx, pos, 0);
+  if (!dpositions.empty()) be.embedding_backward(dpositions, dx, pos, 0);
 }
 
 }  // namespace llmpi

@@ -2,7 +2,8 @@
 // Embedding: x[n, :] = tokens[ids[n], :] (+ positions[pos[n], :] for gpt2's learned
 // positions). ids, pos: i32 [N] (pos[b·T + t] = t); tokens: [V, C]; positions: [max_T, C];
 // x: [N, C]. Backward scatters dx into dtokens (and dpositions), accumulating.
-// Saves nothing: backward needs only the ids, which the caller keeps.
+// Saves nothing: backward needs only the ids, which the caller keeps. Frozen tables (a
+// frozen store: empty gradients) get no gradient: backward skips them.
 // Under vocab parallelism the table is a row slab; row_offset is its first global row. The
 // lookup then gives partial rows (zero for ids outside the slab) to be summed over ranks
 // BEFORE the positions are added (so they are added once): hence the two halves below.
@@ -18,6 +19,7 @@ struct Embedding {
   Tensor positions, dpositions;  // [max_seq_len, C]; empty for llama
 
   static Embedding bind(const ModelConfig& cfg, const ParamStore& store);
+  bool frozen() const { return dtokens.empty(); }
 
   // Both halves: x = lookup(ids) + positions(pos).
   void forward(Backend& be, const Tensor& x, const Tensor& ids, const Tensor& pos) const;

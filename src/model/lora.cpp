@@ -21,6 +21,24 @@ std::vector<ParamInfo> lora_params(const std::string& prefix, int64_t in_feature
   return {a, b};
 }
 
+template <class T>
+void lora_merge(std::span<T> W, std::span<const T> A, std::span<const T> B, int64_t O, int64_t I,
+                int64_t r, double s) {
+  LLMPI_CHECK(int64_t(W.size()) == O * I && int64_t(A.size()) == r * I && int64_t(B.size()) == O * r,
+              "lora_merge: W ", W.size(), ", A ", A.size(), ", B ", B.size(), " for O = ", O,
+              ", I = ", I, ", r = ", r);
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t i = 0; i < I; ++i) {
+      double ba = 0;
+      for (int64_t k = 0; k < r; ++k) ba += double(B[size_t(o * r + k)]) * double(A[size_t(k * I + i)]);
+      W[size_t(o * I + i)] = T(double(W[size_t(o * I + i)]) + s * ba);
+    }
+}
+template void lora_merge<float>(std::span<float>, std::span<const float>, std::span<const float>,
+                                int64_t, int64_t, int64_t, double);
+template void lora_merge<double>(std::span<double>, std::span<const double>,
+                                 std::span<const double>, int64_t, int64_t, int64_t, double);
+
 LoraBranch LoraBranch::bind(const ParamStore& store, const std::string& prefix, double scale) {
   LoraBranch l;
   l.A = store.weight(prefix + ".lora_A");

@@ -6,8 +6,9 @@
 // A Kaiming-uniform, U(−1/√I, 1/√I); B zero, so training starts from the base model exactly.
 // Forward saves h = s · x Aᵀ [N, r] (LoraActs); backward, from dz = ∂L/∂z:
 //   dB += dzᵀ h,  dh = s · dz B,  dA += dhᵀ x,  dx += dh A    (dx accumulates onto the base's)
-// The merged weight of a branch is W + s · B A (merge: quant/…, `llmpi lora merge`).
+// The merged weight of a branch is W + s · B A (lora_merge; `llmpi lora merge`).
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,11 @@ double lora_scale(double alpha, int64_t rank, bool rslora);
 // [r, I] (uniform ±1/√I) and "<prefix>.lora_B" [O, r] (zeros), whole (no sharding).
 std::vector<ParamInfo> lora_params(const std::string& prefix, int64_t in_features,
                                    int64_t out_features, int64_t rank);
+
+// W [O, I] += s · B A, row-major host arrays (A [r, I], B [O, r]); each element's sum in f64.
+template <class T>
+void lora_merge(std::span<T> W, std::span<const T> A, std::span<const T> B, int64_t O, int64_t I,
+                int64_t r, double s);
 
 struct LoraActs {
   Buffer h;  // [N, r] s · x Aᵀ

@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "model/linear.h"
+#include "model/lora_linear.h"
 #include "model/model_config.h"
 #include "model/param_store.h"
 
@@ -22,11 +23,14 @@ struct MlpActs {
   int64_t N = 0;
   Buffer pre;  // [N, F] (gelu) or [N, 2F] = [gate | up] (swiglu)
   Buffer act;  // [N, F]
+  // LoRA (model/lora_linear.h): the branches' saved h; the model's shared scratch (a view).
+  LoraLinearActs up_lora, down_lora;
+  LoraModelScratch* lora = nullptr;
 };
 
 struct MlpScratch {  // backward temporaries, shared by every layer and micro-batch
   Buffer dpre;  // like MlpActs::pre
-  Buffer dact;  // [N, F] (swiglu only)
+  Buffer dact;  // [N, F] (swiglu, or gelu with an adapter on down)
 };
 
 struct Mlp {
@@ -35,9 +39,11 @@ struct Mlp {
   Linear up;         // W [F, C] (gelu) or [2F, C] packed gate | up (swiglu)
   Linear down;       // W [C, F]
   bool fused_gelu_forward = true;  // gelu: up + GELU in one op (false under selective recompute)
+  LoraLinear up_lora, down_lora;   // adapters on gate|up rows and on down (empty: none)
 
-  // prefix: "layers.<i>.mlp"
-  static Mlp bind(const ModelConfig& cfg, const ParamStore& store, const std::string& prefix);
+  // prefix: "layers.<i>.mlp"; adapters: the LoRA branches beside gate, up, down, if any.
+  static Mlp bind(const ModelConfig& cfg, const ParamStore& store, const std::string& prefix,
+                  const AdapterStore& adapters = {});
 
   int64_t pre_dim() const { return swiglu ? 2 * d_ff : d_ff; }
   MlpActs alloc_acts(Backend& be, int64_t N, DType compute) const;
@@ -49,6 +55,8 @@ struct Mlp {
   // a.act ← gelu(a.pre) or swiglu(a.pre): the step of forward between the two GEMMs (also run
   // alone by activation recomputation).
   void activate(Backend& be, MlpActs& a) const;
+  // y ← a.act · W_downᵀ (+ b) (+ its adapter): the down GEMM of forward.
+  void down_forward(Backend& be, MlpActs& a, const Tensor& y) const;
   // dx: [N, C] overwritten; parameter gradients accumulated.
   void backward(Backend& be, const MlpActs& a, MlpScratch& s, const Tensor& dx,
                 const Tensor& dy, const Tensor& x) const;

@@ -36,8 +36,11 @@ double init_value(const ParamInfo& p, uint64_t seed, int64_t global_index) {
   return 0.0;
 }
 
-ParamStore::ParamStore(Backend& be, std::vector<ParamInfo> params, DType master_dtype)
-    : params_(std::move(params)), compute_dtype_(compute_dtype(be.device(), master_dtype)) {
+ParamStore::ParamStore(Backend& be, std::vector<ParamInfo> params, DType master_dtype,
+                       StoreRole role)
+    : params_(std::move(params)), role_(role),
+      compute_dtype_(compute_dtype(be.device(), master_dtype)) {
+  int64_t grad_numel = 0;
   for (size_t i = 0; i < params_.size(); ++i) {
     ParamInfo& p = params_[i];
     LLMPI_CHECK(p.local_shape.ndim == p.global_shape.ndim, p.name, ": local ",
@@ -47,17 +50,21 @@ ParamStore::ParamStore(Backend& be, std::vector<ParamInfo> params, DType master_
                       p.local_start[d] + p.local_shape[d] <= p.global_shape[d],
                   p.name, ": slab outside the global tensor in dim ", d);
     LLMPI_CHECK(index_.emplace(p.name, i).second, "duplicate parameter ", p.name);
+    LLMPI_CHECK(!p.external || role == StoreRole::frozen, p.name, ": external in a trainable store");
     p.offset = numel_;
-    numel_ += p.numel();
+    at_.push_back(p.external ? -1 : numel_);
+    if (!p.external) numel_ += p.numel();
+    const bool has_grad = !p.external && (role == StoreRole::trainable || p.global_shape.ndim == 1);
+    grad_at_.push_back(has_grad ? grad_numel : -1);
+    if (has_grad) grad_numel += p.numel();
   }
-  master_ = be.alloc(Shape{numel_}, master_dtype);
-  grads_ = be.alloc(Shape{numel_}, master_dtype);
+  // Frozen: the weights themselves in the compute dtype (no master copy to refresh from).
+  master_ = be.alloc(Shape{numel_}, frozen() ? compute_dtype_ : master_dtype);
+  grads_ = be.alloc(Shape{grad_numel}, master_dtype);
   if (has_compute_copy()) compute_copy_ = be.alloc(Shape{numel_}, compute_dtype_);
-  if (numel_ > 0) {
-    be.fill(master_, 0.0);
-    be.fill(grads_, 0.0);
-    if (has_compute_copy()) be.fill(compute_copy_, 0.0);
-  }
+  if (numel_ > 0) be.fill(master_, 0.0);
+  if (grad_numel > 0) be.fill(grads_, 0.0);
+  if (numel_ > 0 && has_compute_copy()) be.fill(compute_copy_, 0.0);
 }
 
 bool ParamStore::contains(std::string_view name) const { return index_.find(name) != index_.end(); }
@@ -70,17 +77,31 @@ const ParamInfo& ParamStore::info(std::string_view name) const {
 
 Tensor ParamStore::view_of(const Tensor& flat, std::string_view name) const {
   const ParamInfo& p = info(name);
+  if (p.external) return Tensor{};
   return flat.slice(p.offset, p.local_shape);
 }
 
+Tensor ParamStore::grad_view(std::string_view name) const {
+  auto it = index_.find(name);
+  LLMPI_CHECK(it != index_.end(), "no parameter named ", name);
+  const int64_t at = grad_at_[it->second];
+  if (at < 0) return Tensor{};  // a frozen matrix: no gradient
+  return grads_.tensor().slice(at, params_[it->second].local_shape);
+}
+
 Tensor ParamStore::joint_view(const Tensor& flat, std::span<const std::string> names,
-                              Shape shape) const {
+                              Shape shape, bool grads) const {
   LLMPI_CHECK(!names.empty(), "joint view of no parameters");
-  const int64_t start = info(names[0]).offset;
+  auto at = [&](const std::string& n) {
+    const ParamInfo& p = info(n);
+    return (grads ? grad_at_ : at_)[size_t(&p - params_.data())];
+  };
+  const int64_t start = at(names[0]);
+  if (start < 0) return Tensor{};  // frozen matrices
   int64_t end = start;
   for (const std::string& n : names) {
     const ParamInfo& p = info(n);
-    LLMPI_CHECK(p.offset == end, n, " is not stored right after the previous parameter");
+    LLMPI_CHECK(at(n) == end, n, " is not stored right after the previous parameter");
     end += p.numel();
   }
   LLMPI_CHECK(shape.numel() == end - start, "joint view ", shape.str(), " of ", end - start,
@@ -91,11 +112,11 @@ Tensor ParamStore::joint_view(const Tensor& flat, std::span<const std::string> n
 Tensor ParamStore::master(std::string_view name) const { return view_of(master(), name); }
 Tensor ParamStore::weight(std::string_view name) const { return view_of(compute(), name); }
 Tensor ParamStore::weights(std::span<const std::string> names, Shape shape) const {
-  return joint_view(compute(), names, shape);
+  return joint_view(compute(), names, shape, false);
 }
-Tensor ParamStore::grad(std::string_view name) const { return view_of(grads(), name); }
+Tensor ParamStore::grad(std::string_view name) const { return grad_view(name); }
 Tensor ParamStore::grads(std::span<const std::string> names, Shape shape) const {
-  return joint_view(grads(), names, shape);
+  return joint_view(grads(), names, shape, true);
 }
 
 namespace {
@@ -163,10 +184,10 @@ void ParamStore::init(Backend& be, uint64_t seed) {
   std::vector<double> host_f64;
   for (const ParamInfo& p : params_) {
     const Tensor dst = master(p.name);
-    if (p.numel() == 0) continue;
+    if (p.numel() == 0 || p.external) continue;
     if (p.init != InitKind::normal) {
       be.fill(dst, init_value(p, seed, 0));
-    } else if (master_dtype() == DType::f32) {
+    } else if (master_dtype() == DType::f32 || master_dtype() == DType::bf16) {
       fill_normal_param(be, p, dst, seed, host_f32);
     } else {
       fill_normal_param(be, p, dst, seed, host_f64);
@@ -180,7 +201,7 @@ void ParamStore::refresh_compute(Backend& be) const {
 }
 
 void ParamStore::zero_grads(Backend& be) {
-  if (numel_ > 0) be.fill(grads_, 0.0);
+  if (grads_.tensor().numel() > 0) be.fill(grads_, 0.0);
 }
 
 }  // namespace llmpi

@@ -10,6 +10,11 @@
 // backend's device: on the host that is the master itself (same memory); on CUDA a third
 // flat buffer holds a bf16 copy, which refresh_compute() (or an AdamW update given the
 // compute() slices, see AdamWSlice::compute) brings up to date after the master changes.
+// A FROZEN store (LoRA's base weights) holds the weights in the compute dtype only — no master
+// copy, no optimizer state — and gradients for its vector parameters only (norm gains,
+// biases): a small sink that backward writes and nothing reads (the CUDA norm backward always
+// writes its gain gradient). grad() of a frozen matrix is an empty tensor, which the layers
+// and the backend's linear ops skip.
 #include <array>
 #include <map>
 #include <span>
@@ -38,9 +43,15 @@ struct ParamInfo {
   // as a norm gain or a replicated kv head, or the last pipeline stage's copy of a tied
   // embedding). Replicas are excluded from gradient norms and from checkpoint writes.
   bool replica = false;
+  // The values live outside the store's flat buffers — QLoRA's NF4 base weights
+  // (model/nf4_weights.h), which the layers dequantise on use: no element of it here, and
+  // weight()/master()/grad() of it are empty. Frozen stores only.
+  bool external = false;
 
   int64_t numel() const { return local_shape.numel(); }
 };
+
+class Nf4Weights;
 
 // A parameter whose local slab is the whole global tensor (no sharding).
 ParamInfo full_param(std::string name, Shape shape, InitKind init, double init_std,
@@ -51,13 +62,18 @@ ParamInfo full_param(std::string name, Shape shape, InitKind init, double init_s
 // or init_std · (2u − 1) for uniform u in [0, 1) from the same key and counter.
 double init_value(const ParamInfo& p, uint64_t seed, int64_t global_index);
 
+enum class StoreRole : uint8_t { trainable, frozen };
+
 class ParamStore {
  public:
   // Lays out `params` in order (their `offset` is assigned here) and allocates the master
   // and gradient buffers of `master_dtype` on `be`, plus the compute copy when the device's
   // compute dtype differs (compute_dtype(be.device(), master_dtype)). All are zero-filled;
   // call init() for the model init.
-  ParamStore(Backend& be, std::vector<ParamInfo> params, DType master_dtype);
+  // frozen: the weights in compute_dtype(device, master_dtype) only, gradients of the vector
+  // parameters only, in master_dtype (see above).
+  ParamStore(Backend& be, std::vector<ParamInfo> params, DType master_dtype,
+             StoreRole role = StoreRole::trainable);
   ParamStore(const ParamStore&) = delete;
   ParamStore& operator=(const ParamStore&) = delete;
 
@@ -68,6 +84,10 @@ class ParamStore {
   // True when the compute weights are a separate copy (which must be refreshed).
   bool has_compute_copy() const { return compute_dtype_ != master_dtype(); }
   int64_t numel() const { return numel_; }
+  bool frozen() const { return role_ == StoreRole::frozen; }
+  // The NF4 weights of the external parameters (not owned; set before a model binds).
+  void attach_nf4(const Nf4Weights* q) { nf4_ = q; }
+  const Nf4Weights* nf4() const { return nf4_; }
   const std::vector<ParamInfo>& params() const { return params_; }
   bool contains(std::string_view name) const;
   const ParamInfo& info(std::string_view name) const;  // LLMPI_CHECK that it exists
@@ -84,7 +104,8 @@ class ParamStore {
   // Several parameters stored adjacently (in this order) viewed as one tensor of `shape`,
   // e.g. q, k, v weights as one packed [(Hq + 2·Hkv)·D, C] matrix.
   Tensor weights(std::span<const std::string> names, Shape shape) const;
-  // Gradients, same layout as master. [numel()] flat.
+  // Gradients, same layout as master. [numel()] flat. (Frozen: the sink of the vector
+  // parameters' gradients, packed in parameter order; grad()/grads() of a matrix is empty.)
   const Tensor& grads() const { return grads_.tensor(); }
   Tensor grad(std::string_view name) const;
   Tensor grads(std::span<const std::string> names, Shape shape) const;
@@ -101,9 +122,17 @@ class ParamStore {
 
  private:
   Tensor view_of(const Tensor& flat, std::string_view name) const;
-  Tensor joint_view(const Tensor& flat, std::span<const std::string> names, Shape shape) const;
+  // grads: offsets of the gradient buffer (which a frozen store packs differently).
+  Tensor joint_view(const Tensor& flat, std::span<const std::string> names, Shape shape,
+                    bool grads) const;
+
+  Tensor grad_view(std::string_view name) const;
 
   std::vector<ParamInfo> params_;
+  StoreRole role_ = StoreRole::trainable;
+  const Nf4Weights* nf4_ = nullptr;
+  std::vector<int64_t> at_;  // offset of each parameter's values; -1: external
+  std::vector<int64_t> grad_at_;  // offset of each parameter's gradient; -1: none (frozen matrix)
   std::map<std::string, size_t, std::less<>> index_;
   int64_t numel_ = 0;
   DType compute_dtype_ = DType::f32;

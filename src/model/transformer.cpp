@@ -7,8 +7,8 @@
 namespace llmpi {
 
 Transformer::Transformer(const ModelConfig& cfg, const StageRange& range,
-                         const ParamStore& store)
-    : cfg_(cfg), range_(range), dtype_(store.dtype()) {
+                         const ParamStore& store, const AdapterStore& adapters)
+    : cfg_(cfg), range_(range), dtype_(store.dtype()), adapters_(adapters) {
   validate_model_config(cfg);
   LLMPI_CHECK(0 <= range.first_layer && range.first_layer <= range.end_layer &&
                   range.end_layer <= cfg.n_layer,
@@ -17,13 +17,51 @@ Transformer::Transformer(const ModelConfig& cfg, const StageRange& range,
   LLMPI_CHECK(!range.head || range.end_layer == cfg.n_layer, "head on a stage without the last layer");
   if (range.embedding) embedding_ = Embedding::bind(cfg, store);
   for (int64_t l = range.first_layer; l < range.end_layer; ++l)
-    blocks_.push_back(Block::bind(cfg, store, l));
+    blocks_.push_back(Block::bind(cfg, store, l, adapters));
   if (range.head) {
     final_norm_ = Norm::bind(cfg, store, "final_norm");
     const std::string w = cfg.tied_embeddings ? "embed.tokens" : "head.weight";
     vocab_offset_ = store.info(w).local_start[0];
     head_ = Linear::bind(store, {w}, {}, store.info(w).local_shape[0], cfg.d_model);
+    head_lora_.in_features = cfg.d_model;
+    head_lora_.out_features = head_.out_features;
+    head_lora_.bind(adapters, "head", 0);
   }
+  if (adapters.store)
+    LLMPI_CHECK(adapters.store->dtype() == dtype_, "adapters in ", dtype_name(adapters.store->dtype()),
+                " beside a base in ", dtype_name(dtype_));
+}
+
+void Transformer::set_adapters_enabled(bool on) {
+  adapters_on_ = on;
+  head_lora_.enabled = on;
+  for (Block& b : blocks_)
+    for (LoraLinear* l : {&b.attn.qkv_lora, &b.attn.proj_lora, &b.mlp.up_lora, &b.mlp.down_lora})
+      l->enabled = on;
+}
+
+std::shared_ptr<LoraModelScratch> Transformer::lora_scratch(Backend& be, int64_t N) const {
+  if (!adapters_.store) return nullptr;
+  std::shared_ptr<LoraModelScratch> s = lora_scratch_.lock();
+  if (s && lora_be_ == &be && lora_rows_ >= N) return s;
+  int64_t rank = 1, O = 1, I = 1;
+  auto grow = [&](const LoraLinear& l) {
+    for (const LoraLinear::Slot& k : l.slots) {
+      rank = std::max(rank, k.branch.rank);
+      O = std::max(O, l.out_features);
+      I = std::max(I, l.in_features);
+    }
+  };
+  grow(head_lora_);
+  for (const Block& b : blocks_)
+    for (const LoraLinear* l : {&b.attn.qkv_lora, &b.attn.proj_lora, &b.mlp.up_lora, &b.mlp.down_lora})
+      grow(*l);
+  s = std::make_shared<LoraModelScratch>(
+      alloc_lora_model_scratch(be, N, rank, O, I, dtype_, adapters_.store->master_dtype()));
+  lora_scratch_ = s;
+  lora_be_ = &be;
+  lora_rows_ = N;
+  return s;
 }
 
 int64_t recompute_shared_bytes(const Activations& a) {
@@ -46,7 +84,10 @@ int64_t activation_bytes(const Activations& a) {
   add(a.pos);
   add(a.doc_start);
   add(a.input);
+  for (const Buffer& h : a.head_lora.h) add(h);
   for (const BlockActs& k : a.blocks) {
+    for (const LoraLinearActs* l : {&k.attn.qkv_lora, &k.attn.proj_lora, &k.mlp.up_lora, &k.mlp.down_lora})
+      for (const Buffer& h : l->h) add(h);
     const auto bufs = block_buffers(k);
     for (size_t i = 0; i < kBlockBuffers; ++i)
       if (block_keeps(a.recompute, i)) add(*bufs[i]);
@@ -103,14 +144,18 @@ Activations Transformer::alloc_activations(Backend& be, int64_t B, int64_t T,
     }
   }
   a.blocks.reserve(blocks_.size());
-  for (const Block& b : blocks_)
+  a.lora = lora_scratch(be, N);
+  for (const Block& b : blocks_) {
     a.blocks.push_back(b.alloc_acts(be, B, T, dtype_, n, a.recompute, a.shared.get()));
+    a.blocks.back().attn.lora = a.blocks.back().mlp.lora = a.lora.get();
+  }
   if (range_.head) {
     a.final_norm = final_norm_.alloc_acts(be, n, dtype_);
     a.hf = be.alloc(Shape{n, C}, dtype_);
     a.logits = be.alloc(Shape{N, head_.out_features}, dtype_);
     a.lse = be.alloc(Shape{N}, stat_dtype(dtype_));
     a.picked = be.alloc(Shape{N}, stat_dtype(dtype_));
+    a.head_lora = head_lora_.alloc_acts(be, N, dtype_);
   }
   if (n != N) a.full = be.alloc(Shape{N, C}, dtype_);
   return a;
@@ -198,6 +243,7 @@ void Transformer::forward(Backend& be, Activations& a, const Tensor& ids) const 
     const Tensor hff = full_rows(sharded, a.full, a.hf, N);
     r.gather_rows(be, hff, a.hf);
     head_.forward(be, a.logits, hff);  // vocab columns: column-parallel
+    if (!head_lora_.empty()) head_lora_.forward_add(be, a.head_lora, *a.lora, a.logits, hff);
     be.row_logsumexp(a.lse, a.logits);
     r.combine_logsumexp(be, a.lse);
   }
@@ -275,6 +321,7 @@ void Transformer::backward_loss(Backend& be, Activations& a, Workspace& ws, cons
   r.gather_rows(be, hff, a.hf);  // again: hf is saved at local rows only
   const Tensor dhff = full_rows(sharded, ws.d_full, dhf, N);
   head_.backward(be, dhff, a.logits, hff);
+  if (!head_lora_.empty()) head_lora_.backward(be, a.head_lora, *a.lora, dhff, a.logits, hff);
   r.reduce_input_grad(be, dhf, dhff);
   const Tensor& x = blocks_.empty() ? a.input.tensor() : a.blocks.back().out.tensor();
   final_norm_.backward(be, a.final_norm, ws.dres.tensor().slice(0, nc), dhf, x);
@@ -305,7 +352,7 @@ void Transformer::backward_blocks(Backend& be, Activations& a, Workspace& ws,
     blocks_[i].backward(be, r, a.blocks[i], ws.block, dres, x, ws.x_full, ws.d_full);
     if (listener_) listener_->grads_written(range_.first_layer + int64_t(i));
   }
-  if (range_.embedding) {
+  if (range_.embedding && !embedding_.frozen()) {
     const Tensor dxf = full_rows(r.rows_sharded(N), ws.d_full, dres, N);
     r.gather_rows(be, dxf, dres);  // adjoint of the lookup's reduce_partial
     embedding_.lookup_backward(be, dxf, ids);

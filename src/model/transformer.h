@@ -23,6 +23,10 @@
 // in one BlockActs shared by every Activations this model allocates (all blocks, every
 // micro-batch in flight); backward rebuilds a block's part of it right before the block's
 // backward, so micro-batches may interleave freely (pipeline schedules).
+// LoRA (model/lora_targets.h): with adapters, `store` holds the frozen base (StoreRole::frozen:
+// no gradients but the vectors' sink) and the adapters' store the trainable branches beside
+// the targeted maps; set_adapters_enabled(false) runs the base alone (DPO's reference model)
+// until set again. The branches share one scratch per model (LoraModelScratch), like `shared`.
 #include <memory>
 #include <span>
 #include <vector>
@@ -31,6 +35,7 @@
 #include "model/block.h"
 #include "model/embedding.h"
 #include "model/linear.h"
+#include "model/lora_linear.h"
 #include "model/model_config.h"
 #include "model/norm.h"
 #include "model/param_layout.h"
@@ -62,6 +67,8 @@ struct Activations {
   Buffer lse;     // [N] log-sum-exp of each logits row, whole vocabulary (statistics dtype)
   Buffer picked;  // [N] logit of the target (0 for ignored targets)
   Buffer full;    // [N, C] forward scratch for full rows; only when rows are sharded
+  LoraLinearActs head_lora;  // the head's adapter (last stage, when targeted)
+  std::shared_ptr<LoraModelScratch> lora;  // the model's LoRA scratch (null without adapters)
   // Recomputation: the mode `blocks` were allocated for, and (not none) the model's shared
   // block activations that their dropped buffers view. Shared, not owned: it is counted by
   // recompute_shared_bytes, once per model, not per micro-batch.
@@ -103,8 +110,10 @@ class GradListener {
 
 class Transformer {
  public:
-  // Binds the layers of `range` to `store`, which must hold transformer_params(cfg, range).
-  Transformer(const ModelConfig& cfg, const StageRange& range, const ParamStore& store);
+  // Binds the layers of `range` to `store`, which must hold transformer_params(cfg, range),
+  // and to the LoRA branches of `adapters` (adapter_params of the range), if any.
+  Transformer(const ModelConfig& cfg, const StageRange& range, const ParamStore& store,
+              const AdapterStore& adapters = {});
 
   const ModelConfig& config() const { return cfg_; }
   const StageRange& range() const { return range_; }
@@ -114,6 +123,11 @@ class Transformer {
   // allocating activations and workspaces: their row counts depend on it.
   void set_regions(Regions* r);
   Regions* regions() const { return regions_; }
+  // Whether the LoRA branches run (default true; no effect without adapters). Disabled, the
+  // model computes the base model's forward and backward (the adapters get no gradient).
+  void set_adapters_enabled(bool on);
+  bool adapters_enabled() const { return adapters_on_; }
+  bool has_adapters() const { return adapters_.store != nullptr; }
   // Installs the listener of backward's gradient writes (not owned; nullptr: none).
   void set_grad_listener(GradListener* l) { listener_ = l; }
   // Token rows of the row region held here for a micro-batch of B·T rows.
@@ -179,6 +193,14 @@ class Transformer {
   std::vector<Block> blocks_;
   Norm final_norm_;           // last stage only
   Linear head_;               // W [V, C], no bias; last stage only
+  LoraLinear head_lora_;      // its adapter (empty: none)
+  AdapterStore adapters_;
+  bool adapters_on_ = true;
+  // The LoRA scratch shared by the Activations this model allocates (as shared_ below).
+  mutable std::weak_ptr<LoraModelScratch> lora_scratch_;
+  mutable const Backend* lora_be_ = nullptr;
+  mutable int64_t lora_rows_ = 0;
+  std::shared_ptr<LoraModelScratch> lora_scratch(Backend& be, int64_t N) const;
   // The shared block activations of recomputation, handed to every Activations allocated
   // for the same (backend, B, T); weak: they live as long as some Activations does.
   mutable std::weak_ptr<BlockActs> shared_;

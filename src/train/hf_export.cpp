@@ -11,6 +11,7 @@
 #include "io/hf_config.h"
 #include "io/hf_weights.h"
 #include "train/loaded_model.h"
+#include "train/peft_export.h"
 
 namespace llmpi {
 
@@ -91,6 +92,10 @@ HfExportReport export_hf(const std::string& model_or_run, const HfExportOptions&
   rep.files.insert(rep.files.end(), w.files.begin(), w.files.end());
   rep.tensor_bytes = w.total_bytes;
 
+  if (lm.lora) {  // a LoRA run: its adapters in PEFT's format as well (merged above)
+    const std::vector<std::string> f = write_peft_adapter(*lm.lora, real, o.out_dir, o.dtype);
+    rep.files.insert(rep.files.end(), f.begin(), f.end());
+  }
   if (tok) {
     write_hf_tokenizer(*tok, o.out_dir, TokenizerExport{mc.max_seq_len});
     rep.files.push_back("tokenizer.json");

@@ -3,7 +3,9 @@
 // parameters, copied into every slab of those parameters this rank holds).
 #include "train/init_from.h"
 
+#include <functional>
 #include <map>
+#include <memory>
 
 #include "core/error.h"
 #include "io/hdf5.h"
@@ -58,40 +60,57 @@ void fill_slab(const TensorSlab& s, const std::vector<float>& global) {
 
 std::string init_params_from(const std::string& source, const Config& cfg, ParallelEngine& engine,
                              MPI_Comm world) {
+  const ModelSource src = open_model_source(source, cfg, world);
+  // With LoRA the weights are the frozen base's; the adapters start fresh.
+  if (cfg.lora.enabled())
+    engine.load_base(src.fill);
+  else
+    engine.load_params(src.fill);
+  return src.description;
+}
+
+ModelSource open_model_source(const std::string& source, const Config& cfg, MPI_Comm world) {
   if (is_hf_model_dir(source)) {
-    const HfModelSource src = open_hf_model(source);
-    check_same_shape(cfg.model, src.meta.model, source, /*vocab_may_grow=*/true);
-    std::map<std::string, std::vector<int64_t>> shapes;
+    auto src = std::make_shared<const HfModelSource>(open_hf_model(source));
+    check_same_shape(cfg.model, src->meta.model, source, /*vocab_may_grow=*/true);
+    auto shapes = std::make_shared<std::map<std::string, std::vector<int64_t>>>();
     for (const ParamInfo& p : transformer_params(cfg.model, StageRange::full(cfg.model)))
-      for (int d = 0; d < p.global_shape.ndim; ++d) shapes[p.name].push_back(p.global_shape[d]);
-    engine.load_params([&](std::vector<TensorSlab>& slabs) {
+      for (int d = 0; d < p.global_shape.ndim; ++d) (*shapes)[p.name].push_back(p.global_shape[d]);
+    ModelSource out;
+    out.description = source + ": Hugging Face " + arch_name(src->meta.model.arch) + " model (" +
+                      std::to_string(src->weights.shard_count()) + " safetensors file(s))";
+    out.fill = [src, shapes, model = cfg.model](std::vector<TensorSlab>& slabs) {
       std::multimap<std::string, const TensorSlab*> by_name;
       for (const TensorSlab& s : slabs) by_name.emplace(s.name, &s);
-      for (const HfTensorMap& t : hf_tensor_map(cfg.model, src.meta.model.vocab_size, src.gpt2_prefix)) {
+      for (const HfTensorMap& t : hf_tensor_map(model, src->meta.model.vocab_size, src->gpt2_prefix)) {
         bool wanted = false;
         for (const std::string& p : t.params) wanted = wanted || by_name.count(p) > 0;
         if (!wanted) continue;
-        split_hf_values(t, src.weights.read_f32(t.hf_name),
-                        [&](const std::string& n) { return shapes.at(n); },
+        split_hf_values(t, src->weights.read_f32(t.hf_name),
+                        [&](const std::string& n) { return shapes->at(n); },
                         [&](const std::string& name, std::vector<float> v) {
                           const auto [lo, hi] = by_name.equal_range(name);
                           for (auto it = lo; it != hi; ++it) fill_slab(*it->second, v);
                         });
       }
-    });
-    return source + ": Hugging Face " + arch_name(src.meta.model.arch) + " model (" +
-           std::to_string(src.weights.shard_count()) + " safetensors file(s))";
+    };
+    return out;
   }
   const std::string path = resolve_model_source(source);
   const ModelFileMeta meta = read_model_meta(path);
   const Config stored = parse_config(meta.config_toml, path + " (stored config)");
   check_same_shape(cfg.model, stored.model, source, /*vocab_may_grow=*/false);
-  engine.load_params([&](std::vector<TensorSlab>& slabs) {
+  if (!meta.lora_base.empty())
+    user_error("train.init_from = \"", source, "\": ", path, " holds LoRA adapters, not a model; ",
+               "merge them into their base first (llmpi lora merge)");
+  ModelSource out;
+  out.description = path + ": llmpi " + meta.kind + " of step " + std::to_string(meta.step);
+  out.fill = [path, world](std::vector<TensorSlab>& slabs) {
     h5::Id file = h5::open_file(path, world);
     h5::Id params = h5::open_group(file, "params", path);
     read_tensors(params, world, slabs, path, /*verify=*/true);
-  });
-  return path + ": llmpi " + meta.kind + " of step " + std::to_string(meta.step);
+  };
+  return out;
 }
 
 }  // namespace llmpi

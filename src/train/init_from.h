@@ -10,16 +10,29 @@
 // Optimizer state and the step count stay those of a fresh run.
 #include <mpi.h>
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
+#include "io/tensor_slab.h"
 
 namespace llmpi {
 
 class ParallelEngine;
 
 // Returns a one-line description of what was loaded ("<path>: llmpi model, step 1200").
+// With [lora] rank > 0 the weights go to the frozen base (ParallelEngine::load_base).
 std::string init_params_from(const std::string& source, const Config& cfg, ParallelEngine& engine,
                              MPI_Comm world);
+
+// The model at `source`, its shape checked against cfg.model: a description, and `fill`, which
+// writes the slabs it is given (global names and boxes, any layout) from the source. For an
+// llmpi file fill is collective over `world` (MPI_COMM_NULL: this process alone).
+struct ModelSource {
+  std::string description;
+  std::function<void(std::vector<TensorSlab>&)> fill;
+};
+ModelSource open_model_source(const std::string& source, const Config& cfg, MPI_Comm world);
 
 }  // namespace llmpi

@@ -9,7 +9,7 @@
 
 namespace llmpi {
 
-LoadedModel load_model(const std::string& path, Backend& be) {
+LoadedModel load_model(const std::string& path, Backend& be, const std::string& base_override) {
   LoadedModel m;
   m.path = resolve_model_source(path);
   // The stored config is trusted only once the file's tensors match it (io/stored_model.h):
@@ -17,6 +17,14 @@ LoadedModel load_model(const std::string& path, Backend& be) {
   StoredModel stored = check_stored_model(m.path);
   m.meta = std::move(stored.meta);
   m.config = std::move(stored.config);
+  if (!m.meta.lora_base.empty()) {  // adapters: merged into their base
+    m.lora = std::make_unique<LoraFile>(open_lora_file(m.path, m.meta, m.config, be, base_override));
+    m.store = m.lora->merge(be);
+    m.config.model = m.lora->merged_model;
+    m.config.lora = LoraSection{};
+    m.model = std::make_unique<Transformer>(m.config.model, StageRange::full(m.config.model), *m.store);
+    return m;
+  }
   const StageRange range = StageRange::full(m.config.model);
   m.store = std::make_unique<ParamStore>(be, transformer_params(m.config.model, range), DType::f32);
   load_model_params(m.path, MPI_COMM_NULL, be, *m.store, /*verify=*/true);

@@ -14,6 +14,7 @@
 #include "optim/grad_clip.h"
 #include "data/tokenizer_id.h"
 #include "train/init_from.h"
+#include "train/lora_setup.h"
 #include "train/paths.h"
 #include "train/unigram.h"
 
@@ -66,10 +67,6 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
       rows_(cfg, train_data_),
       schedule_(LrSchedule::from(cfg.train)) {
   rank_ = topo_.rank();
-  if (cfg.lora.enabled())
-    user_error(cfg.source_path, ": lora.rank = ", cfg.lora.rank,
-               ": LoRA training is not supported yet (the [lora] section is read and checked, "
-               "but the model does not carry adapters); expected lora.rank = 0");
   if (!cfg.data.val.empty()) {
     val_data_.emplace(data_paths(cfg.data.val, "data.val"), cfg.model.vocab_size);
     val_rows_.emplace(cfg, *val_data_);
@@ -150,7 +147,9 @@ void Trainer::print_step(const StepRecord& r, int64_t done, double elapsed_s,
 ResumePoint Trainer::resume(const std::string& path) {
   // The metadata first (cheap, identical on every rank): a checkpoint that cannot continue
   // this run's data order is refused before anything is loaded.
-  check_resumable(path, read_checkpoint_meta(path), cfg_, layout_.global_samples());
+  const CheckpointMeta stored = read_checkpoint_meta(path);
+  check_resumable(path, stored, cfg_, layout_.global_samples());
+  prepare_lora_resume(path, stored, cfg_, *engine_, comm_);  // the base the adapters sit beside
   const CheckpointMeta m = engine_->load_state(path);
   start_step_ = m.step;
   last_saved_step_ = m.step;
@@ -186,6 +185,7 @@ void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
   meta.layout = topo_.layout();
   if (auto t = train_data_.tokenizer()) meta.tokenizer = t->str();
   meta.optimizer = engine_->optimizer_meta();
+  stamp_lora_base(meta, cfg_, *engine_);
   DataMeta& d = meta.data;
   d.seed = cfg_.train.seed;
   d.samples_consumed = step * G;
@@ -238,6 +238,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
                     sum.unigram_baseline);
       out_ << line;
     }
+    if (cfg_.lora.enabled()) out_ << lora_summary(cfg_, *engine_) << "\n";
     out_ << "layout: " << topo_.layout().str() << ", ZeRO stage " << cfg_.parallel.zero_stage
          << ", " << layout_.micro_batches << " micro-batch(es) per step\n";
   }
@@ -365,6 +366,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   meta.config_toml = cfg_.source_text;
   meta.layout = topo_.layout();
   if (auto t = train_data_.tokenizer()) meta.tokenizer = t->str();
+  stamp_lora_base(meta, cfg_, *engine_);
   sum.model_path = run_dir_.model_path();
   engine_->save(sum.model_path, meta);
   if (rank_ == 0) out_ << "saved " << sum.model_path << "\n" << std::flush;

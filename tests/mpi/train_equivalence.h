@@ -92,7 +92,16 @@ struct LayoutCase {
   int batch = 2;     // B, sequences per micro-batch, for the layout and the reference
   std::string objective = "lm";  // "sft": sft.bin (documents + loss mask), rows per packing
   bool packing = true;
+  // [lora] rank (0: none): adapters on every module of the arch beside the frozen seeded base;
+  // the parameters compared are then the adapters. base_dtype: [lora] base_dtype.
+  int lora = 0;
+  std::string base_dtype = "auto";
 };
+
+inline std::string lora_targets(const std::string& arch) {
+  return arch == "llama" ? R"(["q", "k", "v", "o", "gate", "up", "down", "head"])"
+                         : R"(["q", "k", "v", "o", "up", "down", "head"])";
+}
 
 inline Config case_config(const fs::path& d, const LayoutCase& c, bool reference) {
   std::ostringstream t;
@@ -104,6 +113,10 @@ inline Config case_config(const fs::path& d, const LayoutCase& c, bool reference
     << "objective = \"" << c.objective << "\"\npacking = " << (c.packing ? "true" : "false")
     << "\n[data]\ntrain = \"" << (d / (c.objective == "sft" ? "sft.bin" : "train.bin")).string()
     << "\"\n[parallel]\n";
+  std::ostringstream lora;
+  if (c.lora > 0)
+    lora << "[lora]\nrank = " << c.lora << "\nalpha = " << 2 * c.lora << "\ntarget_modules = "
+         << lora_targets(c.arch) << "\n" << (c.base_dtype != "auto" ? "base_dtype = \"" + c.base_dtype + "\"\n" : "");
   if (reference)
     t << "micro_batches = " << c.micro * c.dp << "\n";
   else
@@ -113,7 +126,7 @@ inline Config case_config(const fs::path& d, const LayoutCase& c, bool reference
   // The reference runs on each rank alone (its own directory); the layout writes one file.
   t << "[run]\ndir = \""
     << (d / (reference ? "ref_" + std::to_string(world_rank()) : std::string("run"))).string()
-    << "\"\n";
+    << "\"\n" << lora.str();
   return parse_config(t.str(), "layout_case.toml");
 }
 
@@ -124,7 +137,9 @@ inline std::string describe(const LayoutCase& c) {
     << (c.recompute != "none" ? " recompute=" + c.recompute : "")
     << (c.seq_len != 16 ? " T" + std::to_string(c.seq_len) : "")
     << (c.batch != 2 ? " B" + std::to_string(c.batch) : "")
-    << (c.objective != "lm" ? " " + c.objective + (c.packing ? " packed" : " unpacked") : "");
+    << (c.objective != "lm" ? " " + c.objective + (c.packing ? " packed" : " unpacked") : "")
+    << (c.lora ? " lora" + std::to_string(c.lora) : "")
+    << (c.base_dtype != "auto" ? " base " + c.base_dtype : "");
   return s.str();
 }
 
@@ -315,8 +330,12 @@ inline void expect_layout_matches(const fs::path& d, const LayoutCase& c) {
   // (checksums verified), equals the 1-rank run's parameters.
   MPI_Barrier(MPI_COMM_WORLD);
   if (world_rank() == 0) {
-    const ModelConfig& mc = case_config(d, c, true).model;
-    ParamStore loaded(*be, transformer_params(mc, StageRange::full(mc)), DType::f32);
+    const Config rc = case_config(d, c, true);
+    const ModelConfig& mc = rc.model;
+    ParamStore loaded(*be,
+                      c.lora ? adapter_params(mc, rc.lora.spec(), StageRange::full(mc))
+                             : transformer_params(mc, StageRange::full(mc)),
+                      DType::f32);
     load_model_params(r.ls.model_path, MPI_COMM_NULL, *be, loaded, /*verify=*/true);
     const ParamStore& full = r.ref->params();
     for (const ParamInfo& p : full.params()) {

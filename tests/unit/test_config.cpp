@@ -236,7 +236,7 @@ std::vector<BadCase> bad_cases() {
        "test.toml:27: key 'lora.target_modules': \"q,v\" is a string; expected an array of strings"},
       {"lora_unknown_module", {{kRunDir, lora("rank = 4\ntarget_modules = [\"q\", \"down\", \"gat\"]")}},
        {}, "test.toml:27: key 'lora.target_modules': element 2: \"gat\" is not a module name (did "
-           "you mean \"gate\"?); expected module names among q, k, v, o, gate, up, down"},
+           "you mean \"gate\"?); expected module names among q, k, v, o, gate, up, down, head"},
       {"lora_module_twice", {{kRunDir, lora("rank = 4\ntarget_modules = [\"q\", \"v\", \"q\"]")}}, {},
        "test.toml:27: key 'lora.target_modules': element 2: \"q\" is listed twice; expected each "
        "module at most once"},
@@ -244,14 +244,14 @@ std::vector<BadCase> bad_cases() {
        "test.toml:27: key 'lora.target_modules': an empty list; expected one or more module names"},
       {"lora_gate_on_gpt2", {{kRunDir, lora("rank = 4\ntarget_modules = [\"gate\"]")}}, {},
        "test.toml:27: key 'lora.target_modules': element 0: \"gate\" with model.arch = \"gpt2\" "
-       "(no gate projection); expected q, k, v, o, up or down for arch \"gpt2\""},
-      {"lora_under_tp", {{kRunDir, lora("rank = 4")}, {"tp = 1", "tp = 2"}}, {},
-       "test.toml:26: key 'lora.rank': adapters with parallel.tp = 2; expected tp = 1 (adapters"},
-      {"lora_under_pp", {{kRunDir, lora("rank = 4")}, {"tp = 1", "pp = 2"}}, {},
-       "test.toml:26: key 'lora.rank': adapters with parallel.pp = 2; expected pp = 1"},
-      {"lora_under_zero3", {{kRunDir, lora("rank = 4")}, {"tp = 1", "zero_stage = 3"}}, {},
-       "test.toml:26: key 'lora.rank': adapters with parallel.zero_stage = 3; expected zero_stage "
-       "0, 1 or 2"},
+       "(no gate projection); expected q, k, v, o, up, down or head for arch \"gpt2\""},
+      {"lora_unknown_base_dtype", {{kRunDir, lora("rank = 4\nbase_dtype = \"int4\"")}}, {},
+       "test.toml:27: key 'lora.base_dtype': \"int4\" is not a base storage; expected \"auto\" "
+       "(the compute dtype) or \"nf4\" (QLoRA's 4-bit base)"},
+      {"lora_base_dtype_without_adapters", {{kRunDir, lora("rank = 0\nbase_dtype = \"nf4\"")}}, {},
+       "test.toml:27: key 'lora.base_dtype': given without adapters; expected lora.rank >= 1"},
+      {"lora_base_dtype_not_a_string", {{kRunDir, lora("rank = 4\nbase_dtype = 4")}}, {},
+       "test.toml:27: key 'lora.base_dtype': 4 is an integer; expected a string"},
       {"lora_set_unknown_key", {}, {"lora.ranks=8"},
        "--set lora.ranks=8: key 'lora.ranks': unknown key; expected a key of [lora]; did you mean "
        "'rank'?"},

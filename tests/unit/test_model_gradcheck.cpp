@@ -18,6 +18,7 @@
 #include "model/embedding.h"
 #include "model/linear.h"
 #include "model/lora.h"
+#include "model/lora_targets.h"
 #include "model/mlp.h"
 #include "model/norm.h"
 #include "model/param_layout.h"
@@ -427,6 +428,43 @@ TEST(ModelGradcheck, MaskedLossIsAMeanPerTokenOverTheStep) {
 // Gradients w.r.t. A, B and x (the base W is frozen: bound without a gradient) against finite
 // differences; B is made non-zero first (its init is zero, which would hide dA). The branch
 // output equals x (s B A)ᵀ, the merged weight's contribution.
+// LoRA in the whole model: adapters on every target module (packed q|k|v and gate|up rows,
+// out, down, the head) beside a frozen base, in both architectures: the adapters' gradients
+// against f64 finite differences of the mean loss.
+TEST(ModelGradcheck, LoraAdaptersInTheWholeModel) {
+  for (Arch arch : {Arch::gpt2, Arch::llama}) {
+    SCOPED_TRACE(arch_name(arch));
+    const ModelConfig cfg = tiny_config(arch);
+    LoraSpec spec{3, 6.0, arch == Arch::llama, {"q", "k", "v", "o", "up", "down", "head"}};
+    if (arch == Arch::llama) spec.targets.push_back("gate");
+    auto be = make_host_backend();
+    const StageRange full = StageRange::full(cfg);
+    ParamStore base(*be, transformer_params(cfg, full), DType::f64, StoreRole::frozen);
+    randomize_params(*be, base, 3);
+    ParamStore ad(*be, adapter_params(cfg, spec, full), DType::f64);
+    randomize_params(*be, ad, 4, 0.3);
+    const Transformer model(cfg, full, base, AdapterStore{&ad, spec.scale()});
+    Activations a = model.alloc_activations(*be, kB, kT);
+    Workspace ws = model.alloc_workspace(*be, kB, kT);
+    const TokenBatch tb = random_batch(kB, kT, cfg.vocab_size, 2, {1, 4});
+    Buffer ids = upload_i32(*be, tb.ids), targets = upload_i32(*be, tb.targets);
+    auto f = [&] {
+      model.forward(*be, a, ids);
+      const LossSum l = model.loss(*be, a, targets);
+      return l.sum / static_cast<double>(l.count);
+    };
+    auto grads = [&] {
+      ad.zero_grads(*be);
+      model.forward(*be, a, ids);
+      const LossSum l = model.loss(*be, a, targets);
+      model.backward_loss(*be, a, ws, ids, targets, 1.0 / static_cast<double>(l.count));
+    };
+    std::vector<Var> vars;
+    for (const ParamInfo& p : ad.params()) vars.push_back({p.name, ad.master(p.name), ad.grad(p.name)});
+    check_gradients(*be, f, grads, vars, 2);
+  }
+}
+
 TEST(ModelGradcheck, LoraBranchOnAFrozenLinear) {
   auto be = make_host_backend();
   const int64_t I = 6, O = 5, r = 3;

@@ -1,0 +1,23 @@
+// LoRA ([lora] rank > 0: adapters on every module beside the frozen base, parallel/lora_base.h)
+// under layouts of 4 ranks, each against one rank (train_equivalence.h: losses, gradient
+// norms and every adapter slab; the layout's model file holds the adapters): tensor
+// parallelism with sequence parallelism and dp2 ZeRO 1 (A or B of each branch split with its
+// base), tp2·dp2 ZeRO 3 (the unit chain over adapters), pp2·dp2 (adapters in their stage;
+// SFT rows), tp2·pp2.
+#include "train_equivalence.h"
+
+using namespace llmpi;
+using namespace llmpi::testing;
+
+TEST(TrainLora4, TensorParallelAndZero) {
+  const auto d = shared_corpus("lora_tp4");
+  expect_layout_matches(d, {.arch = "llama", .tp = 2, .dp = 2, .zero = 1, .sp = true, .lora = 4});
+  expect_layout_matches(d, {.arch = "gpt2", .tp = 2, .dp = 2, .zero = 3, .lora = 4});
+}
+
+TEST(TrainLora4, PipelineStages) {
+  const auto d = shared_corpus("lora_pp4");
+  expect_layout_matches(d, {.arch = "gpt2", .pp = 2, .dp = 2, .zero = 1, .micro = 2,
+                            .objective = "sft", .packing = false, .lora = 4});
+  expect_layout_matches(d, {.arch = "llama", .tp = 2, .pp = 2, .micro = 2, .lora = 4});
+}
