@@ -40,7 +40,7 @@ void check_lora(const Config& c, const Origins& o, Diagnostics& d) {
   if (l.base_dtype != "auto" && l.base_dtype != "nf4")
     fail("lora.base_dtype", quote_toml_string(l.base_dtype) + " is not a base storage",
          "\"auto\" (the compute dtype) or \"nf4\" (QLoRA's 4-bit base)");
-  if (o.given("lora.base_dtype") && !l.enabled())
+  if (l.base_dtype == "nf4" && !l.enabled())
     fail("lora.base_dtype", "given without adapters", "lora.rank >= 1 (the base is frozen only with adapters)");
   if (!l.enabled()) return;
   if (l.dropout != 0.0)

@@ -149,7 +149,7 @@ void init_range(const ParamInfo& p, uint64_t seed, int64_t begin, int64_t end, T
 }
 
 template <class T>
-void fill_normal_param(Backend& be, const ParamInfo& p, const Tensor& dst, uint64_t seed,
+void fill_random_param(Backend& be, const ParamInfo& p, const Tensor& dst, uint64_t seed,
                        std::vector<T>& host) {
   // Normal draws cost tens of ns each (1.1e9 for a 1.1B model): split the parameter over the
   // host's threads. Values depend only on (seed, name, global index), not on the split.
@@ -185,12 +185,12 @@ void ParamStore::init(Backend& be, uint64_t seed) {
   for (const ParamInfo& p : params_) {
     const Tensor dst = master(p.name);
     if (p.numel() == 0 || p.external) continue;
-    if (p.init != InitKind::normal) {
+    if (p.init == InitKind::zeros || p.init == InitKind::ones) {  // constant; normal and uniform per element
       be.fill(dst, init_value(p, seed, 0));
     } else if (master_dtype() == DType::f32 || master_dtype() == DType::bf16) {
-      fill_normal_param(be, p, dst, seed, host_f32);
+      fill_random_param(be, p, dst, seed, host_f32);
     } else {
-      fill_normal_param(be, p, dst, seed, host_f64);
+      fill_random_param(be, p, dst, seed, host_f64);
     }
   }
   refresh_compute(be);

@@ -12,7 +12,13 @@ using namespace llmpi::testing;
 TEST(TrainLora4, TensorParallelAndZero) {
   const auto d = shared_corpus("lora_tp4");
   expect_layout_matches(d, {.arch = "llama", .tp = 2, .dp = 2, .zero = 1, .sp = true, .lora = 4});
-  expect_layout_matches(d, {.arch = "gpt2", .tp = 2, .dp = 2, .zero = 3, .lora = 4});
+  expect_layout_matches(d, {.arch = "gpt2", .tp = 2, .dp = 2, .zero = 1, .lora = 4});
+}
+
+TEST(TrainLora4, Zero3Units) {
+  const auto d = shared_corpus("lora_zero3");
+  expect_layout_matches(d, {.arch = "gpt2", .dp = 4, .zero = 3, .lora = 4});
+  expect_layout_matches(d, {.arch = "llama", .tp = 2, .dp = 2, .zero = 3, .lora = 4});
 }
 
 TEST(TrainLora4, PipelineStages) {

@@ -6,6 +6,7 @@
 // its weights do not move; the adapters' tensor-parallel split follows their base's.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "model/lora_merge.h"
@@ -124,6 +125,9 @@ TEST(LoraModel, StartsAsTheBaseAndDisabledAdaptersGiveTheBase) {
   for (Arch arch : {Arch::gpt2, Arch::llama}) {
     SCOPED_TRACE(arch_name(arch));
     LoraModelFixture fx(arch, all_targets(arch));
+    // A: Kaiming-uniform element by element (a constant A would make h ∝ Σ x).
+    const std::vector<double> a0 = to_host(*fx.be, fx.adapters->master("layers.0.attn.q.lora_A"));
+    EXPECT_NE(*std::min_element(a0.begin(), a0.end()), *std::max_element(a0.begin(), a0.end()));
     const Transformer plain(fx.cfg, StageRange::full(fx.cfg), *fx.base);
     const std::vector<double> want = fx.logits(plain);
     const std::unique_ptr<Transformer> m = fx.lora_model();

@@ -94,7 +94,7 @@ std::unique_ptr<Trainer> start(const fs::path& d, const LoraCase& c, Backend& be
 }
 
 void expect_bitwise_lora_resume(const std::string& arch, const std::string& base_dtype) {
-  const fs::path d = testing::learnable_corpus("lora_resume_" + arch + base_dtype, 5, 4000);
+  const fs::path d = llmpi::testing::learnable_corpus("lora_resume_" + arch + base_dtype, 5, 4000);
   auto be = make_host_backend();
   LoraCase c;
   c.arch = arch;
@@ -144,7 +144,7 @@ TEST(LoraTrain, BitwiseResumeOfAdaptersOnABase) { expect_bitwise_lora_resume("ll
 TEST(LoraTrain, BitwiseResumeOfQloraOnAnNf4Base) { expect_bitwise_lora_resume("llama", "nf4"); }
 
 TEST(LoraTrain, ResumeRefusesABaseThatChanged) {
-  const fs::path d = testing::learnable_corpus("lora_base_changed", 6, 3000);
+  const fs::path d = llmpi::testing::learnable_corpus("lora_base_changed", 6, 3000);
   auto be = make_host_backend();
   LoraCase c;
   c.steps = 4;
@@ -175,7 +175,7 @@ TEST(LoraTrain, ResumeRefusesABaseThatChanged) {
 }
 
 TEST(LoraTrain, MergeAndPeftExport) {
-  const fs::path d = testing::learnable_corpus("lora_merge_export", 7, 3000);
+  const fs::path d = llmpi::testing::learnable_corpus("lora_merge_export", 7, 3000);
   auto be = make_host_backend();
   LoraCase c;
   c.steps = 4;
@@ -201,7 +201,7 @@ TEST(LoraTrain, MergeAndPeftExport) {
 
   // `llmpi lora merge` writes it as a plain model file.
   const std::string merged = (d / "merged.h5").string();
-  const auto [rc, out] = testing::run_llmpi("lora merge " + model + " --out " + merged);
+  const auto [rc, out] = llmpi::testing::run_llmpi("lora merge " + model + " --out " + merged);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("merged " + model), std::string::npos) << out;
   const LoadedModel mm = load_model(merged, *be);
@@ -210,7 +210,7 @@ TEST(LoraTrain, MergeAndPeftExport) {
                                mm.store->master().ptr<float>() + mm.store->numel()),
             std::vector<float>(lm.store->master().ptr<float>(),
                                lm.store->master().ptr<float>() + lm.store->numel()));
-  const auto [rc2, out2] = testing::run_llmpi("lora merge " + merged + " --out " + (d / "x.h5").string());
+  const auto [rc2, out2] = llmpi::testing::run_llmpi("lora merge " + merged + " --out " + (d / "x.h5").string());
   EXPECT_EQ(rc2, 2);
   EXPECT_NE(out2.find("holds a full model, not LoRA adapters"), std::string::npos) << out2;
 
@@ -247,7 +247,7 @@ TEST(LoraTrain, MergeAndPeftExport) {
 // ParallelEngine::set_adapters_enabled(false) (DPO's reference pass) evaluates the base model
 // exactly, after the adapters have trained; on again, the adapted model.
 TEST(LoraTrain, AdaptersDisabledEvaluateTheBase) {
-  const fs::path d = testing::learnable_corpus("lora_disabled", 8, 3000);
+  const fs::path d = llmpi::testing::learnable_corpus("lora_disabled", 8, 3000);
   auto be = make_host_backend();
   LoraCase c;
   c.steps = 3;
