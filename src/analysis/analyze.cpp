@@ -94,6 +94,9 @@ AnalyzeSummary analyze_run(const AnalyzeOptions& opt, Backend& be, MPI_Comm comm
       for (const std::string& n : in.notes) why += "\n  " + n;
     user_error(why);
   }
+  if (in.series.checkpoints.empty())
+    in.notes.push_back("no weight dynamics, loss over checkpoints or memorization: " +
+                       (fs::path(opt.run_dir) / "checkpoints").string() + " holds no valid checkpoint");
   const std::string cfg_path = (fs::path(opt.run_dir) / "config.toml").string();
   if (!in.series.checkpoints.empty())
     in.grad_clip = grad_clip_of(in.series.checkpoints.back().config_toml, in.series.checkpoints.back().path);

@@ -73,7 +73,7 @@ void weights_section(const AnalysisInputs& in, Report& r, Table& ckpts_whole) {
     norms[k].name = cos[k].name = g.names[k];
     norms[k].color = cos[k].color = g.is_layer[k] ? sequential_color(k, G) : palette_color(k + 3);
   }
-  ChartSeries whole_cos{"whole model", {}, {}, "#111111", false, false, 1.0};
+  ChartSeries whole_cos{"whole model", {}, {}, "#111111", false, false, 1.0, 3.0};
   Heatmap heat;
   heat.id = "chart-delta-heatmap";
   heat.title = "Update between consecutive checkpoints, per tensor";
@@ -84,7 +84,10 @@ void weights_section(const AnalysisInputs& in, Report& r, Table& ckpts_whole) {
   std::vector<size_t> order(P);
   for (size_t t = 0; t < P; ++t) order[t] = t;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return g.index[a] < g.index[b]; });
-  for (size_t t : order) heat.rows.push_back(w.tensors[t]);
+  for (size_t t : order) {
+    heat.rows.push_back(w.tensors[t]);
+    heat.row_groups.push_back(g.names[g.index[t]]);
+  }
   for (size_t c = 1; c < C; ++c) heat.columns.push_back(double(w.steps[c]));
   heat.values.assign(P * (C > 1 ? C - 1 : 0), kNaN);
 
@@ -127,7 +130,7 @@ void weights_section(const AnalysisInputs& in, Report& r, Table& ckpts_whole) {
   LineChart k = ckpt_chart("chart-cosine", "Cosine similarity to the final checkpoint", "cosine similarity",
                            "data/weights_by_layer.csv");
   k.series = cos;
-  k.series.insert(k.series.begin(), whole_cos);
+  k.series.push_back(whole_cos);  // last: drawn over the layers it sums
   sec.blocks.push_back(render_svg(k));
   r.sections.push_back(std::move(sec));
   r.tables.push_back(std::move(tw));
@@ -139,8 +142,8 @@ void probes_section(const AnalysisInputs& in, Report& r) {
   const size_t C = p.steps.size(), S = p.samples.size();
   if (std::any_of(p.eval_loss.begin(), p.eval_loss.end(), [](double v) { return std::isfinite(v); })) {
     ReportSection sec{"eval", "Loss over checkpoints",
-                      "Every checkpoint evaluated on " + p.eval_description + " (" + std::to_string(p.eval_tokens) +
-                          " tokens each), as in LLM360's loss-over-checkpoints curves.",
+                      "Every checkpoint evaluated on the same " + std::to_string(p.eval_tokens) + " tokens of " +
+                          p.eval_description + ", as in LLM360's loss-over-checkpoints curves.",
                       {}};
     LineChart c = ckpt_chart("chart-eval-loss", "Validation loss of each checkpoint", "loss (nats/token)",
                              "data/checkpoints.csv");

@@ -244,10 +244,10 @@ std::string tick_label(double v) {
   if (a >= 1e9) std::snprintf(b, sizeof b, "%gG", v / 1e9);
   else if (a >= 1e6) std::snprintf(b, sizeof b, "%gM", v / 1e6);
   else if (a >= 1e4) std::snprintf(b, sizeof b, "%gk", v / 1e3);
-  else if (a < 1e-3) std::snprintf(b, sizeof b, "%.0e", v);
+  else if (a < 1e-3) std::snprintf(b, sizeof b, "%.3g", v);
   else std::snprintf(b, sizeof b, "%.4g", v);
   std::string s = b;
-  if (const size_t e = s.find("e-0"); e != std::string::npos) s.erase(e + 2, 1);  // 1e-04 → 1e-4
+  if (const size_t e = s.find("e-0"); e != std::string::npos) s.erase(e + 2, 1);  // 2.5e-05 → 2.5e-5
   return s;
 }
 
@@ -377,7 +377,7 @@ std::string render_svg(const LineChart& c) {
       d += (pen ? " L" : " M") + fmt(sx(x[k])) + " " + fmt(sy(y[k]));
       pen = true;
     }
-    s += "<path class=\"series\" d=\"" + d + "\" fill=\"none\" stroke=\"" + col + "\" stroke-width=\"1.8\"" + op +
+    s += "<path class=\"series\" d=\"" + d + "\" fill=\"none\" stroke=\"" + col + "\" stroke-width=\"" + fmt(ser.width) + "\"" + op +
          (ser.dashed ? " stroke-dasharray=\"6 4\"" : "") + "><title>" + xml_escape(ser.name) + "</title></path>";
   }
   for (const ChartMarker& m : c.markers) {
@@ -421,10 +421,26 @@ std::string render_svg(const Heatmap& h) {
            "</title></rect>";
     }
   s += "</g><g class=\"axis\">";
-  const size_t every = size_t(std::ceil(11.0 / row_h));  // labels at least ~11 px apart
-  for (size_t r = 0; r < R; r += every)
-    s += "<text x=\"" + fmt(left - 6) + "\" y=\"" + fmt(top + row_h * (double(r) + 0.5) + 4) +
-         "\" text-anchor=\"end\">" + xml_escape(h.rows[r]) + "</text>";
+  const bool by_group = row_h < 11.0 && h.row_groups.size() == R;
+  if (!by_group) {
+    const size_t every = size_t(std::ceil(11.0 / row_h));  // labels at least ~11 px apart
+    for (size_t r = 0; r < R; r += every)
+      s += "<text x=\"" + fmt(left - 6) + "\" y=\"" + fmt(top + row_h * (double(r) + 0.5) + 4) +
+           "\" text-anchor=\"end\">" + xml_escape(h.rows[r]) + "</text>";
+  } else {
+    double last_label = -1e9;
+    for (size_t r = 0; r < R; ++r) {
+      if (r > 0 && h.row_groups[r] == h.row_groups[r - 1]) continue;
+      const double y = top + row_h * double(r);
+      if (r > 0)
+        s += "<line x1=\"" + fmt(left - 4) + "\" x2=\"" + fmt(kW - right) + "\" y1=\"" + fmt(y) + "\" y2=\"" +
+             fmt(y) + "\" stroke=\"#ffffff\" stroke-width=\"1.5\"/>";
+      if (y + 10 - last_label < 12) continue;  // no overlapping labels
+      last_label = y + 10;
+      s += "<text x=\"" + fmt(left - 6) + "\" y=\"" + fmt(y + 10) + "\" text-anchor=\"end\">" +
+           xml_escape(h.row_groups[r]) + "</text>";
+    }
+  }
   const size_t col_every = size_t(std::ceil(C / 10.0));
   for (size_t c = 0; c < C; c += std::max<size_t>(col_every, 1))
     s += "<text x=\"" + fmt(left + col_w * (double(c) + 0.5)) + "\" y=\"" + fmt(top + plot_h + 18) +

@@ -18,6 +18,7 @@ struct ChartSeries {
   bool points = false;      // dots instead of a line (sparse data: validation losses)
   bool dashed = false;
   double opacity = 1.0;
+  double width = 1.8;       // line width (px); a summary line drawn over its parts is wider
 };
 
 enum class MarkerKind : uint8_t { spike, skip, rollback, restart };
@@ -42,6 +43,10 @@ struct LineChart {
 struct Heatmap {
   std::string id, title, x_label, y_label, value_label, data_file;
   std::vector<std::string> rows;  // row labels, top to bottom
+  // Optional, one per row: the group of each row. When the rows are too thin for every
+  // label, only the first row of each group is labelled (with the group) and groups are
+  // separated by a line.
+  std::vector<std::string> row_groups;
   std::vector<double> columns;    // column x values (e.g. checkpoint steps), left to right
   std::vector<double> values;     // [rows × columns] row-major; NaN = no value
   bool log_scale = true;

@@ -6,7 +6,8 @@
 //   parallel: tp divides n_head, n_kv_head and d_ff; pp * virtual_stages <= n_layer;
 //             sequence_parallel needs tp > 1 and tp | seq_len; virtual_stages > 1 needs pp > 1
 //             and pp | micro_batches;
-//   checkpoint: keep_every is a multiple of every.
+//   checkpoint: keep_every is a multiple of every;
+//   logbook:  spike_warmup <= spike_window; nonfinite_action is not "log".
 // The world size (tp * pp * dp == ranks) is not checked here: the topology does it at start-up.
 #include "config/config.h"
 #include "config/diagnostics.h"

@@ -27,8 +27,8 @@ constexpr Presence kOptional = Presence::optional;
 constexpr Presence kRequired = Presence::required;
 constexpr Presence kDerived = Presence::derived;
 
-const std::array<std::string_view, 6> kSections = {"model",      "train", "data", "parallel",
-                                                   "checkpoint", "run"};
+const std::array<std::string_view, 7> kSections = {"model",      "train", "data",   "parallel",
+                                                   "checkpoint", "run",   "logbook"};
 
 const ConfigKey kKeys[] = {
     // [model]
@@ -84,6 +84,19 @@ const ConfigKey kKeys[] = {
     {"checkpoint", "log_spaced", FIELD(checkpoint.log_spaced)},
     // [run]
     {"run", "dir", FIELD(run.dir), kOptional, {}, /*non_empty=*/true},
+    // [logbook]
+    {"logbook", "enabled", FIELD(logbook.enabled)},
+    {"logbook", "flush_every_s", FIELD(logbook.flush_every_s), kOptional, at_least(0)},
+    {"logbook", "layer_stats_every", FIELD(logbook.layer_stats_every), kOptional, at_least(0)},
+    {"logbook", "spike_window", FIELD(logbook.spike_window), kOptional, at_least(2)},
+    {"logbook", "spike_threshold", FIELD(logbook.spike_threshold), kOptional, above(0)},
+    {"logbook", "spike_warmup", FIELD(logbook.spike_warmup), kOptional, at_least(2)},
+    {"logbook", "spike_action", FIELD(logbook.spike_action)},
+    {"logbook", "nonfinite_action", FIELD(logbook.nonfinite_action)},
+    {"logbook", "rollback_skip_steps", FIELD(logbook.rollback_skip_steps), kOptional, at_least(1)},
+    {"logbook", "max_consecutive", FIELD(logbook.max_consecutive), kOptional, at_least(1)},
+    {"logbook", "test_nan_grad_steps", FIELD(logbook.test_nan_grad_steps), kOptional, at_least(1)},
+    {"logbook", "test_loss_spike_steps", FIELD(logbook.test_loss_spike_steps), kOptional, at_least(1)},
 };
 
 #undef FIELD
@@ -93,6 +106,8 @@ const EnumName<LrDecay> kDecayNames[] = {
     {"cosine", LrDecay::cosine}, {"linear", LrDecay::linear}, {"constant", LrDecay::constant}};
 const EnumName<Recompute> kRecomputeNames[] = {
     {"none", Recompute::none}, {"selective", Recompute::selective}, {"full", Recompute::full}};
+const EnumName<SpikeAction> kSpikeActionNames[] = {
+    {"log", SpikeAction::log}, {"skip", SpikeAction::skip}, {"rollback", SpikeAction::rollback}};
 
 template <class E>
 std::string quoted_choices(std::span<const EnumName<E>> names) {
@@ -164,6 +179,7 @@ const ConfigKey* find_config_key(std::string_view section, std::string_view name
 std::span<const EnumName<Arch>> enum_names(Arch) { return kArchNames; }
 std::span<const EnumName<LrDecay>> enum_names(LrDecay) { return kDecayNames; }
 std::span<const EnumName<Recompute>> enum_names(Recompute) { return kRecomputeNames; }
+std::span<const EnumName<SpikeAction>> enum_names(SpikeAction) { return kSpikeActionNames; }
 
 std::string_view lr_decay_name(LrDecay d) {
   for (const auto& e : kDecayNames)

@@ -289,3 +289,19 @@ TEST(Logbook, ReaderRejectsWhatIsNotALogbook) {
   EXPECT_THROW(read_logbook_file((dir / "junk.h5").string()), UserError);
   fs::remove_all(dir);
 }
+
+TEST(Logbook, FormatDocDescribesEveryFieldStatAndEventType) {
+  std::ifstream in(std::string(LLMPI_SOURCE_DIR) + "/docs/logbook-format.md");
+  ASSERT_TRUE(in) << "docs/logbook-format.md is missing";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string doc = ss.str();
+  for (const StepField& f : step_fields())
+    EXPECT_NE(doc.find("| `" + std::string(f.name) + "` |"), std::string::npos) << f.name;
+  for (const LayerStatField& f : layer_stat_fields())
+    EXPECT_NE(doc.find("| `" + std::string(f.name) + "` |"), std::string::npos) << f.name;
+  for (const EventTypeInfo& t : event_types())
+    EXPECT_NE(doc.find("| `" + std::string(t.name) + "` |"), std::string::npos) << t.name;
+  for (const char* d : {"/journal/time_unix", "/journal/details_offset", "/journal/details ", "/layers/params"})
+    EXPECT_NE(doc.find(d), std::string::npos) << d;
+}
