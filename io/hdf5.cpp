@@ -16,7 +16,10 @@ hid_t check_id(hid_t id, const std::string& file, const std::string& what) {
 }
 
 namespace {
+// Every file is opened or created through here: the place to turn HDF5's own error printing
+// off, so that any program using io/ (with or without a Runtime) prints only our messages.
 Id file_access(MPI_Comm comm, const std::string& path) {
+  silence_errors();
   Id fapl(check_id(H5Pcreate(H5P_FILE_ACCESS), path, "creating a file-access list"), H5Pclose);
   if (comm != MPI_COMM_NULL)
     check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), path, "selecting MPI-IO");

@@ -2,7 +2,8 @@
 // Thin RAII over the HDF5 C API: every hid_t lives in an H5Id that closes it with the
 // right H5*close on destruction, and every call is checked. Failures throw UserError
 // naming the file (a missing, unreadable or malformed file is bad input, not a bug).
-// Automatic HDF5 error-stack printing is turned off by the Runtime; our messages replace it.
+// Automatic HDF5 error-stack printing is turned off when a file is opened or created (our
+// messages replace it).
 #include <hdf5.h>
 #include <mpi.h>
 
@@ -43,7 +44,8 @@ class Id {
   Closer close_ = nullptr;
 };
 
-// Turn off HDF5's automatic error printing (process-wide library setting).
+// Turn off HDF5's automatic error printing (process-wide library setting); create_file and
+// open_file call it, so callers need not.
 void silence_errors();
 
 // Throws UserError("<file>: <what>") when status < 0.

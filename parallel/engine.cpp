@@ -94,8 +94,11 @@ ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
   // The collectives of each group for this backend's tensors (NCCL on CUDA), built before
   // anything that communicates.
   groups_ = std::make_unique<GroupCollectives>(topo, be);
-  if (lay.tp > 1)
+  if (lay.tp > 1) {
+    check_tensor_parallel(cfg.model, lay.tp, cfg.parallel.sequence_parallel,
+                          cfg.train.batch_size * cfg.train.seq_len);
     tp_ = std::make_unique<TensorParallel>(groups_->tp(), cfg.parallel.sequence_parallel);
+  }
   LLMPI_CHECK(zero_ >= 0 && zero_ <= 3, "zero_stage ", zero_);
   B_ = cfg.train.batch_size;
   T_ = cfg.train.seq_len;
@@ -444,7 +447,7 @@ StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int
     // AdamW refreshed the compute copy of its own shard only; convert the whole store (the
     // shard's 1/dp again: one cheap pass, kept as the GPU runs validated it).
     store_->refresh_compute(be_);
-  } else if (zero_ == 2) {
+  } else if (units_path() && zero_ == 2) {
     refresh_full_params();
   }
   return r;

@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 
+#include "config/layout_rules.h"
 #include "core/error.h"
 
 namespace llmpi {
@@ -24,7 +25,7 @@ std::string join(std::span<const int64_t> v) {
 std::vector<int64_t> balanced_stage_layers(int64_t n_layer, int64_t n_chunks, SplitCost cost) {
   LLMPI_CHECK(n_layer >= 1 && n_chunks >= 1, "split of ", n_layer, " layers into ", n_chunks);
   LLMPI_CHECK(cost.embedding >= 0 && cost.head >= 0, "negative split cost");
-  if (n_chunks > n_layer)
+  if (!chunks_have_layers(n_chunks, n_layer))
     user_error("pipeline split: ", n_chunks, " chunks (parallel.pp × parallel.virtual_stages) "
                "but model.n_layer = ", n_layer, ": every chunk needs at least one layer");
   const int64_t K = n_chunks, L = n_layer;
@@ -95,7 +96,7 @@ std::vector<StageRange> split_stages(const ModelConfig& cfg, std::span<const int
                  "least one layer (expected integers >= 1)");
     sum += n;
   }
-  if (layers.empty() || sum != cfg.n_layer)
+  if (layers.empty() || !stage_layers_sum_fits(layers, cfg.n_layer))
     user_error("parallel.stage_layers = ", join(layers), " sums to ", sum,
                ": expected layer counts summing to model.n_layer = ", cfg.n_layer);
   std::vector<StageRange> ranges;
@@ -111,7 +112,7 @@ std::vector<StageRange> split_stages(const ModelConfig& cfg, std::span<const int
 std::vector<int64_t> stage_layers(const ModelConfig& cfg, const ParallelSection& par) {
   const int64_t chunks = par.pp * par.virtual_stages;
   if (par.stage_layers.empty()) return balanced_stage_layers(cfg.n_layer, chunks);
-  if (static_cast<int64_t>(par.stage_layers.size()) != chunks)
+  if (!stage_layers_count_fits(par.stage_layers, chunks))
     user_error("parallel.stage_layers = ", join(par.stage_layers), " has ",
                par.stage_layers.size(), " entries: expected one per pipeline chunk, ",
                "parallel.pp × parallel.virtual_stages = ", par.pp, " × ", par.virtual_stages,

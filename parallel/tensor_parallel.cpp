@@ -4,6 +4,7 @@
 
 #include <string_view>
 
+#include "config/layout_rules.h"
 #include "core/error.h"
 #include "parallel/tp_comm.h"
 #include "parallel/vocab_parallel.h"
@@ -19,24 +20,45 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 // Same memory (the non-sequence-parallel regions work in place).
 bool same(const Tensor& a, const Tensor& b) { return a.data == b.data && a.numel() == b.numel(); }
 
-void check_splittable(const ModelConfig& c, int p) {
-  if (c.n_head % p != 0)
-    user_error("model.n_head = ", c.n_head, " is not divisible by parallel.tp = ", p,
-               ": every tp rank computes n_head / tp whole attention heads");
-  const int64_t hkv = c.kv_heads();
-  if (hkv % p != 0 && p % hkv != 0)
-    user_error("model.n_kv_head = ", hkv, " and parallel.tp = ", p,
-               ": one must divide the other (kv heads split over tp, or each kv head "
-               "replicated on tp / n_kv_head ranks)");
-  if (c.d_ff % p != 0)
-    user_error("model.d_ff = ", c.d_ff, " is not divisible by parallel.tp = ", p,
-               ": the MLP hidden width is split evenly over the tp ranks");
-  if (c.vocab_size < p)
-    user_error("model.vocab_size = ", c.vocab_size, " is smaller than parallel.tp = ", p,
-               ": every tp rank holds a slab of the vocabulary");
-}
-
 }  // namespace
+
+void check_tensor_parallel(const ModelConfig& c, int p, bool sequence_parallel, int64_t rows) {
+  std::string why;
+  auto add = [&](auto&&... parts) { why += detail::concat(why.empty() ? "" : "; ", parts...); };
+  for (LayoutRule r : broken_layout_rules(LayoutFacts::of_tp(c, p, sequence_parallel, rows)))
+    switch (r) {
+      case LayoutRule::tp_heads:
+        add("model.n_head = ", c.n_head, " is not divisible by parallel.tp = ", p,
+            ": every tp rank computes n_head / tp whole attention heads");
+        break;
+      case LayoutRule::tp_kv_heads:
+        add("model.n_kv_head = ", c.kv_heads(), " and parallel.tp = ", p,
+            ": one must divide the other (kv heads split over tp, or each kv head "
+            "replicated on tp / n_kv_head ranks)");
+        break;
+      case LayoutRule::tp_d_ff:
+        add("model.d_ff = ", c.d_ff, " is not divisible by parallel.tp = ", p,
+            ": the MLP hidden width is split evenly over the tp ranks");
+        break;
+      case LayoutRule::tp_vocab:
+        add("model.vocab_size = ", c.vocab_size, " is smaller than parallel.tp = ", p,
+            ": every tp rank holds a slab of the vocabulary");
+        break;
+      case LayoutRule::sp_needs_tp:
+        add("sequence parallelism needs parallel.tp > 1: it splits the token rows over the "
+            "tensor-parallel group");
+        break;
+      case LayoutRule::sp_rows:
+        add("sequence parallelism over parallel.tp = ", p, " ranks: the ", rows,
+            " token rows of a micro-batch (train.batch_size × train.seq_len) do not split "
+            "evenly");
+        break;
+      default:
+        LLMPI_CHECK(false, "the tensor-parallel install broke rule ", layout_rule_name(r),
+                    ", which it does not see");
+    }
+  if (!why.empty()) user_error("tensor parallelism cannot split this model: ", why);
+}
 
 TpSplit tp_split_of(const std::string& n) {
   if (n == "embed.tokens" || n == "head.weight") return TpSplit::vocab_rows;
@@ -59,7 +81,7 @@ std::vector<ParamInfo> shard_params_tp(const ModelConfig& cfg, std::vector<Param
                                        int p, int r) {
   LLMPI_CHECK(p >= 1 && 0 <= r && r < p, "tp rank ", r, " of ", p);
   if (p == 1) return params;
-  check_splittable(cfg, p);
+  check_tensor_parallel(cfg, p, /*sequence_parallel=*/false, /*rows=*/0);
   const int64_t D = cfg.head_dim(), hkv = cfg.kv_heads();
   auto slab = [](ParamInfo& q, int dim, int64_t begin, int64_t size) {
     LLMPI_CHECK(begin >= 0 && begin + size <= q.global_shape[dim], q.name, ": slab [", begin,

@@ -27,6 +27,13 @@
 
 namespace llmpi {
 
+// The install's check of the layout rules it can see (config/layout_rules.h: tp against the
+// heads, kv heads, d_ff and vocabulary; sequence parallelism against tp and the `rows` =
+// batch_size · seq_len token rows of a micro-batch). Throws UserError naming the model.*
+// keys. shard_params_tp runs it without sequence parallelism; the engine with it.
+void check_tensor_parallel(const ModelConfig& cfg, int tp_size, bool sequence_parallel,
+                           int64_t rows);
+
 // This rank's slabs of `full` (transformer_params of a stage): local_shape and local_start
 // set, replica = true where another tp rank holds an identical copy. Throws UserError (naming
 // the model.* keys) when the model cannot be split over tp_size ranks.

@@ -4,89 +4,9 @@
 #include <climits>
 #include <sstream>
 
+#include "config/layout_rules.h"
+
 namespace llmpi {
-
-// ---- pure grid arithmetic -----------------------------------------------------------------
-
-std::vector<std::vector<int>> rank_groups(std::span<const int> shape, std::span<const int> axes) {
-  const int ndim = static_cast<int>(shape.size());
-  std::vector<bool> in_group(ndim, false);
-  for (int a : axes) {
-    LLMPI_CHECK(a >= 0 && a < ndim, "axis ", a, " of a ", ndim, "-d grid");
-    LLMPI_CHECK(!in_group[a], "axis ", a, " listed twice");
-    in_group[a] = true;
-  }
-  int64_t n = 1, group_size = 1;
-  for (int d = 0; d < ndim; ++d) {
-    LLMPI_CHECK(shape[d] >= 1, "grid extent ", shape[d], " on axis ", d);
-    n *= shape[d];
-    if (in_group[d]) group_size *= shape[d];
-  }
-  LLMPI_CHECK(n <= INT_MAX, "grid of ", n, " ranks");
-  // A rank's group is keyed by its coordinates on the other axes (mixed radix); ranks are
-  // visited in increasing order, so groups come out ordered by their smallest rank and
-  // members in increasing order.
-  const int64_t n_groups = n / group_size;
-  std::vector<int> slot(static_cast<size_t>(n_groups), -1);
-  std::vector<std::vector<int>> groups;
-  groups.reserve(static_cast<size_t>(n_groups));
-  for (int r = 0; r < static_cast<int>(n); ++r) {
-    int64_t key = 0, rest = r, stride = 1;
-    for (int d = ndim - 1; d >= 0; --d) {
-      const int64_t c = rest % shape[d];
-      rest /= shape[d];
-      if (!in_group[d]) {
-        key += c * stride;
-        stride *= shape[d];
-      }
-    }
-    int& s = slot[static_cast<size_t>(key)];
-    if (s < 0) {
-      s = static_cast<int>(groups.size());
-      groups.emplace_back();
-      groups.back().reserve(static_cast<size_t>(group_size));
-    }
-    groups[static_cast<size_t>(s)].push_back(r);
-  }
-  return groups;
-}
-
-std::vector<std::vector<int>> rank_groups(std::span<const int> shape, int axis) {
-  const int axes[1] = {axis};
-  return rank_groups(shape, std::span<const int>(axes));
-}
-
-const char* axis_name(Axis a) {
-  switch (a) {
-    case Axis::pp: return "pp";
-    case Axis::dp: return "dp";
-    case Axis::tp: return "tp";
-  }
-  return "?";
-}
-
-Layout Layout::from(const ParallelSection& p) {
-  auto degree = [](int64_t v, const char* key) {
-    LLMPI_CHECK(v >= 1 && v <= INT_MAX, "parallel.", key, " = ", v, " (validate first)");
-    return static_cast<int>(v);
-  };
-  return Layout{degree(p.tp, "tp"), degree(p.dp, "dp"), degree(p.pp, "pp")};
-}
-
-std::vector<std::vector<int>> Layout::groups(Axis a) const {
-  return rank_groups(shape(), static_cast<int>(a));
-}
-
-std::vector<std::vector<int>> Layout::embedding_groups() const {
-  std::vector<std::vector<int>> groups = this->groups(Axis::pp);
-  for (auto& g : groups)
-    g = pp == 1 ? std::vector<int>{g.front()} : std::vector<int>{g.front(), g.back()};
-  return groups;
-}
-
-std::string Layout::str() const {
-  return detail::concat("tp=", tp, " × pp=", pp, " × dp=", dp);
-}
 
 // ---- validation ---------------------------------------------------------------------------
 
@@ -113,47 +33,81 @@ std::string validate_layout(const Config& cfg, int world_size) {
     problem("parallel.zero_stage = ", p.zero_stage, ": expected 0, 1, 2 or 3");
   if (!degrees_ok) return out.str();  // the rules below divide by the degrees
 
-  const int64_t product = p.tp * p.pp * p.dp;
-  if (product != world_size) {
-    std::string hint;
-    if (world_size % (p.tp * p.pp) == 0)
-      hint = detail::concat("; with tp=", p.tp, " and pp=", p.pp, ", set dp=",
-                            world_size / (p.tp * p.pp));
-    problem("parallel: tp=", p.tp, " × pp=", p.pp, " × dp=", p.dp, " = ", product,
-            ", but the job has ", world_size, " ranks (the product of the degrees must equal ",
-            "the number of MPI ranks", hint, ")");
-  }
-  if (m.n_head > 0 && m.n_head % p.tp != 0)
-    problem("parallel.tp = ", p.tp, " does not divide model.n_head = ", m.n_head,
-            ": tensor parallelism gives every tp rank n_head / tp whole attention heads");
-  if (m.n_kv_head > 0 && m.n_kv_head % p.tp != 0 && p.tp % m.n_kv_head != 0)
-    problem("parallel.tp = ", p.tp, " does not divide model.n_kv_head = ", m.n_kv_head,
-            ", nor does n_kv_head divide tp: tensor parallelism gives every tp rank "
-            "n_kv_head / tp whole key/value heads, or (n_kv_head < tp) replicates each "
-            "key/value head on tp / n_kv_head ranks");
-  if (m.d_ff > 0 && m.d_ff % p.tp != 0)
-    problem("parallel.tp = ", p.tp, " does not divide model.d_ff = ", m.d_ff,
-            ": tensor parallelism splits the MLP hidden width evenly over the tp ranks");
-  if (p.pp * p.virtual_stages > m.n_layer)
-    problem("parallel.pp × parallel.virtual_stages = ", p.pp, " × ", p.virtual_stages, " = ",
-            p.pp * p.virtual_stages, " model chunks, but model.n_layer = ", m.n_layer,
-            ": every pipeline chunk needs at least one layer");
-  if (p.zero_stage == 3 && p.pp > 1)
-    problem("parallel.zero_stage = 3 with parallel.pp = ", p.pp,
-            " is not supported: ZeRO-3 gathers each layer's parameters before every use and "
-            "frees them after, and a pipeline stage runs each of its layers once per "
-            "micro-batch in forward and again in backward, so every step would all-gather all "
-            "parameters 2 × micro_batches times instead of twice; use zero_stage 1 or 2 with "
-            "pipeline parallelism");
-  if (p.sequence_parallel && p.tp == 1)
-    problem("parallel.sequence_parallel = true needs parallel.tp > 1: sequence parallelism "
-            "splits the token rows over the tensor-parallel group, which here has one rank");
+  // The rules of config/layout_rules.h, in the topology's words: the degrees as given.
   const int64_t rows = cfg.train.batch_size * cfg.train.seq_len;
-  if (p.sequence_parallel && p.tp > 1 && rows > 0 && rows % p.tp != 0)
-    problem("parallel.sequence_parallel: train.batch_size × train.seq_len = ",
-            cfg.train.batch_size, " × ", cfg.train.seq_len, " = ", rows,
-            " token rows are not divisible by parallel.tp = ", p.tp,
-            ": every tp rank holds an equal contiguous chunk of the rows");
+  for (LayoutRule r : broken_layout_rules(LayoutFacts::of(cfg, world_size))) switch (r) {
+      case LayoutRule::world_size: {
+        const int64_t product = p.tp * p.pp * p.dp;
+        std::string hint;
+        if (world_size % (p.tp * p.pp) == 0)
+          hint = detail::concat("; with tp=", p.tp, " and pp=", p.pp, ", set dp=",
+                                world_size / (p.tp * p.pp));
+        problem("parallel: tp=", p.tp, " × pp=", p.pp, " × dp=", p.dp, " = ", product,
+                ", but the job has ", world_size, " ranks (the product of the degrees must ",
+                "equal the number of MPI ranks", hint, ")");
+        break;
+      }
+      case LayoutRule::tp_heads:
+        problem("parallel.tp = ", p.tp, " does not divide model.n_head = ", m.n_head,
+                ": tensor parallelism gives every tp rank n_head / tp whole attention heads");
+        break;
+      case LayoutRule::tp_kv_heads:
+        problem("parallel.tp = ", p.tp, " does not divide model.n_kv_head = ", m.kv_heads(),
+                ", nor does n_kv_head divide tp: tensor parallelism gives every tp rank "
+                "n_kv_head / tp whole key/value heads, or (n_kv_head < tp) replicates each "
+                "key/value head on tp / n_kv_head ranks");
+        break;
+      case LayoutRule::tp_d_ff:
+        problem("parallel.tp = ", p.tp, " does not divide model.d_ff = ", m.d_ff,
+                ": tensor parallelism splits the MLP hidden width evenly over the tp ranks");
+        break;
+      case LayoutRule::tp_vocab:
+        problem("parallel.tp = ", p.tp, " exceeds model.vocab_size = ", m.vocab_size,
+                ": tensor parallelism gives every tp rank a slab of the vocabulary");
+        break;
+      case LayoutRule::sp_needs_tp:
+        problem("parallel.sequence_parallel = true needs parallel.tp > 1: sequence "
+                "parallelism splits the token rows over the tensor-parallel group, which here "
+                "has one rank");
+        break;
+      case LayoutRule::sp_rows:
+        problem("parallel.sequence_parallel: train.batch_size × train.seq_len = ",
+                cfg.train.batch_size, " × ", cfg.train.seq_len, " = ", rows,
+                " token rows are not divisible by parallel.tp = ", p.tp,
+                ": every tp rank holds an equal contiguous chunk of the rows");
+        break;
+      case LayoutRule::virtual_stages_need_pp:
+        problem("parallel.virtual_stages = ", p.virtual_stages, " needs parallel.pp > 1: ",
+                "virtual stages interleave the model chunks of a pipeline");
+        break;
+      case LayoutRule::interleaved_micro_batches:
+        problem("parallel.micro_batches = ", p.micro_batches, " is not a multiple of ",
+                "parallel.pp = ", p.pp, ": the interleaved schedule (virtual_stages = ",
+                p.virtual_stages, ") runs micro-batches in groups of pp");
+        break;
+      case LayoutRule::chunks_have_layers:
+        problem("parallel.pp × parallel.virtual_stages = ", p.pp, " × ", p.virtual_stages,
+                " = ", p.pp * p.virtual_stages, " model chunks, but model.n_layer = ",
+                m.n_layer, ": every pipeline chunk needs at least one layer");
+        break;
+      case LayoutRule::stage_layers_count:
+        problem("parallel.stage_layers has ", p.stage_layers.size(), " entries for parallel.pp",
+                " × parallel.virtual_stages = ", p.pp * p.virtual_stages,
+                " model chunks: expected one layer count per chunk");
+        break;
+      case LayoutRule::stage_layers_sum:
+        problem("parallel.stage_layers does not sum to model.n_layer = ", m.n_layer,
+                ": every layer belongs to one pipeline chunk");
+        break;
+      case LayoutRule::zero3_without_pp:
+        problem("parallel.zero_stage = 3 with parallel.pp = ", p.pp,
+                " is not supported: ZeRO-3 gathers each layer's parameters before every use "
+                "and frees them after, and a pipeline stage runs each of its layers once per "
+                "micro-batch in forward and again in backward, so every step would all-gather "
+                "all parameters 2 × micro_batches times instead of twice; use zero_stage 1 or "
+                "2 with pipeline parallelism");
+        break;
+    }
   return out.str();
 }
 
@@ -204,12 +158,17 @@ Topology::Topology(const Config& cfg, MPI_Comm parent)
   for (size_t i = 0; i < fp.size(); ++i) agree = agree && mm[i] == -mm[fp.size() + i];
   const std::string where = cfg.source_path.empty() ? std::string("config") : cfg.source_path;
   if (!problems.empty())
-    throw LayoutError(where + ": invalid parallel layout:\n" + problems);
+    throw LayoutError(detail::concat(
+        where, ": invalid parallel layout tp=", cfg.parallel.tp, " × pp=", cfg.parallel.pp,
+        " × dp=", cfg.parallel.dp, " (zero_stage ", cfg.parallel.zero_stage, ", virtual_stages ",
+        cfg.parallel.virtual_stages, ", micro_batches ", cfg.parallel.micro_batches,
+        ", sequence_parallel ", cfg.parallel.sequence_parallel ? "true" : "false", ") on ",
+        world_comm_.size(), " ranks:\n", problems));
   if (mm.back() != 0 || !agree)
     throw LayoutError(where + ": the ranks of this job were given different parallel layouts "
                               "or models; every rank must read the same configuration");
 
-  layout_ = Layout::from(cfg.parallel);
+  layout_ = layout_of(cfg.parallel);
   coord_ = layout_.coord_of(world_comm_.rank());
   tp_comm_ = split_into(world_comm_, layout_.groups(Axis::tp), "tp");
   dp_comm_ = split_into(world_comm_, layout_.groups(Axis::dp), "dp");

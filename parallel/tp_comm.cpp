@@ -1,5 +1,6 @@
 #include "parallel/tp_comm.h"
 
+#include "config/layout_rules.h"
 #include "core/error.h"
 
 namespace llmpi {
@@ -22,8 +23,9 @@ void check_sp_pair(const Collectives& tp, const Tensor& full, const Tensor& loca
 }  // namespace
 
 int64_t sp_chunk_rows(int64_t n_rows, int tp_size) {
-  LLMPI_CHECK(tp_size >= 1 && n_rows % tp_size == 0, n_rows,
-              " token rows do not split evenly over ", tp_size, " tp ranks");
+  LLMPI_CHECK(tp_size >= 1 && sp_splits_rows(true, tp_size, n_rows), n_rows,
+              " token rows do not split evenly over ", tp_size, " tp ranks (the layout rules ",
+              "were not checked)");
   return n_rows / tp_size;
 }
 

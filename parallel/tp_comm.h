@@ -21,7 +21,8 @@
 // of the full tensor, all-gather/reduce-scatter along dim 0 are equal contiguous chunks
 // and produce the full [B, T, …] order with no permutation, and a local row i is global
 // row r·N/p + i (b = row / T, t = row % T) for anything that needs positions.
-// Requires N % p == 0 (validate_layout checks batch_size · seq_len).
+// Requires N % p == 0: the layout rule sp_rows (config/layout_rules.h), so seq_len itself
+// need not be a multiple of p.
 #include <cstdint>
 
 #include "core/tensor.h"

@@ -26,6 +26,11 @@ int node_local_rank() {
 }  // namespace
 #endif
 
+CLI::Option* add_backend_option(CLI::App& app, std::string& name) {
+  return add_value(app, "--backend", name, "NAME",
+                   "host (default) or cuda (needs a CUDA build and a GPU)");
+}
+
 std::unique_ptr<Backend> make_backend_option(const std::string& name, const std::string& command) {
   if (name == "host") return make_host_backend();
   if (name != "cuda")

@@ -9,12 +9,12 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "cli/options.h"
 
 namespace llmpi {
 
-// One line for a command's --help.
-inline constexpr const char* kBackendOptionHelp =
-    "  --backend NAME       host (default) or cuda (needs a CUDA build and a GPU)\n";
+// Declares `--backend NAME` on a command, bound to `name` (default "host").
+CLI::Option* add_backend_option(CLI::App& app, std::string& name);
 
 // Creates the backend named by --backend. `command` prefixes error messages ("llmpi eval").
 // Needs MPI initialized (it finds the node-local rank).

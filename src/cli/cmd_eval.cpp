@@ -4,9 +4,9 @@
 #include <iostream>
 
 #include "backend/backend.h"
-#include "cli/args.h"
 #include "cli/backend_option.h"
-#include "cli/commands.h"
+#include "cli/command.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "data/batch_loader.h"
@@ -17,38 +17,26 @@
 namespace llmpi {
 
 namespace {
-constexpr const char* kHelp = R"(usage: llmpi eval MODEL [options]
-
-Mean cross-entropy (nats/token) and perplexity of MODEL (a model/checkpoint .h5 file or a
+constexpr const char* kDescription = R"(Mean cross-entropy (nats/token) and perplexity of MODEL (a model/checkpoint .h5 file or a
 run directory) on token shards, read in order in sequences of the model's training length.
-
-options:
-  --data PATH|GLOB     token shard(s) (default: the data.val of the model's config)
-  --batches N          evaluate N batches (default 0 = every sequence once)
-  --batch-size B       sequences per batch (default: the model's train.batch_size)
+The loss is printed with 6 decimals, enough to tell runs apart.
 )";
-}  // namespace
 
-int cmd_eval(const std::vector<std::string>& argv, Runtime& /*rt*/) {
-  Args args(argv, "llmpi eval");
-  if (args.help_requested()) {
-    std::cout << kHelp << kBackendOptionHelp;
-    return 0;
-  }
-  auto data = args.get("--data");
-  int64_t batches = args.get_int("--batches", 0);
-  int64_t B = args.get_int("--batch-size", 0);
-  const std::string backend = args.get("--backend", "host");
-  const auto pos = args.positionals();
-  args.finish();
-  if (pos.size() != 1) user_error("llmpi eval: expected exactly one MODEL (see --help)");
-  if (batches < 0) user_error("llmpi eval: --batches must be >= 0");
-  if (B < 0) user_error("llmpi eval: --batch-size must be >= 1");
+struct EvalArgs {
+  std::string model;
+  std::string data;
+  int64_t batches = 0;
+  int64_t batch_size = 0;
+  std::string backend = "host";
+};
 
-  auto be = make_backend_option(backend, "llmpi eval");
-  LoadedModel lm = load_model(pos[0], *be);
+int run_eval(const EvalArgs& a, CommandEnv& env) {
+  env.runtime();  // MPI (the backend finds its node-local rank) and Kokkos
+  int64_t batches = a.batches, B = a.batch_size;
+  auto be = make_backend_option(a.backend, "llmpi eval");
+  LoadedModel lm = load_model(a.model, *be);
   lm.store->refresh_compute(*be);  // the load wrote the f32 master; bf16 weights on CUDA
-  const std::string pattern = data ? *data : lm.config.data.val;
+  const std::string pattern = a.data.empty() ? lm.config.data.val : a.data;
   if (pattern.empty()) user_error("llmpi eval: no --data given and the model's config has no data.val");
   TokenDataset ds(expand_data_paths(pattern, "--data"), lm.config.model.vocab_size);
   const int64_t T = lm.config.train.seq_len;
@@ -78,9 +66,29 @@ int cmd_eval(const std::vector<std::string>& argv, Runtime& /*rt*/) {
   const double loss = count ? sum / double(count) : 0.0;
   std::printf("model %s (step %lld) on %s\n", lm.path.c_str(), (long long)lm.meta.step,
               ds.describe().c_str());
-  std::printf("tokens %lld | loss %.4f nats/token | perplexity %.3f\n", (long long)count, loss,
+  std::printf("tokens %lld | loss %.6f nats/token | perplexity %.3f\n", (long long)count, loss,
               std::exp(loss));
   return 0;
+}
+
+}  // namespace
+
+CommandSpec eval_command() {
+  return {"eval", "MODEL [options]", "loss and perplexity of a model on token shards", kDescription,
+          [](CLI::App& app) -> CommandAction {
+            auto a = std::make_shared<EvalArgs>();
+            add_value(app, "MODEL", a->model, "MODEL",
+                      "a model/checkpoint .h5 file, or a run directory")->required();
+            add_value(app, "--data", a->data, "PATH|GLOB",
+                      "token shard(s) (default: the data.val of the model's config)");
+            add_value(app, "--batches", a->batches, "N",
+                      "evaluate N batches (default 0 = every sequence once)")->check(at_least(0));
+            add_value(app, "--batch-size", a->batch_size, "B",
+                      "sequences per batch (default: the model's train.batch_size)")
+                ->check(at_least(0));
+            add_backend_option(app, a->backend);
+            return [a](CommandEnv& env) { return run_eval(*a, env); };
+          }};
 }
 
 }  // namespace llmpi

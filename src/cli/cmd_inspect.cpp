@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <iostream>
 
-#include "cli/args.h"
-#include "cli/commands.h"
+#include "cli/command.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_integrity.h"
@@ -17,18 +17,18 @@
 namespace llmpi {
 namespace {
 
-constexpr const char* kHelp = R"(usage: llmpi inspect FILE [options]
-
-Prints what an llmpi checkpoint or model file holds: metadata (step, tokens, versions,
+constexpr const char* kDescription = R"(Prints what an llmpi checkpoint or model file holds: metadata (step, tokens, versions,
 time), the parallel layout it was saved under, the data mapping (samples consumed and the
 sample indices of the steps since the previous checkpoint), and a table of every tensor
 with its shape, dtype, size and checksum status (recomputed from the stored values).
-
-options:
-  --no-verify    do not recompute checksums (status shows "-")
-  --config       also print the full config TOML stored in the file
 Exit codes: 0 valid, 2 unreadable/corrupt file or any checksum BAD.
 )";
+
+struct InspectArgs {
+  std::string path;
+  bool no_verify = false;
+  bool show_config = false;
+};
 
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string out = "[";
@@ -73,20 +73,10 @@ int print_group(hid_t file, const std::string& group, const std::string& path, b
   return bad;
 }
 
-}  // namespace
-
-int cmd_inspect(const std::vector<std::string>& argv) {
-  Args args(argv, "llmpi inspect");
-  if (args.help_requested()) {
-    std::cout << kHelp;
-    return 0;
-  }
-  const bool verify = !args.flag("--no-verify");
-  const bool show_config = args.flag("--config");
-  const auto pos = args.positionals();
-  args.finish();
-  if (pos.size() != 1) user_error("llmpi inspect: expected exactly one FILE (see --help)");
-  const std::string& path = pos[0];
+int run_inspect(const InspectArgs& a) {
+  const bool verify = !a.no_verify;
+  const bool show_config = a.show_config;
+  const std::string& path = a.path;
 
   // Checkpoints carry an integrity header: check it (and the digest) before HDF5 parses.
   IntegrityHeader hdr;
@@ -152,6 +142,21 @@ int cmd_inspect(const std::vector<std::string>& argv) {
     return 2;
   }
   return 0;
+}
+
+}  // namespace
+
+CommandSpec inspect_command() {
+  return {"inspect", "FILE [options]", "metadata, layout and tensors of a checkpoint or model file",
+          kDescription, [](CLI::App& app) -> CommandAction {
+            auto a = std::make_shared<InspectArgs>();
+            add_value(app, "FILE", a->path, "FILE", "a checkpoint or model .h5 file")->required();
+            add_switch(app, "--no-verify", a->no_verify,
+                       "do not recompute checksums (status shows \"-\")");
+            add_switch(app, "--config", a->show_config,
+                       "also print the full config TOML stored in the file");
+            return [a](CommandEnv&) { return run_inspect(*a); };
+          }};
 }
 
 }  // namespace llmpi

@@ -1,10 +1,11 @@
-// `llmpi prepare`: command-line front end of prepare_dataset (src/data/prepare.h).
-// Parses options with Args, prints --help, runs the pipeline and a one-screen summary.
+// `llmpi prepare`: command-line front end of prepare_dataset (src/data/prepare.h): its
+// options, and a one-screen summary of what it wrote. The checks of the values themselves
+// (ranges, exactly one tokenizer source) live in prepare_dataset.
 #include <cstdio>
-#include <limits>
+#include <memory>
 
-#include "cli/args.h"
-#include "cli/commands.h"
+#include "cli/command.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "data/prepare.h"
 
@@ -12,53 +13,26 @@ namespace llmpi {
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: llmpi prepare INPUT... --out DIR (--vocab-size N | --tokenizer FILE) [options]
-
-Turns raw text or JSONL into cleaned, deduplicated, tokenized shards:
+constexpr const char* kDescription = R"(Turns raw text or JSONL into cleaned, deduplicated, tokenized shards:
   DIR/train.bin, DIR/val.bin   token shards (docs/data-format.md)
   DIR/tokenizer.bpe            the byte-level BPE tokenizer used
   DIR/prepare.json             document and token counts
-
-INPUT                  files or quoted glob patterns ("data/*.jsonl"), read in order
---format text|jsonl    input format (default: by extension, *.jsonl is jsonl, else text)
---delimiter LINE       text: a line exactly equal to LINE separates documents
-                       (e.g. "%" for fortune files); default: each file is one document
---out DIR              output directory (created if missing)
---vocab-size N         train a tokenizer with N ids (>= 257) on the training documents
---tokenizer FILE       use an existing tokenizer file instead
---val-fraction F       share of documents for validation, chosen by content hash (0.05)
---min-chars N          drop documents shorter than N characters after cleaning (1)
---seed S               seed of the train/validation split (1234)
---quiet                no progress output
 )";
 
-}  // namespace
-
-int cmd_prepare(const std::vector<std::string>& args) {
-  Args a(args, "llmpi prepare");
-  if (a.help_requested()) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+struct PrepareArgs {
   PrepareOptions o;
-  if (auto f = a.get("--format")) {
-    if (*f == "text") o.format = InputFormat::text;
-    else if (*f == "jsonl") o.format = InputFormat::jsonl;
-    else user_error("--format expects 'text' or 'jsonl', got '", *f, "'");
-  }
-  o.delimiter = a.get("--delimiter");
-  o.out_dir = a.require("--out");
-  o.vocab_size = a.get_int("--vocab-size", 0);
-  o.tokenizer_path = a.get("--tokenizer", "");
-  o.val_fraction = a.get_double("--val-fraction", o.val_fraction);
-  o.min_chars = a.get_int("--min-chars", o.min_chars);
-  const int64_t seed = a.get_int("--seed", static_cast<int64_t>(o.seed));
-  if (seed < 0) user_error("--seed expects a non-negative integer, got ", seed);
-  o.seed = static_cast<uint64_t>(seed);
-  o.show_progress = !a.flag("--quiet");
-  o.inputs = a.positionals();
-  a.finish();
+  std::string format, delimiter;
+  int64_t seed = 0;
+  bool quiet = false;
+};
 
+int run_prepare(const PrepareArgs& a, bool has_delimiter) {
+  PrepareOptions o = a.o;
+  if (a.format == "text") o.format = InputFormat::text;
+  if (a.format == "jsonl") o.format = InputFormat::jsonl;
+  if (has_delimiter) o.delimiter = a.delimiter;
+  o.seed = static_cast<uint64_t>(a.seed);
+  o.show_progress = !a.quiet;
   const PrepareReport r = prepare_dataset(o);
   std::printf(
       "prepared %s: %lld files, %lld documents read, %lld too short, %lld duplicates\n"
@@ -72,6 +46,40 @@ int cmd_prepare(const std::vector<std::string>& args) {
       static_cast<long long>(r.val_documents), static_cast<long long>(r.val_tokens),
       o.out_dir.c_str(), static_cast<long long>(r.vocab_size), r.eot_id, o.out_dir.c_str());
   return 0;
+}
+
+}  // namespace
+
+CommandSpec prepare_command() {
+  return {"prepare", "INPUT... --out DIR (--vocab-size N | --tokenizer FILE) [options]",
+          "text/JSONL -> cleaned, deduplicated token shards", kDescription,
+          [](CLI::App& app) -> CommandAction {
+            auto a = std::make_shared<PrepareArgs>();
+            a->seed = static_cast<int64_t>(a->o.seed);
+            add_list(app, "INPUT", a->o.inputs, "INPUT",
+                     "files or quoted glob patterns (\"data/*.jsonl\"), read in order");
+            add_value(app, "--format", a->format, "text|jsonl",
+                      "input format (default: by extension, *.jsonl is jsonl, else text)")
+                ->check(one_of({"text", "jsonl"}));
+            CLI::Option* delimiter = add_value(
+                app, "--delimiter", a->delimiter, "LINE",
+                "text: a line exactly equal to LINE separates documents\n"
+                "(e.g. \"%\" for fortune files); default: each file is one document");
+            add_value(app, "--out", a->o.out_dir, "DIR", "output directory (created if missing)")
+                ->required();
+            add_value(app, "--vocab-size", a->o.vocab_size, "N",
+                      "train a tokenizer with N ids (>= 257) on the training documents");
+            add_value(app, "--tokenizer", a->o.tokenizer_path, "FILE",
+                      "use an existing tokenizer file instead");
+            add_value(app, "--val-fraction", a->o.val_fraction, "F",
+                      "share of documents for validation, chosen by content hash (0.05)");
+            add_value(app, "--min-chars", a->o.min_chars, "N",
+                      "drop documents shorter than N characters after cleaning (1)");
+            add_value(app, "--seed", a->seed, "S", "seed of the train/validation split (1234)")
+                ->check(at_least(0));
+            add_switch(app, "--quiet", a->quiet, "no progress output");
+            return [a, delimiter](CommandEnv&) { return run_prepare(*a, delimiter->count() > 0); };
+          }};
 }
 
 }  // namespace llmpi

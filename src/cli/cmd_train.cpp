@@ -1,13 +1,12 @@
 // `llmpi train CONFIG [--set section.key=value ...] [--resume PATH | --no-resume]`
 #include <iostream>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "backend/backend.h"
-#include "cli/args.h"
 #include "cli/backend_option.h"
-#include "cli/commands.h"
+#include "cli/command.h"
+#include "cli/options.h"
 #include "config/config.h"
 #include "core/error.h"
 #include "core/runtime.h"
@@ -18,10 +17,7 @@
 namespace llmpi {
 
 namespace {
-constexpr const char* kHelp = R"(usage: llmpi train CONFIG [--set section.key=value ...] [--resume PATH | --no-resume]
-                   [--no-save]
-
-Trains the model described by the TOML file CONFIG (see configs/ and docs/config.md).
+constexpr const char* kDescription = R"(Trains the model described by the TOML file CONFIG (see configs/ and docs/config.md).
 Runs on any number of MPI ranks: the [parallel] section's tp x pp x dp must equal the
 number of ranks (e.g. mpiexec -n 2 llmpi train CONFIG --set parallel.dp=2). Every rank's
 memory for parameters, gradients and optimizer state is printed at start-up.
@@ -33,32 +29,20 @@ Resume: when <run.dir> holds a valid checkpoint, training continues from the new
 (corrupt or partial newer files are reported and skipped) under any parallel layout, with
 the same data order; the checkpoint and its step are printed. The global batch
 (batch_size x micro_batches x dp) and train.seed must be those of the saved run.
-
-options:
-  --set section.key=value   override one config key (repeatable), e.g. --set train.steps=50
-  --resume PATH             continue from this checkpoint file (an error if it is invalid)
-  --no-resume               start from step 0 even when run.dir holds checkpoints (they are
-                            overwritten step by step and subject to retention)
-  --no-save                 write no checkpoints and no model file (benchmarks, dry runs)
-  -h, --help                this help
 )";
-}  // namespace
 
-int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
-  Args args(argv, "llmpi train");
-  if (args.help_requested()) {
-    std::cout << kHelp << kBackendOptionHelp;
-    return 0;
-  }
-  const auto overrides = args.get_all("--set");
-  const std::string backend = args.get("--backend", "host");
-  const std::optional<std::string> resume = args.get("--resume");
-  const bool fresh = args.flag("--no-resume");
-  const bool no_save = args.flag("--no-save");
-  const auto pos = args.positionals();
-  args.finish();
-  if (pos.size() != 1) user_error("llmpi train: expected exactly one CONFIG file (see --help)");
-  if (resume && fresh) user_error("llmpi train: --resume and --no-resume exclude each other");
+struct TrainArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string backend = "host";
+  std::string resume;
+  bool has_resume = false;
+  bool fresh = false;
+  bool no_save = false;
+};
+
+int run_train(const TrainArgs& a, CommandEnv& env) {
+  Runtime& rt = env.runtime();
   // Setup, in order: config (same file on every rank), Topology (validates the layout on
   // every rank alike; LayoutError), then data and model. A UserError during setup is agreed
   // on by all ranks: the lowest failing rank prints it, every rank returns 2 — no rank is
@@ -68,15 +52,15 @@ int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
   std::unique_ptr<Trainer> trainer;
   std::string failure;
   try {
-    const Config cfg = load_config(pos[0], overrides);
+    const Config cfg = load_config(a.config, a.overrides);
     topo = std::make_unique<Topology>(cfg, MPI_COMM_WORLD);
-    be = make_backend_option(backend, "llmpi train");
+    be = make_backend_option(a.backend, "llmpi train");
     trainer = std::make_unique<Trainer>(cfg, *be, *topo, std::cout);
     // Collective on every rank alike: an invalid --resume file fails on all of them.
-    if (resume) {
-      if (resume->empty()) user_error("llmpi train: --resume needs a checkpoint file");
-      trainer->resume(*resume);
-    } else if (!fresh) {
+    if (a.has_resume) {
+      if (a.resume.empty()) user_error("llmpi train: --resume needs a checkpoint file");
+      trainer->resume(a.resume);
+    } else if (!a.fresh) {
       trainer->resume_latest();  // the run directory's newest valid checkpoint, if any
     }
   } catch (const UserError& e) {
@@ -96,8 +80,36 @@ int cmd_train(const std::vector<std::string>& argv, Runtime& rt) {
       return 2;
     }
   }
-  trainer->run(RunOptions{.write_model = !no_save, .checkpoints = !no_save});
+  trainer->run(RunOptions{.write_model = !a.no_save, .checkpoints = !a.no_save});
   return 0;
+}
+
+}  // namespace
+
+CommandSpec train_command() {
+  return {"train", "CONFIG [--set section.key=value ...] [--resume PATH | --no-resume] [--no-save]",
+          "train a model from a TOML config (resumes its run directory)", kDescription,
+          [](CLI::App& app) -> CommandAction {
+            auto a = std::make_shared<TrainArgs>();
+            add_value(app, "CONFIG", a->config, "CONFIG", "the run's TOML config")->required();
+            add_list(app, "--set", a->overrides, "section.key=value",
+                     "override one config key (repeatable), e.g. --set train.steps=50");
+            CLI::Option* resume = add_value(
+                app, "--resume", a->resume, "PATH",
+                "continue from this checkpoint file (an error if it is invalid)");
+            CLI::Option* fresh = add_switch(
+                app, "--no-resume", a->fresh,
+                "start from step 0 even when run.dir holds checkpoints (they are\n"
+                "overwritten step by step and subject to retention)");
+            resume->excludes(fresh);
+            add_switch(app, "--no-save", a->no_save,
+                       "write no checkpoints and no model file (benchmarks, dry runs)");
+            add_backend_option(app, a->backend);
+            return [a, resume](CommandEnv& env) {
+              a->has_resume = resume->count() > 0;
+              return run_train(*a, env);
+            };
+          }};
 }
 
 }  // namespace llmpi

@@ -1,74 +1,45 @@
-// llmpi: one binary, subcommands. Errors: bad input → message + exit 2 (every rank gives up
+// llmpi: one binary, subcommands (cli/command_registry.cpp lists them). MPI and Kokkos start
+// only when a command needs them. Errors: bad input → message + exit 2 (every rank gives up
 // together where the input is shared); an internal error on any rank → MPI_Abort of the
 // whole job with that rank's message, so no rank is left hanging.
 #include <cstdio>
-#include <cstring>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "cli/commands.h"
+#include "cli/command_line.h"
 #include "core/error.h"
 #include "core/runtime.h"
-#include "core/version.h"
-
-namespace {
-
-constexpr const char* kUsage = R"(llmpi — train decoder-only transformers over MPI
-
-usage: llmpi <command> [options]       (llmpi <command> --help for each)
-
-commands:
-  train CONFIG [--set section.key=value ...]   train a model from a TOML config
-  prepare INPUT... --out DIR                   text/JSONL → cleaned, deduplicated token shards
-  sample MODEL [--prompt TEXT ...]             generate text (greedy, temperature, top-k, top-p)
-  eval MODEL --data SHARD                      perplexity of a model on a token shard
-  inspect FILE                                 metadata, layout and tensors of a checkpoint
-  version                                      print version and git revision
-)";
-
-}  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
-      !std::strcmp(argv[1], "help")) {
-    std::fputs(kUsage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+  if (argc < 2) {
+    std::fputs(llmpi::top_level_help().c_str(), stderr);
+    return 2;
   }
-  const std::string cmd = argv[1];
-  if (cmd == "version" || cmd == "--version") {
-    std::printf("llmpi %s (git %s)\n", llmpi::kVersion, llmpi::kGitRevision);
-    return 0;
-  }
-  std::vector<std::string> args(argv + 2, argv + argc);
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  std::optional<llmpi::Runtime> rt;  // started by the command, if it needs MPI
+  llmpi::CommandEnv env([&]() -> llmpi::Runtime& {
+    if (!rt) rt.emplace(argc, argv);
+    return *rt;
+  });
   try {
-    llmpi::Runtime rt(argc, argv);
-    try {
-      if (cmd == "train") return llmpi::cmd_train(args, rt);
-      if (cmd == "prepare") return llmpi::cmd_prepare(args);
-      if (cmd == "sample") return llmpi::cmd_sample(args, rt);
-      if (cmd == "eval") return llmpi::cmd_eval(args, rt);
-      if (cmd == "inspect") return llmpi::cmd_inspect(args);
-      std::fprintf(stderr, "llmpi: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
-      return 2;
-    } catch (const llmpi::UserError& e) {
-      // Input checked by every rank alike (config, layout) is agreed on inside the command,
-      // which then returns 2 on all ranks. One that reaches here may be one rank's alone:
-      // with several ranks, end the whole job rather than leave the others waiting.
-      if (rt.world_size() > 1) llmpi::abort_job((cmd + ": " + e.what()).c_str(), 2);
-      // Messages may already name the command ("llmpi train: ..."): print it once.
-      std::string msg = e.what();
-      const std::string prefix = "llmpi " + cmd + ": ";
-      if (msg.rfind(prefix, 0) == 0) msg.erase(0, prefix.size());
-      std::fprintf(stderr, "%serror: %s\n", prefix.c_str(), msg.c_str());
-      return 2;
-    } catch (const std::exception& e) {
-      if (rt.world_size() > 1) llmpi::abort_job(e.what(), 1);
-      std::fprintf(stderr, "llmpi %s: internal error: %s\n", cmd.c_str(), e.what());
-      return 1;
-    }
+    return llmpi::run_command_line(args, env);
+  } catch (const llmpi::UserError& e) {
+    const std::string& cmd = env.command();  // "llmpi train"
+    // Input checked by every rank alike (config, layout) is agreed on inside the command,
+    // which then returns 2 on all ranks. One that reaches here may be one rank's alone:
+    // with several ranks, end the whole job rather than leave the others waiting.
+    if (rt && rt->world_size() > 1) llmpi::abort_job((cmd + ": " + e.what()).c_str(), 2);
+    // Messages may already name the command ("llmpi train: ..."): print it once.
+    std::string msg = e.what();
+    const std::string prefix = cmd + ": ";
+    if (msg.rfind(prefix, 0) == 0) msg.erase(0, prefix.size());
+    std::fprintf(stderr, "%serror: %s\n", prefix.c_str(), msg.c_str());
+    return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "llmpi: fatal: %s\n", e.what());
+    if (rt && rt->world_size() > 1) llmpi::abort_job(e.what(), 1);
+    std::fprintf(stderr, "%s: internal error: %s\n", env.command().c_str(), e.what());
     return 1;
   }
 }

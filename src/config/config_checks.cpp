@@ -5,6 +5,7 @@
 #include <string>
 
 #include "config/config_schema.h"
+#include "config/layout_rules.h"
 
 namespace llmpi::config {
 
@@ -58,54 +59,77 @@ void check_consistency(const Config& c, const Origins& o, Diagnostics& d) {
          str(t.decay_steps) + " is less than train.warmup_steps = " + str(t.warmup_steps),
          "0 (decay until steps) or an integer >= warmup_steps");
 
-  // [parallel]
-  if (p.sequence_parallel && p.tp == 1)
-    fail("parallel.sequence_parallel", "parallel.tp", "true with parallel.tp = 1",
-         "tp > 1 (sequence parallelism splits activations over the tensor-parallel group), "
-         "or sequence_parallel = false");
-  else if (p.sequence_parallel && t.seq_len % p.tp != 0)
-    fail("train.seq_len", "parallel.sequence_parallel",
-         str(t.seq_len) + " is not divisible by parallel.tp = " + str(p.tp) +
-             " (sequence_parallel = true)",
-         "a multiple of tp");
-  if (p.virtual_stages > 1 && p.pp == 1)
-    fail("parallel.virtual_stages", "parallel.pp",
-         str(p.virtual_stages) + " with parallel.pp = 1",
-         "virtual_stages = 1 without pipeline parallelism, or pp > 1");
-  else if (p.virtual_stages > 1 && p.micro_batches % p.pp != 0)
-    fail("parallel.micro_batches", "parallel.virtual_stages",
-         str(p.micro_batches) + " is not a multiple of parallel.pp = " + str(p.pp),
-         "a multiple of pp for the interleaved pipeline schedule (virtual_stages > 1)");
-  if (m.n_head % p.tp != 0)
-    fail("parallel.tp", "model.n_head", str(p.tp) + " does not divide model.n_head = " + str(m.n_head),
-         "a divisor of n_head (each tensor-parallel rank holds n_head / tp heads)");
-  else if (m.n_kv_head % p.tp != 0 && p.tp % m.n_kv_head != 0)
-    fail("parallel.tp", "model.n_kv_head",
-         str(p.tp) + " does not divide model.n_kv_head = " + str(m.n_kv_head),
-         "a divisor of n_kv_head (each tensor-parallel rank holds whole kv heads) or a "
-         "multiple of it (each kv head replicated on tp / n_kv_head ranks)");
-  else if (m.d_ff % p.tp != 0)
-    fail("parallel.tp", "model.d_ff", str(p.tp) + " does not divide model.d_ff = " + str(m.d_ff),
-         "a divisor of d_ff (the MLP is split by columns over the tensor-parallel group)");
-  if (p.pp * p.virtual_stages > m.n_layer)
-    fail("parallel.pp", "parallel.virtual_stages",
-         "pp * virtual_stages = " + str(p.pp) + " * " + str(p.virtual_stages) + " = " +
-             str(p.pp * p.virtual_stages) + " exceeds model.n_layer = " + str(m.n_layer),
-         "pp * virtual_stages <= n_layer (each pipeline chunk holds at least one layer)");
-  if (!p.stage_layers.empty()) {
-    int64_t sum = 0;
-    for (int64_t n : p.stage_layers) sum += n;
-    const auto entries = static_cast<int64_t>(p.stage_layers.size());
-    if (entries != p.pp * p.virtual_stages)
-      fail("parallel.stage_layers", "parallel.pp",
-           str(entries) + " entries for pp * virtual_stages = " + str(p.pp) + " * " +
-               str(p.virtual_stages) + " = " + str(p.pp * p.virtual_stages) + " pipeline chunks",
-           "one layer count per pipeline chunk (or no stage_layers: a balanced split)");
-    else if (sum != m.n_layer)
-      fail("parallel.stage_layers", "model.n_layer",
-           "the layer counts sum to " + str(sum) + ", not model.n_layer = " + str(m.n_layer),
-           "layer counts summing to n_layer");
-  }
+  // [parallel]: the layout rules (config/layout_rules.h), each located at its key.
+  for (LayoutRule r : broken_layout_rules(LayoutFacts::of(c))) switch (r) {
+      case LayoutRule::world_size: break;  // the job's ranks are not known here
+      case LayoutRule::tp_heads:
+        fail("parallel.tp", "model.n_head", str(p.tp) + " does not divide model.n_head = " + str(m.n_head),
+             "a divisor of n_head (each tensor-parallel rank holds n_head / tp heads)");
+        break;
+      case LayoutRule::tp_kv_heads:
+        fail("parallel.tp", "model.n_kv_head",
+             str(p.tp) + " does not divide model.n_kv_head = " + str(m.kv_heads()),
+             "a divisor of n_kv_head (each tensor-parallel rank holds whole kv heads) or a "
+             "multiple of it (each kv head replicated on tp / n_kv_head ranks)");
+        break;
+      case LayoutRule::tp_d_ff:
+        fail("parallel.tp", "model.d_ff", str(p.tp) + " does not divide model.d_ff = " + str(m.d_ff),
+             "a divisor of d_ff (the MLP is split by columns over the tensor-parallel group)");
+        break;
+      case LayoutRule::tp_vocab:
+        fail("parallel.tp", "model.vocab_size",
+             str(p.tp) + " exceeds model.vocab_size = " + str(m.vocab_size),
+             "tp <= vocab_size (each tensor-parallel rank holds a slab of the vocabulary)");
+        break;
+      case LayoutRule::sp_needs_tp:
+        fail("parallel.sequence_parallel", "parallel.tp", "true with parallel.tp = 1",
+             "tp > 1 (sequence parallelism splits activations over the tensor-parallel group), "
+             "or sequence_parallel = false");
+        break;
+      case LayoutRule::sp_rows:
+        fail("parallel.sequence_parallel", "parallel.tp",
+             "true with train.batch_size * train.seq_len = " + str(t.batch_size) + " * " +
+                 str(t.seq_len) + " = " + str(t.batch_size * t.seq_len) +
+                 " token rows, not divisible by parallel.tp = " + str(p.tp),
+             "batch_size * seq_len divisible by tp (each tensor-parallel rank holds an equal "
+             "share of a micro-batch's token rows)");
+        break;
+      case LayoutRule::virtual_stages_need_pp:
+        fail("parallel.virtual_stages", "parallel.pp", str(p.virtual_stages) + " with parallel.pp = 1",
+             "virtual_stages = 1 without pipeline parallelism, or pp > 1");
+        break;
+      case LayoutRule::interleaved_micro_batches:
+        fail("parallel.micro_batches", "parallel.virtual_stages",
+             str(p.micro_batches) + " is not a multiple of parallel.pp = " + str(p.pp),
+             "a multiple of pp for the interleaved pipeline schedule (virtual_stages > 1)");
+        break;
+      case LayoutRule::chunks_have_layers:
+        fail("parallel.pp", "parallel.virtual_stages",
+             "pp * virtual_stages = " + str(p.pp) + " * " + str(p.virtual_stages) + " = " +
+                 str(p.pp * p.virtual_stages) + " exceeds model.n_layer = " + str(m.n_layer),
+             "pp * virtual_stages <= n_layer (each pipeline chunk holds at least one layer)");
+        break;
+      case LayoutRule::stage_layers_count:
+        fail("parallel.stage_layers", "parallel.pp",
+             str(int64_t(p.stage_layers.size())) + " entries for pp * virtual_stages = " +
+                 str(p.pp) + " * " + str(p.virtual_stages) + " = " +
+                 str(p.pp * p.virtual_stages) + " pipeline chunks",
+             "one layer count per pipeline chunk (or no stage_layers: a balanced split)");
+        break;
+      case LayoutRule::stage_layers_sum: {
+        int64_t sum = 0;
+        for (int64_t n : p.stage_layers) sum += n;
+        fail("parallel.stage_layers", "model.n_layer",
+             "the layer counts sum to " + str(sum) + ", not model.n_layer = " + str(m.n_layer),
+             "layer counts summing to n_layer");
+        break;
+      }
+      case LayoutRule::zero3_without_pp:
+        fail("parallel.zero_stage", "parallel.pp", "3 with parallel.pp = " + str(p.pp),
+             "zero_stage 0, 1 or 2 with pipeline parallelism (ZeRO-3 gathers a layer before "
+             "each use, which a pipeline stage repeats for every micro-batch), or pp = 1");
+        break;
+    }
 
   // [checkpoint]
   const CheckpointSection& k = c.checkpoint;

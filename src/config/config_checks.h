@@ -3,12 +3,13 @@
 //   model:    n_head | d_model; n_kv_head | n_head; gpt2 has n_kv_head == n_head; llama has an
 //             even head_dim (RoPE rotates pairs);
 //   train:    seq_len <= max_seq_len; min_lr <= lr; warmup_steps <= steps (and <= decay_steps);
-//   parallel: tp divides n_head, n_kv_head and d_ff; pp * virtual_stages <= n_layer;
-//             sequence_parallel needs tp > 1 and tp | seq_len; virtual_stages > 1 needs pp > 1
-//             and pp | micro_batches;
+//   parallel: every layout rule of config/layout_rules.h but the job's size, each reported
+//             at its key (tp against the heads, kv heads, d_ff and vocabulary; sequence
+//             parallelism; virtual stages and micro-batches; chunks and stage_layers against
+//             n_layer; ZeRO-3 without a pipeline);
 //   checkpoint: keep_every is a multiple of every;
 //   logbook:  spike_warmup <= spike_window; nonfinite_action is not "log".
-// The world size (tp * pp * dp == ranks) is not checked here: the topology does it at start-up.
+// The world size (tp * pp * dp == ranks) is not known here: the topology checks it at start-up.
 #include "config/config.h"
 #include "config/diagnostics.h"
 

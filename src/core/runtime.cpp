@@ -1,7 +1,5 @@
 #include "core/runtime.h"
 
-#include "io/hdf5.h"
-
 #include <mpi.h>
 
 #include <Kokkos_Core.hpp>
@@ -33,7 +31,6 @@ Runtime::Runtime(int& argc, char**& argv) {
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
-  h5::silence_errors();
   kokkos_ = std::make_unique<KokkosGuard>(argc > 0 ? argv[0] : nullptr);
 }
 

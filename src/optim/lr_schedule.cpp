@@ -16,7 +16,9 @@ LrSchedule LrSchedule::from(const TrainSection& t) {
   s.warmup_steps = t.warmup_steps;
   s.decay_steps = t.decay_steps > 0 ? t.decay_steps : t.steps;
   s.decay = t.decay;
-  if (!(s.lr >= 0)) user_error("train.lr = ", s.lr, ": expected >= 0");
+  // The same ranges as the config's (config_schema.cpp decides them: train.lr > 0), for a
+  // section built by hand; a loaded Config always meets them.
+  if (!(s.lr > 0)) user_error("train.lr = ", s.lr, ": expected > 0");
   if (!(s.min_lr >= 0 && s.min_lr <= s.lr))
     user_error("train.min_lr = ", s.min_lr, ": expected between 0 and train.lr = ", s.lr);
   if (s.warmup_steps < 0) user_error("train.warmup_steps = ", s.warmup_steps, ": expected >= 0");

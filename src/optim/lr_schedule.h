@@ -20,7 +20,10 @@ struct LrSchedule {
   int64_t decay_steps = 0;  // step at which the decay reaches min_lr
   LrDecay decay = LrDecay::cosine;
 
-  // From the [train] section; throws UserError naming the key when inconsistent.
+  // From the [train] section; throws UserError naming the key when out of range. The ranges
+  // are the config's, decided there (config_schema.cpp): train.lr > 0 — a run whose peak
+  // rate is 0 trains nothing, so 0 is refused as a mistake (docs/config.md) — and
+  // 0 <= min_lr <= lr, warmup_steps >= 0, decay_steps >= 0.
   static LrSchedule from(const TrainSection& t);
 
   double at(int64_t step) const;  // step >= 1

@@ -68,6 +68,21 @@ cmp -s out.txt s1.txt || fail "same seed, different samples"
 expect_code 0 "$llmpi" sample run --tokens 10 --greedy
 expect_code 0 "$llmpi" eval run
 grep -q 'perplexity' out.txt || fail "eval printed no perplexity"
+grep -Eq 'loss [0-9]+\.[0-9]{6} nats/token' out.txt || { cat out.txt; fail "eval: loss without 6 decimals"; }
+
+# The command line: every command has --help; a misspelt command or option exits 2 and
+# names the closest valid one.
+for c in train prepare sample eval inspect version; do
+  expect_code 0 "$llmpi" $c --help
+  grep -q "^usage: llmpi $c" out.txt || { cat out.txt; fail "$c --help: no usage line"; }
+done
+grep -q 'slides a window' <("$llmpi" sample --help) || fail "sample --help does not explain the window"
+expect_code 2 "$llmpi" trian
+grep -q "did you mean 'train'" err.txt || { cat err.txt; fail "no suggestion for a misspelt command"; }
+expect_code 2 "$llmpi" sample run --temprature 1
+grep -q "did you mean '--temperature'" err.txt || { cat err.txt; fail "no suggestion for a misspelt option"; }
+expect_code 2 "$llmpi" sample run --tokens many
+grep -q -- "--tokens: expects an integer, got 'many'" err.txt || { cat err.txt; fail "bad value not explained"; }
 
 # The h5py example, under Debian's python3 (which has python3-h5py).
 /usr/bin/python3 "$src/examples/read_model.py" run/model.h5 > h5.txt || { cat h5.txt; fail "h5py example failed"; }

@@ -77,13 +77,15 @@ struct LayoutCase {
   int virtual_stages = 1;
   std::string recompute = "none";  // the layout's train.recompute (the reference keeps none)
   int steps = 20;
+  int seq_len = 16;  // T, for the layout and the reference (≤ max_seq_len = 16)
+  int batch = 2;     // B, sequences per micro-batch, for the layout and the reference
 };
 
 inline Config case_config(const fs::path& d, const LayoutCase& c, bool reference) {
   std::ostringstream t;
   t << "[model]\narch = \"" << c.arch << "\"\nvocab_size = 64\nn_layer = 4\nn_head = 4\n"
     << (c.arch == "llama" ? "n_kv_head = 2\nd_ff = 64\n" : "") << "d_model = 32\nmax_seq_len = 16\n"
-    << "[train]\nsteps = " << c.steps << "\nbatch_size = 2\nseq_len = 16\nlr = 3e-3\nmin_lr = 3e-4\n"
+    << "[train]\nsteps = " << c.steps << "\nbatch_size = " << c.batch << "\nseq_len = " << c.seq_len << "\nlr = 3e-3\nmin_lr = 3e-4\n"
     << "warmup_steps = 3\nlog_every = 100\ngrad_clip = 1.0\n"
     << "recompute = \"" << (reference ? std::string("none") : c.recompute) << "\"\n"
     << "[data]\ntrain = \"" << (d / "train.bin").string() << "\"\n[parallel]\n";
@@ -104,7 +106,9 @@ inline std::string describe(const LayoutCase& c) {
   std::ostringstream s;
   s << c.arch << " tp" << c.tp << " pp" << c.pp << " dp" << c.dp << " zero" << c.zero << " M"
     << c.micro << (c.sp ? " sp" : "") << (c.virtual_stages > 1 ? " interleaved" : "")
-    << (c.recompute != "none" ? " recompute=" + c.recompute : "");
+    << (c.recompute != "none" ? " recompute=" + c.recompute : "")
+    << (c.seq_len != 16 ? " T" + std::to_string(c.seq_len) : "")
+    << (c.batch != 2 ? " B" + std::to_string(c.batch) : "");
   return s.str();
 }
 

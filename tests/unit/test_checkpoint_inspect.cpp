@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "cli/commands.h"
+#include "cli/command_line.h"
 #include "core/error.h"
 #include "io/checkpoint_integrity.h"
 #include "io/hdf5.h"
@@ -19,6 +19,13 @@ using namespace llmpi::testing;
 namespace fs = std::filesystem;
 
 namespace {
+// `llmpi inspect ARGS...` through the command-line front end (no MPI runtime needed).
+int cmd_inspect(std::vector<std::string> args) {
+  args.insert(args.begin(), "inspect");
+  CommandEnv env;
+  return run_command_line(args, env);
+}
+
 // Runs cmd_inspect with stdout captured into a file; returns {exit code, output}.
 std::pair<int, std::string> inspect(const std::vector<std::string>& args, const fs::path& out) {
   std::fflush(stdout);

@@ -11,7 +11,7 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "cli/commands.h"
+#include "cli/command_line.h"
 #include "core/error.h"
 #include "data/jsonl.h"
 #include "data/prepare.h"
@@ -23,6 +23,13 @@ using namespace llmpi;
 namespace fs = std::filesystem;
 
 namespace {
+
+// `llmpi prepare ARGS...` through the command-line front end (no MPI runtime needed).
+int cmd_prepare(std::vector<std::string> args) {
+  args.insert(args.begin(), "prepare");
+  CommandEnv env;
+  return run_command_line(args, env);
+}
 
 std::string message_of(const std::function<void()>& fn) {
   try {

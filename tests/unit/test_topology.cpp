@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/layout_rules.h"
 #include "parallel/topology.h"
 
 namespace llmpi {
@@ -116,6 +117,7 @@ TEST(TopologyValidation, AValidLayoutHasNoProblems) {
   c.parallel.sequence_parallel = true;
   c.parallel.zero_stage = 2;
   c.parallel.virtual_stages = 4;  // 2 × 4 = 8 chunks of one layer each
+  c.parallel.micro_batches = 2;   // interleaving runs micro-batches in groups of pp
   EXPECT_EQ(validate_layout(c, 8), "");
 }
 
@@ -204,7 +206,7 @@ TEST(TopologyValidation, DegreesOutOfRangeAreNamed) {
 
 TEST(TopologyLayout, DescribesItselfAndBuildsFromTheConfig) {
   const Config c = valid_config();
-  const Layout l = Layout::from(c.parallel);
+  const Layout l = layout_of(c.parallel);
   EXPECT_EQ(l.world_size(), 8);
   EXPECT_EQ(l.str(), "tp=2 × pp=2 × dp=2");
   EXPECT_EQ(l.coord_of(5), (Coord{1, 0, 1}));

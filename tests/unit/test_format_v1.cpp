@@ -1,0 +1,140 @@
+// Files of format_version 1 (tests/fixtures/checkpoint-v1, written by an earlier llmpi)
+// still load: the checkpoint of step 2 resumes, and step 3 trained from it equals, bit for
+// bit, step 3 of an uninterrupted run of this build (loss, gradient norm, every parameter),
+// and matches the model file the old build wrote after step 3; `llmpi inspect` reads both
+// files, and the saved layout is read back from the old five-integer attribute.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "backend/backend.h"
+#include "cli/commands.h"
+#include "config/config.h"
+#include "io/checkpoint.h"
+#include "io/model_file.h"
+#include "train/loaded_model.h"
+#include "train/trainer.h"
+
+using namespace llmpi;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kFixture = fs::path(LLMPI_SOURCE_DIR) / "tests/fixtures/checkpoint-v1";
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path d =
+      fs::temp_directory_path() / ("llmpi_v1_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+Config fixture_config(const fs::path& run_dir) {
+  return load_config((kFixture / "config.toml").string(),
+                     {"data.train=\"" + (kFixture / "train.bin").string() + "\"",
+                      "run.dir=\"" + run_dir.string() + "\""});
+}
+
+RunOptions no_model() {
+  RunOptions o;
+  o.write_model = false;
+  return o;
+}
+
+std::vector<float> weights(Trainer& tr) {
+  const Tensor& m = tr.params().master();
+  return std::vector<float>(m.ptr<float>(), m.ptr<float>() + m.numel());
+}
+
+// Runs cmd_inspect with stdout captured; returns {exit code, output}.
+std::pair<int, std::string> inspect(const std::string& file, const fs::path& out) {
+  std::fflush(stdout);
+  const int saved = ::dup(1);
+  FILE* f = std::fopen(out.c_str(), "w");
+  ::dup2(::fileno(f), 1);
+  int rc = -1;
+  try {
+    rc = cmd_inspect({file});
+  } catch (...) {
+    rc = -2;
+  }
+  std::fflush(stdout);
+  ::dup2(saved, 1);
+  ::close(saved);
+  std::fclose(f);
+  std::ifstream in(out);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return {rc, ss.str()};
+}
+
+}  // namespace
+
+TEST(FormatV1, CheckpointMetadataReads) {
+  const CheckpointMeta m = read_checkpoint_meta((kFixture / "step_00000002.h5").string());
+  EXPECT_EQ(m.format_version, 1);
+  EXPECT_EQ(m.step, 2);
+  EXPECT_EQ(m.tokens_seen, 128);
+  EXPECT_EQ(m.optimizer.step_count, 2);
+  EXPECT_EQ(m.data.samples_consumed, 8);
+  EXPECT_EQ(m.data.steps, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(m.layout, (std::vector<int64_t>{1, 1, 1, 0, 1}));  // tp, pp, dp, zero, world
+}
+
+TEST(FormatV1, CheckpointResumesBitwise) {
+  const fs::path d = temp_dir("resume");
+  auto be = make_host_backend();
+  std::ostringstream log;
+  Trainer straight(fixture_config(d / "straight"), *be, MPI_COMM_SELF, log);
+  const TrainSummary full = straight.run(no_model());
+  ASSERT_EQ(full.steps.size(), 3u);
+
+  fs::create_directories(d / "resumed/checkpoints");
+  fs::copy_file(kFixture / "step_00000002.h5", d / "resumed/checkpoints/step_00000002.h5");
+  std::ostringstream rlog;
+  Trainer resumed(fixture_config(d / "resumed"), *be, MPI_COMM_SELF, rlog);
+  const std::optional<ResumePoint> p = resumed.resume_latest();
+  ASSERT_TRUE(p.has_value()) << rlog.str();
+  EXPECT_EQ(p->step, 2);
+  EXPECT_NE(rlog.str().find("saved under tp1 pp1 dp1 ZeRO 0, 1 ranks"), std::string::npos)
+      << rlog.str();
+  const TrainSummary rest = resumed.run(no_model());
+  ASSERT_EQ(rest.steps.size(), 1u);
+  EXPECT_EQ(rest.steps[0].step, 3);
+  EXPECT_EQ(rest.steps[0].loss, full.steps[2].loss);
+  EXPECT_EQ(rest.steps[0].grad_norm, full.steps[2].grad_norm);
+  EXPECT_NEAR(rest.steps[0].loss, 4.1235, 5e-5);  // what the old build printed
+  const std::vector<float> a = weights(straight), b = weights(resumed);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "parameter element " << i;
+
+  // The old build's model after step 3 (the same up to the last bits a CPU's vector ISA
+  // may change).
+  LoadedModel old = load_model((kFixture / "model_step3.h5").string(), *be);
+  EXPECT_EQ(old.meta.step, 3);
+  const Tensor& om = old.store->master();
+  ASSERT_EQ(om.numel(), int64_t(b.size()));
+  for (int64_t i = 0; i < om.numel(); ++i)
+    ASSERT_NEAR(om.ptr<float>()[i], b[size_t(i)], 1e-5f * (1.0f + std::fabs(b[size_t(i)])))
+        << "parameter element " << i;
+  fs::remove_all(d);
+}
+
+TEST(FormatV1, InspectReadsBothFiles) {
+  const fs::path d = temp_dir("inspect");
+  for (const char* file : {"step_00000002.h5", "model_step3.h5"}) {
+    auto [rc, out] = inspect((kFixture / file).string(), d / "out.txt");
+    EXPECT_EQ(rc, 0) << out;
+    for (const char* want : {"format_version 1", "tp=1 pp=1 dp=1 zero_stage=0 world=1",
+                             "params/embed.tokens", "git 3eefdf2a8875"})
+      EXPECT_NE(out.find(want), std::string::npos) << file << ": missing '" << want << "' in\n" << out;
+    EXPECT_EQ(out.find("BAD"), std::string::npos) << out;
+  }
+  fs::remove_all(d);
+}
