@@ -67,10 +67,10 @@ void Logbook::open(const LogbookSchema& schema) {
     if (old) {
       for (const std::string& n : old->notes) report_("logbook " + path_ + ": " + n);
       for (const StepMetrics& s : old->steps) {
-        segment_ = std::max(segment_, s.segment + 1);
+        segment_ = std::max<int64_t>(segment_, s.segment + 1);
         previous_last_step_ = std::max(previous_last_step_, s.step);
       }
-      for (const Event& e : old->events) segment_ = std::max(segment_, e.segment + 1);
+      for (const Event& e : old->events) segment_ = std::max<int64_t>(segment_, e.segment + 1);
       segments_ = summarize_segments(old->steps, old->events);
       try {
         file_ = std::make_unique<LogbookFile>(LogbookFile::open_append(path_, schema));
@@ -96,6 +96,8 @@ void Logbook::open(const LogbookSchema& schema) {
     add_event(std::move(e));
   }
 }
+
+void Logbook::begin_segment() { ++segment_; }
 
 bool Logbook::enabled() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -136,6 +138,11 @@ void Logbook::add_event(Event e) {
 bool Logbook::has_pending() const {
   std::lock_guard<std::mutex> lock(mu_);
   return !pending_steps_.empty() || !pending_layers_.empty() || !pending_events_.empty();
+}
+
+bool Logbook::has_pending_events() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !pending_events_.empty();
 }
 
 std::vector<Event> Logbook::events() const {

@@ -16,6 +16,7 @@
 // Threads: add_* may be called from any thread (the checkpoint thread's completion callbacks);
 // flush() only from the thread that makes the HDF5 calls, and never while a checkpoint is
 // written in the background (Debian's HDF5 is not thread-safe).
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -41,6 +42,8 @@ class Logbook {
   Logbook& operator=(const Logbook&) = delete;
 
   int64_t segment() const { return segment_; }
+  // Starts the next segment (after a rollback): later rows and events carry it.
+  void begin_segment();
   bool enabled() const;
   const std::string& path() const { return path_; }
 
@@ -49,6 +52,7 @@ class Logbook {
   // Fills in the segment (when -1) and the host (when empty) before queuing.
   void add_event(Event e);
   bool has_pending() const;
+  bool has_pending_events() const;
 
   // Appends what is pending, makes it durable, re-renders LOGBOOK.md if events arrived.
   void flush();
@@ -65,7 +69,7 @@ class Logbook {
 
   std::string run_dir_, path_, md_path_;
   Report report_;
-  int64_t segment_ = 0;
+  std::atomic<int64_t> segment_{0};
   int64_t previous_last_step_ = 0;
   std::unique_ptr<LogbookFile> file_;  // null when disabled
 

@@ -14,7 +14,8 @@ packages=(
   nlohmann-json3-dev                  # JSON (JSONL data, safetensors headers, HF configs)
   libcli11-dev                        # command-line subcommands, help and validation
   fortunes fortunes-min               # the demo's English corpus
-  python3 python3-h5py python3-numpy  # the h5py example and its test
+  python3 python3-h5py python3-numpy  # the h5py examples and their tests
+  chromium                            # the analysis report's test (headless: --dump-dom, --screenshot)
 )
 
 missing=()

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -17,13 +18,25 @@ namespace {
 nlohmann::json summarize(const std::string& path, int64_t per_probe) {
   const CheckpointMeta m = read_checkpoint_meta(path);
   const DataMeta& d = m.data;
-  std::vector<int64_t> sorted = d.step_samples;
+  // The samples trained on: those of recorded steps whose data a rollback did not skip.
+  const std::set<int64_t> skipped(m.run.skipped_steps.begin(), m.run.skipped_steps.end());
+  std::vector<int64_t> trained;
+  int64_t skipped_here = 0;
+  for (size_t i = 0; i < d.steps.size(); ++i) {
+    if (skipped.count(d.steps[i])) {
+      ++skipped_here;
+      continue;
+    }
+    trained.insert(trained.end(), d.step_samples.begin() + int64_t(i) * d.global_batch,
+                   d.step_samples.begin() + int64_t(i + 1) * d.global_batch);
+  }
+  std::vector<int64_t> sorted = trained;
   std::sort(sorted.begin(), sorted.end());
   const int64_t unique = int64_t(std::unique(sorted.begin(), sorted.end()) - sorted.begin());
   std::vector<int64_t> probe;
-  const int64_t n = int64_t(d.step_samples.size());
+  const int64_t n = int64_t(trained.size());
   for (int64_t k = 0; k < std::min(per_probe, n); ++k)  // evenly spread over the recorded order
-    probe.push_back(d.step_samples[size_t(k * n / std::min(per_probe, n))]);
+    probe.push_back(trained[size_t(k * n / std::min(per_probe, n))]);
   std::error_code ec;
   return {{"path", path},
           {"step", m.step},
@@ -34,6 +47,8 @@ nlohmann::json summarize(const std::string& path, int64_t per_probe) {
           {"data_first_step", d.steps.empty() ? 0 : d.steps.front()},
           {"data_last_step", d.steps.empty() ? 0 : d.steps.back()},
           {"data_steps", int64_t(d.steps.size())},
+          {"skipped_steps", skipped_here},
+          {"segment", m.run.segment},
           {"samples", n},
           {"unique_samples", unique},
           {"min_sample", n ? sorted.front() : -1},
@@ -99,6 +114,8 @@ CheckpointSeries discover_series(const std::string& run_dir, MPI_Comm comm,
     c.data_first_step = e["data_first_step"];
     c.data_last_step = e["data_last_step"];
     c.data_steps = e["data_steps"];
+    c.skipped_steps = e["skipped_steps"];
+    c.segment = e["segment"];
     c.samples = e["samples"];
     c.unique_samples = e["unique_samples"];
     c.min_sample = e["min_sample"];

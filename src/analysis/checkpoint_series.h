@@ -24,6 +24,9 @@ struct SeriesCheckpoint {
   std::string config_toml;
   // Data→checkpoint map: the steps recorded in this file (trained since the previous save).
   int64_t data_first_step = 0, data_last_step = 0, data_steps = 0;
+  int64_t skipped_steps = 0;  // of those, steps whose data a rollback skipped (not trained on)
+  int64_t segment = 0;        // the logbook segment that saved it
+  // The samples trained on (skipped steps' samples left out).
   int64_t samples = 0, unique_samples = 0, min_sample = -1, max_sample = -1;
   int64_t global_batch = 0;
   std::vector<int64_t> probe_samples;  // up to `probe_per_checkpoint` of those samples

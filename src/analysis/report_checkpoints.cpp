@@ -76,10 +76,10 @@ void weights_section(const AnalysisInputs& in, Report& r, Table& ckpts_whole) {
   ChartSeries whole_cos{"whole model", {}, {}, "#111111", false, false, 1.0, 3.0};
   Heatmap heat;
   heat.id = "chart-delta-heatmap";
-  heat.title = "Update between consecutive checkpoints, per tensor";
+  heat.title = "Update between consecutive checkpoints, per tensor: ‖W_c − W_prev‖ / ‖W_prev‖";
   heat.x_label = "step of the checkpoint (compared with the one before)";
   heat.y_label = "parameter tensor";
-  heat.value_label = "‖W_c − W_prev‖ / ‖W_prev‖";
+  heat.value_label = "‖ΔW‖ / ‖W‖ (log scale)";
   heat.data_file = "data/weights.csv";
   std::vector<size_t> order(P);
   for (size_t t = 0; t < P; ++t) order[t] = t;
@@ -238,8 +238,8 @@ void add_checkpoint_sections(const AnalysisInputs& in, Report& r) {
 
   Table t{"checkpoints", "one row per checkpoint: what it is, which data it saw (the data→checkpoint map), "
                          "whole-model weight values and its loss on --eval",
-          {"step", "file", "tokens_seen", "bytes", "layout", "data_first_step", "data_last_step", "data_steps",
-           "samples", "unique_samples", "min_sample", "max_sample", "norm", "delta_ratio", "cosine_to_final",
+          {"step", "file", "segment", "tokens_seen", "bytes", "layout", "data_first_step", "data_last_step",
+           "data_steps", "skipped_steps", "samples", "unique_samples", "min_sample", "max_sample", "norm", "delta_ratio", "cosine_to_final",
            "eval_loss"},
           {}};
   std::vector<std::vector<std::string>> rows;
@@ -247,18 +247,20 @@ void add_checkpoint_sections(const AnalysisInputs& in, Report& r) {
     const SeriesCheckpoint& c = s.checkpoints[i];
     const bool w = i < whole.rows.size();
     const double ev = i < in.probes.eval_loss.size() ? in.probes.eval_loss[i] : kNaN;
-    t.add({c.step, file_name(c.path), c.tokens_seen, c.bytes, layout_text(c.layout), c.data_first_step,
-           c.data_last_step, c.data_steps, c.samples, c.unique_samples, c.min_sample, c.max_sample,
+    t.add({c.step, file_name(c.path), c.segment, c.tokens_seen, c.bytes, layout_text(c.layout), c.data_first_step,
+           c.data_last_step, c.data_steps, c.skipped_steps, c.samples, c.unique_samples, c.min_sample, c.max_sample,
            w ? whole.rows[i][1] : Cell(kNaN), w ? whole.rows[i][2] : Cell(kNaN), w ? whole.rows[i][3] : Cell(kNaN), ev});
     rows.push_back({std::to_string(c.step), layout_text(c.layout), std::to_string(c.bytes / 1000) + " kB",
-                    c.data_steps ? std::to_string(c.data_first_step) + "–" + std::to_string(c.data_last_step) : "none",
+                    (c.data_steps ? std::to_string(c.data_first_step) + "–" + std::to_string(c.data_last_step) : "none") +
+                        (c.skipped_steps ? " (" + std::to_string(c.skipped_steps) + " skipped)" : ""),
                     std::to_string(c.samples), std::to_string(c.unique_samples),
                     c.samples ? std::to_string(c.min_sample) + "–" + std::to_string(c.max_sample) : ""});
   }
   ReportSection map{"data", "Checkpoints and the data they saw",
                     "Each checkpoint records the global sample indices of every step since the previous save "
-                    "(LLM360's data→checkpoint map). A gap between one row's last step and the next row's first "
-                    "means a checkpoint in between was deleted by retention.",
+                    "(LLM360's data→checkpoint map); samples of steps whose data a rollback skipped are not "
+                    "counted. A gap between one row's last step and the next row's first means a checkpoint "
+                    "in between was deleted by retention.",
                     {html_table({"step", "saved on", "size", "steps recorded", "samples", "unique", "sample indices"},
                                 rows, "numbers")}};
   r.sections.insert(r.sections.end() - (weights ? 1 : 0), std::move(map));  // before the weights

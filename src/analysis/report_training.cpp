@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 
+#include "analysis/logbook_tables.h"
 #include "analysis/report.h"
 #include "analysis/svg_chart.h"
 #include "analysis/tensor_groups.h"
@@ -20,33 +21,6 @@ namespace llmpi {
 namespace {
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-Table steps_table(const std::vector<StepMetrics>& steps) {
-  Table t{"steps", "one row per trained step as logbook.h5 records it (redone steps: one row per segment)", {}, {}};
-  for (const StepField& f : step_fields()) t.columns.emplace_back(f.name);
-  for (const StepMetrics& m : steps) {
-    std::vector<Cell> row;
-    for (const StepField& f : step_fields())
-      row.push_back(std::visit(
-          [&](auto member) -> Cell {
-            using T = std::remove_cvref_t<decltype(m.*member)>;
-            if constexpr (std::is_same_v<T, int64_t>) return int64_t(m.*member);
-            else return double(m.*member);
-          },
-          f.member));
-    t.add(std::move(row));
-  }
-  return t;
-}
-
-Table events_table(const std::vector<Event>& events) {
-  Table t{"events", "one row per journal event",
-          {"time_unix", "time_utc", "segment", "step", "rank", "host", "type", "sentence", "details_json"}, {}};
-  for (const Event& e : events)
-    t.add({e.time_unix, utc_time_text(e.time_unix), e.segment, e.step, e.rank, e.host, e.type,
-           render_sentence(e), e.details.dump()});
-  return t;
-}
 
 // Index of the latest row of each step (highest segment, then last written).
 std::vector<size_t> effective_rows(const std::vector<StepMetrics>& steps) {
@@ -221,7 +195,7 @@ ReportSection curves_section(const LogbookContents& lb, double grad_clip) {
 }
 
 // Per-layer statistics, aggregated per tensor group (tensor_groups.h).
-ReportSection layers_section(const LogbookContents& lb, Table& table) {
+ReportSection layers_section(const LogbookContents& lb) {
   ReportSection sec{"layers", "Per-layer statistics (logbook)",
                     "Recorded every logbook.layer_stats_every steps on the sharded state. Per layer: the norm of "
                     "its gradient, and the size of its update relative to its weights, ‖ΔW‖/‖W‖ (tensors of a "
@@ -245,9 +219,6 @@ ReportSection layers_section(const LogbookContents& lb, Table& table) {
       g2[k] += r.grad_norm[t] * r.grad_norm[t];
       w2[k] += r.param_norm[t] * r.param_norm[t];
       u2[k] += std::pow(r.update_ratio[t] * r.param_norm[t], 2);
-      for (const LayerStatField& f : layer_stat_fields())
-        if (!f.per_block)
-          table.add({r.step, r.segment, std::string(f.name), lb.schema.params[t], (r.*(f.member))[t]});
     }
     for (size_t k = 0; k < G; ++k) {
       grad[k].x.push_back(double(r.step));
@@ -258,7 +229,6 @@ ReportSection layers_section(const LogbookContents& lb, Table& table) {
     for (size_t b = 0; b < act.size() && b < r.activation_rms.size(); ++b) {
       act[b].x.push_back(double(r.step));
       act[b].y.push_back(r.activation_rms[b]);
-      table.add({r.step, r.segment, std::string("activation_rms"), "block " + std::to_string(b), r.activation_rms[b]});
     }
   }
   auto chart = [&](const char* id, const char* title, const char* y, std::vector<ChartSeries> s, bool log) {
@@ -294,10 +264,8 @@ void add_training_sections(const AnalysisInputs& in, Report& r) {
                        std::to_string(spikes) + " / " + std::to_string(skipped) + " / " + std::to_string(rollbacks)});
   if (!lb.steps.empty()) r.sections.push_back(curves_section(lb, in.grad_clip));
   if (!lb.layers.empty()) {
-    Table t{"layer_stats", "one row per (step, statistic, tensor or block) of /layers in logbook.h5",
-            {"step", "segment", "stat", "column", "value"}, {}};
-    r.sections.push_back(layers_section(lb, t));
-    r.tables.push_back(std::move(t));
+    r.sections.push_back(layers_section(lb));
+    r.tables.push_back(layer_stats_table(lb));
   }
   ReportSection story{"lineage", "Lineage and journal",
                       "How the run unfolded: one line per segment (a launch, a resume, or a restart after a "

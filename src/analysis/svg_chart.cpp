@@ -107,10 +107,10 @@ void thin(const std::vector<double>& x, const std::vector<double>& y, const Scal
 }
 
 std::string axes(const Scale& sx, const Scale& sy, const std::string& x_label,
-                 const std::string& y_label) {
+                 const std::string& y_label, bool integer_x) {
   std::string s;
   const double x0 = sx.px0, x1 = sx.px1, y0 = sy.px0, y1 = sy.px1;  // y0 bottom, y1 top
-  const auto xt = nice_ticks(sx.lo, sx.hi, 8);
+  const auto xt = nice_ticks(sx.lo, sx.hi, 8, integer_x);
   const auto yt = sy.log ? log_ticks(sy.lo, sy.hi) : nice_ticks(sy.lo, sy.hi, 6);
   s += "<g class=\"grid\">";
   for (double t : yt)
@@ -221,16 +221,18 @@ std::string sequential_color(size_t i, size_t n) {
   return b;
 }
 
-std::vector<double> nice_ticks(double lo, double hi, int target) {
+std::vector<double> nice_ticks(double lo, double hi, int target, bool integer) {
   if (!(hi > lo)) return {lo};
-  const double raw = (hi - lo) / std::max(1, target);
+  const double raw = std::max((hi - lo) / std::max(1, target), integer ? 1.0 : 0.0);
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag;
-  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0}) {
+    if (integer && m == 2.5 && mag < 10) continue;  // 2.5 × 1 is not a whole number
     if (m * mag >= raw) {
       step = m * mag;
       break;
     }
+  }
   std::vector<double> t;
   for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step)
     t.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
@@ -325,7 +327,7 @@ std::string render_svg(const LineChart& c) {
   const double height = kH + legend_h;
 
   std::string s = svg_open(c.id, height, c.title) + header(c.title, c.data_file);
-  s += axes(sx, sy, c.x_label, c.y_label);
+  s += axes(sx, sy, c.x_label, c.y_label, c.integer_x);
   s += "<defs><clipPath id=\"clip-" + xml_escape(c.id) + "\"><rect x=\"" + fmt(kLeft) + "\" y=\"" + fmt(kTop - 12) +
        "\" width=\"" + fmt(kW - kLeft - kRight) + "\" height=\"" + fmt(plot_bottom - kTop + 12) + "\"/></clipPath></defs>";
   s += "<g clip-path=\"url(#clip-" + xml_escape(c.id) + ")\">";

@@ -36,6 +36,7 @@ struct LineChart {
   std::string data_file;          // "data/steps.csv"
   bool log_y = false;
   bool stacked = false;           // series are stacked areas (same x for all)
+  bool integer_x = true;          // x is a count (steps): ticks on whole numbers
   std::vector<ChartSeries> series;
   std::vector<ChartMarker> markers;
 };
@@ -60,8 +61,9 @@ std::string render_svg(const Heatmap& h);
 std::string palette_color(size_t i);
 std::string sequential_color(size_t i, size_t n);
 
-// Tick positions "nice" for a human: 1, 2, 5 × 10^k steps covering [lo, hi] (about `target`).
-std::vector<double> nice_ticks(double lo, double hi, int target);
+// Tick positions "nice" for a human: 1, 2, 2.5, 5 × 10^k steps covering [lo, hi] (about
+// `target`); with `integer`, whole-number steps of 1, 2, 5 × 10^k only.
+std::vector<double> nice_ticks(double lo, double hi, int target, bool integer = false);
 // A tick label: "0.25", "1.5k", "20M", "1e-4".
 std::string tick_label(double v);
 // Text for XML: & < > " escaped.

@@ -12,6 +12,7 @@
 #include "data/batch_loader.h"
 #include "data/token_dataset.h"
 #include "train/loaded_model.h"
+#include "train/evaluate.h"
 #include "train/paths.h"
 
 namespace llmpi {
@@ -44,25 +45,9 @@ int run_eval(const EvalArgs& a, CommandEnv& env) {
   ValLoader loader(ds, T);
   if (batches == 0) batches = (loader.n_samples() + B - 1) / B;
 
-  Activations acts = lm.model->alloc_activations(*be, B, T);
-  Buffer ids = be->alloc(Shape{B * T}, DType::i32), targets = be->alloc(Shape{B * T}, DType::i32);
-  std::vector<int32_t> hi(size_t(B * T)), ht(size_t(B * T));
-  double sum = 0.0;
-  int64_t count = 0;
-  for (int64_t k = 0; k < batches; ++k) {
-    loader.fill(k, B, hi.data(), ht.data());
-    // The last batch wraps around to the first samples: count each sample once.
-    const int64_t first = k * B;
-    for (int64_t b = 0; b < B; ++b)
-      if (first + b >= loader.n_samples() && batches * B > loader.n_samples())
-        for (int64_t t = 0; t < T; ++t) ht[size_t(b * T + t)] = -1;
-    be->copy(ids, Tensor{hi.data(), Shape{B * T}, DType::i32, Device::host});
-    be->copy(targets, Tensor{ht.data(), Shape{B * T}, DType::i32, Device::host});
-    lm.model->forward(*be, acts, ids);
-    const LossSum ls = lm.model->loss(*be, acts, targets);
-    sum += ls.sum;
-    count += ls.count;
-  }
+  const LossSum ls = evaluate_loss(*lm.model, *be, loader, B, batches);
+  const double sum = ls.sum;
+  const int64_t count = ls.count;
   const double loss = count ? sum / double(count) : 0.0;
   std::printf("model %s (step %lld) on %s\n", lm.path.c_str(), (long long)lm.meta.step,
               ds.describe().c_str());
