@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "backend/backend.h"
-#include "cli/commands.h"
+#include "cli/command_line.h"
 #include "config/config.h"
 #include "io/checkpoint.h"
 #include "io/model_file.h"
@@ -60,7 +60,8 @@ std::pair<int, std::string> inspect(const std::string& file, const fs::path& out
   ::dup2(::fileno(f), 1);
   int rc = -1;
   try {
-    rc = cmd_inspect({file});
+    CommandEnv env;  // `llmpi inspect FILE` through the command-line front end
+    rc = run_command_line({"inspect", file}, env);
   } catch (...) {
     rc = -2;
   }
