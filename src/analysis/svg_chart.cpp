@@ -223,16 +223,21 @@ std::string sequential_color(size_t i, size_t n) {
 
 std::vector<double> nice_ticks(double lo, double hi, int target, bool integer) {
   if (!(hi > lo)) return {lo};
-  const double raw = std::max((hi - lo) / std::max(1, target), integer ? 1.0 : 0.0);
-  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = mag;
-  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0}) {
-    if (integer && m == 2.5 && mag < 10) continue;  // 2.5 × 1 is not a whole number
-    if (m * mag >= raw) {
-      step = m * mag;
-      break;
+  // The 1, 2, 2.5, 5 × 10^k step whose tick count is closest to the target (ties: fewer).
+  const double span = hi - lo;
+  const int e = int(std::floor(std::log10(span / std::max(1, target))));
+  double step = 0, best = std::numeric_limits<double>::infinity();
+  for (int k = e - 1; k <= e + 1; ++k)
+    for (double m : {1.0, 2.0, 2.5, 5.0}) {
+      const double st = m * std::pow(10.0, k);
+      if (integer && (st < 1.0 || std::fmod(st, 1.0) != 0.0)) continue;
+      const double miss = std::fabs(span / st - target);
+      if (miss < best - 1e-9 || (std::fabs(miss - best) <= 1e-9 && st > step)) {
+        best = miss;
+        step = st;
+      }
     }
-  }
+  if (step == 0) step = 1.0;  // integer axis over a span below one
   std::vector<double> t;
   for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step)
     t.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);

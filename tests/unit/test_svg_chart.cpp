@@ -21,7 +21,7 @@ int count(const std::string& s, const std::string& what) {
 
 TEST(SvgChart, NiceTicksAndLabels) {
   EXPECT_EQ(nice_ticks(0, 1, 5), (std::vector<double>{0, 0.2, 0.4, 0.6000000000000001, 0.8, 1}));
-  EXPECT_EQ(nice_ticks(3.2, 4.9, 6), (std::vector<double>{3.5, 4, 4.5}));  // 1.7 / 6 → steps of 0.5
+  EXPECT_EQ(nice_ticks(3.2, 4.9, 6), (std::vector<double>{3.25, 3.5, 3.75, 4, 4.25, 4.5, 4.75}));
   EXPECT_EQ(nice_ticks(6, 24, 8, /*integer=*/true), (std::vector<double>{6, 8, 10, 12, 14, 16, 18, 20, 22, 24}));
   EXPECT_EQ(nice_ticks(1, 3, 8, /*integer=*/true), (std::vector<double>{1, 2, 3}));
   EXPECT_EQ(nice_ticks(0, 20000, 4), (std::vector<double>{0, 5000, 10000, 15000, 20000}));
