@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "../helpers/logbook_rows.h"
+#include "analysis/logbook_tables.h"
 #include "core/error.h"
 #include "io/logbook.h"
 #include "io/logbook_file.h"
@@ -304,4 +305,41 @@ TEST(Logbook, FormatDocDescribesEveryFieldStatAndEventType) {
     EXPECT_NE(doc.find("| `" + std::string(t.name) + "` |"), std::string::npos) << t.name;
   for (const char* d : {"/journal/time_unix", "/journal/details_offset", "/journal/details ", "/layers/params"})
     EXPECT_NE(doc.find(d), std::string::npos) << d;
+}
+
+TEST(Logbook, ExportsCarryEveryFieldAndEvent) {
+  LogbookContents lb;
+  lb.schema = synthetic_schema();
+  for (int64_t s = 1; s <= 3; ++s) lb.steps.push_back(synthetic_step(s));
+  lb.layers.push_back(synthetic_layers(2));
+  lb.events.push_back(synthetic_event(3));
+  const Table steps = steps_table(lb.steps);
+  ASSERT_EQ(steps.columns.size(), step_fields().size());
+  ASSERT_EQ(steps.rows.size(), 3u);
+  const std::string csv = to_csv(steps);
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "step,segment,tokens_seen,wall_unix,loss,val_loss,lr,grad_norm,clipped,"
+                                           "skipped,spike,loss_z,grad_z,tokens_per_s,mfu,peak_memory_bytes,"
+                                           "time_step_s,time_data_s,time_forward_s,time_backward_s,"
+                                           "time_optimizer_s,time_comm_s,time_checkpoint_s");
+  // Values read back exactly; NaN is an empty cell.
+  EXPECT_EQ(std::get<double>(steps.rows[1][steps.column("loss")]), synthetic_step(2).loss);
+  EXPECT_NE(csv.find("," + number_cell(synthetic_step(2).loss) + ","), std::string::npos);
+  EXPECT_EQ(number_cell(std::nan("")), "");
+  const Table layers = layer_stats_table(lb);
+  EXPECT_EQ(layers.rows.size(), 3u * 3u + 2u);  // 3 per-tensor stats × 3 tensors + 2 blocks
+  std::ostringstream jl;
+  write_jsonl(lb, jl);
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(jl.str());
+  for (std::string l; std::getline(in, l);) lines.push_back(nlohmann::json::parse(l));
+  ASSERT_EQ(lines.size(), 1u + 3u + 1u + 1u);
+  EXPECT_EQ(lines[0]["record"], "schema");
+  EXPECT_EQ(lines[0]["params"].size(), 3u);
+  EXPECT_EQ(lines[2]["record"], "step");
+  EXPECT_EQ(lines[2]["loss"].get<double>(), synthetic_step(2).loss);
+  EXPECT_TRUE(lines[1]["val_loss"].is_null());  // NaN → null
+  EXPECT_EQ(lines[4]["record"], "layers");
+  EXPECT_EQ(lines[5]["record"], "event");
+  EXPECT_EQ(lines[5]["details"], synthetic_event(3).details);
+  EXPECT_EQ(lines[5]["sentence"], render_sentence(synthetic_event(3)));
 }
