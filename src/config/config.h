@@ -91,6 +91,9 @@ struct LogbookSection {
   // decision must travel to every rank.
   std::vector<int64_t> test_nan_grad_steps;
   std::vector<int64_t> test_loss_spike_steps;
+  // Test hook: world rank 0 kills itself (SIGKILL) as it starts training a step after having
+  // trained this many steps in this process (0 = never): a job killed at a known point.
+  int64_t test_kill_after_steps = 0;
 
   bool operator==(const LogbookSection&) const = default;
 };

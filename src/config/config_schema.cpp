@@ -97,6 +97,7 @@ const ConfigKey kKeys[] = {
     {"logbook", "max_consecutive", FIELD(logbook.max_consecutive), kOptional, at_least(1)},
     {"logbook", "test_nan_grad_steps", FIELD(logbook.test_nan_grad_steps), kOptional, at_least(1)},
     {"logbook", "test_loss_spike_steps", FIELD(logbook.test_loss_spike_steps), kOptional, at_least(1)},
+    {"logbook", "test_kill_after_steps", FIELD(logbook.test_kill_after_steps), kOptional, at_least(0)},
 };
 
 #undef FIELD

@@ -155,6 +155,7 @@ void Transformer::forward(Backend& be, Activations& a, const Tensor& ids) const 
   for (size_t i = 0; i < blocks_.size(); ++i) {
     blocks_[i].forward(be, r, a.blocks[i], *x, a.full);
     x = &a.blocks[i].out.tensor();
+    if (observer_) observer_->block_output(be, range_.first_layer + int64_t(i), *x);
   }
   if (range_.head) {
     final_norm_.forward(be, a.final_norm, a.hf, *x);

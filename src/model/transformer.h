@@ -83,6 +83,15 @@ struct Workspace {
   Buffer x_full, d_full;  // [N, C] backward scratch for full rows; only when rows are sharded
 };
 
+// Receives each block's output during forward (the logbook's per-layer activation RMS):
+// `layer` is the global layer index, `out` the block's output rows held by this rank, [n, C].
+// Only Transformer::forward reports (not the recomputation inside backward).
+class BlockObserver {
+ public:
+  virtual ~BlockObserver() = default;
+  virtual void block_output(Backend& be, int64_t layer, const Tensor& out) = 0;
+};
+
 class Transformer {
  public:
   // Binds the layers of `range` to `store`, which must hold transformer_params(cfg, range).
@@ -96,6 +105,9 @@ class Transformer {
   // allocating activations and workspaces: their row counts depend on it.
   void set_regions(Regions* r);
   Regions* regions() const { return regions_; }
+  // The observer of block outputs (not owned; nullptr, the default: none).
+  void set_block_observer(BlockObserver* o) { observer_ = o; }
+
   // Token rows of the row region held here for a micro-batch of B·T rows.
   int64_t local_rows(int64_t B, int64_t T) const;
 
@@ -144,6 +156,7 @@ class Transformer {
   StageRange range_;
   DType dtype_;
   Regions* regions_ = nullptr;
+  BlockObserver* observer_ = nullptr;
   int64_t vocab_offset_ = 0;  // first vocab column of the local head slab
   Embedding embedding_;       // first stage only
   std::vector<Block> blocks_;
