@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <map>
 
+#include "backend/stopwatch.h"
 #include "model/dtypes.h"
 #include "model/param_layout.h"
 #include "parallel/pipeline_split.h"
@@ -111,6 +112,8 @@ ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
   // Transformer rebuilds a block's dropped activations right before its backward, in buffers
   // shared by its blocks and micro-batches (the ZeRO-2/3 units share one set across units).
   // 4. ZeRO sharding, then memory.
+  const bool rows_split = lay.tp > 1 && cfg.parallel.sequence_parallel;
+  activations_ = std::make_unique<ActivationStats>(cfg.model.n_layer, rows_split || topo.tp_rank() == 0);
   if (!units_path())
     build_full();
   else
@@ -140,6 +143,7 @@ void ParallelEngine::build_full() {
   chunk_ws_.reserve(chunks_.size());  // pipe_ points into it
   for (size_t j = 0; j < chunks_.size(); ++j) {
     models_.push_back(std::make_unique<Transformer>(cfg_.model, chunks_[j], *store_));
+    models_.back()->set_block_observer(activations_.get());
     if (tp_) tp_->install(*models_.back());
     if (lay.pp == 1) chunk_acts_[j].push_back(models_.back()->alloc_activations(be_, B_, T_));
     chunk_ws_.push_back(models_.back()->alloc_workspace(be_, B_, T_));
@@ -276,6 +280,7 @@ ParallelEngine::Live ParallelEngine::gather_unit(size_t u) {
   live.store->refresh_compute(be_);  // the weights forward/backward read (bf16 on CUDA)
   for (auto& [k, b] : gathered) release(b);
   live.model = std::make_unique<Transformer>(cfg_.model, unit.range, *live.store);
+  live.model->set_block_observer(activations_.get());
   if (tp_) tp_->install(*live.model);
   return live;
 }
@@ -313,8 +318,9 @@ void ParallelEngine::load_micro(std::span<const int32_t> ids, std::span<const in
 }
 
 double ParallelEngine::run_store(std::span<const int32_t> ids, std::span<const int32_t> targets,
-                                 double scale) {
+                                 double scale, StepTimes& times) {
   double sum = 0.0;
+  Stopwatch clock(be_);
   if (schedule_) {
     const int64_t N = B_ * T_;
     const LossSum l = schedule_->run(
@@ -325,6 +331,8 @@ double ParallelEngine::run_store(std::span<const int32_t> ids, std::span<const i
         },
         scale);
     sum = l.sum;  // this rank's head chunk only; summed over pp by the caller
+    times.forward_s += clock.lap();
+    times.backward_s = std::nan("");  // interleaved with the forward passes
   } else {
     const Transformer& model = *models_[0];
     Activations& a = chunk_acts_[0][0];
@@ -332,17 +340,22 @@ double ParallelEngine::run_store(std::span<const int32_t> ids, std::span<const i
       load_micro(ids, targets, m);
       model.forward(be_, a, ids_);
       sum += model.loss(be_, a, targets_).sum;
+      times.forward_s += clock.lap();
       model.backward_loss(be_, a, chunk_ws_[0], ids_, targets_, scale);
+      times.backward_s += clock.lap();
     }
   }
   if (tp_) tp_->sync_grads(be_, *store_);
   if (topo_.layout().pp > 1 && cfg_.model.tied_embeddings && topo_.in_embedding_group())
     sync_tied_embedding(be_, groups_->embedding(), pipe_);
+  times.backward_s += clock.lap();  // the gradient syncs belong to the backward pass
   return sum;
 }
 
-double ParallelEngine::micro_units(const Tensor& ids, const Tensor& targets, double scale) {
+double ParallelEngine::micro_units(const Tensor& ids, const Tensor& targets, double scale,
+                                   StepTimes& times) {
   const size_t U = units_.size();
+  Stopwatch clock(be_);
   Live live;
   for (size_t u = 0; u < U; ++u) {
     live = gather_unit(u);
@@ -354,6 +367,7 @@ double ParallelEngine::micro_units(const Tensor& ids, const Tensor& targets, dou
     }
   }
   const double sum = live.model->loss(be_, units_[U - 1].acts, targets).sum;
+  times.forward_s += clock.lap();  // ZeRO-3 gathers included
   for (size_t u = U; u-- > 0;) {
     Activations& a = units_[u].acts;
     if (u + 1 == U) {
@@ -368,6 +382,7 @@ double ParallelEngine::micro_units(const Tensor& ids, const Tensor& targets, dou
     transient_live_ -= live.bytes;
     live = Live{};
   }
+  times.backward_s += clock.lap();  // gathers and reduce-scatters of the units included
   return sum;
 }
 
@@ -394,23 +409,33 @@ double ParallelEngine::grad_sum_squares() {
 
 StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int32_t> targets,
                                double lr) {
+  StepStats s = compute(ids, targets);
+  if (s.finite) apply(s, lr);
+  return s;
+}
+
+StepStats ParallelEngine::compute(std::span<const int32_t> ids, std::span<const int32_t> targets,
+                                  bool poison) {
   const int64_t N = B_ * T_;
   LLMPI_CHECK(int64_t(ids.size()) == M_ * N && ids.size() == targets.size(), "step: ",
               ids.size(), " ids and ", targets.size(), " targets for M·B·T = ", M_ * N);
   Collectives& dp = groups_->dp();
   const bool multi = topo_.layout().dp > 1;
+  StepStats r;
+  Stopwatch clock(be_);
   // The loss scale needs the step's counted targets over every dp rank before any backward.
   int64_t counted = 0;
   for (int32_t t : targets) counted += t >= 0;
   if (multi) counted = int64_t(dp.all_reduce_value(double(counted)));  // exact below 2^53
   LLMPI_CHECK(counted > 0, "a training step without any counted target");
   const double scale = 1.0 / double(counted);
+  r.times.comm_s += clock.lap();
 
   double loss_sum = 0.0;
   if (!units_path()) {
     store_->zero_grads(be_);
-    loss_sum = run_store(ids, targets, scale);
-    be_.synchronize();
+    loss_sum = run_store(ids, targets, scale, r.times);
+    clock.lap();
     if (multi && zero_ == 0) {
       bucketed_all_reduce(dp, store_->grads(), kBucketElems);
     } else if (multi) {  // ZeRO 1, ZeRO 2 with pp: reduce-scatter, then the shard back in place
@@ -418,39 +443,57 @@ StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int
       const Tensor mine = flat_view(part, 0, shard_.size());
       reduce_scatter_shard(be_, dp, shard_, store_->grads(), mine);
       be_.copy(flat_view(store_->grads(), shard_.begin(), shard_.size()), mine);
-      be_.synchronize();
     }
+    r.times.comm_s += clock.lap();
   } else {
     shard_store_->zero_grads(be_);
     for (int64_t m = 0; m < M_; ++m) {
       load_micro(ids, targets, m);
-      loss_sum += micro_units(ids_, targets_, scale);
+      loss_sum += micro_units(ids_, targets_, scale, r.times);
     }
+    clock.lap();
   }
+  if (poison) poison_grad();
   if (topo_.layout().pp > 1) loss_sum = groups_->pp().all_reduce_value(loss_sum);
   if (multi) loss_sum = dp.all_reduce_value(loss_sum);
-
-  StepStats r;
   r.counted = counted;
   r.loss = loss_sum / double(counted);
   const ClipResult clip = clip_from_sum_squares(grad_sum_squares(), cfg_.train.grad_clip);
+  r.times.comm_s += clock.lap();
   r.grad_norm = clip.norm;
-  if (!clip.finite || !std::isfinite(r.loss)) {
-    r.applied = false;  // same decision on every rank: both values are global
-    return r;
-  }
-  opt_->step(be_, lr, clip.scale);
-  be_.synchronize();
+  r.finite = clip.finite && std::isfinite(r.loss);
+  r.clipped = r.finite && clip.scale < 1.0;
+  r.applied = false;
+  clip_scale_ = clip.scale;
+  return r;
+}
+
+void ParallelEngine::apply(StepStats& r, double lr) {
+  LLMPI_CHECK(r.finite, "apply() after a step whose loss or gradient is not finite");
+  const bool multi = topo_.layout().dp > 1;
+  Stopwatch clock(be_);
+  snapshot_for_update();
+  opt_->step(be_, lr, clip_scale_);
+  r.times.optimizer_s += clock.lap();
   if (!units_path() && zero_ >= 1 && multi) {
-    all_gather_shard(be_, dp, shard_, store_->master(),
+    all_gather_shard(be_, groups_->dp(), shard_, store_->master(),
                      flat_view(store_->master(), shard_.begin(), shard_.size()));
+    r.times.comm_s += clock.lap();
     // AdamW refreshed the compute copy of its own shard only; convert the whole store (the
     // shard's 1/dp again: one cheap pass, kept as the GPU runs validated it).
     store_->refresh_compute(be_);
   } else if (units_path() && zero_ == 2) {
     refresh_full_params();
   }
-  return r;
+  r.times.optimizer_s += clock.lap();
+  r.applied = true;
+}
+
+void ParallelEngine::poison_grad() {
+  const ParamStore& s = units_path() ? *shard_store_ : *store_;
+  const bool ranged = !units_path() && zero_ >= 1 && topo_.layout().dp > 1;
+  const int64_t at = ranged ? shard_.begin() : 0;
+  if (s.numel() > at) be_.fill(flat_view(s.grads(), at, 1), std::nan(""));
 }
 
 void ParallelEngine::refresh_full_params() {

@@ -36,6 +36,8 @@
 #include "model/param_store.h"
 #include "model/transformer.h"
 #include "optim/adamw.h"
+#include "io/logbook_schema.h"
+#include "parallel/activation_stats.h"
 #include "parallel/group_collectives.h"
 #include "parallel/pipeline.h"
 #include "parallel/tensor_parallel.h"
@@ -52,11 +54,25 @@ struct EngineMemory {
   int64_t transient = 0;  // peak of just-in-time unit buffers (ZeRO 2/3), 0 otherwise
 };
 
+// Seconds of one step on this rank, the device synchronized at each boundary. forward and
+// backward: the micro-batches' passes (tensor-parallel collectives inside them included);
+// with pp > 1 the schedule interleaves them, so forward holds the whole schedule and backward
+// is NaN. comm: the exposed data-parallel reductions (gradient all-reduce or reduce-scatter,
+// the ZeRO-1 parameter all-gather, the scalar reductions), none of it hidden by compute; on
+// the ZeRO 2/3 units path the per-unit gathers and reduce-scatters are inside forward/backward.
+// optimizer: clip and AdamW (ZeRO 2 refresh of full parameters included).
+struct StepTimes {
+  double forward_s = 0.0, backward_s = 0.0, comm_s = 0.0, optimizer_s = 0.0;
+};
+
 struct StepStats {
   double loss = 0.0;       // global mean loss of the step (nats/token)
   int64_t counted = 0;     // counted targets of the step, all ranks
   double grad_norm = 0.0;  // global L2 norm before clipping
-  bool applied = true;     // false: non-finite loss or gradients, no update
+  bool finite = true;      // loss and gradient norm are finite (the same on every rank)
+  bool clipped = false;    // the gradient norm exceeded train.grad_clip
+  bool applied = true;     // false: no update (non-finite, or the caller chose to skip)
+  StepTimes times;
 };
 
 class ParallelEngine {
@@ -69,8 +85,24 @@ class ParallelEngine {
   ParallelEngine& operator=(const ParallelEngine&) = delete;
 
   // One optimizer step. ids, targets: host i32 [M · B·T], this dp rank's micro-batches
-  // (BatchLoader order). lr: this step's learning rate.
+  // (BatchLoader order). lr: this step's learning rate. = compute(), then apply() if finite.
   StepStats step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr);
+  // The two halves, for a caller that decides between them (the spike policy): compute()
+  // runs forward, backward, the gradient reduction and the global norm (applied = false);
+  // apply() clips and updates with that norm (adds its time to `s`, sets applied). Skipping
+  // apply() leaves the weights as they were. poison_grad (a test hook): this rank's gradient
+  // gets a NaN after the reduction, so only its own norm is non-finite.
+  StepStats compute(std::span<const int32_t> ids, std::span<const int32_t> targets,
+                    bool poison_grad = false);
+  void apply(StepStats& s, double lr);
+
+  // Per-layer statistics (engine_stats.cpp): arm before compute(); after apply() (or after a
+  // compute() not applied, `applied` false) layer_stats() returns them for that step.
+  // Collective over the world; layout-independent (every element counted once). Columns:
+  // global_param_names() and the model's blocks. step and segment are left 0.
+  void arm_layer_stats();
+  LayerStats layer_stats(bool applied);
+  std::vector<std::string> global_param_names() const;
 
   // Forward only on one micro-batch of B rows (every dp rank may pass the same batch).
   LossSum eval(std::span<const int32_t> ids, std::span<const int32_t> targets);
@@ -116,15 +148,19 @@ class ParallelEngine {
   std::vector<ParamInfo> local_params(const StageRange& r) const;
 
   // One-store path (ZeRO 0/1, and 2 with pp > 1): forward/backward of every micro-batch.
-  double run_store(std::span<const int32_t> ids, std::span<const int32_t> targets, double scale);
+  double run_store(std::span<const int32_t> ids, std::span<const int32_t> targets, double scale,
+                   StepTimes& times);
   // ZeRO 2/3 path.
   Live gather_unit(size_t u);
   void scatter_unit_grads(size_t u, const ParamStore& s);
-  double micro_units(const Tensor& ids, const Tensor& targets, double scale);
+  double micro_units(const Tensor& ids, const Tensor& targets, double scale, StepTimes& times);
   Buffer transient(Shape s);
   void release(Buffer& b);
 
   double grad_sum_squares();
+  void poison_grad();                 // test hook: a NaN in this rank's owned gradient
+  const ParamStore& stats_store() const;  // where layer_stats() reads
+  void snapshot_for_update();         // armed steps: before_update_ ← the master weights
   void refresh_full_params();  // ZeRO 2 units path: o.full ← the gathered shards
   // A host f32 view of a flat state buffer for checkpoint slabs: the buffer itself on the
   // host, else a staging copy (ckpt_staging_[i] mirrors ckpt_staged_[i]).
@@ -168,6 +204,10 @@ class ParallelEngine {
   Buffer ids_, targets_;  // i32 [B·T]
   std::vector<std::vector<float>> ckpt_staging_;  // device state staged for checkpoints
   std::vector<Tensor> ckpt_staged_;               // the device buffers they mirror
+  std::unique_ptr<ActivationStats> activations_;  // the block observer of every model
+  bool stats_armed_ = false;
+  double clip_scale_ = 1.0;  // of the last compute()
+  Buffer before_update_;     // armed steps: the master weights before apply()
 };
 
 }  // namespace llmpi

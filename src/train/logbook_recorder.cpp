@@ -46,7 +46,7 @@ std::string text_hash(const std::string& text) {
 
 LogbookRecorder::LogbookRecorder(const Config& cfg, const LogbookSchema& schema, int64_t min_segment,
                                  MPI_Comm comm, std::ostream& out)
-    : segment_(min_segment), flush_every_s_(cfg.logbook.flush_every_s), last_flush_(std::chrono::steady_clock::now()) {
+    : segment_(min_segment), enabled_(cfg.logbook.enabled), flush_every_s_(cfg.logbook.flush_every_s), last_flush_(std::chrono::steady_clock::now()) {
   int rank = 0;
   check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   hosts_ = gather_hosts(comm);

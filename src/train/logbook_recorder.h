@@ -28,6 +28,7 @@ class LogbookRecorder {
   ~LogbookRecorder();
 
   bool writes() const { return book_ != nullptr; }  // this rank writes the logbook
+  bool writes_anywhere() const { return enabled_; }  // [logbook] enabled (alike on all ranks)
   int64_t segment() const { return segment_; }
   // "node1 ×4, node2 ×4": the job's hosts with their rank counts (gathered at construction).
   const std::string& hosts() const { return hosts_; }
@@ -46,6 +47,7 @@ class LogbookRecorder {
  private:
   std::unique_ptr<Logbook> book_;
   int64_t segment_ = 0;
+  bool enabled_ = true;
   double flush_every_s_ = 5.0;
   std::chrono::steady_clock::time_point last_flush_;
   std::string hosts_;

@@ -13,6 +13,7 @@
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
 #include "train/paths.h"
+#include "train/spike_policy.h"
 #include "train/unigram.h"
 
 namespace llmpi {
@@ -70,19 +71,120 @@ Trainer::Trainer(const Config& cfg, Backend& be, std::unique_ptr<Topology> owned
 
 Trainer::~Trainer() = default;
 
-StepRecord Trainer::train_step(int64_t step) {
+Trainer::StepRun Trainer::train_step(int64_t step) {
+  StepRun o;
+  StepRecord& r = o.r;
+  r.step = step;
+  r.lr = schedule_.at(step);
+  SpikePolicy& policy = guard_->policy();
+  if (policy.data_skipped(step)) {  // a rollback dropped this step's data: no forward at all
+    r.loss = r.grad_norm = kNotMeasured;
+    r.skipped = true;
+    r.action = StepAction::skip_data;
+    o.s.finite = false;
+    return o;
+  }
+  const auto t0 = Clock::now();
   const int64_t N = cfg_.train.batch_size * cfg_.train.seq_len;
   for (int64_t m = 0; m < layout_.micro_batches; ++m)
     loader_.fill(step - 1, m, topo_.dp_rank(), layout_, host_ids_.data() + m * N,
                  host_targets_.data() + m * N);
-  StepRecord r;
-  r.step = step;
-  r.lr = schedule_.at(step);
-  const StepStats s = engine_->step(host_ids_, host_targets_, r.lr);
-  r.loss = s.loss;
-  r.grad_norm = s.grad_norm;
-  r.skipped = !s.applied;  // the weights are kept; the step counter still advances
-  return r;
+  o.data_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  const bool stats = guard_->layer_stats_due(step);
+  if (stats) engine_->arm_layer_stats();
+  o.s = engine_->compute(host_ids_, host_targets_, guard_->poison_gradient(step));
+  const int64_t peak = be_.peak_bytes();
+  const AgreedVerdict a = guard_->agree(step, o.s.loss, o.s.grad_norm, peak >= 0 ? double(peak) : kNotMeasured);
+  o.peak_bytes = a.peak_bytes;
+  const StepDecision d = policy.decide(step, a.verdict, checkpoint_before(step));
+  if (d.action == StepAction::apply || d.action == StepAction::log_spike) engine_->apply(o.s, r.lr);
+  if (stats) {
+    LayerStats ls = engine_->layer_stats(o.s.applied);  // collective
+    ls.step = step;
+    ls.segment = guard_->segment();
+    guard_->recorder().layers(ls);
+    o.layers = std::move(ls);
+  }
+  policy.completed(step, d, o.s.loss, o.s.grad_norm);
+  guard_->journal(step, a, d, o.s.grad_norm);
+  r.loss = o.s.loss;
+  r.grad_norm = o.s.grad_norm;
+  r.skipped = !o.s.applied;  // the weights are kept; the step counter still advances
+  r.action = d.action;
+  o.r.spike = a.verdict.spike;
+  o.r.loss_z = a.verdict.loss_z;
+  o.r.grad_z = a.verdict.grad_z;
+  return o;
+}
+
+int64_t Trainer::checkpoint_before(int64_t step) const {
+  auto it = saved_steps_.lower_bound(step);
+  return it == saved_steps_.begin() ? -1 : *std::prev(it);
+}
+
+int64_t Trainer::roll_back(AsyncCheckpointer* saver, int64_t step) {
+  const int64_t c = checkpoint_before(step);
+  LLMPI_CHECK(c >= 0, "rollback at step ", step, " without a checkpoint before it");
+  if (saver) saver->wait();  // the checkpoint may still be written; no HDF5 while it is
+  const std::vector<int64_t> window = guard_->policy().skip_window(step, c);
+  const std::string path = checkpoint_path(cfg_.run.dir, c);
+  report("rolled back from step " + std::to_string(step) + " to " + path + "; the data of steps " +
+         std::to_string(window.front()) + ".." + std::to_string(window.back()) + " is skipped");
+  std::vector<int64_t> samples;  // the global sample indices whose data is skipped
+  for (int64_t s : window) {
+    const std::vector<int64_t> idx = loader_.step_samples(s - 1, layout_);  // 0-based step
+    samples.insert(samples.end(), idx.begin(), idx.end());
+  }
+  guard_->recorder().event(make_event(EventType::rollback, step,
+                                      {{"to_step", c}, {"checkpoint", path}, {"skip_first", window.front()},
+                                       {"skip_last", window.back()}, {"samples", int64_t(samples.size())},
+                                       {"sample_indices", samples}}));
+  // Checkpoints after c hold the skipped data's updates: a resume must start from c.
+  for (auto it = saved_steps_.upper_bound(c); it != saved_steps_.end();) {
+    if (rank_ == 0) std::filesystem::remove(checkpoint_path(cfg_.run.dir, *it));
+    it = saved_steps_.erase(it);
+  }
+  if (rank_ == 0) write_latest(cfg_.run.dir, c);
+  const CheckpointMeta m = engine_->load_state(path);  // collective
+  guard_->policy().restore_window(m.run);
+  guard_->recorder().next_segment();
+  if (rank_ == 0) write_rollback_record(cfg_.run.dir, guard_->policy().save(guard_->segment()));
+  const std::vector<int64_t> here = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp,
+                                     cfg_.parallel.zero_stage, topo_.world_size()};
+  guard_->recorder().event(make_event(EventType::resume, c,
+                                      {{"checkpoint", path}, {"from_step", c}, {"reason", "rollback"},
+                                       {"layout", layout_text(here)}, {"saved_layout", layout_text(m.layout)}}));
+  last_saved_step_ = c;
+  return c;
+}
+
+void Trainer::record_step(const StepRun& o, double step_s, double stall_s, double val_loss) {
+  if (!guard_->recorder().writes()) return;
+  const StepRecord& r = o.r;
+  StepMetrics m;
+  m.step = r.step;
+  m.segment = guard_->segment();
+  m.tokens_seen = r.step * layout_.global_samples() * cfg_.train.seq_len;
+  m.wall_unix = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  m.loss = r.loss;
+  m.val_loss = val_loss;
+  m.lr = r.lr;
+  m.grad_norm = r.grad_norm;
+  m.clipped = o.s.clipped && o.s.applied;
+  m.skipped = r.skipped;
+  m.spike = r.spike;
+  m.loss_z = r.loss_z;
+  m.grad_z = r.grad_z;
+  m.tokens_per_s = step_s > 0 ? double(layout_.global_samples() * cfg_.train.seq_len) / step_s : 0.0;
+  m.peak_memory_bytes = o.peak_bytes;
+  m.time_step_s = step_s;
+  m.time_data_s = o.data_s;
+  m.time_forward_s = o.s.times.forward_s;
+  m.time_backward_s = o.s.times.backward_s;
+  m.time_optimizer_s = o.s.times.optimizer_s;
+  m.time_comm_s = o.s.times.comm_s;
+  m.time_checkpoint_s = stall_s;
+  guard_->recorder().step(m);
 }
 
 double Trainer::validate(int64_t batches) {
@@ -114,7 +216,9 @@ void Trainer::print_step(const StepRecord& r, int64_t done, double elapsed_s,
                 "step %6lld/%lld | loss %.4f | lr %.3e | grad norm %8.4f | %9.0f tok/s | "
                 "elapsed %s | eta %s%s\n",
                 (long long)r.step, (long long)total, r.loss, r.lr, r.grad_norm, tokens_per_s,
-                hms(elapsed_s).c_str(), hms(eta).c_str(), r.skipped ? " | SKIPPED (non-finite)" : "");
+                hms(elapsed_s).c_str(), hms(eta).c_str(),
+                r.skipped ? (" | SKIPPED (" + action_name(r.action) + ")").c_str()
+                          : r.spike ? " | SPIKE (logged)" : "");
   out_ << line << std::flush;
 }
 
@@ -139,6 +243,10 @@ ResumePoint Trainer::resume(const std::string& path) {
   const CheckpointMeta m = engine_->load_state(path);
   start_step_ = m.step;
   last_saved_step_ = m.step;
+  resumed_run_ = m.run;  // the spike policy's state (restored when the logbook starts)
+  saved_steps_.clear();
+  for (const CheckpointFile& f : list_checkpoints(cfg_.run.dir))
+    if (f.step <= m.step) saved_steps_.insert(f.step);
   ResumePoint p;
   p.path = path;
   p.step = m.step;
@@ -177,6 +285,8 @@ void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
   meta.layout = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp, cfg_.parallel.zero_stage,
                  topo_.world_size()};
   meta.optimizer = engine_->optimizer_meta();
+  meta.run = guard_->policy().save(guard_->segment());
+  saved_steps_.insert(step);
   DataMeta& d = meta.data;
   d.seed = cfg_.train.seed;
   d.samples_consumed = step * G;
@@ -238,6 +348,12 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   check_mpi(MPI_Barrier(comm_), "MPI_Barrier");  // the directories exist for every rank
   const std::string mem = engine_->memory_table();  // collective
   if (rank_ == 0) out_ << mem << std::flush;
+  if (!guard_) {  // the first run() of this trainer: the logbook and the spike policy
+    const LogbookSchema schema{engine_->global_param_names(), cfg_.model.n_layer};
+    guard_ = std::make_unique<StepGuard>(cfg_, schema, resumed_run_ ? resumed_run_->segment + 1 : 0,
+                                         comm_, out_);
+    if (resumed_run_) guard_->policy().restore(*resumed_run_, read_rollback_record(cfg_.run.dir));
+  }
 
   auto val = [&](int64_t step) {
     const double v = validate(cfg_.train.eval_batches);
@@ -269,8 +385,20 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   if (first_step >= cfg_.train.steps)
     report("step " + std::to_string(first_step) + " = train.steps: nothing left to train");
   for (int64_t step = start_step_ + 1; step <= last_step; ++step) {
-    const StepRecord r = train_step(step);
+    guard_->maybe_kill(trained_);
+    const auto step_start = Clock::now();
+    const StepRun o = train_step(step);
+    const StepRecord& r = o.r;
+    ++trained_;
     sum.steps.push_back(r);
+    if (o.layers) sum.layers.push_back(*o.layers);
+    if (r.action == StepAction::rollback) {  // the spike's row, then training goes on from c + 1
+      record_step(o, std::chrono::duration<double>(Clock::now() - step_start).count(), 0.0, kNotMeasured);
+      step = roll_back(saver ? &*saver : nullptr, step);
+      start_step_ = step;
+      guard_->recorder().maybe_flush(false, true);
+      continue;
+    }
     ++window_steps;
     const bool last = step == cfg_.train.steps;
     if (step % cfg_.train.log_every == 0 || last || step == first_step + 1) {
@@ -284,7 +412,16 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     }
     if (val_loader_ && cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0 && !last)
       val(step);
-    if (saver && is_save_step(cfg_.checkpoint, step, cfg_.train.steps)) save_checkpoint(*saver, step);
+    if (last && val_loader_) val(step);  // the final validation, in this step's row
+    double stall = 0.0;
+    if (saver && is_save_step(cfg_.checkpoint, step, cfg_.train.steps)) {
+      save_checkpoint(*saver, step);
+      stall = saver->stats().last_stall_s;
+    }
+    const bool validated = !sum.val_losses.empty() && sum.val_losses.back().first == step;
+    record_step(o, std::chrono::duration<double>(Clock::now() - step_start).count(), stall,
+                validated ? sum.val_losses.back().second : kNotMeasured);
+    guard_->recorder().maybe_flush(saver && saver->busy());
     start_step_ = step;
   }
   if (saver) {
@@ -310,7 +447,9 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     report(line);
   }
   if (last_step < cfg_.train.steps) return sum;  // interrupted: no final validation or model
-  if (val_loader_) val(cfg_.train.steps);
+  if (val_loader_ && (sum.val_losses.empty() || sum.val_losses.back().first != cfg_.train.steps))
+    val(cfg_.train.steps);  // a run resumed at its last step
+  guard_->recorder().maybe_flush(false, true);
 
   if (!opt.write_model) return sum;
   ModelFileMeta meta;

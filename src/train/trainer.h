@@ -24,6 +24,7 @@
 #include <iosfwd>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "backend/backend.h"
@@ -36,6 +37,7 @@
 #include "optim/lr_schedule.h"
 #include "parallel/engine.h"
 #include "parallel/topology.h"
+#include "train/step_guard.h"
 
 namespace llmpi {
 
@@ -44,12 +46,16 @@ struct StepRecord {
   double loss = 0.0;       // mean training loss of the step (nats/token)
   double lr = 0.0;
   double grad_norm = 0.0;  // before clipping
-  bool skipped = false;    // non-finite gradients: the update was not applied
+  bool skipped = false;    // the update was not applied (non-finite, spike, skipped data)
+  StepAction action = StepAction::apply;  // what the spike policy decided (train/spike_policy.h)
+  bool spike = false;                     // the detector flagged it (on some rank)
+  double loss_z = 0.0, grad_z = 0.0;      // its z-scores (largest over ranks)
 };
 
 struct TrainSummary {
   std::vector<StepRecord> steps;
   std::vector<std::pair<int64_t, double>> val_losses;  // (step, mean loss)
+  std::vector<LayerStats> layers;  // per-layer statistics ([logbook] layer_stats_every), every rank
   double unigram_baseline = 0.0;                       // 0 without validation data
   std::string model_path;
 };
@@ -102,7 +108,19 @@ class Trainer {
  private:
   Trainer(const Config& cfg, Backend& be, std::unique_ptr<Topology> owned, Topology* topo,
           std::ostream& out);
-  StepRecord train_step(int64_t step);
+  struct StepRun {  // a trained step: its record, the engine's stats, its data staging time
+    StepRecord r;
+    StepStats s;
+    double data_s = 0.0, peak_bytes = kNotMeasured;
+    std::optional<LayerStats> layers;
+  };
+  StepRun train_step(int64_t step);
+  // Rolls back from the spike at `step` to the newest checkpoint before it (logbook.h:
+  // spike_action = rollback); returns the checkpoint's step, where training goes on.
+  int64_t roll_back(AsyncCheckpointer* saver, int64_t step);
+  int64_t checkpoint_before(int64_t step) const;  // the newest saved step < step, or -1
+  // The step's logbook row; val_loss NaN unless validated at this step.
+  void record_step(const StepRun& o, double step_s, double stall_s, double val_loss);
   void save_checkpoint(AsyncCheckpointer& saver, int64_t step);
   void report(const std::string& line) const;  // rank 0: a line on out_
   // done: steps trained by this process so far (for the ETA).
@@ -127,6 +145,11 @@ class Trainer {
   std::vector<int32_t> host_ids_, host_targets_;   // [M, B·T] staged for one step
   int64_t start_step_ = 0;      // the last step already trained (a resumed checkpoint's)
   int64_t last_saved_step_ = 0; // the step of the previous checkpoint (data mapping start)
+  // The logbook and spike handling (built by the first run(), collective).
+  std::unique_ptr<StepGuard> guard_;
+  std::optional<RunState> resumed_run_;  // the run state of the checkpoint resumed from
+  std::set<int64_t> saved_steps_;        // checkpoints of this run that a rollback may use
+  int64_t trained_ = 0;                  // steps trained by this process (test_kill hook)
 };
 
 }  // namespace llmpi
