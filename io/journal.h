@@ -22,8 +22,8 @@
   X(resume, info, "resumed from {checkpoint} (step {from_step}[, saved on {saved_layout}]) on "  \
                   "{layout}")                                                                    \
   X(config_change, notice, "configuration changed since the previous segment: {summary}")       \
-  X(checkpoint_saved, info, "checkpoint {path} saved: {size_bytes} in {write_s} "               \
-                            "({write_gbps}), training stalled {stall_s}")                       \
+  X(checkpoint_saved, info, "checkpoint {path} saved[: {size_bytes}][ in {write_s}]"            \
+                            "[ ({write_gbps})][, training stalled {stall_s}]")                  \
   X(checkpoint_rejected, warning, "checkpoint {path} rejected: {reason}")                        \
   X(loss_spike, warning, "loss spike: loss {loss} (z {loss_z}), gradient norm {grad_norm} "     \
                          "(z {grad_z}); action: {action}")                                      \

@@ -1,3 +1,5 @@
+// A run directory's checkpoint files: names, listing, the `latest` pointer, temporaries of
+// interrupted saves, and discovery of the newest valid checkpoint (see checkpoint_dir.h).
 #include "jobs/checkpoint_dir.h"
 
 #include <algorithm>
@@ -8,7 +10,6 @@
 
 #include "core/error.h"
 #include "io/checkpoint.h"
-#include "jobs/retention.h"
 
 namespace llmpi {
 namespace fs = std::filesystem;
@@ -120,15 +121,24 @@ Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool veri
     msg += std::next(it) != files.rend() ? "; falling back to an older checkpoint"
                                          : "; no older checkpoint to fall back to";
     d.rejected.push_back(msg);
+    d.rejected_files.push_back(*it);
     if (log && rank == 0) log(msg);
   }
   return d;
 }
 
-std::vector<std::string> commit_checkpoint(const std::string& run_dir, int64_t step,
-                                           const CheckpointSection& c) {
-  write_latest(run_dir, step);
-  return apply_retention(run_dir, c, step);
+std::string resolve_model_source(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) user_error(path, ": no such model file or run directory");
+  if (!fs::is_directory(path, ec)) return path;
+  const fs::path model = fs::path(path) / "model.h5";
+  if (fs::exists(model, ec)) return model.string();
+  const Discovery d = find_latest_valid(path, MPI_COMM_SELF, /*verify_tensors=*/true);
+  if (d.found) return d.found->path;
+  std::string why;
+  for (const std::string& r : d.rejected) why += "\n  " + r;
+  user_error(path, ": a directory without model.h5 and without a valid checkpoint under ",
+             checkpoints_dir(path), why);
 }
 
 }  // namespace llmpi

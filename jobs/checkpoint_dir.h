@@ -5,6 +5,8 @@
 // verified (integrity digest, structure, dtypes, checksums); "<name>.tmp" files are
 // interrupted saves, never candidates, and are removed by clean_temporaries.
 // `latest` is a convenience for people and tools; discovery trusts verification, not it.
+// resolve_model_source says which file a path names for sample, eval and export (a file, or a
+// run directory's model.h5, else its newest valid checkpoint).
 #include <mpi.h>
 
 #include <cstdint>
@@ -12,8 +14,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "config/config.h"
 
 namespace llmpi {
 
@@ -40,8 +40,9 @@ std::optional<std::string> read_latest(const std::string& run_dir);
 std::vector<std::string> clean_temporaries(const std::string& run_dir);
 
 struct Discovery {
-  std::optional<CheckpointFile> found;  // the newest valid checkpoint, if any
-  std::vector<std::string> rejected;    // one message per newer file that was rejected
+  std::optional<CheckpointFile> found;         // the newest valid checkpoint, if any
+  std::vector<std::string> rejected;           // one message per newer file that was rejected
+  std::vector<CheckpointFile> rejected_files;  // those files, in the same order
 };
 
 // Collective over comm (rank 0 lists the directory and shares the list): verifies the
@@ -50,9 +51,9 @@ struct Discovery {
 Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool verify_tensors = true,
                             const std::function<void(const std::string&)>& log = {});
 
-// After a successful save of `step` (serial, one rank): updates `latest`, then applies
-// retention with `step` as the newest valid checkpoint. Returns the deleted paths.
-std::vector<std::string> commit_checkpoint(const std::string& run_dir, int64_t step,
-                                           const CheckpointSection& c);
+// The model file a user names: a model/checkpoint file itself, or in a run directory its
+// model.h5 (the finished model) or else its newest valid checkpoint (verified, falling back
+// to older ones as training resumes do). Serial. UserError naming the path when there is none.
+std::string resolve_model_source(const std::string& path);
 
 }  // namespace llmpi

@@ -1,3 +1,5 @@
+// Checkpoint schedule and retention (see retention.h); retention acts on the files that
+// checkpoint_dir.h names and lists.
 #include "jobs/retention.h"
 
 #include <algorithm>
@@ -57,6 +59,12 @@ std::vector<std::string> apply_retention(const std::string& run_dir, const Check
     deleted.push_back(p);
   }
   return deleted;
+}
+
+std::vector<std::string> commit_checkpoint(const std::string& run_dir, int64_t step,
+                                           const CheckpointSection& c) {
+  write_latest(run_dir, step);
+  return apply_retention(run_dir, c, step);
 }
 
 }  // namespace llmpi

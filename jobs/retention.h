@@ -31,4 +31,9 @@ std::vector<int64_t> steps_to_delete(const CheckpointSection& c, std::vector<int
 std::vector<std::string> apply_retention(const std::string& run_dir, const CheckpointSection& c,
                                          int64_t newest_valid);
 
+// After a successful save of `step` (serial, one rank): updates `latest` (checkpoint_dir.h),
+// then applies retention with `step` as the newest valid checkpoint. Returns the deleted paths.
+std::vector<std::string> commit_checkpoint(const std::string& run_dir, int64_t step,
+                                           const CheckpointSection& c);
+
 }  // namespace llmpi

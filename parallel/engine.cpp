@@ -580,6 +580,20 @@ CheckpointMeta ParallelEngine::load_state(const std::string& path) {
   CheckpointSlabs slabs = checkpoint_slabs();
   be_.synchronize();
   const CheckpointMeta meta = load_checkpoint(path, topo_.world_communicator().get(), slabs);
+  loaded_slabs();
+  opt_->set_step_count(meta.optimizer.step_count);
+  be_.synchronize();
+  return meta;
+}
+
+void ParallelEngine::load_params(const std::function<void(std::vector<TensorSlab>&)>& fill) {
+  CheckpointSlabs slabs = checkpoint_slabs();
+  be_.synchronize();
+  fill(slabs.params);
+  loaded_slabs();
+}
+
+void ParallelEngine::loaded_slabs() {
   for (size_t i = 0; i < ckpt_staged_.size(); ++i)  // device state: staged values back
     be_.copy(ckpt_staged_[i], Tensor{ckpt_staging_[i].data(), Shape{ckpt_staged_[i].numel()},
                                      DType::f32, Device::host});
@@ -587,9 +601,6 @@ CheckpointMeta ParallelEngine::load_state(const std::string& path) {
   if (units_path() && zero_ == 2) refresh_full_params();
   if (store_) store_->refresh_compute(be_);
   gathered_.reset();
-  opt_->set_step_count(meta.optimizer.step_count);
-  be_.synchronize();
-  return meta;
 }
 
 LossSum ParallelEngine::eval(std::span<const int32_t> ids, std::span<const int32_t> targets) {

@@ -24,6 +24,7 @@
 // the global tensors (boxes of its tp-local slabs; flat ranges of them for ZeRO-sharded
 // state), so a file saved under one layout loads under any other (load_state).
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -126,6 +127,11 @@ class ParallelEngine {
   // copies up to date (ZeRO-2 full parameters, compute weights) and sets the AdamW step
   // count. Returns the file's metadata.
   CheckpointMeta load_state(const std::string& path);
+  // Collective over the world: `fill` writes this rank's parameter slabs (the `params` of
+  // checkpoint_slabs(): global name, shape and the box or flat range held here), then derived
+  // copies are brought up to date as load_state does. Optimizer state and step count are left
+  // as they are. Used to start a run from a model's weights ([train] init_from).
+  void load_params(const std::function<void(std::vector<TensorSlab>&)>& fill);
   // The optimizer's checkpoint attributes (step count and hyper-parameters).
   OptimizerMeta optimizer_meta() const;
 
@@ -162,6 +168,7 @@ class ParallelEngine {
   const ParamStore& stats_store() const;  // where layer_stats() reads
   void snapshot_for_update();         // armed steps: before_update_ ← the master weights
   void refresh_full_params();  // ZeRO 2 units path: o.full ← the gathered shards
+  void loaded_slabs();  // after slabs of checkpoint_slabs() were filled: staging → device, derived copies
   // A host f32 view of a flat state buffer for checkpoint slabs: the buffer itself on the
   // host, else a staging copy (ckpt_staging_[i] mirrors ckpt_staged_[i]).
   float* host_state(const Tensor& flat);

@@ -14,9 +14,13 @@ packages=(
   nlohmann-json3-dev                  # JSON (JSONL data, safetensors headers, HF configs)
   libcli11-dev                        # command-line subcommands, help and validation
   fortunes fortunes-min               # the demo's English corpus
-  python3 python3-h5py python3-numpy  # the h5py examples and their tests
+  python3 python3-h5py python3-numpy  # the h5py example and its test; the numpy reference
+                                      # forward of exported HF models (tests/hf/)
   chromium                            # the analysis report's test (headless: --dump-dom, --screenshot)
 )
+# node and npm run the reference tokenizers of tests/js (installed there by `npm ci`, see
+# scripts/test.sh). Any Node.js >= 18 will do; Debian's packages only if none is installed.
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do

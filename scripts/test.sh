@@ -25,6 +25,10 @@ else
   echo "test: no CUDA toolkit at $nvcc; the cuda preset was not built"
 fi
 
+# The JavaScript reference tokenizers that the tokenizer tests compare against (pinned in
+# tests/js/package-lock.json; the npm registry is reachable from CI).
+(cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+
 bash scripts/build.sh cpu
 # One BLAS thread per process: multi-rank tests run oversubscribed on small machines.
 export OPENBLAS_NUM_THREADS=1

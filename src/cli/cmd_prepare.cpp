@@ -15,7 +15,9 @@ namespace {
 
 constexpr const char* kDescription = R"(Turns raw text or JSONL into cleaned, deduplicated, tokenized shards:
   DIR/train.bin, DIR/val.bin   token shards (docs/data-format.md)
-  DIR/tokenizer.bpe            the byte-level BPE tokenizer used
+  DIR/tokenizer.bpe            the byte-level BPE tokenizer used (llmpi's own), or
+  DIR/tokenizer.json           GPT-2's tokenizer in the HF format (--tokenizer GPT2_DIR): the
+                               shards then hold GPT-2's (llm.c's) token ids
   DIR/prepare.json             document and token counts
 )";
 
@@ -38,20 +40,21 @@ int run_prepare(const PrepareArgs& a, bool has_delimiter) {
       "prepared %s: %lld files, %lld documents read, %lld too short, %lld duplicates\n"
       "  train: %lld documents, %lld tokens -> %s/train.bin\n"
       "  val:   %lld documents, %lld tokens -> %s/val.bin\n"
-      "  tokenizer: %lld ids (end-of-text %u) -> %s/tokenizer.bpe\n",
+      "  tokenizer: %lld ids (end-of-text %u) -> %s/%s\n",
       o.out_dir.c_str(), static_cast<long long>(r.files),
       static_cast<long long>(r.clean.documents_read), static_cast<long long>(r.clean.dropped_short),
       static_cast<long long>(r.clean.dropped_duplicate), static_cast<long long>(r.train_documents),
       static_cast<long long>(r.train_tokens), o.out_dir.c_str(),
       static_cast<long long>(r.val_documents), static_cast<long long>(r.val_tokens),
-      o.out_dir.c_str(), static_cast<long long>(r.vocab_size), r.eot_id, o.out_dir.c_str());
+      o.out_dir.c_str(), static_cast<long long>(r.vocab_size), r.eot_id, o.out_dir.c_str(),
+      r.tokenizer_file.c_str());
   return 0;
 }
 
 }  // namespace
 
 CommandSpec prepare_command() {
-  return {"prepare", "INPUT... --out DIR (--vocab-size N | --tokenizer FILE) [options]",
+  return {"prepare", "INPUT... --out DIR (--vocab-size N | --tokenizer PATH) [options]",
           "text/JSONL -> cleaned, deduplicated token shards", kDescription,
           [](CLI::App& app) -> CommandAction {
             auto a = std::make_shared<PrepareArgs>();
@@ -69,8 +72,10 @@ CommandSpec prepare_command() {
                 ->required();
             add_value(app, "--vocab-size", a->o.vocab_size, "N",
                       "train a tokenizer with N ids (>= 257) on the training documents");
-            add_value(app, "--tokenizer", a->o.tokenizer_path, "FILE",
-                      "use an existing tokenizer file instead");
+            add_value(app, "--tokenizer", a->o.tokenizer_path, "PATH",
+                      "use an existing tokenizer instead: an llmpi .bpe file, a tokenizer.json, "
+                      "or a directory with tokenizer.json or GPT-2's vocab.json + merges.txt "
+                      "(encoder.json + vocab.bpe)");
             add_value(app, "--val-fraction", a->o.val_fraction, "F",
                       "share of documents for validation, chosen by content hash (0.05)");
             add_value(app, "--min-chars", a->o.min_chars, "N",

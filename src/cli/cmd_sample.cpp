@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/runtime.h"
+#include "data/hf_tokenizer.h"
 #include "data/tokenizer.h"
 #include "train/loaded_model.h"
 #include "train/sampler.h"
@@ -51,7 +52,7 @@ int run_sample(const SampleArgs& a, CommandEnv& env) {
   const std::string tpath = a.tokenizer.empty() ? lm.config.data.tokenizer : a.tokenizer;
   if (tpath.empty())
     user_error("llmpi sample: the model's config names no tokenizer; pass --tokenizer FILE");
-  const Tokenizer tok = Tokenizer::load(tpath);
+  const Tokenizer tok = load_tokenizer(tpath);
   if (tok.vocab_size() > lm.config.model.vocab_size)
     user_error(tpath, ": tokenizer has ", tok.vocab_size(), " tokens but the model only ",
                lm.config.model.vocab_size);
@@ -110,8 +111,9 @@ CommandSpec sample_command() {
                       "nucleus: smallest set with probability >= P (default 0.95)")
                 ->check(in_range(0, true, 1, false));
             add_value(app, "--seed", a->seed, "S", "sampling seed (default 1); same seed, same text");
-            add_value(app, "--tokenizer", a->tokenizer, "FILE",
-                      "tokenizer (default: the data.tokenizer of the model's config)");
+            add_value(app, "--tokenizer", a->tokenizer, "PATH",
+                      "tokenizer: .bpe, tokenizer.json or a GPT-2 vocab directory (default: "
+                      "the data.tokenizer of the model's config)");
             add_switch(app, "--keep-going", a->keep_going, "do not stop at the end-of-text token");
             add_backend_option(app, a->backend);
             return [a](CommandEnv& env) { return run_sample(*a, env); };

@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "jobs/run_dir.h"
 #include "parallel/communicator.h"
 #include "parallel/topology.h"
 #include "train/trainer.h"
@@ -49,20 +50,26 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
   // left waiting. Errors during training itself abort the job (main.cpp).
   std::unique_ptr<Backend> be;
   std::unique_ptr<Topology> topo;
+  std::unique_ptr<RunDirectory> run_dir;
   std::unique_ptr<Trainer> trainer;
   std::string failure;
   try {
     const Config cfg = load_config(a.config, a.overrides);
     topo = std::make_unique<Topology>(cfg, MPI_COMM_WORLD);
+    run_dir = std::make_unique<RunDirectory>(cfg.run.dir, topo->world_communicator().get(),
+                                             std::cout);
     be = make_backend_option(a.backend, "llmpi train");
-    trainer = std::make_unique<Trainer>(cfg, *be, *topo, std::cout);
+    trainer = std::make_unique<Trainer>(cfg, *be, *topo, *run_dir, std::cout);
     // Collective on every rank alike: an invalid --resume file fails on all of them.
+    bool resumed = false;
     if (a.has_resume) {
       if (a.resume.empty()) user_error("llmpi train: --resume needs a checkpoint file");
       trainer->resume(a.resume);
+      resumed = true;
     } else if (!a.fresh) {
-      trainer->resume_latest();  // the run directory's newest valid checkpoint, if any
+      resumed = trainer->resume_latest().has_value();  // the run dir's newest valid checkpoint
     }
+    if (!resumed && !cfg.train.init_from.empty()) trainer->init_from(cfg.train.init_from);
   } catch (const UserError& e) {
     if (rt.world_size() == 1) throw;  // the usual single-process error path (main.cpp)
     failure = e.what();

@@ -55,7 +55,7 @@ class CommandTree {
     });
   }
 
-  // The group or command at `path` under `parent`, made (as a group) when missing.
+  // The child `word` of `parent` (a group or a command), made as a group when missing.
   CLI::App* child(CLI::App* parent, const std::string& word) {
     const Node& p = nodes_.at(parent);
     for (CLI::App* sub : parent->get_subcommands(std::function<bool(CLI::App*)>{}))
@@ -171,23 +171,26 @@ int run_command_line(const std::vector<std::string>& args_in, CommandEnv& env,
   }
   CommandTree tree(commands);
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 pops from the back
-  // CLI11 checks values before it looks for --help; asking for help wins all the same.
+  // "-h" or "--help" anywhere asks for help, even as another option's value or next to a bad
+  // one (CLI11 checks values before it looks for --help).
   const bool wants_help = std::find_if(args.begin(), args.end(), [](const std::string& a) {
                             return a == "-h" || a == "--help";
                           }) != args.end();
   try {
     tree.root().parse(reversed);
   } catch (const CLI::ParseError& e) {
-    if (wants_help || dynamic_cast<const CLI::CallForHelp*>(&e)) {
-      std::cout << tree.root().help() << std::flush;  // delegates to the selected command
-      return 0;
+    if (!wants_help) {
+      const Node& n = tree.node(tree.selected());
+      env.set_command(n.path);
+      // A misspelt option explains more than what its absence caused ("CONFIG is required").
+      for (const std::string& left : n.app->remaining())
+        if (left.size() > 1 && left[0] == '-') reject_leftover(n, left);
+      fail(n, explain(e));
     }
-    const Node& n = tree.node(tree.selected());
-    env.set_command(n.path);
-    // A misspelt option explains more than what its absence caused ("CONFIG is required").
-    for (const std::string& left : n.app->remaining())
-      if (left.size() > 1 && left[0] == '-') reject_leftover(n, left);
-    fail(n, explain(e));
+  }
+  if (wants_help) {
+    std::cout << tree.root().help() << std::flush;  // delegates to the selected command
+    return 0;
   }
   // Leftovers, from the top down: the first one found is reported.
   for (CLI::App* app = &tree.root();; app = app->get_subcommands().front()) {

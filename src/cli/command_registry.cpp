@@ -14,6 +14,8 @@
   X(inspect)              \
   X(analyze)              \
   X(logbook)              \
+  X(export_hf)            \
+  X(import_hf)            \
   X(version)
 
 namespace llmpi {

@@ -35,6 +35,10 @@ struct TrainSection {
   int64_t log_every = 1;          // print/log a step line every k steps
   int64_t eval_every = 0;         // validation every k steps; 0 = only at the end
   int64_t eval_batches = 8;       // micro-batches per validation
+  // A fresh run's initial weights: an llmpi model/checkpoint file or run directory, or a
+  // Hugging Face model directory (train/init_from.h); empty = the seeded init. A resumed
+  // run ignores it (the checkpoint has the weights).
+  std::string init_from;
   // [train] recompute ("none" | "selective" | "full", activation recomputation) is read into
   // Config::model.recompute, where the Transformer sees it (model/model_config.h).
 

@@ -64,6 +64,7 @@ const ConfigKey kKeys[] = {
     {"train", "eval_batches", FIELD(train.eval_batches), kOptional, at_least(1)},
     // A [train] key that sets a model field: the Transformer reads it from its ModelConfig.
     {"train", "recompute", FIELD(model.recompute)},
+    {"train", "init_from", FIELD(train.init_from)},
     // [data]
     {"data", "train", FIELD(data.train), kRequired, {}, /*non_empty=*/true},
     {"data", "val", FIELD(data.val)},

@@ -1,9 +1,12 @@
-// A recursive-descent JSON parser that only materializes one string field of the top-level
-// object. Grammar per RFC 8259; whitespace = space, \t, \n, \r.
+// JSONL on nlohmann-json's SAX interface: the handler keeps only the wanted top-level string
+// and the nesting depth; no document tree is built. Lone surrogate escapes are rewritten to
+// \uFFFD before parsing (nlohmann rejects them), by a scan that only runs when the line holds
+// a "\u" escape of a surrogate.
 #include "data/jsonl.h"
 
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
@@ -13,209 +16,131 @@ namespace {
 
 constexpr int kMaxDepth = 256;
 
-class Parser {
- public:
-  Parser(std::string_view s, const std::string& where) : s_(s), where_(where) {}
+using Json = nlohmann::json;
 
-  std::string object_field(std::string_view field) {
-    ws();
-    expect('{', "'{' (each line must be a JSON object)");
-    bool found = false;
-    std::string value;
-    ws();
-    if (peek() == '}') {
-      ++pos_;
-    } else {
-      for (;;) {
-        ws();
-        if (peek() != '"') fail("expected a string key");
-        std::string key;
-        string(&key);
-        ws();
-        expect(':', "':' after an object key");
-        ws();
-        if (key == field) {
-          if (peek() != '"') fail("field \"" + std::string(field) + "\" must be a string");
-          value.clear();
-          string(&value);
-          found = true;
-        } else {
-          skip_value(1);
-        }
-        ws();
-        if (peek() == ',') { ++pos_; continue; }
-        expect('}', "',' or '}' in object");
-        break;
-      }
-    }
-    ws();
-    if (pos_ != s_.size()) fail("unexpected content after the JSON object");
-    if (!found) fail("object has no string field \"" + std::string(field) + "\"", 0);
-    return value;
+// Hex value of a \uXXXX escape's 4 digits at s[i], or -1.
+int hex4(std::string_view s, size_t i) {
+  if (i + 4 > s.size()) return -1;
+  int v = 0;
+  for (size_t k = i; k < i + 4; ++k) {
+    const char h = s[k];
+    v <<= 4;
+    if (h >= '0' && h <= '9') v |= h - '0';
+    else if (h >= 'a' && h <= 'f') v |= h - 'a' + 10;
+    else if (h >= 'A' && h <= 'F') v |= h - 'A' + 10;
+    else return -1;
   }
+  return v;
+}
+
+// Positions of "\u" escapes (the backslash itself not escaped) holding a surrogate that is
+// not part of a valid high-low pair; rewritten to \uFFFD. Returns false if there is none.
+bool repair_lone_surrogates(std::string_view s, std::string* out) {
+  bool changed = false;
+  size_t copied = 0;
+  for (size_t i = 0; i + 5 < s.size() + 0; ++i) {
+    if (s[i] != '\\') continue;
+    if (s[i + 1] != 'u') { ++i; continue; }  // any other escape: skip its character
+    const int cp = hex4(s, i + 2);
+    if (cp < 0xD800 || cp > 0xDFFF) { i += 5; continue; }
+    if (cp <= 0xDBFF && i + 11 < s.size() + 0 && s[i + 6] == '\\' && s[i + 7] == 'u') {
+      const int lo = hex4(s, i + 8);
+      if (lo >= 0xDC00 && lo <= 0xDFFF) { i += 11; continue; }  // a valid pair
+    }
+    if (!changed) out->clear();
+    out->append(s.substr(copied, i - copied)).append("\\uFFFD");
+    copied = i + 6;
+    changed = true;
+    i += 5;
+  }
+  if (changed) out->append(s.substr(copied));
+  return changed;
+}
+
+// SAX handler: records the last top-level value of `field` (which must be a string).
+class FieldPicker : public nlohmann::json_sax<Json> {
+ public:
+  explicit FieldPicker(std::string_view field) : field_(field) {}
+
+  bool null() override { return scalar(); }
+  bool boolean(bool) override { return scalar(); }
+  bool number_integer(number_integer_t) override { return scalar(); }
+  bool number_unsigned(number_unsigned_t) override { return scalar(); }
+  bool number_float(number_float_t, const string_t&) override { return scalar(); }
+  bool binary(binary_t&) override { return scalar(); }
+  bool string(string_t& s) override {
+    if (depth_ == 0) return fail("expected '{' (each line must be a JSON object)");
+    if (depth_ == 1 && at_field_) {
+      value_ = std::move(s);
+      found_ = true;
+      at_field_ = false;
+    }
+    return true;
+  }
+  bool start_object(std::size_t) override { return open(); }
+  bool start_array(std::size_t) override {
+    if (depth_ == 0) return fail("expected '{' (each line must be a JSON object)");
+    return open();
+  }
+  bool end_object() override { --depth_; return true; }
+  bool end_array() override { --depth_; return true; }
+  bool key(string_t& k) override {
+    if (depth_ == 1) at_field_ = (k == field_);
+    return true;
+  }
+  bool parse_error(std::size_t byte, const std::string&, const nlohmann::detail::exception& e)
+      override {
+    // what() = "[json.exception.parse_error.101] parse error at line 1, column 14: <reason>"
+    std::string reason = e.what();
+    if (const size_t c = reason.find("column "); c != std::string::npos)
+      if (const size_t colon = reason.find(": ", c); colon != std::string::npos)
+        reason.erase(0, colon + 2);
+    error_ = reason;
+    error_column_ = byte == 0 ? 1 : byte;
+    return false;
+  }
+
+  std::string_view field_;
+  std::string value_, error_;
+  size_t error_column_ = 0;  // 0: the error has no column
+  bool found_ = false;
 
  private:
-  [[noreturn]] void fail(const std::string& what, int with_column = 1) const {
-    if (with_column) user_error(where_, ":", pos_ + 1, ": ", what);
-    user_error(where_, ": ", what);
+  bool open() {
+    if (at_field_ && depth_ == 1) return fail_field();
+    if (++depth_ > kMaxDepth) return fail("JSON nested deeper than 256 levels");
+    return true;
   }
-  char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
-  bool at_end() const { return pos_ >= s_.size(); }
-  void expect(char c, const char* what) {
-    if (at_end() || s_[pos_] != c) fail(std::string("expected ") + what);
-    ++pos_;
+  bool scalar() {
+    if (depth_ == 0) return fail("expected '{' (each line must be a JSON object)");
+    if (depth_ == 1 && at_field_) return fail_field();
+    return true;
   }
-  void ws() {
-    while (!at_end() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' ||
-                         s_[pos_] == '\r'))
-      ++pos_;
+  bool fail_field() { return fail("field \"" + std::string(field_) + "\" must be a string"); }
+  bool fail(std::string what) {
+    error_ = std::move(what);
+    return false;
   }
-
-  void skip_value(int depth) {
-    if (depth > kMaxDepth) fail("JSON nested deeper than 256 levels");
-    ws();
-    const char c = peek();
-    if (c == '"') return string(nullptr);
-    if (c == '{' || c == '[') {
-      const char close = c == '{' ? '}' : ']';
-      ++pos_;
-      ws();
-      if (peek() == close) { ++pos_; return; }
-      for (;;) {
-        ws();
-        if (c == '{') {
-          if (peek() != '"') fail("expected a string key");
-          string(nullptr);
-          ws();
-          expect(':', "':' after an object key");
-        }
-        skip_value(depth + 1);
-        ws();
-        if (peek() == ',') { ++pos_; continue; }
-        if (c == '{') expect('}', "',' or '}' in object");
-        else expect(']', "',' or ']' in array");
-        return;
-      }
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) return number();
-    for (std::string_view lit : {"true", "false", "null"})
-      if (s_.substr(pos_, lit.size()) == lit) { pos_ += lit.size(); return; }
-    fail(at_end() ? "unexpected end of line, expected a value" : "expected a JSON value");
-  }
-
-  void digits() {
-    if (!(peek() >= '0' && peek() <= '9')) fail("expected a digit in number");
-    while (peek() >= '0' && peek() <= '9') ++pos_;
-  }
-  void number() {
-    if (peek() == '-') ++pos_;
-    if (peek() == '0') ++pos_;  // no leading zeros: "01" fails at the next token
-    else digits();
-    if (peek() == '.') { ++pos_; digits(); }
-    if (peek() == 'e' || peek() == 'E') {
-      ++pos_;
-      if (peek() == '+' || peek() == '-') ++pos_;
-      digits();
-    }
-  }
-
-  unsigned hex4() {
-    if (pos_ + 4 > s_.size()) fail("truncated \\u escape");
-    unsigned v = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char h = s_[pos_++];
-      v <<= 4;
-      if (h >= '0' && h <= '9') v |= h - '0';
-      else if (h >= 'a' && h <= 'f') v |= h - 'a' + 10;
-      else if (h >= 'A' && h <= 'F') v |= h - 'A' + 10;
-      else { --pos_; fail("bad hex digit in \\u escape"); }
-    }
-    return v;
-  }
-
-  static void put_utf8(std::string* out, uint32_t cp) {
-    if (cp < 0x80) {
-      out->push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
-  // Parses a string at pos_ (which is '"'); appends its unescaped bytes to out if non-null.
-  void string(std::string* out) {
-    ++pos_;
-    for (;;) {
-      if (at_end()) fail("unterminated string");
-      const char c = s_[pos_];
-      if (c == '"') { ++pos_; return; }
-      if (static_cast<unsigned char>(c) < 0x20) fail("raw control character in string (must be escaped)");
-      if (c != '\\') {
-        const size_t run = pos_;
-        while (pos_ < s_.size() && s_[pos_] != '"' && s_[pos_] != '\\' &&
-               static_cast<unsigned char>(s_[pos_]) >= 0x20)
-          ++pos_;
-        if (out) out->append(s_.substr(run, pos_ - run));
-        continue;
-      }
-      ++pos_;
-      if (at_end()) fail("unterminated escape");
-      const char e = s_[pos_++];
-      char plain = 0;
-      switch (e) {
-        case '"': plain = '"'; break;
-        case '\\': plain = '\\'; break;
-        case '/': plain = '/'; break;
-        case 'b': plain = '\b'; break;
-        case 'f': plain = '\f'; break;
-        case 'n': plain = '\n'; break;
-        case 'r': plain = '\r'; break;
-        case 't': plain = '\t'; break;
-        case 'u': {
-          uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp <= 0xDBFF) {  // high surrogate: a low one must follow
-            if (s_.substr(pos_, 2) == "\\u") {
-              const size_t save = pos_;
-              pos_ += 2;
-              const uint32_t lo = hex4();
-              if (lo >= 0xDC00 && lo <= 0xDFFF) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-              else { pos_ = save; cp = 0xFFFD; }
-            } else {
-              cp = 0xFFFD;
-            }
-          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            cp = 0xFFFD;  // lone low surrogate
-          }
-          if (out) put_utf8(out, cp);
-          continue;
-        }
-        default:
-          --pos_;
-          fail(std::string("invalid escape '\\") + e + "'");
-      }
-      if (out) out->push_back(plain);
-    }
-  }
-
-  std::string_view s_;
-  const std::string& where_;
-  size_t pos_ = 0;
+  int depth_ = 0;
+  bool at_field_ = false;
 };
 
 }  // namespace
 
 std::string json_object_string_field(std::string_view line, std::string_view field,
                                      const std::string& where) {
-  return Parser(line, where).object_field(field);
+  std::string repaired;
+  if (line.find("\\u") != std::string_view::npos && repair_lone_surrogates(line, &repaired))
+    line = repaired;
+  FieldPicker picker(field);
+  const bool ok = Json::sax_parse(line.begin(), line.end(), &picker,
+                                  nlohmann::detail::input_format_t::json, /*strict=*/true);
+  if (!ok) {
+    if (picker.error_column_ > 0) user_error(where, ":", picker.error_column_, ": ", picker.error_);
+    user_error(where, ": ", picker.error_);
+  }
+  if (!picker.found_) user_error(where, ": object has no string field \"", field, "\"");
+  return std::move(picker.value_);
 }
 
 JsonlReader::JsonlReader(std::string path, std::string field)

@@ -1,11 +1,12 @@
 #pragma once
-// Minimal JSONL reader for `llmpi prepare`: each non-blank line is one JSON object; the value
-// of one string field (default "text") is extracted with full unescaping (\" \\ \/ \b \f \n
-// \r \t and \uXXXX, surrogate pairs combined, written as UTF-8). Every other value — nested
-// objects/arrays, numbers, strings, true/false/null — is parsed and skipped, so a malformed
-// line is always detected. An unpaired surrogate (seen in scraped data) becomes U+FFFD.
-// Errors: UserError "FILE:LINE:COLUMN: <what was expected>"; a line whose object lacks the
-// field, or has a non-string value for it, is an error too. Nesting is limited to 256 levels.
+// JSONL reader for `llmpi prepare`: each non-blank line is one JSON object (RFC 8259, parsed by
+// nlohmann-json's SAX parser, the project's one JSON library); the value of one string field
+// (default "text") is returned unescaped as UTF-8 and every other value is parsed and skipped,
+// so a malformed line is always detected. An unpaired \uD800-\uDFFF escape (seen in scraped
+// data) becomes U+FFFD instead of failing the line. Nesting is limited to 256 levels.
+// Errors: UserError "FILE:LINE:COLUMN: <what was expected>" (or "FILE:LINE: ..." where no
+// column applies); a line whose object lacks the field, or has a non-string value for it, is
+// an error too. If the field appears twice, the last value wins.
 #include <cstdint>
 #include <fstream>
 #include <string>

@@ -3,6 +3,8 @@
 
 #include <glob.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -12,7 +14,9 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/text_file.h"
 #include "data/bpe_trainer.h"
+#include "data/hf_tokenizer.h"
 #include "data/jsonl.h"
 #include "data/mapped_file.h"
 #include "data/progress.h"
@@ -92,41 +96,6 @@ CleanStats for_each_kept_document(const std::vector<std::string>& files,
   return filter.stats();
 }
 
-void write_text_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) user_error(tmp, ": cannot create: ", std::strerror(errno));
-    f << text;
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      user_error(tmp, ": write failed");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    user_error(path, ": cannot rename from ", tmp, ": ", std::strerror(errno));
-  }
-}
-
-std::string json_quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 void validate(const PrepareOptions& o) {
   if (o.inputs.empty()) user_error("no input files given (see --help)");
   if (o.out_dir.empty()) user_error("missing --out DIR");
@@ -173,28 +142,27 @@ bool is_validation_document(const Hash128& h, double val_fraction, uint64_t seed
 }
 
 std::string prepare_report_json(const PrepareReport& r, const PrepareOptions& o) {
-  std::ostringstream j;
-  j << "{\n"
-    << "  \"format_version\": 1,\n"
-    << "  \"files\": " << r.files << ",\n"
-    << "  \"bytes_read\": " << r.bytes_read << ",\n"
-    << "  \"documents_read\": " << r.clean.documents_read << ",\n"
-    << "  \"dropped_short\": " << r.clean.dropped_short << ",\n"
-    << "  \"dropped_duplicate\": " << r.clean.dropped_duplicate << ",\n"
-    << "  \"train_documents\": " << r.train_documents << ",\n"
-    << "  \"val_documents\": " << r.val_documents << ",\n"
-    << "  \"train_tokens\": " << r.train_tokens << ",\n"
-    << "  \"val_tokens\": " << r.val_tokens << ",\n"
-    << "  \"vocab_size\": " << r.vocab_size << ",\n"
-    << "  \"eot_id\": " << r.eot_id << ",\n"
-    << "  \"token_width\": " << r.token_width << ",\n"
-    << "  \"val_fraction\": " << o.val_fraction << ",\n"
-    << "  \"min_chars\": " << o.min_chars << ",\n"
-    << "  \"seed\": " << o.seed << ",\n"
-    << "  \"tokenizer\": "
-    << json_quote(o.vocab_size > 0 ? "trained" : o.tokenizer_path) << "\n"
-    << "}\n";
-  return j.str();
+  const nlohmann::ordered_json j = {
+      {"format_version", 1},
+      {"files", r.files},
+      {"bytes_read", r.bytes_read},
+      {"documents_read", r.clean.documents_read},
+      {"dropped_short", r.clean.dropped_short},
+      {"dropped_duplicate", r.clean.dropped_duplicate},
+      {"train_documents", r.train_documents},
+      {"val_documents", r.val_documents},
+      {"train_tokens", r.train_tokens},
+      {"val_tokens", r.val_tokens},
+      {"vocab_size", r.vocab_size},
+      {"eot_id", r.eot_id},
+      {"token_width", r.token_width},
+      {"val_fraction", o.val_fraction},
+      {"min_chars", o.min_chars},
+      {"seed", o.seed},
+      {"tokenizer", o.vocab_size > 0 ? std::string("trained") : o.tokenizer_path},
+      {"tokenizer_file", r.tokenizer_file},
+  };
+  return j.dump(2) + "\n";
 }
 
 PrepareReport prepare_dataset(const PrepareOptions& o) {
@@ -224,11 +192,12 @@ PrepareReport prepare_dataset(const PrepareOptions& o) {
       std::fprintf(stderr, "prepare: trained tokenizer: %lld merges from %zu distinct words\n",
                    static_cast<long long>(tok.merges().size()), trainer.distinct_words());
   } else {
-    tok = Tokenizer::load(o.tokenizer_path);
+    tok = load_tokenizer(o.tokenizer_path);
   }
   report.vocab_size = tok.vocab_size();
   report.eot_id = tok.eot_id();
   report.token_width = token_width_for_vocab(tok.vocab_size());
+  report.tokenizer_file = tok.has_llmpi_layout() ? "tokenizer.bpe" : "tokenizer.json";
 
   // Pass 2: encode into the two shards.
   const fs::path out(o.out_dir);
@@ -263,7 +232,9 @@ PrepareReport prepare_dataset(const PrepareOptions& o) {
     user_error("all ", report.val_documents,
                " documents went to the validation split; lower --val-fraction");
 
-  tok.save((out / "tokenizer.bpe").string());
+  // llmpi's own tokenizer keeps its file format; any other (GPT-2's) goes as tokenizer.json.
+  if (tok.has_llmpi_layout()) tok.save((out / report.tokenizer_file).string());
+  else write_tokenizer_json(tok, (out / report.tokenizer_file).string());
   train.commit();
   val.commit();
   write_text_atomically((out / "prepare.json").string(), prepare_report_json(report, o));

@@ -4,7 +4,8 @@
 // delimiter line; JSONL: the "text" field of each line) → clean_text → drop short → drop exact
 // duplicates → split train/val by content hash → [train a BPE tokenizer on the train
 // documents, pass 1] → encode each document + <|endoftext|> → OUT/train.bin, OUT/val.bin,
-// OUT/tokenizer.bpe, OUT/prepare.json. Files are processed in the order given (globs sorted).
+// OUT/tokenizer.bpe (llmpi's tokenizer) or OUT/tokenizer.json (GPT-2's, HF format),
+// OUT/prepare.json. Files are processed in the order given (globs sorted).
 // Every output is written under a temporary name and renamed when complete.
 #include <cstdint>
 #include <optional>
@@ -23,7 +24,8 @@ struct PrepareOptions {
   std::optional<std::string> delimiter;    // text: a line equal to this separates documents
   std::string out_dir;
   int64_t vocab_size = 0;                  // > 0: train a tokenizer of this size
-  std::string tokenizer_path;              // else: load this tokenizer file
+  std::string tokenizer_path;              // else: load this tokenizer (data/hf_tokenizer.h:
+                                           // a .bpe file, tokenizer.json or a GPT-2 dir)
   double val_fraction = 0.05;              // in [0, 1)
   int64_t min_chars = 1;                   // documents shorter (code points) are dropped
   uint64_t seed = 1234;                    // keys the train/val split
@@ -39,6 +41,7 @@ struct PrepareReport {
   int64_t vocab_size = 0;
   uint32_t eot_id = 0;
   int token_width = 0;
+  std::string tokenizer_file;  // "tokenizer.bpe" (llmpi's) or "tokenizer.json" (any other)
 };
 
 PrepareReport prepare_dataset(const PrepareOptions& options);

@@ -1,16 +1,21 @@
-// Byte-level BPE: encoding, decoding and the tokenizer file (format in docs/data-format.md).
-// Encoding a chunk repeatedly merges the adjacent pair with the lowest merge index — the
-// order the merges were learned in — until no adjacent pair is a merge. Chunks are at most
-// kMaxChunkBytes long, so the quadratic scan per chunk is cheap; EncodeCache removes repeats.
+// Byte-level BPE: construction checks, encoding, decoding and the llmpi tokenizer file
+// (format in docs/data-format.md). A chunk is encoded on a linked list of symbols with a
+// min-heap of (merge rank, position): the lowest rank pops first and, within one rank, the
+// leftmost occurrence — with the invariant that merges only join tokens made by earlier merges,
+// this is exactly GPT-2's "merge every occurrence of the best pair, left to right", in
+// O(n log n) for chunks of any length (GPT-2's pre-tokenizer does not bound them).
 #include "data/tokenizer.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <queue>
 #include <sstream>
 
 #include "core/error.h"
+#include "data/gpt2_pretokenize.h"
 #include "data/pretokenize.h"
 
 namespace llmpi {
@@ -22,67 +27,165 @@ constexpr std::string_view kFileMagic = "llmpi-bpe";
 constexpr int kFileVersion = 1;
 constexpr std::string_view kPretokenizer = "bytes-gpt2-v1";
 
+BpeVocab llmpi_vocab(std::vector<BpeMerge> merges) {
+  BpeVocab v;
+  v.pretokenizer = Pretokenizer::llmpi_bytes;
+  v.tokens.reserve(257 + merges.size());
+  for (int b = 0; b < 256; ++b) v.tokens.emplace_back(1, static_cast<char>(b));
+  for (size_t i = 0; i < merges.size(); ++i) {
+    BpeMerge& m = merges[i];
+    m.result = 256 + static_cast<uint32_t>(i);
+    if (m.left >= m.result || m.right >= m.result)
+      user_error("llmpi tokenizer: merge ", i, " refers to a later token");
+    v.tokens.push_back(v.tokens[m.left] + v.tokens[m.right]);
+  }
+  v.specials = {static_cast<uint32_t>(v.tokens.size())};
+  v.tokens.emplace_back(kEndOfText);
+  v.merges = std::move(merges);
+  return v;
+}
+
 }  // namespace
+
+const char* pretokenizer_name(Pretokenizer p) {
+  return p == Pretokenizer::llmpi_bytes ? "llmpi-bytes" : "gpt2";
+}
 
 Tokenizer::Tokenizer() : Tokenizer(std::vector<BpeMerge>{}) {}
 
-Tokenizer::Tokenizer(std::vector<BpeMerge> merges) : merges_(std::move(merges)) {
-  bytes_.reserve(257 + merges_.size());
-  for (int b = 0; b < 256; ++b) bytes_.emplace_back(1, static_cast<char>(b));
-  rank_.reserve(merges_.size());
-  for (size_t i = 0; i < merges_.size(); ++i) {
-    const BpeMerge m = merges_[i];
-    const uint32_t id = 256 + static_cast<uint32_t>(i);
-    LLMPI_CHECK(m.left < id && m.right < id, "merge ", i, " refers to a later token");
-    const bool fresh = rank_.emplace(pair_key(m.left, m.right), static_cast<uint32_t>(i)).second;
-    LLMPI_CHECK(fresh, "merge ", i, " (", m.left, ", ", m.right, ") is a duplicate");
-    bytes_.push_back(bytes_[m.left] + bytes_[m.right]);
+Tokenizer::Tokenizer(std::vector<BpeMerge> merges)
+    : Tokenizer(llmpi_vocab(std::move(merges)), "llmpi tokenizer") {}
+
+Tokenizer::Tokenizer(BpeVocab v, const std::string& source)
+    : pre_(v.pretokenizer), merges_(std::move(v.merges)), bytes_(std::move(v.tokens)),
+      specials_(std::move(v.specials)) {
+  index(source);
+}
+
+void Tokenizer::index(const std::string& src) {
+  const size_t V = bytes_.size();
+  if (V == 0 || V > (size_t{1} << 31)) user_error(src, ": vocabulary size ", V, " is out of range");
+  std::sort(specials_.begin(), specials_.end());
+  bool have_eot = false;
+  for (size_t i = 0; i < specials_.size(); ++i) {
+    if (specials_[i] >= V) user_error(src, ": special token id ", specials_[i], " >= vocabulary size ", V);
+    if (i > 0 && specials_[i] == specials_[i - 1]) user_error(src, ": special token id ", specials_[i], " listed twice");
+    if (bytes_[specials_[i]] == kEndOfText) {
+      eot_ = specials_[i];
+      have_eot = true;
+    }
   }
-  bytes_.emplace_back(kEndOfText);
+  if (!have_eot) user_error(src, ": no special token \"", kEndOfText, "\" (llmpi needs a document separator)");
+  std::unordered_map<std::string_view, uint32_t> by_bytes;
+  by_bytes.reserve(V);
+  bool have_byte[256] = {};
+  for (uint32_t id = 0; id < V; ++id) {
+    if (is_special(id)) continue;
+    const std::string& b = bytes_[id];
+    if (b.empty()) user_error(src, ": token ", id, " is empty");
+    if (auto [it, fresh] = by_bytes.emplace(b, id); !fresh)
+      user_error(src, ": tokens ", it->second, " and ", id, " have the same bytes");
+    if (b.size() == 1) {
+      byte_id_[static_cast<unsigned char>(b[0])] = id;
+      have_byte[static_cast<unsigned char>(b[0])] = true;
+    }
+  }
+  for (int b = 0; b < 256; ++b)
+    if (!have_byte[b]) user_error(src, ": no token for the byte 0x", std::hex, b, " (a byte-level BPE needs all 256)");
+  // made[id]: a byte or the result of an earlier merge — what a merge may join.
+  std::vector<char> made(V, 0);
+  for (int b = 0; b < 256; ++b) made[byte_id_[b]] = 1;
+  rank_.reserve(merges_.size());
+  for (size_t r = 0; r < merges_.size(); ++r) {
+    const BpeMerge m = merges_[r];
+    if (m.left >= V || m.right >= V || m.result >= V)
+      user_error(src, ": merge ", r, " refers to a token id >= vocabulary size ", V);
+    if (!made[m.left] || !made[m.right])
+      user_error(src, ": merge ", r, " (", m.left, ", ", m.right, ") joins a token that no earlier merge makes");
+    if (made[m.result] || is_special(m.result))
+      user_error(src, ": merge ", r, " makes token ", m.result, ", which already exists before it");
+    if (bytes_[m.result] != bytes_[m.left] + bytes_[m.right])
+      user_error(src, ": merge ", r, " (", m.left, ", ", m.right, ") makes token ", m.result,
+                 " whose bytes are not the pair's bytes joined");
+    if (!rank_.emplace(pair_key(m.left, m.right), (uint64_t{r} << 32) | m.result).second)
+      user_error(src, ": merge ", r, " (", m.left, ", ", m.right, ") is a duplicate");
+    made[m.result] = 1;
+  }
+}
+
+bool Tokenizer::is_special(uint32_t id) const {
+  return std::binary_search(specials_.begin(), specials_.end(), id);
+}
+
+bool Tokenizer::has_llmpi_layout() const {
+  const size_t M = merges_.size();
+  if (pre_ != Pretokenizer::llmpi_bytes || bytes_.size() != 257 + M || specials_.size() != 1 ||
+      eot_ != 256 + M)
+    return false;
+  for (uint32_t b = 0; b < 256; ++b)
+    if (byte_id_[b] != b) return false;
+  for (size_t i = 0; i < M; ++i)
+    if (merges_[i].result != 256 + i) return false;
+  return true;
 }
 
 void Tokenizer::encode_chunk(std::string_view chunk, std::vector<uint32_t>& out) const {
-  const size_t start = out.size();
-  for (char c : chunk) out.push_back(static_cast<unsigned char>(c));
-  // ids lives in out[start, end); merge in place.
-  size_t end = out.size();
-  while (end - start >= 2) {
-    uint32_t best_rank = std::numeric_limits<uint32_t>::max();
-    for (size_t i = start; i + 1 < end; ++i) {
-      auto it = rank_.find(pair_key(out[i], out[i + 1]));
-      if (it != rank_.end() && it->second < best_rank) best_rank = it->second;
-    }
-    if (best_rank == std::numeric_limits<uint32_t>::max()) break;
-    const BpeMerge m = merges_[best_rank];
-    const uint32_t id = 256 + best_rank;
-    size_t w = start;
-    for (size_t r = start; r < end;) {
-      if (r + 1 < end && out[r] == m.left && out[r + 1] == m.right) {
-        out[w++] = id;
-        r += 2;
-      } else {
-        out[w++] = out[r++];
-      }
-    }
-    end = w;
+  const size_t n = chunk.size();
+  if (n == 1) {
+    out.push_back(byte_id_[static_cast<unsigned char>(chunk[0])]);
+    return;
   }
-  out.resize(end);
+  constexpr uint32_t kDead = std::numeric_limits<uint32_t>::max();
+  struct Sym {
+    uint32_t id;
+    int32_t prev, next;
+  };
+  std::vector<Sym> s(n);
+  for (size_t i = 0; i < n; ++i)
+    s[i] = {byte_id_[static_cast<unsigned char>(chunk[i])], int32_t(i) - 1,
+            i + 1 < n ? int32_t(i + 1) : -1};
+  // Heap entries: rank << 32 | position of the pair's left symbol; smallest first.
+  std::priority_queue<uint64_t, std::vector<uint64_t>, std::greater<>> heap;
+  auto push = [&](int32_t pos) {
+    if (pos < 0 || s[size_t(pos)].next < 0) return;
+    const auto it = rank_.find(pair_key(s[size_t(pos)].id, s[size_t(s[size_t(pos)].next)].id));
+    if (it != rank_.end()) heap.push((it->second & 0xFFFFFFFF00000000ull) | uint32_t(pos));
+  };
+  for (size_t i = 0; i + 1 < n; ++i) push(int32_t(i));
+  while (!heap.empty()) {
+    const uint64_t top = heap.top();
+    heap.pop();
+    const int32_t pos = int32_t(top & 0xFFFFFFFFu);
+    Sym& a = s[size_t(pos)];
+    if (a.id == kDead || a.next < 0) continue;
+    Sym& b = s[size_t(a.next)];
+    const auto it = rank_.find(pair_key(a.id, b.id));
+    if (it == rank_.end() || (it->second >> 32) != (top >> 32)) continue;  // stale entry
+    a.id = uint32_t(it->second & 0xFFFFFFFFu);
+    b.id = kDead;
+    a.next = b.next;
+    if (a.next >= 0) s[size_t(a.next)].prev = pos;
+    push(a.prev);
+    push(pos);
+  }
+  for (int32_t i = 0; i >= 0; i = s[size_t(i)].next) out.push_back(s[size_t(i)].id);
 }
 
 void Tokenizer::encode_append(std::string_view text, std::vector<uint32_t>& out,
                               EncodeCache* cache) const {
-  for_each_chunk(text, [&](std::string_view chunk) {
+  auto each = [&](std::string_view chunk) {
     if (cache == nullptr) return encode_chunk(chunk, out);
-    std::string key(chunk);
-    if (auto it = cache->map.find(key); it != cache->map.end()) {
+    if (auto it = cache->map.find(std::string(chunk)); it != cache->map.end()) {
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;
     }
     const size_t start = out.size();
     encode_chunk(chunk, out);
     if (cache->map.size() >= cache->max_entries) cache->map.clear();
-    cache->map.emplace(std::move(key), std::vector<uint32_t>(out.begin() + start, out.end()));
-  });
+    cache->map.emplace(std::string(chunk), std::vector<uint32_t>(out.begin() + start, out.end()));
+  };
+  if (pre_ == Pretokenizer::gpt2) for_each_gpt2_chunk(text, each);
+  else for_each_chunk(text, each);
 }
 
 std::vector<uint32_t> Tokenizer::encode(std::string_view text) const {
@@ -113,6 +216,9 @@ std::string Tokenizer::decode(const std::vector<uint32_t>& ids) const {
 //   <left> <right>        (M lines; line i defines id 256 + i)
 
 void Tokenizer::save(const std::string& path) const {
+  if (!has_llmpi_layout())
+    user_error(path, ": a ", pretokenizer_name(pre_), " tokenizer is not in llmpi's id layout; "
+               "write it as tokenizer.json (data/hf_tokenizer.h) instead");
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);

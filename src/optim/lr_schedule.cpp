@@ -4,10 +4,23 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <string_view>
 
+#include "config/config_schema.h"
 #include "core/error.h"
 
 namespace llmpi {
+namespace {
+
+// UserError unless `value` is in the range config_schema.cpp gives train.<name>.
+void check_train_key(std::string_view name, double value) {
+  const config::ConfigKey* key = config::find_config_key("train", name);
+  LLMPI_CHECK(key != nullptr, "no schema row train.", name);
+  if (!key->bounds.contains(value))
+    user_error(key->path(), " = ", value, ": expected ", key->expected());
+}
+
+}  // namespace
 
 LrSchedule LrSchedule::from(const TrainSection& t) {
   LrSchedule s;
@@ -16,13 +29,15 @@ LrSchedule LrSchedule::from(const TrainSection& t) {
   s.warmup_steps = t.warmup_steps;
   s.decay_steps = t.decay_steps > 0 ? t.decay_steps : t.steps;
   s.decay = t.decay;
-  // The same ranges as the config's (config_schema.cpp decides them: train.lr > 0), for a
-  // section built by hand; a loaded Config always meets them.
-  if (!(s.lr > 0)) user_error("train.lr = ", s.lr, ": expected > 0");
-  if (!(s.min_lr >= 0 && s.min_lr <= s.lr))
-    user_error("train.min_lr = ", s.min_lr, ": expected between 0 and train.lr = ", s.lr);
-  if (s.warmup_steps < 0) user_error("train.warmup_steps = ", s.warmup_steps, ": expected >= 0");
-  if (s.decay_steps < 0) user_error("train.decay_steps = ", s.decay_steps, ": expected >= 0");
+  // A section built by hand meets the config's rules: each key's range is its schema row
+  // (train.lr > 0, ...), min_lr <= lr as config_checks.cpp has it. A loaded Config always
+  // meets them.
+  check_train_key("lr", t.lr);
+  check_train_key("min_lr", t.min_lr);
+  check_train_key("warmup_steps", static_cast<double>(t.warmup_steps));
+  check_train_key("decay_steps", static_cast<double>(t.decay_steps));
+  if (s.min_lr > s.lr)
+    user_error("train.min_lr = ", s.min_lr, ": expected a number in [0, lr]; train.lr = ", s.lr);
   return s;
 }
 

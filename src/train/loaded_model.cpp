@@ -3,24 +3,14 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "jobs/checkpoint_dir.h"
 #include "model/param_layout.h"
 
 namespace llmpi {
 
-std::string resolve_model_path(const std::string& path) {
-  namespace fs = std::filesystem;
-  if (fs::is_directory(path)) {
-    const fs::path p = fs::path(path) / "model.h5";
-    if (!fs::exists(p)) user_error(path, ": a run directory without model.h5 (has training finished?)");
-    return p.string();
-  }
-  if (!fs::exists(path)) user_error(path, ": no such model file or run directory");
-  return path;
-}
-
 LoadedModel load_model(const std::string& path, Backend& be) {
   LoadedModel m;
-  m.path = resolve_model_path(path);
+  m.path = resolve_model_source(path);
   m.meta = read_model_meta(m.path);
   m.config = parse_config(m.meta.config_toml, m.path + " (stored config)");
   const StageRange range = StageRange::full(m.config.model);

@@ -2,7 +2,7 @@
 // A trained model opened for inference (sample, eval): the model file's own config text is
 // parsed back into a Config, the parameters are loaded (checksums verified) into a
 // ParamStore on the given backend. `path` may be a model/checkpoint file or a run
-// directory (then <dir>/model.h5).
+// directory (its model.h5, else its newest valid checkpoint: jobs/checkpoint_dir.h).
 #include <memory>
 #include <string>
 
@@ -22,7 +22,6 @@ struct LoadedModel {
   std::unique_ptr<Transformer> model;
 };
 
-std::string resolve_model_path(const std::string& path);
 LoadedModel load_model(const std::string& path, Backend& be);
 
 }  // namespace llmpi

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <limits>
 
 #include "parallel/communicator.h"
+#include "train/logbook_observer.h"
 
 namespace llmpi {
 namespace {
@@ -76,21 +78,28 @@ AgreedVerdict StepGuard::agree(int64_t step, double loss, double grad_norm, doub
   return a;
 }
 
-void StepGuard::journal(int64_t step, const AgreedVerdict& a, const StepDecision& d, double grad_norm) {
-  if (!recorder_.writes()) return;
+void StepGuard::journal(RunDirectory& dir, int64_t step, const AgreedVerdict& a, const StepDecision& d,
+                        double grad_norm) {
   if (d.action == StepAction::apply || d.action == StepAction::skip_data) return;
+  const std::string action = action_name(d.action);
+  char line[256];
   if (a.verdict.nonfinite) {
-    const bool loss_bad = !std::isfinite(a.loss_seen);
-    recorder_.event(make_event(EventType::nonfinite, step,
-                               {{"what", loss_bad ? "loss" : "gradient"}, {"ranks_flagged", a.ranks_flagged}}));
+    const char* what = std::isfinite(a.loss_seen) ? "gradient" : "loss";
+    std::snprintf(line, sizeof line, "non-finite %s at step %lld (%d rank(s)); action: %s", what,
+                  (long long)step, a.ranks_flagged, action.c_str());
+    dir.emit({RunEventKind::nonfinite, step, line,
+              {json_detail("what", what), json_detail("ranks_flagged", a.ranks_flagged)}});
   } else {
-    recorder_.event(make_event(EventType::loss_spike, step,
-                               {{"loss", a.loss_seen}, {"loss_z", a.verdict.loss_z}, {"grad_norm", grad_norm},
-                                {"grad_z", a.verdict.grad_z}, {"action", action_name(d.action)},
-                                {"ranks_flagged", a.ranks_flagged}}));
+    std::snprintf(line, sizeof line, "loss spike at step %lld: loss %.4f (z %.1f), grad norm %.4f (z %.1f), "
+                  "flagged by %d rank(s); action: %s", (long long)step, a.loss_seen, a.verdict.loss_z,
+                  grad_norm, a.verdict.grad_z, a.ranks_flagged, action.c_str());
+    dir.emit({RunEventKind::loss_spike, step, line,
+              {json_detail("loss", a.loss_seen), json_detail("loss_z", a.verdict.loss_z),
+               json_detail("grad_norm", grad_norm), json_detail("grad_z", a.verdict.grad_z),
+               json_detail("action", action), json_detail("ranks_flagged", a.ranks_flagged)}});
   }
   if (d.action == StepAction::skip)
-    recorder_.event(make_event(EventType::step_skipped, step, {{"reason", d.reason}}));
+    dir.emit({RunEventKind::step_skipped, step, "", {json_detail("reason", d.reason)}});
 }
 
 }  // namespace llmpi

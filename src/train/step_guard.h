@@ -2,9 +2,8 @@
 // StepGuard: the logbook's side of each training step, between the engine's compute() and
 // apply(): it takes the step's (global) loss and gradient norm, agrees the spike verdict over
 // every rank (an OR of the ranks' flags, so that all ranks skip or roll back together), asks
-// the SpikePolicy what to do, and records the step's row, its per-layer statistics and its
-// events (nonfinite, loss_spike, step_skipped, rollback) in the logbook through the
-// LogbookRecorder. It also holds the documented test hooks of [logbook] (test_nan_grad_steps,
+// the SpikePolicy what to do, and emits the decision's events (nonfinite, loss_spike,
+// step_skipped) as RunEvents; it owns the LogbookRecorder that the trainer's rows go to. It also holds the documented test hooks of [logbook] (test_nan_grad_steps,
 // test_loss_spike_steps on the last rank only; test_kill_after_steps on world rank 0).
 // Collective calls (agree, the constructor) are made by every rank in the same order.
 #include <mpi.h>
@@ -15,6 +14,7 @@
 
 #include "config/config.h"
 #include "io/logbook_schema.h"
+#include "jobs/run_dir.h"
 #include "train/logbook_recorder.h"
 #include "train/spike_policy.h"
 
@@ -48,8 +48,10 @@ class StepGuard {
 
   // Collective: the verdict on (loss, grad_norm) as this rank saw them, agreed over the world.
   AgreedVerdict agree(int64_t step, double loss, double grad_norm, double peak_bytes);
-  // The journal entries of a decision (rank 0 writes; others ignore).
-  void journal(int64_t step, const AgreedVerdict& a, const StepDecision& d, double grad_norm);
+  // The events of a decision (nonfinite or loss_spike, step_skipped), emitted on every rank
+  // through the run directory (the logbook's journal observes it: train/logbook_observer.h).
+  void journal(RunDirectory& dir, int64_t step, const AgreedVerdict& a, const StepDecision& d,
+               double grad_norm);
 
  private:
   LogbookSection cfg_;

@@ -1,18 +1,19 @@
+// The training loop of one run (see trainer.h): steps, validation, checkpoint saves and the
+// final model; the run directory's side of each goes through RunDirectory.
 #include "train/trainer.h"
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <ostream>
 
 #include "io/model_file.h"
-#include "jobs/checkpoint_dir.h"
 #include "jobs/retention.h"
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
+#include "train/init_from.h"
 #include "train/paths.h"
+#include "train/logbook_observer.h"
 #include "train/spike_policy.h"
 #include "train/unigram.h"
 
@@ -38,24 +39,37 @@ std::string hms(double seconds) {
 
 }  // namespace
 
+struct Trainer::Owned {
+  Topology topo;
+  RunDirectory dir;
+  Owned(const Config& cfg, MPI_Comm comm, std::ostream& out)
+      : topo(cfg, comm), dir(cfg.run.dir, topo.world_communicator().get(), out) {}
+};
+
 Trainer::Trainer(const Config& cfg, Backend& be, MPI_Comm comm, std::ostream& out)
-    : Trainer(cfg, be, std::make_unique<Topology>(cfg, comm), nullptr, out) {}
+    : Trainer(cfg, be, std::make_unique<Owned>(cfg, comm, out), out) {}
 
-Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, std::ostream& out)
-    : Trainer(cfg, be, nullptr, &topo, out) {}
+Trainer::Trainer(const Config& cfg, Backend& be, std::unique_ptr<Owned> owned, std::ostream& out)
+    : Trainer(cfg, be, owned->topo, owned->dir, out) {
+  owned_ = std::move(owned);
+}
 
-Trainer::Trainer(const Config& cfg, Backend& be, std::unique_ptr<Topology> owned, Topology* topo,
+Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& run_dir,
                  std::ostream& out)
-    : own_topo_(std::move(owned)),
-      topo_(topo ? *topo : *own_topo_),
+    : topo_(topo),
+      run_dir_(run_dir),
       cfg_(cfg),
       be_(be),
       comm_(topo_.world_communicator().get()),
       out_(out),
+      journal_(cfg, layout_text({cfg.parallel.tp, cfg.parallel.pp, cfg.parallel.dp, cfg.parallel.zero_stage,
+                                 topo.world_size()}),
+               topo.world_size()),
       train_data_(data_paths(cfg.data.train, "data.train"), cfg.model.vocab_size),
       loader_(train_data_, cfg.train.seq_len, cfg.train.seed),
       schedule_(LrSchedule::from(cfg.train)) {
   rank_ = topo_.rank();
+  run_dir_.add_observer(journal_);  // the logbook's journal (attached to the logbook in run())
   if (!cfg.data.val.empty()) {
     val_data_.emplace(data_paths(cfg.data.val, "data.val"), cfg.model.vocab_size);
     val_loader_.emplace(*val_data_, cfg.train.seq_len);
@@ -69,122 +83,9 @@ Trainer::Trainer(const Config& cfg, Backend& be, std::unique_ptr<Topology> owned
   host_targets_.resize(host_ids_.size());
 }
 
-Trainer::~Trainer() = default;
-
-Trainer::StepRun Trainer::train_step(int64_t step) {
-  StepRun o;
-  StepRecord& r = o.r;
-  r.step = step;
-  r.lr = schedule_.at(step);
-  SpikePolicy& policy = guard_->policy();
-  if (policy.data_skipped(step)) {  // a rollback dropped this step's data: no forward at all
-    r.loss = r.grad_norm = kNotMeasured;
-    r.skipped = true;
-    r.action = StepAction::skip_data;
-    o.s.finite = false;
-    return o;
-  }
-  const auto t0 = Clock::now();
-  const int64_t N = cfg_.train.batch_size * cfg_.train.seq_len;
-  for (int64_t m = 0; m < layout_.micro_batches; ++m)
-    loader_.fill(step - 1, m, topo_.dp_rank(), layout_, host_ids_.data() + m * N,
-                 host_targets_.data() + m * N);
-  o.data_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  const bool stats = guard_->layer_stats_due(step);
-  if (stats) engine_->arm_layer_stats();
-  o.s = engine_->compute(host_ids_, host_targets_, guard_->poison_gradient(step));
-  const int64_t peak = be_.peak_bytes();
-  const AgreedVerdict a = guard_->agree(step, o.s.loss, o.s.grad_norm, peak >= 0 ? double(peak) : kNotMeasured);
-  o.peak_bytes = a.peak_bytes;
-  const StepDecision d = policy.decide(step, a.verdict, checkpoint_before(step));
-  if (d.action == StepAction::apply || d.action == StepAction::log_spike) engine_->apply(o.s, r.lr);
-  if (stats) {
-    LayerStats ls = engine_->layer_stats(o.s.applied);  // collective
-    ls.step = step;
-    ls.segment = guard_->segment();
-    guard_->recorder().layers(ls);
-    o.layers = std::move(ls);
-  }
-  policy.completed(step, d, o.s.loss, o.s.grad_norm);
-  guard_->journal(step, a, d, o.s.grad_norm);
-  r.loss = o.s.loss;
-  r.grad_norm = o.s.grad_norm;
-  r.skipped = !o.s.applied;  // the weights are kept; the step counter still advances
-  r.action = d.action;
-  o.r.spike = a.verdict.spike;
-  o.r.loss_z = a.verdict.loss_z;
-  o.r.grad_z = a.verdict.grad_z;
-  return o;
-}
-
-int64_t Trainer::checkpoint_before(int64_t step) const {
-  auto it = saved_steps_.lower_bound(step);
-  return it == saved_steps_.begin() ? -1 : *std::prev(it);
-}
-
-int64_t Trainer::roll_back(AsyncCheckpointer* saver, int64_t step) {
-  const int64_t c = checkpoint_before(step);
-  LLMPI_CHECK(c >= 0, "rollback at step ", step, " without a checkpoint before it");
-  if (saver) saver->wait();  // the checkpoint may still be written; no HDF5 while it is
-  const std::vector<int64_t> window = guard_->policy().skip_window(step, c);
-  const std::string path = checkpoint_path(cfg_.run.dir, c);
-  report("rolled back from step " + std::to_string(step) + " to " + path + "; the data of steps " +
-         std::to_string(window.front()) + ".." + std::to_string(window.back()) + " is skipped");
-  std::vector<int64_t> samples;  // the global sample indices whose data is skipped
-  for (int64_t s : window) {
-    const std::vector<int64_t> idx = loader_.step_samples(s - 1, layout_);  // 0-based step
-    samples.insert(samples.end(), idx.begin(), idx.end());
-  }
-  guard_->recorder().event(make_event(EventType::rollback, step,
-                                      {{"to_step", c}, {"checkpoint", path}, {"skip_first", window.front()},
-                                       {"skip_last", window.back()}, {"samples", int64_t(samples.size())},
-                                       {"sample_indices", samples}}));
-  // Checkpoints after c hold the skipped data's updates: a resume must start from c.
-  for (auto it = saved_steps_.upper_bound(c); it != saved_steps_.end();) {
-    if (rank_ == 0) std::filesystem::remove(checkpoint_path(cfg_.run.dir, *it));
-    it = saved_steps_.erase(it);
-  }
-  if (rank_ == 0) write_latest(cfg_.run.dir, c);
-  const CheckpointMeta m = engine_->load_state(path);  // collective
-  guard_->policy().restore_window(m.run);
-  guard_->recorder().next_segment();
-  if (rank_ == 0) write_rollback_record(cfg_.run.dir, guard_->policy().save(guard_->segment()));
-  const std::vector<int64_t> here = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp,
-                                     cfg_.parallel.zero_stage, topo_.world_size()};
-  guard_->recorder().event(make_event(EventType::resume, c,
-                                      {{"checkpoint", path}, {"from_step", c}, {"reason", "rollback"},
-                                       {"layout", layout_text(here)}, {"saved_layout", layout_text(m.layout)}}));
-  last_saved_step_ = c;
-  return c;
-}
-
-void Trainer::record_step(const StepRun& o, double step_s, double stall_s, double val_loss) {
-  if (!guard_->recorder().writes()) return;
-  const StepRecord& r = o.r;
-  StepMetrics m;
-  m.step = r.step;
-  m.segment = guard_->segment();
-  m.tokens_seen = r.step * layout_.global_samples() * cfg_.train.seq_len;
-  m.wall_unix = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  m.loss = r.loss;
-  m.val_loss = val_loss;
-  m.lr = r.lr;
-  m.grad_norm = r.grad_norm;
-  m.clipped = o.s.clipped && o.s.applied;
-  m.skipped = r.skipped;
-  m.spike = r.spike;
-  m.loss_z = r.loss_z;
-  m.grad_z = r.grad_z;
-  m.tokens_per_s = step_s > 0 ? double(layout_.global_samples() * cfg_.train.seq_len) / step_s : 0.0;
-  m.peak_memory_bytes = o.peak_bytes;
-  m.time_step_s = step_s;
-  m.time_data_s = o.data_s;
-  m.time_forward_s = o.s.times.forward_s;
-  m.time_backward_s = o.s.times.backward_s;
-  m.time_optimizer_s = o.s.times.optimizer_s;
-  m.time_comm_s = o.s.times.comm_s;
-  m.time_checkpoint_s = stall_s;
-  guard_->recorder().step(m);
+Trainer::~Trainer() {
+  journal_.detach();
+  run_dir_.remove_observer(journal_);
 }
 
 double Trainer::validate(int64_t batches) {
@@ -225,55 +126,35 @@ void Trainer::print_step(const StepRecord& r, int64_t done, double elapsed_s,
 ResumePoint Trainer::resume(const std::string& path) {
   // The metadata first (cheap, identical on every rank): a checkpoint that cannot continue
   // this run's data order is refused before anything is loaded.
-  const CheckpointMeta head = read_checkpoint_meta(path);
-  const int64_t G = layout_.global_samples();
-  if (head.data.seed != cfg_.train.seed)
-    user_error(path, ": saved with train.seed = ", head.data.seed, " but the config has ",
-               cfg_.train.seed, "; resuming needs the same seed (the data order depends on it)");
-  if (head.data.global_batch != G)
-    user_error(path, ": saved with a global batch of ", head.data.global_batch,
-               " samples per step but the config gives ", G,
-               " (train.batch_size x parallel.micro_batches x parallel.dp); keep the product "
-               "equal to continue the same data order");
-  if (head.step < 0 || head.step > cfg_.train.steps)
-    user_error(path, ": step ", head.step, " is outside 0..train.steps = ", cfg_.train.steps);
-  if (head.data.samples_consumed != head.step * G)
-    user_error(path, ": data position ", head.data.samples_consumed, " samples is not step ",
-               head.step, " x global batch ", G);
+  check_resumable(path, read_checkpoint_meta(path), cfg_, layout_.global_samples());
   const CheckpointMeta m = engine_->load_state(path);
   start_step_ = m.step;
   last_saved_step_ = m.step;
   resumed_run_ = m.run;  // the spike policy's state (restored when the logbook starts)
   saved_steps_.clear();
-  for (const CheckpointFile& f : list_checkpoints(cfg_.run.dir))
+  for (const CheckpointFile& f : list_checkpoints(run_dir_.dir()))
     if (f.step <= m.step) saved_steps_.insert(f.step);
+  resumed_from_ = path;
+  RunEvent e = resume_event(path, m, cfg_.train.steps);
+  e.details.push_back(json_detail("saved_layout", layout_text(m.layout)));
+  run_dir_.emit(std::move(e));
   ResumePoint p;
   p.path = path;
   p.step = m.step;
   p.tokens_seen = m.tokens_seen;
-  std::string layout;
-  if (m.layout.size() == 5)
-    layout = " (saved under tp" + std::to_string(m.layout[0]) + " pp" + std::to_string(m.layout[1]) +
-             " dp" + std::to_string(m.layout[2]) + " ZeRO " + std::to_string(m.layout[3]) + ", " +
-             std::to_string(m.layout[4]) + " ranks)";
-  report("resuming from " + path + " at step " + std::to_string(m.step) + " of " +
-         std::to_string(cfg_.train.steps) + ", " + std::to_string(m.tokens_seen) +
-         " tokens seen, optimizer step " + std::to_string(m.optimizer.step_count) + layout);
   return p;
 }
 
 std::optional<ResumePoint> Trainer::resume_latest() {
-  if (rank_ == 0)
-    for (const std::string& t : clean_temporaries(cfg_.run.dir))
-      report("removed " + t + " (an interrupted save)");
-  check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
-  const Discovery d =
-      find_latest_valid(cfg_.run.dir, comm_, /*verify_tensors=*/true,
-                        [this](const std::string& line) { report(line); });
+  const Discovery d = run_dir_.find_resume_checkpoint();
   if (!d.found) return std::nullopt;
   ResumePoint p = resume(d.found->path);
   p.rejected = d.rejected;
   return p;
+}
+
+void Trainer::init_from(const std::string& source) {
+  report("initial weights from " + init_params_from(source, cfg_, *engine_, comm_));
 }
 
 void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
@@ -296,12 +177,12 @@ void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
     const std::vector<int64_t> idx = loader_.step_samples(s - 1, layout_);  // 0-based step
     d.step_samples.insert(d.step_samples.end(), idx.begin(), idx.end());
   }
-  const std::string path = checkpoint_path(cfg_.run.dir, step);
-  const std::string dir = cfg_.run.dir;
-  const CheckpointSection policy = cfg_.checkpoint;
-  const bool commit = rank_ == 0;
-  saver.save(path, engine_->checkpoint_slabs(), meta, [dir, step, policy, commit] {
-    if (commit) commit_checkpoint(dir, step, policy);  // latest pointer, then retention
+  const std::string path = run_dir_.checkpoint_path(step);
+  const auto t0 = Clock::now();
+  saver.save(path, engine_->checkpoint_slabs(), meta, [this, step, t0] {
+    // On the writer thread, once the file is complete and verified: `latest`, retention.
+    run_dir_.commit_checkpoint(step, cfg_.checkpoint,
+                               std::chrono::duration<double>(Clock::now() - t0).count());
   });
   last_saved_step_ = step;
   const AsyncSaveStats st = saver.stats();
@@ -323,10 +204,8 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   TrainSummary sum;
   const int64_t B = cfg_.train.batch_size, T = cfg_.train.seq_len;
   const int64_t tokens_per_step = B * T * layout_.global_samples() / B;
-  const std::filesystem::path run_dir = cfg_.run.dir;
+  run_dir_.begin(cfg_, start_step_, opt.checkpoints, resumed_from_);  // collective
   if (rank_ == 0) {
-    std::filesystem::create_directories(run_dir);
-    std::ofstream(run_dir / "config.toml") << cfg_.source_text;
     out_ << "model: " << arch_name(cfg_.model.arch) << ", " << engine_->global_param_count()
          << " parameters | data: " << train_data_.size() << " train tokens ("
          << loader_.n_samples() << " samples of " << T << ")";
@@ -343,16 +222,15 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     }
     out_ << "layout: " << topo_.layout().str() << ", ZeRO stage " << cfg_.parallel.zero_stage
          << ", " << layout_.micro_batches << " micro-batch(es) per step\n";
-    if (opt.checkpoints) std::filesystem::create_directories(checkpoints_dir(run_dir.string()));
   }
-  check_mpi(MPI_Barrier(comm_), "MPI_Barrier");  // the directories exist for every rank
   const std::string mem = engine_->memory_table();  // collective
   if (rank_ == 0) out_ << mem << std::flush;
   if (!guard_) {  // the first run() of this trainer: the logbook and the spike policy
     const LogbookSchema schema{engine_->global_param_names(), cfg_.model.n_layer};
     guard_ = std::make_unique<StepGuard>(cfg_, schema, resumed_run_ ? resumed_run_->segment + 1 : 0,
                                          comm_, out_);
-    if (resumed_run_) guard_->policy().restore(*resumed_run_, read_rollback_record(cfg_.run.dir));
+    if (resumed_run_) guard_->policy().restore(*resumed_run_, read_rollback_record(run_dir_.dir()));
+    journal_.attach(guard_->recorder());
   }
 
   auto val = [&](int64_t step) {
@@ -417,12 +295,14 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     if (saver && is_save_step(cfg_.checkpoint, step, cfg_.train.steps)) {
       save_checkpoint(*saver, step);
       stall = saver->stats().last_stall_s;
+      journal_.note_stall(step, stall);
     }
     const bool validated = !sum.val_losses.empty() && sum.val_losses.back().first == step;
     record_step(o, std::chrono::duration<double>(Clock::now() - step_start).count(), stall,
                 validated ? sum.val_losses.back().second : kNotMeasured);
     guard_->recorder().maybe_flush(saver && saver->busy());
     start_step_ = step;
+    run_dir_.deliver_events();  // those of background saves that completed meanwhile
   }
   if (saver) {
     saver->wait();  // rethrows a failed background save; no HDF5 below while one runs
@@ -446,21 +326,31 @@ TrainSummary Trainer::run(const RunOptions& opt) {
                   hi / 1073741824.0, lo / 1073741824.0);
     report(line);
   }
-  if (last_step < cfg_.train.steps) return sum;  // interrupted: no final validation or model
+  auto finish = [&](bool completed) {  // run_end, then the logbook written out
+    run_dir_.end(last_step, completed);
+    guard_->recorder().maybe_flush(false, true);
+  };
+  if (last_step < cfg_.train.steps) {  // interrupted: no final validation or model
+    finish(false);
+    return sum;
+  }
   if (val_loader_ && (sum.val_losses.empty() || sum.val_losses.back().first != cfg_.train.steps))
     val(cfg_.train.steps);  // a run resumed at its last step
-  guard_->recorder().maybe_flush(false, true);
 
-  if (!opt.write_model) return sum;
+  if (!opt.write_model) {
+    finish(true);
+    return sum;
+  }
   ModelFileMeta meta;
   meta.step = cfg_.train.steps;
   meta.tokens_seen = cfg_.train.steps * tokens_per_step;
   meta.config_toml = cfg_.source_text;
   meta.layout = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp, cfg_.parallel.zero_stage,
                  topo_.world_size()};
-  sum.model_path = (run_dir / "model.h5").string();
+  sum.model_path = run_dir_.model_path();
   engine_->save(sum.model_path, meta);
   if (rank_ == 0) out_ << "saved " << sum.model_path << "\n" << std::flush;
+  finish(true);
   return sum;
 }
 

@@ -1,5 +1,8 @@
 #pragma once
-// Trainer: the training loop of one run, on any parallel layout.
+// Trainer: the training loop of one run, on any parallel layout. It runs steps; the run
+// directory's life (config snapshot, choice of the checkpoint to resume, `latest`, retention,
+// the run's events) is the RunDirectory's (jobs/run_dir.h), what may change on resume is
+// jobs/resume.h's.
 //   per step s (1-based): this dp rank's micro-batches are staged from the loader, then the
 //     ParallelEngine (parallel/engine.h) runs forward/backward with scale 1/(targets in the
 //     global step), reduces gradients per its ZeRO stage, clips by the global norm and
@@ -8,13 +11,15 @@
 //   checkpoints at the steps of the [checkpoint] schedule (jobs/retention.h), written in the
 //     background (AsyncCheckpointer) while training continues: params, AdamW moments and step
 //     count, step, tokens seen, data position, the samples of every step since the previous
-//     checkpoint, seed; then `latest` and retention (jobs/checkpoint_dir.h). The stall per
-//     save is printed.
+//     checkpoint, seed; then RunDirectory::commit_checkpoint (`latest`, retention). The stall
+//     per save is printed.
 //   resume (before run): a checkpoint saved under any layout restores everything; training
 //     continues at its step + 1 with the same data order (samples are a function of the
 //     step), bitwise identical to an uninterrupted run on the same layout.
-// Construction is collective over `comm`: it builds the Topology (LayoutError on every rank
-// for an invalid layout) and prints every rank's memory table on rank 0.
+// Construction is collective over the Topology's communicator and prints every rank's memory
+// table on rank 0 when the run starts. The caller passes the Topology (built from the config;
+// LayoutError on every rank for an invalid layout) and the RunDirectory; a second constructor
+// builds both over a communicator (tests, tools).
 // The global batch is batch_size × micro_batches × dp sequences; its samples are a pure
 // function of (seed, dataset, step) (data/batch_loader.h), so runs are reproducible bit for
 // bit: the same config gives the same losses.
@@ -36,7 +41,10 @@
 #include "model/param_store.h"
 #include "optim/lr_schedule.h"
 #include "parallel/engine.h"
+#include "jobs/resume.h"
+#include "jobs/run_dir.h"
 #include "parallel/topology.h"
+#include "train/logbook_observer.h"
 #include "train/step_guard.h"
 
 namespace llmpi {
@@ -66,21 +74,15 @@ struct RunOptions {
   int64_t stop_after = -1;   // >= 0: stop after this step (an interruption; for tests)
 };
 
-// Where a run resumed from.
-struct ResumePoint {
-  std::string path;
-  int64_t step = 0;
-  int64_t tokens_seen = 0;
-  std::vector<std::string> rejected;  // newer checkpoints that failed verification
-};
-
 class Trainer {
  public:
-  // Loads the data, builds and initializes the model. `out` receives the progress lines.
-  // Builds its own Topology over `comm` (collective).
+  // Loads the data, builds and initializes the model; collective over topo's communicator.
+  // `topo` and `run_dir` are not owned and must outlive the trainer. `out` receives the
+  // progress lines (rank 0).
+  Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& run_dir,
+          std::ostream& out);
+  // Builds its own Topology over `comm` and RunDirectory at cfg.run.dir (printing on `out`).
   Trainer(const Config& cfg, Backend& be, MPI_Comm comm, std::ostream& out);
-  // On an existing Topology (not owned; must outlive the trainer).
-  Trainer(const Config& cfg, Backend& be, Topology& topo, std::ostream& out);
   ~Trainer();
 
   // Trains cfg.train.steps steps. write_model = false skips the final model file (layout
@@ -93,10 +95,12 @@ class Trainer {
   // step count, step, tokens seen, data position. UserError for an invalid file, or one whose
   // seed or global batch differs from this config's (the data order would not continue).
   ResumePoint resume(const std::string& path);
-  // Collective: resumes from the newest valid checkpoint of run.dir, falling back past
-  // rejected ones (each reported on `out`); after removing interrupted saves' temporaries.
-  // nullopt when there is none (a fresh start).
+  // Collective: resumes from the checkpoint RunDirectory::find_resume_checkpoint chooses (the
+  // newest valid one, after removing interrupted saves' temporaries; each rejected file is
+  // reported). nullopt when there is none (a fresh start).
   std::optional<ResumePoint> resume_latest();
+  // Collective: a fresh run's weights from [train] init_from (train/init_from.h).
+  void init_from(const std::string& source);
   int64_t start_step() const { return start_step_; }
 
   // Mean validation loss over `batches` validation micro-batches (nats/token).
@@ -104,10 +108,11 @@ class Trainer {
   // This rank's parameters, gathered over dp (collective under ZeRO 2/3).
   const ParamStore& params() { return engine_->gathered_params(); }
   ParallelEngine& engine() { return *engine_; }
+  RunDirectory& run_directory() { return run_dir_; }
 
  private:
-  Trainer(const Config& cfg, Backend& be, std::unique_ptr<Topology> owned, Topology* topo,
-          std::ostream& out);
+  struct Owned;  // the Topology and RunDirectory of the communicator constructor
+  Trainer(const Config& cfg, Backend& be, std::unique_ptr<Owned> owned, std::ostream& out);
   struct StepRun {  // a trained step: its record, the engine's stats, its data staging time
     StepRecord r;
     StepStats s;
@@ -126,13 +131,15 @@ class Trainer {
   // done: steps trained by this process so far (for the ETA).
   void print_step(const StepRecord& r, int64_t done, double elapsed_s, double tokens_per_s) const;
 
-  std::unique_ptr<Topology> own_topo_;  // when built by the trainer itself
+  std::unique_ptr<Owned> owned_;  // when built by the trainer itself
   Topology& topo_;
+  RunDirectory& run_dir_;
   const Config cfg_;  // a copy: the trainer outlives the caller's temporaries
   Backend& be_;
   MPI_Comm comm_;
   std::ostream& out_;
   int rank_ = 0;
+  LogbookObserver journal_;  // observes run_dir_ (events → the logbook's journal)
 
   TokenDataset train_data_;
   std::optional<TokenDataset> val_data_;
@@ -150,6 +157,7 @@ class Trainer {
   std::optional<RunState> resumed_run_;  // the run state of the checkpoint resumed from
   std::set<int64_t> saved_steps_;        // checkpoints of this run that a rollback may use
   int64_t trained_ = 0;                  // steps trained by this process (test_kill hook)
+  std::string resumed_from_;     // the checkpoint resumed from, if any
 };
 
 }  // namespace llmpi

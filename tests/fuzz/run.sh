@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the checkpoint-reader fuzz target with clang (libFuzzer + AddressSanitizer) and runs
-# it. Not part of the normal build: needs clang and libclang-rt-dev (Debian: clang).
-#   tests/fuzz/run.sh [SECONDS=60] [deep]      deep: re-stamp the integrity header per input
+# Builds a fuzz target with clang (libFuzzer + AddressSanitizer) and runs it. Not part of the
+# normal build: needs clang and libclang-rt-dev (Debian: clang).
+#   tests/fuzz/run.sh [SECONDS=60] [deep]      the checkpoint reader; deep: re-stamp the
+#                                               integrity header per input
+#   tests/fuzz/run.sh [SECONDS=60] safetensors  the safetensors reader (ASan + UBSan)
 # The seed corpus is one small valid checkpoint written by make_seed.cpp. The reader's sources
 # (io/hdf5, io/tensor_file, io/checkpoint*) are compiled in directly, instrumented.
 # Output: build/fuzz/fuzz_<mode>.log (final stats: executions, coverage); crashes as crash-*.
@@ -22,6 +24,19 @@ inline constexpr const char* kGitRevision = "fuzz";
 H
 
 export OMPI_CXX=clang++
+if [ "$mode" = safetensors ]; then
+  st_srcs=("$root/io/safetensors.cpp" "$root/src/core/float16.cpp" "$root/src/data/mapped_file.cpp")
+  st_flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -I"$root" -I"$root/src" -I"$work/gen")
+  clang++ "${st_flags[@]}" -fsanitize=fuzzer,address,undefined "$here/fuzz_safetensors.cpp" \
+    "${st_srcs[@]}" -o "$work/fuzz_safetensors"
+  clang++ "${st_flags[@]}" "$here/make_safetensors_seed.cpp" "${st_srcs[@]}" -o "$work/make_safetensors_seed"
+  [ -n "$(ls -A "$work/corpus_$mode")" ] || "$work/make_safetensors_seed" "$work/corpus_$mode/seed.safetensors"
+  export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  "$work/fuzz_safetensors" "$work/corpus_$mode" -max_total_time="$secs" -max_len=4096 \
+    -timeout=10 -print_final_stats=1 -artifact_prefix="$work/" 2>&1 | tee "$work/fuzz_$mode.log" | tail -25
+  exit "${PIPESTATUS[0]}"
+fi
 srcs=("$root/io/hdf5.cpp" "$root/io/tensor_file.cpp" "$root/io/checkpoint.cpp"
       "$root/io/checkpoint_integrity.cpp")
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -I"$root" -I"$root/src" -I"$work/gen"

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "cli/command_line.h"
+#include "cli_util.h"
 #include "core/error.h"
 #include "io/checkpoint_integrity.h"
 #include "io/hdf5.h"
@@ -19,37 +19,10 @@ using namespace llmpi::testing;
 namespace fs = std::filesystem;
 
 namespace {
-// `llmpi inspect ARGS...` through the command-line front end (no MPI runtime needed).
-int cmd_inspect(std::vector<std::string> args) {
+// Runs `llmpi inspect ARGS...` with stdout captured into a file; returns {exit code, output}.
+std::pair<int, std::string> inspect(std::vector<std::string> args, const fs::path& out) {
   args.insert(args.begin(), "inspect");
-  CommandEnv env;
-  return run_command_line(args, env);
-}
-
-// Runs cmd_inspect with stdout captured into a file; returns {exit code, output}.
-std::pair<int, std::string> inspect(const std::vector<std::string>& args, const fs::path& out) {
-  std::fflush(stdout);
-  const int saved = ::dup(1);
-  FILE* f = std::fopen(out.c_str(), "w");
-  ::dup2(::fileno(f), 1);
-  int rc = -1;
-  try {
-    rc = cmd_inspect(args);
-  } catch (...) {
-    std::fflush(stdout);
-    ::dup2(saved, 1);
-    ::close(saved);
-    std::fclose(f);
-    throw;
-  }
-  std::fflush(stdout);
-  ::dup2(saved, 1);
-  ::close(saved);
-  std::fclose(f);
-  std::ifstream in(out);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return {rc, ss.str()};
+  return run_cli_captured(args, out);
 }
 }  // namespace
 

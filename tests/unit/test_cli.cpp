@@ -144,7 +144,7 @@ TEST(CommandLine, HelpOfTheDeepestCommandNamed) {
   std::string out;
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"slurm", "submit", "--help"}, {"slurm", "submit", "c", "--nodes", "x", "-h"},
-           {"help", "slurm", "submit"}}) {
+           {"help", "slurm", "submit"}, {"slurm", "submit", "c", "--set", "--help"}}) {
     ASSERT_EQ(run(cmds, args, &out), 0);
     EXPECT_TRUE(has(out, "usage: llmpi slurm submit CONFIG [options]")) << out;
     EXPECT_TRUE(has(out, "--nodes N") && has(out, "--set k=v") && has(out, "--dry-run") &&

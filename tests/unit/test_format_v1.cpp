@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "backend/backend.h"
-#include "cli/command_line.h"
+#include "cli_util.h"
 #include "config/config.h"
 #include "io/checkpoint.h"
 #include "io/model_file.h"
@@ -52,27 +52,13 @@ std::vector<float> weights(Trainer& tr) {
   return std::vector<float>(m.ptr<float>(), m.ptr<float>() + m.numel());
 }
 
-// Runs cmd_inspect with stdout captured; returns {exit code, output}.
+// Runs `llmpi inspect FILE` with stdout captured; returns {exit code, output} (-2: it threw).
 std::pair<int, std::string> inspect(const std::string& file, const fs::path& out) {
-  std::fflush(stdout);
-  const int saved = ::dup(1);
-  FILE* f = std::fopen(out.c_str(), "w");
-  ::dup2(::fileno(f), 1);
-  int rc = -1;
   try {
-    CommandEnv env;  // `llmpi inspect FILE` through the command-line front end
-    rc = run_command_line({"inspect", file}, env);
+    return llmpi::testing::run_cli_captured({"inspect", file}, out);
   } catch (...) {
-    rc = -2;
+    return {-2, ""};
   }
-  std::fflush(stdout);
-  ::dup2(saved, 1);
-  ::close(saved);
-  std::fclose(f);
-  std::ifstream in(out);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return {rc, ss.str()};
 }
 
 }  // namespace

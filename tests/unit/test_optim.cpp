@@ -133,6 +133,28 @@ TEST(OptimLrSchedule, ClosedFormAtChosenSteps) {
   EXPECT_THROW(LrSchedule::from(t), UserError);
 }
 
+// The schedule keeps the schema's ranges (one rule: train.lr > 0, not >= 0).
+TEST(OptimLrSchedule, RefusesWhatTheSchemaRefuses) {
+  TrainSection t;
+  t.steps = 100;
+  t.min_lr = 0.0;
+  t.lr = 0.0;
+  try {
+    (void)LrSchedule::from(t);
+    ADD_FAILURE() << "train.lr = 0 accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.lr = 0: expected a finite number > 0"), std::string::npos)
+        << e.what();
+  }
+  t.lr = 1e-3;
+  EXPECT_NO_THROW((void)LrSchedule::from(t));
+  t.warmup_steps = -1;
+  EXPECT_THROW((void)LrSchedule::from(t), UserError);
+  t.warmup_steps = 0;
+  t.min_lr = -1e-5;
+  EXPECT_THROW((void)LrSchedule::from(t), UserError);
+}
+
 TEST(OptimGradClip, GlobalNormAndScale) {
   auto be = make_host_backend();
   Buffer a = be->alloc(Shape{2}, DType::f32), b = be->alloc(Shape{2, 2}, DType::f32);

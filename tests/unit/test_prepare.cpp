@@ -11,7 +11,7 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "cli/command_line.h"
+#include "cli_util.h"
 #include "core/error.h"
 #include "data/jsonl.h"
 #include "data/prepare.h"
@@ -27,8 +27,7 @@ namespace {
 // `llmpi prepare ARGS...` through the command-line front end (no MPI runtime needed).
 int cmd_prepare(std::vector<std::string> args) {
   args.insert(args.begin(), "prepare");
-  CommandEnv env;
-  return run_command_line(args, env);
+  return llmpi::testing::run_cli(args);
 }
 
 std::string message_of(const std::function<void()>& fn) {
@@ -156,19 +155,19 @@ TEST(Jsonl, MalformedLinesNameFileLineAndColumn) {
     std::string line, fragment;
   };
   const std::vector<Case> cases = {
-      {R"(["text"])", "f.jsonl:7:1: expected '{'"},
-      {R"({"text": "abc)", "f.jsonl:7:14: unterminated string"},  // column: end of line
-      {R"({"text": "a\qb"})", "f.jsonl:7:13: invalid escape '\\q'"},
-      {R"({"text": "\u12G4"})", "bad hex digit"},
+      {R"(["text"])", "f.jsonl:7: expected '{'"},
+      {R"({"text": "abc)", "f.jsonl:7:14: syntax error while parsing value - invalid string: missing closing quote"},  // column: end of line
+      {R"({"text": "a\qb"})", "f.jsonl:7:13: syntax error while parsing value - invalid string: forbidden character after backslash"},
+      {R"({"text": "\u12G4"})", "f.jsonl:7:15: syntax error while parsing value - invalid string: '\\u' must be followed by 4 hex digits"},
       {R"({"text": 5})", "field \"text\" must be a string"},
       {R"({"title": "x"})", "f.jsonl:7: object has no string field \"text\""},
-      {R"({"text": "a" "b"})", "expected ',' or '}' in object"},
-      {R"({"text": "a", "n": 01})", "expected ',' or '}' in object"},
-      {R"({"text": "a", "n": -})", "expected a digit"},
-      {R"({"text": "a", "v": [1, 2)", "expected ',' or ']' in array"},
-      {R"({"text": "a", "v": tru})", "expected a JSON value"},
-      {R"({"text": "a"} x)", "unexpected content after the JSON object"},
-      {"{\"text\": \"tab\there\"}", "raw control character"},
+      {R"({"text": "a" "b"})", "f.jsonl:7:16: syntax error while parsing object - unexpected string literal; expected '}'"},
+      {R"({"text": "a", "n": 01})", "f.jsonl:7:21: syntax error while parsing object - unexpected number literal; expected '}'"},
+      {R"({"text": "a", "n": -})", "invalid number; expected digit after '-'"},
+      {R"({"text": "a", "v": [1, 2)", "f.jsonl:7:25: syntax error while parsing array - unexpected end of input; expected ']'"},
+      {R"({"text": "a", "v": tru})", "f.jsonl:7:23: syntax error while parsing value - invalid literal"},
+      {R"({"text": "a"} x)", "f.jsonl:7:15: syntax error while parsing value - invalid literal; last read: '\"a\"} x'; expected end of input"},
+      {"{\"text\": \"tab\there\"}", "f.jsonl:7:14: syntax error while parsing value - invalid string: control character U+0009 (HT) must be escaped"},
       {std::string(300, '[') + std::string(300, ']'), "expected '{'"},
       {"{\"a\":" + std::string(300, '[') + std::string(300, ']') + "}", "nested deeper than 256"},
   };

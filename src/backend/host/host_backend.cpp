@@ -31,14 +31,6 @@ void check_numel(const char* op, const char* what, const Tensor& t, int64_t want
               " elements, expected ", want);
 }
 
-uint16_t f32_to_bf16(float x) {
-  uint32_t u = std::bit_cast<uint32_t>(x);
-  if (std::isnan(x)) return static_cast<uint16_t>((u >> 16) | 0x0040u);  // stay a quiet NaN
-  // Round to nearest, ties to even: add 0x7FFF plus the lowest kept bit, then truncate.
-  u += 0x7FFFu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
 uint16_t f64_to_bf16(double x) {
   if (std::isnan(x)) return f32_to_bf16(std::numeric_limits<float>::quiet_NaN());
   // Round to odd into f32 (truncate toward zero, set the last bit if inexact): f32 keeps 16
@@ -51,8 +43,6 @@ uint16_t f64_to_bf16(double x) {
   }
   return f32_to_bf16(f);
 }
-
-float bf16_to_f32(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
 
 namespace {
 

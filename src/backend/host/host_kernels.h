@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "core/float16.h"
 #include "core/tensor.h"
 
 namespace llmpi::host {
@@ -123,9 +124,9 @@ void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, double lr, double bet
                   double bias_correction1, double bias_correction2);
 
 // ---- bf16 conversion (host_backend.cpp) -------------------------------------------------
-// Round-to-nearest-even from f32; from f64 exactly rounded (no double rounding via f32).
-uint16_t f32_to_bf16(float x);
+// From f32 and to f32: core/float16.h; from f64 exactly rounded (no double rounding via f32).
+using llmpi::bf16_to_f32;
+using llmpi::f32_to_bf16;
 uint16_t f64_to_bf16(double x);
-float bf16_to_f32(uint16_t b);
 
 }  // namespace llmpi::host

@@ -1,0 +1,49 @@
+// `llmpi import-hf DIR --out MODEL.h5`: the command-line front end of io/hf_import.h
+// (what is read and refused: docs/interop.md). Serial; needs no MPI.
+#include <cstdio>
+#include <memory>
+
+#include "cli/command.h"
+#include "cli/options.h"
+#include "io/hf_import.h"
+
+namespace llmpi {
+namespace {
+
+constexpr const char* kDescription = R"(Reads a Hugging Face GPT2LMHeadModel or LlamaForCausalLM directory (config.json,
+model.safetensors or shards, F32/BF16/F16; tokenizer.json or vocab.json + merges.txt) and
+writes an llmpi model file; the tokenizer goes next to it as MODEL.tokenizer.json. Anything
+llmpi would compute differently (another architecture, rope scaling, biases in Llama, ...) is
+refused naming the key. Start a run from it, or from DIR itself, with [train] init_from.
+)";
+
+struct ImportArgs {
+  std::string dir, out;
+};
+
+int run_import(const ImportArgs& a) {
+  const HfImportReport r = import_hf(a.dir, a.out);
+  const ModelConfig& m = r.meta.model;
+  std::printf("imported %s -> %s: %s, %lld layers, d_model %lld, %lld heads (%lld kv), vocab %lld, "
+              "%lld parameters\n",
+              a.dir.c_str(), a.out.c_str(), arch_name(m.arch), static_cast<long long>(m.n_layer),
+              static_cast<long long>(m.d_model), static_cast<long long>(m.n_head),
+              static_cast<long long>(m.kv_heads()), static_cast<long long>(m.vocab_size),
+              static_cast<long long>(r.params));
+  if (!r.tokenizer_path.empty()) std::printf("  tokenizer -> %s\n", r.tokenizer_path.c_str());
+  return 0;
+}
+
+}  // namespace
+
+CommandSpec import_hf_command() {
+  return {"import-hf", "DIR --out MODEL.h5", "read a Hugging Face GPT-2 or Llama directory",
+          kDescription, [](CLI::App& app) -> CommandAction {
+            auto a = std::make_shared<ImportArgs>();
+            add_value(app, "DIR", a->dir, "DIR", "a Hugging Face model directory")->required();
+            add_value(app, "--out", a->out, "MODEL.h5", "the llmpi model file to write")->required();
+            return [a](CommandEnv&) { return run_import(*a); };
+          }};
+}
+
+}  // namespace llmpi

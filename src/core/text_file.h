@@ -1,0 +1,12 @@
+#pragma once
+// Whole small files (JSON, TOML, tokenizer files): read into a string, write atomically
+// ("<path>.tmp", then rename, so a crash never leaves half a file under `path`).
+// Failures are UserErrors naming the path and the OS reason.
+#include <string>
+
+namespace llmpi {
+
+std::string read_text_file(const std::string& path);
+void write_text_atomically(const std::string& path, const std::string& text);
+
+}  // namespace llmpi
