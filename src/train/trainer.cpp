@@ -298,9 +298,14 @@ TrainSummary Trainer::run(const RunOptions& opt) {
       journal_.note_stall(step, stall);
     }
     const bool validated = !sum.val_losses.empty() && sum.val_losses.back().first == step;
-    record_step(o, std::chrono::duration<double>(Clock::now() - step_start).count(), stall,
+    const auto lb = Clock::now();
+    record_step(o, std::chrono::duration<double>(lb - step_start).count(), stall,
                 validated ? sum.val_losses.back().second : kNotMeasured);
     guard_->recorder().maybe_flush(saver && saver->busy());
+    const auto step_end = Clock::now();
+    logbook_s_ += std::chrono::duration<double>(step_end - lb).count();
+    steps_s_ += std::chrono::duration<double>(step_end - step_start).count();
+    ++timed_steps_;
     start_step_ = step;
     run_dir_.deliver_events();  // those of background saves that completed meanwhile
   }
@@ -316,6 +321,15 @@ TrainSummary Trainer::run(const RunOptions& opt) {
                     st.max_stall_s * 1e3, st.last_write_s);
       report(line);
     }
+  }
+  if (timed_steps_ > 0 && guard_->recorder().writes_anywhere()) {
+    char line[240];
+    std::snprintf(line, sizeof line,
+                  "logbook: %.3f ms per step (%.2f%% of the mean step time %.2f ms; per-layer "
+                  "statistics every %lld steps included)",
+                  logbook_s_ / double(timed_steps_) * 1e3, 100.0 * logbook_s_ / steps_s_,
+                  steps_s_ / double(timed_steps_) * 1e3, (long long)cfg_.logbook.layer_stats_every);
+    report(line);
   }
   if (const int64_t peak = be_.peak_bytes(); peak >= 0) {  // device backends, alike on all ranks
     double hi = double(peak), lo = double(peak);

@@ -157,6 +157,8 @@ class Trainer {
   std::optional<RunState> resumed_run_;  // the run state of the checkpoint resumed from
   std::set<int64_t> saved_steps_;        // checkpoints of this run that a rollback may use
   int64_t trained_ = 0;                  // steps trained by this process (test_kill hook)
+  double logbook_s_ = 0.0, steps_s_ = 0.0;  // the logbook's time and the steps' (this process)
+  int64_t timed_steps_ = 0;
   std::string resumed_from_;     // the checkpoint resumed from, if any
 };
 

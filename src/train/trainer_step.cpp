@@ -39,11 +39,15 @@ Trainer::StepRun Trainer::train_step(int64_t step) {
   const bool stats = guard_->layer_stats_due(step);
   if (stats) engine_->arm_layer_stats();
   o.s = engine_->compute(host_ids_, host_targets_, guard_->poison_gradient(step));
+  auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  auto lb = Clock::now();  // the logbook's own time: agreement, decision, statistics, events
   const int64_t peak = be_.peak_bytes();
   const AgreedVerdict a = guard_->agree(step, o.s.loss, o.s.grad_norm, peak >= 0 ? double(peak) : kNotMeasured);
   o.peak_bytes = a.peak_bytes;
   const StepDecision d = policy.decide(step, a.verdict, checkpoint_before(step));
+  logbook_s_ += since(lb);
   if (d.action == StepAction::apply || d.action == StepAction::log_spike) engine_->apply(o.s, r.lr);
+  lb = Clock::now();
   if (stats) {
     LayerStats ls = engine_->layer_stats(o.s.applied);  // collective
     ls.step = step;
@@ -53,6 +57,7 @@ Trainer::StepRun Trainer::train_step(int64_t step) {
   }
   policy.completed(step, d, o.s.loss, o.s.grad_norm);
   guard_->journal(run_dir_, step, a, d, o.s.grad_norm);
+  logbook_s_ += since(lb);
   r.loss = o.s.loss;
   r.grad_norm = o.s.grad_norm;
   r.skipped = !o.s.applied;  // the weights are kept; the step counter still advances
