@@ -33,7 +33,8 @@ echo "logbook overhead ($mode) on $(nproc) cores, $(date -u +%F), commit $(git r
 # Median step time of a run, from its step lines' tokens/s (tokens per step / tokens per second).
 median_step_ms() {
   grep -E '^step ' "$1" | tail -n +2 | sed -E 's/.*\| +([0-9]+) tok\/s.*/\1/' |
-    awk -v tps="$2" '{ v[NR] = tps / $1 * 1e3 } END { n = asort(v); print (n % 2 ? v[(n+1)/2] : (v[n/2] + v[n/2+1]) / 2) }'
+    awk -v tps="$2" '{ print tps / $1 * 1e3 }' | sort -g |
+    awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2) }'
 }
 tokens_per_step() { grep -oE '= [0-9]+ tokens/step' "$1" | grep -oE '[0-9]+' | head -1; }
 for round in 1 2; do
