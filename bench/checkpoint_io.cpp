@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
   const double gb = double(st.global_elems) * 4 / 1e9;
   llmpi::CheckpointMeta meta;
   meta.step = 100;
-  meta.layout = {1, 1, size, 3, size};
+  meta.layout = llmpi::Layout{.dp = size, .zero_stage = 3};
   const std::string path = dir + "/bench.h5";
 
   double best_save = 1e30, best_save_nv = 1e30, best_load = 1e30, first_stall = 0, max_stall = 0,

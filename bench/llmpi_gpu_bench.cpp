@@ -22,7 +22,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <map>
+#include <span>
 #include <sstream>
 #include <string>
 #include <unistd.h>
@@ -31,6 +31,8 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_op_clock.h"
+#include "backend/timing_backend.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "model/param_layout.h"
@@ -100,157 +102,6 @@ BenchShape shape_of(const std::string& name) {
   return s;
 }
 
-// ---- per-op timing ------------------------------------------------------------------------
-
-int64_t bytes_of(const Tensor& t) { return t.data ? t.numel() * static_cast<int64_t>(dtype_size(t.dtype)) : 0; }
-
-// A Backend that forwards every op to the CUDA backend and brackets it with CUDA events.
-class TimingBackend final : public Backend {
- public:
-  struct Record {
-    std::string label;
-    double flops, bytes;
-    cudaEvent_t start, end;
-  };
-  TimingBackend(Backend& inner, cudaStream_t stream) : in_(inner), stream_(stream) {}
-  ~TimingBackend() override {
-    for (Record& r : records_) {
-      cudaEventDestroy(r.start);
-      cudaEventDestroy(r.end);
-    }
-  }
-  const std::vector<Record>& records() const { return records_; }
-
-  Device device() const override { return in_.device(); }
-  const char* name() const override { return in_.name(); }
-  void* raw_alloc(size_t bytes) override { return in_.raw_alloc(bytes); }
-  void raw_free(void* p) override { in_.raw_free(p); }
-  void synchronize() override { in_.synchronize(); }
-  void copy(const Tensor& d, const Tensor& s) override {
-    timed("copy", 0, bytes_of(d) + bytes_of(s), [&] { in_.copy(d, s); });
-  }
-  void fill(const Tensor& t, double v) override {
-    timed("fill", 0, bytes_of(t), [&] { in_.fill(t, v); });
-  }
-  void add(const Tensor& o, const Tensor& a, const Tensor& b) override {
-    timed("add", 0, bytes_of(o) + bytes_of(a) + bytes_of(b), [&] { in_.add(o, a, b); });
-  }
-  void scale(const Tensor& t, double s) override {
-    timed("scale", 0, 2 * bytes_of(t), [&] { in_.scale(t, s); });
-  }
-  void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, int64_t ro,
-                         bool acc) override {
-    timed("embedding_forward", 0, (acc ? 3 : 2) * bytes_of(out) + bytes_of(ids),
-          [&] { in_.embedding_forward(out, ids, table, ro, acc); });
-  }
-  void embedding_backward(const Tensor& dt, const Tensor& dout, const Tensor& ids,
-                          int64_t ro) override {
-    timed("embedding_backward", 0, 3 * bytes_of(dout) + bytes_of(ids),
-          [&] { in_.embedding_backward(dt, dout, ids, ro); });
-  }
-  void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w,
-                      const Tensor& b) override {
-    const double f = 2.0 * static_cast<double>(x.shape[0]) * static_cast<double>(w.numel());
-    timed(label("linear_forward", w), f, bytes_of(out) + bytes_of(x) + bytes_of(w) + bytes_of(b),
-          [&] { in_.linear_forward(out, x, w, b); });
-  }
-  void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dout,
-                       const Tensor& x, const Tensor& w) override {
-    const double mm = 2.0 * static_cast<double>(dout.shape[0]) * static_cast<double>(w.numel());
-    const double f = (dx.data ? mm : 0) + (dw.data ? mm : 0);
-    const int64_t by = bytes_of(dx) + 2 * bytes_of(dw) + 2 * bytes_of(db) + bytes_of(dout) +
-                       bytes_of(x) + bytes_of(w);
-    timed(label("linear_backward", w), f, by, [&] { in_.linear_backward(dx, dw, db, dout, x, w); });
-  }
-  void norm_forward(NormKind k, const Tensor& out, const Tensor& mean, const Tensor& rstd,
-                    const Tensor& x, const Tensor& g, const Tensor& b, double eps) override {
-    timed("norm_forward", 0, bytes_of(out) + bytes_of(x),
-          [&] { in_.norm_forward(k, out, mean, rstd, x, g, b, eps); });
-  }
-  void norm_backward(NormKind k, const Tensor& dx, const Tensor& dg, const Tensor& db,
-                     const Tensor& dout, const Tensor& x, const Tensor& g, const Tensor& mean,
-                     const Tensor& rstd) override {
-    timed("norm_backward", 0, bytes_of(dx) + bytes_of(dout) + bytes_of(x),
-          [&] { in_.norm_backward(k, dx, dg, db, dout, x, g, mean, rstd); });
-  }
-  void gelu_forward(const Tensor& o, const Tensor& i) override {
-    timed("gelu_forward", 0, bytes_of(o) + bytes_of(i), [&] { in_.gelu_forward(o, i); });
-  }
-  void gelu_backward(const Tensor& di, const Tensor& d, const Tensor& i) override {
-    timed("gelu_backward", 0, bytes_of(di) + bytes_of(d) + bytes_of(i),
-          [&] { in_.gelu_backward(di, d, i); });
-  }
-  void swiglu_forward(const Tensor& o, const Tensor& i) override {
-    timed("swiglu_forward", 0, bytes_of(o) + bytes_of(i), [&] { in_.swiglu_forward(o, i); });
-  }
-  void swiglu_backward(const Tensor& di, const Tensor& d, const Tensor& i) override {
-    timed("swiglu_backward", 0, bytes_of(di) + bytes_of(d) + bytes_of(i),
-          [&] { in_.swiglu_backward(di, d, i); });
-  }
-  void rope(const Tensor& qkv, int64_t T, int64_t nr, int64_t hd, double th, int64_t po,
-            bool inv) override {
-    timed(inv ? "rope_backward" : "rope_forward", 0, 2 * bytes_of(qkv),
-          [&] { in_.rope(qkv, T, nr, hd, th, po, inv); });
-  }
-  void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, int64_t B,
-                         int64_t T, int64_t Hq, int64_t Hkv, int64_t D) override {
-    const double f = 2.0 * B * Hq * static_cast<double>(T) * T * D;  // causal: half of 4·B·H·T²·D
-    timed("attention_forward", f, bytes_of(out) + bytes_of(lse) + bytes_of(qkv),
-          [&] { in_.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D); });
-  }
-  void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                          const Tensor& out, const Tensor& lse, int64_t B, int64_t T, int64_t Hq,
-                          int64_t Hkv, int64_t D) override {
-    const double f = 5.0 * B * Hq * static_cast<double>(T) * T * D;  // 5 causal products
-    timed("attention_backward", f,
-          bytes_of(dqkv) + bytes_of(dout) + bytes_of(qkv) + bytes_of(out) + bytes_of(lse),
-          [&] { in_.attention_backward(dqkv, dout, qkv, out, lse, B, T, Hq, Hkv, D); });
-  }
-  void row_logsumexp(const Tensor& lse, const Tensor& logits) override {
-    timed("row_logsumexp", 0, bytes_of(logits), [&] { in_.row_logsumexp(lse, logits); });
-  }
-  void pick_targets(const Tensor& p, const Tensor& l, const Tensor& t, int64_t co) override {
-    timed("pick_targets", 0, bytes_of(p) + bytes_of(t), [&] { in_.pick_targets(p, l, t, co); });
-  }
-  void cross_entropy_backward(const Tensor& dl, const Tensor& l, const Tensor& lse,
-                              const Tensor& t, const Tensor& rs, int64_t co) override {
-    timed("cross_entropy_backward", 0, bytes_of(dl) + bytes_of(l),
-          [&] { in_.cross_entropy_backward(dl, l, lse, t, rs, co); });
-  }
-  double sum_squares(std::span<const Tensor> ts) override {
-    int64_t by = 0;
-    for (const Tensor& t : ts) by += bytes_of(t);
-    double r = 0;
-    timed("sum_squares (+read-back)", 0, by, [&] { r = in_.sum_squares(ts); });
-    return r;
-  }
-  void adamw_update(std::span<const AdamWSlice> sl, const AdamWHyper& h) override {
-    int64_t by = 0;
-    for (const AdamWSlice& s : sl)
-      by += 2 * (bytes_of(s.param) + bytes_of(s.m) + bytes_of(s.v)) + bytes_of(s.grad) +
-            bytes_of(s.compute);
-    timed("adamw_update", 0, by, [&] { in_.adamw_update(sl, h); });
-  }
-
- private:
-  static std::string label(const char* op, const Tensor& w) {
-    return std::string(op) + " " + std::to_string(w.shape[0]) + "x" + std::to_string(w.shape[1]);
-  }
-  template <class F>
-  void timed(std::string lbl, double flops, int64_t bytes, F&& f) {
-    Record r{std::move(lbl), flops, static_cast<double>(bytes), nullptr, nullptr};
-    cuda_ok(cudaEventCreate(&r.start), "cudaEventCreate");
-    cuda_ok(cudaEventCreate(&r.end), "cudaEventCreate");
-    cuda_ok(cudaEventRecord(r.start, stream_), "cudaEventRecord");
-    f();
-    cuda_ok(cudaEventRecord(r.end, stream_), "cudaEventRecord");
-    records_.push_back(r);
-  }
-  Backend& in_;
-  cudaStream_t stream_;
-  std::vector<Record> records_;
-};
-
 // ---- one training run ----------------------------------------------------------------------
 
 struct Trainee {
@@ -316,35 +167,21 @@ std::pair<double, double> measure_floors(Backend& be, cudaStream_t st) {
   return {2.0 * n * n * n / (mm_ms * 1e-3), 2.0 * 2 * cn / (cp_ms * 1e-3)};
 }
 
-void print_profile(const TimingBackend& tb, double flop_rate, double bandwidth, double step_ms) {
-  struct Sum {
-    int calls = 0;
-    double ms = 0, flops = 0, bytes = 0;
-  };
-  std::map<std::string, Sum> by;
+void print_profile(std::span<const OpRecord> records, double flop_rate, double bandwidth,
+                   double step_ms) {
+  const std::vector<OpSummary> rows = summarize_ops(records);
   double total = 0;
-  for (const auto& r : tb.records()) {
-    float ms = 0;
-    cuda_ok(cudaEventElapsedTime(&ms, r.start, r.end), "elapsed");
-    Sum& s = by[r.label];
-    ++s.calls;
-    s.ms += ms;
-    s.flops += r.flops;
-    s.bytes += r.bytes;
-    total += ms;
-  }
-  std::vector<std::pair<std::string, Sum>> rows(by.begin(), by.end());
-  std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.ms > b.second.ms; });
+  for (const OpSummary& s : rows) total += s.ms;
   std::fprintf(stderr,
                "per-op time of one step (CUDA events; floors: %.0f TFLOP/s bf16 GEMM, %.0f GB/s "
                "copy; a step %.1f ms, ops sum %.1f ms)\n",
                flop_rate / 1e12, bandwidth / 1e9, step_ms, total);
   std::fprintf(stderr, "%-36s %6s %9s %6s %10s %10s %7s\n", "op", "calls", "ms", "share",
                "flop floor", "byte floor", "eff");
-  for (const auto& [name, s] : rows) {
+  for (const OpSummary& s : rows) {
     const double ff = s.flops / flop_rate * 1e3, bf = s.bytes / bandwidth * 1e3;
-    std::fprintf(stderr, "%-36s %6d %9.3f %5.1f%% %10.3f %10.3f %6.0f%%\n", name.c_str(), s.calls,
-                 s.ms, 100 * s.ms / total, ff, bf, 100 * std::max(ff, bf) / s.ms);
+    std::fprintf(stderr, "%-36s %6d %9.3f %5.1f%% %10.3f %10.3f %6.0f%%\n", s.label.c_str(),
+                 s.calls, s.ms, 100 * s.ms / total, ff, bf, 100 * std::max(ff, bf) / s.ms);
   }
 }
 
@@ -461,12 +298,13 @@ int run(int argc, char** argv) {
   std::fflush(stdout);
 
   if (profile) {
-    TimingBackend tb(be, stream);
+    CudaOpClock clock(be);
+    TimingBackend tb(be, clock);
     tr.train_step(tb, s.lr);
-    be.synchronize();
+    const std::vector<OpRecord> records = tb.records();
     // The floors are measured after the step (their ~2.4 GiB are not in the peak above).
     const auto [rate, bw] = measure_floors(be, stream);
-    print_profile(tb, rate, bw, median);
+    print_profile(records, rate, bw, median);
   }
   return 0;
 }

@@ -4,7 +4,8 @@
     /usr/bin/python3 examples/read_model.py runs/tiny/model.h5
     /usr/bin/python3 examples/read_model.py runs/tiny/checkpoints/step_00002000.h5
 
-Prints the metadata and a table of parameters, recomputes every tensor's layout-independent
+Prints the metadata (with the parallel layout the file was saved under, read by name from
+/layout) and a table of parameters, recomputes every tensor's layout-independent
 checksum (docs/checkpoint-format.md) with numpy, and checks it against the stored one. For a
 checkpoint it also checks the AdamW moments (/optimizer/m, /optimizer/v) and prints the
 data-to-checkpoint mapping (/data: which global samples each step consumed).
@@ -16,6 +17,9 @@ import h5py
 import numpy as np
 
 MASK = (1 << 64) - 1
+# The fields of /layout (docs/checkpoint-format.md), read by name; a later format may add more.
+LAYOUT_FIELDS = ("tp", "pp", "dp", "zero_stage", "virtual_stages", "micro_batches",
+                 "sequence_parallel", "world_size")
 
 
 def splitmix64(x):
@@ -40,6 +44,12 @@ def main(path):
         attrs = dict(f.attrs)
         print(f"{path}: {attrs['kind'].decode() if isinstance(attrs['kind'], bytes) else attrs['kind']}"
               f", format {attrs['format_version']}, step {attrs['step']}, tokens {attrs['tokens_seen']}")
+        if "layout" in f:  # format_version >= 2: the parallel layout at save, one attribute a field
+            lay = f["layout"].attrs
+            print("layout: " + " ".join(f"{name}={int(lay[name])}" for name in LAYOUT_FIELDS))
+        else:  # format_version 1: the root attribute layout = [tp, pp, dp, zero_stage, world_size]
+            print("layout: " + " ".join(f"{name}={int(v)}" for name, v in
+                                        zip(("tp", "pp", "dp", "zero_stage", "world_size"), attrs["layout"])))
         params = f["params"]
         bad = 0
         total = 0

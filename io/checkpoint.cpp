@@ -10,7 +10,6 @@
 #include <set>
 
 #include "core/error.h"
-#include "core/version.h"
 #include "io/checkpoint_integrity.h"
 #include "io/hdf5.h"
 #include "io/model_file.h"
@@ -156,16 +155,8 @@ RunState read_run_state(hid_t file, const std::string& path) {
 
 void write_meta(hid_t file, hid_t opt_group, hid_t data_group, const CheckpointMeta& m,
                 double created, MPI_Comm comm, const std::string& path) {
-  h5::write_attr(file, "format", std::string("llmpi"), path);
-  h5::write_attr(file, "format_version", kFormatVersion, path);
-  h5::write_attr(file, "kind", std::string("checkpoint"), path);
-  h5::write_attr(file, "llmpi_version", std::string(kVersion), path);
-  h5::write_attr(file, "git_revision", std::string(kGitRevision), path);
-  h5::write_attr(file, "step", m.step, path);
-  h5::write_attr(file, "tokens_seen", m.tokens_seen, path);
-  h5::write_attr(file, "config", m.config_toml, path);
-  h5::write_attr(file, "layout", m.layout, path);
-  h5::write_attr(file, "created_unix", created, path);
+  LLMPI_CHECK(m.kind == "checkpoint", "a checkpoint's kind is \"", m.kind, "\"");
+  write_file_meta(file, m, created, path);
   h5::write_attr(opt_group, "step_count", m.optimizer.step_count, path);
   h5::write_attr(opt_group, "beta1", m.optimizer.beta1, path);
   h5::write_attr(opt_group, "beta2", m.optimizer.beta2, path);
@@ -185,26 +176,11 @@ void write_meta(hid_t file, hid_t opt_group, hid_t data_group, const CheckpointM
 }
 
 CheckpointMeta read_meta(hid_t file, const std::string& path, bool mapping) {
-  if (!h5::has_attr(file, "format") || h5::read_attr_string(file, "format", path) != "llmpi")
-    user_error(path, ": not an llmpi checkpoint (no format=\"llmpi\" attribute)");
   CheckpointMeta m;
-  m.format_version = h5::read_attr_int(file, "format_version", path);
-  if (m.format_version < 1 || m.format_version > kFormatVersion)
-    user_error(path, ": format_version ", m.format_version, " is not supported (this llmpi reads 1..",
-               kFormatVersion, ")");
-  const std::string kind = h5::read_attr_string(file, "kind", path);
-  if (kind != "checkpoint")
-    user_error(path, ": kind is \"", kind, "\", expected \"checkpoint\" (a model file has no "
+  static_cast<ModelFileMeta&>(m) = read_file_meta(file, path);
+  if (m.kind != "checkpoint")
+    user_error(path, ": kind is \"", m.kind, "\", expected \"checkpoint\" (a model file has no "
                "optimizer state or data position to resume from)");
-  m.llmpi_version = h5::read_attr_string(file, "llmpi_version", path);
-  m.git_revision = h5::read_attr_string(file, "git_revision", path);
-  m.step = h5::read_attr_int(file, "step", path);
-  m.tokens_seen = h5::read_attr_int(file, "tokens_seen", path);
-  m.config_toml = h5::read_attr_string(file, "config", path);
-  m.layout = h5::read_attr_ints(file, "layout", path);
-  m.created_unix = h5::read_attr_double(file, "created_unix", path);
-  if (m.step < 0 || m.tokens_seen < 0) user_error(path, ": negative step or tokens_seen");
-  if (m.layout.size() != 5) user_error(path, ": attribute 'layout' should hold 5 integers");
   h5::Id opt = h5::open_group(file, "optimizer", path);
   m.optimizer.step_count = h5::read_attr_int(opt, "step_count", path);
   m.optimizer.beta1 = h5::read_attr_double(opt, "beta1", path);

@@ -3,7 +3,8 @@
 // global tensors that load under any parallel layout (spec: docs/checkpoint-format.md).
 //
 //   [512-byte integrity header]       io/checkpoint_integrity.h
-//   /                attrs           as a model file (io/model_file.h), kind = "checkpoint"
+//   /                attrs           as a model file (io/file_meta.h), kind = "checkpoint"
+//   /layout          attrs           the parallel layout at save, by name (io/file_meta.h)
 //   /params/<name>   f32 global      master weights;       attr checksum (layout-independent)
 //   /optimizer       attrs           step_count, beta1, beta2, eps, weight_decay
 //   /optimizer/m/<name>, /optimizer/v/<name>   f32, the parameter's global shape
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "io/file_meta.h"
 #include "io/tensor_file.h"
 
 namespace llmpi {
@@ -58,19 +60,13 @@ struct RunState {
   int64_t furthest_step = 0;             // the furthest step trained so far (any segment)
 };
 
-// Identical on every rank (collective attribute writes).
-struct CheckpointMeta {
-  int64_t step = 0;
-  int64_t tokens_seen = 0;
-  std::string config_toml;
-  std::vector<int64_t> layout;  // tp, pp, dp, zero_stage, world_size at save
+// Identical on every rank (collective attribute writes). The root metadata (step,
+// tokens_seen, config, layout; versions and time filled on read) is a model file's.
+struct CheckpointMeta : ModelFileMeta {
+  CheckpointMeta() { kind = "checkpoint"; }
   OptimizerMeta optimizer;
   DataMeta data;
   RunState run;
-  // Filled on read:
-  int64_t format_version = 0;
-  std::string llmpi_version, git_revision;
-  double created_unix = 0;
 };
 
 struct SaveOptions {

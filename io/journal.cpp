@@ -231,18 +231,13 @@ std::string describe_changes(const std::vector<ConfigChange>& changes) {
   return s.empty() ? "no change" : s;
 }
 
-std::string layout_text(const std::vector<int64_t>& l) {
-  if (l.size() != 5) {
-    std::string s = "layout [";
-    for (size_t i = 0; i < l.size(); ++i) s += (i ? ", " : "") + std::to_string(l[i]);
-    return s + "]";
-  }
+std::string layout_text(const Layout& l) {
   std::string s;
-  const char* names[] = {"tp", "pp", "dp"};
-  for (int i = 0; i < 3; ++i)
-    if (l[i] > 1) s += (s.empty() ? "" : "·") + std::string(names[i]) + std::to_string(l[i]);
-  if (s.empty()) s = l[4] == 1 ? "1 rank" : std::to_string(l[4]) + " ranks";
-  if (l[3] > 0) s += ", ZeRO " + std::to_string(l[3]);
+  const std::pair<const char*, int> degrees[] = {{"tp", l.tp}, {"pp", l.pp}, {"dp", l.dp}};
+  for (const auto& [name, n] : degrees)
+    if (n > 1) s += (s.empty() ? "" : "·") + std::string(name) + std::to_string(n);
+  if (s.empty()) s = "1 rank";
+  if (l.zero_stage > 0) s += ", ZeRO " + std::to_string(l.zero_stage);
   return s;
 }
 

@@ -15,13 +15,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/layout.h"
+
 // X(name, severity, sentence)
 #define LLMPI_JOURNAL_EVENTS(X)                                                                  \
   X(run_start, info, "run started at step {step} on {layout} ({world_size} ranks[ on {hosts}]); " \
                      "llmpi {llmpi_version}, git {git_revision}, config {config_hash}")           \
   X(resume, info, "resumed from {checkpoint} (step {from_step}[, saved on {saved_layout}]) on "  \
                   "{layout}")                                                                    \
-  X(config_change, notice, "configuration changed since the previous segment: {summary}")       \
+  X(config_change, notice, "configuration changed since the previous segment[: {summary}]"     \
+                           "[; not checked: {unchecked}]")                                      \
   X(checkpoint_saved, info, "checkpoint {path} saved[: {size_bytes}][ in {write_s}]"            \
                             "[ ({write_gbps})][, training stalled {stall_s}]")                  \
   X(checkpoint_rejected, warning, "checkpoint {path} rejected: {reason}")                        \
@@ -32,6 +35,11 @@
   X(rollback, warning, "rolled back from step {step} to the checkpoint of step {to_step}; the "  \
                        "data of steps {skip_first}..{skip_last} ({samples} samples) is skipped") \
   X(signal, notice, "signal {signal} received[: {action}]")                                     \
+  X(timeout, notice, "time limit near ({source}[, {seconds_left} s left]): {action}")           \
+  X(requeue, notice, "requeued as Slurm job {slurm_job} (restart {restart_count})")             \
+  X(watchdog, error, "the watchdog ended an earlier launch: rank {rank}[ on {host}] hung"      \
+                     "[ {stalled_s}] at step {step}[, phase {phase}][, waiting in {collective}]" \
+                     "[ over {group}]")                                                         \
   X(failure, error, "failure[ on rank {failed_rank}]: {message}")                                \
   X(logbook_reset, warning, "the logbook {reason}; [it was moved to {moved_to} and ]a new one "  \
                             "was started")                                                      \
@@ -91,9 +99,8 @@ std::vector<ConfigChange> config_diff(const std::string& before_toml, const std:
 // non-zero floats, the rest as before → after.
 std::string describe_changes(const std::vector<ConfigChange>& changes);
 
-// A parallel layout as LOGBOOK.md and the report write it, from a checkpoint's `layout`
-// attribute (tp, pp, dp, zero_stage, world_size): "tp2·dp4, ZeRO 1" (degrees of 1 left out;
-// "1 rank" when all are 1). Anything else: "layout [a, b, ...]".
-std::string layout_text(const std::vector<int64_t>& layout);
+// A parallel layout as LOGBOOK.md and the report write it: "tp2·dp4, ZeRO 1" (degrees of 1
+// left out; "1 rank" when all are 1).
+std::string layout_text(const Layout& layout);
 
 }  // namespace llmpi

@@ -6,7 +6,6 @@
 
 #include "backend/backend.h"
 #include "core/error.h"
-#include "core/version.h"
 #include "io/hdf5.h"
 #include "io/tensor_file.h"
 
@@ -26,18 +25,8 @@ const float* host_f32(Backend& be, const Tensor& flat, std::vector<float>& stagi
 
 std::vector<TensorSlab> slabs_of(const ParamStore& store, float* base, bool owner) {
   std::vector<TensorSlab> slabs;
-  for (const ParamInfo& p : store.params()) {
-    TensorSlab s;
-    s.name = p.name;
-    for (int d = 0; d < p.global_shape.ndim; ++d) {
-      s.global_shape.push_back(p.global_shape[d]);
-      s.local_shape.push_back(p.local_shape[d]);
-      s.offset.push_back(p.local_start[d]);
-    }
-    s.data = base + p.offset;
-    s.owner = owner && !p.replica;  // a replica's twin on another rank writes/counts it
-    slabs.push_back(std::move(s));
-  }
+  for (const ParamInfo& p : store.params())  // a replica's twin on another rank writes it
+    slabs.push_back(param_slab(p, base + p.offset, owner && !p.replica));
   return slabs;
 }
 
@@ -49,6 +38,26 @@ int comm_rank(MPI_Comm comm) {
 
 }  // namespace
 
+TensorSlab param_slab(const ParamInfo& p, float* data, bool owner) {
+  TensorSlab s;
+  s.name = p.name;
+  for (int d = 0; d < p.global_shape.ndim; ++d) {
+    s.global_shape.push_back(p.global_shape[d]);
+    s.local_shape.push_back(p.local_shape[d]);
+    s.offset.push_back(p.local_start[d]);
+  }
+  s.data = data;
+  s.owner = owner;
+  return s;
+}
+
+TensorSlab param_range_slab(const ParamInfo& p, int64_t b, int64_t e, float* data, bool owner) {
+  TensorSlab s = param_slab(p, data, owner);
+  s.flat_offset = b;
+  s.flat_count = e - b;
+  return s;
+}
+
 void save_model_file(const std::string& path, MPI_Comm comm, Backend& be,
                      const ParamStore& store, const ModelFileMeta& meta, bool owner) {
   std::vector<float> staging;
@@ -56,19 +65,10 @@ void save_model_file(const std::string& path, MPI_Comm comm, Backend& be,
   const std::string tmp = path + ".tmp";
   {
     h5::Id file = h5::create_file(tmp, comm);
-    h5::write_attr(file, "format", std::string("llmpi"), tmp);
-    h5::write_attr(file, "format_version", kFormatVersion, tmp);
-    h5::write_attr(file, "kind", meta.kind, tmp);
-    h5::write_attr(file, "llmpi_version", std::string(kVersion), tmp);
-    h5::write_attr(file, "git_revision", std::string(kGitRevision), tmp);
-    h5::write_attr(file, "step", meta.step, tmp);
-    h5::write_attr(file, "tokens_seen", meta.tokens_seen, tmp);
-    h5::write_attr(file, "config", meta.config_toml, tmp);
-    h5::write_attr(file, "layout", meta.layout, tmp);
     const auto now = std::chrono::system_clock::now().time_since_epoch();
-    h5::write_attr(file, "created_unix",
-                   double(std::chrono::duration_cast<std::chrono::milliseconds>(now).count()) / 1e3,
-                   tmp);
+    write_file_meta(file, meta,
+                    double(std::chrono::duration_cast<std::chrono::milliseconds>(now).count()) / 1e3,
+                    tmp);
     h5::Id params = h5::create_group(file, "params", tmp);
     write_tensors(params, comm, slabs_of(store, base, owner), tmp);
   }
@@ -83,19 +83,7 @@ void save_model_file(const std::string& path, MPI_Comm comm, Backend& be,
 
 ModelFileMeta read_model_meta(const std::string& path) {
   h5::Id file = h5::open_file(path, MPI_COMM_NULL);
-  if (!h5::has_attr(file, "format") || h5::read_attr_string(file, "format", path) != "llmpi")
-    user_error(path, ": not an llmpi model or checkpoint file (no format=\"llmpi\" attribute)");
-  const int64_t version = h5::read_attr_int(file, "format_version", path);
-  if (version < 1 || version > kFormatVersion)
-    user_error(path, ": format_version ", version, " is not supported (this llmpi reads 1..",
-               kFormatVersion, ")");
-  ModelFileMeta m;
-  m.kind = h5::read_attr_string(file, "kind", path);
-  m.step = h5::read_attr_int(file, "step", path);
-  m.tokens_seen = h5::read_attr_int(file, "tokens_seen", path);
-  m.config_toml = h5::read_attr_string(file, "config", path);
-  m.layout = h5::read_attr_ints(file, "layout", path);
-  return m;
+  return read_file_meta(file, path);
 }
 
 void load_model_params(const std::string& path, MPI_Comm comm, Backend& be, ParamStore& store,

@@ -2,6 +2,7 @@
 #include "jobs/resume.h"
 
 #include "core/error.h"
+#include "jobs/relaunch.h"
 
 namespace llmpi {
 
@@ -21,14 +22,15 @@ void check_resumable(const std::string& path, const CheckpointMeta& saved, const
   if (saved.data.samples_consumed != saved.step * G)
     user_error(path, ": data position ", saved.data.samples_consumed, " samples is not step ",
                saved.step, " x global batch ", G);
+  refuse_unsafe_changes(path, relaunch_diff(path, saved.config_toml, cfg), cfg);
 }
 
 RunEvent resume_event(const std::string& path, const CheckpointMeta& m, int64_t total_steps) {
-  std::string layout;
-  if (m.layout.size() == 5)
-    layout = " (saved under tp" + std::to_string(m.layout[0]) + " pp" + std::to_string(m.layout[1]) +
-             " dp" + std::to_string(m.layout[2]) + " ZeRO " + std::to_string(m.layout[3]) + ", " +
-             std::to_string(m.layout[4]) + " ranks)";
+  const Layout& l = m.layout;  // read by name (io/file_meta.h)
+  const std::string layout = " (saved under tp" + std::to_string(l.tp) + " pp" +
+                             std::to_string(l.pp) + " dp" + std::to_string(l.dp) + " ZeRO " +
+                             std::to_string(l.zero_stage) + ", " +
+                             std::to_string(l.world_size()) + " ranks)";
   RunEvent e;
   e.kind = RunEventKind::resume;
   e.step = m.step;

@@ -5,8 +5,8 @@
 // those it was saved with; its step must lie in 0..train.steps and its data position be
 // step × global batch. Everything else may change: the parallel layout (tp, pp, dp, ZeRO
 // stage, micro-batching within the same global batch), the learning-rate schedule, the
-// checkpoint policy, the run length. (Relaunch checks on the model shape and a journal of the
-// changed keys extend check_resumable.)
+// checkpoint policy, the run length — the declared-safe keys of jobs/relaunch.h, which also
+// refuses a changed model and journals the accepted changes (config_change).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -26,7 +26,8 @@ struct ResumePoint {
 };
 
 // UserError naming `path`, the key and both values when `saved` (the checkpoint's metadata)
-// cannot continue the run of `cfg`, whose global batch is `global_batch` samples.
+// cannot continue the run of `cfg`, whose global batch is `global_batch` samples, or when cfg
+// changes a key that a relaunch may not change (jobs/relaunch.h).
 void check_resumable(const std::string& path, const CheckpointMeta& saved, const Config& cfg,
                      int64_t global_batch);
 

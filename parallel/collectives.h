@@ -19,6 +19,7 @@
 #include <span>
 
 #include "core/tensor.h"
+#include "parallel/collective_observer.h"
 
 namespace llmpi {
 
@@ -33,6 +34,12 @@ class Request {
   struct Impl {
     virtual ~Impl() = default;
     virtual void wait() = 0;  // blocks until complete; aborts the job on error
+    // Progresses the operation without blocking; true once it is complete (then wait()
+    // returns at once). Default: completes it (implementations that cannot poll).
+    virtual bool test() {
+      wait();
+      return true;
+    }
   };
 
   Request() = default;
@@ -57,6 +64,11 @@ class Request {
     }
   }
   bool pending() const { return impl_ != nullptr; }
+  // Progresses the operation (MPI: MPI_Testall); true, and no longer pending, once complete.
+  bool test() {
+    if (impl_ && impl_->test()) impl_.reset();
+    return !impl_;
+  }
 
  private:
   std::unique_ptr<Impl> impl_;
@@ -90,11 +102,35 @@ class Collectives {
   [[nodiscard]] virtual Request isend(const Tensor& t, int dst, int tag = 0) = 0;
   [[nodiscard]] virtual Request irecv(const Tensor& t, int src, int tag = 0) = 0;
   virtual void barrier() = 0;
+  // Non-blocking reductions (sum), for overlapping them with compute: `t` must stay alive
+  // and untouched until the Request completes. Requests of one group complete in any order
+  // but every rank starts them in the same order. ireduce: rank `root`'s t ← Σ over ranks;
+  // the other ranks' t is unspecified afterwards. The defaults run the blocking all_reduce
+  // and return a completed Request (device collectives: ordered on their stream already);
+  // MpiCollectives overrides both with MPI_Iallreduce and MPI_Ireduce.
+  [[nodiscard]] virtual Request iall_reduce(const Tensor& t) {
+    all_reduce(t, ReduceOp::sum);
+    return Request();
+  }
+  [[nodiscard]] virtual Request ireduce(const Tensor& t, int root) {
+    (void)root;
+    all_reduce(t, ReduceOp::sum);
+    return Request();
+  }
 
   // Convenience for host scalars (loss, token counts, norms): the reduced value. A device
   // implementation must accept this one host tensor (staging it through the device).
   template <class T>
   T all_reduce_value(T value, ReduceOp op = ReduceOp::sum);
+
+  // Told around every blocking operation and Request::wait from now on (null: nobody); not
+  // owned. The hang watchdog's record of where this rank waits (jobs/progress.h). MPI
+  // implementations call it; NCCL's operations only enqueue work, so they do not.
+  void set_observer(CollectiveObserver* o) { observer_ = o; }
+  CollectiveObserver* observer() const { return observer_; }
+
+ private:
+  CollectiveObserver* observer_ = nullptr;
 };
 
 template <class T>

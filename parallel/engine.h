@@ -1,28 +1,25 @@
 #pragma once
-// ParallelEngine: the one place where parallelism is applied to a model, in DESIGN.md's
-// order — pipeline split → tensor (+sequence) parallel → activation recomputation (in the
-// model, train.recompute) → ZeRO sharding — and memory is allocated only after sharding. It owns this
-// rank's parameters, gradients, optimizer state, activations and workspace, and runs one
-// training step: the rank's micro-batches forward and backward, the gradient reduction of
-// its ZeRO stage, the global gradient norm and clip, and the AdamW update.
-//   ZeRO 0: one ParamStore (all of the rank's pipeline chunks); gradients all-reduced over
-//     dp in buckets.
-//   ZeRO 1: as 0, but AdamW holds moments for this rank's shard only, which is all it
-//     needs reduced: gradients are reduce-scattered into the shard's range of the full
-//     gradient buffer (not all-reduced; half the traffic), then parameters all-gathered.
-//   ZeRO 2 with pp > 1: as 1 (gradients reduce-scattered; the store's full gradient
-//     buffer stays the pipeline's accumulation buffer: persistent, documented).
-//   ZeRO 2/3 with pp = 1: the model runs as a chain of units (embedding + layer 0, layer 1, …, last layer
-//     + head), each a Transformer over a transient ParamStore built just in time; each unit's
-//     gradients are reduce-scattered into the persistent 1/dp gradient shard right after its
-//     backward and the unit is freed. ZeRO 2 keeps full parameters (copied into the unit);
-//     ZeRO 3 keeps only the shard and all-gathers each unit for forward and again for backward.
+// ParallelEngine: the one place where parallelism is applied to a model, as ordered steps
+// (DESIGN.md, torchtitan's `parallelize`), each owned by a file named for it:
+//   1. pipeline split        parallel/pipeline_split.h   the chunks of this rank
+//   2. tensor (+sequence)    parallel/tensor_parallel.h  the checks, the hooks every model
+//      parallel                                          gets before its activations
+//   3. recomputation         in the model (train.recompute → ModelConfig::recompute)
+//   4. ZeRO sharding         parallel/zero_path.h        the path that owns parameters,
+//                            (zero_store.h, zero_units.h) gradients and AdamW state, and
+//                                                        allocates them after sharding
+// Then one training step in two halves: compute() (the loss scale from the step's counted
+// targets, the path's forward/backward and gradient reduction, the global gradient norm),
+// and apply() (clip and update), between which a caller may decide to skip the update.
+// Around it: evaluation (parallel/evaluation.cpp), the checkpoint slabs of the rank's state
+// (parallel/checkpoint_slabs.h), the memory report (parallel/memory_report.h) and the
+// logbook's per-layer statistics (parallel/engine_stats.cpp).
+// Collectives: every collective of a step goes through one GroupCollectives (tp, dp, pp,
+// embedding groups), built first; on the host it clocks them, and the step's StepClock
+// (parallel/step_clock.h) splits its time into phases and exposed communication.
 // Semantics: the loss is the global mean over the step (Σ token losses / Σ counted targets
 // over micro-batches and dp ranks); the gradient norm is the single-rank norm (replicas
 // counted once). docs/parallelism.md gives the formulas.
-// Checkpoints: checkpoint_slabs() describes the rank's params and AdamW moments as slabs of
-// the global tensors (boxes of its tp-local slabs; flat ranges of them for ZeRO-sharded
-// state), so a file saved under one layout loads under any other (load_state).
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -33,38 +30,20 @@
 #include "backend/backend.h"
 #include "config/config.h"
 #include "io/checkpoint.h"
+#include "io/logbook_schema.h"
 #include "io/model_file.h"
 #include "model/param_store.h"
 #include "model/transformer.h"
-#include "optim/adamw.h"
-#include "io/logbook_schema.h"
 #include "parallel/activation_stats.h"
+#include "parallel/checkpoint_slabs.h"
 #include "parallel/group_collectives.h"
-#include "parallel/pipeline.h"
+#include "parallel/memory_report.h"
+#include "parallel/step_clock.h"
 #include "parallel/tensor_parallel.h"
 #include "parallel/topology.h"
-#include "parallel/zero_shard.h"
+#include "parallel/zero_path.h"
 
 namespace llmpi {
-
-// Bytes this rank holds persistently per kind, and the peak of its transient buffers.
-struct EngineMemory {
-  int64_t params = 0;     // master parameters (full, or the ZeRO-3 shard)
-  int64_t grads = 0;      // gradients kept across the step (full, or the ZeRO-2/3 shard)
-  int64_t optimizer = 0;  // AdamW moments m and v
-  int64_t transient = 0;  // peak of just-in-time unit buffers (ZeRO 2/3), 0 otherwise
-};
-
-// Seconds of one step on this rank, the device synchronized at each boundary. forward and
-// backward: the micro-batches' passes (tensor-parallel collectives inside them included);
-// with pp > 1 the schedule interleaves them, so forward holds the whole schedule and backward
-// is NaN. comm: the exposed data-parallel reductions (gradient all-reduce or reduce-scatter,
-// the ZeRO-1 parameter all-gather, the scalar reductions), none of it hidden by compute; on
-// the ZeRO 2/3 units path the per-unit gathers and reduce-scatters are inside forward/backward.
-// optimizer: clip and AdamW (ZeRO 2 refresh of full parameters included).
-struct StepTimes {
-  double forward_s = 0.0, backward_s = 0.0, comm_s = 0.0, optimizer_s = 0.0;
-};
 
 struct StepStats {
   double loss = 0.0;       // global mean loss of the step (nats/token)
@@ -73,6 +52,8 @@ struct StepStats {
   bool finite = true;      // loss and gradient norm are finite (the same on every rank)
   bool clipped = false;    // the gradient norm exceeded train.grad_clip
   bool applied = true;     // false: no update (non-finite, or the caller chose to skip)
+  // The step's time split on this rank (parallel/step_clock.h): phases, exposed and total
+  // communication; step_s is the engine's own wall time (compute() and apply()).
   StepTimes times;
 };
 
@@ -110,17 +91,14 @@ class ParallelEngine {
 
   // This rank's parameters with every dp shard gathered (the tp-local slabs of its stage).
   // ZeRO 0/1: the live store; ZeRO 2/3: a copy, valid until the next call.
-  const ParamStore& gathered_params();
+  const ParamStore& gathered_params() { return path_->gathered_params(); }
   // Collective over the world: writes the model file (dp rank 0 of each slab writes).
   void save(const std::string& path, const ModelFileMeta& meta);
 
-  // This rank's checkpoint state (io/checkpoint.h): params, AdamW m and v as slabs of the
-  // global tensors. Parameters: the box of each tp-local slab of the rank's stage (owned by
-  // dp rank 0 where parameters are replicated over dp), or under ZeRO 2/3 (pp = 1) the flat
-  // range of the rank's shard. Moments: the flat range of the rank's optimizer shard (the
-  // whole box without ZeRO, owned by dp rank 0). Replicas (tp copies, tied head) are never
-  // owners. Views of the live buffers on the host backend; on a device, of host staging
-  // copies taken by this call. Valid until the next step(), checkpoint_slabs() or load_state().
+  // This rank's checkpoint state (parallel/checkpoint_slabs.h): params, AdamW m and v as
+  // slabs of the global tensors. Views of the live buffers on the host backend; on a device,
+  // of host staging copies taken by this call. Valid until the next step(),
+  // checkpoint_slabs() or load_state().
   CheckpointSlabs checkpoint_slabs();
   // Collective over the world: fills parameters and moments from checkpoint `path` (saved
   // under any layout; UserError for a missing, corrupt or mismatched file), brings derived
@@ -135,86 +113,40 @@ class ParallelEngine {
   // The optimizer's checkpoint attributes (step count and hyper-parameters).
   OptimizerMeta optimizer_meta() const;
 
-  EngineMemory memory() const { return mem_; }
+  EngineMemory memory() const { return path_->memory(); }
   // One line per rank "rank | tp dp pp | params | grads | optimizer | transient" (MiB),
   // collected over the world; the text is complete on world rank 0.
-  std::string memory_table();
+  std::string memory_table() { return llmpi::memory_table(memory(), topo_); }
 
   int64_t global_param_count() const { return global_params_; }
   int zero_stage() const { return zero_; }
   Topology& topology() { return topo_; }
 
  private:
-  struct Unit;
-  struct Owned;
-  struct Live;
-
-  void build_full();
-  void build_units();
-  std::vector<ParamInfo> local_params(const StageRange& r) const;
-
-  // One-store path (ZeRO 0/1, and 2 with pp > 1): forward/backward of every micro-batch.
-  double run_store(std::span<const int32_t> ids, std::span<const int32_t> targets, double scale,
-                   StepTimes& times);
-  // ZeRO 2/3 path.
-  Live gather_unit(size_t u);
-  void scatter_unit_grads(size_t u, const ParamStore& s);
-  double micro_units(const Tensor& ids, const Tensor& targets, double scale, StepTimes& times);
-  Buffer transient(Shape s);
-  void release(Buffer& b);
-
+  // The global squared gradient norm: the path's owned gradients, summed over the groups.
   double grad_sum_squares();
-  void poison_grad();                 // test hook: a NaN in this rank's owned gradient
-  const ParamStore& stats_store() const;  // where layer_stats() reads
-  void snapshot_for_update();         // armed steps: before_update_ ← the master weights
-  void refresh_full_params();  // ZeRO 2 units path: o.full ← the gathered shards
-  void loaded_slabs();  // after slabs of checkpoint_slabs() were filled: staging → device, derived copies
-  // A host f32 view of a flat state buffer for checkpoint slabs: the buffer itself on the
-  // host, else a staging copy (ckpt_staging_[i] mirrors ckpt_staged_[i]).
-  float* host_state(const Tensor& flat);
-  void load_micro(std::span<const int32_t> ids, std::span<const int32_t> targets, int64_t m);
+  void poison_grad();         // test hook: a NaN in the first gradient this rank's norm reads
+  void snapshot_for_update(); // armed steps: before_update_ ← the owned master weights
+  // After the slabs of checkpoint_slabs() were filled: staged values back to the device,
+  // then the path's derived copies (ZeRO-2 full parameters, compute weights).
+  void loaded_slabs();
 
   Config cfg_;
   Topology& topo_;
   Backend& be_;
-  std::unique_ptr<GroupCollectives> groups_;  // built first; destroyed after every user below
   int zero_ = 0;
-  DType master_ = DType::f32;  // master weights, gradients, moments (config train.master_dtype)
   int64_t B_ = 1, T_ = 1, M_ = 1;
   int64_t global_params_ = 0;
-  EngineMemory mem_;
-  int64_t transient_live_ = 0;
-
-  bool units_path() const { return zero_ >= 2 && topo_.layout().pp == 1; }
-
-  std::unique_ptr<TensorParallel> tp_;  // tp > 1 only
-
-  // One-store path: the rank's chunks (pipeline split), their store and models.
-  std::vector<StageRange> chunks_;
-  std::unique_ptr<ParamStore> store_;
-  std::vector<std::unique_ptr<Transformer>> models_;
-  std::vector<std::vector<Activations>> chunk_acts_;  // pp = 1: one slot
-  std::vector<Workspace> chunk_ws_;
-  std::vector<PipelineChunk> pipe_;
-  std::unique_ptr<PipelineSchedule> schedule_;  // pp > 1 only
-  ShardRange shard_;  // ZeRO 1/2: this rank's optimizer range of store_
-
-  // ZeRO 2/3: units, owned flat groups and the shard store (pieces of parameters).
-  std::vector<Unit> units_;
-  std::vector<Owned> owned_;
-  std::unique_ptr<ParamStore> shard_store_;
-  std::unique_ptr<ParamStore> gathered_;
-  Buffer dgrad_;  // [N, C] gradient passed from a unit to the one before it
-
-  std::unique_ptr<AdamW> opt_;
-  Workspace ws_;  // units path
-  Buffer ids_, targets_;  // i32 [B·T]
-  std::vector<std::vector<float>> ckpt_staging_;  // device state staged for checkpoints
-  std::vector<Tensor> ckpt_staged_;               // the device buffers they mirror
+  std::unique_ptr<GroupCollectives> groups_;  // built first; destroyed after every user below
+  std::unique_ptr<TensorParallel> tp_;        // tp > 1 only
+  std::unique_ptr<StepClock> clock_;          // the split of the step in progress
   std::unique_ptr<ActivationStats> activations_;  // the block observer of every model
-  bool stats_armed_ = false;
+  std::unique_ptr<PathContext> ctx_;          // what the path is built from (outlives it)
+  std::unique_ptr<ZeroPath> path_;
+  StateStaging staging_;                      // device state staged for checkpoints
   double clip_scale_ = 1.0;  // of the last compute()
-  Buffer before_update_;     // armed steps: the master weights before apply()
+  bool stats_armed_ = false;
+  Buffer before_update_;     // armed steps: the owned master weights before apply()
 };
 
 }  // namespace llmpi

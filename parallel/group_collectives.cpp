@@ -24,7 +24,13 @@ std::unique_ptr<Collectives> nccl_group(const Communicator& c, Backend& be) {
 
 GroupCollectives::GroupCollectives(Topology& topo, Backend& be)
     : topo_(topo), device_(be.device()) {
-  if (device_ == Device::host) return;
+  if (device_ == Device::host) {
+    tp_ = std::make_unique<TimedCollectives>(topo.tp(), clock_);
+    dp_ = std::make_unique<TimedCollectives>(topo.dp(), clock_);
+    pp_ = std::make_unique<TimedCollectives>(topo.pp(), clock_);
+    if (topo.in_embedding_group()) embedding_ = std::make_unique<TimedCollectives>(topo.embedding(), clock_);
+    return;
+  }
 #if defined(LLMPI_HAVE_CUDA)
   LLMPI_CHECK(be.native_stream() != nullptr, "the ", be.name(), " backend has no stream");
   tp_ = nccl_group(topo.communicator(Axis::tp), be);
@@ -33,7 +39,6 @@ GroupCollectives::GroupCollectives(Topology& topo, Backend& be)
   // Pipeline messages go through host memory over MPI (tags; see staged_p2p.h).
   pp_ = std::make_unique<StagedP2p>(*pp_nccl_, topo.pp(), be);
   if (topo.in_embedding_group()) embedding_ = nccl_group(topo.embedding_communicator(), be);
-  device_groups_ = true;
 #else
   throw UserError(std::string("the ") + be.name() +
                   " backend needs device collectives, which this build lacks (CUDA builds "
@@ -44,7 +49,6 @@ GroupCollectives::GroupCollectives(Topology& topo, Backend& be)
 GroupCollectives::~GroupCollectives() = default;
 
 Collectives& GroupCollectives::embedding() {
-  if (!device_groups_) return topo_.embedding();
   LLMPI_CHECK(embedding_, "rank ", topo_.rank(), " (pipeline stage ", topo_.pp_rank(),
               ") is not in an embedding group: only the first and last stages are");
   return *embedding_;

@@ -1,7 +1,8 @@
 #pragma once
 // GroupCollectives: the Collectives that move one backend's tensors within each process
 // group of a Topology — what the engine, tensor and pipeline parallelism and ZeRO talk to.
-//   host backend: the topology's own MPI collectives (nothing is created).
+//   host backend: the topology's own MPI collectives, each behind a TimedCollectives that
+//     clocks the step's communication on one CommClock (timed_collectives.h).
 //   CUDA backend (CUDA builds): one NcclCollectives per group (tp, dp, pp, and the embedding
 //     group on the first and last pipeline stages), on the backend's stream, so that every
 //     collective is ordered with the compute around it; built collectively from each
@@ -15,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "parallel/collectives.h"
+#include "parallel/timed_collectives.h"
 #include "parallel/topology.h"
 
 namespace llmpi {
@@ -30,16 +32,21 @@ class GroupCollectives {
   GroupCollectives& operator=(const GroupCollectives&) = delete;
 
   Device device() const { return device_; }
-  Collectives& tp() { return device_groups_ ? *tp_ : topo_.tp(); }
-  Collectives& dp() { return device_groups_ ? *dp_ : topo_.dp(); }
-  Collectives& pp() { return device_groups_ ? *pp_ : topo_.pp(); }
+  Collectives& tp() { return *tp_; }
+  Collectives& dp() { return *dp_; }
+  Collectives& pp() { return *pp_; }
   // Only on ranks of the embedding group (Topology::in_embedding_group()).
   Collectives& embedding();
+  // Host groups: the communication time since the last call (exposed, total); zeros on a
+  // device (not measured there).
+  CommTimes take_comm_times() { return clock_.take(); }
+  // Whether take_comm_times() measures anything (host groups).
+  bool timed() const { return device_ == Device::host; }
 
  private:
   Topology& topo_;
   Device device_;
-  bool device_groups_ = false;
+  CommClock clock_;
   std::unique_ptr<Collectives> tp_, dp_, pp_nccl_, embedding_;
   std::unique_ptr<Collectives> pp_;  // collectives on pp_nccl_, point-to-point staged over MPI
 };

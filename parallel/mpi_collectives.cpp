@@ -49,22 +49,47 @@ void in_pieces(int64_t n, int64_t max, F&& f) {
   for (int64_t off = 0; off < n; off += max) f(off, static_cast<int>(std::min(max, n - off)));
 }
 
+// MPI_ERR_IN_STATUS → the error of the failed request.
+int status_error(int rc, const std::vector<MPI_Status>& st) {
+  if (rc == MPI_ERR_IN_STATUS)
+    for (const MPI_Status& s : st)
+      if (s.MPI_ERROR != MPI_SUCCESS && s.MPI_ERROR != MPI_ERR_PENDING) rc = s.MPI_ERROR;
+  return rc;
+}
+
 // One non-blocking operation: the MPI requests of its pieces, and for a receive the count
 // each piece must deliver.
 struct MpiRequest final : Request::Impl {
   const Communicator* comm = nullptr;
+  CollectiveObserver* observer = nullptr;
+  const char* op = "wait";
   std::string what;                   // "MPI_Irecv from rank 3 (tag 0)"
   MPI_Datatype type = MPI_DATATYPE_NULL;
   std::vector<MPI_Request> handles;
   std::vector<int> expected;          // receive only: elements per piece
 
   void wait() override {
+    const ObservedCollective watch(observer, op, comm->name().c_str(), 0);
     std::vector<MPI_Status> st(handles.size());
     int rc = MPI_Waitall(static_cast<int>(handles.size()), handles.data(), st.data());
-    if (rc == MPI_ERR_IN_STATUS)
-      for (const MPI_Status& s : st)
-        if (s.MPI_ERROR != MPI_SUCCESS && s.MPI_ERROR != MPI_ERR_PENDING) rc = s.MPI_ERROR;
-    check_mpi(rc, what, comm);
+    check_mpi(status_error(rc, st), what, comm);
+    check_counts(st);
+  }
+
+  bool test() override {
+    int done = 0;
+    std::vector<MPI_Status> st(handles.size());
+    int rc = MPI_Testall(static_cast<int>(handles.size()), handles.data(), &done, st.data());
+    check_mpi(status_error(rc, st), what, comm);
+    if (done) {
+      check_counts(st);
+      handles.clear();  // all MPI_REQUEST_NULL now; a later wait() returns at once
+      expected.clear();
+    }
+    return done != 0;
+  }
+
+  void check_counts(std::vector<MPI_Status>& st) const {
     for (size_t i = 0; i < expected.size(); ++i) {
       int got = 0;
       check_mpi(MPI_Get_count(&st[i], type, &got), "MPI_Get_count", comm);
@@ -86,6 +111,7 @@ MpiCollectives::MpiCollectives(const Communicator& comm, int64_t max_message_ele
 }
 
 void MpiCollectives::all_reduce(const Tensor& t, ReduceOp op) {
+  const ObservedCollective watch(observer(), "all_reduce", comm_.name().c_str(), t.numel());
   check_host(t, "all_reduce");
   check_reducible(t, "all_reduce");
   in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
@@ -96,6 +122,7 @@ void MpiCollectives::all_reduce(const Tensor& t, ReduceOp op) {
 }
 
 void MpiCollectives::reduce_scatter(const Tensor& out, const Tensor& full) {
+  const ObservedCollective watch(observer(), "reduce_scatter", comm_.name().c_str(), full.numel());
   check_host(out, "reduce_scatter");
   check_host(full, "reduce_scatter");
   check_reducible(full, "reduce_scatter");
@@ -123,6 +150,7 @@ void MpiCollectives::reduce_scatter(const Tensor& out, const Tensor& full) {
 }
 
 void MpiCollectives::all_gather(const Tensor& full, const Tensor& in) {
+  const ObservedCollective watch(observer(), "all_gather", comm_.name().c_str(), full.numel());
   check_host(full, "all_gather");
   check_host(in, "all_gather");
   LLMPI_CHECK(in.dtype == full.dtype, "all_gather: dtypes differ");
@@ -152,6 +180,7 @@ void MpiCollectives::all_gather(const Tensor& full, const Tensor& in) {
 }
 
 void MpiCollectives::broadcast(const Tensor& t, int root) {
+  const ObservedCollective watch(observer(), "broadcast", comm_.name().c_str(), t.numel());
   check_host(t, "broadcast");
   LLMPI_CHECK(root >= 0 && root < size(), "broadcast: root ", root, " of ", size());
   in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
@@ -161,6 +190,7 @@ void MpiCollectives::broadcast(const Tensor& t, int root) {
 }
 
 void MpiCollectives::send(const Tensor& t, int dst, int tag) {
+  const ObservedCollective watch(observer(), "send", comm_.name().c_str(), t.numel());
   check_host(t, "send");
   LLMPI_CHECK(dst >= 0 && dst < size() && tag >= 0, "send to ", dst, " of ", size(), " tag ", tag);
   in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
@@ -170,6 +200,7 @@ void MpiCollectives::send(const Tensor& t, int dst, int tag) {
 }
 
 void MpiCollectives::recv(const Tensor& t, int src, int tag) {
+  const ObservedCollective watch(observer(), "recv", comm_.name().c_str(), t.numel());
   check_host(t, "recv");
   LLMPI_CHECK(src >= 0 && src < size() && tag >= 0, "recv from ", src, " of ", size(), " tag ",
               tag);
@@ -193,6 +224,8 @@ Request MpiCollectives::isend(const Tensor& t, int dst, int tag) {
               tag);
   auto req = std::make_unique<MpiRequest>();
   req->comm = &comm_;
+  req->observer = observer();
+  req->op = "wait (isend)";
   req->type = mpi_type(t.dtype);
   req->what = detail::concat("MPI_Isend to rank ", dst, " (tag ", tag, ")");
   in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
@@ -210,6 +243,8 @@ Request MpiCollectives::irecv(const Tensor& t, int src, int tag) {
               tag);
   auto req = std::make_unique<MpiRequest>();
   req->comm = &comm_;
+  req->observer = observer();
+  req->op = "wait (irecv)";
   req->type = mpi_type(t.dtype);
   req->what = detail::concat("MPI_Irecv from rank ", src, " (tag ", tag, ")");
   in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
@@ -222,6 +257,49 @@ Request MpiCollectives::irecv(const Tensor& t, int src, int tag) {
   return Request(std::move(req));
 }
 
-void MpiCollectives::barrier() { check_mpi(MPI_Barrier(comm_.get()), "MPI_Barrier", &comm_); }
+Request MpiCollectives::iall_reduce(const Tensor& t) {
+  check_host(t, "iall_reduce");
+  check_reducible(t, "iall_reduce");
+  auto req = std::make_unique<MpiRequest>();
+  req->comm = &comm_;
+  req->type = mpi_type(t.dtype);
+  req->what = "MPI_Iallreduce";
+  req->observer = observer();
+  req->op = "wait (iall_reduce)";
+  in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
+    MPI_Request h = MPI_REQUEST_NULL;
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, bytes(t) + at(t, off), n, req->type, MPI_SUM, comm_.get(), &h),
+              req->what, &comm_);
+    req->handles.push_back(h);
+  });
+  return Request(std::move(req));
+}
+
+Request MpiCollectives::ireduce(const Tensor& t, int root) {
+  check_host(t, "ireduce");
+  check_reducible(t, "ireduce");
+  LLMPI_CHECK(root >= 0 && root < size(), "ireduce: root ", root, " of ", size());
+  auto req = std::make_unique<MpiRequest>();
+  req->comm = &comm_;
+  req->type = mpi_type(t.dtype);
+  req->what = detail::concat("MPI_Ireduce to rank ", root);
+  req->observer = observer();
+  req->op = "wait (ireduce)";
+  const bool mine = root == rank();
+  in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
+    MPI_Request h = MPI_REQUEST_NULL;
+    char* p = bytes(t) + at(t, off);
+    check_mpi(MPI_Ireduce(mine ? MPI_IN_PLACE : p, mine ? p : nullptr, n, req->type, MPI_SUM, root,
+                          comm_.get(), &h),
+              req->what, &comm_);
+    req->handles.push_back(h);
+  });
+  return Request(std::move(req));
+}
+
+void MpiCollectives::barrier() {
+  const ObservedCollective watch(observer(), "barrier", comm_.name().c_str(), 0);
+  check_mpi(MPI_Barrier(comm_.get()), "MPI_Barrier", &comm_);
+}
 
 }  // namespace llmpi

@@ -36,6 +36,8 @@ class MpiCollectives final : public Collectives {
   [[nodiscard]] Request isend(const Tensor& t, int dst, int tag = 0) override;
   [[nodiscard]] Request irecv(const Tensor& t, int src, int tag = 0) override;
   void barrier() override;
+  [[nodiscard]] Request iall_reduce(const Tensor& t) override;
+  [[nodiscard]] Request ireduce(const Tensor& t, int root) override;
 
  private:
   const Communicator& comm_;

@@ -249,6 +249,15 @@ void NcclCollectives::all_reduce(const Tensor& t, ReduceOp op) {
       ncclAllReduce(t.data, t.data, n, nccl_type(t.dtype), nccl_op(op), comm_, compute_));
 }
 
+Request NcclCollectives::ireduce(const Tensor& t, int root) {
+  check_device_tensor(t, "ireduce");
+  LLMPI_CHECK(root >= 0 && root < size_, "ireduce: root ", root, " of ", size_);
+  join_p2p("ireduce");
+  LLMPI_NCCL_CHECK(ncclReduce(t.data, t.data, static_cast<size_t>(t.numel()), nccl_type(t.dtype),
+                              ncclSum, root, comm_, compute_));
+  return Request();
+}
+
 void NcclCollectives::reduce_scatter(const Tensor& out, const Tensor& full) {
   check_device_tensor(out, "reduce_scatter");
   check_device_tensor(full, "reduce_scatter");

@@ -62,6 +62,9 @@ class NcclCollectives final : public Collectives {
 
   void all_reduce(const Tensor& t, ReduceOp op = ReduceOp::sum) override;
   void reduce_scatter(const Tensor& out, const Tensor& full) override;
+  // ncclReduce in place on the compute stream (ordered with the kernels around it, so it
+  // does not overlap them yet); the returned Request is complete.
+  [[nodiscard]] Request ireduce(const Tensor& t, int root) override;
   void all_gather(const Tensor& full, const Tensor& in) override;
   void broadcast(const Tensor& t, int root) override;
   // `tag` is ignored (NCCL has none): point-to-point messages between two ranks match in the

@@ -174,6 +174,13 @@ void TensorParallel::combine_picked(Backend& be, const Tensor& picked) {
   combine_vocab_picked(tp_, be, picked);
 }
 
+bool TensorParallel::syncs_grad(const ParamInfo& q) const {
+  if (tp_.size() == 1) return false;
+  const TpSplit split = tp_split_of(q.name);
+  return (split == TpSplit::row_region && sp_) ||
+         (split == TpSplit::kv_rows && q.local_shape[0] * tp_.size() > q.global_shape[0]);
+}
+
 void TensorParallel::sync_grads(Backend& be, ParamStore& store) {
   if (tp_.size() == 1) return;
   // Each gradient to sum is placed at `at` in one buffer: a row-region parameter whole; a
@@ -186,11 +193,11 @@ void TensorParallel::sync_grads(Backend& be, ParamStore& store) {
   std::vector<Part> parts;
   int64_t total = 0;
   for (const ParamInfo& q : store.params()) {
-    const TpSplit split = tp_split_of(q.name);
-    if (split == TpSplit::row_region && sp_) {
+    if (!syncs_grad(q)) continue;
+    if (tp_split_of(q.name) == TpSplit::row_region) {
       parts.push_back({store.grad(q.name), total});
       total += q.numel();
-    } else if (split == TpSplit::kv_rows && q.local_shape[0] * tp_.size() > q.global_shape[0]) {
+    } else {
       const int64_t row_elems = q.global_shape.numel() / q.global_shape[0];
       parts.push_back({store.grad(q.name), total + q.local_start[0] * row_elems});
       total += q.global_shape.numel();

@@ -70,6 +70,8 @@ class TensorParallel : public Regions {
   // tp-replicated parameters over the ranks that share them — norm gains/biases and learned
   // positions under sequence parallelism, shared kv slabs when Hkv < tp. One all-reduce.
   void sync_grads(Backend& be, ParamStore& store);
+  // Whether sync_grads sums parameter q's gradient (the rule above, in one place).
+  bool syncs_grad(const ParamInfo& q) const;
 
   // ---- Regions -------------------------------------------------------------------------
   int64_t local_rows(int64_t n) const override;

@@ -185,6 +185,11 @@ Topology::Topology(const Config& cfg, MPI_Comm parent)
   if (embedding_comm_.valid()) embedding_ = std::make_unique<MpiCollectives>(embedding_comm_);
 }
 
+void Topology::set_observer(CollectiveObserver* o) {
+  for (MpiCollectives* c : {world_.get(), tp_.get(), dp_.get(), pp_.get(), embedding_.get()})
+    if (c) c->set_observer(o);
+}
+
 Collectives& Topology::embedding() {
   LLMPI_CHECK(embedding_, "rank ", rank(), " (pipeline stage ", coord_.pp,
               ") is not in an embedding group: only the first and last stages are");

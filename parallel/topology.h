@@ -59,6 +59,9 @@ class Topology {
   Collectives& dp() { return *dp_; }
   Collectives& pp() { return *pp_; }
   Collectives& embedding();
+  // Attaches `o` to every group's collectives (the hang watchdog: jobs/progress.h); null
+  // detaches. Not owned.
+  void set_observer(CollectiveObserver* o);
 
   // The communicator of a group, e.g. to build a device (NCCL) communicator over it.
   const Communicator& communicator(Axis a) const;

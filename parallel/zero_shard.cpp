@@ -42,11 +42,4 @@ void all_gather_shard(Backend& be, Collectives& dp, const ShardRange& s, const T
   }
 }
 
-void bucketed_all_reduce(Collectives& dp, const Tensor& flat_buf, int64_t bucket) {
-  LLMPI_CHECK(bucket > 0, "bucket size ", bucket);
-  const Tensor f = flat(flat_buf);
-  for (int64_t at = 0; at < f.numel(); at += bucket)
-    dp.all_reduce(f.slice(at, Shape{std::min(bucket, f.numel() - at)}));
-}
-
 }  // namespace llmpi

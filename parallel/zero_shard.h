@@ -29,6 +29,11 @@ struct ShardRange {
   int64_t size_of(int64_t r) const { return chunk() + (r == parts - 1 ? tail() : 0); }
 };
 
+// The elements [offset, offset + n) of a tensor viewed flat (a shard, a parameter's piece).
+inline Tensor flat_view(const Tensor& t, int64_t offset, int64_t n) {
+  return t.view(Shape{t.numel()}).slice(offset, Shape{n});
+}
+
 // out[0, s.size()) ← Σ_ranks full[s.begin(), s.end()). `full` (n elements) is clobbered
 // (its tail is all-reduced in place); `out` must not overlap `full`.
 void reduce_scatter_shard(Backend& be, Collectives& dp, const ShardRange& s, const Tensor& full,
@@ -38,9 +43,5 @@ void reduce_scatter_shard(Backend& be, Collectives& dp, const ShardRange& s, con
 // `mine` may be exactly full[s.begin(), s.end()) (in place) or disjoint from `full`.
 void all_gather_shard(Backend& be, Collectives& dp, const ShardRange& s, const Tensor& full,
                       const Tensor& mine);
-
-// Σ over ranks of a flat buffer in buckets of at most `bucket` elements (ZeRO stage 0):
-// bounded message sizes; the device backend overlaps them with backward later.
-void bucketed_all_reduce(Collectives& dp, const Tensor& flat, int64_t bucket);
 
 }  // namespace llmpi

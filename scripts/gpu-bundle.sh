@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the `cuda` preset on this (GPU-less) machine and assembles bundle/ for the GPU
 # machine: the test binaries (the op and model tests and the multi-GPU tests cuda_mpi_*), the
-# llmpi binary, the training benchmark llmpi_gpu_bench, scripts/gpu-run.sh, and in
+# llmpi binary, the training benchmark llmpi_gpu_bench, the performance model's tools
+# (llmpi_op_profile, llmpi_collective_bench, llmpi_perfmodel), scripts/gpu-run.sh, and in
 # bundle/payload.tar.xz (with the executables) the
 # shared libraries it may lack: every library the binaries load (ldd's closure) except MPI,
 # CUDA, cuDNN, NCCL and the C/C++ runtime, which the GPU machine has (in newer versions).
@@ -27,10 +28,12 @@ if [[ "${1:-}" != "--no-build" ]]; then
     base=$(basename "$src" .cpp)
     multi_gpu+=("cuda_mpi_${base%.*}_${base##*.}")
   done
-  cmake --build "$build" -j"$jobs" --target llmpi llmpi_cuda_tests llmpi_gpu_bench "${multi_gpu[@]}"
+  cmake --build "$build" -j"$jobs" --target llmpi llmpi_cuda_tests llmpi_gpu_bench llmpi_op_profile \
+    llmpi_collective_bench llmpi_perfmodel "${multi_gpu[@]}"
 fi
 
-bins=("$build/llmpi" "$build/llmpi_cuda_tests" "$build/llmpi_gpu_bench")
+bins=("$build/llmpi" "$build/llmpi_cuda_tests" "$build/llmpi_gpu_bench" "$build/bench/llmpi_op_profile"
+      "$build/bench/llmpi_collective_bench" "$build/bench/llmpi_perfmodel")
 for b in "$build"/cuda_mpi_*; do [[ -x "$b" && -f "$b" ]] && bins+=("$b"); done
 for b in "${bins[@]}"; do
   [[ -x "$b" ]] || { echo "gpu-bundle: missing $b (build it first)" >&2; exit 1; }

@@ -20,10 +20,13 @@
 #         machine has), tokens/s and scaling efficiency. Not part of `all`.
 #   layouts  bench/gpu_layouts.sh (repository root, data/fortunes carried): the Llama-7B shape
 #         under issue #6's layouts that fit the machine, and the 8 → 2 GPU reshard. Not in `all`.
+#   perfmodel  bench/perfmodel_gpu.sh (repository root, data/fortunes carried): NCCL α-β on 2
+#         GPUs, op profiles of the TinyLlama, 7B and 70B shapes, llmpi train per layout against
+#         llmpi_perfmodel's prediction (docs/scaling.md). Not part of `all`.
 # Logs go to $OUT when set (the device tool's output folder), else /tmp. Exit status: nonzero
 # when any test that ran failed.
 # LLMPI_MEMCHECK=1 also runs the op tests under compute-sanitizer's memcheck (slow).
-# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling|layouts] [extra gtest flags for the CUDA tests]  (default all)
+# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling|layouts|perfmodel] [extra gtest flags for the CUDA tests]  (default all)
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 logdir=${OUT:-/tmp}
@@ -49,7 +52,7 @@ lib_dir_of() {
 }
 extra=""
 mode=all
-case "${1:-}" in ops|nccl|all|bench|train|scaling|layouts) mode=$1; shift ;; esac
+case "${1:-}" in ops|nccl|all|bench|train|scaling|layouts|perfmodel) mode=$1; shift ;; esac
 for lib in libcudnn.so.9 libcublasLt.so.13 libnccl.so.2 libmpi.so.40; do
   d=$(lib_dir_of "$lib")
   if [[ -z "$d" ]]; then echo "gpu-run: $lib not found on this machine" >&2; else extra+=":$d"; fi
@@ -205,6 +208,10 @@ fi
 if [[ "$mode" == layouts ]]; then
   echo "== Llama-7B shape layouts (bench/gpu_layouts.sh)"
   LLMPI="$here/llmpi" bash "$(pwd)/bench/gpu_layouts.sh" || overall=1
+fi
+if [[ "$mode" == perfmodel ]]; then
+  echo "== performance model (bench/perfmodel_gpu.sh)"
+  LLMPI_BUNDLE="$here" bash "$(pwd)/bench/perfmodel_gpu.sh" || overall=1
 fi
 if [[ "$mode" == scaling ]]; then
   echo "== data-parallel scaling (bench/gpu_scaling.sh)"

@@ -17,6 +17,7 @@ packages=(
   python3 python3-h5py python3-numpy  # the h5py example and its test; the numpy reference
                                       # forward of exported HF models (tests/hf/)
   chromium                            # the analysis report's test (headless: --dump-dom, --screenshot)
+  munge slurmctld slurmd slurm-client # a one-node Slurm cluster for the tests (scripts/slurm-local.sh)
 )
 # node and npm run the reference tokenizers of tests/js (installed there by `npm ci`, see
 # scripts/test.sh). Any Node.js >= 18 will do; Debian's packages only if none is installed.
@@ -38,5 +39,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Daemons (munged, slurmctld, slurmd) must not start on installation: the tests start their
+# own and stop them by PID. Where no policy-rc.d forbids it already, one does for the install.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -15,6 +15,14 @@ namespace llmpi {
 
 namespace {
 
+// A layout as a JSON object of its named fields (world_size derived, not read back).
+nlohmann::json layout_json(const Layout& l) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const Layout::Field& f : l.fields())
+    if (f.name != "world_size") j[std::string(f.name)] = f.value;
+  return j;
+}
+
 nlohmann::json summarize(const std::string& path, int64_t per_probe) {
   const CheckpointMeta m = read_checkpoint_meta(path);
   const DataMeta& d = m.data;
@@ -42,7 +50,7 @@ nlohmann::json summarize(const std::string& path, int64_t per_probe) {
           {"step", m.step},
           {"tokens_seen", m.tokens_seen},
           {"bytes", int64_t(std::filesystem::file_size(path, ec))},
-          {"layout", m.layout},
+          {"layout", layout_json(m.layout)},
           {"config", m.config_toml},
           {"data_first_step", d.steps.empty() ? 0 : d.steps.front()},
           {"data_last_step", d.steps.empty() ? 0 : d.steps.back()},
@@ -109,7 +117,7 @@ CheckpointSeries discover_series(const std::string& run_dir, MPI_Comm comm,
     c.step = e["step"];
     c.tokens_seen = e["tokens_seen"];
     c.bytes = e["bytes"];
-    c.layout = e["layout"].get<std::vector<int64_t>>();
+    for (const auto& [name, value] : e["layout"].items()) c.layout.set(name, value.get<int64_t>());
     c.config_toml = e["config"];
     c.data_first_step = e["data_first_step"];
     c.data_last_step = e["data_last_step"];

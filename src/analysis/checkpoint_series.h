@@ -15,12 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "core/layout.h"
+
 namespace llmpi {
 
 struct SeriesCheckpoint {
   std::string path;
   int64_t step = 0, tokens_seen = 0, bytes = 0;
-  std::vector<int64_t> layout;  // tp, pp, dp, zero_stage, world size at save
+  Layout layout;  // the layout that saved it
   std::string config_toml;
   // Data→checkpoint map: the steps recorded in this file (trained since the previous save).
   int64_t data_first_step = 0, data_last_step = 0, data_steps = 0;

@@ -1,4 +1,4 @@
-// `llmpi export-hf MODEL_OR_RUN --out DIR`: the command-line front end of io/hf_export.h
+// `llmpi export-hf MODEL_OR_RUN --out DIR`: the command-line front end of train/hf_export.h
 // (formats and conventions: docs/interop.md). Serial; needs no MPI.
 #include <cstdio>
 #include <memory>
@@ -6,7 +6,7 @@
 #include "cli/command.h"
 #include "cli/options.h"
 #include "core/error.h"
-#include "io/hf_export.h"
+#include "train/hf_export.h"
 
 namespace llmpi {
 namespace {

@@ -92,7 +92,8 @@ int run_inspect(const InspectArgs& a) {
   }
   const ModelFileMeta meta = read_model_meta(path);
   std::printf("file:          %s\n", path.c_str());
-  std::printf("kind:          %s (format_version 1)\n", meta.kind.c_str());
+  std::printf("kind:          %s (format_version %lld)\n", meta.kind.c_str(),
+              static_cast<long long>(meta.format_version));
   std::printf("integrity:     %s\n", integrity.c_str());
   std::printf("step:          %lld\n", static_cast<long long>(meta.step));
   std::printf("tokens seen:   %lld\n", static_cast<long long>(meta.tokens_seen));
@@ -101,12 +102,7 @@ int run_inspect(const InspectArgs& a) {
               h5::read_attr_string(file, "llmpi_version", path).c_str(),
               h5::read_attr_string(file, "git_revision", path).c_str());
   std::printf("created:       %.3f (unix seconds)\n", h5::read_attr_double(file, "created_unix", path));
-  const auto& L = meta.layout;
-  if (L.size() == 5)
-    std::printf("saved layout:  tp=%lld pp=%lld dp=%lld zero_stage=%lld world=%lld\n",
-                (long long)L[0], (long long)L[1], (long long)L[2], (long long)L[3], (long long)L[4]);
-  else
-    std::printf("saved layout:  (not recorded)\n");
+  std::printf("saved layout:  %s\n", describe_layout(meta.layout).c_str());
   if (meta.kind == "checkpoint") {
     const CheckpointMeta c = read_checkpoint_meta(path);
     std::printf("optimizer:     AdamW step_count=%lld beta1=%g beta2=%g eps=%g weight_decay=%g\n",

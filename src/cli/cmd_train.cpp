@@ -1,6 +1,7 @@
 // `llmpi train CONFIG [--set section.key=value ...] [--resume PATH | --no-resume]`
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "backend/backend.h"
@@ -10,6 +11,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "jobs/launch.h"
 #include "jobs/run_dir.h"
 #include "parallel/communicator.h"
 #include "parallel/topology.h"
@@ -29,7 +31,13 @@ the last step), in the background; the stall of each save is printed.
 Resume: when <run.dir> holds a valid checkpoint, training continues from the newest one
 (corrupt or partial newer files are reported and skipped) under any parallel layout, with
 the same data order; the checkpoint and its step are printed. The global batch
-(batch_size x micro_batches x dp) and train.seed must be those of the saved run.
+(batch_size x micro_batches x dp) and train.seed must be those of the saved run, and the
+model may not change (docs/slurm.md lists what a relaunch may change).
+Stopping: the [run] stop_signal (USR1 by default), SIGTERM or Ctrl-C make every rank stop
+after the current step, save a checkpoint and exit 75; a second one exits at once. Before
+[run] deadline or the Slurm job's end time the run saves and exits 76. A rank that makes no
+progress within the [watchdog] limits ends the job with exit 79. One job at a time may
+write a run directory (<run.dir>/lock).
 )";
 
 struct TrainArgs {
@@ -52,14 +60,20 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
   std::unique_ptr<Topology> topo;
   std::unique_ptr<RunDirectory> run_dir;
   std::unique_ptr<Trainer> trainer;
+  std::unique_ptr<Launch> launch;  // stop signals, watchdog, lock (jobs/launch.h)
+  std::optional<Config> cfg;
   std::string failure;
   try {
-    const Config cfg = load_config(a.config, a.overrides);
-    topo = std::make_unique<Topology>(cfg, MPI_COMM_WORLD);
-    run_dir = std::make_unique<RunDirectory>(cfg.run.dir, topo->world_communicator().get(),
+    cfg = load_config(a.config, a.overrides);
+    launch = std::make_unique<Launch>(*cfg, rt.world_rank());
+    topo = std::make_unique<Topology>(*cfg, MPI_COMM_WORLD);
+    launch->watch(*topo);
+    if (rt.world_rank() == 0) launch->lock(cfg->run.dir);  // before anything is written there
+    run_dir = std::make_unique<RunDirectory>(cfg->run.dir, topo->world_communicator().get(),
                                              std::cout);
+    launch->announce(cfg->run.dir, *run_dir);  // a requeue, hangs of the previous launch
     be = make_backend_option(a.backend, "llmpi train");
-    trainer = std::make_unique<Trainer>(cfg, *be, *topo, *run_dir, std::cout);
+    trainer = std::make_unique<Trainer>(*cfg, *be, *topo, *run_dir, std::cout);
     // Collective on every rank alike: an invalid --resume file fails on all of them.
     bool resumed = false;
     if (a.has_resume) {
@@ -69,7 +83,9 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
     } else if (!a.fresh) {
       resumed = trainer->resume_latest().has_value();  // the run dir's newest valid checkpoint
     }
-    if (!resumed && !cfg.train.init_from.empty()) trainer->init_from(cfg.train.init_from);
+    if (!resumed && !cfg->train.init_from.empty()) trainer->init_from(cfg->train.init_from);
+    launch->begin(*cfg, topo->world_communicator().get(), trainer->engine().global_param_count(),
+                  *run_dir);
   } catch (const UserError& e) {
     if (rt.world_size() == 1) throw;  // the usual single-process error path (main.cpp)
     failure = e.what();
@@ -87,8 +103,11 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
       return 2;
     }
   }
-  trainer->run(RunOptions{.write_model = !a.no_save, .checkpoints = !a.no_save});
-  return 0;
+  RunOptions opt{.write_model = !a.no_save, .checkpoints = !a.no_save};
+  opt.control = launch->control();
+  opt.progress = launch->progress();
+  // 0, or 75 / 76 when a stop signal or the deadline ended the run early after a checkpoint.
+  return Launch::exit_code(trainer->run(opt).stopped);
 }
 
 }  // namespace

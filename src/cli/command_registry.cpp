@@ -16,6 +16,9 @@
   X(logbook)              \
   X(export_hf)            \
   X(import_hf)            \
+  X(slurm)                \
+  X(slurm_submit)         \
+  X(slurm_status)         \
   X(version)
 
 namespace llmpi {

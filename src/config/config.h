@@ -62,6 +62,10 @@ struct ParallelSection {
   // Layers per pipeline chunk, in global chunk order (pp × virtual_stages entries summing to
   // n_layer); empty = the balanced split (parallel/pipeline_split.h).
   std::vector<int64_t> stage_layers;
+  // Data-parallel gradient reduction (parallel/grad_reducer.h): buckets of at most this many
+  // gradient elements, each started during the backward once final (overlap) or all after it.
+  bool overlap_grad_reduce = true;
+  int64_t grad_bucket_elems = int64_t{1} << 18;
 
   bool operator==(const ParallelSection&) const = default;
 };
@@ -73,6 +77,34 @@ struct CheckpointSection {
   bool log_spaced = false;        // also save at steps 1, 2, 4, ..., 512 (Pythia)
 
   bool operator==(const CheckpointSection&) const = default;
+};
+
+// The signal that asks a run to stop after the current step and save (besides SIGTERM and
+// SIGINT, always caught): jobs/stop_signals.h.
+enum class StopSignal : uint8_t { usr1, usr2, term };
+
+struct RunSection {
+  std::string dir = "runs/default";  // run directory (relative: to the working directory)
+  StopSignal stop_signal = StopSignal::usr1;
+  // Stop and save before this time: "" (none), a local time "YYYY-MM-DDTHH:MM[:SS]", or a
+  // duration from the start of the process ("90m", "2h", "45s", "1:30:00"). Parsed and
+  // checked by jobs/deadline.h. The Slurm job's own end time is used as well.
+  std::string deadline;
+  double deadline_margin = 30.0;  // seconds kept besides the measured save and step times
+
+  bool operator==(const RunSection&) const = default;
+};
+
+// The hang watchdog (jobs/watchdog.h): a phase that makes no progress for longer than its
+// limit ends the job. Limits are floors; each grows to factor × the longest time observed.
+struct WatchdogSection {
+  bool enabled = true;
+  double startup_timeout = 1800.0;  // seconds from start-up to the end of the first step
+  double step_timeout = 300.0;      // floor for one step (and one validation)
+  double save_timeout = 600.0;      // floor for one checkpoint save
+  double factor = 10.0;             // limit = max(floor, factor × longest observed)
+
+  bool operator==(const WatchdogSection&) const = default;
 };
 
 // What the logbook does with a step the spike detector flags (train/spike_detector.h).
@@ -102,12 +134,6 @@ struct LogbookSection {
   bool operator==(const LogbookSection&) const = default;
 };
 
-struct RunSection {
-  std::string dir = "runs/default";  // run directory (relative: to the working directory)
-
-  bool operator==(const RunSection&) const = default;
-};
-
 struct Config {
   std::string source_path;   // the TOML file it came from
   std::string source_text;   // the TOML text after overrides (recorded in checkpoints)
@@ -117,6 +143,7 @@ struct Config {
   ParallelSection parallel;
   CheckpointSection checkpoint;
   RunSection run;
+  WatchdogSection watchdog;
   LogbookSection logbook;
 };
 

@@ -27,8 +27,8 @@ constexpr Presence kOptional = Presence::optional;
 constexpr Presence kRequired = Presence::required;
 constexpr Presence kDerived = Presence::derived;
 
-const std::array<std::string_view, 7> kSections = {"model",      "train", "data",   "parallel",
-                                                   "checkpoint", "run",   "logbook"};
+const std::array<std::string_view, 8> kSections = {"model", "train",    "data",   "parallel", "checkpoint",
+                                                   "run",   "watchdog", "logbook"};
 
 const ConfigKey kKeys[] = {
     // [model]
@@ -78,6 +78,8 @@ const ConfigKey kKeys[] = {
     {"parallel", "sequence_parallel", FIELD(parallel.sequence_parallel)},
     {"parallel", "virtual_stages", FIELD(parallel.virtual_stages), kOptional, at_least(1)},
     {"parallel", "stage_layers", FIELD(parallel.stage_layers), kOptional, at_least(1)},
+    {"parallel", "overlap_grad_reduce", FIELD(parallel.overlap_grad_reduce)},
+    {"parallel", "grad_bucket_elems", FIELD(parallel.grad_bucket_elems), kOptional, at_least(1)},
     // [checkpoint]
     {"checkpoint", "every", FIELD(checkpoint.every), kOptional, at_least(0)},
     {"checkpoint", "keep_last", FIELD(checkpoint.keep_last), kOptional, at_least(1)},
@@ -85,6 +87,15 @@ const ConfigKey kKeys[] = {
     {"checkpoint", "log_spaced", FIELD(checkpoint.log_spaced)},
     // [run]
     {"run", "dir", FIELD(run.dir), kOptional, {}, /*non_empty=*/true},
+    {"run", "stop_signal", FIELD(run.stop_signal)},
+    {"run", "deadline", FIELD(run.deadline)},
+    {"run", "deadline_margin", FIELD(run.deadline_margin), kOptional, at_least(0)},
+    // [watchdog]
+    {"watchdog", "enabled", FIELD(watchdog.enabled)},
+    {"watchdog", "startup_timeout", FIELD(watchdog.startup_timeout), kOptional, above(0)},
+    {"watchdog", "step_timeout", FIELD(watchdog.step_timeout), kOptional, above(0)},
+    {"watchdog", "save_timeout", FIELD(watchdog.save_timeout), kOptional, above(0)},
+    {"watchdog", "factor", FIELD(watchdog.factor), kOptional, at_least(1)},
     // [logbook]
     {"logbook", "enabled", FIELD(logbook.enabled)},
     {"logbook", "flush_every_s", FIELD(logbook.flush_every_s), kOptional, at_least(0)},
@@ -108,6 +119,8 @@ const EnumName<LrDecay> kDecayNames[] = {
     {"cosine", LrDecay::cosine}, {"linear", LrDecay::linear}, {"constant", LrDecay::constant}};
 const EnumName<Recompute> kRecomputeNames[] = {
     {"none", Recompute::none}, {"selective", Recompute::selective}, {"full", Recompute::full}};
+const EnumName<StopSignal> kStopSignalNames[] = {
+    {"USR1", StopSignal::usr1}, {"USR2", StopSignal::usr2}, {"TERM", StopSignal::term}};
 const EnumName<SpikeAction> kSpikeActionNames[] = {
     {"log", SpikeAction::log}, {"skip", SpikeAction::skip}, {"rollback", SpikeAction::rollback}};
 
@@ -181,6 +194,7 @@ const ConfigKey* find_config_key(std::string_view section, std::string_view name
 std::span<const EnumName<Arch>> enum_names(Arch) { return kArchNames; }
 std::span<const EnumName<LrDecay>> enum_names(LrDecay) { return kDecayNames; }
 std::span<const EnumName<Recompute>> enum_names(Recompute) { return kRecomputeNames; }
+std::span<const EnumName<StopSignal>> enum_names(StopSignal) { return kStopSignalNames; }
 std::span<const EnumName<SpikeAction>> enum_names(SpikeAction) { return kSpikeActionNames; }
 
 std::string_view lr_decay_name(LrDecay d) {

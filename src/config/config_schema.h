@@ -23,7 +23,8 @@ template <class T>
 using FieldRef = T& (*)(Config&);
 using Field = std::variant<FieldRef<int64_t>, FieldRef<int>, FieldRef<uint64_t>, FieldRef<double>,
                            FieldRef<bool>, FieldRef<std::string>, FieldRef<Arch>, FieldRef<LrDecay>,
-                           FieldRef<Recompute>, FieldRef<SpikeAction>, FieldRef<std::vector<int64_t>>>;
+                           FieldRef<Recompute>, FieldRef<StopSignal>, FieldRef<SpikeAction>,
+                           FieldRef<std::vector<int64_t>>>;
 
 enum class Presence : uint8_t {
   optional,  // absent: the struct's default
@@ -53,7 +54,8 @@ struct ConfigKey {
 
 // Every key, in the order of docs/config.md and to_toml.
 std::span<const ConfigKey> config_keys();
-// The section names, in order: model, train, data, parallel, checkpoint, run, logbook.
+// The section names, in order: model, train, data, parallel, checkpoint, run, watchdog,
+// logbook.
 std::span<const std::string_view> config_sections();
 // The row of section.name, or nullptr.
 const ConfigKey* find_config_key(std::string_view section, std::string_view name);
@@ -67,6 +69,7 @@ struct EnumName {
 std::span<const EnumName<Arch>> enum_names(Arch);
 std::span<const EnumName<LrDecay>> enum_names(LrDecay);
 std::span<const EnumName<Recompute>> enum_names(Recompute);
+std::span<const EnumName<StopSignal>> enum_names(StopSignal);
 std::span<const EnumName<SpikeAction>> enum_names(SpikeAction);
 std::string_view lr_decay_name(LrDecay d);
 
@@ -75,6 +78,9 @@ std::string format_double_plain(double v);
 // Shortest decimal that reads back to exactly `v`, always with a '.' or an exponent so that
 // TOML reads it as a float ("0.0003", "1e-05", "10000.0").
 std::string format_double(double v);
+
+// The value of one key of `c` as to_toml writes it ("0.0003", "\"cosine\"", "[1, 2]").
+std::string value_text(const Config& c, const ConfigKey& key);
 
 // A TOML basic string: "..." with \\, \" and control characters escaped.
 std::string quote_toml_string(std::string_view s);

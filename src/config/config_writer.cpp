@@ -37,6 +37,11 @@ std::string toml_value(const T& v) {
 
 }  // namespace
 
+std::string config::value_text(const Config& c, const config::ConfigKey& key) {
+  Config copy = c;  // the schema's field references take a mutable Config
+  return std::visit([&](auto ref) { return toml_value(ref(copy)); }, key.field);
+}
+
 std::string to_toml(const Config& c) {
   Config copy = c;  // the schema's field references take a mutable Config
   std::string out;

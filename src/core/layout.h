@@ -5,7 +5,7 @@
 // model files store it field by field under the names of fields() (docs/checkpoint-format.md,
 // group /layout); readers read it by name, so an axis added later (experts, context
 // parallel) is one more field and breaks no reader. Which layouts are valid for a model is
-// decided in one place, parallel/layout_rules.h.
+// decided in one place, config/layout_rules.h.
 //
 // The grid is pp × dp × tp, row-major with tp fastest-varying:
 //     rank = (pp_i · dp + dp_i) · tp + tp_i

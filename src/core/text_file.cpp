@@ -20,6 +20,14 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
+std::string read_text_file_if_exists(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "";
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
 void write_text_atomically(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   {

@@ -7,6 +7,9 @@
 namespace llmpi {
 
 std::string read_text_file(const std::string& path);
+// The same, but "" when the file cannot be opened (absent, gone, unreadable): for files whose
+// absence is an answer (/proc/<pid>/stat, a job's output before it starts).
+std::string read_text_file_if_exists(const std::string& path);
 void write_text_atomically(const std::string& path, const std::string& text);
 
 }  // namespace llmpi

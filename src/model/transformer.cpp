@@ -242,6 +242,7 @@ void Transformer::backward_loss(Backend& be, Activations& a, Workspace& ws, cons
   r.reduce_input_grad(be, dhf, dhff);
   const Tensor& x = blocks_.empty() ? a.input.tensor() : a.blocks.back().out.tensor();
   final_norm_.backward(be, a.final_norm, ws.dres.tensor().slice(0, nc), dhf, x);
+  if (listener_) listener_->grads_written(GradListener::kHead);
   backward_blocks(be, a, ws, ids);
 }
 
@@ -266,12 +267,14 @@ void Transformer::backward_blocks(Backend& be, Activations& a, Workspace& ws,
     // may have been overwritten since). ws.x_full is free until the block's backward.
     blocks_[i].recompute(be, r, a.recompute, a.blocks[i], x, ws.x_full);
     blocks_[i].backward(be, r, a.blocks[i], ws.block, dres, x, ws.x_full, ws.d_full);
+    if (listener_) listener_->grads_written(range_.first_layer + int64_t(i));
   }
   if (range_.embedding) {
     const Tensor dxf = full_rows(r.rows_sharded(N), ws.d_full, dres, N);
     r.gather_rows(be, dxf, dres);  // adjoint of the lookup's reduce_partial
     embedding_.lookup_backward(be, dxf, ids);
     embedding_.add_positions_backward(be, dres, a.pos);
+    if (listener_) listener_->grads_written(GradListener::kEmbedding);
   }
 }
 

@@ -92,6 +92,18 @@ class BlockObserver {
   virtual void block_output(Backend& be, int64_t layer, const Tensor& out) = 0;
 };
 
+// GradListener: told each time a backward has finished writing (accumulating) the gradients
+// of one part of the model, so that their reduction can start while the backward goes on
+// (parallel/grad_reducer.h). part: the global block index, or kHead (final norm and head,
+// written first) or kEmbedding (written last). Called on the backend's order (a device
+// backend may still be computing them: synchronize before reading).
+class GradListener {
+ public:
+  static constexpr int64_t kHead = -2, kEmbedding = -1;
+  virtual ~GradListener() = default;
+  virtual void grads_written(int64_t part) = 0;
+};
+
 class Transformer {
  public:
   // Binds the layers of `range` to `store`, which must hold transformer_params(cfg, range).
@@ -107,7 +119,8 @@ class Transformer {
   Regions* regions() const { return regions_; }
   // The observer of block outputs (not owned; nullptr, the default: none).
   void set_block_observer(BlockObserver* o) { observer_ = o; }
-
+  // Installs the listener of backward's gradient writes (not owned; nullptr: none).
+  void set_grad_listener(GradListener* l) { listener_ = l; }
   // Token rows of the row region held here for a micro-batch of B·T rows.
   int64_t local_rows(int64_t B, int64_t T) const;
 
@@ -157,6 +170,7 @@ class Transformer {
   DType dtype_;
   Regions* regions_ = nullptr;
   BlockObserver* observer_ = nullptr;
+  GradListener* listener_ = nullptr;
   int64_t vocab_offset_ = 0;  // first vocab column of the local head slab
   Embedding embedding_;       // first stage only
   std::vector<Block> blocks_;

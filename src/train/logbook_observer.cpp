@@ -1,5 +1,6 @@
 #include "train/logbook_observer.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/version.h"
@@ -20,7 +21,7 @@ Event LogbookObserver::translate(const RunEvent& r) const {
   e.time_unix = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   for (const auto& [k, v] : r.details) {
     nlohmann::json j = nlohmann::json::parse(v, nullptr, /*allow_exceptions=*/false);
-    e.details[k] = j.is_discarded() ? nlohmann::json(v) : j;
+    if (!v.empty()) e.details[k] = j.is_discarded() ? nlohmann::json(v) : j;  // "": not known
   }
   auto& d = e.details;
   switch (r.kind) {
@@ -52,6 +53,23 @@ Event LogbookObserver::translate(const RunEvent& r) const {
     }
     case RunEventKind::checkpoint_rejected:
       if (d.contains("message")) d["reason"] = d["message"];
+      break;
+    case RunEventKind::config_change:  // "keys" and "<key>.before/after" → a list of changes
+      if (d.contains("keys") && d["keys"].is_string()) {
+        nlohmann::json changes = nlohmann::json::array();
+        const std::string keys = d["keys"].get<std::string>();
+        for (size_t at = 0; at <= keys.size();) {
+          const size_t end = std::min(keys.find(',', at), keys.size());
+          const std::string k = keys.substr(at, end - at);
+          at = end + 1;
+          if (k.empty()) continue;
+          changes.push_back({{"key", k}, {"before", d.value(k + ".before", nlohmann::json())},
+                             {"after", d.value(k + ".after", nlohmann::json())}});
+          d.erase(k + ".before");
+          d.erase(k + ".after");
+        }
+        d["changes"] = std::move(changes);
+      }
       break;
     case RunEventKind::run_end:
       d["status"] = d.value("completed", nlohmann::json(0)) == nlohmann::json(1) ? "finished" : "stopped";

@@ -62,9 +62,7 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
       be_(be),
       comm_(topo_.world_communicator().get()),
       out_(out),
-      journal_(cfg, layout_text({cfg.parallel.tp, cfg.parallel.pp, cfg.parallel.dp, cfg.parallel.zero_stage,
-                                 topo.world_size()}),
-               topo.world_size()),
+      journal_(cfg, layout_text(topo.layout()), topo.world_size()),
       train_data_(data_paths(cfg.data.train, "data.train"), cfg.model.vocab_size),
       loader_(train_data_, cfg.train.seq_len, cfg.train.seed),
       schedule_(LrSchedule::from(cfg.train)) {
@@ -112,85 +110,26 @@ void Trainer::print_step(const StepRecord& r, int64_t done, double elapsed_s,
                          double tokens_per_s) const {
   const int64_t total = cfg_.train.steps;
   const double eta = done > 0 ? elapsed_s / double(done) * double(total - r.step) : 0.0;
-  char line[256];
+  // Rank 0's split of this step: compute (and all else) | communication waited for / all of it.
+  char split[96] = "";
+  const StepTimes& t = r.times;
+  if (t.comm_total_s > 0)
+    std::snprintf(split, sizeof split, " | step %.1f ms: compute %.1f, comm exposed %.1f of %.1f",
+                  1e3 * t.step_s, 1e3 * (t.step_s - t.comm_exposed_s), 1e3 * t.comm_exposed_s,
+                  1e3 * t.comm_total_s);
+  char line[384];
   std::snprintf(line, sizeof line,
                 "step %6lld/%lld | loss %.4f | lr %.3e | grad norm %8.4f | %9.0f tok/s | "
-                "elapsed %s | eta %s%s\n",
+                "elapsed %s | eta %s%s%s\n",
                 (long long)r.step, (long long)total, r.loss, r.lr, r.grad_norm, tokens_per_s,
-                hms(elapsed_s).c_str(), hms(eta).c_str(),
+                hms(elapsed_s).c_str(), hms(eta).c_str(), split,
                 r.skipped ? (" | SKIPPED (" + action_name(r.action) + ")").c_str()
                           : r.spike ? " | SPIKE (logged)" : "");
   out_ << line << std::flush;
 }
 
-ResumePoint Trainer::resume(const std::string& path) {
-  // The metadata first (cheap, identical on every rank): a checkpoint that cannot continue
-  // this run's data order is refused before anything is loaded.
-  check_resumable(path, read_checkpoint_meta(path), cfg_, layout_.global_samples());
-  const CheckpointMeta m = engine_->load_state(path);
-  start_step_ = m.step;
-  last_saved_step_ = m.step;
-  resumed_run_ = m.run;  // the spike policy's state (restored when the logbook starts)
-  saved_steps_.clear();
-  for (const CheckpointFile& f : list_checkpoints(run_dir_.dir()))
-    if (f.step <= m.step) saved_steps_.insert(f.step);
-  resumed_from_ = path;
-  RunEvent e = resume_event(path, m, cfg_.train.steps);
-  e.details.push_back(json_detail("saved_layout", layout_text(m.layout)));
-  run_dir_.emit(std::move(e));
-  ResumePoint p;
-  p.path = path;
-  p.step = m.step;
-  p.tokens_seen = m.tokens_seen;
-  return p;
-}
-
-std::optional<ResumePoint> Trainer::resume_latest() {
-  const Discovery d = run_dir_.find_resume_checkpoint();
-  if (!d.found) return std::nullopt;
-  ResumePoint p = resume(d.found->path);
-  p.rejected = d.rejected;
-  return p;
-}
-
 void Trainer::init_from(const std::string& source) {
   report("initial weights from " + init_params_from(source, cfg_, *engine_, comm_));
-}
-
-void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
-  const int64_t G = layout_.global_samples();
-  CheckpointMeta meta;
-  meta.step = step;
-  meta.tokens_seen = step * G * cfg_.train.seq_len;
-  meta.config_toml = cfg_.source_text;
-  meta.layout = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp, cfg_.parallel.zero_stage,
-                 topo_.world_size()};
-  meta.optimizer = engine_->optimizer_meta();
-  meta.run = guard_->policy().save(guard_->segment());
-  saved_steps_.insert(step);
-  DataMeta& d = meta.data;
-  d.seed = cfg_.train.seed;
-  d.samples_consumed = step * G;
-  d.global_batch = G;
-  for (int64_t s = last_saved_step_ + 1; s <= step; ++s) {
-    d.steps.push_back(s);
-    const std::vector<int64_t> idx = loader_.step_samples(s - 1, layout_);  // 0-based step
-    d.step_samples.insert(d.step_samples.end(), idx.begin(), idx.end());
-  }
-  const std::string path = run_dir_.checkpoint_path(step);
-  const auto t0 = Clock::now();
-  saver.save(path, engine_->checkpoint_slabs(), meta, [this, step, t0] {
-    // On the writer thread, once the file is complete and verified: `latest`, retention.
-    run_dir_.commit_checkpoint(step, cfg_.checkpoint,
-                               std::chrono::duration<double>(Clock::now() - t0).count());
-  });
-  last_saved_step_ = step;
-  const AsyncSaveStats st = saver.stats();
-  char line[256];
-  std::snprintf(line, sizeof line, "checkpoint step %lld -> %s | stall %.1f ms (%s)",
-                (long long)step, path.c_str(), st.last_stall_s * 1e3,
-                saver.is_async() ? "snapshot; written in the background" : "synchronous write");
-  report(line);
 }
 
 TrainSummary Trainer::run(bool write_model) {
@@ -253,16 +192,22 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     saver.emplace(comm_, level, /*async=*/true,
                   [this](const std::string& line) { report(line); });
   }
+  // The watchdog's view (jobs/progress.h): start-up lasts to the end of this launch's first
+  // step; then each step, validation and save is a phase of its own.
+  auto phase = [&](Phase p, int64_t step) {
+    if (opt.progress) opt.progress->begin(p, step);
+  };
   if (val_loader_ && start_step_ == 0) val(0);
   const auto t0 = Clock::now();
   auto window_start = t0;
   int64_t window_steps = 0;
-  const int64_t last_step =
+  int64_t last_step =
       opt.stop_after >= 0 ? std::min(opt.stop_after, cfg_.train.steps) : cfg_.train.steps;
   const int64_t first_step = start_step_;  // steps before this call (a resumed checkpoint's)
   if (first_step >= cfg_.train.steps)
     report("step " + std::to_string(first_step) + " = train.steps: nothing left to train");
   for (int64_t step = start_step_ + 1; step <= last_step; ++step) {
+    if (step > first_step + 1) phase(Phase::step, step);
     guard_->maybe_kill(trained_);
     const auto step_start = Clock::now();
     const StepRun o = train_step(step);
@@ -272,6 +217,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     if (o.layers) sum.layers.push_back(*o.layers);
     if (r.action == StepAction::rollback) {  // the spike's row, then training goes on from c + 1
       record_step(o, std::chrono::duration<double>(Clock::now() - step_start).count(), 0.0, kNotMeasured);
+      phase(Phase::save, step);  // reloading a checkpoint takes as long as writing one
       step = roll_back(saver ? &*saver : nullptr, step);
       start_step_ = step;
       guard_->recorder().maybe_flush(false, true);
@@ -288,15 +234,20 @@ TrainSummary Trainer::run(const RunOptions& opt) {
       window_start = now;
       window_steps = 0;
     }
-    if (val_loader_ && cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0 && !last)
-      val(step);
-    if (last && val_loader_) val(step);  // the final validation, in this step's row
-    double stall = 0.0;
-    if (saver && is_save_step(cfg_.checkpoint, step, cfg_.train.steps)) {
-      save_checkpoint(*saver, step);
-      stall = saver->stats().last_stall_s;
-      journal_.note_stall(step, stall);
+    const double step_s = std::chrono::duration<double>(Clock::now() - step_start).count();
+    if (val_loader_ && ((cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0) || last)) {
+      phase(Phase::eval, step);
+      val(step);  // the final validation too, in this step's row
     }
+    auto save = [&] {  // this step's checkpoint; the stall training saw
+      phase(Phase::save, step);
+      save_checkpoint(*saver, step);
+      const double stall = saver->stats().last_stall_s;
+      journal_.note_stall(step, stall);
+      return stall;
+    };
+    const bool saved = saver && is_save_step(cfg_.checkpoint, step, cfg_.train.steps);
+    const double stall = saved ? save() : 0.0;
     const bool validated = !sum.val_losses.empty() && sum.val_losses.back().first == step;
     const auto lb = Clock::now();
     record_step(o, std::chrono::duration<double>(lb - step_start).count(), stall,
@@ -308,8 +259,22 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     ++timed_steps_;
     start_step_ = step;
     run_dir_.deliver_events();  // those of background saves that completed meanwhile
+    if (opt.control && !last) {
+      if (saver) {
+        const AsyncSaveStats st = saver->stats();
+        if (st.saves > 0) opt.control->save_measured(st.max_stall_s + st.last_write_s);
+      }
+      // One collective per step: every rank stops after the same step, or none does.
+      sum.stopped = opt.control->after_step(step, step_s);
+      if (sum.stopped) {
+        if (saver && !saved) save();
+        last_step = step;
+        break;
+      }
+    }
   }
   if (saver) {
+    phase(Phase::save, last_step);
     saver->wait();  // rethrows a failed background save; no HDF5 below while one runs
     const AsyncSaveStats st = saver->stats();
     if (st.saves > 0) {
@@ -341,15 +306,20 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     report(line);
   }
   auto finish = [&](bool completed) {  // run_end, then the logbook written out
+    phase(Phase::idle, last_step);
     run_dir_.end(last_step, completed);
     guard_->recorder().maybe_flush(false, true);
   };
+  sum.last_step = last_step;
   if (last_step < cfg_.train.steps) {  // interrupted: no final validation or model
     finish(false);
     return sum;
   }
-  if (val_loader_ && (sum.val_losses.empty() || sum.val_losses.back().first != cfg_.train.steps))
+  if (val_loader_ && (sum.val_losses.empty() || sum.val_losses.back().first != cfg_.train.steps)) {
+    phase(Phase::eval, last_step);
     val(cfg_.train.steps);  // a run resumed at its last step
+  }
+  phase(Phase::save, last_step);
 
   if (!opt.write_model) {
     finish(true);
@@ -359,8 +329,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   meta.step = cfg_.train.steps;
   meta.tokens_seen = cfg_.train.steps * tokens_per_step;
   meta.config_toml = cfg_.source_text;
-  meta.layout = {cfg_.parallel.tp, cfg_.parallel.pp, cfg_.parallel.dp, cfg_.parallel.zero_stage,
-                 topo_.world_size()};
+  meta.layout = topo_.layout();
   sum.model_path = run_dir_.model_path();
   engine_->save(sum.model_path, meta);
   if (rank_ == 0) out_ << "saved " << sum.model_path << "\n" << std::flush;

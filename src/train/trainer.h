@@ -41,7 +41,9 @@
 #include "model/param_store.h"
 #include "optim/lr_schedule.h"
 #include "parallel/engine.h"
+#include "jobs/progress.h"
 #include "jobs/resume.h"
+#include "jobs/run_control.h"
 #include "jobs/run_dir.h"
 #include "parallel/topology.h"
 #include "train/logbook_observer.h"
@@ -58,10 +60,13 @@ struct StepRecord {
   StepAction action = StepAction::apply;  // what the spike policy decided (train/spike_policy.h)
   bool spike = false;                     // the detector flagged it (on some rank)
   double loss_z = 0.0, grad_z = 0.0;      // its z-scores (largest over ranks)
+  StepTimes times;  // the engine's time split of the step on this rank (parallel/step_clock.h)
 };
 
 struct TrainSummary {
   std::vector<StepRecord> steps;
+  int64_t last_step = 0;     // the last step trained
+  StopRequest stopped;       // why it stopped before train.steps (none: it did not)
   std::vector<std::pair<int64_t, double>> val_losses;  // (step, mean loss)
   std::vector<LayerStats> layers;  // per-layer statistics ([logbook] layer_stats_every), every rank
   double unigram_baseline = 0.0;                       // 0 without validation data
@@ -72,6 +77,11 @@ struct RunOptions {
   bool write_model = true;   // the final model file
   bool checkpoints = true;   // saves per [checkpoint] (at least at the last step)
   int64_t stop_after = -1;   // >= 0: stop after this step (an interruption; for tests)
+  // Not owned. control: after each step, every rank agrees whether to stop (a signal, the
+  // deadline), and on a stop a checkpoint of that step is saved before run() returns.
+  // progress: the phase and step of this rank, for the watchdog.
+  RunControl* control = nullptr;
+  Progress* progress = nullptr;
 };
 
 class Trainer {

@@ -1,14 +1,9 @@
 // The Trainer's step with the logbook (see trainer.h): one step between the engine's
-// compute() and apply(), where the spike policy decides (train/step_guard.h); the rollback to
-// the newest checkpoint before a spike; the step's row in the logbook.
-//   a rolled-back step s with checkpoint c: checkpoints after c are deleted (they hold the
-//   skipped data's updates), `latest` names c, the state is reloaded, the detector's window
-//   is c's, the next segment starts, rollbacks.json records the skipped steps (a requeue
-//   before the next checkpoint keeps them), and training goes on at c + 1.
+// compute() and apply(), where the spike policy decides (train/step_guard.h), the per-layer
+// statistics of the steps that take them, and the step's row in the logbook (the engine's
+// time split, parallel/step_clock.h). The rollback itself is trainer_checkpoints.cpp's.
 #include <chrono>
-#include <filesystem>
 
-#include "jobs/checkpoint_dir.h"
 #include "train/logbook_observer.h"
 #include "train/spike_policy.h"
 #include "train/trainer.h"
@@ -28,6 +23,7 @@ Trainer::StepRun Trainer::train_step(int64_t step) {
     r.skipped = true;
     r.action = StepAction::skip_data;
     o.s.finite = false;
+    o.s.times.comm_measured = true;  // nothing ran: every time is 0
     return o;
   }
   const auto t0 = Clock::now();
@@ -61,50 +57,12 @@ Trainer::StepRun Trainer::train_step(int64_t step) {
   r.loss = o.s.loss;
   r.grad_norm = o.s.grad_norm;
   r.skipped = !o.s.applied;  // the weights are kept; the step counter still advances
+  r.times = o.s.times;
   r.action = d.action;
   o.r.spike = a.verdict.spike;
   o.r.loss_z = a.verdict.loss_z;
   o.r.grad_z = a.verdict.grad_z;
   return o;
-}
-
-int64_t Trainer::checkpoint_before(int64_t step) const {
-  auto it = saved_steps_.lower_bound(step);
-  return it == saved_steps_.begin() ? -1 : *std::prev(it);
-}
-
-int64_t Trainer::roll_back(AsyncCheckpointer* saver, int64_t step) {
-  const int64_t c = checkpoint_before(step);
-  LLMPI_CHECK(c >= 0, "rollback at step ", step, " without a checkpoint before it");
-  if (saver) saver->wait();  // the checkpoint may still be written; no HDF5 while it is
-  run_dir_.deliver_events();  // its checkpoint_saved belongs to the segment that wrote it
-  const std::vector<int64_t> window = guard_->policy().skip_window(step, c);
-  const std::string path = run_dir_.checkpoint_path(c);
-  std::vector<int64_t> samples;  // the global sample indices whose data is skipped
-  for (int64_t s : window) {
-    const std::vector<int64_t> idx = loader_.step_samples(s - 1, layout_);  // 0-based step
-    samples.insert(samples.end(), idx.begin(), idx.end());
-  }
-  run_dir_.emit({RunEventKind::rollback, step,
-                 "rolled back from step " + std::to_string(step) + " to " + path + "; the data of steps " +
-                     std::to_string(window.front()) + ".." + std::to_string(window.back()) + " is skipped",
-                 {json_detail("to_step", c), json_detail("checkpoint", path),
-                  json_detail("skip_first", window.front()), json_detail("skip_last", window.back()),
-                  json_detail("samples", samples.size()), json_detail("sample_indices", samples)}});
-  // Checkpoints after c hold the skipped data's updates: a resume must start from c.
-  for (auto it = saved_steps_.upper_bound(c); it != saved_steps_.end();) {
-    if (rank_ == 0) std::filesystem::remove(run_dir_.checkpoint_path(*it));
-    it = saved_steps_.erase(it);
-  }
-  if (rank_ == 0) write_latest(run_dir_.dir(), c);
-  const CheckpointMeta m = engine_->load_state(path);  // collective
-  guard_->policy().restore_window(m.run);
-  guard_->recorder().next_segment();
-  if (rank_ == 0) write_rollback_record(run_dir_.dir(), guard_->policy().save(guard_->segment()));
-  run_dir_.emit({RunEventKind::resume, c, "", {json_detail("path", path), json_detail("reason", "rollback"),
-                                                json_detail("saved_layout", layout_text(m.layout))}});
-  last_saved_step_ = c;
-  return c;
 }
 
 void Trainer::record_step(const StepRun& o, double step_s, double stall_s, double val_loss) {
@@ -128,10 +86,11 @@ void Trainer::record_step(const StepRun& o, double step_s, double stall_s, doubl
   m.peak_memory_bytes = o.peak_bytes;
   m.time_step_s = step_s;
   m.time_data_s = o.data_s;
-  m.time_forward_s = o.s.times.forward_s;
-  m.time_backward_s = o.s.times.backward_s;
-  m.time_optimizer_s = o.s.times.optimizer_s;
-  m.time_comm_s = o.s.times.comm_s;
+  const StepTimes& t = o.s.times;
+  m.time_forward_s = t.forward_s;
+  m.time_backward_s = t.backward_s;
+  m.time_optimizer_s = t.optimizer_s;
+  m.time_comm_s = t.comm_measured ? t.comm_exposed_s : kNotMeasured;  // device: not measured
   m.time_checkpoint_s = stall_s;
   guard_->recorder().step(m);
 }

@@ -2,7 +2,7 @@
 # End-to-end through the CLI: prepare a small real-text corpus, train a few steps (and again
 # with recompute = "full": the same losses), sample, eval; bad input gives exit code 2 and
 # leaves the run directory intact; the h5py example (run by Debian's /usr/bin/python3) reads
-# the model file and verifies every checksum.
+# the model file, its layout by name, and verifies every checksum.
 #   usage: cli_and_h5py.sh LLMPI_BINARY SOURCE_DIR
 set -euo pipefail
 llmpi=$1
@@ -88,6 +88,16 @@ grep -q -- "--tokens: expects an integer, got 'many'" err.txt || { cat err.txt; 
 /usr/bin/python3 "$src/examples/read_model.py" run/model.h5 > h5.txt || { cat h5.txt; fail "h5py example failed"; }
 grep -q ' 0 checksum mismatches' h5.txt || { cat h5.txt; fail "h5py checksums"; }
 grep -q 'embed.tokens .*(300, 32)' h5.txt || { cat h5.txt; fail "h5py: embed.tokens shape"; }
+grep -q '^layout: tp=1 pp=1 dp=1 zero_stage=0 virtual_stages=1 micro_batches=1 sequence_parallel=0 world_size=1$' h5.txt ||
+  { cat h5.txt; fail "h5py: the layout read by name"; }
+expect_code 0 "$llmpi" inspect run/model.h5 --no-verify
+grep -q 'saved layout:  tp=1 pp=1 dp=1 zero_stage=0 world=1 virtual_stages=1 micro_batches=1 sequence_parallel=false' out.txt ||
+  { cat out.txt; fail "inspect: the saved layout"; }
+# The h5py example also reads a format_version 1 file (layout as five integers).
+/usr/bin/python3 "$src/examples/read_model.py" "$src/tests/fixtures/checkpoint-v1/step_00000002.h5" > h5v1.txt ||
+  { cat h5v1.txt; fail "h5py example failed on the version-1 fixture"; }
+grep -q '^layout: tp=1 pp=1 dp=1 zero_stage=0 world_size=1$' h5v1.txt || { cat h5v1.txt; fail "h5py: version-1 layout"; }
+grep -q ' 0 checksum mismatches' h5v1.txt || { cat h5v1.txt; fail "h5py: version-1 checksums"; }
 # ... and a checkpoint (params, AdamW moments, data mapping), written at the last step.
 ckpt=$(ls run/checkpoints/step_*.h5 | tail -1)
 [ -n "$ckpt" ] || fail "no checkpoint in run/checkpoints"

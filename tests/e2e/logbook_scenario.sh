@@ -5,9 +5,8 @@
 #     the checkpoint of step 8 and skips the data of steps 10–11 (a new segment); rank 0 is
 #     then killed with SIGKILL (test hook) before the next checkpoint, as the replay starts;
 #   launch 2: relaunched on another layout (tp2), it resumes from step 8, learns the skipped
-#     window from rollbacks.json (no checkpoint after the rollback holds it), and finishes.
-#     (Its config_change event comes from the Slurm branch's relaunch check, a RunEvent like
-#     the others; this test checks it once that branch is in main.)
+#     window from rollbacks.json (no checkpoint after the rollback holds it), and finishes;
+#     the relaunch check (jobs/relaunch.h) journals the layout change as config_change.
 # Checked: every expected event in logbook.h5 and LOGBOOK.md; the spike flagged by one rank and
 # acted on by both; no step lost or duplicated without a segment mark; the final parameters
 # equal (layout tolerance) those of the same run without the kill; `llmpi analyze`'s CSV
@@ -100,6 +99,10 @@ if any(e["segment"] == 1 and e["type"] == "run_end" for e in events):
     fail("segment 1 was killed: it cannot have a run_end")
 # Segment 2: the relaunch on tp2.
 has(2, "resume", 8, reason="relaunch")
+change = has(2, "config_change", 8)
+changed = {c["key"]: (c["before"], c["after"]) for c in change["details"].get("changes", [])}
+if changed.get("parallel.tp") != (1, 2) or changed.get("parallel.dp") != (2, 1):
+    fail(f"config_change should list parallel.tp 1 → 2 and parallel.dp 2 → 1: {change['details']}")
 has(2, "run_end", 24, status="finished")
 
 # Rows: per segment, strictly increasing steps (nothing duplicated without a segment mark);
@@ -131,7 +134,8 @@ md = open(f"{work}/run/LOGBOOK.md").read()
 for line in ("segment 0: started at step 0 on dp2, ZeRO 1", "rolled back at step 11 to step 8",
              "segment 1: resumed from step 8 on dp2, ZeRO 1", "no end record",
              "segment 2: resumed from step 8 on tp2", "ended at step 24: finished",
-             "**loss_spike**", "**rollback**", "**nonfinite**"):
+             "**loss_spike**", "**rollback**", "**nonfinite**", "**config_change**",
+             "parallel.tp 1 → 2"):
     if line not in md:
         fail(f"LOGBOOK.md lacks '{line}'\n{md}")
 

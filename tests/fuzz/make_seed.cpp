@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     }
   llmpi::CheckpointMeta meta;
   meta.step = 3;
-  meta.layout = {1, 1, 1, 0, 1};
+  meta.layout = llmpi::Layout{};
   meta.config_toml = "[train]\nsteps = 3\n";
   meta.data.global_batch = 2;
   meta.data.steps = {2, 3};

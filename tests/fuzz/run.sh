@@ -5,7 +5,8 @@
 #                                               integrity header per input
 #   tests/fuzz/run.sh [SECONDS=60] safetensors  the safetensors reader (ASan + UBSan)
 # The seed corpus is one small valid checkpoint written by make_seed.cpp. The reader's sources
-# (io/hdf5, io/tensor_file, io/checkpoint*) are compiled in directly, instrumented.
+# (io/hdf5, io/tensor_slab, io/tensor_file, io/file_meta, io/checkpoint*, core/layout) are
+# compiled in directly, instrumented.
 # Output: build/fuzz/fuzz_<mode>.log (final stats: executions, coverage); crashes as crash-*.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -37,8 +38,9 @@ if [ "$mode" = safetensors ]; then
     -timeout=10 -print_final_stats=1 -artifact_prefix="$work/" 2>&1 | tee "$work/fuzz_$mode.log" | tail -25
   exit "${PIPESTATUS[0]}"
 fi
-srcs=("$root/io/hdf5.cpp" "$root/io/tensor_file.cpp" "$root/io/checkpoint.cpp"
-      "$root/io/checkpoint_integrity.cpp")
+srcs=("$root/io/hdf5.cpp" "$root/io/tensor_slab.cpp" "$root/io/tensor_file.cpp"
+      "$root/io/file_meta.cpp" "$root/io/checkpoint.cpp" "$root/io/checkpoint_integrity.cpp"
+      "$root/src/core/layout.cpp")
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -I"$root" -I"$root/src" -I"$work/gen"
        -I/usr/include/hdf5/openmpi)
 libs=(-L/usr/lib/x86_64-linux-gnu/hdf5/openmpi -lhdf5)

@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/hf_tokenizer.h"
-#include "io/hf_export.h"
+#include "train/hf_export.h"
 #include "io/hf_import.h"
 #include "io/model_file.h"
 #include "model/param_layout.h"

@@ -115,7 +115,7 @@ TEST(Checkpoint, RoundTripValuesMomentsAndMetadata) {
   EXPECT_EQ(got.data.global_batch, 4);
   EXPECT_EQ(got.data.steps, (std::vector<int64_t>{10, 11, 12}));
   EXPECT_EQ(got.data.step_samples, meta.data.step_samples);
-  EXPECT_EQ(got.format_version, 1);
+  EXPECT_EQ(got.format_version, kFormatVersion);
   EXPECT_GT(got.created_unix, 1.6e9);
   expect_loads_exactly(path);
   fs::remove_all(dir);

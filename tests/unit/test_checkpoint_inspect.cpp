@@ -31,7 +31,7 @@ TEST(CheckpointInspect, PrintsMetadataLayoutMappingAndTensorTable) {
   const std::string path = (dir / "c.h5").string();
   WholeState w = whole_state();
   CheckpointMeta meta = ckpt_meta(12);
-  meta.layout = {2, 2, 1, 1, 4};
+  meta.layout = Layout{.tp = 2, .dp = 1, .pp = 2, .zero_stage = 1};  // 4 ranks
   save_checkpoint(path, MPI_COMM_NULL, w.slabs, meta);
   auto [rc, out] = inspect({path}, dir / "out.txt");
   EXPECT_EQ(rc, 0) << out;

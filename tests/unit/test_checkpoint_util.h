@@ -65,7 +65,7 @@ inline CheckpointMeta ckpt_meta(int64_t step) {
   m.step = step;
   m.tokens_seen = step * 4 * 16;
   m.config_toml = "[train]\nsteps = 100\n";
-  m.layout = {1, 1, 1, 0, 1};
+  m.layout = Layout{.micro_batches = 2};
   m.optimizer = {step, 0.9, 0.95, 1e-8, 0.1};
   m.data.seed = 1234;
   m.data.global_batch = 4;

@@ -71,7 +71,20 @@ TEST(FormatV1, CheckpointMetadataReads) {
   EXPECT_EQ(m.optimizer.step_count, 2);
   EXPECT_EQ(m.data.samples_consumed, 8);
   EXPECT_EQ(m.data.steps, (std::vector<int64_t>{1, 2}));
-  EXPECT_EQ(m.layout, (std::vector<int64_t>{1, 1, 1, 0, 1}));  // tp, pp, dp, zero, world
+  // The old five integers {tp, pp, dp, zero_stage, world}, read into the named record;
+  // what format_version 1 did not record is 0.
+  EXPECT_EQ(m.layout.tp, 1);
+  EXPECT_EQ(m.layout.pp, 1);
+  EXPECT_EQ(m.layout.dp, 1);
+  EXPECT_EQ(m.layout.zero_stage, 0);
+  EXPECT_EQ(m.layout.world_size(), 1);
+  EXPECT_EQ(m.layout.virtual_stages, 0);
+  EXPECT_EQ(m.layout.micro_batches, 0);
+  const ModelFileMeta mm = read_model_meta((kFixture / "model_step3.h5").string());
+  EXPECT_EQ(mm.format_version, 1);
+  EXPECT_EQ(mm.kind, "model");
+  EXPECT_EQ(mm.step, 3);
+  EXPECT_EQ(mm.layout, m.layout);
 }
 
 TEST(FormatV1, CheckpointResumesBitwise) {

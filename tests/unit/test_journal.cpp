@@ -68,8 +68,12 @@ TEST(Journal, ConfigDiffAndDescription) {
 }
 
 TEST(Journal, LayoutText) {
-  EXPECT_EQ(layout_text({2, 1, 4, 1, 8}), "tp2·dp4, ZeRO 1");
-  EXPECT_EQ(layout_text({1, 1, 1, 0, 1}), "1 rank");
-  EXPECT_EQ(layout_text({2, 2, 2, 3, 8}), "tp2·pp2·dp2, ZeRO 3");
-  EXPECT_EQ(layout_text({1, 2}), "layout [1, 2]");
+  auto layout = [](int tp, int pp, int dp, int zero) {
+    Layout l;
+    l.tp = tp, l.pp = pp, l.dp = dp, l.zero_stage = zero;
+    return l;
+  };
+  EXPECT_EQ(layout_text(layout(2, 1, 4, 1)), "tp2·dp4, ZeRO 1");
+  EXPECT_EQ(layout_text(layout(1, 1, 1, 0)), "1 rank");
+  EXPECT_EQ(layout_text(layout(2, 2, 2, 3)), "tp2·pp2·dp2, ZeRO 3");
 }

@@ -50,7 +50,7 @@ TEST(ModelFile, RoundTripValuesAndMetadata) {
     meta.step = 42;
     meta.tokens_seen = 4242;
     meta.config_toml = "[model]\narch = \"x\"\n";
-    meta.layout = {1, 1, 1, 0, 1};
+    meta.layout = Layout{.tp = 2, .dp = 3, .zero_stage = 1, .sequence_parallel = true};
     save_model_file(path, MPI_COMM_NULL, *be, *a, meta);
     EXPECT_TRUE(fs::exists(path));
     EXPECT_FALSE(fs::exists(path + ".tmp"));
@@ -154,5 +154,64 @@ TEST(ModelFile, MalformedFilesAreRejectedWithTheirName) {
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("has shape"), std::string::npos) << e.what();
   }
+  fs::remove_all(dir);
+}
+
+// The layout is a group of named attributes (/layout): any HDF5 reader finds each field by
+// its name; a missing field is refused naming it, an unknown one (an axis a later version
+// adds) is ignored, and world_size must agree with the degrees.
+TEST(ModelFile, LayoutIsStoredByName) {
+  const fs::path dir = temp_dir("layout_names");
+  const std::string path = (dir / "m.h5").string();
+  auto be = make_host_backend();
+  auto a = make_store(*be, llmpi::testing::tiny_config(Arch::gpt2), 3);
+  ModelFileMeta meta;
+  meta.layout = Layout{.tp = 2, .dp = 4, .pp = 3, .zero_stage = 1, .virtual_stages = 2,
+                       .micro_batches = 6, .sequence_parallel = true};
+  save_model_file(path, MPI_COMM_NULL, *be, *a, meta);
+  {
+    h5::Id f = h5::open_file(path, MPI_COMM_NULL);
+    h5::Id g = h5::open_group(f, "layout", path);
+    EXPECT_EQ(h5::read_attr_int(g, "tp", path), 2);
+    EXPECT_EQ(h5::read_attr_int(g, "pp", path), 3);
+    EXPECT_EQ(h5::read_attr_int(g, "dp", path), 4);
+    EXPECT_EQ(h5::read_attr_int(g, "zero_stage", path), 1);
+    EXPECT_EQ(h5::read_attr_int(g, "virtual_stages", path), 2);
+    EXPECT_EQ(h5::read_attr_int(g, "micro_batches", path), 6);
+    EXPECT_EQ(h5::read_attr_int(g, "sequence_parallel", path), 1);
+    EXPECT_EQ(h5::read_attr_int(g, "world_size", path), 24);
+    EXPECT_FALSE(h5::has_attr(f, "layout"));  // no positional copy
+  }
+  EXPECT_EQ(read_model_meta(path).layout, meta.layout);
+  EXPECT_EQ(read_model_meta(path).format_version, kFormatVersion);
+  {  // a later axis: ignored by this reader
+    h5::Id f = h5::open_file(path, MPI_COMM_NULL, true);
+    h5::Id g = h5::open_group(f, "layout", path);
+    h5::write_attr(g, "experts", int64_t{8}, path);
+  }
+  EXPECT_EQ(read_model_meta(path).layout, meta.layout);
+  auto refused = [&](const char* attr, int64_t value, bool remove) {
+    const std::string bad = (dir / (std::string(attr) + ".h5")).string();
+    fs::copy_file(path, bad, fs::copy_options::overwrite_existing);
+    {
+      h5::Id f = h5::open_file(bad, MPI_COMM_NULL, true);
+      h5::Id g = h5::open_group(f, "layout", bad);
+      H5Adelete(g, attr);
+      if (!remove) h5::write_attr(g, attr, value, bad);
+    }
+    try {
+      read_model_meta(bad);
+      ADD_FAILURE() << attr << " accepted";
+      return std::string();
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+  };
+  std::string e = refused("dp", 0, true);
+  EXPECT_NE(e.find("/layout has no attribute 'dp'"), std::string::npos) << e;
+  e = refused("world_size", 12, false);
+  EXPECT_NE(e.find("'world_size' = 12, but tp × pp × dp = 24"), std::string::npos) << e;
+  e = refused("tp", 0, false);
+  EXPECT_NE(e.find("out of range"), std::string::npos) << e;
   fs::remove_all(dir);
 }

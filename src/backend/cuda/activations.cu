@@ -97,7 +97,7 @@ void CudaBackend::gelu_forward(const Tensor& out, const Tensor& in) {
   check_device(op, "in", in);
   check_dtype(op, "out", out, DType::bf16);
   check_dtype(op, "in", in, DType::bf16);
-  check_numel(op, "in", in, out.numel());
+  op_shapes::same_numel(op, {{"out", &out}, {"in", &in}});
   const int64_t n = out.numel();
   if (n == 0) return;
   if (n % 8 == 0 && aligned16(out.data) && aligned16(in.data))
@@ -117,8 +117,7 @@ void CudaBackend::gelu_backward(const Tensor& din, const Tensor& dout, const Ten
   check_dtype(op, "din", din, DType::bf16);
   check_dtype(op, "dout", dout, DType::bf16);
   check_dtype(op, "in", in, DType::bf16);
-  check_numel(op, "dout", dout, din.numel());
-  check_numel(op, "in", in, din.numel());
+  op_shapes::same_numel(op, {{"din", &din}, {"dout", &dout}, {"in", &in}});
   const int64_t n = din.numel();
   if (n == 0) return;
   if (n % 8 == 0 && aligned16(din.data) && aligned16(dout.data) && aligned16(in.data))
@@ -136,9 +135,8 @@ void CudaBackend::swiglu_forward(const Tensor& out, const Tensor& in) {
   check_device(op, "in", in);
   check_dtype(op, "out", out, DType::bf16);
   check_dtype(op, "in", in, DType::bf16);
-  const int64_t F = last_dim(out), N = row_count(out);
-  LLMPI_CHECK(last_dim(in) == 2 * F, op, ": in ", in.shape.str(), " is not [N, 2·", F, "]");
-  check_numel(op, "in", in, N * 2 * F);
+  const op_shapes::RowSizes s = op_shapes::swiglu(op, out, in, Tensor{});
+  const int64_t N = s.N, F = s.C;
   if (N * F == 0) return;
   swiglu_forward_kernel<<<blocks_for(N * F, kThreads), kThreads, 0, stream_>>>(
       out.ptr<bf16>(), in.ptr<const bf16>(), N, F);
@@ -153,10 +151,8 @@ void CudaBackend::swiglu_backward(const Tensor& din, const Tensor& dout, const T
   check_dtype(op, "din", din, DType::bf16);
   check_dtype(op, "dout", dout, DType::bf16);
   check_dtype(op, "in", in, DType::bf16);
-  const int64_t F = last_dim(dout), N = row_count(dout);
-  LLMPI_CHECK(last_dim(in) == 2 * F, op, ": in ", in.shape.str(), " is not [N, 2·", F, "]");
-  check_numel(op, "in", in, N * 2 * F);
-  check_numel(op, "din", din, N * 2 * F);
+  const op_shapes::RowSizes s = op_shapes::swiglu(op, dout, in, din);
+  const int64_t N = s.N, F = s.C;
   if (N * F == 0) return;
   swiglu_backward_kernel<<<blocks_for(N * F, kThreads), kThreads, 0, stream_>>>(
       din.ptr<bf16>(), dout.ptr<const bf16>(), in.ptr<const bf16>(), N, F);

@@ -23,15 +23,13 @@ using namespace cuda;
 
 namespace {
 
-AttentionShape checked_shape(const char* op, const Tensor& qkv, int64_t B, int64_t T,
-                             int64_t Hq, int64_t Hkv, int64_t D) {
-  LLMPI_CHECK(B >= 0 && T >= 0 && D > 0 && Hkv > 0 && Hq > 0 && Hq % Hkv == 0, op,
-              ": bad sizes B=", B, " T=", T, " Hq=", Hq, " Hkv=", Hkv, " D=", D);
+// The forward's shapes (backend/op_shapes.h), then what the own kernels support.
+AttentionShape checked_shape(const char* op, const Tensor& qkv, const Tensor& out,
+                             const Tensor& lse, int64_t B, int64_t T, int64_t Hq, int64_t Hkv,
+                             int64_t D) {
   check_device(op, "qkv", qkv);
   check_dtype(op, "qkv", qkv, DType::bf16);
-  check_numel(op, "qkv", qkv, B * T * (Hq + 2 * Hkv) * D);
-  LLMPI_CHECK(B * T == 0 || last_dim(qkv) == (Hq + 2 * Hkv) * D, op, ": qkv ", qkv.shape.str(),
-              " rows are not (Hq + 2·Hkv)·D = ", (Hq + 2 * Hkv) * D);
+  op_shapes::attention(op, qkv, out, lse, B, T, Hq, Hkv, D);
   const AttentionShape s{B, T, Hq, Hkv, D};
   LLMPI_CHECK(own_attention_supports(s), op, ": head dim ", D,
               " must be even and at most ", kOwnAttentionMaxD);
@@ -43,14 +41,11 @@ AttentionShape checked_shape(const char* op, const Tensor& qkv, int64_t B, int64
 void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv,
                                     int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
   const char* op = "attention_forward";
-  const AttentionShape s = checked_shape(op, qkv, B, T, Hq, Hkv, D);
   check_device(op, "out", out);
   check_device(op, "lse", lse);
   check_dtype(op, "out", out, DType::bf16);
   check_dtype(op, "lse", lse, DType::f32);
-  check_numel(op, "out", out, B * T * Hq * D);
-  check_numel(op, "lse", lse, B * Hq * T);
-  LLMPI_CHECK(out.data != qkv.data || out.numel() == 0, op, ": out must not alias qkv");
+  const AttentionShape s = checked_shape(op, qkv, out, lse, B, T, Hq, Hkv, D);
   if (B * T == 0) return;
   const CudaAttention mode = options_.attention;
   if (mode == CudaAttention::cudnn) {
@@ -74,7 +69,6 @@ void CudaBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, con
                                      const Tensor& out, const Tensor& lse, int64_t B,
                                      int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
   const char* op = "attention_backward";
-  const AttentionShape s = checked_shape(op, qkv, B, T, Hq, Hkv, D);
   check_device(op, "dqkv", dqkv);
   check_device(op, "dout", dout);
   check_device(op, "out", out);
@@ -83,11 +77,8 @@ void CudaBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, con
   check_dtype(op, "dout", dout, DType::bf16);
   check_dtype(op, "out", out, DType::bf16);
   check_dtype(op, "lse", lse, DType::f32);
-  check_numel(op, "dqkv", dqkv, qkv.numel());
-  check_numel(op, "dout", dout, B * T * Hq * D);
-  check_numel(op, "out", out, B * T * Hq * D);
-  check_numel(op, "lse", lse, B * Hq * T);
-  LLMPI_CHECK(dqkv.data != qkv.data || qkv.numel() == 0, op, ": dqkv must not alias qkv");
+  const AttentionShape s = checked_shape(op, qkv, out, lse, B, T, Hq, Hkv, D);
+  op_shapes::attention_grads(op, qkv, dqkv, dout, B, T, Hq, D);
   if (B * T == 0) return;
   // cuDNN's fused backward, unless the own kernels are asked for or the run must
   // be deterministic (cuDNN accumulates dQ over key blocks in an order it does not fix).

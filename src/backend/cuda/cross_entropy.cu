@@ -117,8 +117,8 @@ void CudaBackend::row_logsumexp(const Tensor& lse, const Tensor& logits) {
   check_device(op, "logits", logits);
   check_dtype(op, "lse", lse, DType::f32);
   check_dtype(op, "logits", logits, DType::bf16);
-  const int64_t V = last_dim(logits), N = V ? row_count(logits) : lse.numel();
-  check_numel(op, "lse", lse, N);
+  const op_shapes::RowSizes s = op_shapes::logsumexp(op, lse, logits);
+  const int64_t N = s.N, V = s.C;
   if (N == 0) return;
   LLMPI_CHECK(N <= 2147483647, op, ": ", N, " rows exceed the grid");
   if (V % 8 == 0 && aligned16(logits.data))
@@ -139,10 +139,9 @@ void CudaBackend::pick_targets(const Tensor& picked, const Tensor& logits,
   check_dtype(op, "picked", picked, DType::f32);
   check_dtype(op, "logits", logits, DType::bf16);
   check_dtype(op, "targets", targets, DType::i32);
-  const int64_t N = targets.numel(), V = N ? logits.numel() / N : 0;
-  check_numel(op, "picked", picked, N);
-  LLMPI_CHECK(N == 0 || last_dim(logits) == V, op, ": logits ", logits.shape.str(),
-              " is not [", N, ", V]");
+  const op_shapes::RowSizes s =
+      op_shapes::cross_entropy(op, logits, targets, {{"picked", &picked}}, {});
+  const int64_t N = s.N, V = s.C;
   if (N == 0) return;
   pick_targets_kernel<<<blocks_for(N, 256), 256, 0, stream_>>>(
       picked.ptr<float>(), logits.ptr<const bf16>(), targets.ptr<const int32_t>(), N, V,
@@ -164,12 +163,9 @@ void CudaBackend::cross_entropy_backward(const Tensor& dlogits, const Tensor& lo
   check_dtype(op, "lse", lse, DType::f32);
   check_dtype(op, "targets", targets, DType::i32);
   check_dtype(op, "row_scale", row_scale, DType::f32);
-  const int64_t N = targets.numel(), V = N ? logits.numel() / N : 0;
-  LLMPI_CHECK(N == 0 || last_dim(logits) == V, op, ": logits ", logits.shape.str(),
-              " is not [", N, ", V]");
-  check_numel(op, "dlogits", dlogits, N * V);
-  check_numel(op, "lse", lse, N);
-  check_numel(op, "row_scale", row_scale, N);
+  const op_shapes::RowSizes s = op_shapes::cross_entropy(
+      op, logits, targets, {{"lse", &lse}, {"row_scale", &row_scale}}, {{"dlogits", &dlogits}});
+  const int64_t N = s.N, V = s.C;
   if (N * V == 0) return;
   LLMPI_CHECK(N <= 2147483647, op, ": ", N, " rows exceed the grid");
   if (V % 8 == 0 && aligned16(logits.data) && aligned16(dlogits.data))

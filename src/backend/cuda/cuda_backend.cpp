@@ -72,14 +72,13 @@ void check_device(const char* op, const char* what, const Tensor& t) {
               " has no data");
 }
 
+void check_device(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> ts) {
+  for (const auto& [what, t] : ts) check_device(op, what, *t);
+}
+
 void check_dtype(const char* op, const char* what, const Tensor& t, DType want) {
   LLMPI_CHECK(t.dtype == want, op, ": ", what, " is ", dtype_name(t.dtype), ", expected ",
               dtype_name(want), " on the cuda backend");
-}
-
-void check_numel(const char* op, const char* what, const Tensor& t, int64_t want) {
-  LLMPI_CHECK(t.numel() == want, op, ": ", what, " ", t.shape.str(), " has ", t.numel(),
-              " elements, expected ", want);
 }
 
 Scratch::Scratch(cudaStream_t s, size_t bytes) : s_(s) {

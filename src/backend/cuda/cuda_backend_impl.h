@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/op_shapes.h"
 
 namespace llmpi::cuda {
 
@@ -32,15 +33,14 @@ class Scratch {
   void* p_ = nullptr;
 };
 
-// Argument checks shared by the op files (throw InternalError naming op and tensor).
+// Argument checks shared by the op files (throw InternalError naming op and tensor); the
+// shape rules are every backend's (backend/op_shapes.h).
 void check_device(const char* op, const char* what, const Tensor& t);
+void check_device(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> ts);
 void check_dtype(const char* op, const char* what, const Tensor& t, DType want);
-void check_numel(const char* op, const char* what, const Tensor& t, int64_t want);
-inline int64_t last_dim(const Tensor& t) { return t.shape.ndim ? t.shape[t.shape.ndim - 1] : 1; }
-inline int64_t row_count(const Tensor& t) {
-  const int64_t c = last_dim(t);
-  return c ? t.numel() / c : 0;
-}
+using op_shapes::check_numel;
+using op_shapes::last_dim;
+using op_shapes::row_count;
 
 }  // namespace llmpi::cuda
 

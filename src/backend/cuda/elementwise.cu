@@ -179,8 +179,7 @@ void CudaBackend::add(const Tensor& out, const Tensor& a, const Tensor& b) {
   check_device(op, "b", b);
   check_dtype(op, "a", a, out.dtype);
   check_dtype(op, "b", b, out.dtype);
-  check_numel(op, "a", a, out.numel());
-  check_numel(op, "b", b, out.numel());
+  op_shapes::same_numel(op, {{"out", &out}, {"a", &a}, {"b", &b}});
   const int64_t n = out.numel();
   if (n == 0) return;
   if (out.dtype == DType::bf16 && n % 8 == 0 && aligned16(out.data) && aligned16(a.data) &&

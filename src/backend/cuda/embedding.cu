@@ -104,14 +104,12 @@ using namespace cuda;
 void CudaBackend::embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table,
                                     int64_t row_offset, bool accumulate) {
   const char* op = "embedding_forward";
-  check_device(op, "out", out);
-  check_device(op, "ids", ids);
-  check_device(op, "table", table);
+  check_device(op, {{"out", &out}, {"ids", &ids}, {"table", &table}});
   check_dtype(op, "out", out, DType::bf16);
   check_dtype(op, "ids", ids, DType::i32);
   check_dtype(op, "table", table, DType::bf16);
-  const int64_t C = last_dim(table), R = row_count(table), N = ids.numel();
-  check_numel(op, "out", out, N * C);
+  const op_shapes::EmbeddingSizes s = op_shapes::embedding(op, "table", table, ids, "out", out);
+  const int64_t N = s.N, R = s.R, C = s.C;
   if (N * C == 0) return;
   if (C % 8 == 0 && aligned16(out.data) && aligned16(table.data)) {
     embedding_forward_x8<<<blocks_for(N * C / 8, kThreads), kThreads, 0, stream_>>>(
@@ -128,14 +126,12 @@ void CudaBackend::embedding_forward(const Tensor& out, const Tensor& ids, const 
 void CudaBackend::embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& ids,
                                      int64_t row_offset) {
   const char* op = "embedding_backward";
-  check_device(op, "dtable", dtable);
-  check_device(op, "dout", dout);
-  check_device(op, "ids", ids);
+  check_device(op, {{"dtable", &dtable}, {"dout", &dout}, {"ids", &ids}});
   check_dtype(op, "dtable", dtable, DType::f32);
   check_dtype(op, "dout", dout, DType::bf16);
   check_dtype(op, "ids", ids, DType::i32);
-  const int64_t C = last_dim(dtable), R = row_count(dtable), N = ids.numel();
-  check_numel(op, "dout", dout, N * C);
+  const op_shapes::EmbeddingSizes s = op_shapes::embedding(op, "dtable", dtable, ids, "dout", dout);
+  const int64_t N = s.N, R = s.R, C = s.C;
   if (N * C == 0) return;
   if (options_.deterministic) {
     LLMPI_CHECK(N <= INT32_MAX, "embedding_backward: ", N, " ids");

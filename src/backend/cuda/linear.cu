@@ -37,14 +37,11 @@ void CudaBackend::linear_forward(const Tensor& out, const Tensor& in, const Tens
   check_dtype(op, "out", out, DType::bf16);
   check_dtype(op, "in", in, DType::bf16);
   check_dtype(op, "w", w, DType::bf16);
-  const int64_t I = last_dim(w), O = row_count(w), N = I ? in.numel() / I : 0;
-  LLMPI_CHECK(w.shape.ndim == 2, op, ": w ", w.shape.str(), " is not [O, I]");
-  LLMPI_CHECK(last_dim(in) == I, op, ": in ", in.shape.str(), " rows are not of width ", I);
-  check_numel(op, "out", out, N * O);
+  const op_shapes::LinearSizes z = op_shapes::linear_forward(op, out, in, w, bias);
+  const int64_t N = z.N, I = z.I, O = z.O;
   if (!bias.empty()) {
     check_device(op, "bias", bias);
     check_dtype(op, "bias", bias, DType::bf16);
-    check_numel(op, "bias", bias, O);
   }
   MatmulSpec s;
   s.trans_a = true;
@@ -63,14 +60,11 @@ void CudaBackend::linear_backward(const Tensor& din, const Tensor& dw, const Ten
   check_dtype(op, "dout", dout, DType::bf16);
   check_dtype(op, "in", in, DType::bf16);
   check_dtype(op, "w", w, DType::bf16);
-  LLMPI_CHECK(w.shape.ndim == 2, op, ": w ", w.shape.str(), " is not [O, I]");
-  const int64_t I = last_dim(w), O = row_count(w), N = I ? in.numel() / I : 0;
-  LLMPI_CHECK(last_dim(in) == I, op, ": in ", in.shape.str(), " rows are not of width ", I);
-  check_numel(op, "dout", dout, N * O);
+  const op_shapes::LinearSizes z = op_shapes::linear_backward(op, din, dw, dbias, dout, in, w);
+  const int64_t N = z.N, I = z.I, O = z.O;
   if (!din.empty()) {
     check_device(op, "din", din);
     check_dtype(op, "din", din, DType::bf16);
-    check_numel(op, "din", din, N * I);
     MatmulSpec s;
     s.m = I, s.n = N, s.k = O;
     s.lda = I, s.ldb = O, s.ldd = I;
@@ -79,7 +73,6 @@ void CudaBackend::linear_backward(const Tensor& din, const Tensor& dw, const Ten
   if (!dw.empty()) {
     check_device(op, "dw", dw);
     check_dtype(op, "dw", dw, DType::f32);
-    check_numel(op, "dw", dw, O * I);
     MatmulSpec s;
     s.trans_b = true;
     s.m = I, s.n = O, s.k = N;
@@ -91,7 +84,6 @@ void CudaBackend::linear_backward(const Tensor& din, const Tensor& dw, const Ten
   if (!dbias.empty()) {
     check_device(op, "dbias", dbias);
     check_dtype(op, "dbias", dbias, DType::f32);
-    check_numel(op, "dbias", dbias, O);
     column_sums<1>(stream_, dbias.ptr<float>(), nullptr, N, O,
                    BiasGrad{dout.ptr<const bf16>(), O});
   }

@@ -151,7 +151,6 @@ void CudaBackend::norm_forward(NormKind kind, const Tensor& out, const Tensor& m
                                const Tensor& bias, double eps) {
   const char* op = "norm_forward";
   const bool layer = kind == NormKind::layernorm;
-  const int64_t C = last_dim(x), N = row_count(x);
   check_device(op, "x", x);
   check_device(op, "out", out);
   check_device(op, "gain", gain);
@@ -160,19 +159,16 @@ void CudaBackend::norm_forward(NormKind kind, const Tensor& out, const Tensor& m
   check_dtype(op, "out", out, DType::bf16);
   check_dtype(op, "gain", gain, DType::bf16);
   check_dtype(op, "rstd", rstd, DType::f32);
-  check_numel(op, "out", out, N * C);
-  check_numel(op, "gain", gain, C);
-  check_numel(op, "rstd", rstd, N);
   if (layer) {
+    LLMPI_CHECK(!bias.empty(), op, ": the cuda layernorm needs a bias");  // the kernel reads it
     check_device(op, "mean", mean);
     check_device(op, "bias", bias);
     check_dtype(op, "mean", mean, DType::f32);
     check_dtype(op, "bias", bias, DType::bf16);
-    check_numel(op, "mean", mean, N);
-    check_numel(op, "bias", bias, C);
-  } else {
-    LLMPI_CHECK(bias.empty(), op, ": rmsnorm takes no bias");
   }
+  const op_shapes::RowSizes sz =
+      op_shapes::norm(op, kind, x, gain, mean, rstd, bias, Tensor{}, {{"out", &out}}, eps);
+  const int64_t N = sz.N, C = sz.C;
   if (N == 0) return;
   const bool vec = C % 8 == 0 && aligned16(x.data) && aligned16(out.data) &&
                    aligned16(gain.data) && (!layer || aligned16(bias.data));
@@ -201,7 +197,7 @@ void CudaBackend::norm_backward(NormKind kind, const Tensor& dx, const Tensor& d
                                 const Tensor& gain, const Tensor& mean, const Tensor& rstd) {
   const char* op = "norm_backward";
   const bool layer = kind == NormKind::layernorm;
-  const int64_t C = last_dim(x), N = row_count(x);
+  LLMPI_CHECK(!dgain.empty(), op, ": the cuda norm backward needs dgain");
   check_device(op, "dx", dx);
   check_device(op, "dgain", dgain);
   check_device(op, "dout", dout);
@@ -214,23 +210,17 @@ void CudaBackend::norm_backward(NormKind kind, const Tensor& dx, const Tensor& d
   check_dtype(op, "x", x, DType::bf16);
   check_dtype(op, "gain", gain, DType::bf16);
   check_dtype(op, "rstd", rstd, DType::f32);
-  check_numel(op, "dx", dx, N * C);
-  check_numel(op, "dout", dout, N * C);
-  check_numel(op, "gain", gain, C);
-  check_numel(op, "dgain", dgain, C);
-  check_numel(op, "rstd", rstd, N);
   if (layer) {
     check_device(op, "mean", mean);
     check_dtype(op, "mean", mean, DType::f32);
-    check_numel(op, "mean", mean, N);
-    if (!dbias.empty()) {
-      check_device(op, "dbias", dbias);
-      check_dtype(op, "dbias", dbias, DType::f32);
-      check_numel(op, "dbias", dbias, C);
-    }
-  } else {
-    LLMPI_CHECK(dbias.empty(), op, ": rmsnorm has no bias gradient");
   }
+  if (!dbias.empty()) {
+    check_device(op, "dbias", dbias);
+    check_dtype(op, "dbias", dbias, DType::f32);
+  }
+  const op_shapes::RowSizes sz = op_shapes::norm(op, kind, x, gain, mean, rstd, dbias, dgain,
+                                                 {{"dx", &dx}, {"dout", &dout}}, 0.0);
+  const int64_t N = sz.N, C = sz.C;
   if (N == 0) return;
   const float* mp = layer ? mean.ptr<const float>() : nullptr;
   column_sums<2>(stream_, dgain.ptr<float>(), dbias.empty() ? nullptr : dbias.ptr<float>(), N, C,

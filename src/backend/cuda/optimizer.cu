@@ -129,15 +129,12 @@ void CudaBackend::adamw_update(std::span<const AdamWSlice> slices, const AdamWHy
     check_dtype(op, "grad", s.grad, DType::f32);
     check_dtype(op, "m", s.m, DType::f32);
     check_dtype(op, "v", s.v, DType::f32);
+    op_shapes::adamw_slice(op, s);
     const int64_t n = s.param.numel();
-    check_numel(op, "grad", s.grad, n);
-    check_numel(op, "m", s.m, n);
-    check_numel(op, "v", s.v, n);
     const bool with_copy = s.compute.data != nullptr;
     if (with_copy) {
       check_device(op, "compute", s.compute);
       check_dtype(op, "compute", s.compute, DType::bf16);
-      check_numel(op, "compute", s.compute, n);
     }
     for (int64_t off = 0; off < n; off += kChunk) {
       const int64_t len = std::min<int64_t>(kChunk, n - off);

@@ -49,13 +49,8 @@ void CudaBackend::rope(const Tensor& qkv, int64_t T, int64_t n_rot_heads, int64_
   const char* op = "rope";
   check_device(op, "qkv", qkv);
   check_dtype(op, "qkv", qkv, DType::bf16);
-  const int64_t W = last_dim(qkv), rows = row_count(qkv);
-  LLMPI_CHECK(T > 0 && rows % T == 0, op, ": qkv ", qkv.shape.str(), " has ", rows,
-              " rows, not a multiple of T = ", T);
-  LLMPI_CHECK(head_dim > 0 && head_dim % 2 == 0, op, ": head_dim ", head_dim, " is not even");
-  LLMPI_CHECK(n_rot_heads >= 0 && n_rot_heads * head_dim <= W, op, ": ", n_rot_heads,
-              " heads of ", head_dim, " exceed the row width ", W);
-  LLMPI_CHECK(theta > 0, op, ": theta ", theta, " <= 0");
+  const op_shapes::RowSizes s = op_shapes::rope(op, qkv, T, n_rot_heads, head_dim, theta);
+  const int64_t rows = s.N, W = s.C;
   const int64_t work = rows * (head_dim / 2);
   if (work == 0 || n_rot_heads == 0) return;
   rope_kernel<<<blocks_for(work, kThreads), kThreads, 0, stream_>>>(

@@ -201,7 +201,7 @@ void HostBackend::gelu_forward(const Tensor& out, const Tensor& in) {
   check_host(op, "out", out);
   check_host(op, "in", in);
   check_dtype(op, "in", in, out.dtype);
-  check_numel(op, "in", in, out.numel());
+  op_shapes::same_numel(op, {{"out", &out}, {"in", &in}});
   dispatch_float(out.dtype, op, [&](auto tag) {
     using T = decltype(tag);
     host::gelu_forward<T>(out.ptr<T>(), in.ptr<const T>(), out.numel());
@@ -215,8 +215,7 @@ void HostBackend::gelu_backward(const Tensor& din, const Tensor& dout, const Ten
   check_host(op, "in", in);
   check_dtype(op, "dout", dout, din.dtype);
   check_dtype(op, "in", in, din.dtype);
-  check_numel(op, "dout", dout, din.numel());
-  check_numel(op, "in", in, din.numel());
+  op_shapes::same_numel(op, {{"din", &din}, {"dout", &dout}, {"in", &in}});
   dispatch_float(din.dtype, op, [&](auto tag) {
     using T = decltype(tag);
     host::gelu_backward<T>(din.ptr<T>(), dout.ptr<const T>(), in.ptr<const T>(), din.numel());
@@ -228,12 +227,10 @@ void HostBackend::swiglu_forward(const Tensor& out, const Tensor& in) {
   check_host(op, "out", out);
   check_host(op, "in", in);
   check_dtype(op, "in", in, out.dtype);
-  const int64_t F = last_dim(out), N = row_count(out);
-  LLMPI_CHECK(last_dim(in) == 2 * F, op, ": in ", in.shape.str(), " is not [N, 2·", F, "]");
-  check_numel(op, "in", in, N * 2 * F);
+  const op_shapes::RowSizes s = op_shapes::swiglu(op, out, in, Tensor{});
   dispatch_float(out.dtype, op, [&](auto tag) {
     using T = decltype(tag);
-    host::swiglu_forward<T>(out.ptr<T>(), in.ptr<const T>(), N, F);
+    host::swiglu_forward<T>(out.ptr<T>(), in.ptr<const T>(), s.N, s.C);
   });
 }
 
@@ -244,13 +241,10 @@ void HostBackend::swiglu_backward(const Tensor& din, const Tensor& dout, const T
   check_host(op, "in", in);
   check_dtype(op, "dout", dout, din.dtype);
   check_dtype(op, "in", in, din.dtype);
-  const int64_t F = last_dim(dout), N = row_count(dout);
-  LLMPI_CHECK(last_dim(in) == 2 * F, op, ": in ", in.shape.str(), " is not [N, 2·", F, "]");
-  check_numel(op, "in", in, N * 2 * F);
-  check_numel(op, "din", din, N * 2 * F);
+  const op_shapes::RowSizes s = op_shapes::swiglu(op, dout, in, din);
   dispatch_float(din.dtype, op, [&](auto tag) {
     using T = decltype(tag);
-    host::swiglu_backward<T>(din.ptr<T>(), dout.ptr<const T>(), in.ptr<const T>(), N, F);
+    host::swiglu_backward<T>(din.ptr<T>(), dout.ptr<const T>(), in.ptr<const T>(), s.N, s.C);
   });
 }
 

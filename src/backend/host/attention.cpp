@@ -215,31 +215,15 @@ LLMPI_INSTANTIATE(double)
 
 using namespace host;
 
-namespace {
-
-void check_attention_shapes(const char* op, const Tensor& qkv, int64_t B, int64_t T,
-                            int64_t Hq, int64_t Hkv, int64_t D) {
-  LLMPI_CHECK(B >= 0 && T >= 0 && D > 0 && Hkv > 0 && Hq > 0 && Hq % Hkv == 0, op,
-              ": bad sizes B=", B, " T=", T, " Hq=", Hq, " Hkv=", Hkv, " D=", D);
-  check_host(op, "qkv", qkv);
-  check_numel(op, "qkv", qkv, B * T * (Hq + 2 * Hkv) * D);
-  LLMPI_CHECK(B * T == 0 || last_dim(qkv) == (Hq + 2 * Hkv) * D, op, ": qkv ",
-              qkv.shape.str(), " rows are not (Hq + 2·Hkv)·D = ", (Hq + 2 * Hkv) * D);
-}
-
-}  // namespace
-
 void HostBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv,
                                     int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
   const char* op = "attention_forward";
-  check_attention_shapes(op, qkv, B, T, Hq, Hkv, D);
+  check_host(op, "qkv", qkv);
   check_host(op, "out", out);
   check_host(op, "lse", lse);
   check_dtype(op, "out", out, qkv.dtype);
   check_dtype(op, "lse", lse, qkv.dtype);
-  check_numel(op, "out", out, B * T * Hq * D);
-  check_numel(op, "lse", lse, B * Hq * T);
-  LLMPI_CHECK(out.data != qkv.data || out.numel() == 0, op, ": out must not alias qkv");
+  op_shapes::attention(op, qkv, out, lse, B, T, Hq, Hkv, D);
   dispatch_float(qkv.dtype, op, [&](auto tag) {
     using V = decltype(tag);
     host::attention_forward<V>(out.ptr<V>(), lse.ptr<V>(), qkv.ptr<const V>(), B, T, Hq, Hkv,
@@ -251,8 +235,8 @@ void HostBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, con
                                      const Tensor& out, const Tensor& lse, int64_t B,
                                      int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
   const char* op = "attention_backward";
-  check_attention_shapes(op, qkv, B, T, Hq, Hkv, D);
   const DType dt = qkv.dtype;
+  check_host(op, "qkv", qkv);
   check_host(op, "dqkv", dqkv);
   check_host(op, "dout", dout);
   check_host(op, "out", out);
@@ -261,11 +245,8 @@ void HostBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, con
   check_dtype(op, "dout", dout, dt);
   check_dtype(op, "out", out, dt);
   check_dtype(op, "lse", lse, dt);
-  check_numel(op, "dqkv", dqkv, qkv.numel());
-  check_numel(op, "dout", dout, B * T * Hq * D);
-  check_numel(op, "out", out, B * T * Hq * D);
-  check_numel(op, "lse", lse, B * Hq * T);
-  LLMPI_CHECK(dqkv.data != qkv.data || qkv.numel() == 0, op, ": dqkv must not alias qkv");
+  op_shapes::attention(op, qkv, out, lse, B, T, Hq, Hkv, D);
+  op_shapes::attention_grads(op, qkv, dqkv, dout, B, T, Hq, D);
   dispatch_float(dt, op, [&](auto tag) {
     using V = decltype(tag);
     host::attention_backward<V>(dqkv.ptr<V>(), dout.ptr<const V>(), qkv.ptr<const V>(),

@@ -76,11 +76,10 @@ void HostBackend::row_logsumexp(const Tensor& lse, const Tensor& logits) {
   check_host(op, "lse", lse);
   check_host(op, "logits", logits);
   check_dtype(op, "lse", lse, logits.dtype);
-  const int64_t V = last_dim(logits), N = V ? row_count(logits) : lse.numel();
-  check_numel(op, "lse", lse, N);
+  const op_shapes::RowSizes s = op_shapes::logsumexp(op, lse, logits);
   dispatch_float(logits.dtype, op, [&](auto tag) {
     using T = decltype(tag);
-    host::row_logsumexp<T>(lse.ptr<T>(), logits.ptr<const T>(), N, V);
+    host::row_logsumexp<T>(lse.ptr<T>(), logits.ptr<const T>(), s.N, s.C);
   });
 }
 
@@ -92,13 +91,12 @@ void HostBackend::pick_targets(const Tensor& picked, const Tensor& logits, const
   check_host(op, "targets", targets);
   check_dtype(op, "picked", picked, logits.dtype);
   check_dtype(op, "targets", targets, DType::i32);
-  const int64_t V = last_dim(logits), N = targets.numel();
-  check_numel(op, "logits", logits, N * V);
-  check_numel(op, "picked", picked, N);
+  const op_shapes::RowSizes s =
+      op_shapes::cross_entropy(op, logits, targets, {{"picked", &picked}}, {});
   dispatch_float(logits.dtype, op, [&](auto tag) {
     using T = decltype(tag);
     host::pick_targets<T>(picked.ptr<T>(), logits.ptr<const T>(), targets.ptr<const int32_t>(),
-                          N, V, col_offset);
+                          s.N, s.C, col_offset);
   });
 }
 
@@ -116,16 +114,13 @@ void HostBackend::cross_entropy_backward(const Tensor& dlogits, const Tensor& lo
   check_dtype(op, "lse", lse, dt);
   check_dtype(op, "row_scale", row_scale, dt);
   check_dtype(op, "targets", targets, DType::i32);
-  const int64_t V = last_dim(logits), N = targets.numel();
-  check_numel(op, "logits", logits, N * V);
-  check_numel(op, "dlogits", dlogits, N * V);
-  check_numel(op, "lse", lse, N);
-  check_numel(op, "row_scale", row_scale, N);
+  const op_shapes::RowSizes s = op_shapes::cross_entropy(
+      op, logits, targets, {{"lse", &lse}, {"row_scale", &row_scale}}, {{"dlogits", &dlogits}});
   dispatch_float(dt, op, [&](auto tag) {
     using T = decltype(tag);
     host::cross_entropy_backward<T>(dlogits.ptr<T>(), logits.ptr<const T>(), lse.ptr<const T>(),
-                                    targets.ptr<const int32_t>(), row_scale.ptr<const T>(), N, V,
-                                    col_offset);
+                                    targets.ptr<const int32_t>(), row_scale.ptr<const T>(), s.N,
+                                    s.C, col_offset);
   });
 }
 

@@ -64,37 +64,28 @@ using namespace host;
 void HostBackend::embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table,
                                     int64_t row_offset, bool accumulate) {
   const char* op = "embedding_forward";
-  check_host(op, "out", out);
-  check_host(op, "ids", ids);
-  check_host(op, "table", table);
+  check_host(op, {{"out", &out}, {"ids", &ids}, {"table", &table}});
   check_dtype(op, "ids", ids, DType::i32);
   check_dtype(op, "table", table, out.dtype);
-  LLMPI_CHECK(table.shape.ndim == 2, op, ": table ", table.shape.str(), " is not [R, C]");
-  const int64_t N = ids.numel(), R = table.dim(0), C = table.dim(1);
-  check_numel(op, "out", out, N * C);
-  LLMPI_CHECK(N == 0 || last_dim(out) == C, op, ": out ", out.shape.str(), " is not [N, ", C, "]");
+  const op_shapes::EmbeddingSizes s = op_shapes::embedding(op, "table", table, ids, "out", out);
   dispatch_float(out.dtype, op, [&](auto tag) {
     using T = decltype(tag);
-    host::embedding_forward<T>(out.ptr<T>(), ids.ptr<const int32_t>(), table.ptr<const T>(), N,
-                               R, C, row_offset, accumulate);
+    host::embedding_forward<T>(out.ptr<T>(), ids.ptr<const int32_t>(), table.ptr<const T>(), s.N,
+                               s.R, s.C, row_offset, accumulate);
   });
 }
 
 void HostBackend::embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& ids,
                                      int64_t row_offset) {
   const char* op = "embedding_backward";
-  check_host(op, "dtable", dtable);
-  check_host(op, "dout", dout);
-  check_host(op, "ids", ids);
+  check_host(op, {{"dtable", &dtable}, {"dout", &dout}, {"ids", &ids}});
   check_dtype(op, "ids", ids, DType::i32);
   check_dtype(op, "dout", dout, dtable.dtype);
-  LLMPI_CHECK(dtable.shape.ndim == 2, op, ": dtable ", dtable.shape.str(), " is not [R, C]");
-  const int64_t N = ids.numel(), R = dtable.dim(0), C = dtable.dim(1);
-  check_numel(op, "dout", dout, N * C);
+  const op_shapes::EmbeddingSizes s = op_shapes::embedding(op, "dtable", dtable, ids, "dout", dout);
   dispatch_float(dtable.dtype, op, [&](auto tag) {
     using T = decltype(tag);
     host::embedding_backward<T>(dtable.ptr<T>(), dout.ptr<const T>(), ids.ptr<const int32_t>(),
-                                N, R, C, row_offset);
+                                s.N, s.R, s.C, row_offset);
   });
 }
 

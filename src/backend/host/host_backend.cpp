@@ -21,14 +21,13 @@ void check_host(const char* op, const char* what, const Tensor& t) {
               " has no data");
 }
 
+void check_host(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> ts) {
+  for (const auto& [what, t] : ts) check_host(op, what, *t);
+}
+
 void check_dtype(const char* op, const char* what, const Tensor& t, DType want) {
   LLMPI_CHECK(t.dtype == want, op, ": ", what, " is ", dtype_name(t.dtype), ", expected ",
               dtype_name(want));
-}
-
-void check_numel(const char* op, const char* what, const Tensor& t, int64_t want) {
-  LLMPI_CHECK(t.numel() == want, op, ": ", what, " ", t.shape.str(), " has ", t.numel(),
-              " elements, expected ", want);
 }
 
 uint16_t f64_to_bf16(double x) {
@@ -137,8 +136,7 @@ void HostBackend::add(const Tensor& out, const Tensor& a, const Tensor& b) {
   check_host("add", "b", b);
   check_dtype("add", "a", a, out.dtype);
   check_dtype("add", "b", b, out.dtype);
-  check_numel("add", "a", a, out.numel());
-  check_numel("add", "b", b, out.numel());
+  op_shapes::same_numel("add", {{"out", &out}, {"a", &a}, {"b", &b}});
   dispatch_float(out.dtype, "add", [&](auto tag) {
     using T = decltype(tag);
     T* o = out.ptr<T>();

@@ -7,6 +7,7 @@
 // templated kernel in the file of its op group (embedding.cpp, linear.cpp, ...).
 // Memory: raw_alloc is 64-byte aligned host memory; copy converts f32/f64/bf16.
 #include "backend/backend.h"
+#include "backend/op_shapes.h"
 
 namespace llmpi {
 
@@ -67,10 +68,12 @@ class HostBackend final : public Backend {
 };
 
 namespace host {
-// Shared argument checks (throw InternalError naming the op and the tensor).
+// Argument checks of the host ops (throw InternalError naming the op and the tensor); the
+// shapes are backend/op_shapes.h's.
 void check_host(const char* op, const char* what, const Tensor& t);
+void check_host(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> ts);
 void check_dtype(const char* op, const char* what, const Tensor& t, DType want);
-void check_numel(const char* op, const char* what, const Tensor& t, int64_t want);
+using op_shapes::check_numel;
 }  // namespace host
 
 }  // namespace llmpi

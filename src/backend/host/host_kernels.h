@@ -9,6 +9,7 @@
 #include <Kokkos_Core.hpp>
 #include <cstdint>
 
+#include "backend/op_shapes.h"
 #include "core/error.h"
 #include "core/float16.h"
 #include "core/tensor.h"
@@ -30,12 +31,9 @@ void dispatch_float(DType t, const char* op, F&& f) {
   }
 }
 
-// Rows of a tensor viewed as [rows, last dim] (1 for a 1-d tensor's single row).
-inline int64_t last_dim(const Tensor& t) { return t.shape.ndim ? t.shape[t.shape.ndim - 1] : 1; }
-inline int64_t row_count(const Tensor& t) {
-  const int64_t c = last_dim(t);
-  return c ? t.numel() / c : 0;
-}
+// A tensor viewed as [rows, last dim] (backend/op_shapes.h).
+using op_shapes::last_dim;
+using op_shapes::row_count;
 
 // ---- embedding.cpp ----------------------------------------------------------------------
 template <class T>

@@ -91,18 +91,12 @@ void HostBackend::linear_forward(const Tensor& out, const Tensor& in, const Tens
   check_host(op, "w", w);
   check_dtype(op, "in", in, out.dtype);
   check_dtype(op, "w", w, out.dtype);
-  LLMPI_CHECK(w.shape.ndim == 2, op, ": w ", w.shape.str(), " is not [O, I]");
-  const int64_t O = w.dim(0), I = w.dim(1);
-  LLMPI_CHECK(last_dim(in) == I, op, ": in ", in.shape.str(), " does not end in I = ", I);
-  LLMPI_CHECK(last_dim(out) == O, op, ": out ", out.shape.str(), " does not end in O = ", O);
-  const int64_t N = row_count(out);
-  check_numel(op, "in", in, N * I);
   if (!bias.empty()) {
     check_host(op, "bias", bias);
     check_dtype(op, "bias", bias, out.dtype);
-    check_numel(op, "bias", bias, O);
   }
-  LLMPI_CHECK(out.data != in.data || N * O == 0, op, ": out must not alias in");
+  const op_shapes::LinearSizes z = op_shapes::linear_forward(op, out, in, w, bias);
+  const int64_t N = z.N, I = z.I, O = z.O;
   dispatch_float(out.dtype, op, [&](auto tag) {
     using T = decltype(tag);
     host::linear_forward<T>(out.ptr<T>(), in.ptr<const T>(), w.ptr<const T>(),
@@ -118,27 +112,13 @@ void HostBackend::linear_backward(const Tensor& din, const Tensor& dw, const Ten
   check_host(op, "w", w);
   check_dtype(op, "in", in, dout.dtype);
   check_dtype(op, "w", w, dout.dtype);
-  LLMPI_CHECK(w.shape.ndim == 2, op, ": w ", w.shape.str(), " is not [O, I]");
-  const int64_t O = w.dim(0), I = w.dim(1);
-  LLMPI_CHECK(last_dim(in) == I, op, ": in ", in.shape.str(), " does not end in I = ", I);
-  LLMPI_CHECK(last_dim(dout) == O, op, ": dout ", dout.shape.str(), " does not end in O = ", O);
-  const int64_t N = row_count(dout);
-  check_numel(op, "in", in, N * I);
-  if (!din.empty()) {
-    check_host(op, "din", din);
-    check_dtype(op, "din", din, dout.dtype);
-    check_numel(op, "din", din, N * I);
-  }
-  if (!dw.empty()) {
-    check_host(op, "dw", dw);
-    check_dtype(op, "dw", dw, dout.dtype);
-    LLMPI_CHECK(dw.shape == w.shape, op, ": dw ", dw.shape.str(), " is not ", w.shape.str());
-  }
-  if (!dbias.empty()) {
-    check_host(op, "dbias", dbias);
-    check_dtype(op, "dbias", dbias, dout.dtype);
-    check_numel(op, "dbias", dbias, O);
-  }
+  for (const auto& [name, t] : {std::pair{"din", &din}, {"dw", &dw}, {"dbias", &dbias}})
+    if (!t->empty()) {
+      check_host(op, name, *t);
+      check_dtype(op, name, *t, dout.dtype);
+    }
+  const op_shapes::LinearSizes z = op_shapes::linear_backward(op, din, dw, dbias, dout, in, w);
+  const int64_t N = z.N, I = z.I, O = z.O;
   dispatch_float(dout.dtype, op, [&](auto tag) {
     using T = decltype(tag);
     host::linear_backward<T>(din.empty() ? nullptr : din.ptr<T>(),

@@ -137,10 +137,10 @@ using namespace host;
 namespace {
 
 // Checks a row-statistics tensor: N elements of the data dtype.
-void check_stat(const char* op, const char* what, const Tensor& t, DType dt, int64_t N) {
+// A per-row statistic or a per-column parameter: in host memory, of the op's dtype.
+void check_stat(const char* op, const char* what, const Tensor& t, DType dt) {
   check_host(op, what, t);
   check_dtype(op, what, t, dt);
-  check_numel(op, what, t, N);
 }
 
 }  // namespace
@@ -153,18 +153,13 @@ void HostBackend::norm_forward(NormKind kind, const Tensor& out, const Tensor& m
   check_host(op, "out", out);
   check_host(op, "x", x);
   check_dtype(op, "x", x, out.dtype);
-  const int64_t C = last_dim(x), N = row_count(x);
-  check_numel(op, "out", out, N * C);
-  LLMPI_CHECK(last_dim(out) == C, op, ": out ", out.shape.str(), " vs x ", x.shape.str());
-  check_stat(op, "gain", gain, out.dtype, C);
-  check_stat(op, "rstd", rstd, out.dtype, N);
-  LLMPI_CHECK(eps >= 0, op, ": eps ", eps, " < 0");
-  if (kind == NormKind::layernorm) {
-    check_stat(op, "mean", mean, out.dtype, N);
-    if (!bias.empty()) check_stat(op, "bias", bias, out.dtype, C);
-  } else {
-    LLMPI_CHECK(bias.empty(), op, ": rmsnorm takes no bias");
-  }
+  check_stat(op, "gain", gain, out.dtype);
+  check_stat(op, "rstd", rstd, out.dtype);
+  if (kind == NormKind::layernorm) check_stat(op, "mean", mean, out.dtype);
+  if (!bias.empty()) check_stat(op, "bias", bias, out.dtype);
+  const op_shapes::RowSizes s =
+      op_shapes::norm(op, kind, x, gain, mean, rstd, bias, Tensor{}, {{"out", &out}}, eps);
+  const int64_t N = s.N, C = s.C;
   dispatch_float(out.dtype, op, [&](auto tag) {
     using T = decltype(tag);
     if (kind == NormKind::layernorm)
@@ -188,21 +183,15 @@ void HostBackend::norm_backward(NormKind kind, const Tensor& dx, const Tensor& d
   const DType dt = x.dtype;
   check_dtype(op, "dx", dx, dt);
   check_dtype(op, "dout", dout, dt);
-  const int64_t C = last_dim(x), N = row_count(x);
-  check_numel(op, "dx", dx, N * C);
-  check_numel(op, "dout", dout, N * C);
-  check_stat(op, "gain", gain, dt, C);
-  check_stat(op, "rstd", rstd, dt, N);
-  if (!dgain.empty()) check_stat(op, "dgain", dgain, dt, C);
-  if (kind == NormKind::layernorm) {
-    check_stat(op, "mean", mean, dt, N);
-    if (!dbias.empty()) {
-      check_stat(op, "dbias", dbias, dt, C);
-      LLMPI_CHECK(!dgain.empty(), op, ": dbias given without dgain");
-    }
-  } else {
-    LLMPI_CHECK(dbias.empty(), op, ": rmsnorm has no bias gradient");
-  }
+  check_stat(op, "gain", gain, dt);
+  check_stat(op, "rstd", rstd, dt);
+  if (!dgain.empty()) check_stat(op, "dgain", dgain, dt);
+  if (kind == NormKind::layernorm) check_stat(op, "mean", mean, dt);
+  if (!dbias.empty()) check_stat(op, "dbias", dbias, dt);
+  const op_shapes::RowSizes s = op_shapes::norm(op, kind, x, gain, mean, rstd, dbias, dgain,
+                                                {{"dx", &dx}, {"dout", &dout}}, 0.0);
+  LLMPI_CHECK(dbias.empty() || !dgain.empty(), op, ": dbias given without dgain");
+  const int64_t N = s.N, C = s.C;
   dispatch_float(dt, op, [&](auto tag) {
     using T = decltype(tag);
     T* dg = dgain.empty() ? nullptr : dgain.ptr<T>();

@@ -1,5 +1,5 @@
 // export_hf: read the model file's global tensors on the host, write the HF directory.
-#include "io/hf_export.h"
+#include "train/hf_export.h"
 
 #include <filesystem>
 #include <optional>

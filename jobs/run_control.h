@@ -1,0 +1,78 @@
+#pragma once
+// RunControl: the decision, shared by every rank, to stop a run early and save.
+//   local request  a stop signal (jobs/stop_signals.h) → preemption, or a timeout when it
+//                  comes near the Slurm job's end; the deadline rule (jobs/deadline.h) → timeout
+//   agreement      once per step, ONE MPI_Allreduce(MAX) of one integer (kind << 8 | signal):
+//                  every rank gets the same answer, so all stop after the same step even when
+//                  only one rank received the signal or the clocks of two nodes differ
+//   after a stop   the caller saves a checkpoint synchronously and exits with exit_code():
+//                  75 for a preemption, 76 for a timeout (jobs/exit_codes.h)
+// Construction is collective: rank 0 asks Slurm for the job's end time and shares it.
+// Events (RunDirectory, on every rank): `signal` {signal, action} for a preemption, `timeout`
+// {source, deadline_unix, seconds_left, needed_s[, signal]} for a time limit.
+// Test hook (docs/slurm.md): LLMPI_TEST_STEP_DELAY=S makes every step S seconds longer, so that
+// tests of deadlines and chains know how many steps fit in a job. Off unless set.
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+
+#include "config/config.h"
+#include "jobs/deadline.h"
+#include "jobs/run_dir.h"
+#include "jobs/stop_signals.h"
+
+namespace llmpi {
+
+enum class StopKind : int { none = 0, preemption = 1, timeout = 2 };
+
+struct StopRequest {
+  StopKind kind = StopKind::none;
+  int signo = 0;  // the signal behind it; 0 for the deadline rule
+  explicit operator bool() const { return kind != StopKind::none; }
+  int encode() const { return int(kind) << 8 | signo; }
+  static StopRequest decode(int v) { return {StopKind(v >> 8), v & 0xff}; }
+};
+
+// Collective: the request every rank agrees on (the largest encoded one).
+StopRequest agree_on_stop(MPI_Comm comm, StopRequest mine);
+
+class RunControl {
+ public:
+  // `signals` (installed by the caller as early as it can) and `run_dir` are not owned.
+  // checkpoint_bytes sizes the save estimate until a save is measured.
+  RunControl(const Config& cfg, MPI_Comm comm, int64_t checkpoint_bytes,
+             const StopSignals& signals, RunDirectory& run_dir);
+  RunControl(const RunControl&) = delete;
+  RunControl& operator=(const RunControl&) = delete;
+
+  // Collective, after each step: the agreed request (none: go on). On a stop, its event has
+  // been emitted.
+  StopRequest after_step(int64_t step, double step_seconds);
+  // A save took this long (stall + write): the budget keeps the longest.
+  void save_measured(double seconds);
+
+  const Deadline& deadline() const { return deadline_; }
+  // For people, printed once by the caller: the deadline and the margin kept before it, and
+  // why Slurm's end time is unknown ("" when there is nothing to say).
+  const std::string& summary() const { return summary_; }
+  const StopBudget& budget() const { return budget_; }
+  static int exit_code(const StopRequest& r);
+
+ private:
+  StopRequest local_request(double now) const;
+  void report(const StopRequest& r, int64_t step, double now);
+
+  MPI_Comm comm_;
+  int rank_ = 0;
+  const StopSignals& signals_;
+  RunDirectory& run_dir_;
+  Deadline deadline_;
+  StopBudget budget_;
+  bool save_measured_ = false;
+  double signal_margin_s_ = 180.0;
+  double step_delay_s_ = 0.0;  // LLMPI_TEST_STEP_DELAY
+  std::string summary_;
+};
+
+}  // namespace llmpi

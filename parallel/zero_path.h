@@ -1,0 +1,108 @@
+#pragma once
+// ZeroPath: the last step of the engine's composition (parallel/engine.h). After the pipeline
+// split and the tensor-parallel setup, the engine hands this rank's model to the path of its
+// ZeRO stage, which owns the parameters, gradients and AdamW state in the layout that stage
+// needs — memory is allocated here, after sharding — and the collectives that move them:
+//   ZeroStore (zero_store.h)  ZeRO 0, 1, and 2 with pp > 1: one ParamStore for the rank's
+//                             pipeline chunks, gradients all-reduced or reduce-scattered
+//   ZeroUnits (zero_units.h)  ZeRO 2 and 3 with pp = 1: a chain of just-in-time units over
+//                             1/dp shards of the parameters
+// A path issues every collective through the GroupCollectives of its PathContext (tp, dp,
+// pp, embedding groups): that one object sees all of a step's communication. It laps the
+// step's StepClock at the end of each forward and backward phase, and installs the context's
+// BlockObserver on every model it builds (the just-in-time units too).
+#include <cstdint>
+#include <span>
+
+#include "backend/backend.h"
+#include "config/config.h"
+#include "io/checkpoint.h"
+#include "model/param_store.h"
+#include "model/transformer.h"
+#include "optim/adamw.h"
+#include "parallel/checkpoint_slabs.h"
+#include "parallel/group_collectives.h"
+#include "parallel/memory_report.h"
+#include "parallel/step_clock.h"
+#include "parallel/tensor_parallel.h"
+#include "parallel/topology.h"
+
+namespace llmpi {
+
+// What a path is built from (all owned by the engine, which outlives the path).
+struct PathContext {
+  const Config& cfg;
+  Topology& topo;
+  Backend& be;
+  GroupCollectives& groups;
+  TensorParallel* tp;  // null when tp == 1
+  DType master;        // master weights, gradients and moments (train.master_dtype)
+  int64_t B, T, M;     // micro-batch rows and length; micro-batches per step and dp rank
+  StepClock& clock;         // the step's time split
+  BlockObserver* blocks;    // every model's block-output observer (null: none)
+};
+
+// What this rank holds of a path's state. Its gradient norm reads the gradients of `store` in
+// [grad_begin, grad_end) (its dp shard under ZeRO 1-3, all of them under ZeRO 0), tp replicas
+// (ParamInfo::replica) excluded. Over the world, every element of the model is counted once
+// where count_params (its weight) and once where count_grads (its gradient): replicas over dp
+// are counted by dp rank 0 only.
+struct OwnedState {
+  const ParamStore* store = nullptr;
+  int64_t grad_begin = 0, grad_end = 0;
+  bool count_params = true, count_grads = true;
+};
+
+// A host i32 array as a Tensor (the step's token ids and targets, read only).
+inline Tensor host_i32(const int32_t* p, int64_t n) {
+  return Tensor{const_cast<int32_t*>(p), Shape{n}, DType::i32, Device::host};
+}
+
+// One micro-batch's token ids and targets on the backend, i32 [B·T].
+struct MicroBatch {
+  Buffer ids, targets;
+  MicroBatch(Backend& be, int64_t rows);
+  // Micro-batch m of the step's host arrays (i32 [M·rows] each).
+  void load(Backend& be, std::span<const int32_t> ids, std::span<const int32_t> targets, int64_t m);
+};
+
+inline MicroBatch::MicroBatch(Backend& be, int64_t rows)
+    : ids(be.alloc(Shape{rows}, DType::i32)), targets(be.alloc(Shape{rows}, DType::i32)) {}
+
+inline void MicroBatch::load(Backend& be, std::span<const int32_t> host_ids,
+                             std::span<const int32_t> host_targets, int64_t m) {
+  const int64_t n = ids.tensor().numel();
+  be.copy(ids, host_i32(host_ids.data() + m * n, n));
+  be.copy(targets, host_i32(host_targets.data() + m * n, n));
+}
+
+class ZeroPath {
+ public:
+  virtual ~ZeroPath() = default;
+
+  // Forward and backward of the step's M micro-batches (host i32 [M·B·T]): gradients summed
+  // over the tp ranks that share a parameter and over dp as this ZeRO stage keeps them.
+  // scale: the per-token loss scale. Returns this rank's loss sum (pp > 1: its head chunk's;
+  // 0 on other stages).
+  virtual double forward_backward(std::span<const int32_t> ids, std::span<const int32_t> targets,
+                                  double scale) = 0;
+  // This rank's parameters and gradients (see OwnedState): after forward_backward, its
+  // gradients are reduced; after update, its weights are the updated ones.
+  virtual OwnedState owned() const = 0;
+  // AdamW at rate lr with the clip's gradient scale, then the copies derived from the
+  // parameters (all-gathered shards, compute weights).
+  virtual void update(double lr, double clip_scale) = 0;
+  // Forward only of one micro-batch (host i32 [B·T]): this rank's loss (pp > 1: its head
+  // chunk's; {0, 0} on other stages).
+  virtual LossSum forward_only(std::span<const int32_t> ids, std::span<const int32_t> targets) = 0;
+  // The rank's tp-local parameter slabs with every dp shard gathered.
+  virtual const ParamStore& gathered_params() = 0;
+  // This rank's state as slabs (parallel/checkpoint_slabs.h), viewed through `staging`.
+  virtual CheckpointSlabs checkpoint_slabs(StateStaging& staging) = 0;
+  // After a load into checkpoint_slabs: the derived copies brought up to date.
+  virtual void after_load() = 0;
+  virtual AdamW& optimizer() = 0;
+  virtual EngineMemory memory() const = 0;
+};
+
+}  // namespace llmpi
