@@ -84,9 +84,9 @@ void bench_attention(llmpi::Backend& be, int64_t B, int64_t T, int64_t Hq, int64
   std::snprintf(shape, sizeof shape, "B=%ld T=%ld Hq=%ld Hkv=%ld D=%ld", long(B), long(T),
                 long(Hq), long(Hkv), long(D));
   print("attention_forward", shape,
-        time_op([&] { be.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D); }));
+        time_op([&] { be.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D, {}); }));
   print("attention_backward", shape,
-        time_op([&] { be.attention_backward(dqkv, dout, qkv, out, lse, B, T, Hq, Hkv, D); }));
+        time_op([&] { be.attention_backward(dqkv, dout, qkv, out, lse, B, T, Hq, Hkv, D, {}); }));
 }
 
 void bench_gelu(llmpi::Backend& be, int64_t N, int64_t F) {

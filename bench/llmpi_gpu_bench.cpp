@@ -12,8 +12,13 @@
 // --profile adds one step through a timing decorator of the backend: CUDA events around
 // every op, summed per op kind and shape, each against its floors — FLOPs over the measured
 // bf16 matrix rate, bytes moved (its tensors' sizes) over the measured copy bandwidth.
-// Usage: llmpi_gpu_bench --config gpt2-124m|tinyllama-1.1b [--steps 20] [--warmup 5] [--profile]
-//                        [--recompute none|selective|full]
+// --graph replays each step's forward (with the zeroing of the gradients) and backward as two
+// CUDA graphs captured after warm-up (CapturedGraph): what graphs save where launches dominate.
+// The loss and gradient-norm read-backs and AdamW stay outside (they read back or upload).
+// tiny is configs/tiny.toml's model (1M parameters, 8 × 128 tokens): launch-bound.
+// The fused kernels follow LLMPI_FUSED (docs/cuda.md); the JSON line says which were on.
+// Usage: llmpi_gpu_bench --config gpt2-124m|tinyllama-1.1b|tiny [--steps 20] [--warmup 5]
+//                        [--profile] [--recompute none|selective|full] [--graph]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -22,6 +27,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <span>
 #include <sstream>
 #include <string>
@@ -33,6 +40,7 @@
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_op_clock.h"
 #include "backend/timing_backend.h"
+#include "captured_graph.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "model/param_layout.h"
@@ -96,8 +104,14 @@ BenchShape shape_of(const std::string& name) {
     c.n_layer = 22, c.n_head = 32, c.n_kv_head = 4, c.d_model = 2048, c.d_ff = 5632;
     c.max_seq_len = 2048, c.tied_embeddings = false;
     s.B = 8, s.T = 2048, s.lr = 4e-4;
+  } else if (name == "tiny") {
+    c.arch = Arch::gpt2;
+    s.real_vocab = c.vocab_size = 2048;
+    c.n_layer = 4, c.n_head = 4, c.n_kv_head = 4, c.d_model = 128, c.d_ff = 512;
+    c.max_seq_len = 128, c.tied_embeddings = true;
+    s.B = 8, s.T = 128, s.lr = 3e-3;
   } else {
-    throw UserError("--config: expected gpt2-124m or tinyllama-1.1b, got '" + name + "'");
+    throw UserError("--config: expected gpt2-124m, tinyllama-1.1b or tiny, got '" + name + "'");
   }
   return s;
 }
@@ -123,17 +137,42 @@ struct Trainee {
         targets(b.alloc(Shape{s.B * s.T}, DType::i32)),
         opt(b, store, AdamWOptions{}) {}
 
-  // One optimizer step on backend `on` (the CUDA backend or its timing decorator).
-  // Returns (mean loss, gradient norm).
-  std::pair<double, double> train_step(Backend& on, double lr) {
-    store.zero_grads(on);
-    model.forward(on, acts, ids);
+  int64_t count = 0;  // counted targets of the last step (the backward graph's loss scale)
+  std::unique_ptr<CapturedGraph> fwd_graph, bwd_graph;
+
+  // One optimizer step on backend `on` (the CUDA backend or its timing decorator), through
+  // the captured graphs once capture_graphs() ran. Returns (mean loss, gradient norm).
+  std::pair<double, double> train_step(Backend& on, double lr, cudaStream_t stream = nullptr) {
+    if (fwd_graph) {
+      fwd_graph->launch(stream);
+    } else {
+      store.zero_grads(on);
+      model.forward(on, acts, ids);
+    }
     const LossSum l = model.loss(on, acts, targets);
-    model.backward_loss(on, acts, ws, ids, targets, 1.0 / static_cast<double>(l.count));
+    if (bwd_graph) {
+      if (l.count != count) throw InternalError("the captured backward assumes a fixed target count");
+      bwd_graph->launch(stream);
+    } else {
+      model.backward_loss(on, acts, ws, ids, targets, 1.0 / static_cast<double>(l.count));
+    }
+    count = l.count;
     const Tensor g = store.grads();
     const double norm = std::sqrt(on.sum_squares(std::span<const Tensor>(&g, 1)));
     opt.step(on, lr, norm > 1.0 ? 1.0 / norm : 1.0);
     return {l.sum / static_cast<double>(l.count), norm};
+  }
+
+  // Records the step's forward (with zero_grads) and backward as graphs (after a step ran, so
+  // that plans, workspaces and `count` exist).
+  void capture_graphs(cudaStream_t stream) {
+    fwd_graph = std::make_unique<CapturedGraph>(stream, [&] {
+      store.zero_grads(be);
+      model.forward(be, acts, ids);
+    });
+    bwd_graph = std::make_unique<CapturedGraph>(stream, [&] {
+      model.backward_loss(be, acts, ws, ids, targets, 1.0 / static_cast<double>(count));
+    });
   }
 };
 
@@ -193,7 +232,7 @@ int run(int argc, char** argv) {
   };
   std::string config = "gpt2-124m";
   int steps = 20, warmup = 5;
-  bool profile = false;
+  bool profile = false, graph = false;
   Recompute recompute = Recompute::none;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -205,6 +244,7 @@ int run(int argc, char** argv) {
     else if (a == "--steps") steps = std::stoi(value());
     else if (a == "--warmup") warmup = std::stoi(value());
     else if (a == "--profile") profile = true;
+    else if (a == "--graph") graph = true;
     else if (a == "--recompute") {
       const std::string r = value();
       if (r == "none") recompute = Recompute::none;
@@ -212,7 +252,7 @@ int run(int argc, char** argv) {
       else if (r == "full") recompute = Recompute::full;
       else throw UserError("--recompute: expected none, selective or full, got '" + r + "'");
     }
-    else throw UserError("unknown argument '" + a + "' (expected --config, --steps, --warmup, --profile, --recompute)");
+    else throw UserError("unknown argument '" + a + "' (expected --config, --steps, --warmup, --profile, --recompute, --graph)");
   }
   if (steps < 1 || warmup < 0) throw UserError("--steps must be >= 1 and --warmup >= 0");
   BenchShape s = shape_of(config);
@@ -245,13 +285,17 @@ int run(int argc, char** argv) {
   const double first_step_s = since_launch();
   losses.push_back(l0);
   for (int i = 1; i < warmup; ++i) tr.train_step(be, s.lr);
+  if (graph) {
+    tr.capture_graphs(stream);
+    tr.train_step(be, s.lr, stream);  // the first replay (graph upload) is not timed
+  }
 
   std::vector<cudaEvent_t> ev(static_cast<size_t>(steps) + 1);
   for (auto& e : ev) cuda_ok(cudaEventCreate(&e), "cudaEventCreate");
   cuda_ok(cudaEventRecord(ev[0], stream), "record");
   std::vector<double> step_ms;
   for (int i = 0; i < steps; ++i) {
-    auto [l, n] = tr.train_step(be, s.lr);
+    auto [l, n] = tr.train_step(be, s.lr, stream);
     cuda_ok(cudaEventRecord(ev[static_cast<size_t>(i) + 1], stream), "record");
     losses.push_back(l);
     norms.push_back(n);
@@ -277,17 +321,25 @@ int run(int argc, char** argv) {
   cudaDeviceProp prop{};
   cuda_ok(cudaGetDeviceProperties(&prop, 0), "props");
 
+  const CudaFusions& f = dynamic_cast<CudaBackend&>(be).options().fused;
+  std::string fused;
+  for (const auto& [on, name] : {std::pair{f.norm, "norm"}, std::pair{f.gelu, "gelu"},
+                               std::pair{f.swiglu, "swiglu"}})
+    if (on) fused += (fused.empty() ? "" : ",") + std::string(name);
+  if (fused.empty()) fused = "none";
   const double tokens = static_cast<double>(s.B * s.T);
   const double tok_s = tokens / (median * 1e-3);
   std::printf(
       "{\"bench\": \"llmpi\", \"config\": \"%s\", \"card\": \"%s\", \"precision\": \"bf16 compute, "
-      "f32 master/grads/adamw\", \"recompute\": \"%s\", \"vocab_run\": %lld, \"vocab_flops\": %lld, \"batch\": %lld, "
+      "f32 master/grads/adamw\", \"recompute\": \"%s\", \"fused\": \"%s\", \"graph\": %s, "
+      "\"vocab_run\": %lld, \"vocab_flops\": %lld, \"batch\": %lld, "
       "\"seq_len\": %lld, \"params\": %lld, \"flops_per_token\": %.0f, \"warmup_steps\": %d, "
       "\"timed_steps\": %d, \"median_step_ms\": %.3f, \"min_step_ms\": %.3f, \"max_step_ms\": "
       "%.3f, \"tokens_per_s\": %.1f, \"mfu\": %.4f, \"peak_mem_gib\": %.3f, "
       "\"peak_reserved_gib\": %.3f, \"device_used_gib\": %.3f, \"launch_to_first_step_s\": %.2f, "
       "\"loss_first\": %.4f, \"loss_last\": %.4f, \"ln_vocab\": %.4f, \"grad_norm_last\": %.4f}\n",
-      s.name.c_str(), prop.name, recompute_name(s.cfg.recompute),
+      s.name.c_str(), prop.name, recompute_name(s.cfg.recompute), fused.c_str(),
+      graph ? "true" : "false",
       static_cast<long long>(s.cfg.vocab_size),
       static_cast<long long>(s.real_vocab), static_cast<long long>(s.B),
       static_cast<long long>(s.T), static_cast<long long>(tr.store.numel()), s.flops_per_token(),
@@ -298,6 +350,8 @@ int run(int argc, char** argv) {
   std::fflush(stdout);
 
   if (profile) {
+    tr.fwd_graph.reset();  // the profiled step runs op by op
+    tr.bwd_graph.reset();
     CudaOpClock clock(be);
     TimingBackend tb(be, clock);
     tr.train_step(tb, s.lr);

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "io/checkpoint_integrity.h"
+#include "io/checkpoint_space.h"
 #include "io/hdf5.h"
 #include "io/model_file.h"
 
@@ -248,6 +249,11 @@ void save_checkpoint(const std::string& path, MPI_Comm comm, const CheckpointSla
                               .count()) /
                    1e3;
   if (comm != MPI_COMM_NULL) MPI_Bcast(&created, 1, MPI_DOUBLE, 0, comm);
+  // A full disk is found here, before HDF5 is entered: inside HDF5's collective calls one
+  // rank's failed write can leave the others waiting. The verdict is the same on every rank.
+  const std::string no_room =
+      reserve_checkpoint_space(tmp, estimated_checkpoint_bytes(slabs, meta, comm), comm);
+  if (!no_room.empty()) user_error("saving checkpoint ", path, " failed: ", no_room);
   std::string failure;
   try {
     {

@@ -61,6 +61,7 @@ void write_file_meta(hid_t file, const ModelFileMeta& m, double created_unix,
   h5::write_attr(file, "tokens_seen", m.tokens_seen, path);
   h5::write_attr(file, "config", m.config_toml, path);
   h5::write_attr(file, "created_unix", created_unix, path);
+  if (!m.tokenizer.empty()) h5::write_attr(file, "tokenizer", m.tokenizer, path);
   h5::Id layout = h5::create_group(file, "layout", path);
   for (const Layout::Field& f : m.layout.fields())
     h5::write_attr(layout, std::string(f.name), f.value, path);
@@ -81,6 +82,7 @@ ModelFileMeta read_file_meta(hid_t file, const std::string& path) {
   m.tokens_seen = h5::read_attr_int(file, "tokens_seen", path);
   m.config_toml = h5::read_attr_string(file, "config", path);
   m.created_unix = h5::read_attr_double(file, "created_unix", path);
+  if (h5::has_attr(file, "tokenizer")) m.tokenizer = h5::read_attr_string(file, "tokenizer", path);
   if (m.step < 0 || m.tokens_seen < 0) user_error(path, ": negative step or tokens_seen");
   m.layout = m.format_version == 1 ? read_layout_v1(file, path) : read_layout(file, path);
   return m;

@@ -2,7 +2,10 @@
 // The root metadata of every llmpi HDF5 file — model files and checkpoints alike — written
 // by one writer and read by one reader (spec: docs/checkpoint-format.md):
 //   /        attrs  format = "llmpi", format_version, kind ("model" | "checkpoint"),
-//                   llmpi_version, git_revision, step, tokens_seen, config, created_unix
+//                   llmpi_version, git_revision, step, tokens_seen, config, created_unix,
+//                   tokenizer (optional: the identity of the training data's tokenizer,
+//                   data/tokenizer_id.h; absent when the data records none, and in files of
+//                   older llmpi)
 //   /layout  attrs  the Layout record by name (core/layout.h): tp, pp, dp, zero_stage,
 //                   virtual_stages, micro_batches, sequence_parallel (0/1), world_size; int64
 // format_version 2 introduced /layout. A format_version 1 file holds the layout as the root
@@ -25,6 +28,7 @@ struct ModelFileMeta {
   int64_t tokens_seen = 0;
   std::string config_toml;      // the run's full config after overrides
   Layout layout;                // the parallel layout at save
+  std::string tokenizer;        // TokenizerId::str() of the training data; "" = not recorded
   // Filled on read:
   int64_t format_version = 0;
   std::string llmpi_version, git_revision;

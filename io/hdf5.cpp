@@ -1,8 +1,13 @@
 #include "io/hdf5.h"
 
+#include <filesystem>
+
 #include "core/error.h"
+#include "io/hdf5_open_files.h"
 
 namespace llmpi::h5 {
+
+long open_file_count() { return long(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE)); }
 
 void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
@@ -28,6 +33,13 @@ Id file_access(MPI_Comm comm, const std::string& path) {
 }  // namespace
 
 Id create_file(const std::string& path, MPI_Comm comm, hsize_t userblock) {
+  // H5F_ACC_TRUNC would write through a symbolic link at `path`: the link goes first.
+  int rank = 0;
+  if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank);
+  std::error_code ec;
+  if (rank == 0 && std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec)))
+    std::filesystem::remove(path, ec);
+  if (comm != MPI_COMM_NULL) MPI_Barrier(comm);
   Id fapl = file_access(comm, path);
   Id fcpl(check_id(H5Pcreate(H5P_FILE_CREATE), path, "creating a file-creation list"), H5Pclose);
   if (userblock > 0) check(H5Pset_userblock(fcpl, userblock), path, "reserving a user block");

@@ -94,19 +94,37 @@ std::vector<int> rounds_of(const std::vector<std::vector<Box>>& boxes, MPI_Comm 
   return out;
 }
 
-// Transfers slab data (read or write) box by box, `rounds` calls in all.
+// Transfers slab data (read or write) box by box, `rounds` calls in all. Every round is a
+// collective call: after a failed one (a full disk) the remaining rounds are still made, so
+// that no other rank waits in a round this one skipped; the first failure is thrown at the end.
 void transfer(hid_t dset, const std::vector<Box>& boxes, int rounds, float* data, bool write,
               hid_t dxpl, const std::string& name, const std::string& file) {
   int64_t mem_offset = 0;
+  bool failed = false;
   for (int r = 0; r < rounds; ++r) {
     const Box* b = r < int(boxes.size()) ? &boxes[size_t(r)] : nullptr;
     Selection sel = select_box(dset, b, name, file);
     float* ptr = b ? data + mem_offset : data;
     const herr_t st = write ? H5Dwrite(dset, H5T_NATIVE_FLOAT, sel.mem_space, sel.file_space, dxpl, ptr)
                             : H5Dread(dset, H5T_NATIVE_FLOAT, sel.mem_space, sel.file_space, dxpl, ptr);
-    h5::check(st, file, (write ? "writing '" : "reading '") + name + "'");
+    failed = failed || st < 0;
     if (b) mem_offset += box_numel(*b);
   }
+  if (failed) h5::check(-1, file, (write ? "writing '" : "reading '") + name + "'");
+}
+
+// One decision on every rank after each tensor's transfer: sums [checksum term, failures]
+// over comm; `failure` is this rank's message ("" when its part went through). Throws the
+// same UserError on every rank when any failed, so all leave the write together.
+uint64_t agree_after_transfer(uint64_t checksum, const std::string& failure, MPI_Comm comm,
+                              const std::string& name, const std::string& file) {
+  uint64_t v[2] = {checksum, failure.empty() ? 0u : 1u}, out[2] = {v[0], v[1]};
+  if (comm != MPI_COMM_NULL) MPI_Allreduce(v, out, 2, MPI_UINT64_T, MPI_SUM, comm);
+  if (out[1] != 0)
+    throw UserError(!failure.empty() ? failure
+                                     : file + ": writing tensor '" + name + "' failed on " +
+                                           std::to_string(out[1]) + " other rank(s)");
+  return out[0];
 }
 
 h5::Id transfer_list(MPI_Comm comm) {
@@ -260,8 +278,14 @@ void write_tensors(hid_t group, MPI_Comm comm, const std::vector<TensorSlab>& my
                                         H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                              file, "creating dataset '" + s.name + "'"),
                 H5Dclose);
-    transfer(dset, boxes[i], rounds[i], s.data, /*write=*/true, dxpl, s.name, file);
-    const uint64_t sum = allreduce_sum(s.owner ? slab_checksum(s) : 0, comm);
+    std::string failure;
+    try {
+      transfer(dset, boxes[i], rounds[i], s.data, /*write=*/true, dxpl, s.name, file);
+    } catch (const UserError& e) {
+      failure = std::string(e.what()) + " (disk full or a file-size limit?)";
+    }
+    const uint64_t sum = agree_after_transfer(s.owner ? slab_checksum(s) : 0, failure, comm,
+                                              s.name, file);
     h5::write_attr(dset, "checksum", sum, file);
   }
 }

@@ -46,7 +46,7 @@ std::vector<CheckpointFile> list_checkpoints(const std::string& run_dir) {
   const fs::path dir = checkpoints_dir(run_dir);
   if (!fs::is_directory(dir, ec)) return out;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (!e.is_regular_file(ec)) continue;
+    if (e.is_symlink(ec) || !e.is_regular_file(ec)) continue;  // never through a link
     if (auto step = parse_checkpoint_step(e.path().filename().string()))
       out.push_back({*step, e.path().string()});
   }
@@ -58,13 +58,14 @@ std::vector<CheckpointFile> list_checkpoints(const std::string& run_dir) {
 void write_latest(const std::string& run_dir, int64_t step) {
   const fs::path dir = checkpoints_dir(run_dir);
   const fs::path tmp = dir / "latest.tmp", dst = dir / "latest";
+  std::error_code ec;
+  fs::remove(tmp, ec);  // a link left there is removed, never written through
   {
     std::ofstream f(tmp, std::ios::trunc);
     f << checkpoint_filename(step) << "\n";
     f.flush();
     if (!f) user_error(tmp.string(), ": cannot write the latest-checkpoint pointer");
   }
-  std::error_code ec;
   fs::rename(tmp, dst, ec);
   if (ec) user_error(dst.string(), ": cannot update the latest-checkpoint pointer: ", ec.message());
 }
@@ -82,18 +83,21 @@ std::vector<std::string> clean_temporaries(const std::string& run_dir) {
   const fs::path dir = checkpoints_dir(run_dir);
   if (!fs::is_directory(dir, ec)) return removed;
   std::vector<fs::path> tmps;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().extension() == ".tmp") tmps.push_back(e.path());
+  // Only the temporaries of llmpi's own names: "step_<digits>.h5.tmp" and "latest.tmp".
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0 &&
+        (name == "latest.tmp" || parse_checkpoint_step(name.substr(0, name.size() - 4))))
+      tmps.push_back(e.path());
+  }
   for (const fs::path& p : tmps)
     if (fs::remove(p, ec)) removed.push_back(p.string());
   return removed;
 }
 
-Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool verify_tensors,
-                            const std::function<void(const std::string&)>& log) {
+std::vector<CheckpointFile> shared_checkpoint_list(const std::string& run_dir, MPI_Comm comm) {
   int rank = 0;
   if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank);
-  // Rank 0 lists; everyone verifies the same candidates in the same order (collective).
   std::string listing;
   if (rank == 0)
     for (const CheckpointFile& f : list_checkpoints(run_dir))
@@ -110,6 +114,15 @@ Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool veri
     const size_t tab = line.find('\t');
     files.push_back({std::stoll(line.substr(0, tab)), line.substr(tab + 1)});
   }
+  return files;
+}
+
+Discovery find_latest_valid(const std::string& run_dir, MPI_Comm comm, bool verify_tensors,
+                            const std::function<void(const std::string&)>& log) {
+  int rank = 0;
+  if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank);
+  // Rank 0 lists; everyone verifies the same candidates in the same order (collective).
+  const std::vector<CheckpointFile> files = shared_checkpoint_list(run_dir, comm);
   Discovery d;
   for (auto it = files.rbegin(); it != files.rend(); ++it) {
     const std::string why = verify_checkpoint(it->path, comm, verify_tensors);

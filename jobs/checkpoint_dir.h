@@ -28,16 +28,21 @@ std::string checkpoint_path(const std::string& run_dir, int64_t step);
 // The step of a checkpoint file name ("step_<digits>.h5"), or nullopt.
 std::optional<int64_t> parse_checkpoint_step(const std::string& filename);
 
-// Serial: the checkpoint files of the run directory, ascending by step (no .tmp files).
+// Serial: the checkpoint files of the run directory, ascending by step (no .tmp files, no
+// symbolic links).
 std::vector<CheckpointFile> list_checkpoints(const std::string& run_dir);
 
 // Serial: `latest` pointer. write_latest is atomic (a reader sees the old or the new name).
 void write_latest(const std::string& run_dir, int64_t step);
 std::optional<std::string> read_latest(const std::string& run_dir);
 
-// Serial: removes leftover "*.tmp" files of interrupted saves; returns their paths. Call it
-// when no save of this run is in flight (at start-up/resume).
+// Serial: removes leftover temporaries of interrupted saves ("step_<digits>.h5.tmp",
+// "latest.tmp": llmpi's own names only; a link is removed, never followed); returns their
+// paths. Call it when no save of this run is in flight (at start-up/resume).
 std::vector<std::string> clean_temporaries(const std::string& run_dir);
+
+// Collective over comm: list_checkpoints of rank 0, the same on every rank.
+std::vector<CheckpointFile> shared_checkpoint_list(const std::string& run_dir, MPI_Comm comm);
 
 struct Discovery {
   std::optional<CheckpointFile> found;         // the newest valid checkpoint, if any

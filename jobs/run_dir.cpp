@@ -6,6 +6,9 @@
 #include <ostream>
 
 #include "core/error.h"
+#include "core/text_file.h"
+#include "io/checkpoint.h"
+#include "jobs/run_claim.h"
 #include "jobs/retention.h"
 #include "parallel/communicator.h"
 
@@ -40,6 +43,17 @@ void RunDirectory::remove_observer(RunObserver& observer) {
   std::erase(observers_, &observer);
 }
 
+void RunDirectory::claim(bool checkpoints) {
+  std::string why = rank_ == 0 ? claim_run_directory(dir_, checkpoints) : std::string();
+  if (comm_ != MPI_COMM_NULL) {
+    int n = int(why.size());
+    check_mpi(MPI_Bcast(&n, 1, MPI_INT, 0, comm_), "MPI_Bcast");
+    why.resize(size_t(n));
+    check_mpi(MPI_Bcast(why.data(), n, MPI_CHAR, 0, comm_), "MPI_Bcast");
+  }
+  if (!why.empty()) throw UserError(why);
+}
+
 Discovery RunDirectory::find_resume_checkpoint() {
   if (rank_ == 0)
     for (const std::string& t : clean_temporaries(dir_))
@@ -52,14 +66,45 @@ Discovery RunDirectory::find_resume_checkpoint() {
     emit({RunEventKind::checkpoint_rejected, f.step, d.rejected[i],
           {{"path", f.path}, {"message", d.rejected[i]}}});
   }
+  if (!d.found && !d.rejected.empty()) {  // the same on every rank: a collective verification
+    std::string list;
+    for (const std::string& r : d.rejected) list += "\n  " + r;
+    user_error(checkpoints_dir(dir_), " holds ", d.rejected.size(),
+               " checkpoint(s) and none of them loads:", list,
+               "\nTraining does not start again from step 0 over them. Resume from a good copy "
+               "with --resume PATH, or start from step 0 with --no-resume (the unreadable files "
+               "are then moved aside as <name>.unreadable, not overwritten).");
+  }
   return d;
+}
+
+std::vector<std::string> RunDirectory::set_aside_unreadable() {
+  std::vector<std::string> moved;
+  for (const CheckpointFile& f : shared_checkpoint_list(dir_, comm_)) {
+    const std::string why = verify_checkpoint(f.path, comm_, /*tensors=*/true);
+    if (why.empty()) continue;
+    std::string to = f.path + ".unreadable";
+    if (rank_ == 0) {
+      std::error_code ec;
+      for (int k = 1; fs::exists(fs::symlink_status(to, ec)); ++k)
+        to = f.path + ".unreadable." + std::to_string(k);
+      fs::rename(f.path, to, ec);
+      if (ec) user_error(f.path, ": unreadable (", why, ") and cannot be moved aside: ", ec.message());
+      emit({RunEventKind::checkpoint_set_aside, f.step,
+            f.path + " is unreadable (" + why + "); moved aside to " + to,
+            {{"path", f.path}, {"moved_to", to}, {"message", why}}});
+    }
+    moved.push_back(to);
+  }
+  if (comm_ != MPI_COMM_NULL) check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
+  return moved;
 }
 
 void RunDirectory::begin(const Config& cfg, int64_t step, bool checkpoints,
                          const std::string& resumed_from) {
   if (rank_ == 0) {
     fs::create_directories(dir_);
-    std::ofstream(fs::path(dir_) / "config.toml") << cfg.source_text;
+    write_text_atomically((fs::path(dir_) / "config.toml").string(), cfg.source_text);  // never through a link
     if (checkpoints) fs::create_directories(checkpoints_dir(dir_));
   }
   if (comm_ != MPI_COMM_NULL) check_mpi(MPI_Barrier(comm_), "MPI_Barrier");  // for every rank

@@ -41,10 +41,23 @@ class RunDirectory {
   void add_observer(RunObserver& observer);
   void remove_observer(RunObserver& observer);  // one that dies before this object
 
+  // Collective, at start-up of a run that writes, before anything else touches the
+  // directory: claims it (jobs/run_claim.h): created and marked, or refused — a non-empty
+  // directory that is not an llmpi run, or one that cannot be written. UserError on every
+  // rank alike.
+  void claim(bool checkpoints);
+
   // Collective, before training: removes the temporaries of interrupted saves (rank 0), then
   // finds the newest valid checkpoint, falling back past rejected ones. An event per removed
   // temporary and per rejected file. `found` is empty when there is none (a fresh start).
+  // Checkpoints none of which loads are a UserError listing each file and why: training does
+  // not start again from step 0 on top of them (see set_aside_unreadable).
   Discovery find_resume_checkpoint();
+
+  // Collective (a fresh start over an existing run, --no-resume): every checkpoint that does
+  // not verify is renamed "<name>.unreadable" — never overwritten, never a candidate again.
+  // An event per file. Returns the new paths.
+  std::vector<std::string> set_aside_unreadable();
 
   // Collective: training starts at `step` (0, or the resumed checkpoint's). Creates the
   // directory (and checkpoints/ when `checkpoints`), writes the config snapshot, emits

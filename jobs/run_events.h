@@ -6,9 +6,10 @@
 //
 // Which rank: an event is emitted on every rank that takes part in what it reports — all
 // ranks for collective steps (run_start, resume, checkpoint_rejected, run_end), rank 0 alone
-// for what rank 0 alone does (temporary_removed, checkpoint_saved, checkpoint_deleted, watchdog:
-// the file-system side of the run directory). signal and timeout are collective (every rank
-// agreed to stop: jobs/run_control.h), so are config_change and requeue (jobs/relaunch.h). An observer that writes once per job filters on its
+// for what rank 0 alone does (temporary_removed, checkpoint_saved, checkpoint_deleted,
+// checkpoint_set_aside, watchdog: the file-system side of the run directory). signal and
+// timeout are collective (every rank agreed to stop: jobs/run_control.h), so are
+// config_change and requeue (jobs/relaunch.h). An observer that writes once per job filters on its
 // own rank.
 #include <cstdint>
 #include <string>
@@ -29,6 +30,7 @@ namespace llmpi {
   X(rollback)            /* reloaded an older checkpoint after a spike: to_step, skip_first.. */ \
   X(checkpoint_saved)    /* written, verified, made `latest`: path, step, bytes, seconds */  \
   X(checkpoint_deleted)  /* removed by retention: path, step */                              \
+  X(checkpoint_set_aside) /* unreadable, moved aside (--no-resume): path, moved_to, message */ \
   X(run_end)             /* training stops: step, completed (1) or interrupted (0) */      \
   X(config_change)       /* a relaunch changed declared-safe keys: changes, summary */     \
   X(signal)              /* a stop signal: stop after this step, save (a preemption) */    \

@@ -17,6 +17,7 @@ MPI_Datatype mpi_type(DType t) {
     case DType::f32: return MPI_FLOAT;
     case DType::f64: return MPI_DOUBLE;
     case DType::i32: return MPI_INT32_T;
+    case DType::u8: return MPI_UINT8_T;
     case DType::bf16: return MPI_UINT16_T;  // moved as raw 16-bit words; never reduced
   }
   return MPI_DATATYPE_NULL;

@@ -30,6 +30,7 @@ ncclDataType_t nccl_type(DType t) {
     case DType::f64: return ncclFloat64;
     case DType::bf16: return ncclBfloat16;
     case DType::i32: return ncclInt32;
+    case DType::u8: return ncclUint8;
   }
   return ncclFloat32;
 }

@@ -23,9 +23,9 @@ PipelineStage::PipelineStage(const PathContext& ctx, std::vector<StageRange> chu
                                                    ctx.topo.pp_rank(), ctx.B, ctx.T);
 }
 
-double PipelineStage::train(std::span<const int32_t> ids, std::span<const int32_t> targets,
-                            double scale) {
+double PipelineStage::train(const HostBatch& batch, double scale) {
   Backend& be = ctx_.be;
+  const std::span<const int32_t> ids = batch.ids, targets = batch.targets;
   double sum = 0.0;
   if (schedule_) {
     const int64_t N = ctx_.B * ctx_.T;
@@ -42,7 +42,8 @@ double PipelineStage::train(std::span<const int32_t> ids, std::span<const int32_
     const Transformer& model = *models_[0];
     Activations& a = acts_[0][0];
     for (int64_t m = 0; m < ctx_.M; ++m) {
-      batch_.load(be, ids, targets, m);
+      batch_.load(be, batch, m);
+      set_documents(be, model, a, batch_.docs);
       model.forward(be, a, batch_.ids);
       sum += model.loss(be, a, batch_.targets).sum;
       ctx_.clock.lap(StepPhase::forward);
@@ -56,8 +57,9 @@ double PipelineStage::train(std::span<const int32_t> ids, std::span<const int32_
   return sum;
 }
 
-LossSum PipelineStage::evaluate(std::span<const int32_t> ids, std::span<const int32_t> targets) {
+LossSum PipelineStage::evaluate(const HostBatch& batch) {
   Backend& be = ctx_.be;
+  const std::span<const int32_t> ids = batch.ids, targets = batch.targets;
   if (schedule_) {
     const int64_t N = ctx_.B * ctx_.T;
     return schedule_->forward_only(
@@ -68,7 +70,8 @@ LossSum PipelineStage::evaluate(std::span<const int32_t> ids, std::span<const in
         },
         1);
   }
-  batch_.load(be, ids, targets, 0);
+  batch_.load(be, batch, 0);
+  set_documents(be, *models_[0], acts_[0][0], batch_.docs);
   models_[0]->forward(be, acts_[0][0], batch_.ids);
   return models_[0]->loss(be, acts_[0][0], batch_.targets);
 }

@@ -28,9 +28,10 @@ class PipelineStage {
 
   // Forward and backward of the step's M micro-batches (host i32 [M·B·T]); gradients
   // ACCUMULATE into the store. Returns this rank's loss sum (pp > 1: the head chunk's).
-  double train(std::span<const int32_t> ids, std::span<const int32_t> targets, double scale);
+  // Document starts (batch.doc_start) only with pp = 1.
+  double train(const HostBatch& batch, double scale);
   // Forward only of one micro-batch (host i32 [B·T]); the loss of this rank's head chunk.
-  LossSum evaluate(std::span<const int32_t> ids, std::span<const int32_t> targets);
+  LossSum evaluate(const HostBatch& batch);
   // The clock phase of the backward passes: backward, or with pp > 1 the interleaved schedule.
   StepPhase backward_phase() const { return schedule_ ? StepPhase::schedule : StepPhase::backward; }
   // Installs the listener of every chunk's gradient writes (not owned; nullptr: none).

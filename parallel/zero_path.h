@@ -58,34 +58,49 @@ inline Tensor host_i32(const int32_t* p, int64_t n) {
   return Tensor{const_cast<int32_t*>(p), Shape{n}, DType::i32, Device::host};
 }
 
-// One micro-batch's token ids and targets on the backend, i32 [B·T].
+// A step's (or one evaluation batch's) host arrays, i32 [M·B·T] each: token ids, targets and
+// the rows' document starts (packed fine-tuning rows; empty: one document per row).
+struct HostBatch {
+  std::span<const int32_t> ids, targets, doc_start;
+};
+
+// One micro-batch's token ids and targets on the backend, i32 [B·T], and its document starts
+// on the host (a view of the step's array; empty when there are none).
 struct MicroBatch {
   Buffer ids, targets;
+  std::span<const int32_t> docs;
   MicroBatch(Backend& be, int64_t rows);
-  // Micro-batch m of the step's host arrays (i32 [M·rows] each).
-  void load(Backend& be, std::span<const int32_t> ids, std::span<const int32_t> targets, int64_t m);
+  // Micro-batch m of the step's host arrays.
+  void load(Backend& be, const HostBatch& h, int64_t m);
 };
 
 inline MicroBatch::MicroBatch(Backend& be, int64_t rows)
     : ids(be.alloc(Shape{rows}, DType::i32)), targets(be.alloc(Shape{rows}, DType::i32)) {}
 
-inline void MicroBatch::load(Backend& be, std::span<const int32_t> host_ids,
-                             std::span<const int32_t> host_targets, int64_t m) {
+inline void MicroBatch::load(Backend& be, const HostBatch& h, int64_t m) {
   const int64_t n = ids.tensor().numel();
-  be.copy(ids, host_i32(host_ids.data() + m * n, n));
-  be.copy(targets, host_i32(host_targets.data() + m * n, n));
+  be.copy(ids, host_i32(h.ids.data() + m * n, n));
+  be.copy(targets, host_i32(h.targets.data() + m * n, n));
+  docs = h.doc_start.empty() ? std::span<const int32_t>{} : h.doc_start.subspan(size_t(m * n), size_t(n));
+}
+
+// model.set_documents(a, docs) (model/transformer.h) — skipped while a has none and none are
+// given (pre-training: nothing to set, no synchronization).
+inline void set_documents(Backend& be, const Transformer& model, Activations& a,
+                          std::span<const int32_t> docs) {
+  if (docs.empty() && a.doc_start.tensor().empty()) return;
+  model.set_documents(be, a, docs);
 }
 
 class ZeroPath {
  public:
   virtual ~ZeroPath() = default;
 
-  // Forward and backward of the step's M micro-batches (host i32 [M·B·T]): gradients summed
+  // Forward and backward of the step's M micro-batches (HostBatch): gradients summed
   // over the tp ranks that share a parameter and over dp as this ZeRO stage keeps them.
   // scale: the per-token loss scale. Returns this rank's loss sum (pp > 1: its head chunk's;
   // 0 on other stages).
-  virtual double forward_backward(std::span<const int32_t> ids, std::span<const int32_t> targets,
-                                  double scale) = 0;
+  virtual double forward_backward(const HostBatch& batch, double scale) = 0;
   // This rank's parameters and gradients (see OwnedState): after forward_backward, its
   // gradients are reduced; after update, its weights are the updated ones.
   virtual OwnedState owned() const = 0;
@@ -94,7 +109,7 @@ class ZeroPath {
   virtual void update(double lr, double clip_scale) = 0;
   // Forward only of one micro-batch (host i32 [B·T]): this rank's loss (pp > 1: its head
   // chunk's; {0, 0} on other stages).
-  virtual LossSum forward_only(std::span<const int32_t> ids, std::span<const int32_t> targets) = 0;
+  virtual LossSum forward_only(const HostBatch& batch) = 0;
   // The rank's tp-local parameter slabs with every dp shard gathered.
   virtual const ParamStore& gathered_params() = 0;
   // This rank's state as slabs (parallel/checkpoint_slabs.h), viewed through `staging`.

@@ -35,11 +35,10 @@ ZeroStore::ZeroStore(const PathContext& ctx, std::vector<StageRange> chunks) : c
   }
 }
 
-double ZeroStore::forward_backward(std::span<const int32_t> ids, std::span<const int32_t> targets,
-                                   double scale) {
+double ZeroStore::forward_backward(const HostBatch& batch, double scale) {
   store_->zero_grads(ctx_.be);
   if (reducer_) reducer_->begin_step();
-  const double sum = stage_->train(ids, targets, scale);
+  const double sum = stage_->train(batch, scale);
   ctx_.be.synchronize();
   if (reducer_) reducer_->finish();
   ctx_.clock.lap(stage_->backward_phase());  // the reduction's tail: its waits are exposed comm
@@ -71,8 +70,8 @@ void ZeroStore::update(double lr, double clip_scale) {
   store_->refresh_compute(be);
 }
 
-LossSum ZeroStore::forward_only(std::span<const int32_t> ids, std::span<const int32_t> targets) {
-  return stage_->evaluate(ids, targets);
+LossSum ZeroStore::forward_only(const HostBatch& batch) {
+  return stage_->evaluate(batch);
 }
 
 CheckpointSlabs ZeroStore::checkpoint_slabs(StateStaging& staging) {

@@ -28,11 +28,10 @@ class ZeroStore final : public ZeroPath {
   // chunks: this rank's pipeline chunks. Allocates and initializes everything.
   ZeroStore(const PathContext& ctx, std::vector<StageRange> chunks);
 
-  double forward_backward(std::span<const int32_t> ids, std::span<const int32_t> targets,
-                          double scale) override;
+  double forward_backward(const HostBatch& batch, double scale) override;
   OwnedState owned() const override;
   void update(double lr, double clip_scale) override;
-  LossSum forward_only(std::span<const int32_t> ids, std::span<const int32_t> targets) override;
+  LossSum forward_only(const HostBatch& batch) override;
   const ParamStore& gathered_params() override { return *store_; }
   CheckpointSlabs checkpoint_slabs(StateStaging& staging) override;
   void after_load() override;

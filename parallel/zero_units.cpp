@@ -186,6 +186,7 @@ double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets, do
   Live live;
   for (size_t u = 0; u < U; ++u) {
     live = gather_unit(u);
+    set_documents(be, *live.model, units_[u].acts, batch_.docs);
     if (u > 0) be.copy(units_[u].acts.input, units_[u - 1].acts.output());
     live.model->forward(be, units_[u].acts, ids);
     if (u + 1 < U) release_unit(live);  // the last unit stays gathered for its backward
@@ -209,12 +210,11 @@ double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets, do
   return sum;
 }
 
-double ZeroUnits::forward_backward(std::span<const int32_t> ids, std::span<const int32_t> targets,
-                                   double scale) {
+double ZeroUnits::forward_backward(const HostBatch& batch, double scale) {
   shard_store_->zero_grads(ctx_.be);
   double sum = 0.0;
   for (int64_t m = 0; m < ctx_.M; ++m) {
-    batch_.load(ctx_.be, ids, targets, m);
+    batch_.load(ctx_.be, batch, m);
     sum += train_micro_batch(batch_.ids, batch_.targets, scale);
   }
   return sum;
@@ -248,13 +248,14 @@ void ZeroUnits::refresh_full_params() {
   be.synchronize();
 }
 
-LossSum ZeroUnits::forward_only(std::span<const int32_t> ids, std::span<const int32_t> targets) {
+LossSum ZeroUnits::forward_only(const HostBatch& batch) {
   Backend& be = ctx_.be;
-  batch_.load(be, ids, targets, 0);
+  batch_.load(be, batch, 0);
   const size_t U = units_.size();
   LossSum s;
   for (size_t u = 0; u < U; ++u) {
     Live live = gather_unit(u);
+    set_documents(be, *live.model, units_[u].acts, batch_.docs);
     if (u > 0) be.copy(units_[u].acts.input, units_[u - 1].acts.output());
     live.model->forward(be, units_[u].acts, batch_.ids);
     if (u + 1 == U) s = live.model->loss(be, units_[u].acts, batch_.targets);

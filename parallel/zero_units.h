@@ -30,11 +30,10 @@ class ZeroUnits final : public ZeroPath {
  public:
   explicit ZeroUnits(const PathContext& ctx);
 
-  double forward_backward(std::span<const int32_t> ids, std::span<const int32_t> targets,
-                          double scale) override;
+  double forward_backward(const HostBatch& batch, double scale) override;
   OwnedState owned() const override;
   void update(double lr, double clip_scale) override;
-  LossSum forward_only(std::span<const int32_t> ids, std::span<const int32_t> targets) override;
+  LossSum forward_only(const HostBatch& batch) override;
   // A copy with every group's shards gathered, valid until the next call.
   const ParamStore& gathered_params() override;
   CheckpointSlabs checkpoint_slabs(StateStaging& staging) override;

@@ -23,10 +23,15 @@
 #   perfmodel  bench/perfmodel_gpu.sh (repository root, data/fortunes carried): NCCL α-β on 2
 #         GPUs, op profiles of the TinyLlama, 7B and 70B shapes, llmpi train per layout against
 #         llmpi_perfmodel's prediction (docs/scaling.md). Not part of `all`.
+#   fusion  bench/gpu_fusion.sh (repository root): issue 16's kernels on one GPU in ~4–6 min —
+#         the op table (CudaOps.*, fused ops included) against the host twins, then GPT-2 124M
+#         and the TinyLlama shape with LLMPI_FUSED=0 and =1 and the PyTorch reference, and a
+#         table for docs/performance.md (GPU_FUSION_EXTRA=1: each fusion off alone, CUDA
+#         graphs on tiny.toml's model). Not in `all`.
 # Logs go to $OUT when set (the device tool's output folder), else /tmp. Exit status: nonzero
 # when any test that ran failed.
 # LLMPI_MEMCHECK=1 also runs the op tests under compute-sanitizer's memcheck (slow).
-# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling|layouts|perfmodel] [extra gtest flags for the CUDA tests]  (default all)
+# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion] [extra gtest flags for the CUDA tests]  (default all)
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 logdir=${OUT:-/tmp}
@@ -52,7 +57,7 @@ lib_dir_of() {
 }
 extra=""
 mode=all
-case "${1:-}" in ops|nccl|all|bench|train|scaling|layouts|perfmodel) mode=$1; shift ;; esac
+case "${1:-}" in ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion) mode=$1; shift ;; esac
 for lib in libcudnn.so.9 libcublasLt.so.13 libnccl.so.2 libmpi.so.40; do
   d=$(lib_dir_of "$lib")
   if [[ -z "$d" ]]; then echo "gpu-run: $lib not found on this machine" >&2; else extra+=":$d"; fi
@@ -212,6 +217,10 @@ fi
 if [[ "$mode" == perfmodel ]]; then
   echo "== performance model (bench/perfmodel_gpu.sh)"
   LLMPI_BUNDLE="$here" bash "$(pwd)/bench/perfmodel_gpu.sh" || overall=1
+fi
+if [[ "$mode" == fusion ]]; then
+  echo "== issue 16 kernels: op table, fused vs unfused vs PyTorch (bench/gpu_fusion.sh)"
+  LLMPI_BUNDLE="$here" bash "$(pwd)/bench/gpu_fusion.sh" || overall=1
 fi
 if [[ "$mode" == scaling ]]; then
   echo "== data-parallel scaling (bench/gpu_scaling.sh)"

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/subprocess.h"
 #include "core/version.h"
+#include "jobs/run_claim.h"
 #include "jobs/stop_signals.h"
 #include "slurm/batch_script.h"
 
@@ -153,6 +154,9 @@ SubmitResult submit(const SubmitOptions& opt, const SubmitContext& ctx) {
   res.script_text = render_batch_script(spec);
   if (opt.dry_run) return res;
 
+  // The job's files go into run.dir: it must be (or become) an llmpi run directory.
+  if (const std::string why = claim_run_directory(run_dir, /*checkpoints=*/true); !why.empty())
+    throw UserError(why);
   const fs::path dir = slurm_dir(run_dir);
   std::error_code ec;
   fs::create_directories(dir, ec);

@@ -118,6 +118,11 @@ OpClass class_of(const std::string& op, Phase phase) {
   return OpClass::row;
 }
 
+// A normalization, plain or with the residual add fused in (LLMPI_FUSED, docs/kernels.md).
+static bool is_norm(const std::string& op) {
+  return starts_with(op, "norm") || op == "add_norm_forward";
+}
+
 std::vector<ProfileRow> classify(std::span<const OpRecord> records, const ModelConfig& m) {
   std::vector<Phase> phase(records.size(), Phase::step);
   Phase state = Phase::step;
@@ -141,7 +146,7 @@ std::vector<ProfileRow> classify(std::span<const OpRecord> records, const ModelC
       state = Phase::head_fwd;
       seen_head_fwd = true;
       for (size_t j = i; j-- > 0;)  // the final norm: the last norm op before the head
-        if (starts_with(records[j].op, "norm")) {
+        if (is_norm(records[j].op)) {
           phase[j] = Phase::head_fwd;
           break;
         }
@@ -149,7 +154,7 @@ std::vector<ProfileRow> classify(std::span<const OpRecord> records, const ModelC
       state = Phase::head_bwd;
       seen_head_bwd = true;
       want_final_norm_bwd = head;
-    } else if (want_final_norm_bwd && starts_with(r.op, "norm")) {
+    } else if (want_final_norm_bwd && is_norm(r.op)) {
       phase[i] = Phase::head_bwd;  // the final norm's backward closes the head
       state = Phase::block_bwd;
       want_final_norm_bwd = false;

@@ -18,6 +18,7 @@
 #include "model/transformer.h"
 #include "parallel/communicator.h"
 #include "train/evaluate.h"
+#include "train/step_rows.h"
 #include "train/paths.h"
 
 namespace llmpi {
@@ -88,18 +89,18 @@ ProbeResults probe_checkpoints(const CheckpointSeries& series, const ProbeOption
     }
   }
   std::optional<TokenDataset> eval_data;
-  std::optional<ValLoader> eval_loader;
+  std::optional<StepRows> eval_rows;
   int64_t eval_batches = 0;
   if (!opt.eval_data.empty()) {
     try {
       eval_data.emplace(expand_data_paths(opt.eval_data, "--eval"), cfg.model.vocab_size);
-      eval_loader.emplace(*eval_data, T);
-      const int64_t all = (eval_loader->n_samples() + B - 1) / B;
+      eval_rows.emplace(StepRows::for_eval(cfg, *eval_data));
+      const int64_t all = (eval_rows->n_rows() + B - 1) / B;
       eval_batches = opt.eval_batches > 0 ? std::min(opt.eval_batches, all) : all;
       r.eval_description = eval_data->describe();
     } catch (const UserError& e) {
       notes.push_back(std::string("loss over checkpoints skipped: ") + e.what());
-      eval_loader.reset();
+      eval_rows.reset();
     }
   }
 
@@ -108,7 +109,7 @@ ProbeResults probe_checkpoints(const CheckpointSeries& series, const ProbeOption
   const size_t S = r.samples.size();
   std::vector<double> loss(size_t(b - a), kNaN), scores(size_t(b - a) * S, kNaN);
   int64_t eval_tokens = 0;
-  if ((memo || eval_loader) && b > a) {
+  if ((memo || eval_rows) && b > a) {
     const StageRange range = StageRange::full(cfg.model);
     ParamStore store(be, transformer_params(cfg.model, range), DType::f32);
     Transformer model(cfg.model, range, store);
@@ -124,8 +125,8 @@ ProbeResults probe_checkpoints(const CheckpointSeries& series, const ProbeOption
         continue;
       }
       store.refresh_compute(be);
-      if (eval_loader) {
-        const LossSum ls = evaluate_loss(model, be, *eval_loader, B, eval_batches);
+      if (eval_rows) {
+        const LossSum ls = evaluate_loss(model, be, *eval_rows, T, B, eval_batches);
         loss[size_t(i - a)] = ls.count ? ls.sum / double(ls.count) : kNaN;
         eval_tokens = ls.count;
       }
@@ -147,7 +148,7 @@ ProbeResults probe_checkpoints(const CheckpointSeries& series, const ProbeOption
     std::set<std::string> unique;
     for (const std::string& n : all_notes)
       if (unique.insert(n).second) r.notes.push_back(n);
-    if (!eval_loader) r.eval_loss.assign(size_t(C), kNaN);
+    if (!eval_rows) r.eval_loss.assign(size_t(C), kNaN);
     if (!memo) r.memorization.assign(size_t(C) * S, kNaN);
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -122,34 +122,71 @@ class Backend {
                              const Tensor& dbias, const Tensor& dout, const Tensor& x,
                              const Tensor& gain, const Tensor& mean, const Tensor& rstd) = 0;
 
+  // ---- fused residual add + normalization ----------------------------------------------
+  // The pre-norm residual stream: sum = a + b (written; may alias a or b), then out, mean,
+  // rstd = norm_forward(sum) — equal to add() followed by norm_forward() on the bf16/f32
+  // sum, in one pass. Shapes and dtypes as add() and norm_forward().
+  virtual void add_norm_forward(NormKind kind, const Tensor& sum, const Tensor& out,
+                                const Tensor& mean, const Tensor& rstd, const Tensor& a,
+                                const Tensor& b, const Tensor& gain, const Tensor& bias,
+                                double eps) = 0;
+  // norm_backward with the residual gradient added: dx = dres + ∂/∂x (overwritten; dx may
+  // alias dres or dout); dgain, dbias accumulated. dres: [N, C] like dx.
+  virtual void norm_backward_add(NormKind kind, const Tensor& dx, const Tensor& dgain,
+                                 const Tensor& dbias, const Tensor& dout, const Tensor& dres,
+                                 const Tensor& x, const Tensor& gain, const Tensor& mean,
+                                 const Tensor& rstd) = 0;
+
   // ---- activations -------------------------------------------------------------------
   // tanh-approximated GELU. in, out: [N, F].
   virtual void gelu_forward(const Tensor& out, const Tensor& in) = 0;
   virtual void gelu_backward(const Tensor& din, const Tensor& dout, const Tensor& in) = 0;
+  // A linear map followed by the GELU: pre = in · wᵀ + bias (kept for backward), out =
+  // gelu(pre); as linear_forward then gelu_forward (pre, out: [N, O]; bias may be empty).
+  virtual void linear_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& in,
+                                   const Tensor& w, const Tensor& bias) = 0;
+  // linear_backward of a map whose input came from a GELU, in = gelu(pre): the input
+  // gradient goes on through the GELU, din = (dout · w) ⊙ gelu′(pre) (overwritten); dw, dbias
+  // accumulated as linear_backward. pre, din: [N, I].
+  virtual void linear_backward_gelu(const Tensor& din, const Tensor& dw, const Tensor& dbias,
+                                    const Tensor& dout, const Tensor& in, const Tensor& w,
+                                    const Tensor& pre) = 0;
   // SwiGLU: in[N, 2F] holds [gate | up] per row; out[N, F] = silu(gate) * up.
   virtual void swiglu_forward(const Tensor& out, const Tensor& in) = 0;
   virtual void swiglu_backward(const Tensor& din, const Tensor& dout, const Tensor& in) = 0;
 
+  // ---- packed documents ----------------------------------------------------------------
+  // A row of a batch may hold several documents back to back (packing). They are described
+  // by doc_start: i32 [B·T] (any shape of that numel), doc_start[b·T + t] = the position in
+  // row b of the first token of t's document; hence doc_start[b·T] = 0 and doc_start[b·T + t]
+  // ∈ {doc_start[b·T + t − 1], t} (documents are contiguous; core/documents.h checks it).
+  // An EMPTY doc_start means one document per row (doc_start ≡ 0). A token's position is
+  // t − doc_start (RoPE and learned positions restart at each document) and query t attends
+  // keys [doc_start, t] only (block-diagonal causal attention).
+
   // ---- rotary position embedding -----------------------------------------------------
   // In place on qkv[B, T, (Hq + 2·Hkv) · D]: rotates the first n_rot = Hq + Hkv heads of
   // every row (the q and k heads), pairs (i, i + D/2) ("rotate_half", as Hugging Face
-  // Llama), angle = (t + pos_offset) · theta^(-2i/D). inverse = true rotates by the
-  // negative angle, which is the backward of the forward rotation.
+  // Llama), angle = (t − doc_start + pos_offset) · theta^(-2i/D). inverse = true rotates by
+  // the negative angle, which is the backward of the forward rotation.
   virtual void rope(const Tensor& qkv, int64_t T, int64_t n_rot_heads, int64_t head_dim,
-                    double theta, int64_t pos_offset, bool inverse) = 0;
+                    double theta, int64_t pos_offset, const Tensor& doc_start,
+                    bool inverse) = 0;
 
   // ---- causal self-attention ---------------------------------------------------------
   // qkv: [B, T, (Hq + 2·Hkv) · D], per row [q heads | k heads | v heads];
   // out: [B, T, Hq · D]; lse: [B, Hq, T] log-sum-exp of each softmax row (f32).
   // Query head h reads kv head h / (Hq / Hkv) (grouped-query attention).
-  // Scores are scaled by 1/sqrt(D) and masked causally. The T×T scores are never stored.
+  // Scores are scaled by 1/sqrt(D) and masked causally, and across documents when doc_start
+  // is given (query t sees keys [doc_start, t]). The T×T scores are never stored.
   virtual void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv,
-                                 int64_t B, int64_t T, int64_t Hq, int64_t Hkv,
-                                 int64_t D) = 0;
-  // dqkv (overwritten) has the layout of qkv.
+                                 int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
+                                 const Tensor& doc_start) = 0;
+  // dqkv (overwritten) has the layout of qkv; doc_start as given to the forward.
   virtual void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                                   const Tensor& out, const Tensor& lse, int64_t B, int64_t T,
-                                  int64_t Hq, int64_t Hkv, int64_t D) = 0;
+                                  int64_t Hq, int64_t Hkv, int64_t D,
+                                  const Tensor& doc_start) = 0;
 
   // ---- cross-entropy (split so that a vocab-parallel loss can all-reduce between) ----
   // lse[n] = log Σ_v exp(logits[n, v]); logits: [N, V]. (max and sum combine across
@@ -165,6 +202,15 @@ class Backend {
   virtual void cross_entropy_backward(const Tensor& dlogits, const Tensor& logits,
                                       const Tensor& lse, const Tensor& targets,
                                       const Tensor& row_scale, int64_t col_offset) = 0;
+
+  // ---- NF4 (QLoRA's frozen 4-bit base weights, quant/nf4.h) ---------------------------
+  // out[i] = kNf4Levels[c_i] · ŝ_{i/64}, ŝ_b = offset + k_b · g_{b/256} / 127, computed in f32
+  // (as the reference nf4_dequantize) and stored in out's dtype. c_i is the high nibble of
+  // codes[i/2] for even i, the low nibble for odd i.
+  // codes: u8 [ceil(n/2)]; scale_codes: u8 [ceil(n/64)] holding the int8 k_b; scale_scales:
+  // f32 [ceil(n/16384)] the g; out: [n] (host: f32 or f64; CUDA: bf16 or f32).
+  virtual void nf4_dequantize(const Tensor& out, const Tensor& codes, const Tensor& scale_codes,
+                              const Tensor& scale_scales, double scale_offset) = 0;
 
   // ---- optimizer ---------------------------------------------------------------------
   // Σ x² over all tensors, in f64, read back to the host (synchronizes).

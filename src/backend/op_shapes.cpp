@@ -2,6 +2,7 @@
 #include "backend/op_shapes.h"
 
 #include "core/error.h"
+#include "quant/nf4.h"
 
 namespace llmpi::op_shapes {
 
@@ -60,6 +61,26 @@ LinearSizes linear_backward(const char* op, const Tensor& din, const Tensor& dw,
   return s;
 }
 
+LinearSizes linear_gelu_forward(const char* op, const Tensor& out, const Tensor& pre,
+                                const Tensor& in, const Tensor& w, const Tensor& bias) {
+  const LinearSizes s = linear_forward(op, out, in, w, bias);
+  check_rows(op, "pre", pre, s.N, s.O);
+  const bool none = s.N * s.O == 0;
+  LLMPI_CHECK(pre.data != out.data || none, op, ": out must not alias pre");
+  LLMPI_CHECK(pre.data != in.data || none, op, ": pre must not alias in");
+  return s;
+}
+
+LinearSizes linear_backward_gelu(const char* op, const Tensor& din, const Tensor& dw,
+                                 const Tensor& dbias, const Tensor& dout, const Tensor& in,
+                                 const Tensor& w, const Tensor& pre) {
+  LLMPI_CHECK(!din.empty(), op, ": din is empty");
+  const LinearSizes s = linear_backward(op, din, dw, dbias, dout, in, w);
+  check_rows(op, "pre", pre, s.N, s.I);
+  LLMPI_CHECK(din.data != pre.data || s.N * s.I == 0, op, ": din must not alias pre");
+  return s;
+}
+
 RowSizes norm(const char* op, NormKind kind, const Tensor& x, const Tensor& gain,
               const Tensor& mean, const Tensor& rstd, const Tensor& bias, const Tensor& dgain,
               std::initializer_list<std::pair<const char*, const Tensor*>> rows, double eps) {
@@ -76,6 +97,24 @@ RowSizes norm(const char* op, NormKind kind, const Tensor& x, const Tensor& gain
     LLMPI_CHECK(bias.empty(), op, ": rmsnorm has no bias");
   }
   return s;
+}
+
+RowSizes add_norm(const char* op, NormKind kind, const Tensor& sum, const Tensor& out,
+                  const Tensor& mean, const Tensor& rstd, const Tensor& a, const Tensor& b,
+                  const Tensor& gain, const Tensor& bias, double eps) {
+  LLMPI_CHECK(!b.empty(), op, ": b is empty");
+  LLMPI_CHECK(!sum.empty(), op, ": sum is empty");
+  return norm(op, kind, a, gain, mean, rstd, bias, Tensor{},
+              {{"out", &out}, {"b", &b}, {"sum", &sum}}, eps);
+}
+
+RowSizes norm_backward_add(const char* op, NormKind kind, const Tensor& dx, const Tensor& dgain,
+                           const Tensor& dbias, const Tensor& dout, const Tensor& dres,
+                           const Tensor& x, const Tensor& gain, const Tensor& mean,
+                           const Tensor& rstd) {
+  LLMPI_CHECK(!dres.empty(), op, ": dres is empty");
+  return norm(op, kind, x, gain, mean, rstd, dbias, dgain,
+              {{"dx", &dx}, {"dout", &dout}, {"dres", &dres}}, 0.0);
 }
 
 void same_numel(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> ts) {
@@ -144,6 +183,15 @@ void adamw_slice(const char* op, const AdamWSlice& s) {
   check_numel(op, "m", s.m, n);
   check_numel(op, "v", s.v, n);
   if (s.compute.data != nullptr) check_numel(op, "compute", s.compute, n);
+}
+
+int64_t nf4_dequantize(const char* op, const Tensor& out, const Tensor& codes,
+                       const Tensor& scale_codes, const Tensor& scale_scales) {
+  const int64_t n = out.numel(), blocks = (n + kNf4Block - 1) / kNf4Block;
+  check_numel(op, "codes", codes, (n + 1) / 2);
+  check_numel(op, "scale_codes", scale_codes, blocks);
+  check_numel(op, "scale_scales", scale_scales, (blocks + kNf4ScaleGroup - 1) / kNf4ScaleGroup);
+  return n;
 }
 
 }  // namespace llmpi::op_shapes

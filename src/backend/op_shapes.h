@@ -44,6 +44,15 @@ LinearSizes linear_forward(const char* op, const Tensor& out, const Tensor& in, 
 LinearSizes linear_backward(const char* op, const Tensor& din, const Tensor& dw,
                             const Tensor& dbias, const Tensor& dout, const Tensor& in,
                             const Tensor& w);
+// linear_gelu_forward: linear_forward's rules for out = gelu(pre); pre (the product, kept for
+// backward) [N, O], aliasing neither out nor in.
+LinearSizes linear_gelu_forward(const char* op, const Tensor& out, const Tensor& pre,
+                                const Tensor& in, const Tensor& w, const Tensor& bias);
+// linear_backward_gelu: linear_backward's rules with din required, and pre [N, I] (the GELU's
+// input; in = gelu(pre)), not aliasing din.
+LinearSizes linear_backward_gelu(const char* op, const Tensor& din, const Tensor& dw,
+                                 const Tensor& dbias, const Tensor& dout, const Tensor& in,
+                                 const Tensor& w, const Tensor& pre);
 
 // norm_forward / _backward: x [N, C]; gain [C]; rstd [N]; layernorm: mean [N], bias (or
 // dbias) [C] or empty; rmsnorm: no bias. `rows` are the op's other [N, C] tensors (out;
@@ -54,6 +63,16 @@ struct RowSizes {
 RowSizes norm(const char* op, NormKind kind, const Tensor& x, const Tensor& gain,
               const Tensor& mean, const Tensor& rstd, const Tensor& bias, const Tensor& dgain,
               std::initializer_list<std::pair<const char*, const Tensor*>> rows, double eps);
+// add_norm_forward: norm_forward's rules with x = a; b and sum (required) [N, C] like out.
+// sum may alias a or b.
+RowSizes add_norm(const char* op, NormKind kind, const Tensor& sum, const Tensor& out,
+                  const Tensor& mean, const Tensor& rstd, const Tensor& a, const Tensor& b,
+                  const Tensor& gain, const Tensor& bias, double eps);
+// norm_backward_add: norm_backward's rules; dres (required) [N, C] like dx, which may alias it.
+RowSizes norm_backward_add(const char* op, NormKind kind, const Tensor& dx, const Tensor& dgain,
+                           const Tensor& dbias, const Tensor& dout, const Tensor& dres,
+                           const Tensor& x, const Tensor& gain, const Tensor& mean,
+                           const Tensor& rstd);
 
 // gelu: every tensor has the same element count as the first.
 void same_numel(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> ts);
@@ -83,5 +102,10 @@ RowSizes cross_entropy(const char* op, const Tensor& logits, const Tensor& targe
 
 // One AdamW slice: grad, m, v (and compute, when given) have param's element count.
 void adamw_slice(const char* op, const AdamWSlice& s);
+
+// nf4_dequantize: out [n] from codes [ceil(n / 2)], scale_codes [B = ceil(n / kNf4Block)] and
+// scale_scales [ceil(B / kNf4ScaleGroup)] (quant/nf4.h). Returns n.
+int64_t nf4_dequantize(const char* op, const Tensor& out, const Tensor& codes,
+                       const Tensor& scale_codes, const Tensor& scale_scales);
 
 }  // namespace llmpi::op_shapes

@@ -104,6 +104,37 @@ void TimingBackend::norm_backward(NormKind k, const Tensor& dx, const Tensor& dg
   timed("norm_backward", "", 0, bytes_of(dx) + bytes_of(dout) + bytes_of(x),
         [&] { in_.norm_backward(k, dx, dg, db, dout, x, g, mean, rstd); });
 }
+void TimingBackend::add_norm_forward(NormKind k, const Tensor& sum, const Tensor& out,
+                                     const Tensor& mean, const Tensor& rstd, const Tensor& a,
+                                     const Tensor& b, const Tensor& g, const Tensor& bias,
+                                     double eps) {
+  timed("add_norm_forward", "", 0, bytes_of(sum) + bytes_of(out) + bytes_of(a) + bytes_of(b),
+        [&] { in_.add_norm_forward(k, sum, out, mean, rstd, a, b, g, bias, eps); });
+}
+void TimingBackend::norm_backward_add(NormKind k, const Tensor& dx, const Tensor& dg,
+                                      const Tensor& db, const Tensor& dout, const Tensor& dres,
+                                      const Tensor& x, const Tensor& g, const Tensor& mean,
+                                      const Tensor& rstd) {
+  timed("norm_backward_add", "", 0, bytes_of(dx) + bytes_of(dout) + bytes_of(dres) + bytes_of(x),
+        [&] { in_.norm_backward_add(k, dx, dg, db, dout, dres, x, g, mean, rstd); });
+}
+void TimingBackend::linear_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& x,
+                                        const Tensor& w, const Tensor& b) {
+  const double f = 2.0 * static_cast<double>(x.shape[0]) * static_cast<double>(w.numel());
+  timed("linear_gelu_forward", weight_shape(w), f,
+        bytes_of(out) + bytes_of(pre) + bytes_of(x) + bytes_of(w) + bytes_of(b),
+        [&] { in_.linear_gelu_forward(out, pre, x, w, b); });
+}
+void TimingBackend::linear_backward_gelu(const Tensor& dx, const Tensor& dw, const Tensor& db,
+                                         const Tensor& dout, const Tensor& x, const Tensor& w,
+                                         const Tensor& pre) {
+  const double mm = 2.0 * static_cast<double>(dout.shape[0]) * static_cast<double>(w.numel());
+  const double f = mm + (dw.data ? mm : 0);
+  const double by = bytes_of(dx) + 2 * bytes_of(dw) + 2 * bytes_of(db) + bytes_of(dout) +
+                    bytes_of(x) + bytes_of(w) + bytes_of(pre);
+  timed("linear_backward_gelu", weight_shape(w), f, by,
+        [&] { in_.linear_backward_gelu(dx, dw, db, dout, x, w, pre); });
+}
 void TimingBackend::gelu_forward(const Tensor& o, const Tensor& i) {
   timed("gelu_forward", "", 0, bytes_of(o) + bytes_of(i), [&] { in_.gelu_forward(o, i); });
 }
@@ -119,23 +150,30 @@ void TimingBackend::swiglu_backward(const Tensor& di, const Tensor& d, const Ten
         [&] { in_.swiglu_backward(di, d, i); });
 }
 void TimingBackend::rope(const Tensor& qkv, int64_t T, int64_t nr, int64_t hd, double th,
-                         int64_t po, bool inv) {
+                         int64_t po, const Tensor& ds, bool inv) {
   timed(inv ? "rope_backward" : "rope_forward", "", 0, 2 * bytes_of(qkv),
-        [&] { in_.rope(qkv, T, nr, hd, th, po, inv); });
+        [&] { in_.rope(qkv, T, nr, hd, th, po, ds, inv); });
 }
 void TimingBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv,
-                                      int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
+                                      int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
+                                      const Tensor& ds) {
+  // FLOPs as if unpacked (packed documents do less work: the rate is then a lower bound).
   const double f = 2.0 * double(B) * double(Hq) * double(T) * double(T) * double(D);  // causal half of 4·B·H·T²·D
   timed("attention_forward", "", f, bytes_of(out) + bytes_of(lse) + bytes_of(qkv),
-        [&] { in_.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D); });
+        [&] { in_.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D, ds); });
 }
 void TimingBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                                        const Tensor& out, const Tensor& lse, int64_t B, int64_t T,
-                                       int64_t Hq, int64_t Hkv, int64_t D) {
+                                       int64_t Hq, int64_t Hkv, int64_t D, const Tensor& ds) {
   const double f = 5.0 * double(B) * double(Hq) * double(T) * double(T) * double(D);  // 5 causal products
   timed("attention_backward", "", f,
         bytes_of(dqkv) + bytes_of(dout) + bytes_of(qkv) + bytes_of(out) + bytes_of(lse),
-        [&] { in_.attention_backward(dqkv, dout, qkv, out, lse, B, T, Hq, Hkv, D); });
+        [&] { in_.attention_backward(dqkv, dout, qkv, out, lse, B, T, Hq, Hkv, D, ds); });
+}
+void TimingBackend::nf4_dequantize(const Tensor& out, const Tensor& c, const Tensor& sc,
+                                   const Tensor& ss, double off) {
+  timed("nf4_dequantize", "", 0, bytes_of(out) + bytes_of(c) + bytes_of(sc) + bytes_of(ss),
+        [&] { in_.nf4_dequantize(out, c, sc, ss, off); });
 }
 void TimingBackend::row_logsumexp(const Tensor& lse, const Tensor& logits) {
   timed("row_logsumexp", "", 0, bytes_of(logits), [&] { in_.row_logsumexp(lse, logits); });

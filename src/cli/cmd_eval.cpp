@@ -1,4 +1,5 @@
-// `llmpi eval MODEL --data SHARD`: mean loss and perplexity of a model on token shards.
+// `llmpi eval MODEL --data SHARD`: mean loss and perplexity of a model on token shards; on
+// fine-tuning shards (with a loss mask) the masked loss, over packed rows of whole documents.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -9,11 +10,12 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "core/runtime.h"
-#include "data/batch_loader.h"
 #include "data/token_dataset.h"
+#include "data/tokenizer_id.h"
 #include "train/loaded_model.h"
 #include "train/evaluate.h"
 #include "train/paths.h"
+#include "train/step_rows.h"
 
 namespace llmpi {
 
@@ -21,6 +23,8 @@ namespace {
 constexpr const char* kDescription = R"(Mean cross-entropy (nats/token) and perplexity of MODEL (a model/checkpoint .h5 file or a
 run directory) on token shards, read in order in sequences of the model's training length.
 The loss is printed with 6 decimals, enough to tell runs apart.
+On fine-tuning shards (llmpi prepare --format sft) only the tokens in the loss mask count (the
+answers): the masked perplexity, documents packed into rows as in training (docs/finetuning.md).
 )";
 
 struct EvalArgs {
@@ -40,18 +44,23 @@ int run_eval(const EvalArgs& a, CommandEnv& env) {
   const std::string pattern = a.data.empty() ? lm.config.data.val : a.data;
   if (pattern.empty()) user_error("llmpi eval: no --data given and the model's config has no data.val");
   TokenDataset ds(expand_data_paths(pattern, "--data"), lm.config.model.vocab_size);
+  const std::string warning =
+      check_same_tokenizer(TokenizerId::recorded(lm.meta.tokenizer, lm.path), lm.path,
+                           ds.tokenizer(), "the data " + ds.shards().front().path());
+  if (!warning.empty()) std::cerr << "llmpi eval: " << warning << "\n";
   const int64_t T = lm.config.train.seq_len;
   if (B == 0) B = lm.config.train.batch_size;
-  ValLoader loader(ds, T);
-  if (batches == 0) batches = (loader.n_samples() + B - 1) / B;
+  const StepRows rows = StepRows::for_eval(lm.config, ds);
+  if (batches == 0) batches = (rows.n_rows() + B - 1) / B;
 
-  const LossSum ls = evaluate_loss(*lm.model, *be, loader, B, batches);
+  const LossSum ls = evaluate_loss(*lm.model, *be, rows, T, B, batches);
   const double sum = ls.sum;
   const int64_t count = ls.count;
   const double loss = count ? sum / double(count) : 0.0;
   std::printf("model %s (step %lld) on %s\n", lm.path.c_str(), (long long)lm.meta.step,
               ds.describe().c_str());
-  std::printf("tokens %lld | loss %.6f nats/token | perplexity %.3f\n", (long long)count, loss,
+  std::printf("%stokens %lld | loss %.6f nats/token | perplexity %.3f\n",
+              rows.has_documents() ? "masked (answer) " : "", (long long)count, loss,
               std::exp(loss));
   return 0;
 }

@@ -3,6 +3,7 @@
 // checksum status recomputed from the stored values). Serial; reads but never modifies the
 // file. A file that fails its integrity check is reported and the command exits 2.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "cli/command.h"
@@ -12,6 +13,7 @@
 #include "io/checkpoint_integrity.h"
 #include "io/hdf5.h"
 #include "io/model_file.h"
+#include "io/stored_model.h"
 #include "io/tensor_file.h"
 
 namespace llmpi {
@@ -78,19 +80,30 @@ int run_inspect(const InspectArgs& a) {
   const bool show_config = a.show_config;
   const std::string& path = a.path;
 
-  // Checkpoints carry an integrity header: check it (and the digest) before HDF5 parses.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    user_error(path, ": is a directory; inspect takes one checkpoint or model file (a run "
+               "directory holds model.h5 and checkpoints/step_<N>.h5)");
+
+  // The validation of a resume (io/checkpoint.h verify_checkpoint: integrity header and
+  // digest before HDF5 parses, then structure), and for every file the stored config against
+  // the tensors (io/stored_model.h), which a resume checks when it loads them.
   IntegrityHeader hdr;
   const std::string header_why = check_integrity_header(path, hdr);
   const bool is_checkpoint = header_why.empty();
   std::string integrity = "none (model file)";
+  std::string checked;
   if (is_checkpoint) {
-    const std::string why = check_integrity(path, MPI_COMM_NULL);
-    if (!why.empty()) user_error(path, ": ", why);
+    const std::string why = verify_checkpoint(path, MPI_COMM_NULL, /*tensors=*/false);
+    if (!why.empty()) user_error(why.rfind(path, 0) == 0 ? why : path + ": " + why);
     integrity = "ok (content digest matches)";
+    checked = "integrity digest, structure (optimizer state, data mapping), ";
   } else if (header_why.find("no llmpi checkpoint header") == std::string::npos) {
     user_error(path, ": ", header_why);  // truncated, damaged header, unreadable
   }
-  const ModelFileMeta meta = read_model_meta(path);
+  const StoredModel stored = check_stored_model(path);
+  const ModelFileMeta& meta = stored.meta;
+  checked += std::to_string(stored.tensors) + " parameter tensors against the stored config";
   std::printf("file:          %s\n", path.c_str());
   std::printf("kind:          %s (format_version %lld)\n", meta.kind.c_str(),
               static_cast<long long>(meta.format_version));
@@ -132,6 +145,8 @@ int run_inspect(const InspectArgs& a) {
   for (const char* g : {"params", "optimizer/m", "optimizer/v"})
     bad += print_group(file, g, path, verify, total);
   std::printf("total: %s\n", bytes_str(double(total)).c_str());
+  std::printf("checked:       %s%s\n", checked.c_str(),
+              verify ? ", every tensor's checksum" : " (checksums not verified: --no-verify)");
   if (show_config) std::printf("\nconfig:\n%s\n", meta.config_toml.c_str());
   if (bad) {
     std::fprintf(stderr, "llmpi inspect: %s: %d tensor(s) fail their checksum\n", path.c_str(), bad);

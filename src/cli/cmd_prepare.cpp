@@ -8,6 +8,7 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "data/prepare.h"
+#include "data/prepare_sft.h"
 
 namespace llmpi {
 
@@ -19,16 +20,53 @@ constexpr const char* kDescription = R"(Turns raw text or JSONL into cleaned, de
   DIR/tokenizer.json           GPT-2's tokenizer in the HF format (--tokenizer GPT2_DIR): the
                                shards then hold GPT-2's (llm.c's) token ids
   DIR/prepare.json             document and token counts
+--format sft: fine-tuning JSONL (Alpaca, conversation lists, chat messages, "### Human:" text,
+preference pairs) rendered through a chat template into shards with documents and a per-token
+loss mask (no cleaning, no deduplication); bad records are counted and printed as FILE:LINE
+(docs/finetuning.md).
 )";
 
 struct PrepareArgs {
   PrepareOptions o;
+  SftPrepareOptions sft;
   std::string format, delimiter;
   int64_t seed = 0;
   bool quiet = false;
 };
 
+int run_prepare_sft(const PrepareArgs& a) {
+  SftPrepareOptions o = a.sft;
+  o.inputs = a.o.inputs;
+  o.out_dir = a.o.out_dir;
+  o.tokenizer_path = a.o.tokenizer_path;
+  o.val_fraction = a.o.val_fraction;
+  o.seed = static_cast<uint64_t>(a.seed);
+  o.show_progress = !a.quiet;
+  if (a.o.vocab_size > 0)
+    user_error("--format sft takes the model's tokenizer (--tokenizer), not --vocab-size");
+  const SftPrepareReport r = prepare_sft(o);
+  std::string shapes;
+  for (const auto& [shape, n] : r.shapes)
+    shapes += (shapes.empty() ? "" : ", ") + std::to_string(n) + " " + shape;
+  std::printf(
+      "prepared %s (%s, template %s): %lld files, %lld records read (%s), %lld bad\n"
+      "  train: %lld records, %lld tokens (%lld in the loss) -> %s/train.bin\n"
+      "  val:   %lld records, %lld tokens (%lld in the loss) -> %s/val.bin\n"
+      "  longest sequence: %lld tokens; tokenizer: %lld ids -> %s/%s\n",
+      o.out_dir.c_str(), r.kind == RecordKind::sft ? "conversations" : "preference pairs",
+      r.template_name.c_str(), static_cast<long long>(r.files),
+      static_cast<long long>(r.records_read), shapes.c_str(),
+      static_cast<long long>(r.bad_records), static_cast<long long>(r.train_records),
+      static_cast<long long>(r.train_tokens), static_cast<long long>(r.train_loss_tokens),
+      o.out_dir.c_str(), static_cast<long long>(r.val_records),
+      static_cast<long long>(r.val_tokens), static_cast<long long>(r.val_loss_tokens),
+      o.out_dir.c_str(), static_cast<long long>(r.longest), static_cast<long long>(r.vocab_size),
+      o.out_dir.c_str(), r.tokenizer_file.c_str());
+  return 0;
+}
+
 int run_prepare(const PrepareArgs& a, bool has_delimiter) {
+  if (a.format == "sft") return run_prepare_sft(a);
   PrepareOptions o = a.o;
   if (a.format == "text") o.format = InputFormat::text;
   if (a.format == "jsonl") o.format = InputFormat::jsonl;
@@ -61,9 +99,16 @@ CommandSpec prepare_command() {
             a->seed = static_cast<int64_t>(a->o.seed);
             add_list(app, "INPUT", a->o.inputs, "INPUT",
                      "files or quoted glob patterns (\"data/*.jsonl\"), read in order");
-            add_value(app, "--format", a->format, "text|jsonl",
-                      "input format (default: by extension, *.jsonl is jsonl, else text)")
-                ->check(one_of({"text", "jsonl"}));
+            add_value(app, "--format", a->format, "text|jsonl|sft",
+                      "input format (default: by extension, *.jsonl is jsonl, else text); sft: "
+                      "fine-tuning records (see above)")
+                ->check(one_of({"text", "jsonl", "sft"}));
+            add_value(app, "--template", a->sft.template_name, "NAME",
+                      "sft: built-in chat template, chatml (default), llama2, llama3 or alpaca");
+            add_value(app, "--template-file", a->sft.template_file, "FILE",
+                      "sft: chat template as a JSON object of strings (docs/finetuning.md)");
+            add_value(app, "--max-tokens", a->sft.max_tokens, "N",
+                      "sft: a sequence longer than N tokens is a bad record (0: no limit)");
             CLI::Option* delimiter = add_value(
                 app, "--delimiter", a->delimiter, "LINE",
                 "text: a line exactly equal to LINE separates documents\n"

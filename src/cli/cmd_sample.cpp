@@ -11,6 +11,7 @@
 #include "core/runtime.h"
 #include "data/hf_tokenizer.h"
 #include "data/tokenizer.h"
+#include "data/tokenizer_id.h"
 #include "train/loaded_model.h"
 #include "train/sampler.h"
 
@@ -53,6 +54,10 @@ int run_sample(const SampleArgs& a, CommandEnv& env) {
   if (tpath.empty())
     user_error("llmpi sample: the model's config names no tokenizer; pass --tokenizer FILE");
   const Tokenizer tok = load_tokenizer(tpath);
+  const std::string warning =
+      check_same_tokenizer(TokenizerId::recorded(lm.meta.tokenizer, lm.path), lm.path,
+                           tokenizer_id(tok), "the tokenizer " + tpath);
+  if (!warning.empty()) std::cerr << "llmpi sample: " << warning << "\n";
   if (tok.vocab_size() > lm.config.model.vocab_size)
     user_error(tpath, ": tokenizer has ", tok.vocab_size(), " tokens but the model only ",
                lm.config.model.vocab_size);

@@ -33,6 +33,10 @@ Resume: when <run.dir> holds a valid checkpoint, training continues from the new
 the same data order; the checkpoint and its step are printed. The global batch
 (batch_size x micro_batches x dp) and train.seed must be those of the saved run, and the
 model may not change (docs/slurm.md lists what a relaunch may change).
+Checkpoints none of which loads stop the run with the list of files and reasons.
+run.dir must be new, empty or an llmpi run directory (marker .llmpi-run) and writable;
+both are checked at start-up. A model that cannot fit in memory is refused before
+anything is allocated, naming the keys that drive its size.
 Stopping: the [run] stop_signal (USR1 by default), SIGTERM or Ctrl-C make every rank stop
 after the current step, save a checkpoint and exit 75; a second one exits at once. Before
 [run] deadline or the Slurm job's end time the run saves and exits 76. A rank that makes no
@@ -68,9 +72,12 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
     launch = std::make_unique<Launch>(*cfg, rt.world_rank());
     topo = std::make_unique<Topology>(*cfg, MPI_COMM_WORLD);
     launch->watch(*topo);
-    if (rt.world_rank() == 0) launch->lock(cfg->run.dir);  // before anything is written there
     run_dir = std::make_unique<RunDirectory>(cfg->run.dir, topo->world_communicator().get(),
                                              std::cout);
+    // Before anything is written there (the lock included): a foreign or unwritable run.dir
+    // is refused at once.
+    if (!a.no_save) run_dir->claim(/*checkpoints=*/true);
+    if (rt.world_rank() == 0) launch->lock(cfg->run.dir);
     launch->announce(cfg->run.dir, *run_dir);  // a requeue, hangs of the previous launch
     be = make_backend_option(a.backend, "llmpi train");
     trainer = std::make_unique<Trainer>(*cfg, *be, *topo, *run_dir, std::cout);
@@ -82,6 +89,8 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
       resumed = true;
     } else if (!a.fresh) {
       resumed = trainer->resume_latest().has_value();  // the run dir's newest valid checkpoint
+    } else if (!a.no_save) {
+      run_dir->set_aside_unreadable();  // a fresh start never overwrites what it cannot read
     }
     if (!resumed && !cfg->train.init_from.empty()) trainer->init_from(cfg->train.init_from);
     launch->begin(*cfg, topo->world_communicator().get(), trainer->engine().global_param_count(),
@@ -125,8 +134,9 @@ CommandSpec train_command() {
                 "continue from this checkpoint file (an error if it is invalid)");
             CLI::Option* fresh = add_switch(
                 app, "--no-resume", a->fresh,
-                "start from step 0 even when run.dir holds checkpoints (they are\n"
-                "overwritten step by step and subject to retention)");
+                "start from step 0 even when run.dir holds checkpoints (valid ones are\n"
+                "overwritten step by step and subject to retention; unreadable ones are\n"
+                "moved aside as <name>.unreadable)");
             resume->excludes(fresh);
             add_switch(app, "--no-save", a->no_save,
                        "write no checkpoints and no model file (benchmarks, dry runs)");

@@ -3,6 +3,7 @@
 // together where the input is shared); an internal error on any rank → MPI_Abort of the
 // whole job with that rank's message, so no rank is left hanging.
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 #include "cli/command_line.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "io/hdf5_open_files.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -36,6 +38,12 @@ int main(int argc, char** argv) {
     const std::string prefix = cmd + ": ";
     if (msg.rfind(prefix, 0) == 0) msg.erase(0, prefix.size());
     std::fprintf(stderr, "%serror: %s\n", prefix.c_str(), msg.c_str());
+    if (rt && llmpi::h5::open_file_count() > 0) {
+      // A file HDF5 could not close (a failed save on a full disk) would crash HDF5's
+      // clean-up inside MPI_Finalize: end here, with the error already reported.
+      std::fflush(nullptr);
+      std::_Exit(2);
+    }
     return 2;
   } catch (const std::exception& e) {
     if (rt && rt->world_size() > 1) llmpi::abort_job(e.what(), 1);

@@ -2,6 +2,7 @@
 #include "cli/options.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <sstream>
 
@@ -20,7 +21,7 @@ bool parse_number(const std::string& s, double& out) {
   if (s.empty()) return false;
   char* end = nullptr;
   out = std::strtod(s.c_str(), &end);
-  return *end == '\0';
+  return *end == '\0' && std::isfinite(out);  // "nan" and "inf" are no option's values
 }
 
 std::string number_text(double v) {

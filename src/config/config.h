@@ -15,6 +15,9 @@
 namespace llmpi {
 
 enum class LrDecay : uint8_t { cosine, linear, constant };
+// [train] objective: lm = next-token prediction on every token (pre-training); sft = only on
+// the tokens the loss mask selects, rows of whole documents (docs/finetuning.md).
+enum class Objective : uint8_t { lm, sft };
 
 struct TrainSection {
   uint64_t seed = 1234;
@@ -39,6 +42,10 @@ struct TrainSection {
   // Hugging Face model directory (train/init_from.h); empty = the seeded init. A resumed
   // run ignores it (the checkpoint has the weights).
   std::string init_from;
+  Objective objective = Objective::lm;
+  // sft: several documents per row (block-diagonal attention, positions restarting); false:
+  // one document per row, the rest padding.
+  bool packing = true;
   // [train] recompute ("none" | "selective" | "full", activation recomputation) is read into
   // Config::model.recompute, where the Transformer sees it (model/model_config.h).
 
@@ -95,6 +102,19 @@ struct RunSection {
   bool operator==(const RunSection&) const = default;
 };
 
+// [lora]: low-rank adapters (model/lora.h) beside frozen base weights; rank 0 = none (every
+// weight trains). Module names: q, k, v, o (attention), gate (llama), up, down (MLP).
+struct LoraSection {
+  int64_t rank = 0;
+  double alpha = 16.0;       // scale s = alpha / rank (rslora: alpha / sqrt(rank))
+  bool rslora = false;
+  double dropout = 0.0;      // only 0 is supported yet (config_checks.cpp refuses others)
+  std::vector<std::string> target_modules = {"q", "v"};
+
+  bool enabled() const { return rank > 0; }
+  bool operator==(const LoraSection&) const = default;
+};
+
 // The hang watchdog (jobs/watchdog.h): a phase that makes no progress for longer than its
 // limit ends the job. Limits are floors; each grows to factor × the longest time observed.
 struct WatchdogSection {
@@ -143,6 +163,7 @@ struct Config {
   ParallelSection parallel;
   CheckpointSection checkpoint;
   RunSection run;
+  LoraSection lora;
   WatchdogSection watchdog;
   LogbookSection logbook;
 };

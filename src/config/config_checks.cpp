@@ -2,9 +2,14 @@
 // at the key the rule is about; when that key was not written (a default), at a related key.
 #include "config/config_checks.h"
 
+#include <algorithm>
+#include <array>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "config/config_schema.h"
+#include "config/did_you_mean.h"
 #include "config/layout_rules.h"
 
 namespace llmpi::config {
@@ -12,6 +17,56 @@ namespace llmpi::config {
 namespace {
 
 std::string str(int64_t v) { return std::to_string(v); }
+
+// The linear maps an adapter can sit beside, by the names of model/param_layout.cpp.
+constexpr std::array<std::string_view, 7> kLoraModules = {"q", "k", "v", "o", "gate", "up", "down"};
+
+std::string lora_module_list() {
+  std::string s;
+  for (std::string_view m : kLoraModules) s += (s.empty() ? "" : ", ") + std::string(m);
+  return s;
+}
+
+// [lora]: a section needs its rank; with rank > 0, the modules are known, distinct and in the
+// model, dropout is 0, and the layout is one the adapters support yet.
+void check_lora(const Config& c, const Origins& o, Diagnostics& d) {
+  const LoraSection& l = c.lora;
+  auto fail = [&](const std::string& key, const std::string& what, const std::string& expected) {
+    d.error(o.of(key, "lora"), key, what, expected);
+  };
+  if (o.given("lora") && !o.given("lora.rank"))
+    fail("lora.rank", "missing from [lora]",
+         "an integer >= 1 (the adapters' rank), or 0 for no adapters");
+  if (!l.enabled()) return;
+  if (l.dropout != 0.0)
+    fail("lora.dropout", format_double(l.dropout) + " is not supported yet",
+         "0 (adapters train without dropout)");
+  const std::string modules = "module names among " + lora_module_list();
+  if (l.target_modules.empty()) fail("lora.target_modules", "an empty list", "one or more " + modules);
+  const std::vector<std::string> known(kLoraModules.begin(), kLoraModules.end());
+  for (size_t i = 0; i < l.target_modules.size(); ++i) {
+    const std::string& m = l.target_modules[i];
+    const std::string at = "element " + str(int64_t(i)) + ": " + quote_toml_string(m);
+    if (std::find(known.begin(), known.end(), m) == known.end()) {
+      std::string what = at + " is not a module name";
+      if (auto s = did_you_mean(m, known)) what += " (did you mean \"" + *s + "\"?)";
+      fail("lora.target_modules", what, modules);
+    } else if (std::find(l.target_modules.begin(), l.target_modules.begin() + i, m) !=
+               l.target_modules.begin() + i) {
+      fail("lora.target_modules", at + " is listed twice", "each module at most once");
+    } else if (m == "gate" && c.model.arch != Arch::llama) {
+      fail("lora.target_modules", at + " with model.arch = \"gpt2\" (no gate projection)",
+           "q, k, v, o, up or down for arch \"gpt2\"");
+    }
+  }
+  const ParallelSection& p = c.parallel;
+  const std::string layout = " (adapters are supported on a single model replica per rank, "
+                             "without tensor or pipeline parallelism or ZeRO-3, yet)";
+  if (p.tp > 1) fail("lora.rank", "adapters with parallel.tp = " + str(p.tp), "tp = 1" + layout);
+  if (p.pp > 1) fail("lora.rank", "adapters with parallel.pp = " + str(p.pp), "pp = 1" + layout);
+  if (p.zero_stage == 3)
+    fail("lora.rank", "adapters with parallel.zero_stage = 3", "zero_stage 0, 1 or 2" + layout);
+}
 
 }  // namespace
 
@@ -21,6 +76,12 @@ void check_consistency(const Config& c, const Origins& o, Diagnostics& d) {
   const ParallelSection& p = c.parallel;
   auto fail = [&](const std::string& key, const std::string& fallback, const std::string& what,
                   const std::string& expected) { d.error(o.of(key, fallback), key, what, expected); };
+
+  // [train] fine-tuning
+  if (t.objective == Objective::sft && t.packing && p.pp > 1)
+    fail("train.packing", "parallel.pp", "true with parallel.pp = " + str(p.pp),
+         "packing = false under pipeline parallelism (pipeline stages do not carry document "
+         "starts yet), or pp = 1");
 
   // [model]
   if (m.arch == Arch::gpt2 && m.n_kv_head != m.n_head)
@@ -130,6 +191,8 @@ void check_consistency(const Config& c, const Origins& o, Diagnostics& d) {
              "each use, which a pipeline stage repeats for every micro-batch), or pp = 1");
         break;
     }
+
+  check_lora(c, o, d);
 
   // [checkpoint]
   const CheckpointSection& k = c.checkpoint;

@@ -8,6 +8,8 @@
 //             parallelism; virtual stages and micro-batches; chunks and stage_layers against
 //             n_layer; ZeRO-3 without a pipeline);
 //   checkpoint: keep_every is a multiple of every;
+//   lora:     a [lora] section has its rank; with rank > 0, target_modules are known module
+//             names (gate only for llama), each once; dropout is 0; tp = pp = 1, no ZeRO-3.
 //   logbook:  spike_warmup <= spike_window; nonfinite_action is not "log".
 // The world size (tp * pp * dp == ranks) is not known here: the topology checks it at start-up.
 #include "config/config.h"

@@ -19,6 +19,7 @@
 #include "config/diagnostics.h"
 #include "config/did_you_mean.h"
 #include "core/error.h"
+#include "core/excerpt.h"
 
 namespace llmpi {
 namespace config {
@@ -80,7 +81,7 @@ const ConfigKey* key_anywhere(std::string_view name) {
 
 // "\"twelve\" is a string", "12.5 is a floating-point number", ...
 std::string describe(const toml::node& n) {
-  if (auto* v = n.as_string()) return quote_toml_string(v->get()) + " is a string";
+  if (auto* v = n.as_string()) return quote_toml_string(excerpt(v->get())) + " is a string";
   if (auto* v = n.as_integer()) return std::to_string(v->get()) + " is an integer";
   if (auto* v = n.as_floating_point()) {
     const double x = v->get();
@@ -138,6 +139,17 @@ void read_value(const ConfigKey& k, const toml::node& n, T& out, const std::stri
       xs.push_back(v->get());
     }
     out = std::move(xs);
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    auto* a = n.as_array();
+    if (!a) return wrong(describe(n));
+    std::vector<std::string> xs;
+    for (size_t i = 0; i < a->size(); ++i) {
+      const toml::node& e = *a->get(i);
+      auto* v = e.as_string();
+      if (!v) return wrong("element " + std::to_string(i) + ": " + describe(e));
+      xs.push_back(v->get());
+    }
+    out = std::move(xs);
   } else {  // an enumeration, spelt as a string
     auto* v = n.as_string();
     if (!v) return wrong(describe(n));
@@ -149,7 +161,7 @@ void read_value(const ConfigKey& k, const toml::node& n, T& out, const std::stri
       }
       names.emplace_back(e.name);
     }
-    std::string what = quote_toml_string(v->get()) + " is not a known value";
+    std::string what = quote_toml_string(excerpt(v->get())) + " is not a known value";
     if (auto s = did_you_mean(v->get(), names)) what += " (did you mean \"" + *s + "\"?)";
     wrong(what);
   }
@@ -157,13 +169,13 @@ void read_value(const ConfigKey& k, const toml::node& n, T& out, const std::stri
 
 void unknown_key(const std::string& where, std::string_view section, std::string_view name,
                  Diagnostics& d) {
-  const std::string path = std::string(section) + "." + std::string(name);
+  const std::string path = excerpt(std::string(section) + "." + std::string(name));
   const auto names = key_names(section);
   std::string expected;
   if (auto s = did_you_mean(name, names)) {
     expected = "a key of [" + std::string(section) + "]; did you mean '" + *s + "'?";
   } else if (const ConfigKey* other = key_anywhere(name)) {
-    expected = "a key of [" + std::string(section) + "]; '" + std::string(name) +
+    expected = "a key of [" + std::string(section) + "]; '" + excerpt(name) +
                "' belongs in [" + std::string(other->section) + "]";
   } else if (auto s = did_you_mean(name, key_names_elsewhere(section))) {
     const ConfigKey* k = key_anywhere(*s);
@@ -177,7 +189,7 @@ void unknown_key(const std::string& where, std::string_view section, std::string
 
 void unknown_section(const std::string& where, std::string_view name, Diagnostics& d) {
   std::vector<std::string> sections(config_sections().begin(), config_sections().end());
-  std::string msg = "section [" + std::string(name) + "]: unknown section; expected one of " +
+  std::string msg = "section [" + excerpt(name) + "]: unknown section; expected one of " +
                     section_list();
   if (auto s = did_you_mean(name, sections)) msg += "; did you mean [" + *s + "]?";
   d.error(where, msg);
@@ -189,7 +201,7 @@ void top_level_key(const std::string& where, std::string_view name, Diagnostics&
     d.error(where, std::string(name), "outside any section",
             "it under [" + std::string(k->section) + "] (as " + k->path() + ")");
   } else {
-    d.error(where, std::string(name), "unknown top-level key", "a section: one of " + section_list());
+    d.error(where, excerpt(name), "unknown top-level key", "a section: one of " + section_list());
   }
 }
 
@@ -197,7 +209,7 @@ void top_level_key(const std::string& where, std::string_view name, Diagnostics&
 void apply_overrides(toml::table& doc, const std::vector<std::string>& overrides, Origins& o,
                      Diagnostics& d) {
   for (const std::string& raw : overrides) {
-    const std::string where = "--set " + printable(raw);
+    const std::string where = "--set " + printable(excerpt(raw));
     const size_t eq = raw.find('=');
     if (eq == std::string::npos) {
       d.error(where, "missing '='; expected section.key=value (e.g. --set train.lr=3e-4)");

@@ -27,8 +27,9 @@ constexpr Presence kOptional = Presence::optional;
 constexpr Presence kRequired = Presence::required;
 constexpr Presence kDerived = Presence::derived;
 
-const std::array<std::string_view, 8> kSections = {"model", "train",    "data",   "parallel", "checkpoint",
-                                                   "run",   "watchdog", "logbook"};
+const std::array<std::string_view, 9> kSections = {"model",    "train",   "data",
+                                                   "parallel", "checkpoint", "run",
+                                                   "watchdog", "logbook", "lora"};
 
 const ConfigKey kKeys[] = {
     // [model]
@@ -65,6 +66,8 @@ const ConfigKey kKeys[] = {
     // A [train] key that sets a model field: the Transformer reads it from its ModelConfig.
     {"train", "recompute", FIELD(model.recompute)},
     {"train", "init_from", FIELD(train.init_from)},
+    {"train", "objective", FIELD(train.objective)},
+    {"train", "packing", FIELD(train.packing)},
     // [data]
     {"data", "train", FIELD(data.train), kRequired, {}, /*non_empty=*/true},
     {"data", "val", FIELD(data.val)},
@@ -110,6 +113,12 @@ const ConfigKey kKeys[] = {
     {"logbook", "test_nan_grad_steps", FIELD(logbook.test_nan_grad_steps), kOptional, at_least(1)},
     {"logbook", "test_loss_spike_steps", FIELD(logbook.test_loss_spike_steps), kOptional, at_least(1)},
     {"logbook", "test_kill_after_steps", FIELD(logbook.test_kill_after_steps), kOptional, at_least(0)},
+    // [lora]
+    {"lora", "rank", FIELD(lora.rank), kOptional, at_least(0)},
+    {"lora", "alpha", FIELD(lora.alpha), kOptional, above(0)},
+    {"lora", "rslora", FIELD(lora.rslora)},
+    {"lora", "dropout", FIELD(lora.dropout), kOptional, half_open(0, 1)},
+    {"lora", "target_modules", FIELD(lora.target_modules)},
 };
 
 #undef FIELD
@@ -117,6 +126,7 @@ const ConfigKey kKeys[] = {
 const EnumName<Arch> kArchNames[] = {{"gpt2", Arch::gpt2}, {"llama", Arch::llama}};
 const EnumName<LrDecay> kDecayNames[] = {
     {"cosine", LrDecay::cosine}, {"linear", LrDecay::linear}, {"constant", LrDecay::constant}};
+const EnumName<Objective> kObjectiveNames[] = {{"lm", Objective::lm}, {"sft", Objective::sft}};
 const EnumName<Recompute> kRecomputeNames[] = {
     {"none", Recompute::none}, {"selective", Recompute::selective}, {"full", Recompute::full}};
 const EnumName<StopSignal> kStopSignalNames[] = {
@@ -175,6 +185,8 @@ std::string ConfigKey::expected() const {
           return non_empty ? "a non-empty string" : "a string";
         } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
           return "an array of integers" + bounds_text(bounds, true);
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          return "an array of strings";
         } else {
           return quoted_choices(enum_names(T{}));
         }
@@ -195,6 +207,7 @@ std::span<const EnumName<Arch>> enum_names(Arch) { return kArchNames; }
 std::span<const EnumName<LrDecay>> enum_names(LrDecay) { return kDecayNames; }
 std::span<const EnumName<Recompute>> enum_names(Recompute) { return kRecomputeNames; }
 std::span<const EnumName<StopSignal>> enum_names(StopSignal) { return kStopSignalNames; }
+std::span<const EnumName<Objective>> enum_names(Objective) { return kObjectiveNames; }
 std::span<const EnumName<SpikeAction>> enum_names(SpikeAction) { return kSpikeActionNames; }
 
 std::string_view lr_decay_name(LrDecay d) {

@@ -28,6 +28,10 @@ std::string toml_value(const T& v) {
     std::string s = "[";
     for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
     return s + "]";
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + config::quote_toml_string(v[i]);
+    return s + "]";
   } else {
     for (const auto& e : config::enum_names(T{}))
       if (e.value == v) return config::quote_toml_string(e.name);

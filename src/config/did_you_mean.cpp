@@ -29,6 +29,10 @@ std::optional<std::string> did_you_mean(std::string_view word,
   std::optional<std::string> best;
   size_t best_distance = limit + 1;
   for (const std::string& c : candidates) {
+    // The distance is at least the difference in length: skip the quadratic table for a
+    // word far longer than any name (a 10 MB value would take gigabytes).
+    const size_t gap = word.size() > c.size() ? word.size() - c.size() : c.size() - word.size();
+    if (gap >= best_distance) continue;
     const size_t dist = edit_distance(word, c);
     if (dist < best_distance) {
       best_distance = dist;

@@ -8,6 +8,7 @@ const char* dtype_name(DType t) {
     case DType::f64: return "f64";
     case DType::bf16: return "bf16";
     case DType::i32: return "i32";
+    case DType::u8: return "u8";
   }
   return "?";
 }

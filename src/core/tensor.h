@@ -12,7 +12,8 @@
 
 namespace llmpi {
 
-enum class DType : uint8_t { f32, f64, bf16, i32 };
+// u8: raw bytes (packed 4-bit NF4 codes and their int8 scale codes, quant/nf4.h).
+enum class DType : uint8_t { f32, f64, bf16, i32, u8 };
 enum class Device : uint8_t { host, cuda };
 
 constexpr size_t dtype_size(DType t) {
@@ -21,6 +22,7 @@ constexpr size_t dtype_size(DType t) {
     case DType::f64: return 8;
     case DType::bf16: return 2;
     case DType::i32: return 4;
+    case DType::u8: return 1;
   }
   return 0;
 }

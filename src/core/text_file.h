@@ -1,7 +1,8 @@
 #pragma once
 // Whole small files (JSON, TOML, tokenizer files): read into a string, write atomically
 // ("<path>.tmp", then rename, so a crash never leaves half a file under `path`).
-// Failures are UserErrors naming the path and the OS reason.
+// Failures are UserErrors naming the path and the OS reason. A symbolic link at `path` is
+// replaced by the new file, never written through.
 #include <string>
 
 namespace llmpi {

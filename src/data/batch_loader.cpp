@@ -37,15 +37,18 @@ void read_sample(const TokenDataset& data, int64_t seq_len, int64_t index, int32
 BatchLoader::BatchLoader(const TokenDataset& data, int64_t seq_len, uint64_t seed)
     : data_(data), seq_len_(seq_len), order_(count_samples(data, seq_len), seed) {}
 
-int64_t BatchLoader::sample_index(int64_t step, int64_t micro_batch, int64_t dp_rank,
-                                  int64_t row, const BatchLayout& l) const {
+int64_t batch_position(int64_t step, int64_t micro_batch, int64_t dp_rank, int64_t row,
+                       const BatchLayout& l) {
   check_layout(l);
   LLMPI_CHECK(step >= 0 && micro_batch >= 0 && micro_batch < l.micro_batches && dp_rank >= 0 &&
                   dp_rank < l.dp_size && row >= 0 && row < l.batch_size,
               "step ", step, " micro ", micro_batch, " rank ", dp_rank, " row ", row);
-  const int64_t pos =
-      step * l.global_samples() + (micro_batch * l.dp_size + dp_rank) * l.batch_size + row;
-  return order_.sample_at(pos);
+  return step * l.global_samples() + (micro_batch * l.dp_size + dp_rank) * l.batch_size + row;
+}
+
+int64_t BatchLoader::sample_index(int64_t step, int64_t micro_batch, int64_t dp_rank,
+                                  int64_t row, const BatchLayout& l) const {
+  return order_.sample_at(batch_position(step, micro_batch, dp_rank, row, l));
 }
 
 void BatchLoader::fill(int64_t step, int64_t micro_batch, int64_t dp_rank,

@@ -23,6 +23,11 @@ struct BatchLayout {
   int64_t global_samples() const { return batch_size * micro_batches * dp_size; }  // G
 };
 
+// Position in the global sample order of row `row` of (step, micro_batch, dp_rank):
+// step·G + (micro_batch·dp + dp_rank)·B + row (checked against the layout).
+int64_t batch_position(int64_t step, int64_t micro_batch, int64_t dp_rank, int64_t row,
+                       const BatchLayout& layout);
+
 // Number of samples of length seq_len in the dataset; UserError (naming the shards and their
 // token counts) if it holds fewer than seq_len + 1 tokens.
 int64_t count_samples(const TokenDataset& data, int64_t seq_len);

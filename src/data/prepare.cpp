@@ -112,6 +112,38 @@ void validate(const PrepareOptions& o) {
     user_error("--delimiter must be a single line");
 }
 
+// The output directory of one prepare. Until done(), a failure (the destructor runs during
+// an exception) removes the outputs finished so far and the directory, if this run created
+// it, so a failed prepare leaves nothing half-written behind; a directory that existed
+// before keeps everything else in it.
+class OutputDir {
+ public:
+  explicit OutputDir(const std::string& dir) : dir_(dir) {
+    std::error_code ec;
+    created_ = !fs::exists(dir_, ec);
+    fs::create_directories(dir_, ec);
+    if (ec || !fs::is_directory(dir_))
+      user_error(dir, ": cannot create output directory: ", ec.message());
+  }
+  ~OutputDir() {
+    if (done_) return;
+    std::error_code ec;
+    for (const fs::path& f : written_) fs::remove(f, ec);
+    if (created_) fs::remove(dir_, ec);  // only when empty: never anything else in it
+  }
+  OutputDir(const OutputDir&) = delete;
+  OutputDir& operator=(const OutputDir&) = delete;
+  std::string file(const std::string& name) const { return (dir_ / name).string(); }
+  // Output `name` is complete: removed again if the prepare fails after all.
+  void finished(const std::string& name) { written_.push_back(dir_ / name); }
+  void done() { done_ = true; }
+
+ private:
+  fs::path dir_;
+  bool created_ = false, done_ = false;
+  std::vector<fs::path> written_;
+};
+
 }  // namespace
 
 std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns) {
@@ -170,10 +202,7 @@ PrepareReport prepare_dataset(const PrepareOptions& o) {
   const std::vector<std::string> files = expand_inputs(o.inputs);
   int64_t total_bytes = 0;
   for (const auto& f : files) total_bytes += static_cast<int64_t>(fs::file_size(f));
-  std::error_code ec;
-  fs::create_directories(o.out_dir, ec);
-  if (ec || !fs::is_directory(o.out_dir))
-    user_error(o.out_dir, ": cannot create output directory: ", ec.message());
+  OutputDir out(o.out_dir);
 
   PrepareReport report;
   report.files = static_cast<int64_t>(files.size());
@@ -200,9 +229,8 @@ PrepareReport prepare_dataset(const PrepareOptions& o) {
   report.tokenizer_file = tok.has_llmpi_layout() ? "tokenizer.bpe" : "tokenizer.json";
 
   // Pass 2: encode into the two shards.
-  const fs::path out(o.out_dir);
-  TokenShardWriter train((out / "train.bin").string(), report.token_width);
-  TokenShardWriter val((out / "val.bin").string(), report.token_width);
+  TokenShardWriter train(out.file("train.bin"), report.token_width, tokenizer_id(tok));
+  TokenShardWriter val(out.file("val.bin"), report.token_width, tokenizer_id(tok));
   std::vector<uint32_t> train_buf, val_buf;
   EncodeCache cache;
   int64_t tokens = 0;
@@ -233,11 +261,15 @@ PrepareReport prepare_dataset(const PrepareOptions& o) {
                " documents went to the validation split; lower --val-fraction");
 
   // llmpi's own tokenizer keeps its file format; any other (GPT-2's) goes as tokenizer.json.
-  if (tok.has_llmpi_layout()) tok.save((out / report.tokenizer_file).string());
-  else write_tokenizer_json(tok, (out / report.tokenizer_file).string());
+  if (tok.has_llmpi_layout()) tok.save(out.file(report.tokenizer_file));
+  else write_tokenizer_json(tok, out.file(report.tokenizer_file));
+  out.finished(report.tokenizer_file);
   train.commit();
+  out.finished("train.bin");
   val.commit();
-  write_text_atomically((out / "prepare.json").string(), prepare_report_json(report, o));
+  out.finished("val.bin");
+  write_text_atomically(out.file("prepare.json"), prepare_report_json(report, o));
+  out.done();
   return report;
 }
 

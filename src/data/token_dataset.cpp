@@ -46,25 +46,77 @@ TokenDataset::TokenDataset(const std::vector<std::string>& paths, int64_t vocab_
     offsets_.push_back(total_);
     total_ += shards_.back().size();
   }
+  const TokenShard* named = nullptr;  // the first shard that records a tokenizer
+  for (const TokenShard& s : shards_) {
+    if (!s.tokenizer()) continue;
+    if (named == nullptr) named = &s;
+    else check_same_tokenizer(named->tokenizer(), named->path(), s.tokenizer(), s.path());
+  }
 }
 
-void TokenDataset::copy(int64_t begin, int64_t count, int32_t* out) const {
-  LLMPI_CHECK(begin >= 0 && count >= 0 && begin + count <= total_, "range [", begin, ", ",
-              begin + count, ") of ", total_, " tokens");
-  // Last shard whose offset <= begin (skips empty shards naturally).
-  size_t s = static_cast<size_t>(std::upper_bound(offsets_.begin(), offsets_.end(), begin) -
-                                 offsets_.begin()) - 1;
+std::optional<TokenizerId> TokenDataset::tokenizer() const {
+  for (const TokenShard& s : shards_)
+    if (!s.tokenizer()) return std::nullopt;
+  return shards_.front().tokenizer();
+}
+
+template <class F>
+void TokenDataset::for_each_piece(int64_t begin, int64_t count, F&& f) const {
+  size_t s = shard_of(begin);
   while (count > 0) {
     const int64_t local = begin - offsets_[s];
     const int64_t k = std::min(count, shards_[s].size() - local);
     if (k > 0) {
-      shards_[s].read(local, k, out);
-      out += k;
+      f(shards_[s], local, k);
       begin += k;
       count -= k;
     }
     ++s;
   }
+}
+
+void TokenDataset::copy(int64_t begin, int64_t count, int32_t* out) const {
+  LLMPI_CHECK(begin >= 0 && count >= 0 && begin + count <= total_, "range [", begin, ", ",
+              begin + count, ") of ", total_, " tokens");
+  for_each_piece(begin, count, [&](const TokenShard& shard, int64_t local, int64_t k) {
+    shard.read(local, k, out);
+    out += k;
+  });
+}
+
+size_t TokenDataset::shard_of(int64_t begin) const {
+  // Last shard whose offset <= begin (skips empty shards naturally).
+  return static_cast<size_t>(std::upper_bound(offsets_.begin(), offsets_.end(), begin) -
+                             offsets_.begin()) - 1;
+}
+
+bool TokenDataset::has_documents() const {
+  return std::all_of(shards_.begin(), shards_.end(),
+                     [](const TokenShard& s) { return s.has_documents(); });
+}
+
+bool TokenDataset::has_loss_mask() const {
+  return std::all_of(shards_.begin(), shards_.end(),
+                     [](const TokenShard& s) { return s.has_loss_mask(); });
+}
+
+std::vector<int64_t> TokenDataset::document_offsets() const {
+  std::vector<int64_t> out{0};
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    if (shards_[i].size() == 0) continue;
+    const std::vector<int64_t> local = shards_[i].document_offsets();
+    for (size_t k = 1; k < local.size(); ++k) out.push_back(offsets_[i] + local[k]);
+  }
+  return out;
+}
+
+void TokenDataset::copy_mask(int64_t begin, int64_t count, uint8_t* out) const {
+  LLMPI_CHECK(begin >= 0 && count >= 0 && begin + count <= total_, "mask range [", begin, ", ",
+              begin + count, ") of ", total_, " tokens");
+  for_each_piece(begin, count, [&](const TokenShard& shard, int64_t local, int64_t k) {
+    shard.read_mask(local, k, out);
+    out += k;
+  });
 }
 
 std::string TokenDataset::describe() const {

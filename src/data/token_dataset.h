@@ -4,6 +4,10 @@
 // contains it. Shards stay memory-mapped; copy() gathers a range across shard boundaries.
 // content_hash() identifies the token sequence (not the file layout) for checkpoint metadata:
 // it is the same whether the tokens sit in one shard or many, and in 2- or 4-byte width.
+// Fine-tuning data (version 3 shards): documents never span shards, so the global document
+// starts are each shard's, shifted by the shard's offset; the loss mask concatenates likewise.
+// Shards that record a tokenizer identity must all record the same one (UserError naming two
+// that differ); tokenizer() is that identity when every shard records it.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,14 +26,28 @@ class TokenDataset {
   const std::vector<TokenShard>& shards() const { return shards_; }
   // Copies global tokens [begin, begin + count) into out.
   void copy(int64_t begin, int64_t count, int32_t* out) const;
+  // Every shard records documents (version 2) / a loss mask.
+  bool has_documents() const;
+  bool has_loss_mask() const;
+  // Global start of every document, then size(); a shard without documents counts as one.
+  std::vector<int64_t> document_offsets() const;
+  // out[k] = loss mask of global token begin + k (1 where a shard has no mask).
+  void copy_mask(int64_t begin, int64_t count, uint8_t* out) const;
   // "a.bin (1000 tokens), b.bin (20 tokens)" for error messages.
   std::string describe() const;
+  // The tokenizer identity of every shard; nullopt when a shard records none (an older or an
+  // llm.c shard: callers warn).
+  std::optional<TokenizerId> tokenizer() const;
   // Streaming 64-bit hash of all tokens (docs/data-format.md); computed once, then cached.
   uint64_t content_hash() const;
 
  private:
   std::vector<TokenShard> shards_;
   std::vector<int64_t> offsets_;  // offsets_[i] = first global index of shard i
+  // Calls f(shard, local begin, count) for each shard's part of global tokens [begin, begin + count).
+  template <class F>
+  void for_each_piece(int64_t begin, int64_t count, F&& f) const;
+  size_t shard_of(int64_t begin) const;  // the last shard whose offset <= begin
   int64_t total_ = 0;
   mutable std::optional<uint64_t> hash_;
 };

@@ -51,8 +51,10 @@ void Attention::forward(Backend& be, AttentionActs& a, const Tensor& y, const Te
   const int64_t N = a.B * a.T;
   const Tensor qkv2 = a.qkv.tensor().view(Shape{N, qkv_dim()});
   qkv.forward(be, qkv2, x);
-  if (rope) be.rope(a.qkv, a.T, n_head + n_kv_head, head_dim, rope_theta, 0, false);
-  be.attention_forward(a.out, a.lse, a.qkv, a.B, a.T, n_head, n_kv_head, head_dim);
+  if (rope)
+    be.rope(a.qkv, a.T, n_head + n_kv_head, head_dim, rope_theta, 0, a.doc_start, false);
+  be.attention_forward(a.out, a.lse, a.qkv, a.B, a.T, n_head, n_kv_head, head_dim,
+                       a.doc_start);
   proj.forward(be, y, a.out.tensor().view(Shape{N, n_head * head_dim}));
 }
 
@@ -63,8 +65,9 @@ void Attention::backward(Backend& be, const AttentionActs& a, AttentionScratch& 
   const Tensor dout = s.dout.tensor().slice(0, Shape{a.B, a.T, n_head * head_dim});
   proj.backward(be, dout.view(Shape{N, n_head * head_dim}), dy,
                 a.out.tensor().view(Shape{N, n_head * head_dim}));
-  be.attention_backward(dqkv, dout, a.qkv, a.out, a.lse, a.B, a.T, n_head, n_kv_head, head_dim);
-  if (rope) be.rope(dqkv, a.T, n_head + n_kv_head, head_dim, rope_theta, 0, true);
+  be.attention_backward(dqkv, dout, a.qkv, a.out, a.lse, a.B, a.T, n_head, n_kv_head, head_dim,
+                        a.doc_start);
+  if (rope) be.rope(dqkv, a.T, n_head + n_kv_head, head_dim, rope_theta, 0, a.doc_start, true);
   qkv.backward(be, dx, dqkv.view(Shape{N, qkv_dim()}), x);
 }
 

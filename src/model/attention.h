@@ -1,8 +1,10 @@
 #pragma once
 // Causal self-attention, multi-head (gpt2) or grouped-query with RoPE (llama):
 //   qkv = x · W_qkvᵀ (+ b)        x: [N, C] normalized input, qkv: [B, T, (Hq + 2·Hkv)·D]
-//   rope(q, k) in place (llama)    rotate_half pairs (i, i + D/2), angle t·θ^(-2i/D)
+//   rope(q, k) in place (llama)    rotate_half pairs (i, i + D/2), angle p·θ^(-2i/D)
 //   a = softmax(q kᵀ/√D, causal) v [B, T, Hq·D]; query head h reads kv head h/(Hq/Hkv)
+// Packed documents (AttentionActs::doc_start, backend.h): the position p is t − doc_start and
+// attention is blocked across documents; without them p = t and each row is one document.
 //   y = a · W_outᵀ (+ b)           y: [N, C]
 // Saves qkv (after RoPE), a and the softmax log-sum-exp [B, Hq, T] in AttentionActs; the
 // caller keeps x. Backward: out-linear, attention, inverse RoPE on dqkv (the rotation is
@@ -24,6 +26,9 @@ struct AttentionActs {
   Buffer qkv;  // [B, T, (Hq + 2·Hkv)·D], q and k rotated (llama)
   Buffer out;  // [B, T, Hq·D] attention output before the out projection
   Buffer lse;  // [B, Hq, T] log-sum-exp of each softmax row (statistics dtype)
+  // i32 [B·T] document starts of the micro-batch (a view, not owned; set by the model per
+  // micro-batch, see Transformer::set_documents); empty: one document per row.
+  Tensor doc_start;
 };
 
 struct AttentionScratch {  // backward temporaries, shared by every layer and micro-batch

@@ -96,43 +96,41 @@ BlockScratch Block::alloc_scratch(Backend& be, int64_t B, int64_t T, DType compu
   const int64_t N = B * T, C = attn_norm.dim, n = rows < 0 ? N : rows;
   BlockScratch s;
   s.dh = be.alloc(Shape{n, C}, compute);
-  s.dtmp = be.alloc(Shape{n, C}, compute);
   s.attn = attn.alloc_scratch(be, B, T, compute);
   s.mlp = mlp.alloc_scratch(be, N, compute);
   return s;
 }
 
-void Block::forward(Backend& be, Regions& r, BlockActs& a, const Tensor& x,
-                    const Tensor& full) const {
-  forward_hidden(be, r, a, x, full);
-  // The MLP output: row-parallel partial sums reduced into out, then the residual. Under
-  // sharding zf shares `full` with h2f, which the up GEMM has already read.
+void Block::forward(Backend& be, Regions& r, BlockActs& a, const Tensor& x, const Tensor& full,
+                    const Tensor& pending, bool leave_open) const {
+  forward_hidden(be, r, a, x, full, pending);
+  // The MLP output: row-parallel partial sums reduced into out, then (unless left open) the
+  // residual. Under sharding zf shares `full` with h2f, which the up GEMM has already read.
   const int64_t N = a.B * a.T;
   const Tensor zf = full_rows(r.rows_sharded(N), full, a.out, N);
   mlp.down.forward(be, zf, a.mlp.act);
   r.reduce_partial(be, a.out, zf);
-  be.add(a.out, a.out, a.mid);
+  if (!leave_open) be.add(a.out, a.out, a.mid);
 }
 
 void Block::forward_hidden(Backend& be, Regions& r, BlockActs& a, const Tensor& x,
-                           const Tensor& full) const {
+                           const Tensor& full, const Tensor& pending) const {
   const int64_t N = a.B * a.T;
   const bool sharded = r.rows_sharded(N);
   // Attention branch. h1f and the partial output share `full`: Attention::forward reads its
   // input (the qkv GEMM) before it writes its output (the out GEMM).
-  attn_norm.forward(be, a.attn_norm, a.h1, x);
+  attn_norm.forward_add(be, a.attn_norm, a.h1, x, pending);
   const Tensor h1f = full_rows(sharded, full, a.h1, N);
   r.gather_rows(be, h1f, a.h1);
   const Tensor yf = full_rows(sharded, full, a.mid, N);
   attn.forward(be, a.attn, yf, h1f);
   r.reduce_partial(be, a.mid, yf);
-  be.add(a.mid, a.mid, x);
-  // MLP branch up to the activation (Mlp::forward without its down GEMM).
-  mlp_norm.forward(be, a.mlp_norm, a.h2, a.mid);
+  // mid = attention + x, fused into the MLP norm; then the MLP branch up to the activation
+  // (Mlp::forward without its down GEMM).
+  mlp_norm.forward_add(be, a.mlp_norm, a.h2, a.mid, x);
   const Tensor h2f = full_rows(sharded, full, a.h2, N);
   r.gather_rows(be, h2f, a.h2);
-  mlp.up.forward(be, a.mlp.pre, h2f);
-  mlp.activate(be, a.mlp);
+  mlp.up_activate(be, a.mlp, h2f);
 }
 
 void Block::backward(Backend& be, Regions& r, const BlockActs& a, BlockScratch& s,
@@ -142,7 +140,6 @@ void Block::backward(Backend& be, Regions& r, const BlockActs& a, BlockScratch& 
   const bool sharded = r.rows_sharded(N);
   const Shape nc{a.rows, attn_norm.dim};
   const Tensor dh = s.dh.tensor().slice(0, nc);
-  const Tensor dtmp = s.dtmp.tensor().slice(0, nc);
   // d(out) → full rows (adjoint of reduce_partial); the branch input gathered again. Under
   // sharding dxf shares d_full with dyf: each layer reads dy before it writes dx.
   const Tensor dyf = full_rows(sharded, d_full, dres, N);
@@ -152,16 +149,14 @@ void Block::backward(Backend& be, Regions& r, const BlockActs& a, BlockScratch& 
   r.gather_rows(be, h2f, a.h2);
   mlp.backward(be, a.mlp, s.mlp, dxf, dyf, h2f);
   r.reduce_input_grad(be, dh, dxf);
-  mlp_norm.backward(be, a.mlp_norm, dtmp, dh, a.mid);
-  be.add(dres, dres, dtmp);  // d(mid) = d(out) + d(mlp branch)/d(mid)
+  mlp_norm.backward_add(be, a.mlp_norm, dres, dh, a.mid, dres);  // d(mid) = d(out) + ∂mlp/∂mid
 
   r.gather_rows(be, dyf, dres);
   const Tensor h1f = full_rows(sharded, x_full, a.h1, N);
   r.gather_rows(be, h1f, a.h1);
   attn.backward(be, a.attn, s.attn, dxf, dyf, h1f);
   r.reduce_input_grad(be, dh, dxf);
-  attn_norm.backward(be, a.attn_norm, dtmp, dh, x);
-  be.add(dres, dres, dtmp);  // d(x) = d(mid) + d(attention branch)/d(x)
+  attn_norm.backward_add(be, a.attn_norm, dres, dh, x, dres);  // d(x) = d(mid) + ∂attn/∂x
 }
 
 void Block::recompute(Backend& be, Regions& r, Recompute mode, BlockActs& a, const Tensor& x,

@@ -5,6 +5,11 @@
 // the attention and MLP activations, mid and out. The block's input x is kept by the caller
 // (it is the previous block's `out`, or the embedding output).
 // Backward runs in place on the residual gradient: d(out) in, d(x) out.
+// Residual adds are fused into the norms that read them (Norm::forward_add / backward_add):
+// mid = x + attention is formed by mlp_norm's forward; out = mid + mlp may be left open
+// (`leave_open`) for the next consumer of out — the next block's attn_norm, or the final norm
+// — which completes it in place as its `pending` residual. Backward adds each norm's input
+// gradient into the residual gradient inside the norm's backward.
 // Regions (model/regions.h): norms and residual adds form the token-row region ([n, C],
 // n = local_rows(N), N = B·T); attention and MLP run on full rows [N, ·]. Crossing points:
 // h1, h2 are gathered to full rows before the column-parallel maps; the partial outputs of
@@ -56,7 +61,6 @@ bool block_keeps(Recompute mode, size_t i);
 
 struct BlockScratch {  // backward temporaries, shared by every block and micro-batch
   Buffer dh;    // [n, C] gradient w.r.t. a norm output
-  Buffer dtmp;  // [n, C] gradient w.r.t. a norm input, added to the residual gradient
   AttentionScratch attn;
   MlpScratch mlp;
 };
@@ -75,7 +79,12 @@ struct Block {
                              int64_t rows = -1) const;
 
   // x: [n, C] → a.out. full: [N, C] scratch, needed only when r shards the rows.
-  void forward(Backend& be, Regions& r, BlockActs& a, const Tensor& x, const Tensor& full) const;
+  // pending ([n, C], may be empty): a residual not yet added to x — x += pending happens in
+  // place inside attn_norm, so x holds the block input afterwards. leave_open: a.out is left
+  // without its residual a.mid, which the caller must add (as the next norm's pending, or
+  // with Backend::add); otherwise a.out is complete.
+  void forward(Backend& be, Regions& r, BlockActs& a, const Tensor& x, const Tensor& full,
+               const Tensor& pending = Tensor{}, bool leave_open = false) const;
   // dres: [n, C], on entry d(loss)/d(out), on return d(loss)/d(x). Parameter gradients
   // accumulated. x_full, d_full: [N, C] scratch, needed only when r shards the rows.
   void backward(Backend& be, Regions& r, const BlockActs& a, BlockScratch& s, const Tensor& dres,
@@ -100,9 +109,9 @@ struct Block {
                  const Tensor& full_scratch) const;
 
   // forward up to the MLP activation: everything but the MLP-down GEMM, its reduction and
-  // the residual add into out.
+  // the residual add into out. pending as forward().
   void forward_hidden(Backend& be, Regions& r, BlockActs& a, const Tensor& x,
-                      const Tensor& full) const;
+                      const Tensor& full, const Tensor& pending = Tensor{}) const;
 
   // One rank, every region whole.
   void forward(Backend& be, BlockActs& a, const Tensor& x) const;

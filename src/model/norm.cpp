@@ -30,6 +30,17 @@ void Norm::forward(Backend& be, NormActs& a, const Tensor& y, const Tensor& x) c
   be.norm_forward(kind, y, a.mean, a.rstd, x, gain, bias, eps);
 }
 
+void Norm::forward_add(Backend& be, NormActs& a, const Tensor& y, const Tensor& x,
+                       const Tensor& pending) const {
+  if (pending.empty()) return forward(be, a, y, x);
+  be.add_norm_forward(kind, x, y, a.mean, a.rstd, x, pending, gain, bias, eps);
+}
+
+void Norm::backward_add(Backend& be, const NormActs& a, const Tensor& dx, const Tensor& dy,
+                        const Tensor& x, const Tensor& dres) const {
+  be.norm_backward_add(kind, dx, dgain, dbias, dy, dres, x, gain, a.mean, a.rstd);
+}
+
 void Norm::backward(Backend& be, const NormActs& a, const Tensor& dx, const Tensor& dy,
                     const Tensor& x) const {
   be.norm_backward(kind, dx, dgain, dbias, dy, x, gain, a.mean, a.rstd);

@@ -2,6 +2,8 @@
 // Norm: LayerNorm y = (x - mean)·rstd·gain + bias (gpt2) or RMSNorm y = x·rstd·gain (llama),
 // per token row, over the C features. x, y: [N, C]; gain, bias: [C].
 // Saves mean (LayerNorm only) and rstd: [N] each, in NormActs; the caller keeps x.
+// The residual stream fuses into it: forward_add first completes x += pending (a residual
+// add the caller deferred), backward_add adds the residual gradient to dx (docs/kernels.md).
 #include <string>
 
 #include "backend/backend.h"
@@ -27,9 +29,16 @@ struct Norm {
 
   NormActs alloc_acts(Backend& be, int64_t N, DType compute) const;
   void forward(Backend& be, NormActs& a, const Tensor& y, const Tensor& x) const;
+  // x ← x + pending (in place; x then holds the norm's input), y = norm(x). An empty
+  // pending is forward().
+  void forward_add(Backend& be, NormActs& a, const Tensor& y, const Tensor& x,
+                   const Tensor& pending) const;
   // dx overwritten; dgain, dbias accumulated.
   void backward(Backend& be, const NormActs& a, const Tensor& dx, const Tensor& dy,
                 const Tensor& x) const;
+  // dx = dres + ∂/∂x (dres may be dx itself: the residual gradient accumulated in place).
+  void backward_add(Backend& be, const NormActs& a, const Tensor& dx, const Tensor& dy,
+                    const Tensor& x, const Tensor& dres) const;
 };
 
 }  // namespace llmpi

@@ -29,6 +29,9 @@ double init_value(const ParamInfo& p, uint64_t seed, int64_t global_index) {
     case InitKind::ones: return 1.0;
     case InitKind::normal:
       return p.init_std * rng_normal(rng_key(seed, p.name), static_cast<uint64_t>(global_index));
+    case InitKind::uniform:
+      return p.init_std *
+             (2.0 * rng_uniform(rng_key(seed, p.name), static_cast<uint64_t>(global_index)) - 1.0);
   }
   return 0.0;
 }

@@ -22,7 +22,8 @@
 
 namespace llmpi {
 
-enum class InitKind : uint8_t { normal, zeros, ones };
+// uniform: U(−init_std, init_std) (init_std is the bound; LoRA A, Kaiming-uniform).
+enum class InitKind : uint8_t { normal, zeros, ones, uniform };
 
 struct ParamInfo {
   std::string name;    // global name used in checkpoints, e.g. "layers.3.attn.q.weight"
@@ -46,7 +47,8 @@ ParamInfo full_param(std::string name, Shape shape, InitKind init, double init_s
                      bool weight_decay);
 
 // Value of element `global_index` (row-major in the global shape) of parameter `name` at
-// initialization: init_std · N(0,1) drawn from (rng_key(seed, name), global_index), or 0 / 1.
+// initialization: init_std · N(0,1) drawn from (rng_key(seed, name), global_index), or 0 / 1,
+// or init_std · (2u − 1) for uniform u in [0, 1) from the same key and counter.
 double init_value(const ParamInfo& p, uint64_t seed, int64_t global_index);
 
 class ParamStore {

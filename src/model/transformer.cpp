@@ -1,6 +1,7 @@
 // Transformer stage: embedding → blocks → final norm → head → cross-entropy.
 #include "model/transformer.h"
 
+#include "core/documents.h"
 #include "model/dtypes.h"
 
 namespace llmpi {
@@ -43,6 +44,7 @@ int64_t activation_bytes(const Activations& a) {
     add(n.rstd);
   };
   add(a.pos);
+  add(a.doc_start);
   add(a.input);
   for (const BlockActs& k : a.blocks) {
     const auto bufs = block_buffers(k);
@@ -80,13 +82,8 @@ Activations Transformer::alloc_activations(Backend& be, int64_t B, int64_t T,
   a.T = T;
   a.rows = n;
   if (range_.embedding && cfg_.learned_positions()) {
-    const int64_t first = regions_ ? regions_->first_local_row(N) : 0;
-    std::vector<int32_t> pos(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i)
-      pos[static_cast<size_t>(i)] = static_cast<int32_t>((first + i) % T);
     a.pos = be.alloc(Shape{n}, DType::i32);
-    be.copy(a.pos, host_tensor(pos.data(), Shape{n}, DType::i32));
-    be.synchronize();  // `pos` goes out of scope
+    fill_positions(be, a, {});
   }
   a.input = be.alloc(Shape{n, C}, dtype_);
   a.recompute = cfg_.recompute;
@@ -117,6 +114,39 @@ Activations Transformer::alloc_activations(Backend& be, int64_t B, int64_t T,
   }
   if (n != N) a.full = be.alloc(Shape{N, C}, dtype_);
   return a;
+}
+
+void Transformer::fill_positions(Backend& be, Activations& a,
+                                 std::span<const int32_t> doc_start) const {
+  if (a.pos.tensor().empty()) return;
+  const int64_t N = a.B * a.T, n = a.rows;
+  const int64_t first = regions_ ? regions_->first_local_row(N) : 0;
+  std::vector<int32_t> pos(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t row = first + i;
+    const int64_t start = doc_start.empty() ? 0 : doc_start[static_cast<size_t>(row)];
+    pos[static_cast<size_t>(i)] = static_cast<int32_t>(row % a.T - start);
+  }
+  be.copy(a.pos, host_tensor(pos.data(), Shape{n}, DType::i32));
+  be.synchronize();  // `pos` goes out of scope
+}
+
+void Transformer::set_documents(Backend& be, Activations& a,
+                                std::span<const int32_t> doc_start) const {
+  const int64_t N = a.B * a.T;
+  if (doc_start.empty()) {
+    a.doc_start = Buffer{};
+  } else {
+    LLMPI_CHECK(static_cast<int64_t>(doc_start.size()) == N, doc_start.size(),
+                " document starts for B·T = ", N);
+    check_doc_start(doc_start, a.T, "set_documents");
+    if (a.doc_start.tensor().empty()) a.doc_start = be.alloc(Shape{N}, DType::i32);
+    be.copy(a.doc_start, host_tensor(const_cast<int32_t*>(doc_start.data()), Shape{N},
+                                     DType::i32));
+  }
+  for (BlockActs& b : a.blocks) b.attn.doc_start = a.doc_start.tensor();
+  fill_positions(be, a, doc_start);
+  be.synchronize();  // the copy has read doc_start
 }
 
 Workspace Transformer::alloc_workspace(Backend& be, int64_t B, int64_t T) const {
@@ -151,14 +181,27 @@ void Transformer::forward(Backend& be, Activations& a, const Tensor& ids) const 
     r.reduce_partial(be, a.input, xf);
     embedding_.add_positions(be, a.input, a.pos);
   }
+  // Each block leaves its output open (without the residual `mid`); the next block's first
+  // norm, or the final norm, completes it in place (Block::forward). A stage without the
+  // head completes its output itself: it is sent on, or read by the caller. The observer
+  // sees each block's output once it is complete.
   const Tensor* x = &a.input.tensor();
+  Tensor pending;
+  const auto observe = [&](size_t i) {
+    if (observer_) observer_->block_output(be, range_.first_layer + int64_t(i), a.blocks[i].out.tensor());
+  };
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    blocks_[i].forward(be, r, a.blocks[i], *x, a.full);
+    blocks_[i].forward(be, r, a.blocks[i], *x, a.full, pending, /*leave_open=*/true);
+    if (i > 0) observe(i - 1);  // completed by block i's attn_norm
     x = &a.blocks[i].out.tensor();
-    if (observer_) observer_->block_output(be, range_.first_layer + int64_t(i), *x);
+    pending = a.blocks[i].mid.tensor();
   }
-  if (range_.head) {
-    final_norm_.forward(be, a.final_norm, a.hf, *x);
+  if (!range_.head) {
+    if (!pending.empty()) be.add(*x, *x, pending);
+    if (!blocks_.empty()) observe(blocks_.size() - 1);
+  } else {
+    final_norm_.forward_add(be, a.final_norm, a.hf, *x, pending);
+    if (!blocks_.empty()) observe(blocks_.size() - 1);
     const Tensor hff = full_rows(sharded, a.full, a.hf, N);
     r.gather_rows(be, hff, a.hf);
     head_.forward(be, a.logits, hff);  // vocab columns: column-parallel

@@ -16,11 +16,15 @@
 // bind as they find them; the Regions hooks move activations between the token-row region
 // ([n, C], n = local_rows(B·T)) and the feature-sharded one. Logits are [N, V_local]; the
 // loss is combined over ranks, so every rank of the group returns the same LossSum.
+// Packed documents (core/documents.h): set_documents gives a micro-batch's document starts;
+// positions (learned, or RoPE's) then restart at each document and attention is blocked across
+// documents. Targets across a document boundary are the caller's to ignore (-1).
 // Activation recomputation (cfg.recompute, see block.h): the blocks' dropped activations live
 // in one BlockActs shared by every Activations this model allocates (all blocks, every
 // micro-batch in flight); backward rebuilds a block's part of it right before the block's
 // backward, so micro-batches may interleave freely (pipeline schedules).
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "backend/backend.h"
@@ -46,7 +50,9 @@ struct LossSum {
 struct Activations {
   int64_t B = 0, T = 0;
   int64_t rows = 0;  // n
-  Buffer pos;    // i32 [n], position of each local row (learned positions; first stage, gpt2)
+  Buffer pos;    // i32 [n], position of each local row (learned positions; first stage, gpt2):
+                 // t − doc_start of the row's token
+  Buffer doc_start;  // i32 [N] document starts of the micro-batch; empty: one per row
   Buffer input;  // [n, C] first block's input: the embedding output, or (non-first stage)
                  // the previous stage's output, written there by the caller before forward
   std::vector<BlockActs> blocks;  // one per layer of the stage
@@ -131,6 +137,13 @@ class Transformer {
                                 std::shared_ptr<BlockActs> shared = nullptr) const;
   Workspace alloc_workspace(Backend& be, int64_t B, int64_t T) const;
 
+  // The documents of the micro-batch(es) run next with `a`: doc_start [B·T] on the host (every
+  // row's starts, whatever rows this rank holds), or empty for one document per row (the
+  // state after allocation). Stays in effect for `a` until set again. Every stage needs it
+  // (attention blocks documents in every layer; RoPE in every layer; learned positions in the
+  // first stage).
+  void set_documents(Backend& be, Activations& a, std::span<const int32_t> doc_start) const;
+
   // Forward of one micro-batch. ids: i32 [B·T] on the backend (read by the first stage only;
   // may be empty otherwise, in which case a.input must hold the stage's input). On the last
   // stage fills a.logits and a.lse.
@@ -159,6 +172,8 @@ class Transformer {
 
  private:
   void backward_blocks(Backend& be, Activations& a, Workspace& ws, const Tensor& ids) const;
+  // a.pos (when allocated) = t − doc_start for the local rows (doc_start empty: t).
+  void fill_positions(Backend& be, Activations& a, std::span<const int32_t> doc_start) const;
   // The installed regions, or `whole` (the identity) when none are.
   Regions& regions_or(Regions& whole) const { return regions_ ? *regions_ : whole; }
   // Per-token losses (0 where ignored) and the targets, both read back to the host.

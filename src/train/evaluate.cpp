@@ -6,21 +6,21 @@
 
 namespace llmpi {
 
-LossSum evaluate_loss(const Transformer& model, Backend& be, const ValLoader& loader, int64_t B,
-                      int64_t batches) {
-  const int64_t T = loader.seq_len();
+LossSum evaluate_loss(const Transformer& model, Backend& be, const StepRows& rows, int64_t T,
+                      int64_t B, int64_t batches) {
   Activations acts = model.alloc_activations(be, B, T);
   Buffer ids = be.alloc(Shape{B * T}, DType::i32), targets = be.alloc(Shape{B * T}, DType::i32);
-  std::vector<int32_t> hi(size_t(B * T)), ht(size_t(B * T));
+  std::vector<int32_t> hi(size_t(B * T)), ht(size_t(B * T)), hd(size_t(B * T));
   LossSum total;
   for (int64_t k = 0; k < batches; ++k) {
-    loader.fill(k, B, hi.data(), ht.data());
-    // Rows past the last sample wrap around to the first ones: count each sample once.
+    rows.fill_val(k, B, hi.data(), ht.data(), hd.data());
+    // Rows past the last one wrap around to the first ones: count each row once.
     for (int64_t b = 0; b < B; ++b)
-      if (k * B + b >= loader.n_samples())
+      if (k * B + b >= rows.n_rows())
         std::fill(ht.begin() + b * T, ht.begin() + (b + 1) * T, -1);
     be.copy(ids, Tensor{hi.data(), Shape{B * T}, DType::i32, Device::host});
     be.copy(targets, Tensor{ht.data(), Shape{B * T}, DType::i32, Device::host});
+    if (rows.has_documents()) model.set_documents(be, acts, hd);
     model.forward(be, acts, ids);
     const LossSum ls = model.loss(be, acts, targets);
     total.sum += ls.sum;

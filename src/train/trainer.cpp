@@ -11,6 +11,7 @@
 #include "jobs/retention.h"
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
+#include "data/tokenizer_id.h"
 #include "train/init_from.h"
 #include "train/paths.h"
 #include "train/logbook_observer.h"
@@ -64,13 +65,19 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
       out_(out),
       journal_(cfg, layout_text(topo.layout()), topo.world_size()),
       train_data_(data_paths(cfg.data.train, "data.train"), cfg.model.vocab_size),
-      loader_(train_data_, cfg.train.seq_len, cfg.train.seed),
+      rows_(cfg, train_data_),
       schedule_(LrSchedule::from(cfg.train)) {
   rank_ = topo_.rank();
-  run_dir_.add_observer(journal_);  // the logbook's journal (attached to the logbook in run())
+  if (cfg.lora.enabled())
+    user_error(cfg.source_path, ": lora.rank = ", cfg.lora.rank,
+               ": LoRA training is not supported yet (the [lora] section is read and checked, "
+               "but the model does not carry adapters); expected lora.rank = 0");
   if (!cfg.data.val.empty()) {
     val_data_.emplace(data_paths(cfg.data.val, "data.val"), cfg.model.vocab_size);
-    val_loader_.emplace(*val_data_, cfg.train.seq_len);
+    val_rows_.emplace(cfg, *val_data_);
+    const std::string warning =
+        check_same_tokenizer(train_data_.tokenizer(), "data.train", val_data_->tokenizer(), "data.val");
+    if (!warning.empty()) report(warning);
   }
   layout_.batch_size = cfg.train.batch_size;
   layout_.micro_batches = cfg.parallel.micro_batches;
@@ -79,6 +86,9 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len;
   host_ids_.resize(size_t(layout_.micro_batches * B * T));
   host_targets_.resize(host_ids_.size());
+  if (rows_.has_documents()) host_docs_.resize(host_ids_.size());
+  // Last: a constructor that throws leaves no observer behind in run_dir_.
+  run_dir_.add_observer(journal_);  // the logbook's journal (attached to the logbook in run())
 }
 
 Trainer::~Trainer() {
@@ -87,15 +97,16 @@ Trainer::~Trainer() {
 }
 
 double Trainer::validate(int64_t batches) {
-  LLMPI_CHECK(val_loader_.has_value(), "validate() without validation data");
+  LLMPI_CHECK(val_rows_.has_value(), "validate() without validation data");
   const int64_t B = cfg_.train.batch_size, T = cfg_.train.seq_len, N = B * T;
   std::vector<int32_t> ids(static_cast<size_t>(N)), targets(static_cast<size_t>(N));
+  std::vector<int32_t> docs(val_rows_->has_documents() ? static_cast<size_t>(N) : 0);
   double sum = 0.0;
   int64_t count = 0;
   // Every rank evaluates the same batches (layout-independent result; validation is small).
   for (int64_t k = 0; k < batches; ++k) {
-    val_loader_->fill(k, B, ids.data(), targets.data());
-    const LossSum ls = engine_->eval(ids, targets);
+    val_rows_->fill_val(k, B, ids.data(), targets.data(), docs.data());
+    const LossSum ls = engine_->eval(ids, targets, docs);
     sum += ls.sum;
     count += ls.count;
   }
@@ -147,7 +158,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   if (rank_ == 0) {
     out_ << "model: " << arch_name(cfg_.model.arch) << ", " << engine_->global_param_count()
          << " parameters | data: " << train_data_.size() << " train tokens ("
-         << loader_.n_samples() << " samples of " << T << ")";
+         << rows_.describe() << ")";
     if (val_data_) out_ << ", " << val_data_->size() << " validation tokens";
     out_ << " | batch " << layout_.global_samples() << " x " << T << " = " << tokens_per_step
          << " tokens/step\n";
@@ -197,7 +208,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   auto phase = [&](Phase p, int64_t step) {
     if (opt.progress) opt.progress->begin(p, step);
   };
-  if (val_loader_ && start_step_ == 0) val(0);
+  if (val_rows_ && start_step_ == 0) val(0);
   const auto t0 = Clock::now();
   auto window_start = t0;
   int64_t window_steps = 0;
@@ -235,7 +246,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
       window_steps = 0;
     }
     const double step_s = std::chrono::duration<double>(Clock::now() - step_start).count();
-    if (val_loader_ && ((cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0) || last)) {
+    if (val_rows_ && ((cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0) || last)) {
       phase(Phase::eval, step);
       val(step);  // the final validation too, in this step's row
     }
@@ -315,7 +326,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     finish(false);
     return sum;
   }
-  if (val_loader_ && (sum.val_losses.empty() || sum.val_losses.back().first != cfg_.train.steps)) {
+  if (val_rows_ && (sum.val_losses.empty() || sum.val_losses.back().first != cfg_.train.steps)) {
     phase(Phase::eval, last_step);
     val(cfg_.train.steps);  // a run resumed at its last step
   }
@@ -330,6 +341,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   meta.tokens_seen = cfg_.train.steps * tokens_per_step;
   meta.config_toml = cfg_.source_text;
   meta.layout = topo_.layout();
+  if (auto t = train_data_.tokenizer()) meta.tokenizer = t->str();
   sum.model_path = run_dir_.model_path();
   engine_->save(sum.model_path, meta);
   if (rank_ == 0) out_ << "saved " << sum.model_path << "\n" << std::flush;

@@ -21,8 +21,9 @@
 // LayoutError on every rank for an invalid layout) and the RunDirectory; a second constructor
 // builds both over a communicator (tests, tools).
 // The global batch is batch_size × micro_batches × dp sequences; its samples are a pure
-// function of (seed, dataset, step) (data/batch_loader.h), so runs are reproducible bit for
-// bit: the same config gives the same losses.
+// function of (seed, dataset, step) (train/step_rows.h: pre-training samples, or with
+// [train] objective = "sft" rows of whole, possibly packed documents with masked targets), so
+// runs are reproducible bit for bit: the same config gives the same losses.
 #include <mpi.h>
 
 #include <cstdint>
@@ -48,6 +49,7 @@
 #include "parallel/topology.h"
 #include "train/logbook_observer.h"
 #include "train/step_guard.h"
+#include "train/step_rows.h"
 
 namespace llmpi {
 
@@ -153,13 +155,14 @@ class Trainer {
 
   TokenDataset train_data_;
   std::optional<TokenDataset> val_data_;
-  BatchLoader loader_;
-  std::optional<ValLoader> val_loader_;
+  StepRows rows_;                   // the step's rows by objective (lm or sft)
+  std::optional<StepRows> val_rows_;
   BatchLayout layout_;
 
   std::unique_ptr<ParallelEngine> engine_;
   LrSchedule schedule_;
   std::vector<int32_t> host_ids_, host_targets_;   // [M, B·T] staged for one step
+  std::vector<int32_t> host_docs_;                 // [M, B·T] document starts (sft packing)
   int64_t start_step_ = 0;      // the last step already trained (a resumed checkpoint's)
   int64_t last_saved_step_ = 0; // the step of the previous checkpoint (data mapping start)
   // The logbook and spike handling (built by the first run(), collective).

@@ -58,6 +58,7 @@ void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
   meta.tokens_seen = step * G * cfg_.train.seq_len;
   meta.config_toml = cfg_.source_text;
   meta.layout = topo_.layout();
+  if (auto t = train_data_.tokenizer()) meta.tokenizer = t->str();
   meta.optimizer = engine_->optimizer_meta();
   meta.run = guard_->policy().save(guard_->segment());
   saved_steps_.insert(step);
@@ -67,7 +68,7 @@ void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
   d.global_batch = G;
   for (int64_t s = last_saved_step_ + 1; s <= step; ++s) {
     d.steps.push_back(s);
-    const std::vector<int64_t> idx = loader_.step_samples(s - 1, layout_);  // 0-based step
+    const std::vector<int64_t> idx = rows_.step_samples(s - 1, layout_);  // 0-based step
     d.step_samples.insert(d.step_samples.end(), idx.begin(), idx.end());
   }
   const std::string path = run_dir_.checkpoint_path(step);
@@ -100,7 +101,7 @@ int64_t Trainer::roll_back(AsyncCheckpointer* saver, int64_t step) {
   const std::string path = run_dir_.checkpoint_path(c);
   std::vector<int64_t> samples;  // the global sample indices whose data is skipped
   for (int64_t s : window) {
-    const std::vector<int64_t> idx = loader_.step_samples(s - 1, layout_);  // 0-based step
+    const std::vector<int64_t> idx = rows_.step_samples(s - 1, layout_);  // 0-based step
     samples.insert(samples.end(), idx.begin(), idx.end());
   }
   run_dir_.emit({RunEventKind::rollback, step,

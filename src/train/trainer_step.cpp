@@ -29,12 +29,12 @@ Trainer::StepRun Trainer::train_step(int64_t step) {
   const auto t0 = Clock::now();
   const int64_t N = cfg_.train.batch_size * cfg_.train.seq_len;
   for (int64_t m = 0; m < layout_.micro_batches; ++m)
-    loader_.fill(step - 1, m, topo_.dp_rank(), layout_, host_ids_.data() + m * N,
-                 host_targets_.data() + m * N);
+    rows_.fill(step - 1, m, topo_.dp_rank(), layout_, host_ids_.data() + m * N,
+               host_targets_.data() + m * N, host_docs_.data() + (host_docs_.empty() ? 0 : m * N));
   o.data_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const bool stats = guard_->layer_stats_due(step);
   if (stats) engine_->arm_layer_stats();
-  o.s = engine_->compute(host_ids_, host_targets_, guard_->poison_gradient(step));
+  o.s = engine_->compute(host_ids_, host_targets_, host_docs_, guard_->poison_gradient(step));
   auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   auto lb = Clock::now();  // the logbook's own time: agreement, decision, statistics, events
   const int64_t peak = be_.peak_bytes();

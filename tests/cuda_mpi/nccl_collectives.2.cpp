@@ -43,6 +43,7 @@ std::vector<unsigned char> encode(DType t, const std::vector<double>& v) {
       case DType::f64: std::memcpy(p, &v[i], 8); break;
       case DType::bf16: { const uint16_t x = to_bf16(static_cast<float>(v[i])); std::memcpy(p, &x, 2); break; }
       case DType::i32: { const int32_t x = static_cast<int32_t>(v[i]); std::memcpy(p, &x, 4); break; }
+      case DType::u8: *p = static_cast<unsigned char>(v[i]); break;
     }
   }
   return out;
@@ -57,6 +58,7 @@ std::vector<double> decode(DType t, const std::vector<unsigned char>& b) {
       case DType::f64: std::memcpy(&v[i], p, 8); break;
       case DType::bf16: { uint16_t x; std::memcpy(&x, p, 2); v[i] = from_bf16(x); break; }
       case DType::i32: { int32_t x; std::memcpy(&x, p, 4); v[i] = x; break; }
+      case DType::u8: v[i] = *p; break;
     }
   }
   return v;

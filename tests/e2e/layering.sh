@@ -9,18 +9,19 @@ cd "$src"
 
 # folder → the folders it may include (besides itself).
 declare -A allowed=(
-  [src/cli]="src/analysis slurm src/train jobs parallel io src/optim src/config src/model src/data src/backend src/core"
-  [src/analysis]="src/train jobs parallel io src/optim src/config src/model src/data src/backend src/core"
+  [src/cli]="src/analysis slurm src/train jobs parallel io src/optim src/config src/model src/data src/backend src/quant src/core"
+  [src/analysis]="src/train jobs parallel io src/optim src/config src/model src/data src/backend src/quant src/core"
   [slurm]="jobs src/config src/core"
-  [src/train]="jobs parallel io src/optim src/config src/model src/data src/backend src/core"
+  [src/train]="jobs parallel io src/optim src/config src/model src/data src/backend src/quant src/core"
   [jobs]="parallel io src/config src/core"
-  [parallel]="io src/optim src/config src/model src/backend src/core"
-  [io]="src/config src/model src/data src/backend src/core"
+  [parallel]="io src/optim src/config src/model src/backend src/quant src/core"
+  [io]="src/config src/model src/data src/backend src/quant src/core"
   [src/optim]="src/config src/model src/backend src/core"
   [src/config]="src/model src/core"
-  [src/model]="src/backend src/core"
+  [src/model]="src/backend src/quant src/core"
   [src/data]="src/core"
-  [src/backend]="src/core"
+  [src/backend]="src/quant src/core"
+  [src/quant]="src/core"
   [src/core]=""
 )
 # Known exceptions, one "file folder" each, listed in docs/architecture.md with the way out.

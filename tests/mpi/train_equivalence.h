@@ -64,6 +64,17 @@ inline fs::path shared_corpus(const std::string& name) {
       t = rng_uniform(key, uint64_t(i)) < 0.85 ? (t * 5 + 1) % 61 : uint32_t(i % 61);
     }
     write_token_shard((d / "train.bin").string(), toks, 64);
+    // Fine-tuning data (objective = "sft"): the same stream cut into documents of 5..16
+    // tokens, the loss mask on the second half of each.
+    TokenShardWriter w((d / "sft.bin").string(), 2, ShardContent::documents_with_mask);
+    for (size_t at = 0, k = 0; at + 16 <= toks.size(); ++k) {
+      const size_t len = 5 + size_t(rng_uniform(key, 1000000 + k) * 12);
+      std::vector<uint8_t> mask(len, 0);
+      std::fill(mask.begin() + long(len / 2), mask.end(), uint8_t(1));
+      w.append_document(std::span<const uint32_t>(toks.data() + at, len), mask);
+      at += len;
+    }
+    w.commit();
   }
   MPI_Barrier(MPI_COMM_WORLD);
   return d;
@@ -79,6 +90,8 @@ struct LayoutCase {
   int steps = 20;
   int seq_len = 16;  // T, for the layout and the reference (≤ max_seq_len = 16)
   int batch = 2;     // B, sequences per micro-batch, for the layout and the reference
+  std::string objective = "lm";  // "sft": sft.bin (documents + loss mask), rows per packing
+  bool packing = true;
 };
 
 inline Config case_config(const fs::path& d, const LayoutCase& c, bool reference) {
@@ -88,7 +101,9 @@ inline Config case_config(const fs::path& d, const LayoutCase& c, bool reference
     << "[train]\nsteps = " << c.steps << "\nbatch_size = " << c.batch << "\nseq_len = " << c.seq_len << "\nlr = 3e-3\nmin_lr = 3e-4\n"
     << "warmup_steps = 3\nlog_every = 100\ngrad_clip = 1.0\n"
     << "recompute = \"" << (reference ? std::string("none") : c.recompute) << "\"\n"
-    << "[data]\ntrain = \"" << (d / "train.bin").string() << "\"\n[parallel]\n";
+    << "objective = \"" << c.objective << "\"\npacking = " << (c.packing ? "true" : "false")
+    << "\n[data]\ntrain = \"" << (d / (c.objective == "sft" ? "sft.bin" : "train.bin")).string()
+    << "\"\n[parallel]\n";
   if (reference)
     t << "micro_batches = " << c.micro * c.dp << "\n";
   else
@@ -108,7 +123,8 @@ inline std::string describe(const LayoutCase& c) {
     << c.micro << (c.sp ? " sp" : "") << (c.virtual_stages > 1 ? " interleaved" : "")
     << (c.recompute != "none" ? " recompute=" + c.recompute : "")
     << (c.seq_len != 16 ? " T" + std::to_string(c.seq_len) : "")
-    << (c.batch != 2 ? " B" + std::to_string(c.batch) : "");
+    << (c.batch != 2 ? " B" + std::to_string(c.batch) : "")
+    << (c.objective != "lm" ? " " + c.objective + (c.packing ? " packed" : " unpacked") : "");
   return s.str();
 }
 

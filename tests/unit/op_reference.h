@@ -89,14 +89,17 @@ inline Vec swiglu(const Vec& in, int64_t N, int64_t F) {
 }
 
 // Rotary embedding of the first n_rot heads of each row (width W) of x[B·T, W], explicit
-// 2×2 rotation of every pair (i, i + D/2) by ±(t + pos_offset)·theta^(−2i/D).
+// 2×2 rotation of every pair (i, i + D/2) by ±(t − doc_start + pos_offset)·theta^(−2i/D)
+// (doc_start [B·T] per row, or empty: 0).
 inline Vec rope(const Vec& x, int64_t rows, int64_t W, int64_t T, int64_t n_rot, int64_t D,
-                double theta, int64_t pos_offset, bool inverse) {
+                double theta, int64_t pos_offset, bool inverse,
+                const std::vector<int32_t>& doc_start = {}) {
   Vec y = x;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t h = 0; h < n_rot; ++h)
       for (int64_t i = 0; i < D / 2; ++i) {
-        const double angle = (inverse ? -1.0 : 1.0) * double(r % T + pos_offset) *
+        const int64_t start = doc_start.empty() ? 0 : doc_start[r];
+        const double angle = (inverse ? -1.0 : 1.0) * double(r % T - start + pos_offset) *
                              std::pow(theta, -2.0 * double(i) / double(D));
         const int64_t a = r * W + h * D + i, b = a + D / 2;
         y[a] = x[a] * std::cos(angle) - x[b] * std::sin(angle);
@@ -107,8 +110,10 @@ inline Vec rope(const Vec& x, int64_t rows, int64_t W, int64_t T, int64_t n_rot,
 
 // Causal GQA attention with the explicit score matrix S = QKᵀ/√D + mask, P = softmax(S),
 // out = P·V. qkv: [B, T, (Hq + 2Hkv)·D]; returns out [B, T, Hq·D]; fills lse [B, Hq, T].
+// The mask is explicit: key j is visible to query t iff j <= t and, with packed documents
+// (doc_start [B·T], backend.h), j >= doc_start[t].
 inline Vec attention(const Vec& qkv, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
-                     Vec& lse) {
+                     Vec& lse, const std::vector<int32_t>& doc_start = {}) {
   const int64_t W = (Hq + 2 * Hkv) * D;
   Vec out(B * T * Hq * D, 0.0);
   lse.assign(B * Hq * T, 0.0);
@@ -125,7 +130,10 @@ inline Vec attention(const Vec& qkv, int64_t B, int64_t T, int64_t Hq, int64_t H
         for (int64_t j = 0; j < T; ++j) {
           double s = 0;
           for (int64_t d = 0; d < D; ++d) s += q(t, d) * k(j, d);
-          S[t * T + j] = j <= t ? s / std::sqrt(double(D)) : -std::numeric_limits<double>::infinity();
+          const int64_t first = doc_start.empty() ? 0 : doc_start[b * T + t];
+          const bool visible = j <= t && j >= first;
+          S[t * T + j] =
+              visible ? s / std::sqrt(double(D)) : -std::numeric_limits<double>::infinity();
         }
       for (int64_t t = 0; t < T; ++t) {
         double m = -std::numeric_limits<double>::infinity();

@@ -42,9 +42,9 @@ struct WholeState {
   CheckpointSlabs slabs;
 };
 
-inline WholeState whole_state(int group_count = 3) {
+inline WholeState whole_state(int group_count = 3,
+                              const std::vector<TensorSpec>& specs = ckpt_specs()) {
   WholeState w;
-  const auto specs = ckpt_specs();
   w.store.reserve(specs.size() * 3);
   for (int grp = 0; grp < group_count; ++grp)
     for (const TensorSpec& t : specs) {

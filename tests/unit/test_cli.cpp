@@ -193,3 +193,15 @@ TEST(CommandLine, EveryRegisteredCommandHasHelp) {
   const std::string e = error_of(cmds, {"sample", "m", "--temprature", "1"});
   EXPECT_TRUE(has(e, "did you mean '--temperature'?")) << e;
 }
+
+// Issue #13 item 8: non-finite numbers are refused by every numeric option (sample
+// --temperature nan printed text with exit 0), before the command runs.
+TEST(CommandLine, NonFiniteNumbersAreRefused) {
+  const std::vector<CommandSpec> cmds = all_commands();
+  for (const char* v : {"nan", "inf", "-inf", "NaN", "infinity"}) {
+    const std::string e = error_of(cmds, {"sample", "no-such-model.h5", "--temperature", v});
+    EXPECT_TRUE(has(e, "--temperature: expects a number") && has(e, v)) << e;
+    const std::string p = error_of(cmds, {"sample", "no-such-model.h5", "--top-p", v});
+    EXPECT_TRUE(has(p, "--top-p: expects a number")) << p;
+  }
+}

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "core/documents.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "op_reference.h"
@@ -182,6 +183,71 @@ Builder norm_case(NormKind kind, bool with_bias) {
   };
 }
 
+// The residual stream's fused norm: sum = a + b and out = norm(sum) are both outputs (the sum
+// is the residual carried on); backward gets d(sum) = R_sum directly plus the norm's part.
+Builder add_norm_case(NormKind kind) {
+  return [kind](Backend& be, DType dt, GradProblem& p) {
+    const int64_t N = 3, C = 6;
+    const uint64_t seed = 212;
+    const bool ln = kind == NormKind::layernorm;
+    Tensor a = p.keep(upload(be, {N, C}, dt, randn(N * C, seed, "a", 1.5)));
+    Tensor b = p.keep(upload(be, {N, C}, dt, randn(N * C, seed, "b", 1.5)));
+    Tensor gain = p.keep(upload(be, {C}, dt, randn(C, seed, "gain")));
+    Tensor bias = ln ? p.keep(upload(be, {C}, dt, randn(C, seed, "bias"))) : Tensor{};
+    Tensor sum = p.keep(be.alloc({N, C}, dt)), out = p.keep(be.alloc({N, C}, dt));
+    Tensor mean = ln ? p.keep(be.alloc({N}, dt)) : Tensor{};
+    Tensor rstd = p.keep(be.alloc({N}, dt));
+    Tensor R = p.keep(upload(be, {N, C}, dt, randn(N * C, seed, "R")));
+    Tensor Rs = p.keep(upload(be, {N, C}, dt, randn(N * C, seed, "Rs")));
+    Tensor da = p.keep(be.alloc({N, C}, dt)), db = p.keep(be.alloc({N, C}, dt));
+    Tensor dgain = p.keep(be.alloc({C}, dt));
+    Tensor dbias = ln ? p.keep(be.alloc({C}, dt)) : Tensor{};
+    p.wrt = {{"a", a, da, false}, {"b", b, db, false}, {"gain", gain, dgain, true}};
+    if (ln) p.wrt.push_back({"bias", bias, dbias, true});
+    p.outputs = {{"out", out, R}, {"sum", sum, Rs}, {"rstd", rstd, {}}};
+    if (ln) p.outputs.push_back({"mean", mean, {}});
+    const double eps = 1e-5;
+    p.forward = [&be, kind, sum, out, mean, rstd, a, b, gain, bias, eps] {
+      be.add_norm_forward(kind, sum, out, mean, rstd, a, b, gain, bias, eps);
+    };
+    // As the block runs it: the residual gradient accumulated in place (dx aliases dres).
+    p.backward = [&be, kind, da, db, dgain, dbias, R, Rs, sum, gain, mean, rstd] {
+      be.copy(da, Rs);
+      be.norm_backward_add(kind, da, dgain, dbias, R, da, sum, gain, mean, rstd);
+      be.copy(db, da);
+    };
+  };
+}
+
+// The GELU MLP through the fused ops: act = gelu(in·w1ᵀ + b1) (linear_gelu_forward),
+// out = act·w2ᵀ + b2; backward through linear_backward_gelu, then linear_backward.
+void mlp_gelu_case(Backend& be, DType dt, GradProblem& p) {
+  const int64_t N = 4, C = 3, F = 5;
+  const uint64_t seed = 313;
+  Tensor in = p.keep(upload(be, {N, C}, dt, randn(N * C, seed, "in", 1.5)));
+  Tensor w1 = p.keep(upload(be, {F, C}, dt, randn(F * C, seed, "w1")));
+  Tensor b1 = p.keep(upload(be, {F}, dt, randn(F, seed, "b1")));
+  Tensor w2 = p.keep(upload(be, {C, F}, dt, randn(C * F, seed, "w2")));
+  Tensor b2 = p.keep(upload(be, {C}, dt, randn(C, seed, "b2")));
+  Tensor pre = p.keep(be.alloc({N, F}, dt)), act = p.keep(be.alloc({N, F}, dt));
+  Tensor out = p.keep(be.alloc({N, C}, dt));
+  Tensor R = p.keep(upload(be, {N, C}, dt, randn(N * C, seed, "R")));
+  Tensor din = p.keep(be.alloc({N, C}, dt)), dpre = p.keep(be.alloc({N, F}, dt));
+  Tensor dw1 = p.keep(be.alloc({F, C}, dt)), db1 = p.keep(be.alloc({F}, dt));
+  Tensor dw2 = p.keep(be.alloc({C, F}, dt)), db2 = p.keep(be.alloc({C}, dt));
+  p.wrt = {{"in", in, din, false}, {"w1", w1, dw1, true}, {"b1", b1, db1, true},
+           {"w2", w2, dw2, true},  {"b2", b2, db2, true}};
+  p.outputs = {{"out", out, R}, {"pre", pre, {}}, {"act", act, {}}};
+  p.forward = [&be, act, pre, in, w1, b1, out, w2, b2] {
+    be.linear_gelu_forward(act, pre, in, w1, b1);
+    be.linear_forward(out, act, w2, b2);
+  };
+  p.backward = [&be, dpre, dw2, db2, R, act, w2, pre, din, dw1, db1, in, w1] {
+    be.linear_backward_gelu(dpre, dw2, db2, R, act, w2, pre);
+    be.linear_backward(din, dw1, db1, dpre, in, w1);
+  };
+}
+
 void gelu_case(Backend& be, DType dt, GradProblem& p) {
   const int64_t N = 3, F = 5;
   Tensor in = p.keep(upload(be, {N, F}, dt, randn(N * F, 303, "in", 1.5)));
@@ -204,35 +270,60 @@ void swiglu_case(Backend& be, DType dt, GradProblem& p) {
   p.backward = [&be, din, R, in] { be.swiglu_backward(din, R, in); };
 }
 
-void rope_case(Backend& be, DType dt, GradProblem& p) {
-  const int64_t B = 2, T = 3, Hq = 2, Hkv = 1, D = 4, W = (Hq + 2 * Hkv) * D;
-  Tensor x = p.keep(upload(be, {B, T, W}, dt, randn(B * T * W, 505, "x")));
-  Tensor y = p.keep(be.alloc({B, T, W}, dt)), dx = p.keep(be.alloc({B, T, W}, dt));
-  Tensor R = p.keep(upload(be, {B, T, W}, dt, randn(B * T * W, 505, "R")));
-  p.wrt = {{"qkv", x, dx, false}};
-  p.outputs = {{"rotated", y, R}};
-  // Forward on a copy (rope is in place); backward = inverse rotation of dout.
-  p.forward = [&be, x, y, T, Hq, Hkv, D] {
-    be.copy(y, x);
-    be.rope(y, T, Hq + Hkv, D, 100.0, 2, false);
-  };
-  p.backward = [&be, dx, R, T, Hq, Hkv, D] {
-    be.copy(dx, R);
-    be.rope(dx, T, Hq + Hkv, D, 100.0, 2, true);
+// Document lengths of each row (packed documents), or {} for one document per row.
+using RowDocs = std::vector<std::vector<int64_t>>;
+
+// The doc_start of rows holding documents of the given lengths (empty for docs = {}).
+std::vector<int32_t> doc_starts(const RowDocs& docs, int64_t T) {
+  std::vector<int32_t> out;
+  for (const auto& row : docs) {
+    const std::vector<int32_t> r = doc_start_from_lengths(row, T);
+    out.insert(out.end(), r.begin(), r.end());
+  }
+  return out;
+}
+
+Tensor keep_docs(Backend& be, GradProblem& p, const RowDocs& docs, int64_t T) {
+  return docs.empty() ? Tensor{} : p.keep(upload_ids(be, doc_starts(docs, T)));
+}
+
+Builder rope_case(RowDocs docs) {
+  return [docs](Backend& be, DType dt, GradProblem& p) {
+    const int64_t T = docs.empty() ? 3 : 7, Hq = 2, Hkv = 1, D = 4, W = (Hq + 2 * Hkv) * D;
+    const int64_t B = 2;
+    Tensor x = p.keep(upload(be, {B, T, W}, dt, randn(B * T * W, 505, "x")));
+    Tensor y = p.keep(be.alloc({B, T, W}, dt)), dx = p.keep(be.alloc({B, T, W}, dt));
+    Tensor R = p.keep(upload(be, {B, T, W}, dt, randn(B * T * W, 505, "R")));
+    Tensor ds = keep_docs(be, p, docs, T);
+    p.wrt = {{"qkv", x, dx, false}};
+    p.outputs = {{"rotated", y, R}};
+    // Forward on a copy (rope is in place); backward = inverse rotation of dout.
+    p.forward = [&be, x, y, T, Hq, Hkv, D, ds] {
+      be.copy(y, x);
+      be.rope(y, T, Hq + Hkv, D, 100.0, 2, ds, false);
+    };
+    p.backward = [&be, dx, R, T, Hq, Hkv, D, ds] {
+      be.copy(dx, R);
+      be.rope(dx, T, Hq + Hkv, D, 100.0, 2, ds, true);
+    };
   };
 }
 
-Builder attention_case(int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
+Builder attention_case(int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
+                       RowDocs docs = {}) {
   return [=](Backend& be, DType dt, GradProblem& p) {
     const int64_t W = (Hq + 2 * Hkv) * D;
     Tensor qkv = p.keep(upload(be, {B, T, W}, dt, randn(B * T * W, 606, "qkv")));
     Tensor out = p.keep(be.alloc({B, T, Hq * D}, dt)), lse = p.keep(be.alloc({B, Hq, T}, dt));
     Tensor R = p.keep(upload(be, {B, T, Hq * D}, dt, randn(B * T * Hq * D, 606, "R")));
     Tensor dqkv = p.keep(be.alloc({B, T, W}, dt));
+    Tensor ds = keep_docs(be, p, docs, T);
     p.wrt = {{"qkv", qkv, dqkv, false}};
     p.outputs = {{"out", out, R}, {"lse", lse, {}}};
-    p.forward = [=, &be] { be.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D); };
-    p.backward = [=, &be] { be.attention_backward(dqkv, R, qkv, out, lse, B, T, Hq, Hkv, D); };
+    p.forward = [=, &be] { be.attention_forward(out, lse, qkv, B, T, Hq, Hkv, D, ds); };
+    p.backward = [=, &be] {
+      be.attention_backward(dqkv, R, qkv, out, lse, B, T, Hq, Hkv, D, ds);
+    };
   };
 }
 
@@ -285,13 +376,22 @@ std::vector<OpCase> op_cases() {
       {"layernorm", norm_case(NormKind::layernorm, true)},
       {"layernorm_nobias", norm_case(NormKind::layernorm, false)},
       {"rmsnorm", norm_case(NormKind::rmsnorm, false)},
+      {"add_layernorm", add_norm_case(NormKind::layernorm)},
+      {"add_rmsnorm", add_norm_case(NormKind::rmsnorm)},
+      {"mlp_gelu_fused", mlp_gelu_case},
       {"gelu", gelu_case},
       {"swiglu", swiglu_case},
-      {"rope", rope_case},
+      {"rope", rope_case({})},
+      {"rope_packed", rope_case({{2, 4, 1}, {7}})},
       {"attention_gqa", attention_case(2, 4, 4, 2, 4)},
       {"attention_mha", attention_case(1, 5, 2, 2, 4)},
       // T > 64: several query and key blocks of the tiled kernels.
       {"attention_multiblock", attention_case(1, 70, 2, 1, 4)},
+      // Packed documents: one-token documents, a document across the block boundary at 64,
+      // query rows of block 1 that see nothing of key block 0 (row 0: t >= 65), and a block
+      // whose first document starts at 64 (row 1: key block 0 skipped).
+      {"attention_packed", attention_case(2, 6, 4, 2, 4, {{1, 3, 2}, {2, 1, 1, 2}})},
+      {"attention_packed_multiblock", attention_case(2, 70, 2, 1, 4, {{5, 60, 5}, {64, 6}})},
       {"embedding", embedding_case},
       {"cross_entropy", cross_entropy_case},
   };
@@ -402,18 +502,60 @@ INSTANTIATE_TEST_SUITE_P(HostOps, HostOpTable, ::testing::ValuesIn(op_cases()),
 
 TEST(HostOps, AttentionMatchesExplicitSoftmax) {
   auto be = make_host_backend();
-  struct Cfg { int64_t B, T, Hq, Hkv, D; };
-  for (const Cfg c : {Cfg{2, 7, 4, 2, 8}, Cfg{2, 6, 3, 3, 4}, Cfg{1, 9, 4, 1, 6}, Cfg{1, 150, 4, 2, 8}}) {
+  struct Cfg { int64_t B, T, Hq, Hkv, D; RowDocs docs; };
+  const std::vector<Cfg> cfgs = {
+      {2, 7, 4, 2, 8, {}}, {2, 6, 3, 3, 4, {}}, {1, 9, 4, 1, 6, {}}, {1, 150, 4, 2, 8, {}},
+      // Packed: documents inside one block, across the 64-row blocks, starting exactly at a
+      // block boundary, one-token documents; the explicit mask of op_reference.h.
+      {2, 9, 4, 2, 8, {{3, 1, 5}, {9}}},
+      {2, 150, 4, 2, 8, {{1, 63, 1, 30, 55}, {70, 10, 64, 6}}},
+      {1, 200, 2, 1, 4, {{128, 1, 71}}},
+  };
+  for (const Cfg& c : cfgs) {
     const int64_t W = (c.Hq + 2 * c.Hkv) * c.D;
     const Vec qkv = randn(c.B * c.T * W, 11 + c.Hkv, "qkv", 1.5);
+    const std::vector<int32_t> ds = doc_starts(c.docs, c.T);
     Buffer q = upload(*be, {c.B, c.T, W}, DType::f64, qkv);
     Buffer out = be->alloc({c.B, c.T, c.Hq * c.D}, DType::f64);
     Buffer lse = be->alloc({c.B, c.Hq, c.T}, DType::f64);
-    be->attention_forward(out, lse, q, c.B, c.T, c.Hq, c.Hkv, c.D);
+    Buffer dsb = ds.empty() ? Buffer{} : upload_ids(*be, ds);
+    be->attention_forward(out, lse, q, c.B, c.T, c.Hq, c.Hkv, c.D, dsb);
     Vec want_lse;
-    const Vec want = ref::attention(qkv, c.B, c.T, c.Hq, c.Hkv, c.D, want_lse);
-    EXPECT_LE(rel_err(read(*be, out), want), 1e-12) << "Hq=" << c.Hq << " Hkv=" << c.Hkv;
-    EXPECT_LE(rel_err(read(*be, lse), want_lse), 1e-12) << "Hq=" << c.Hq << " Hkv=" << c.Hkv;
+    const Vec want = ref::attention(qkv, c.B, c.T, c.Hq, c.Hkv, c.D, want_lse, ds);
+    EXPECT_LE(rel_err(read(*be, out), want), 1e-12)
+        << "T=" << c.T << " Hq=" << c.Hq << " Hkv=" << c.Hkv << " docs=" << !ds.empty();
+    EXPECT_LE(rel_err(read(*be, lse), want_lse), 1e-12)
+        << "T=" << c.T << " Hq=" << c.Hq << " Hkv=" << c.Hkv << " docs=" << !ds.empty();
+  }
+}
+
+TEST(HostOps, PackedAttentionEqualsEachDocumentAlone) {
+  // Row = [doc a | doc b | doc c]: every output row and lse equal those of its document run
+  // as a batch row of its own (so nothing leaks across a boundary, in either direction).
+  auto be = make_host_backend();
+  const int64_t Hq = 2, Hkv = 1, D = 8, W = (Hq + 2 * Hkv) * D;
+  const std::vector<int64_t> lens = {40, 65, 25};
+  const int64_t T = 130;
+  const Vec qkv = randn(T * W, 77, "qkv", 1.5);
+  const std::vector<int32_t> ds = doc_start_from_lengths(lens, T);
+  Buffer q = upload(*be, {1, T, W}, DType::f64, qkv), dsb = upload_ids(*be, ds);
+  Buffer out = be->alloc({1, T, Hq * D}, DType::f64), lse = be->alloc({1, Hq, T}, DType::f64);
+  be->attention_forward(out, lse, q, 1, T, Hq, Hkv, D, dsb);
+  const Vec packed = read(*be, out), packed_lse = read(*be, lse);
+  int64_t t0 = 0;
+  for (int64_t len : lens) {
+    Vec part(qkv.begin() + t0 * W, qkv.begin() + (t0 + len) * W);
+    Buffer qp = upload(*be, {1, len, W}, DType::f64, part);
+    Buffer op = be->alloc({1, len, Hq * D}, DType::f64), lp = be->alloc({1, Hq, len}, DType::f64);
+    be->attention_forward(op, lp, qp, 1, len, Hq, Hkv, D, Tensor{});
+    const Vec alone = read(*be, op), alone_lse = read(*be, lp);
+    for (int64_t t = 0; t < len; ++t) {
+      for (int64_t i = 0; i < Hq * D; ++i)
+        ASSERT_NEAR(packed[(t0 + t) * Hq * D + i], alone[t * Hq * D + i], 1e-12) << t0 + t;
+      for (int64_t h = 0; h < Hq; ++h)
+        ASSERT_NEAR(packed_lse[h * T + t0 + t], alone_lse[h * len + t], 1e-12) << t0 + t;
+    }
+    t0 += len;
   }
 }
 
@@ -440,19 +582,94 @@ TEST(HostOps, NormsMatchFormulas) {
   EXPECT_LE(rel_err(read(*be, rstd), want_rstd), 1e-13);
 }
 
+// The fused ops give, on the host, exactly the bits of the compositions they replace, in
+// the aliasings the model uses (sum = a in place; dx = dres in place).
+void check_fused_equal_compositions(DType dt) {
+  auto be = make_host_backend();
+  const int64_t N = 7, C = 12, F = 10;
+  const double eps = 1e-5;
+  for (NormKind kind : {NormKind::layernorm, NormKind::rmsnorm}) {
+    const bool ln = kind == NormKind::layernorm;
+    const Vec a = randn(N * C, 31, "a", 2.0), b = randn(N * C, 31, "b");
+    Buffer ab = upload(*be, {N, C}, dt, a), bb = upload(*be, {N, C}, dt, b);
+    Buffer gain = upload(*be, {C}, dt, randn(C, 31, "gain"));
+    Buffer bias = ln ? upload(*be, {C}, dt, randn(C, 31, "bias")) : Buffer{};
+    auto stats = [&] { return ln ? be->alloc({N}, dt) : Buffer{}; };
+    Buffer s1 = be->alloc({N, C}, dt), o1 = be->alloc({N, C}, dt), m1 = stats(),
+           r1 = be->alloc({N}, dt);
+    be->add(s1, ab, bb);
+    be->norm_forward(kind, o1, m1, r1, s1, gain, bias, eps);
+    Buffer o2 = be->alloc({N, C}, dt), m2 = stats(), r2 = be->alloc({N}, dt);
+    be->add_norm_forward(kind, ab, o2, m2, r2, ab, bb, gain, bias, eps);  // in place on a
+    EXPECT_EQ(read(*be, ab), read(*be, s1)) << "sum";
+    EXPECT_EQ(read(*be, o2), read(*be, o1)) << "out";
+    EXPECT_EQ(read(*be, r2), read(*be, r1)) << "rstd";
+    if (ln) EXPECT_EQ(read(*be, m2), read(*be, m1)) << "mean";
+
+    const Vec dres = randn(N * C, 32, "dres"), dout = randn(N * C, 32, "dout");
+    Buffer dob = upload(*be, {N, C}, dt, dout), t = be->alloc({N, C}, dt);
+    Buffer dx1 = be->alloc({N, C}, dt), dx2 = upload(*be, {N, C}, dt, dres);
+    Buffer dr = upload(*be, {N, C}, dt, dres);
+    const Vec g0 = randn(C, 33, "g0");
+    Buffer dg1 = upload(*be, {C}, dt, g0), dg2 = upload(*be, {C}, dt, g0);
+    Buffer db1 = ln ? upload(*be, {C}, dt, g0) : Buffer{}, db2 = ln ? upload(*be, {C}, dt, g0) : Buffer{};
+    be->norm_backward(kind, t, dg1, db1, dob, s1, gain, m1, r1);
+    be->add(dx1, dr, t);
+    be->norm_backward_add(kind, dx2, dg2, db2, dob, dx2, s1, gain, m1, r1);  // dx aliases dres
+    EXPECT_EQ(read(*be, dx2), read(*be, dx1)) << "dx";
+    EXPECT_EQ(read(*be, dg2), read(*be, dg1)) << "dgain";
+    if (ln) EXPECT_EQ(read(*be, db2), read(*be, db1)) << "dbias";
+  }
+  Buffer in = upload(*be, {N, C}, dt, randn(N * C, 34, "in")), w = upload(*be, {F, C}, dt, randn(F * C, 34, "w"));
+  Buffer bias = upload(*be, {F}, dt, randn(F, 34, "bias"));
+  Buffer pre1 = be->alloc({N, F}, dt), act1 = be->alloc({N, F}, dt);
+  Buffer pre2 = be->alloc({N, F}, dt), act2 = be->alloc({N, F}, dt);
+  be->linear_forward(pre1, in, w, bias);
+  be->gelu_forward(act1, pre1);
+  be->linear_gelu_forward(act2, pre2, in, w, bias);
+  EXPECT_EQ(read(*be, pre2), read(*be, pre1)) << "pre";
+  EXPECT_EQ(read(*be, act2), read(*be, act1)) << "act";
+  Buffer w2 = upload(*be, {C, F}, dt, randn(C * F, 35, "w2")), dy = upload(*be, {N, C}, dt, randn(N * C, 35, "dy"));
+  Buffer d1 = be->alloc({N, F}, dt), d2 = be->alloc({N, F}, dt);
+  Buffer dw1 = be->alloc({C, F}, dt), dw2 = be->alloc({C, F}, dt);
+  be->fill(dw1, 0.5);
+  be->fill(dw2, 0.5);
+  be->linear_backward(d1, dw1, Tensor{}, dy, act1, w2);
+  be->gelu_backward(d1, d1, pre1);
+  be->linear_backward_gelu(d2, dw2, Tensor{}, dy, act1, w2, pre1);
+  EXPECT_EQ(read(*be, d2), read(*be, d1)) << "dpre";
+  EXPECT_EQ(read(*be, dw2), read(*be, dw1)) << "dw";
+}
+
+TEST(HostOps, FusedOpsEqualTheirCompositionsF32) { check_fused_equal_compositions(DType::f32); }
+TEST(HostOps, FusedOpsEqualTheirCompositionsF64) { check_fused_equal_compositions(DType::f64); }
+
 TEST(HostOps, RopeMatchesExplicitRotationAndInverts) {
   auto be = make_host_backend();
   const int64_t B = 2, T = 5, Hq = 4, Hkv = 2, D = 8, W = (Hq + 2 * Hkv) * D;
   const Vec x = randn(B * T * W, 31, "x");
   Buffer t = upload(*be, {B, T, W}, DType::f64, x);
-  be->rope(t, T, Hq + Hkv, D, 10000.0, 3, false);
+  be->rope(t, T, Hq + Hkv, D, 10000.0, 3, Tensor{}, false);
   const Vec rotated = read(*be, t);
   EXPECT_LE(rel_err(rotated, ref::rope(x, B * T, W, T, Hq + Hkv, D, 10000.0, 3, false)), 1e-13);
   // v heads are untouched, q/k heads moved.
   for (int64_t r = 0; r < B * T; ++r)
     for (int64_t i = (Hq + Hkv) * D; i < W; ++i) ASSERT_EQ(rotated[r * W + i], x[r * W + i]);
   EXPECT_GT(rel_err(rotated, x), 1e-2);
-  be->rope(t, T, Hq + Hkv, D, 10000.0, 3, true);
+  be->rope(t, T, Hq + Hkv, D, 10000.0, 3, Tensor{}, true);
+  EXPECT_LE(rel_err(read(*be, t), x), 1e-14);
+
+  // Packed documents: positions restart at each document start.
+  const std::vector<int32_t> ds = doc_starts({{2, 3}, {1, 1, 3}}, T);
+  Buffer dsb = upload_ids(*be, ds);
+  write(*be, t, x);
+  be->rope(t, T, Hq + Hkv, D, 10000.0, 0, dsb, false);
+  const Vec packed = read(*be, t);
+  EXPECT_LE(rel_err(packed, ref::rope(x, B * T, W, T, Hq + Hkv, D, 10000.0, 0, false, ds)),
+            1e-13);
+  for (int64_t i = 0; i < W; ++i)  // row 1, t = 2 starts a document: position 0, unrotated
+    ASSERT_EQ(packed[2 * W + i], x[2 * W + i]);
+  be->rope(t, T, Hq + Hkv, D, 10000.0, 0, dsb, true);
   EXPECT_LE(rel_err(read(*be, t), x), 1e-14);
 }
 
@@ -728,7 +945,35 @@ TEST(HostOps, RejectsBadArguments) {
   EXPECT_THROW(be->gelu_forward(ids, ids), InternalError);               // not a float dtype
   Buffer qkv = be->alloc({1, 2, 4 * 2}, DType::f32), ao = be->alloc({1, 2, 3 * 2}, DType::f32),
          lse = be->alloc({1, 3, 2}, DType::f32);
-  EXPECT_THROW(be->attention_forward(ao, lse, qkv, 1, 2, 3, 2, 2), InternalError);  // 3 % 2
+  EXPECT_THROW(be->attention_forward(ao, lse, qkv, 1, 2, 3, 2, 2, Tensor{}),
+               InternalError);  // 3 % 2
+  // Document starts that break the contract (backend.h): not 0 at t = 0, a jump to neither
+  // the previous start nor t, the wrong count, the wrong dtype.
+  Buffer q2 = be->alloc({1, 4, 3 * 2}, DType::f32), o2 = be->alloc({1, 4, 2}, DType::f32),
+         l2 = be->alloc({1, 1, 4}, DType::f32);
+  be->fill(q2, 0.5);
+  for (const std::vector<int32_t>& bad :
+       {std::vector<int32_t>{1, 1, 2, 2}, {0, 0, 1, 1}, {0, 0, 2}, {0, 1, 1, 0}}) {
+    Buffer ds = upload_ids(*be, bad);
+    EXPECT_THROW(be->attention_forward(o2, l2, q2, 1, 4, 1, 1, 2, ds), InternalError);
+    EXPECT_THROW(be->rope(q2, 4, 2, 2, 10000.0, 0, ds, false), InternalError);
+  }
+  Buffer ds_f32 = be->alloc({4}, DType::f32);
+  be->fill(ds_f32, 0.0);
+  EXPECT_THROW(be->attention_forward(o2, l2, q2, 1, 4, 1, 1, 2, ds_f32), InternalError);
+  Buffer good = upload_ids(*be, {0, 1, 1, 3});
+  EXPECT_NO_THROW(be->attention_forward(o2, l2, q2, 1, 4, 1, 1, 2, good));
+  Buffer gain = be->alloc({6}, DType::f32), rstd = be->alloc({4}, DType::f32),
+         mean = be->alloc({4}, DType::f32), small = be->alloc({4, 5}, DType::f32);
+  EXPECT_THROW(be->add_norm_forward(NormKind::rmsnorm, x, x, Tensor{}, rstd, x, small, gain,
+                                    Tensor{}, 1e-5),
+               InternalError);  // b is [4, 5], not [4, 6]
+  EXPECT_THROW(be->norm_backward_add(NormKind::layernorm, x, gain, Tensor{}, x, Tensor{}, x, gain,
+                                     mean, rstd),
+               InternalError);  // no residual gradient
+  Buffer pre = be->alloc({4, 3}, DType::f32);
+  EXPECT_THROW(be->linear_gelu_forward(out, out, x, w, Tensor{}), InternalError);  // out = pre
+  EXPECT_THROW(be->linear_backward_gelu(x, Tensor{}, Tensor{}, out, x, w, pre), InternalError);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // malformed files rejected with the file named.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -10,9 +11,11 @@
 #include "core/error.h"
 #include "io/hdf5.h"
 #include "io/model_file.h"
+#include "io/stored_model.h"
 #include "io/tensor_file.h"
 #include "model/param_layout.h"
 #include "test_model_util.h"
+#include "train/loaded_model.h"
 
 using namespace llmpi;
 namespace fs = std::filesystem;
@@ -153,6 +156,50 @@ TEST(ModelFile, MalformedFilesAreRejectedWithTheirName) {
     FAIL();
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("has shape"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+// Issue #13 item 6: the stored config is checked against the file's tensors before the model
+// is allocated; a config declaring a huge model (2,000,000 layers, d_model = 2^20, 4e9
+// tokens) in a small file is refused at once (it allocated for 35 s before).
+TEST(ModelFile, StoredConfigMustDescribeTheTensors) {
+  using llmpi::testing::tiny_config_toml;
+  auto be = make_host_backend();
+  const ModelConfig cfg = llmpi::testing::tiny_config(Arch::gpt2);
+  auto store = make_store(*be, cfg, 7);
+  const fs::path dir = temp_dir("stored_config");
+  auto write = [&](const std::string& name, const std::string& toml) {
+    ModelFileMeta meta;
+    meta.config_toml = toml;
+    meta.layout = Layout{};
+    const std::string path = (dir / name).string();
+    save_model_file(path, MPI_COMM_NULL, *be, *store, meta);
+    return path;
+  };
+  const StoredModel ok = check_stored_model(write("ok.h5", tiny_config_toml(Arch::gpt2)));
+  EXPECT_EQ(ok.config.model.d_model, 16);
+  EXPECT_EQ(ok.tensors, int64_t(transformer_params(cfg, StageRange::full(cfg)).size()));
+
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {tiny_config_toml(Arch::gpt2, 2000000), "parameter tensors but /params holds"},
+      {tiny_config_toml(Arch::gpt2, 2, 1 << 20), "embed.tokens has shape [37, 16] but the stored config"},
+      {tiny_config_toml(Arch::gpt2, 2, 16, 4000000000), "implies [4000000000, 16]"},
+  };
+  for (const auto& [toml, want] : bad) {
+    const std::string path = write("bad.h5", toml);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int k = 0; k < 2; ++k) {
+      try {
+        if (k == 0) check_stored_model(path);
+        else load_model(path, *be);  // what sample and eval call
+        ADD_FAILURE() << "accepted " << want;
+      } catch (const UserError& e) {
+        EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("bad.h5"), std::string::npos) << e.what();
+      }
+    }
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
   }
   fs::remove_all(dir);
 }

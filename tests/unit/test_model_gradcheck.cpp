@@ -17,9 +17,12 @@
 #include "model/block.h"
 #include "model/embedding.h"
 #include "model/linear.h"
+#include "model/lora.h"
 #include "model/mlp.h"
 #include "model/norm.h"
 #include "model/param_layout.h"
+#include "core/documents.h"
+#include "data/sft_targets.h"
 #include "model/transformer.h"
 #include "test_model_util.h"
 
@@ -299,4 +302,201 @@ TEST(ModelGradcheck, WholeModelMeanLoss) {
     };
     check_gradients(be, f, grads, fx.params(""), 3);
   }
+}
+
+// The SFT loss: targets from a loss mask (data/sft_targets.h), averaged per counted token.
+// Gradients must come only from the unmasked tokens: the analytic gradient (backward from the
+// masked targets, scale 1/K) is checked against finite differences of an objective computed
+// independently — every position's cross-entropy with its true next token (nothing ignored),
+// summed over the positions the test itself selects (mask of the next token, same document)
+// and divided by their number K. Row 1 packs two documents, so a boundary is crossed too.
+TEST(ModelGradcheck, MaskedLossGradientsComeOnlyFromUnmaskedTokens) {
+  // T + 1 tokens per row; mask[i] = 1: token i is an answer token to learn.
+  const std::vector<std::vector<uint8_t>> mask = {{0, 0, 1, 1, 0, 1}, {0, 1, 0, 1, 0, 1}};
+  const std::vector<int64_t> docs1 = {3, 3};  // row 1: tokens [0, 3) and [3, 6)
+  for (Arch arch : {Arch::gpt2, Arch::llama}) {
+    Fixture fx(arch);
+    Backend& be = *fx.be;
+    SCOPED_TRACE(arch_name(arch));
+    const Transformer model(fx.cfg, StageRange::full(fx.cfg), *fx.store);
+    Activations a = model.alloc_activations(be, kB, kT);
+    Workspace ws = model.alloc_workspace(be, kB, kT);
+
+    const TokenBatch tb = random_batch(kB, kT + 1, fx.cfg.vocab_size, 4);
+    std::vector<int32_t> ids, sft, full, doc_start;
+    std::vector<bool> counted;
+    for (int64_t b = 0; b < kB; ++b) {
+      const std::vector<int32_t> seq(tb.ids.begin() + b * (kT + 1),
+                                     tb.ids.begin() + (b + 1) * (kT + 1));
+      const std::vector<int32_t> ds =
+          b == 1 ? doc_start_from_lengths(docs1, kT + 1) : std::vector<int32_t>(kT + 1, 0);
+      std::vector<int32_t> tg(static_cast<size_t>(kT + 1));
+      sft_targets(seq, mask[static_cast<size_t>(b)], ds, tg);
+      for (int64_t t = 0; t < kT; ++t) {
+        ids.push_back(seq[t]);
+        sft.push_back(tg[t]);
+        full.push_back(seq[t + 1]);
+        doc_start.push_back(ds[t]);
+        counted.push_back(mask[static_cast<size_t>(b)][t + 1] && ds[t + 1] != t + 1);
+      }
+    }
+    int64_t K = 0;
+    for (size_t n = 0; n < counted.size(); ++n) {
+      K += counted[n];
+      EXPECT_EQ(sft[n] >= 0, counted[n]) << "position " << n;
+      if (counted[n]) EXPECT_EQ(sft[n], full[n]);
+    }
+    ASSERT_EQ(K, 5);  // row 0: t = 1, 2, 4; row 1: t = 0, 4 (t = 1, 3 masked, t = 2 crosses)
+    model.set_documents(be, a, doc_start);
+    Buffer id = upload_i32(be, ids), tg_sft = upload_i32(be, sft), tg_full = upload_i32(be, full);
+
+    auto objective = [&] {
+      model.forward(be, a, id);
+      const std::vector<double> losses = model.token_losses(be, a, tg_full);
+      double j = 0;
+      for (size_t n = 0; n < losses.size(); ++n)
+        if (counted[n]) j += losses[n];
+      return j / static_cast<double>(K);
+    };
+    auto grads = [&] {
+      fx.store->zero_grads(be);
+      model.forward(be, a, id);
+      EXPECT_EQ(model.loss(be, a, tg_sft).count, K);
+      model.backward_loss(be, a, ws, id, tg_sft, 1.0 / static_cast<double>(K));
+    };
+    check_gradients(be, objective, grads, fx.params(""), 3);
+
+    // The check can fail: counting every position gives another gradient.
+    grads();
+    const std::vector<double> masked = to_host(be, fx.store->grads());
+    fx.store->zero_grads(be);
+    model.forward(be, a, id);
+    model.backward_loss(be, a, ws, id, tg_full, 1.0 / static_cast<double>(K));
+    const std::vector<double> everything = to_host(be, fx.store->grads());
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < masked.size(); ++i) {
+      diff += (masked[i] - everything[i]) * (masked[i] - everything[i]);
+      norm += masked[i] * masked[i];
+    }
+    EXPECT_GT(std::sqrt(diff / norm), 0.1);
+  }
+}
+
+// Per-token averaging over the global step: micro-batches holding different numbers of
+// counted targets, each run backward with scale 1/(counted targets of the step), accumulate
+// exactly the gradient of the one batch holding them all (the engine's rule, parallel/
+// engine.h) — not the mean of per-micro-batch means.
+TEST(ModelGradcheck, MaskedLossIsAMeanPerTokenOverTheStep) {
+  Fixture fx(Arch::llama);
+  Backend& be = *fx.be;
+  const Transformer model(fx.cfg, StageRange::full(fx.cfg), *fx.store);
+  // Row 0 counts 1 target, row 1 counts 5.
+  const TokenBatch tb = random_batch(kB, kT, fx.cfg.vocab_size, 6, {0, 1, 2, 3});
+  const int64_t K = kN - 4;
+  auto grads_of = [&](int64_t B, int64_t first_row, double scale) {
+    Activations a = model.alloc_activations(be, B, kT);
+    Workspace ws = model.alloc_workspace(be, B, kT);
+    const auto from = tb.ids.begin() + first_row * kT, tfrom = tb.targets.begin() + first_row * kT;
+    Buffer id = upload_i32(be, std::vector<int32_t>(from, from + B * kT));
+    Buffer tg = upload_i32(be, std::vector<int32_t>(tfrom, tfrom + B * kT));
+    model.forward(be, a, id);
+    model.backward_loss(be, a, ws, id, tg, scale);
+  };
+  fx.store->zero_grads(be);
+  grads_of(kB, 0, 1.0 / double(K));
+  const std::vector<double> whole = to_host(be, fx.store->grads());
+  fx.store->zero_grads(be);
+  grads_of(1, 0, 1.0 / double(K));
+  grads_of(1, 1, 1.0 / double(K));
+  const std::vector<double> split = to_host(be, fx.store->grads());
+  fx.store->zero_grads(be);
+  grads_of(1, 0, 0.5 / 1.0);  // the mean of the two micro-batch means, for contrast
+  grads_of(1, 1, 0.5 / 5.0);
+  const std::vector<double> per_batch = to_host(be, fx.store->grads());
+  double d_split = 0, d_per_batch = 0, norm = 0;
+  for (size_t i = 0; i < whole.size(); ++i) {
+    d_split = std::max(d_split, std::abs(split[i] - whole[i]));
+    d_per_batch = std::max(d_per_batch, std::abs(per_batch[i] - whole[i]));
+    norm = std::max(norm, std::abs(whole[i]));
+  }
+  EXPECT_LE(d_split / norm, 1e-12);
+  EXPECT_GT(d_per_batch / norm, 1e-2);
+}
+
+// A LoRA branch beside a frozen linear map: y = x Wᵀ + s (x Aᵀ) Bᵀ, objective Σ r ⊙ y.
+// Gradients w.r.t. A, B and x (the base W is frozen: bound without a gradient) against finite
+// differences; B is made non-zero first (its init is zero, which would hide dA). The branch
+// output equals x (s B A)ᵀ, the merged weight's contribution.
+TEST(ModelGradcheck, LoraBranchOnAFrozenLinear) {
+  auto be = make_host_backend();
+  const int64_t I = 6, O = 5, r = 3;
+  const double s = lora_scale(4.0, r, /*rslora=*/true);
+  EXPECT_DOUBLE_EQ(s, 4.0 / std::sqrt(3.0));
+  EXPECT_DOUBLE_EQ(lora_scale(16.0, 8, false), 2.0);
+  std::vector<ParamInfo> ps = lora_params("blk.q", I, O, r);
+  ps.push_back(full_param("blk.q.weight", Shape{O, I}, InitKind::normal, 0.5, true));
+  ParamStore store(*be, ps, DType::f64);
+  store.init(*be, 17);
+  const std::vector<double> a0 = to_host(*be, store.master("blk.q.lora_A"));
+  const double bound = 1.0 / std::sqrt(double(I));
+  double amax = 0;
+  for (double v : a0) amax = std::max(amax, std::abs(v));
+  EXPECT_LE(amax, bound);
+  EXPECT_GT(amax, 0.5 * bound);
+  for (double v : to_host(*be, store.master("blk.q.lora_B"))) ASSERT_EQ(v, 0.0);
+
+  const LoraBranch lora = LoraBranch::bind(store, "blk.q", s);
+  Linear base;
+  base.in_features = I;
+  base.out_features = O;
+  base.w = store.weight("blk.q.weight");  // frozen: no dw bound
+  Buffer x = be->alloc(Shape{kN, I}, DType::f64), dx = be->alloc(Shape{kN, I}, DType::f64);
+  Buffer y = be->alloc(Shape{kN, O}, DType::f64), z = be->alloc(Shape{kN, O}, DType::f64);
+  Buffer rw = be->alloc(Shape{kN, O}, DType::f64);
+  from_host(*be, x, normal_values(kN * I, 5, "x"));
+  from_host(*be, rw, normal_values(kN * O, 5, "r"));
+  LoraActs acts = lora.alloc_acts(*be, kN, DType::f64);
+  LoraScratch scratch = lora.alloc_scratch(*be, kN, DType::f64);
+
+  // Zero B: the branch adds exactly nothing.
+  lora.forward(*be, acts, z, x);
+  for (double v : to_host(*be, z)) ASSERT_EQ(v, 0.0);
+  from_host(*be, store.master("blk.q.lora_B"), normal_values(O * r, 5, "B"));
+
+  auto objective = [&] {
+    base.forward(*be, y, x);
+    lora.forward(*be, acts, z, x);
+    be->add(y, y, z);
+    const std::vector<double> yv = to_host(*be, y), rv = to_host(*be, rw);
+    double l = 0;
+    for (size_t i = 0; i < yv.size(); ++i) l += yv[i] * rv[i];
+    return l;
+  };
+  auto grads = [&] {
+    store.zero_grads(*be);
+    objective();
+    base.backward(*be, dx, rw, x);  // dx = dy W; no dW
+    lora.backward(*be, acts, scratch, dx, rw, x);
+  };
+  check_gradients(*be, objective, grads,
+                  {{"lora_A", store.master("blk.q.lora_A"), store.grad("blk.q.lora_A")},
+                   {"lora_B", store.master("blk.q.lora_B"), store.grad("blk.q.lora_B")},
+                   {"x", x, dx}});
+  for (double v : to_host(*be, store.grad("blk.q.weight"))) ASSERT_EQ(v, 0.0) << "frozen";
+
+  // z = x (s B A)ᵀ.
+  lora.forward(*be, acts, z, x);
+  const std::vector<double> A = to_host(*be, store.master("blk.q.lora_A")),
+                            B = to_host(*be, store.master("blk.q.lora_B")),
+                            xv = to_host(*be, x), zv = to_host(*be, z);
+  for (int64_t n = 0; n < kN; ++n)
+    for (int64_t o = 0; o < O; ++o) {
+      double want = 0;
+      for (int64_t i = 0; i < I; ++i) {
+        double ba = 0;
+        for (int64_t k = 0; k < r; ++k) ba += B[o * r + k] * A[k * I + i];
+        want += xv[n * I + i] * s * ba;
+      }
+      ASSERT_NEAR(zv[n * O + o], want, 1e-12);
+    }
 }

@@ -33,6 +33,18 @@ inline ModelConfig tiny_config(Arch arch) {
   return c;
 }
 
+// A complete config text (config/config.h) whose model is tiny_config(arch), with n_layer
+// and d_model changeable (files whose stored config declares another model).
+inline std::string tiny_config_toml(Arch arch, int64_t n_layer = 2, int64_t d_model = 16,
+                                    int64_t vocab_size = 37) {
+  const ModelConfig c = tiny_config(arch);
+  return "[model]\narch = \"" + std::string(arch_name(arch)) + "\"\nvocab_size = " +
+         std::to_string(vocab_size) + "\nn_layer = " + std::to_string(n_layer) +
+         "\nn_head = " + std::to_string(c.n_head) + "\nn_kv_head = " + std::to_string(c.n_kv_head) +
+         "\nd_model = " + std::to_string(d_model) + "\nd_ff = " + std::to_string(c.d_ff) +
+         "\nmax_seq_len = " + std::to_string(c.max_seq_len) +
+         "\n[train]\nsteps = 1\nbatch_size = 1\nseq_len = 8\n[data]\ntrain = \"x.bin\"\n";
+}
 
 inline std::vector<double> to_host(Backend& be, const Tensor& t) {
   std::vector<double> v(static_cast<size_t>(t.numel()));

@@ -101,6 +101,97 @@ TEST(OpShapes, NormAndActivations) {
             std::string::npos);
 }
 
+// The fused ops (add_norm_forward, norm_backward_add) are the plain norm's rules plus their
+// residual operand, which must be given and have the rows' shape.
+TEST(OpShapes, FusedResidualNorms) {
+  Scratch t;
+  const Tensor a = t({6, 8}), b = t({6, 8}), out = t({6, 8}), gain = t({8}), mean = t({6}),
+               rstd = t({6}), bias = t({8});
+  const op_shapes::RowSizes s =
+      op_shapes::add_norm("an", NormKind::layernorm, a, out, mean, rstd, a, b, gain, bias, 1e-5);
+  EXPECT_EQ(s.N, 6);
+  EXPECT_EQ(s.C, 8);
+  const Tensor narrow = t({6, 7}), tall = t({8, 6});
+  EXPECT_NE(failure([&] {
+              op_shapes::add_norm("an", NormKind::rmsnorm, a, out, {}, rstd, a, narrow, gain, {},
+                                  1e-5);
+            }).find("an: b [6, 7] has 42 elements, expected 48"),
+            std::string::npos);
+  EXPECT_NE(failure([&] {
+              op_shapes::add_norm("an", NormKind::rmsnorm, tall, out, {}, rstd, a, b, gain, {},
+                                  1e-5);
+            }).find("an: sum [8, 6] is not [6, 8]"),
+            std::string::npos);
+  EXPECT_NE(failure([&] {
+              op_shapes::add_norm("an", NormKind::rmsnorm, a, out, {}, rstd, a, Tensor{}, gain,
+                                  {}, 1e-5);
+            }).find("an: b is empty"),
+            std::string::npos);
+  EXPECT_NE(failure([&] {
+              op_shapes::add_norm("an", NormKind::rmsnorm, a, out, {}, rstd, a, b, gain, bias,
+                                  1e-5);
+            }).find("rmsnorm has no bias"),
+            std::string::npos);
+
+  const Tensor dx = t({6, 8}), dout = t({6, 8}), dgain = t({8});
+  EXPECT_EQ(failure([&] {
+              op_shapes::norm_backward_add("nba", NormKind::rmsnorm, dx, dgain, {}, dout, dx, a,
+                                           gain, {}, rstd);
+            }),
+            "");  // dres may be dx itself
+  EXPECT_NE(failure([&] {
+              op_shapes::norm_backward_add("nba", NormKind::rmsnorm, dx, dgain, {}, dout,
+                                           Tensor{}, a, gain, {}, rstd);
+            }).find("nba: dres is empty"),
+            std::string::npos);
+  EXPECT_NE(failure([&] {
+              op_shapes::norm_backward_add("nba", NormKind::layernorm, dx, dgain, {}, dout,
+                                           narrow, a, gain, mean, rstd);
+            }).find("nba: dres [6, 7]"),
+            std::string::npos);
+}
+
+// linear_gelu_forward / linear_backward_gelu: the linear rules, and pre (the GELU's input)
+// shaped like the product it holds, never sharing memory with the op's output.
+TEST(OpShapes, LinearWithGelu) {
+  Scratch t;
+  const Tensor w = t({3, 5}), in = t({4, 5}), out = t({4, 3}), pre = t({4, 3});
+  const op_shapes::LinearSizes s =
+      op_shapes::linear_gelu_forward("lg", out, pre, in, w, t({3}));
+  EXPECT_EQ(s.N, 4);
+  EXPECT_EQ(s.I, 5);
+  EXPECT_EQ(s.O, 3);
+  EXPECT_NE(failure([&] { op_shapes::linear_gelu_forward("lg", out, t({3, 4}), in, w, {}); })
+                .find("lg: pre [3, 4] is not [4, 3]"),
+            std::string::npos);
+  EXPECT_NE(failure([&] { op_shapes::linear_gelu_forward("lg", out, out, in, w, {}); })
+                .find("out must not alias pre"),
+            std::string::npos);
+  const Tensor sq_in = t({4, 4}), sq_w = t({4, 4}), sq_out = t({4, 4});
+  EXPECT_NE(failure([&] {
+              op_shapes::linear_gelu_forward("lg", sq_out, sq_in, sq_in, sq_w, {});
+            }).find("pre must not alias in"),
+            std::string::npos);
+  EXPECT_NE(failure([&] { op_shapes::linear_gelu_forward("lg", out, pre, t({4, 6}), w, {}); })
+                .find("does not end in I = 5"),
+            std::string::npos);
+
+  // Backward: din [N, I] and pre [N, I] (in = gelu(pre)), dout [N, O].
+  const Tensor din = t({4, 5}), bpre = t({4, 5}), dw = t({3, 5});
+  EXPECT_EQ(op_shapes::linear_backward_gelu("lbg", din, dw, {}, out, in, w, bpre).N, 4);
+  EXPECT_NE(failure([&] {
+              op_shapes::linear_backward_gelu("lbg", Tensor{}, dw, {}, out, in, w, bpre);
+            }).find("lbg: din is empty"),
+            std::string::npos);
+  EXPECT_NE(failure([&] {
+              op_shapes::linear_backward_gelu("lbg", din, dw, {}, out, in, w, t({5, 4}));
+            }).find("lbg: pre [5, 4] is not [4, 5]"),
+            std::string::npos);
+  EXPECT_NE(failure([&] { op_shapes::linear_backward_gelu("lbg", din, dw, {}, out, in, w, din); })
+                .find("din must not alias pre"),
+            std::string::npos);
+}
+
 TEST(OpShapes, RopeAndAttention) {
   Scratch t;
   const int64_t B = 2, T = 3, Hq = 4, Hkv = 2, D = 2;

@@ -307,6 +307,38 @@ TEST_F(PrepareTest, FailureLeavesNoHalfShard) {
   EXPECT_FALSE(fs::exists(dir_ / "out" / "train.bin"));
   EXPECT_FALSE(fs::exists(dir_ / "out" / "train.bin.tmp"));
   EXPECT_FALSE(fs::exists(dir_ / "out" / "prepare.json"));
+  // Issue #13 item 10: the output directory it created is gone too (it was left empty).
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+
+  // A directory that existed before stays, with what it held; only the outputs go.
+  fs::create_directories(dir_ / "mine");
+  write("mine/notes.txt", "the user's file");
+  o.out_dir = (dir_ / "mine").string();
+  o.inputs = {write("short.txt", "x")};
+  o.min_chars = 100;  // nothing left after cleaning: fails after the tokenizer was trained
+  EXPECT_NE(message_of([&] { prepare_dataset(o); }).find("no documents left"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir_ / "mine" / "notes.txt"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_ / "mine"), fs::directory_iterator{}), 1);
+}
+
+// Issue #13 item 8: shards written by prepare record their tokenizer's identity.
+TEST_F(PrepareTest, ShardsRecordTheTokenizer) {
+  const std::string tok_path = write("t.bpe", "");
+  const Tokenizer tok({{'h', 'e'}, {256, 'l'}});
+  tok.save(tok_path);
+  PrepareOptions o;
+  o.inputs = {write("d.txt", "hello world, a document")};
+  o.out_dir = (dir_ / "out").string();
+  o.tokenizer_path = tok_path;
+  o.val_fraction = 0.0;
+  o.show_progress = false;
+  prepare_dataset(o);
+  const TokenShard s((dir_ / "out" / "train.bin").string());
+  ASSERT_TRUE(s.tokenizer().has_value());
+  EXPECT_EQ(*s.tokenizer(), tokenizer_id(tok));
+  EXPECT_EQ(s.tokenizer()->vocab_size, 259);
+  EXPECT_EQ(s.tokenizer()->eot_id, tok.eot_id());
+  EXPECT_NE(tokenizer_id(Tokenizer({{'h', 'e'}})), tokenizer_id(tok));
 }
 
 TEST_F(PrepareTest, CommandLine) {
@@ -321,7 +353,7 @@ TEST_F(PrepareTest, CommandLine) {
                 .find("'--bogus'"),
             std::string::npos);
   EXPECT_NE(message_of([&] { cmd_prepare({f, "--out", out, "--vocab-size", "300", "--format", "csv"}); })
-                .find("'text' or 'jsonl'"),
+                .find("'text', 'jsonl' or 'sft'"),
             std::string::npos);
   EXPECT_NE(message_of([&] { cmd_prepare({f, "--out", out, "--vocab-size", "100"}); })
                 .find("too small"),

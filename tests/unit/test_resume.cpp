@@ -20,6 +20,7 @@
 #include "data/token_shard.h"
 #include "io/checkpoint.h"
 #include "jobs/checkpoint_dir.h"
+#include "jobs/run_dir.h"
 #include "train/trainer.h"
 
 using namespace llmpi;
@@ -68,6 +69,18 @@ std::vector<int64_t> steps_on_disk(const fs::path& run) {
   std::vector<int64_t> s;
   for (const CheckpointFile& f : list_checkpoints(run.string())) s.push_back(f.step);
   return s;
+}
+
+// Trains 6 steps with checkpoints at 2, 4 and 6 in <d>/run; returns the case.
+Case six_steps_saved_every_two(const fs::path& d, Backend& be) {
+  Case c;
+  c.steps = 6;
+  c.every = 2;
+  std::ostringstream log;
+  Trainer t(case_config(d, c), be, MPI_COMM_SELF, log);
+  t.run(no_model());
+  EXPECT_EQ(steps_on_disk(d / "run"), (std::vector<int64_t>{2, 4, 6}));
+  return c;
 }
 
 // Straight 2K steps vs K steps, a new trainer resuming from run.dir, K more steps.
@@ -164,15 +177,8 @@ TEST(Resume, FallsBackFromCorruptAndTruncatedNewest) {
   const fs::path d = resume_corpus("fallback");
   auto be = make_host_backend();
   std::ostringstream log;
-  Case c;
-  c.steps = 6;
-  c.every = 2;
-  {
-    Trainer t(case_config(d, c), *be, MPI_COMM_SELF, log);
-    t.run(no_model());
-  }
+  const Case c = six_steps_saved_every_two(d, *be);
   const std::string run = (d / "run").string();
-  ASSERT_EQ(steps_on_disk(d / "run"), (std::vector<int64_t>{2, 4, 6}));
   {  // Newest: a flipped byte in the middle. Next: truncated to half.
     std::fstream f(checkpoint_path(run, 6), std::ios::in | std::ios::out | std::ios::binary);
     const auto size = fs::file_size(checkpoint_path(run, 6));
@@ -206,6 +212,52 @@ TEST(Resume, FallsBackFromCorruptAndTruncatedNewest) {
   fs::resize_file(checkpoint_path(run, 6), 1000);
   Trainer u(case_config(d, c), *be, MPI_COMM_SELF, rlog);
   EXPECT_THROW(u.resume(checkpoint_path(run, 6)), UserError);
+  fs::remove_all(d);
+}
+
+// Issue #13 item 3: when every checkpoint is damaged (truncated, or only its integrity
+// header), training started again from step 0, exited 0 and overwrote them. Now it stops
+// with each file and why; --no-resume moves them aside and never overwrites them.
+TEST(Resume, EveryCheckpointDamagedStopsUnlessNoResumeMovesThemAside) {
+  const fs::path d = resume_corpus("all_damaged");
+  auto be = make_host_backend();
+  std::ostringstream log;
+  const Case c = six_steps_saved_every_two(d, *be);
+  const std::string run = (d / "run").string();
+  fs::resize_file(checkpoint_path(run, 6), fs::file_size(checkpoint_path(run, 6)) / 2);
+  fs::resize_file(checkpoint_path(run, 4), 100);
+  {  // Step 2: only the header's digest changes; the tensors are intact.
+    std::fstream f(checkpoint_path(run, 2), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(32);
+    f.write("\x01\x02\x03\x04", 4);
+  }
+  Trainer t(case_config(d, c), *be, MPI_COMM_SELF, log);
+  try {
+    t.resume_latest();
+    FAIL() << "started again over three damaged checkpoints";
+  } catch (const UserError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("holds 3 checkpoint(s) and none of them loads"), std::string::npos) << m;
+    for (int s : {2, 4, 6})
+      EXPECT_NE(m.find(checkpoint_path(run, s) + " rejected: "), std::string::npos) << m;
+    EXPECT_NE(m.find("--no-resume"), std::string::npos) << m;
+  }
+  EXPECT_EQ(steps_on_disk(d / "run"), (std::vector<int64_t>{2, 4, 6}));  // untouched
+
+  // --no-resume: moved aside, then a fresh run saves its own files beside them.
+  std::ostringstream rlog;
+  RunDirectory rd(run, MPI_COMM_SELF, rlog);
+  const std::vector<std::string> moved = rd.set_aside_unreadable();
+  ASSERT_EQ(moved.size(), 3u) << rlog.str();
+  EXPECT_EQ(moved[0], checkpoint_path(run, 2) + ".unreadable");
+  EXPECT_NE(rlog.str().find("moved aside to " + checkpoint_path(run, 6) + ".unreadable"),
+            std::string::npos) << rlog.str();
+  EXPECT_TRUE(steps_on_disk(d / "run").empty());
+  const auto size4 = fs::file_size(checkpoint_path(run, 4) + ".unreadable");
+  Trainer fresh(case_config(d, c), *be, MPI_COMM_SELF, log);
+  fresh.run(no_model());
+  EXPECT_EQ(steps_on_disk(d / "run"), (std::vector<int64_t>{2, 4, 6}));
+  EXPECT_EQ(fs::file_size(checkpoint_path(run, 4) + ".unreadable"), size4);
   fs::remove_all(d);
 }
 

@@ -82,7 +82,7 @@ TEST(TokenShard, RoundTripBothWidths) {
     const std::string path = temp_path("rt_" + std::to_string(vocab) + ".bin");
     write_token_shard(path, tokens, vocab);
     const int width = token_width_for_vocab(vocab);
-    EXPECT_EQ(fs::file_size(path), kShardHeaderBytes + tokens.size() * width);
+    EXPECT_EQ(fs::file_size(path), kShardV1HeaderBytes + tokens.size() * width);  // no tokenizer
     EXPECT_FALSE(fs::exists(path + ".tmp"));
 
     const TokenShard s(path, vocab);
@@ -139,12 +139,19 @@ TEST(TokenShard, RejectsMalformedFiles) {
       {{'L', 'L', 'M'}, "file too short"},
       {junk, "bad magic"},
       {std::vector<uint8_t>(kShardMagic, kShardMagic + 8), "truncated header"},
-      {with_tokens(llmpi_header(2, 2, 4), 8), "unsupported token shard version 2"},
+      {with_tokens(llmpi_header(4, 2, 4), 8), "unsupported token shard version 4"},
+      {with_tokens(llmpi_header(2, 2, 4), 8), "truncated header (32 bytes, expected at least 48)"},
+      // Version 3 needs its document trailer after the tokens (and the 48-byte header).
+      {with_tokens(llmpi_header(3, 2, 4), 8), "truncated header (32 bytes, expected at least 48)"},
       {with_tokens(llmpi_header(1, 3, 4), 12), "bad token width 3"},
       {with_tokens(llmpi_header(1, 2, 10), 8), "size mismatch: header says 10 tokens"},
       {with_tokens(llmpi_header(1, 2, 10), 8), "(truncated?)"},
       {with_tokens(llmpi_header(1, 4, 2), 9), "file has 33 bytes"},
       {with_tokens(llmpi_header(1, 4, uint64_t{1} << 62), 8), "size mismatch"},
+      // Issue #13 item 10: a count whose byte size overflows 64 bits is not shown wrapped
+      // (it said "(24 bytes)").
+      {with_tokens(llmpi_header(1, 4, uint64_t{1} << 62), 0),
+       "4611686018427387904 tokens of 4 bytes (more than 2^64 bytes) but the file has 24 bytes"},
       {llmc_file(20240520, 1, 5, {1, 2, 3}), "size mismatch: llm.c header says 5 uint16 tokens"},
       {llmc_file(20240520, 7, 1, {1}), "unsupported llm.c shard version 7"},
       {llmc_file(20240520, 1, -3, {}), "negative token count"},
@@ -210,4 +217,153 @@ TEST(TokenDataset, ConcatenatesShardsAndHashesContentOnly) {
     EXPECT_NE(std::string(e.what()).find(a + ": token"), std::string::npos) << e.what();
   }
   for (const auto& p : {a, b, c, whole, wide}) fs::remove(p);
+}
+
+// ---- version 3: documents and loss mask (fine-tuning data) --------------------------------
+
+namespace {
+
+// Three documents of 3, 1 and 6 tokens with masks; width 2 → the tokens end at byte 68 (48-byte
+// header), so the trailer starts after 4 bytes of padding.
+struct Docs {
+  std::vector<std::vector<uint32_t>> tokens = {{5, 6, 7}, {8}, {9, 10, 11, 12, 13, 14}};
+  std::vector<std::vector<uint8_t>> mask = {{0, 1, 1}, {1}, {0, 0, 1, 1, 0, 1}};
+};
+
+void write_docs(const std::string& path, const Docs& d, bool with_mask, int width = 2) {
+  TokenShardWriter w(path, width,
+                     with_mask ? ShardContent::documents_with_mask : ShardContent::documents);
+  for (size_t k = 0; k < d.tokens.size(); ++k)
+    w.append_document(d.tokens[k], with_mask ? std::span<const uint8_t>(d.mask[k])
+                                             : std::span<const uint8_t>());
+  w.commit();
+}
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+}  // namespace
+
+TEST(TokenShard, Version3DocumentsAndMaskRoundTrip) {
+  const std::string path = temp_path("docs.bin");
+  const Docs d;
+  for (int width : {2, 4}) {
+    write_docs(path, d, true, width);
+    const TokenShard s(path, 100);
+    ASSERT_EQ(s.size(), 10);
+    EXPECT_TRUE(s.has_documents());
+    EXPECT_TRUE(s.has_loss_mask());
+    EXPECT_EQ(s.document_offsets(), (std::vector<int64_t>{0, 3, 4, 10}));
+    std::vector<uint8_t> m(10);
+    s.read_mask(0, 10, m.data());
+    EXPECT_EQ(m, (std::vector<uint8_t>{0, 1, 1, 1, 0, 0, 1, 1, 0, 1}));
+    std::vector<int32_t> t(10);
+    s.read(0, 10, t.data());
+    EXPECT_EQ(t, (std::vector<int32_t>{5, 6, 7, 8, 9, 10, 11, 12, 13, 14}));
+  }
+  // Byte layout (docs/data-format.md): version 3, the 48-byte header, tokens, zero padding to 72,
+  // trailer magic, flags 3, 3 documents, 4 offsets, 2 mask bytes.
+  write_docs(path, d, true);
+  const std::vector<uint8_t> f = read_file(path);
+  ASSERT_EQ(f.size(), 72u + 24 + 32 + 2);
+  EXPECT_EQ(f[8], 3);
+  EXPECT_EQ(std::memcmp(f.data() + 72, kShardTrailerMagic, 8), 0);
+  EXPECT_EQ(f[80], 3);
+  EXPECT_EQ(f[88], 3);
+  EXPECT_EQ(f[72 + 24 + 8 * 3], 10);                 // the last offset = count
+  EXPECT_EQ(f[f.size() - 2], 0b11001110);            // tokens 0..7, least significant first
+  EXPECT_EQ(f[f.size() - 1], 0b10);                  // tokens 8, 9
+  // Without a mask: documents only; read_mask gives 1 everywhere.
+  write_docs(path, d, false);
+  const TokenShard s(path);
+  EXPECT_FALSE(s.has_loss_mask());
+  std::vector<uint8_t> m(10);
+  s.read_mask(0, 10, m.data());
+  EXPECT_EQ(m, std::vector<uint8_t>(10, 1));
+  fs::remove(path);
+}
+
+TEST(TokenShard, Version3MalformedTrailersAreRejected) {
+  const std::string path = temp_path("bad_docs.bin");
+  write_docs(path, Docs{}, true);
+  const std::vector<uint8_t> good = read_file(path);
+  auto patched = [&](size_t at, uint8_t v) {
+    std::vector<uint8_t> f = good;
+    f[at] = v;
+    return f;
+  };
+  struct Case {
+    std::vector<uint8_t> bytes;
+    std::string fragment;
+  };
+  std::vector<uint8_t> cut = good;
+  cut.resize(good.size() - 1);
+  std::vector<uint8_t> longer = good;
+  longer.push_back(0);
+  const std::vector<Case> cases = {
+      {patched(69, 1), "nonzero padding byte 69"},
+      {patched(72, 'X'), "without the \"LLMPIDOC\" trailer at byte 72"},
+      {patched(80, 2), "bad trailer flags 2"},
+      {patched(80, 7), "bad trailer flags 7"},
+      {patched(88, 11), "11 documents for 10 tokens"},
+      {patched(96, 1), "document offset 0 is 1"},
+      {patched(104, 5), "document offset 2 is 4"},        // after offset 1 = 5: not increasing
+      {patched(120, 9), "document offset 3 is 9"},        // must end at the count
+      {patched(good.size() - 1, 0b110), "loss mask bits set past the last token"},
+      {cut, "truncated document trailer"},
+      {longer, "1 unexpected bytes after the document trailer"},
+      {patched(8, 4), "unsupported token shard version 4"},
+  };
+  for (const Case& c : cases) {
+    write_bytes(path, c.bytes);
+    expect_rejected(path, c.fragment);
+  }
+  fs::remove(path);
+}
+
+TEST(TokenShard, WriterKeepsOneKindOfData) {
+  const std::string path = temp_path("mixed.bin");
+  const std::vector<uint32_t> t = {1, 2};
+  const std::vector<uint8_t> m = {1, 1};
+  {
+    TokenShardWriter w(path, 2, ShardContent::documents_with_mask);
+    w.append_document(t, m);
+    EXPECT_THROW(w.append(t), InternalError);
+    EXPECT_THROW(w.append_document(t, {}), InternalError);   // a mask is needed
+    EXPECT_THROW(w.append_document({}, {}), InternalError);  // an empty document
+    EXPECT_THROW(w.append_document(t, std::vector<uint8_t>{1}), InternalError);
+  }
+  TokenShardWriter plain(path, 2);
+  EXPECT_THROW(plain.append_document(t, m), InternalError);
+  // An empty document shard is still version 3: it records zero documents.
+  {
+    TokenShardWriter empty(path, 2, ShardContent::documents_with_mask);
+    empty.commit();
+  }
+  const TokenShard s(path);
+  EXPECT_TRUE(s.has_documents());
+  EXPECT_TRUE(s.has_loss_mask());
+  EXPECT_EQ(s.document_offsets(), std::vector<int64_t>{0});
+  fs::remove(path);
+}
+
+TEST(TokenDataset, DocumentsAndMaskAcrossShards) {
+  const std::string a = temp_path("dm_a.bin"), b = temp_path("dm_b.bin"), c = temp_path("dm_c.bin");
+  write_docs(a, Docs{}, true);
+  write_docs(b, Docs{}, true);
+  const TokenDataset ds({a, b}, 100);
+  EXPECT_TRUE(ds.has_documents());
+  EXPECT_TRUE(ds.has_loss_mask());
+  EXPECT_EQ(ds.document_offsets(), (std::vector<int64_t>{0, 3, 4, 10, 13, 14, 20}));
+  std::vector<uint8_t> m(6);
+  ds.copy_mask(8, 6, m.data());  // across the shard boundary
+  EXPECT_EQ(m, (std::vector<uint8_t>{0, 1, 0, 1, 1, 1}));
+  const std::vector<uint32_t> plain = {1, 2, 3};
+  write_token_shard(c, plain, 100);
+  const TokenDataset mixed({a, c}, 100);
+  EXPECT_FALSE(mixed.has_documents());
+  EXPECT_EQ(mixed.document_offsets(), (std::vector<int64_t>{0, 3, 4, 10, 13}));
+  for (const auto& p : {a, b, c}) fs::remove(p);
 }

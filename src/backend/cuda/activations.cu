@@ -5,6 +5,9 @@
 //     d gate = dout·up·σ(g)(1 + g(1 − σ(g))), d up = dout·silu(g).
 // Each thread reads an element before writing the same element, so din may alias in (and,
 // for GELU, dout). GELU moves eight bf16 per 16-byte access when n % 8 == 0 and aligned.
+// SwiGLU (CudaFusions::swiglu, when F % 8 == 0 and aligned): one thread per eight columns of
+// a row, 16-byte accesses to gate, up, out (dout, dgate, dup), one pass — the byte floor;
+// otherwise one thread per element (scalar).
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
@@ -61,6 +64,48 @@ __global__ void gelu_backward_kernel(bf16* din, const bf16* dout, const bf16* in
   } else {
     for (int64_t i = i0; i < n; i += stride)
       din[i] = from_f32<bf16>(to_f32(dout[i]) * gelu_grad(to_f32(in[i])));
+  }
+}
+
+__device__ __forceinline__ float sigmoid(float g) { return 1.f / (1.f + __expf(-g)); }
+
+// n8 = N·F/8 groups of eight columns; f8 = F/8 groups per row. Index math in 32 bits when
+// n8 fits (Index = uint32_t), else 64.
+template <class Index>
+__global__ void swiglu_forward_x8(bf16* out, const bf16* in, Index n8, Index f8) {
+  for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < n8;
+       i += Index(gridDim.x) * blockDim.x) {
+    const Index n = i / f8, f = i - n * f8;
+    const bf16* row = in + int64_t(n) * 16 * f8;
+    float g[8], u[8];
+    load8(row + 8 * int64_t(f), g);
+    load8(row + 8 * int64_t(f8 + f), u);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) g[k] = g[k] * sigmoid(g[k]) * u[k];
+    store8(out + 8 * int64_t(i), g);
+  }
+}
+
+template <class Index>
+__global__ void swiglu_backward_x8(bf16* din, const bf16* dout, const bf16* in, Index n8,
+                                   Index f8) {
+  for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < n8;
+       i += Index(gridDim.x) * blockDim.x) {
+    const Index n = i / f8, f = i - n * f8;
+    const int64_t gi = int64_t(n) * 16 * f8 + 8 * int64_t(f), ui = gi + 8 * int64_t(f8);
+    float g[8], u[8], dy[8];
+    load8(in + gi, g);
+    load8(in + ui, u);
+    load8(dout + 8 * int64_t(i), dy);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      const float sig = sigmoid(g[k]);
+      const float dg = dy[k] * u[k] * sig * (1.f + g[k] * (1.f - sig));
+      u[k] = dy[k] * g[k] * sig;  // d up
+      g[k] = dg;
+    }
+    store8(din + gi, g);
+    store8(din + ui, u);
   }
 }
 
@@ -138,8 +183,19 @@ void CudaBackend::swiglu_forward(const Tensor& out, const Tensor& in) {
   const op_shapes::RowSizes s = op_shapes::swiglu(op, out, in, Tensor{});
   const int64_t N = s.N, F = s.C;
   if (N * F == 0) return;
-  swiglu_forward_kernel<<<blocks_for(N * F, kThreads), kThreads, 0, stream_>>>(
-      out.ptr<bf16>(), in.ptr<const bf16>(), N, F);
+  if (options_.fused.swiglu && F % 8 == 0 && aligned16(out.data) && aligned16(in.data)) {
+    const int64_t n8 = N * F / 8;
+    if (n8 <= 0xFFFFFFFFll / 2)
+      swiglu_forward_x8<uint32_t><<<blocks_for(n8, kThreads), kThreads, 0, stream_>>>(
+          out.ptr<bf16>(), in.ptr<const bf16>(), static_cast<uint32_t>(n8),
+          static_cast<uint32_t>(F / 8));
+    else
+      swiglu_forward_x8<int64_t><<<blocks_for(n8, kThreads), kThreads, 0, stream_>>>(
+          out.ptr<bf16>(), in.ptr<const bf16>(), n8, F / 8);
+  } else {
+    swiglu_forward_kernel<<<blocks_for(N * F, kThreads), kThreads, 0, stream_>>>(
+        out.ptr<bf16>(), in.ptr<const bf16>(), N, F);
+  }
   LLMPI_CUDA_LAUNCH_CHECK();
 }
 
@@ -154,8 +210,20 @@ void CudaBackend::swiglu_backward(const Tensor& din, const Tensor& dout, const T
   const op_shapes::RowSizes s = op_shapes::swiglu(op, dout, in, din);
   const int64_t N = s.N, F = s.C;
   if (N * F == 0) return;
-  swiglu_backward_kernel<<<blocks_for(N * F, kThreads), kThreads, 0, stream_>>>(
-      din.ptr<bf16>(), dout.ptr<const bf16>(), in.ptr<const bf16>(), N, F);
+  if (options_.fused.swiglu && F % 8 == 0 && aligned16(din.data) && aligned16(dout.data) &&
+      aligned16(in.data)) {
+    const int64_t n8 = N * F / 8;
+    if (n8 <= 0xFFFFFFFFll / 2)
+      swiglu_backward_x8<uint32_t><<<blocks_for(n8, kThreads), kThreads, 0, stream_>>>(
+          din.ptr<bf16>(), dout.ptr<const bf16>(), in.ptr<const bf16>(),
+          static_cast<uint32_t>(n8), static_cast<uint32_t>(F / 8));
+    else
+      swiglu_backward_x8<int64_t><<<blocks_for(n8, kThreads), kThreads, 0, stream_>>>(
+          din.ptr<bf16>(), dout.ptr<const bf16>(), in.ptr<const bf16>(), n8, F / 8);
+  } else {
+    swiglu_backward_kernel<<<blocks_for(N * F, kThreads), kThreads, 0, stream_>>>(
+        din.ptr<bf16>(), dout.ptr<const bf16>(), in.ptr<const bf16>(), N, F);
+  }
   LLMPI_CUDA_LAUNCH_CHECK();
 }
 

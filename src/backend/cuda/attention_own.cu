@@ -5,10 +5,16 @@
 // word against bank conflicts), the warp updates the online softmax (running max m and sum
 // l; f32), and the output accumulator (D/32 values per lane) is rescaled and fed with P·V.
 // out = acc / l, lse = m + log l. Tiles past the causal diagonal are never loaded.
+// Packed documents (doc_start, backend.h): query t sees keys [doc_start[t], t]. Key tiles
+// before the block's first document start are never loaded either (doc_start is
+// nondecreasing, so the block's first row has the smallest); inside a tile a row skips it
+// (warp-uniform) when none of its keys is there, else masks the keys before its start.
 // Backward (recomputes P = exp(s − lse); Δ = rowsum(dout ∘ out) first):
 //   dq kernel: the forward's structure; dS = P·(dout·v − Δ)·scale, dq += dS·k.
 //   dkv kernel: 16 key rows of one kv head per block; query tiles of 32 (one per lane) of
 //     every query head of the group stream through shared memory; dv += P·dout, dk += dS·q.
+//     With documents the query loop ends at the first tile whose first query starts its
+//     document after the block's last key.
 // Every output element is written once by one thread: no atomics, deterministic.
 #include <cmath>
 
@@ -30,7 +36,13 @@ __device__ __forceinline__ int64_t imin(int64_t a, int64_t b) { return a < b ? a
 struct Geo {
   int64_t B, T, Hq, Hkv, D, W, group;
   float scale;
+  const int32_t* doc_start;  // [B·T] or nullptr (one document per row)
 };
+
+// First key visible to query t of batch row b (its document start; 0 without documents).
+__device__ __forceinline__ int64_t first_key(const Geo& g, int64_t b, int64_t t) {
+  return g.doc_start ? g.doc_start[b * g.T + t] : 0;
+}
 
 // dst[r][0, D) = src row r (r < valid), else 0; dst rows are P bf16 apart, src rows `stride`.
 __device__ __forceinline__ void load_tile(bf16* dst, int P, const bf16* src, int64_t stride,
@@ -79,15 +91,18 @@ __global__ void __launch_bounds__(kWarps * 32)
   load_rows_f32(qs, base + h * D, g.W, q0, g.T, D);
 
   float m[kRows], l[kRows], acc[kRows][DPL];
+  int64_t first[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     m[r] = -INFINITY;
     l[r] = 0.f;
+    const int64_t t = q0 + warp * kRows + r;
+    first[r] = t < g.T ? first_key(g, b, t) : 0;
 #pragma unroll
     for (int i = 0; i < DPL; ++i) acc[r][i] = 0.f;
   }
   const int64_t q_last = imin(g.T - 1, q0 + kTileRows - 1);
-  for (int64_t j0 = 0; j0 <= q_last; j0 += 32) {
+  for (int64_t j0 = first_key(g, b, q0) / 32 * 32; j0 <= q_last; j0 += 32) {
     __syncthreads();
     const int valid = static_cast<int>(imin(32, g.T - j0));
     load_tile(ks, P, base + j0 * g.W + (g.Hq + kvh) * D, g.W, valid, D);
@@ -98,17 +113,20 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int r = 0; r < kRows; ++r) {
       const int rr = warp * kRows + r;
       const int64_t t = q0 + rr;
-      if (t >= g.T || j0 > t) continue;  // warp-uniform
-      const float s = j <= t ? dot_row(qs + rr * D, ks + lane * P, D) * g.scale : -INFINITY;
-      const float m_new = fmaxf(m[r], warp_max(s));  // finite: key j0 <= t is visible
-      const float p = j <= t ? __expf(s - m_new) : 0.f;
+      // warp-uniform: the tile holds none of t's keys
+      if (t >= g.T || j0 > t || j0 + 31 < first[r]) continue;
+      const bool visible = j <= t && j >= first[r];
+      const float s = visible ? dot_row(qs + rr * D, ks + lane * P, D) * g.scale : -INFINITY;
+      const float m_new = fmaxf(m[r], warp_max(s));  // finite: a key of the tile is visible
+      const float p = visible ? __expf(s - m_new) : 0.f;
       const float corr = __expf(m[r] - m_new);
       l[r] = l[r] * corr + warp_sum(p);
       m[r] = m_new;
+      const int kmin = static_cast<int>(first[r] > j0 ? first[r] - j0 : 0);
       const int kmax = static_cast<int>(imin(32, t - j0 + 1));
 #pragma unroll
       for (int i = 0; i < DPL; ++i) acc[r][i] *= corr;
-      for (int k = 0; k < kmax; ++k) {
+      for (int k = kmin; k < kmax; ++k) {
         const float pk = __shfl_sync(kFull, p, k);
 #pragma unroll
         for (int i = 0; i < DPL; ++i) {
@@ -164,16 +182,18 @@ __global__ void __launch_bounds__(kWarps * 32)
   load_rows_f32(qs, base + h * D, g.W, q0, g.T, D);
   load_rows_f32(dos, dout + b * g.T * OW + h * D, OW, q0, g.T, D);
   float row_lse[kRows], row_delta[kRows], acc[kRows][DPL];
+  int64_t first[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const int64_t t = q0 + warp * kRows + r;
     row_lse[r] = t < g.T ? lse[(b * g.Hq + h) * g.T + t] : 0.f;
     row_delta[r] = t < g.T ? delta[(b * g.Hq + h) * g.T + t] : 0.f;
+    first[r] = t < g.T ? first_key(g, b, t) : 0;
 #pragma unroll
     for (int i = 0; i < DPL; ++i) acc[r][i] = 0.f;
   }
   const int64_t q_last = imin(g.T - 1, q0 + kTileRows - 1);
-  for (int64_t j0 = 0; j0 <= q_last; j0 += 32) {
+  for (int64_t j0 = first_key(g, b, q0) / 32 * 32; j0 <= q_last; j0 += 32) {
     __syncthreads();
     const int valid = static_cast<int>(imin(32, g.T - j0));
     load_tile(ks, P, base + j0 * g.W + (g.Hq + kvh) * D, g.W, valid, D);
@@ -184,15 +204,16 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int r = 0; r < kRows; ++r) {
       const int rr = warp * kRows + r;
       const int64_t t = q0 + rr;
-      if (t >= g.T || j0 > t) continue;
+      if (t >= g.T || j0 > t || j0 + 31 < first[r]) continue;  // warp-uniform
       float ds = 0.f;
-      if (j <= t) {
+      if (j <= t && j >= first[r]) {
         const float p = __expf(dot_row(qs + rr * D, ks + lane * P, D) * g.scale - row_lse[r]);
         const float dp = dot_row(dos + rr * D, vs + lane * P, D);
         ds = p * (dp - row_delta[r]) * g.scale;
       }
+      const int kmin = static_cast<int>(first[r] > j0 ? first[r] - j0 : 0);
       const int kmax = static_cast<int>(imin(32, t - j0 + 1));
-      for (int k = 0; k < kmax; ++k) {
+      for (int k = kmin; k < kmax; ++k) {
         const float dsk = __shfl_sync(kFull, ds, k);
 #pragma unroll
         for (int i = 0; i < DPL; ++i) {
@@ -228,6 +249,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   bf16* dot = qt + 32 * P;                                  // [32][P] dout tile
   float* lse_t = reinterpret_cast<float*>(dot + 32 * P);    // [32]
   float* delta_t = lse_t + 32;                              // [32]
+  int32_t* first_t = reinterpret_cast<int32_t*>(delta_t + 32);  // [32] document starts
   const int64_t b = blockIdx.z, kvh = blockIdx.y, j0 = int64_t(blockIdx.x) * kTileRows;
   const int64_t OW = g.Hq * D;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -240,8 +262,11 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int i = 0; i < DPL; ++i) acc_k[r][i] = acc_v[r][i] = 0.f;
 
+  const int64_t j_last = imin(g.T - 1, j0 + kTileRows - 1);
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
     for (int64_t t0 = (j0 / 32) * 32; t0 < g.T; t0 += 32) {
+      // Queries from t0 on start their documents after every key of the block: done.
+      if (first_key(g, b, t0) > j_last) break;  // block-uniform
       __syncthreads();
       const int valid = static_cast<int>(imin(32, g.T - t0));
       load_tile(qt, P, base + t0 * g.W + h * D, g.W, valid, D);
@@ -250,6 +275,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         const int64_t t = t0 + threadIdx.x;
         lse_t[threadIdx.x] = t < g.T ? lse[(b * g.Hq + h) * g.T + t] : 0.f;
         delta_t[threadIdx.x] = t < g.T ? delta[(b * g.Hq + h) * g.T + t] : 0.f;
+        first_t[threadIdx.x] = t < g.T ? static_cast<int32_t>(first_key(g, b, t)) : 0;
       }
       __syncthreads();
       const int64_t t = t0 + lane;
@@ -257,9 +283,10 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int r = 0; r < kRows; ++r) {
         const int rr = warp * kRows + r;
         const int64_t j = j0 + rr;
-        if (j >= g.T || t0 + 31 < j) continue;  // warp-uniform: no query of the tile sees j
+        // warp-uniform: no query of the tile sees j (all before it, or all in later documents)
+        if (j >= g.T || t0 + 31 < j || first_t[0] > j) continue;
         float p = 0.f, ds = 0.f;
-        if (t >= j && t < g.T) {
+        if (t >= j && t < g.T && first_t[lane] <= j) {
           p = __expf(dot_row(kr + rr * D, qt + lane * P, D) * g.scale - lse_t[lane]);
           const float dp = dot_row(vr + rr * D, dot + lane * P, D);
           ds = p * (dp - delta_t[lane]) * g.scale;
@@ -296,9 +323,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-Geo geometry(const AttentionShape& s) {
+Geo geometry(const AttentionShape& s, const int32_t* doc_start) {
   return Geo{s.B, s.T, s.Hq, s.Hkv, s.D, (s.Hq + 2 * s.Hkv) * s.D, s.Hq / s.Hkv,
-             static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.D)))};
+             static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.D))), doc_start};
 }
 
 size_t tile_bytes(int64_t D) { return 2 * 32 * static_cast<size_t>(D + 2) * sizeof(bf16); }
@@ -336,10 +363,10 @@ bool own_attention_supports(const AttentionShape& s) {
 }
 
 void own_attention_forward(void* out, float* lse, const void* qkv, const AttentionShape& s,
-                           cudaStream_t stream) {
+                           const int32_t* doc_start, cudaStream_t stream) {
   LLMPI_CHECK(own_attention_supports(s), "own attention: unsupported shape D=", s.D);
   if (s.B * s.T == 0) return;
-  const Geo g = geometry(s);
+  const Geo g = geometry(s, doc_start);
   const dim3 grid(static_cast<unsigned>((s.T + kTileRows - 1) / kTileRows),
                   static_cast<unsigned>(s.Hq), static_cast<unsigned>(s.B));
   const size_t smem = kTileRows * s.D * sizeof(float) + tile_bytes(s.D);
@@ -351,10 +378,10 @@ void own_attention_forward(void* out, float* lse, const void* qkv, const Attenti
 
 void own_attention_backward(void* dqkv, const void* dout, const void* qkv, const void* out,
                             const float* lse, float* delta, const AttentionShape& s,
-                            cudaStream_t stream) {
+                            const int32_t* doc_start, cudaStream_t stream) {
   LLMPI_CHECK(own_attention_supports(s), "own attention: unsupported shape D=", s.D);
   if (s.B * s.T == 0) return;
-  const Geo g = geometry(s);
+  const Geo g = geometry(s, doc_start);
   const int64_t rows = s.B * s.T * s.Hq;
   delta_kernel<<<blocks_for(rows * 32, 256), 256, 0, stream>>>(
       delta, static_cast<const bf16*>(dout), static_cast<const bf16*>(out), g);
@@ -369,7 +396,8 @@ void own_attention_backward(void* dqkv, const void* dout, const void* qkv, const
            static_cast<const float*>(delta), g);
     launch(dkv_kernel<kDpl>,
            dim3(tiles, static_cast<unsigned>(s.Hkv), static_cast<unsigned>(s.B)),
-           rows_bytes + tile_bytes(s.D) + 64 * sizeof(float), stream, static_cast<bf16*>(dqkv),
+           rows_bytes + tile_bytes(s.D) + 64 * sizeof(float) + 32 * sizeof(int32_t), stream,
+           static_cast<bf16*>(dqkv),
            static_cast<const bf16*>(dout), static_cast<const bf16*>(qkv), lse,
            static_cast<const float*>(delta), g);
   });

@@ -9,6 +9,9 @@
 //   dq kernel:    dQ += dS·K over the key tiles up to the diagonal.
 // A warp only reads back its own rows of S, dP, P and dS, so only tile loads need a block
 // barrier. Δ = rowsum(dout ∘ out) is a pre-pass. Every output is written once: no atomics.
+// Packed documents (doc_start, backend.h): P = 0 where the key precedes the query's document
+// start; the dq kernel starts at the key tile of its first query's document start, the dk/dv
+// kernel stops at the first query tile whose first query starts after the block's last key.
 #include <mma.h>
 
 #include <cmath>
@@ -29,7 +32,13 @@ constexpr int kThreads = 128;  // 4 warps × 16 rows
 struct TcGeo {
   int64_t B, T, Hq, Hkv, W, OW, group;
   float scale;
+  const int32_t* doc_start;  // [B·T] or nullptr (one document per row)
 };
+
+// First key visible to query t of batch row b (its document start; 0 without documents).
+__device__ __forceinline__ int32_t first_key(const TcGeo& g, int64_t b, int64_t t) {
+  return g.doc_start ? g.doc_start[b * g.T + t] : 0;
+}
 
 template <int D>
 struct Layout {
@@ -39,7 +48,8 @@ struct Layout {
   static constexpr size_t tile = size_t(kBlk) * LD * sizeof(bf16);
   static constexpr size_t ftile = size_t(kBlk) * SLD * sizeof(float);
   static constexpr size_t ptile = size_t(kBlk) * PLD * sizeof(bf16);
-  static constexpr size_t bytes = 4 * tile + 2 * ftile + 2 * ptile + 2 * kBlk * sizeof(float);
+  static constexpr size_t bytes =
+      4 * tile + 2 * ftile + 2 * ptile + 2 * kBlk * sizeof(float) + kBlk * sizeof(int32_t);
 };
 
 // Shared-memory regions of both kernels (the tile names follow the dk/dv kernel: `a0`, `a1`
@@ -50,6 +60,7 @@ struct Regions {
   float *s, *dp;
   bf16 *p, *ds;
   float *lse, *delta;
+  int32_t* first;  // document start of each query of the tile
   __device__ explicit Regions(unsigned char* m) {
     using L = Layout<D>;
     a0 = reinterpret_cast<bf16*>(m);
@@ -62,6 +73,7 @@ struct Regions {
     ds = p + kBlk * L::PLD;
     lse = reinterpret_cast<float*>(ds + kBlk * L::PLD);
     delta = lse + kBlk;
+    first = reinterpret_cast<int32_t*>(delta + kBlk);
   }
 };
 
@@ -143,8 +155,9 @@ __device__ __forceinline__ void store_rows(bf16* dst, int64_t stride, int64_t ro
   }
 }
 
-// P and dS for the warp's 16 rows × kBlk columns. Element (r, c) is query `tq(r, c)` against
-// key `tk(r, c)`; row statistics come from lse_of / delta_of.
+// P and dS for the warp's 16 rows × kBlk columns. Element (r, c) is query tq against key tk,
+// visible from key `lo` (the query's document start) on: idx(r, c, tq, tk, lo); the query's
+// statistics come from stat(r, c, lse, delta).
 template <int D, class Index, class Stat>
 __device__ __forceinline__ void softmax_grad(bf16* p_out, bf16* ds_out, const float* s,
                                              const float* dp, int64_t T, float scale,
@@ -153,10 +166,10 @@ __device__ __forceinline__ void softmax_grad(bf16* p_out, bf16* ds_out, const fl
 #pragma unroll 4
   for (int r = 0; r < 16; ++r) {
     for (int c = lane; c < kBlk; c += 32) {
-      int64_t tq, tk;
-      idx(r, c, tq, tk);
+      int64_t tq, tk, lo;
+      idx(r, c, tq, tk, lo);
       float p = 0.f, ds = 0.f;
-      if (tq < T && tk <= tq) {
+      if (tq < T && tk <= tq && tk >= lo) {
         float lse, delta;
         stat(r, c, lse, delta);
         p = __expf(s[r * Layout<D>::SLD + c] * scale - lse);
@@ -195,8 +208,11 @@ __global__ void __launch_bounds__(kThreads)
   bf16* p_w = m.p + warp * 16 * L::PLD;
   bf16* ds_w = m.ds + warp * 16 * L::PLD;
   const int64_t jw = j0 + warp * 16;
+  const int64_t j_last = j0 + kvalid - 1;
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
     for (int64_t t0 = j0; t0 < g.T; t0 += kBlk) {
+      // Queries from t0 on start their documents after every key of the block: done.
+      if (first_key(g, b, t0) > j_last) break;  // block-uniform
       __syncthreads();  // every warp is done with the previous query tile
       const int qvalid = static_cast<int>(g.T - t0 < kBlk ? g.T - t0 : kBlk);
       load_tile<D>(qs, base + t0 * g.W + h * D, g.W, qvalid);
@@ -205,6 +221,7 @@ __global__ void __launch_bounds__(kThreads)
         const int64_t t = t0 + threadIdx.x;
         m.lse[threadIdx.x] = t < g.T ? lse[(b * g.Hq + h) * g.T + t] : 0.f;
         m.delta[threadIdx.x] = t < g.T ? delta[(b * g.Hq + h) * g.T + t] : 0.f;
+        m.first[threadIdx.x] = t < g.T ? first_key(g, b, t) : 0;
       }
       __syncthreads();
       rows_times_tile_t<D>(s_w, ks + warp * 16 * L::LD, qs);
@@ -212,11 +229,13 @@ __global__ void __launch_bounds__(kThreads)
       __syncwarp();
       const float* lse_t = m.lse;
       const float* delta_t = m.delta;
+      const int32_t* first_t = m.first;
       softmax_grad<D>(
           p_w, ds_w, s_w, dp_w, g.T, g.scale,
-          [&](int r, int c, int64_t& tq, int64_t& tk) {
+          [&](int r, int c, int64_t& tq, int64_t& tk, int64_t& lo) {
             tq = t0 + c;
             tk = jw + r;
+            lo = first_t[c];
           },
           [&](int, int c, float& l, float& d) {
             l = lse_t[c];
@@ -254,6 +273,7 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t t = t0 + threadIdx.x;
     m.lse[threadIdx.x] = t < g.T ? lse[(b * g.Hq + h) * g.T + t] : 0.f;
     m.delta[threadIdx.x] = t < g.T ? delta[(b * g.Hq + h) * g.T + t] : 0.f;
+    m.first[threadIdx.x] = t < g.T ? first_key(g, b, t) : 0;
   }
   FragC dq[D / 16];
 #pragma unroll
@@ -264,7 +284,9 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t tw = t0 + warp * 16;
   const float* lse_w = m.lse + warp * 16;
   const float* delta_w = m.delta + warp * 16;
-  for (int64_t j0 = 0; j0 <= t0; j0 += kBlk) {
+  const int32_t* first_w = m.first + warp * 16;
+  // doc_start is nondecreasing: the tile's first query has the smallest start.
+  for (int64_t j0 = first_key(g, b, t0) / kBlk * kBlk; j0 <= t0; j0 += kBlk) {
     __syncthreads();  // every warp is done with the previous key tile (and Q, dO are loaded)
     const int kvalid = static_cast<int>(g.T - j0 < kBlk ? g.T - j0 : kBlk);
     load_tile<D>(ks, base + j0 * g.W + (g.Hq + kvh) * D, g.W, kvalid);
@@ -275,9 +297,10 @@ __global__ void __launch_bounds__(kThreads)
     __syncwarp();
     softmax_grad<D>(
         nullptr, ds_w, s_w, dp_w, g.T, g.scale,
-        [&](int r, int c, int64_t& tq, int64_t& tk) {
+        [&](int r, int c, int64_t& tq, int64_t& tk, int64_t& lo) {
           tq = tw + r;
           tk = j0 + c;
+          lo = first_w[r];
         },
         [&](int r, int, float& l, float& d) {
           l = lse_w[r];
@@ -347,14 +370,21 @@ bool tc_attention_supports(const AttentionShape& s) {
 
 void tc_attention_backward(void* dqkv, const void* dout, const void* qkv, const void* out,
                            const float* lse, float* delta, const AttentionShape& s,
-                           cudaStream_t stream) {
+                           const int32_t* doc_start, cudaStream_t stream) {
   LLMPI_CHECK(tc_attention_supports(s), "tensor-core attention backward: unsupported shape D=",
               s.D);
   LLMPI_CHECK(aligned16(dqkv) && aligned16(dout) && aligned16(qkv) && aligned16(out),
               "tensor-core attention backward: tensors must be 16-byte aligned");
   if (s.B * s.T == 0) return;
-  const TcGeo g{s.B,      s.T,          s.Hq, s.Hkv, (s.Hq + 2 * s.Hkv) * s.D, s.Hq * s.D,
-                s.Hq / s.Hkv, static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.D)))};
+  const TcGeo g{s.B,
+                s.T,
+                s.Hq,
+                s.Hkv,
+                (s.Hq + 2 * s.Hkv) * s.D,
+                s.Hq * s.D,
+                s.Hq / s.Hkv,
+                static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.D))),
+                doc_start};
   const int64_t rows = s.B * s.T * s.Hq;
   delta_tc_kernel<<<blocks_for(rows * 32, 256), 256, 0, stream>>>(
       delta, static_cast<const bf16*>(dout), static_cast<const bf16*>(out), rows, s.T, s.Hq,

@@ -3,6 +3,7 @@
 // cuBLASLt and cuDNN calls, the shared argument checks, and make_cuda_backend().
 #include "backend/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -81,6 +82,14 @@ void check_dtype(const char* op, const char* what, const Tensor& t, DType want) 
               dtype_name(want), " on the cuda backend");
 }
 
+const int32_t* checked_doc_start(const char* op, const Tensor& doc_start, int64_t n) {
+  if (doc_start.empty()) return nullptr;
+  check_device(op, "doc_start", doc_start);
+  check_dtype(op, "doc_start", doc_start, DType::i32);
+  check_numel(op, "doc_start", doc_start, n);
+  return doc_start.ptr<const int32_t>();
+}
+
 Scratch::Scratch(cudaStream_t s, size_t bytes) : s_(s) {
   if (bytes) LLMPI_CUDA(cudaMallocAsync(&p_, bytes, s_));
 }
@@ -92,6 +101,29 @@ Scratch::~Scratch() {
 }  // namespace cuda
 
 using namespace cuda;
+
+namespace {
+
+// LLMPI_FUSED: "all" (or "1"), "none" (or "0"), or the fusions that are on, comma-separated.
+CudaFusions parse_fusions(const std::string& v) {
+  if (v == "all" || v == "1") return CudaFusions{};
+  CudaFusions f{false, false, false};
+  if (v == "none" || v == "0") return f;
+  size_t start = 0;
+  while (start <= v.size()) {
+    const size_t end = std::min(v.find(',', start), v.size());
+    const std::string name = v.substr(start, end - start);
+    if (name == "norm") f.norm = true;
+    else if (name == "gelu") f.gelu = true;
+    else if (name == "swiglu") f.swiglu = true;
+    else user_error("environment variable LLMPI_FUSED='", v, "': '", name,
+                    "' is not one of all (1), none (0), norm, gelu, swiglu (comma-separated)");
+    start = end + 1;
+  }
+  return f;
+}
+
+}  // namespace
 
 CudaBackendOptions CudaBackendOptions::from_env() {
   CudaBackendOptions o;
@@ -111,6 +143,7 @@ CudaBackendOptions CudaBackendOptions::from_env() {
     else user_error("environment variable LLMPI_ATTENTION_BACKWARD='", v,
                     "': expected one of auto, tc, simt");
   }
+  if (const char* f = std::getenv("LLMPI_FUSED"); f && *f) o.fused = parse_fusions(f);
   if (const char* d = std::getenv("LLMPI_DETERMINISTIC"); d && *d) {
     const std::string v = d;
     if (v == "1") o.deterministic = true;
@@ -138,6 +171,7 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : options_(options) 
     LLMPI_CUDA(cudaSetDevice(options_.device));
   }
   LLMPI_CUDA(cudaGetDevice(&device_));
+  LLMPI_CUDA(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_));
   // Cache freed blocks in the default pool instead of returning them to the driver at every
   // synchronization: the pool then acts as a caching allocator.
   cudaMemPool_t pool = nullptr;

@@ -25,6 +25,16 @@ enum class CudaAttentionBackward : uint8_t {
   simt,       // the own SIMT kernels only
 };
 
+// The fused and one-pass kernels of issue 16, each switchable at run time (default on). Off,
+// an op runs as before: the composition of the unfused kernels (docs/cuda.md, "Fusions").
+struct CudaFusions {
+  bool norm = true;    // one-pass norms; residual add fused into them (add_norm_forward,
+                       // norm_backward_add); dgain/dbias from per-block partials
+  bool gelu = true;    // GELU in cuBLASLt epilogues (linear_gelu_forward: GELU_AUX_BIAS,
+                       // linear_backward_gelu: DGELU)
+  bool swiglu = true;  // one-pass SwiGLU forward/backward on eight bf16 per access
+};
+
 struct CudaBackendOptions {
   int device = -1;                        // CUDA device ordinal; -1 keeps the current one
   CudaAttention attention = CudaAttention::automatic;
@@ -33,9 +43,11 @@ struct CudaBackendOptions {
   // Bitwise reproducible runs: every op that would add in a run-dependent order (today the
   // embedding backward's atomics) takes an ordered path instead. docs/cuda.md lists the ops.
   bool deterministic = false;
+  CudaFusions fused;
 
   // Defaults overridden by the environment: LLMPI_ATTENTION = auto | cudnn | own;
-  // LLMPI_ATTENTION_BACKWARD = auto | tc | simt; LLMPI_DETERMINISTIC = 0 | 1.
+  // LLMPI_ATTENTION_BACKWARD = auto | tc | simt; LLMPI_DETERMINISTIC = 0 | 1;
+  // LLMPI_FUSED = all (1) | none (0) | a comma-separated subset of norm, gelu, swiglu (the ones on).
   // A bad value is a UserError naming the variable and the accepted values.
   static CudaBackendOptions from_env();
 };

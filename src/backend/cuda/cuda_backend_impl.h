@@ -41,6 +41,10 @@ void check_dtype(const char* op, const char* what, const Tensor& t, DType want);
 using op_shapes::check_numel;
 using op_shapes::last_dim;
 using op_shapes::row_count;
+// The device pointer of an op's i32 document starts (backend.h) of n = B·T tokens, or nullptr
+// when doc_start is empty. Their invariants are the caller's (checked on the host where the
+// model sets them, model/transformer.h): reading them back here would synchronize.
+const int32_t* checked_doc_start(const char* op, const Tensor& doc_start, int64_t n);
 
 }  // namespace llmpi::cuda
 
@@ -86,19 +90,33 @@ class CudaBackend final : public Backend {
                      const Tensor& dout, const Tensor& x, const Tensor& gain,
                      const Tensor& mean, const Tensor& rstd) override;
 
+  void add_norm_forward(NormKind kind, const Tensor& sum, const Tensor& out, const Tensor& mean,
+                        const Tensor& rstd, const Tensor& a, const Tensor& b,
+                        const Tensor& gain, const Tensor& bias, double eps) override;
+  void norm_backward_add(NormKind kind, const Tensor& dx, const Tensor& dgain,
+                         const Tensor& dbias, const Tensor& dout, const Tensor& dres,
+                         const Tensor& x, const Tensor& gain, const Tensor& mean,
+                         const Tensor& rstd) override;
+
+  void linear_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& in,
+                           const Tensor& w, const Tensor& bias) override;
+  void linear_backward_gelu(const Tensor& din, const Tensor& dw, const Tensor& dbias,
+                            const Tensor& dout, const Tensor& in, const Tensor& w,
+                            const Tensor& pre) override;
   void gelu_forward(const Tensor& out, const Tensor& in) override;
   void gelu_backward(const Tensor& din, const Tensor& dout, const Tensor& in) override;
   void swiglu_forward(const Tensor& out, const Tensor& in) override;
   void swiglu_backward(const Tensor& din, const Tensor& dout, const Tensor& in) override;
 
   void rope(const Tensor& qkv, int64_t T, int64_t n_rot_heads, int64_t head_dim, double theta,
-            int64_t pos_offset, bool inverse) override;
+            int64_t pos_offset, const Tensor& doc_start, bool inverse) override;
 
   void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, int64_t B,
-                         int64_t T, int64_t Hq, int64_t Hkv, int64_t D) override;
+                         int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
+                         const Tensor& doc_start) override;
   void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                           const Tensor& out, const Tensor& lse, int64_t B, int64_t T,
-                          int64_t Hq, int64_t Hkv, int64_t D) override;
+                          int64_t Hq, int64_t Hkv, int64_t D, const Tensor& doc_start) override;
 
   void row_logsumexp(const Tensor& lse, const Tensor& logits) override;
   void pick_targets(const Tensor& picked, const Tensor& logits, const Tensor& targets,
@@ -106,6 +124,9 @@ class CudaBackend final : public Backend {
   void cross_entropy_backward(const Tensor& dlogits, const Tensor& logits, const Tensor& lse,
                               const Tensor& targets, const Tensor& row_scale,
                               int64_t col_offset) override;
+
+  void nf4_dequantize(const Tensor& out, const Tensor& codes, const Tensor& scale_codes,
+                      const Tensor& scale_scales, double scale_offset) override;
 
   double sum_squares(std::span<const Tensor> ts) override;
   void adamw_update(std::span<const AdamWSlice> slices, const AdamWHyper& h) override;
@@ -116,6 +137,7 @@ class CudaBackend final : public Backend {
 
   CudaBackendOptions options_;
   int device_ = 0;
+  int sm_count_ = 1;  // multiprocessors of the device (sizes resident grids)
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::MatmulRunner> matmul_;
   std::unique_ptr<cuda::CudnnAttention> cudnn_;  // created on first cuDNN attention

@@ -92,9 +92,10 @@ void dispatch_float(DType t, const char* op, F&& f) {
     case DType::f32: f(float{}); return;
     case DType::f64: f(double{}); return;
     case DType::bf16: f(bf16{}); return;
-    case DType::i32: break;
+    case DType::i32:
+    case DType::u8: break;
   }
-  LLMPI_CHECK(false, op, ": expected a floating dtype (f32, f64, bf16), got i32");
+  LLMPI_CHECK(false, op, ": expected a floating dtype (f32, f64, bf16), got ", dtype_name(t));
 }
 
 void launch_convert(void* dst, DType dt, const void* src, DType st, int64_t n,
@@ -126,7 +127,9 @@ void CudaBackend::copy(const Tensor& dst, const Tensor& src) {
     if (host_src || host_dst) synchronize();
     return;
   }
-  LLMPI_CHECK(dst.dtype != DType::i32 && src.dtype != DType::i32, "copy: cannot convert ",
+  LLMPI_CHECK(dst.dtype != DType::i32 && src.dtype != DType::i32 && dst.dtype != DType::u8 &&
+                  src.dtype != DType::u8,
+              "copy: cannot convert ",
               dtype_name(src.dtype), " to ", dtype_name(dst.dtype));
   std::optional<Scratch> src_stage, dst_stage;
   const void* s = src.data;
@@ -167,6 +170,12 @@ void CudaBackend::fill(const Tensor& t, double value) {
                   " is not an i32 value");
       fill_kernel<<<grid, kThreads, 0, stream_>>>(t.ptr<int32_t>(), n,
                                                   static_cast<int32_t>(value));
+      break;
+    case DType::u8:
+      LLMPI_CHECK(value == std::trunc(value) && value >= 0 && value <= 255, "fill: ", value,
+                  " is not a u8 value");
+      fill_kernel<<<grid, kThreads, 0, stream_>>>(t.ptr<uint8_t>(), n,
+                                                  static_cast<uint8_t>(value));
       break;
   }
   LLMPI_CUDA_LAUNCH_CHECK();

@@ -6,7 +6,11 @@
 //   dbias[O] += Σ_n dout[n, :]:        a deterministic column-sum kernel (column_sum.cuh);
 //     cuBLASLt's BGRADB epilogue overwrites its output and would need an extra buffer and add
 //     to honour the accumulate (+=) contract, so the kernel is simpler and as fast.
-// dtypes: in, w, bias, out, din, dout bf16; dw, dbias f32.
+// GELU fused into the products (CudaFusions::gelu): linear_gelu_forward is the forward
+// product with the GELU_AUX(_BIAS) epilogue (aux = pre, D = gelu(pre)); linear_backward_gelu
+// is din's product with the DGELU epilogue (aux = pre). Where cuBLASLt refuses the shape or
+// the fusion is off, each runs as its composition (product, then gelu_forward/backward).
+// dtypes: in, w, bias, out, din, dout, pre bf16; dw, dbias f32.
 #include "backend/cuda/column_sum.cuh"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/matmul.h"
@@ -23,6 +27,39 @@ struct BiasGrad {
   }
 };
 
+// Placement and dtypes of linear_forward's tensors (the shapes: op_shapes).
+void check_forward_args(const char* op, const Tensor& out, const Tensor& in, const Tensor& w,
+                        const Tensor& bias) {
+  check_device(op, "out", out);
+  check_device(op, "in", in);
+  check_device(op, "w", w);
+  check_dtype(op, "out", out, DType::bf16);
+  check_dtype(op, "in", in, DType::bf16);
+  check_dtype(op, "w", w, DType::bf16);
+  if (!bias.empty()) {
+    check_device(op, "bias", bias);
+    check_dtype(op, "bias", bias, DType::bf16);
+  }
+}
+
+// out[N,O] = in·wᵀ (+ bias) in cuBLASLt's column-major view: outᵀ = op_T(w)·in.
+MatmulSpec forward_spec(const op_shapes::LinearSizes& z, bool bias) {
+  MatmulSpec s;
+  s.trans_a = true;
+  s.m = z.O, s.n = z.N, s.k = z.I;
+  s.lda = z.I, s.ldb = z.I, s.ldd = z.O;
+  s.bias = bias;
+  return s;
+}
+
+// din[N,I] = dout·w in the column-major view: dinᵀ (I×N) = w (I×O) · doutᵀ (O×N).
+MatmulSpec din_spec(int64_t N, int64_t I, int64_t O) {
+  MatmulSpec s;
+  s.m = I, s.n = N, s.k = O;
+  s.lda = I, s.ldb = O, s.ldd = I;
+  return s;
+}
+
 }  // namespace
 }  // namespace cuda
 
@@ -31,24 +68,48 @@ using namespace cuda;
 void CudaBackend::linear_forward(const Tensor& out, const Tensor& in, const Tensor& w,
                                  const Tensor& bias) {
   const char* op = "linear_forward";
-  check_device(op, "out", out);
-  check_device(op, "in", in);
-  check_device(op, "w", w);
-  check_dtype(op, "out", out, DType::bf16);
-  check_dtype(op, "in", in, DType::bf16);
-  check_dtype(op, "w", w, DType::bf16);
-  const op_shapes::LinearSizes z = op_shapes::linear_forward(op, out, in, w, bias);
-  const int64_t N = z.N, I = z.I, O = z.O;
-  if (!bias.empty()) {
-    check_device(op, "bias", bias);
-    check_dtype(op, "bias", bias, DType::bf16);
-  }
-  MatmulSpec s;
-  s.trans_a = true;
-  s.m = O, s.n = N, s.k = I;
-  s.lda = I, s.ldb = I, s.ldd = O;
-  s.bias = !bias.empty();
+  check_forward_args(op, out, in, w, bias);
+  const MatmulSpec s = forward_spec(op_shapes::linear_forward(op, out, in, w, bias), !bias.empty());
   matmul_->run(s, w.data, in.data, out.data, bias.data);
+}
+
+void CudaBackend::linear_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& in,
+                                      const Tensor& w, const Tensor& bias) {
+  const char* op = "linear_gelu_forward";
+  check_forward_args(op, out, in, w, bias);
+  check_device(op, "pre", pre);
+  check_dtype(op, "pre", pre, DType::bf16);
+  MatmulSpec s =
+      forward_spec(op_shapes::linear_gelu_forward(op, out, pre, in, w, bias), !bias.empty());
+  s.gelu = MatmulGelu::gelu_aux;
+  if (options_.fused.gelu && matmul_->try_run(s, w.data, in.data, out.data, bias.data, pre.data))
+    return;
+  linear_forward(pre, in, w, bias);
+  gelu_forward(out, pre);
+}
+
+void CudaBackend::linear_backward_gelu(const Tensor& din, const Tensor& dw, const Tensor& dbias,
+                                       const Tensor& dout, const Tensor& in, const Tensor& w,
+                                       const Tensor& pre) {
+  const char* op = "linear_backward_gelu";
+  const op_shapes::LinearSizes z =
+      op_shapes::linear_backward_gelu(op, din, dw, dbias, dout, in, w, pre);
+  // The fused product reads w, dout, pre and writes din before linear_backward's own checks.
+  check_device(op, {{"din", &din}, {"pre", &pre}, {"dout", &dout}, {"w", &w}});
+  check_dtype(op, "din", din, DType::bf16);
+  check_dtype(op, "pre", pre, DType::bf16);
+  check_dtype(op, "dout", dout, DType::bf16);
+  check_dtype(op, "w", w, DType::bf16);
+  if (options_.fused.gelu) {
+    MatmulSpec s = din_spec(z.N, z.I, z.O);
+    s.gelu = MatmulGelu::dgelu;
+    if (matmul_->try_run(s, w.data, dout.data, din.data, nullptr, pre.data)) {
+      linear_backward(Tensor{}, dw, dbias, dout, in, w);  // the parameter gradients
+      return;
+    }
+  }
+  linear_backward(din, dw, dbias, dout, in, w);
+  gelu_backward(din, din, pre);
 }
 
 void CudaBackend::linear_backward(const Tensor& din, const Tensor& dw, const Tensor& dbias,
@@ -65,10 +126,7 @@ void CudaBackend::linear_backward(const Tensor& din, const Tensor& dw, const Ten
   if (!din.empty()) {
     check_device(op, "din", din);
     check_dtype(op, "din", din, DType::bf16);
-    MatmulSpec s;
-    s.m = I, s.n = N, s.k = O;
-    s.lda = I, s.ldb = O, s.ldd = I;
-    matmul_->run(s, w.data, dout.data, din.data, nullptr);
+    matmul_->run(din_spec(N, I, O), w.data, dout.data, din.data, nullptr);
   }
   if (!dw.empty()) {
     check_device(op, "dw", dw);

@@ -56,10 +56,11 @@ MatmulRunner::~MatmulRunner() {
   if (handle_) cublasLtDestroy(handle_);
 }
 
-MatmulRunner::Plan& MatmulRunner::plan_for(const MatmulSpec& s, const Key& key, int align_a,
-                                           int align_b, int align_d, int align_bias) {
+MatmulRunner::Plan* MatmulRunner::plan_for(const MatmulSpec& s, const Key& key,
+                                           const void* bias, const void* aux, int align_a,
+                                           int align_b, int align_d) {
   auto it = plans_.find(key);
-  if (it != plans_.end()) return *it->second;
+  if (it != plans_.end()) return it->second.get();
 
   auto plan = std::make_unique<Plan>();
   cublasLtMatmulDesc_t desc = nullptr;
@@ -69,13 +70,26 @@ MatmulRunner::Plan& MatmulRunner::plan_for(const MatmulSpec& s, const Key& key, 
   const cublasOperation_t tb = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
   LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-  const cublasLtEpilogue_t epi = s.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  cublasLtEpilogue_t epi = s.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  if (s.gelu == MatmulGelu::gelu_aux)
+    epi = s.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+  else if (s.gelu == MatmulGelu::dgelu)
+    epi = CUBLASLT_EPILOGUE_DGELU;
   LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
                                               sizeof epi));
   if (s.bias) {
     const cudaDataType_t bt = CUDA_R_16BF;
     LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt,
                                                 sizeof bt));
+  }
+  (void)bias;  // its alignment is part of the key; cuBLASLt reads the bias with scalar loads
+  if (s.gelu != MatmulGelu::none) {
+    // The heuristic reads the aux pointer's alignment from the descriptor.
+    const int64_t ld = s.ldd;
+    LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld,
+                                                sizeof ld));
+    LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
+                                                &aux, sizeof aux));
   }
   // Stored (column-major) shapes of A and B before op().
   plan->a = s.trans_a ? make_layout(CUDA_R_16BF, s.k, s.m, s.lda)
@@ -99,44 +113,65 @@ MatmulRunner::Plan& MatmulRunner::plan_for(const MatmulSpec& s, const Key& key, 
       pref_raw, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof al_d));
   LLMPI_CUBLAS(cublasLtMatmulPreferenceSetAttribute(
       pref_raw, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof al_d));
-  (void)align_bias;  // part of the key; cuBLASLt reads the bias with scalar loads
 
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  LLMPI_CUBLAS(cublasLtMatmulAlgoGetHeuristic(handle_, desc, plan->a.get(), plan->b.get(),
-                                              plan->d.get(), plan->d.get(), pref_raw, 1,
-                                              &result, &found));
-  if (found == 0)
-    throw InternalError(detail::concat("cuBLASLt has no algorithm for m=", s.m, " n=", s.n,
-                                       " k=", s.k, " transa=", s.trans_a, " transb=", s.trans_b,
-                                       " f32 out=", s.d_f32, " bias=", s.bias));
+  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
+      handle_, desc, plan->a.get(), plan->b.get(), plan->d.get(), plan->d.get(), pref_raw, 1,
+      &result, &found);
+  if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED)
+    fail_cublas(st, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED || found == 0) {
+    plans_.emplace(key, nullptr);  // refused, and remembered as such
+    return nullptr;
+  }
   plan->algo = result.algo;
-  return *plans_.emplace(key, std::move(plan)).first->second;
+  return plans_.emplace(key, std::move(plan)).first->second.get();
 }
 
 void MatmulRunner::run(const MatmulSpec& s, const void* a, const void* b, void* d,
-                       const void* bias) {
-  if (s.m == 0 || s.n == 0) return;
-  const int al_a = alignment_of(a), al_b = alignment_of(b), al_d = alignment_of(d);
-  const int al_bias = s.bias ? alignment_of(bias) : 0;
-  const Key key{s.trans_a, s.trans_b, s.m,     s.n,     s.k,    s.lda,     s.ldb,
-                s.ldd,     s.d_f32,   s.bias,  s.accumulate, al_a * 1000 + al_b, al_d, al_bias};
-  Plan& p = plan_for(s, key, al_a, al_b, al_d, al_bias);
-  if (s.bias)
-    LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(p.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                &bias, sizeof bias));
-  const float alpha = 1.f, beta = s.accumulate ? 1.f : 0.f;
+                       const void* bias, const void* aux) {
+  if (!try_run(s, a, b, d, bias, aux))
+    throw InternalError(detail::concat("cuBLASLt has no algorithm for m=", s.m, " n=", s.n,
+                                       " k=", s.k, " transa=", s.trans_a, " transb=", s.trans_b,
+                                       " f32 out=", s.d_f32, " bias=", s.bias,
+                                       " gelu epilogue=", static_cast<int>(s.gelu)));
+}
+
+bool MatmulRunner::try_run(const MatmulSpec& s, const void* a, const void* b, void* d,
+                           const void* bias, const void* aux) {
+  LLMPI_CHECK(s.gelu == MatmulGelu::none || (!s.d_f32 && !s.accumulate && aux != nullptr),
+              "matmul: a GELU epilogue needs a bf16 D, no accumulation and an aux matrix");
+  if (s.m == 0 || s.n == 0) return true;
+  if (s.gelu != MatmulGelu::none && s.ldd % 8 != 0) return false;  // cuBLASLt's aux rule
   if (s.k == 0) {
     // An empty sum: cuBLASLt may reject k = 0, so write the result (0 + bias, or D) directly.
+    if (s.gelu != MatmulGelu::none) return false;
     LLMPI_CHECK(!s.bias, "matmul with k = 0 and a bias epilogue");
     if (!s.accumulate)
       LLMPI_CUDA(cudaMemsetAsync(d, 0, static_cast<size_t>(s.ldd * s.n) * (s.d_f32 ? 4 : 2),
                                  stream_));
-    return;
+    return true;
   }
-  LLMPI_CUBLAS(cublasLtMatmul(handle_, p.desc.get(), &alpha, a, p.a.get(), b, p.b.get(), &beta,
-                              d, p.d.get(), d, p.d.get(), &p.algo, workspace_,
+  const int al_a = alignment_of(a), al_b = alignment_of(b), al_d = alignment_of(d);
+  const int al_bias = s.bias ? alignment_of(bias) : 0;
+  const int al_aux = s.gelu != MatmulGelu::none ? alignment_of(aux) : 0;
+  const Key key{s.trans_a, s.trans_b, s.m,     s.n,     s.k,      s.lda,
+                s.ldb,     s.ldd,     s.d_f32, s.bias,  s.accumulate, al_a * 1000 + al_b,
+                al_d,      al_bias,   static_cast<int64_t>(s.gelu), al_aux};
+  Plan* p = plan_for(s, key, bias, aux, al_a, al_b, al_d);
+  if (!p) return false;
+  if (s.bias)
+    LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                &bias, sizeof bias));
+  if (s.gelu != MatmulGelu::none)
+    LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(
+        p->desc.get(), CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux));
+  const float alpha = 1.f, beta = s.accumulate ? 1.f : 0.f;
+  LLMPI_CUBLAS(cublasLtMatmul(handle_, p->desc.get(), &alpha, a, p->a.get(), b, p->b.get(),
+                              &beta, d, p->d.get(), d, p->d.get(), &p->algo, workspace_,
                               workspace_bytes_, stream_));
+  return true;
 }
 
 }  // namespace llmpi::cuda

@@ -6,6 +6,11 @@
 // (CUBLAS_COMPUTE_32F). How the row-major ops of backend.h map onto this: linear.cu.
 // The cache key includes the pointers' alignment, because cuBLASLt's heuristic picks
 // kernels that assume the alignment it is told (256 bytes by default).
+// GELU epilogues (tanh GELU, as gelu_forward): gelu_aux stores aux = op(A)·op(B) (+ bias)
+// and D = gelu(aux) (CUBLASLT_EPILOGUE_GELU_AUX[_BIAS]); dgelu reads aux and stores
+// D = (op(A)·op(B)) ⊙ gelu′(aux) (CUBLASLT_EPILOGUE_DGELU). aux is bf16 with D's layout
+// (leading dimension ldd, a multiple of 8). A shape the heuristic refuses is cached as
+// refused: try_run returns false and the caller runs the unfused kernels.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -16,6 +21,8 @@
 
 namespace llmpi::cuda {
 
+enum class MatmulGelu : uint8_t { none, gelu_aux, dgelu };
+
 struct MatmulSpec {
   bool trans_a = false, trans_b = false;
   int64_t m = 0, n = 0, k = 0;
@@ -23,6 +30,7 @@ struct MatmulSpec {
   bool d_f32 = false;      // D (and C) are f32; else bf16
   bool bias = false;       // bf16 bias[m] epilogue
   bool accumulate = false; // D += op(A)·op(B)
+  MatmulGelu gelu = MatmulGelu::none;  // with a bf16 aux matrix (bf16 D, no accumulate)
 };
 
 class MatmulRunner {
@@ -32,14 +40,19 @@ class MatmulRunner {
   MatmulRunner(const MatmulRunner&) = delete;
   MatmulRunner& operator=(const MatmulRunner&) = delete;
 
-  void run(const MatmulSpec& s, const void* a, const void* b, void* d, const void* bias);
+  void run(const MatmulSpec& s, const void* a, const void* b, void* d, const void* bias,
+           const void* aux = nullptr);
+  // run, or false (nothing enqueued) when cuBLASLt has no algorithm for the spec.
+  bool try_run(const MatmulSpec& s, const void* a, const void* b, void* d, const void* bias,
+               const void* aux = nullptr);
   size_t cached_plans() const { return plans_.size(); }
 
  private:
   struct Plan;
-  using Key = std::array<int64_t, 14>;
-  Plan& plan_for(const MatmulSpec& s, const Key& key, int align_a, int align_b, int align_d,
-                 int align_bias);
+  using Key = std::array<int64_t, 16>;
+  // The plan for s (built on first use), or null when cuBLASLt has none (cached as well).
+  Plan* plan_for(const MatmulSpec& s, const Key& key, const void* bias, const void* aux,
+                 int align_a, int align_b, int align_d);
 
   cudaStream_t stream_;
   cublasLtHandle_t handle_ = nullptr;

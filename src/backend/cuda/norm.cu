@@ -1,4 +1,9 @@
-// LayerNorm and RMSNorm on the CUDA backend, one warp per row of x[N, C], f32 math.
+// LayerNorm and RMSNorm on the CUDA backend, f32 math: the ops, their placement and dtype
+// checks (the shapes: op_shapes), and the warp-per-row kernels used where the one-pass
+// kernels (norm_rows.h, with the residual add fused in) do not apply or are switched off
+// (CudaFusions::norm, LLMPI_FUSED). The fused ops then run as their compositions:
+// add + norm_forward, norm_backward + add.
+// Warp-per-row kernels, one warp per row of x[N, C]:
 //   layernorm: mean = Σx/C, rstd = 1/sqrt(Σ(x−mean)²/C + eps), out = (x−mean)·rstd·gain + bias
 //   rmsnorm:   rstd = 1/sqrt(Σx²/C + eps), out = x·rstd·gain
 //   backward:  g = dout·gain, x̂ = (x−mean)·rstd;  dx = rstd·(g − mean(g) − x̂·mean(g·x̂))
@@ -7,7 +12,10 @@
 // Rows are read as eight bf16 per 16-byte access when C % 8 == 0 and the pointers allow.
 // dtypes: x, out, gain, bias, dout, dx bf16; mean, rstd f32 [N]; dgain, dbias f32 [C].
 // The parameter grads run first (deterministic column sums), so dx may alias dout.
+#include <initializer_list>
+
 #include "backend/cuda/column_sum.cuh"
+#include "backend/cuda/norm_rows.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
@@ -146,11 +154,12 @@ struct NormParamGrad {
 
 using namespace cuda;
 
-void CudaBackend::norm_forward(NormKind kind, const Tensor& out, const Tensor& mean,
-                               const Tensor& rstd, const Tensor& x, const Tensor& gain,
-                               const Tensor& bias, double eps) {
-  const char* op = "norm_forward";
-  const bool layer = kind == NormKind::layernorm;
+namespace {
+
+// Placement and dtypes of norm_forward's tensors (the shapes: op_shapes::norm).
+void check_forward_args(const char* op, bool layer, const Tensor& out, const Tensor& mean,
+                        const Tensor& rstd, const Tensor& x, const Tensor& gain,
+                        const Tensor& bias) {
   check_device(op, "x", x);
   check_device(op, "out", out);
   check_device(op, "gain", gain);
@@ -166,37 +175,12 @@ void CudaBackend::norm_forward(NormKind kind, const Tensor& out, const Tensor& m
     check_dtype(op, "mean", mean, DType::f32);
     check_dtype(op, "bias", bias, DType::bf16);
   }
-  const op_shapes::RowSizes sz =
-      op_shapes::norm(op, kind, x, gain, mean, rstd, bias, Tensor{}, {{"out", &out}}, eps);
-  const int64_t N = sz.N, C = sz.C;
-  if (N == 0) return;
-  const bool vec = C % 8 == 0 && aligned16(x.data) && aligned16(out.data) &&
-                   aligned16(gain.data) && (!layer || aligned16(bias.data));
-  const unsigned grid = static_cast<unsigned>((N + kWarps - 1) / kWarps);
-  const float e = static_cast<float>(eps);
-  auto* o = out.ptr<bf16>();
-  auto* mp = layer ? mean.ptr<float>() : nullptr;
-  auto* rp = rstd.ptr<float>();
-  auto* xp = x.ptr<const bf16>();
-  auto* gp = gain.ptr<const bf16>();
-  auto* bp = layer ? bias.ptr<const bf16>() : nullptr;
-  const dim3 block(32 * kWarps);
-  if (vec && layer)
-    norm_forward_kernel<true, true><<<grid, block, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
-  else if (vec)
-    norm_forward_kernel<true, false><<<grid, block, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
-  else if (layer)
-    norm_forward_kernel<false, true><<<grid, block, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
-  else
-    norm_forward_kernel<false, false><<<grid, block, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
-  LLMPI_CUDA_LAUNCH_CHECK();
 }
 
-void CudaBackend::norm_backward(NormKind kind, const Tensor& dx, const Tensor& dgain,
-                                const Tensor& dbias, const Tensor& dout, const Tensor& x,
-                                const Tensor& gain, const Tensor& mean, const Tensor& rstd) {
-  const char* op = "norm_backward";
-  const bool layer = kind == NormKind::layernorm;
+// Placement and dtypes of norm_backward's tensors (the shapes: op_shapes::norm).
+void check_backward_args(const char* op, bool layer, const Tensor& dx, const Tensor& dgain,
+                         const Tensor& dbias, const Tensor& dout, const Tensor& x,
+                         const Tensor& gain, const Tensor& mean, const Tensor& rstd) {
   LLMPI_CHECK(!dgain.empty(), op, ": the cuda norm backward needs dgain");
   check_device(op, "dx", dx);
   check_device(op, "dgain", dgain);
@@ -218,22 +202,112 @@ void CudaBackend::norm_backward(NormKind kind, const Tensor& dx, const Tensor& d
     check_device(op, "dbias", dbias);
     check_dtype(op, "dbias", dbias, DType::f32);
   }
+}
+
+// A [N, C] operand of a fused op (its shape: op_shapes): in device memory, bf16.
+void check_bf16_rows(const char* op, const char* what, const Tensor& t) {
+  check_device(op, what, t);
+  check_dtype(op, what, t, DType::bf16);
+}
+
+// Whether the one-pass kernels take these rows: width and 16-byte alignment of every pointer.
+bool rows_ok(int64_t C, std::initializer_list<const void*> ptrs) {
+  if (!norm_rows_support(C)) return false;
+  for (const void* p : ptrs)
+    if (p && !aligned16(p)) return false;
+  return true;
+}
+
+}  // namespace
+
+void CudaBackend::norm_forward(NormKind kind, const Tensor& out, const Tensor& mean,
+                               const Tensor& rstd, const Tensor& x, const Tensor& gain,
+                               const Tensor& bias, double eps) {
+  const char* op = "norm_forward";
+  const bool layer = kind == NormKind::layernorm;
+  check_forward_args(op, layer, out, mean, rstd, x, gain, bias);
+  const op_shapes::RowSizes sz =
+      op_shapes::norm(op, kind, x, gain, mean, rstd, bias, Tensor{}, {{"out", &out}}, eps);
+  const int64_t N = sz.N, C = sz.C;
+  if (N == 0) return;
+  const float e = static_cast<float>(eps);
+  auto* o = out.ptr<bf16>();
+  auto* mp = layer ? mean.ptr<float>() : nullptr;
+  auto* rp = rstd.ptr<float>();
+  auto* xp = x.ptr<const bf16>();
+  auto* gp = gain.ptr<const bf16>();
+  auto* bp = layer ? bias.ptr<const bf16>() : nullptr;
+  if (options_.fused.norm && rows_ok(C, {o, xp, gp, bp})) {
+    norm_rows_forward(stream_, layer, o, mp, rp, xp, nullptr, nullptr, gp, bp, N, C, e);
+    return;
+  }
+  const bool vec = C % 8 == 0 && aligned16(x.data) && aligned16(out.data) &&
+                   aligned16(gain.data) && (!layer || aligned16(bias.data));
+  const unsigned grid = static_cast<unsigned>((N + kWarps - 1) / kWarps);
+  const dim3 block(32 * kWarps);
+  if (vec && layer)
+    norm_forward_kernel<true, true><<<grid, block, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
+  else if (vec)
+    norm_forward_kernel<true, false><<<grid, block, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
+  else if (layer)
+    norm_forward_kernel<false, true><<<grid, block, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
+  else
+    norm_forward_kernel<false, false><<<grid, block, 0, stream_>>>(o, mp, rp, xp, gp, bp, N, C, e);
+  LLMPI_CUDA_LAUNCH_CHECK();
+}
+
+void CudaBackend::add_norm_forward(NormKind kind, const Tensor& sum, const Tensor& out,
+                                   const Tensor& mean, const Tensor& rstd, const Tensor& a,
+                                   const Tensor& b, const Tensor& gain, const Tensor& bias,
+                                   double eps) {
+  const char* op = "add_norm_forward";
+  const bool layer = kind == NormKind::layernorm;
+  check_forward_args(op, layer, out, mean, rstd, a, gain, bias);
+  const op_shapes::RowSizes sz =
+      op_shapes::add_norm(op, kind, sum, out, mean, rstd, a, b, gain, bias, eps);
+  check_bf16_rows(op, "b", b);
+  check_bf16_rows(op, "sum", sum);
+  const int64_t N = sz.N, C = sz.C;
+  if (N == 0) return;
+  auto* bp = layer ? bias.ptr<const bf16>() : nullptr;
+  if (options_.fused.norm &&
+      rows_ok(C, {out.data, a.data, b.data, sum.data, gain.data, bp})) {
+    norm_rows_forward(stream_, layer, out.ptr<bf16>(), layer ? mean.ptr<float>() : nullptr,
+                      rstd.ptr<float>(), a.ptr<const bf16>(), b.ptr<const bf16>(),
+                      sum.ptr<bf16>(), gain.ptr<const bf16>(), bp, N, C,
+                      static_cast<float>(eps));
+    return;
+  }
+  add(sum, a, b);
+  norm_forward(kind, out, mean, rstd, sum, gain, bias, eps);
+}
+
+void CudaBackend::norm_backward(NormKind kind, const Tensor& dx, const Tensor& dgain,
+                                const Tensor& dbias, const Tensor& dout, const Tensor& x,
+                                const Tensor& gain, const Tensor& mean, const Tensor& rstd) {
+  const char* op = "norm_backward";
+  const bool layer = kind == NormKind::layernorm;
+  check_backward_args(op, layer, dx, dgain, dbias, dout, x, gain, mean, rstd);
   const op_shapes::RowSizes sz = op_shapes::norm(op, kind, x, gain, mean, rstd, dbias, dgain,
                                                  {{"dx", &dx}, {"dout", &dout}}, 0.0);
   const int64_t N = sz.N, C = sz.C;
   if (N == 0) return;
   const float* mp = layer ? mean.ptr<const float>() : nullptr;
-  column_sums<2>(stream_, dgain.ptr<float>(), dbias.empty() ? nullptr : dbias.ptr<float>(), N, C,
-                 NormParamGrad{dout.ptr<const bf16>(), x.ptr<const bf16>(), mp,
-                               rstd.ptr<const float>(), C});
-  const bool vec = C % 8 == 0 && aligned16(dx.data) && aligned16(dout.data) &&
-                   aligned16(x.data) && aligned16(gain.data);
-  const unsigned grid = static_cast<unsigned>((N + kWarps - 1) / kWarps);
   auto* d = dx.ptr<bf16>();
   auto* dp = dout.ptr<const bf16>();
   auto* xp = x.ptr<const bf16>();
   auto* gp = gain.ptr<const bf16>();
   auto* rp = rstd.ptr<const float>();
+  float* db = dbias.empty() ? nullptr : dbias.ptr<float>();
+  if (options_.fused.norm && rows_ok(C, {d, dp, xp, gp})) {
+    norm_rows_backward(stream_, sm_count_, layer, d, dgain.ptr<float>(), db, dp, nullptr, xp, gp,
+                       mp, rp, N, C);
+    return;
+  }
+  column_sums<2>(stream_, dgain.ptr<float>(), db, N, C, NormParamGrad{dp, xp, mp, rp, C});
+  const bool vec = C % 8 == 0 && aligned16(dx.data) && aligned16(dout.data) &&
+                   aligned16(x.data) && aligned16(gain.data);
+  const unsigned grid = static_cast<unsigned>((N + kWarps - 1) / kWarps);
   const dim3 block(32 * kWarps);
   if (vec && layer)
     norm_backward_kernel<true, true><<<grid, block, 0, stream_>>>(d, dp, xp, gp, mp, rp, N, C);
@@ -244,6 +318,32 @@ void CudaBackend::norm_backward(NormKind kind, const Tensor& dx, const Tensor& d
   else
     norm_backward_kernel<false, false><<<grid, block, 0, stream_>>>(d, dp, xp, gp, mp, rp, N, C);
   LLMPI_CUDA_LAUNCH_CHECK();
+}
+
+void CudaBackend::norm_backward_add(NormKind kind, const Tensor& dx, const Tensor& dgain,
+                                    const Tensor& dbias, const Tensor& dout, const Tensor& dres,
+                                    const Tensor& x, const Tensor& gain, const Tensor& mean,
+                                    const Tensor& rstd) {
+  const char* op = "norm_backward_add";
+  const bool layer = kind == NormKind::layernorm;
+  check_backward_args(op, layer, dx, dgain, dbias, dout, x, gain, mean, rstd);
+  const op_shapes::RowSizes sz = op_shapes::norm_backward_add(op, kind, dx, dgain, dbias, dout,
+                                                              dres, x, gain, mean, rstd);
+  check_bf16_rows(op, "dres", dres);
+  const int64_t N = sz.N, C = sz.C;
+  if (N == 0) return;
+  if (options_.fused.norm && rows_ok(C, {dx.data, dout.data, dres.data, x.data, gain.data})) {
+    norm_rows_backward(stream_, sm_count_, layer, dx.ptr<bf16>(), dgain.ptr<float>(),
+                       dbias.empty() ? nullptr : dbias.ptr<float>(), dout.ptr<const bf16>(),
+                       dres.ptr<const bf16>(), x.ptr<const bf16>(), gain.ptr<const bf16>(),
+                       layer ? mean.ptr<const float>() : nullptr, rstd.ptr<const float>(), N, C);
+    return;
+  }
+  // The composition: the norm's dx into scratch, then added to the residual gradient.
+  Scratch tmp(stream_, static_cast<size_t>(N * C) * sizeof(bf16));
+  const Tensor t{tmp.as<void>(), dx.shape, DType::bf16, Device::cuda};
+  norm_backward(kind, t, dgain, dbias, dout, x, gain, mean, rstd);
+  add(dx, dres, t);
 }
 
 }  // namespace llmpi

@@ -78,7 +78,8 @@ double HostBackend::sum_squares(std::span<const Tensor> ts) {
       case DType::f32: total += host::sum_squares(t.ptr<const float>(), n); break;
       case DType::f64: total += host::sum_squares(t.ptr<const double>(), n); break;
       case DType::bf16: total += sum_squares_bf16(t.ptr<const uint16_t>(), n); break;
-      case DType::i32: LLMPI_CHECK(false, "sum_squares: i32 tensor");
+      case DType::i32:
+      case DType::u8: LLMPI_CHECK(false, "sum_squares: ", dtype_name(t.dtype), " tensor");
     }
   }
   return total;

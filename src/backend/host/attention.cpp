@@ -2,7 +2,9 @@
 // qkv: [B, T, W], W = (Hq + 2·Hkv)·D, each row [q heads | k heads | v heads]; query head h
 // reads kv head h / (Hq/Hkv). out: [B, T, Hq·D]; lse: [B, Hq, T]. Scale c = 1/√D.
 // Rows are cut in blocks of kBlock; a tile is (query block i, key block j ≤ i), and only the
-// diagonal tile is masked. Tiles live in per-thread scratch (kBlock² each, allocated once per
+// diagonal tile is masked causally. Packed documents (doc_start, backend.h): row t sees keys
+// [doc_start[t], t]; key blocks wholly before the block's first document start are skipped
+// (block-sparse), and a row's keys before its own start are masked inside a tile. Tiles live in per-thread scratch (kBlock² each, allocated once per
 // call); all products are CBLAS gemms reading Q, K, V, dO in place through leading dims.
 // Forward, per (b, h, i): for j = 0..i, S = c·Q_i K_jᵀ; online softmax per row (running max m,
 // sum l; out rows rescaled by e^(m_old − m) when m grows); out_i += P V_j. Then out /= l and
@@ -80,17 +82,30 @@ T row_max(const T* x, int64_t n) {
   return m;
 }
 
-// Keys of a tile visible to its row r: all nk, or on the diagonal tile (same first row for
-// queries and keys) those up to the query itself.
-inline int64_t visible_keys(bool diagonal, int64_t r, int64_t nk) {
-  return diagonal ? r + 1 : nk;
+// Keys [lo, hi) of a tile (first key s0, nk keys) visible to query t at row r of the tile:
+// causally, all nk, or on the diagonal tile (same first row for queries and keys) those up to
+// the query itself; and none before the query's document start `first` (0 without
+// documents). lo >= hi: no key of the tile is visible.
+struct KeyRange {
+  int64_t lo, hi;
+};
+inline KeyRange visible_keys(bool diagonal, int64_t r, int64_t nk, int64_t s0, int64_t first) {
+  return {std::clamp<int64_t>(first - s0, 0, nk), diagonal ? r + 1 : nk};
+}
+
+// Zeroes x[0, lo) and x[hi, n) (all of x when lo >= hi).
+template <class T>
+void zero_outside(T* x, int64_t n, KeyRange k) {
+  const int64_t lo = std::min(k.lo, n), hi = std::max(lo, std::min(k.hi, n));
+  for (int64_t c = 0; c < lo; ++c) x[c] = 0;
+  for (int64_t c = hi; c < n; ++c) x[c] = 0;
 }
 
 }  // namespace
 
 template <class T>
 void attention_forward(T* out, T* lse, const T* qkv, int64_t B, int64_t T_len, int64_t Hq,
-                       int64_t Hkv, int64_t D) {
+                       int64_t Hkv, int64_t D, const int32_t* doc_start) {
   const int64_t W = (Hq + 2 * Hkv) * D, group = Hq / Hkv, OW = Hq * D;
   const int64_t n_blocks = (T_len + kBlock - 1) / kBlock;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
@@ -111,25 +126,30 @@ void attention_forward(T* out, T* lse, const T* qkv, int64_t B, int64_t T_len, i
     const T* base = qkv + b * T_len * W;
     const T* Q = base + t0 * W + h * D;
     T* O = out + (b * T_len + t0) * OW + h * D;
+    const int32_t* first = doc_start ? doc_start + b * T_len + t0 : nullptr;
     for (int64_t r = 0; r < nq; ++r) m[r] = -std::numeric_limits<T>::infinity(), l[r] = 0;
 
-    for (int64_t kb = 0; kb <= qb; ++kb) {
+    // doc_start is nondecreasing: the block's first row has the smallest start.
+    const int64_t kb0 = first ? first[0] / kBlock : 0;
+    for (int64_t kb = kb0; kb <= qb; ++kb) {
       const int64_t s0 = kb * kBlock, nk = std::min(kBlock, T_len - s0);
       const T* K = base + s0 * W + (Hq + kvh) * D;
       const T* V = base + s0 * W + (Hq + Hkv + kvh) * D;
       gemm(false, true, nq, nk, D, scale, Q, W, K, W, T(0), S, kBlock);
       for (int64_t r = 0; r < nq; ++r) {
         T* s = S + r * kBlock;
-        const int64_t nv = visible_keys(kb == qb, r, nk);
-        const T m_new = std::max(m[r], row_max(s, nv));
-        const T corr = std::exp(m[r] - m_new);  // 0 on the first tile (m = −inf)
-        l[r] = l[r] * corr + exp_shifted_sum(s, nv, m_new);
-        for (int64_t c = nv; c < nk; ++c) s[c] = 0;
-        if (kb > 0 && corr != T(1))
-          for (int64_t d = 0; d < D; ++d) O[r * OW + d] *= corr;
-        m[r] = m_new;
+        const KeyRange k = visible_keys(kb == qb, r, nk, s0, first ? first[r] : 0);
+        if (k.lo < k.hi) {  // else the row sees none of the tile: m, l, O unchanged
+          const T m_new = std::max(m[r], row_max(s + k.lo, k.hi - k.lo));
+          const T corr = std::exp(m[r] - m_new);  // 0 on the row's first tile (m = −inf)
+          l[r] = l[r] * corr + exp_shifted_sum(s + k.lo, k.hi - k.lo, m_new);
+          if (kb > kb0 && corr != T(1))
+            for (int64_t d = 0; d < D; ++d) O[r * OW + d] *= corr;
+          m[r] = m_new;
+        }
+        zero_outside(s, nk, k);
       }
-      gemm(false, false, nq, D, nk, T(1), S, kBlock, V, W, kb == 0 ? T(0) : T(1), O, OW);
+      gemm(false, false, nq, D, nk, T(1), S, kBlock, V, W, kb == kb0 ? T(0) : T(1), O, OW);
     }
     for (int64_t r = 0; r < nq; ++r) {
       const T inv_l = T(1) / l[r];
@@ -143,7 +163,8 @@ void attention_forward(T* out, T* lse, const T* qkv, int64_t B, int64_t T_len, i
 
 template <class T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* lse,
-                        int64_t B, int64_t T_len, int64_t Hq, int64_t Hkv, int64_t D) {
+                        int64_t B, int64_t T_len, int64_t Hq, int64_t Hkv, int64_t D,
+                        const int32_t* doc_start) {
   const int64_t W = (Hq + 2 * Hkv) * D, group = Hq / Hkv, OW = Hq * D;
   const int64_t n_blocks = (T_len + kBlock - 1) / kBlock;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
@@ -174,9 +195,11 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
         const T* dO = dout + (b * T_len + t0) * OW + h * D;
         const T* O = out + (b * T_len + t0) * OW + h * D;
         const T* row_lse = lse + (b * Hq + h) * T_len + t0;
+        const int32_t* first = doc_start ? doc_start + b * T_len + t0 : nullptr;
         for (int64_t r = 0; r < nq; ++r) delta[r] = dot(dO + r * OW, O + r * OW, D);
 
-        for (int64_t kb = 0; kb <= qb; ++kb) {
+        const int64_t kb0 = first ? first[0] / kBlock : 0;
+        for (int64_t kb = kb0; kb <= qb; ++kb) {
           const int64_t s0 = kb * kBlock, nk = std::min(kBlock, T_len - s0);
           const T* K = base + s0 * W + k_col;
           const T* V = base + s0 * W + v_col;
@@ -185,15 +208,15 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
           for (int64_t r = 0; r < nq; ++r) {
             T* p = P + r * kBlock;
             T* ds = dS + r * kBlock;
-            const int64_t nv = visible_keys(kb == qb, r, nk);
-            exp_shifted_sum(p, nv, row_lse[r]);
-            for (int64_t c = nv; c < nk; ++c) p[c] = 0;
+            const KeyRange k = visible_keys(kb == qb, r, nk, s0, first ? first[r] : 0);
+            if (k.lo < k.hi) exp_shifted_sum(p + k.lo, k.hi - k.lo, row_lse[r]);
+            zero_outside(p, nk, k);
             const T dl = delta[r];
             for (int64_t c = 0; c < nk; ++c) ds[c] = p[c] * (ds[c] - dl);
           }
           gemm(true, false, nk, D, nq, T(1), P, kBlock, dO, OW, T(1), dbase + s0 * W + v_col, W);
           gemm(true, false, nk, D, nq, scale, dS, kBlock, Q, W, T(1), dbase + s0 * W + k_col, W);
-          gemm(false, false, nq, D, nk, scale, dS, kBlock, K, W, kb == 0 ? T(0) : T(1), dQ, W);
+          gemm(false, false, nq, D, nk, scale, dS, kBlock, K, W, kb == kb0 ? T(0) : T(1), dQ, W);
         }
       }
     }
@@ -204,9 +227,9 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
 
 #define LLMPI_INSTANTIATE(T)                                                                  \
   template void attention_forward<T>(T*, T*, const T*, int64_t, int64_t, int64_t, int64_t,    \
-                                     int64_t);                                               \
+                                     int64_t, const int32_t*);                               \
   template void attention_backward<T>(T*, const T*, const T*, const T*, const T*, int64_t,    \
-                                      int64_t, int64_t, int64_t, int64_t);
+                                      int64_t, int64_t, int64_t, int64_t, const int32_t*);
 LLMPI_INSTANTIATE(float)
 LLMPI_INSTANTIATE(double)
 #undef LLMPI_INSTANTIATE
@@ -216,7 +239,8 @@ LLMPI_INSTANTIATE(double)
 using namespace host;
 
 void HostBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv,
-                                    int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
+                                    int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
+                                    const Tensor& doc_start) {
   const char* op = "attention_forward";
   check_host(op, "qkv", qkv);
   check_host(op, "out", out);
@@ -224,16 +248,18 @@ void HostBackend::attention_forward(const Tensor& out, const Tensor& lse, const 
   check_dtype(op, "out", out, qkv.dtype);
   check_dtype(op, "lse", lse, qkv.dtype);
   op_shapes::attention(op, qkv, out, lse, B, T, Hq, Hkv, D);
+  const int32_t* docs = checked_doc_start(op, doc_start, B, T);
   dispatch_float(qkv.dtype, op, [&](auto tag) {
     using V = decltype(tag);
     host::attention_forward<V>(out.ptr<V>(), lse.ptr<V>(), qkv.ptr<const V>(), B, T, Hq, Hkv,
-                               D);
+                               D, docs);
   });
 }
 
 void HostBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                                      const Tensor& out, const Tensor& lse, int64_t B,
-                                     int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
+                                     int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
+                                     const Tensor& doc_start) {
   const char* op = "attention_backward";
   const DType dt = qkv.dtype;
   check_host(op, "qkv", qkv);
@@ -247,10 +273,12 @@ void HostBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, con
   check_dtype(op, "lse", lse, dt);
   op_shapes::attention(op, qkv, out, lse, B, T, Hq, Hkv, D);
   op_shapes::attention_grads(op, qkv, dqkv, dout, B, T, Hq, D);
+  const int32_t* docs = checked_doc_start(op, doc_start, B, T);
   dispatch_float(dt, op, [&](auto tag) {
     using V = decltype(tag);
     host::attention_backward<V>(dqkv.ptr<V>(), dout.ptr<const V>(), qkv.ptr<const V>(),
-                                out.ptr<const V>(), lse.ptr<const V>(), B, T, Hq, Hkv, D);
+                                out.ptr<const V>(), lse.ptr<const V>(), B, T, Hq, Hkv, D,
+                                docs);
   });
 }
 

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "backend/host/host_kernels.h"
+#include "core/documents.h"
 
 namespace llmpi {
 
@@ -28,6 +29,16 @@ void check_host(const char* op, std::initializer_list<std::pair<const char*, con
 void check_dtype(const char* op, const char* what, const Tensor& t, DType want) {
   LLMPI_CHECK(t.dtype == want, op, ": ", what, " is ", dtype_name(t.dtype), ", expected ",
               dtype_name(want));
+}
+
+const int32_t* checked_doc_start(const char* op, const Tensor& doc_start, int64_t B, int64_t T) {
+  if (doc_start.empty()) return nullptr;
+  check_host(op, "doc_start", doc_start);
+  check_dtype(op, "doc_start", doc_start, DType::i32);
+  check_numel(op, "doc_start", doc_start, B * T);
+  const int32_t* p = doc_start.ptr<const int32_t>();
+  check_doc_start({p, static_cast<size_t>(B * T)}, T, op);
+  return p;
 }
 
 uint16_t f64_to_bf16(double x) {
@@ -66,7 +77,8 @@ void convert_from(Dst* dst, const Tensor& src, int64_t n) {
     case DType::f32: convert(dst, src.ptr<const float>(), n); return;
     case DType::f64: convert(dst, src.ptr<const double>(), n); return;
     case DType::bf16: convert(dst, src.ptr<const uint16_t>(), n); return;
-    case DType::i32: break;
+    case DType::i32:
+    case DType::u8: break;
   }
   LLMPI_CHECK(false, "copy: cannot convert i32 to a float dtype");
 }
@@ -110,9 +122,11 @@ void HostBackend::copy(const Tensor& dst, const Tensor& src) {
     case DType::f32: convert_from(dst.ptr<float>(), src, n); return;
     case DType::f64: convert_from(dst.ptr<double>(), src, n); return;
     case DType::bf16: convert_from(dst.ptr<uint16_t>(), src, n); return;
-    case DType::i32: break;
+    case DType::i32:
+    case DType::u8: break;
   }
-  LLMPI_CHECK(false, "copy: cannot convert ", dtype_name(src.dtype), " to i32");
+  LLMPI_CHECK(false, "copy: cannot convert ", dtype_name(src.dtype), " to ",
+              dtype_name(dst.dtype));
 }
 
 void HostBackend::fill(const Tensor& t, double value) {
@@ -126,6 +140,11 @@ void HostBackend::fill(const Tensor& t, double value) {
       LLMPI_CHECK(value == std::trunc(value) && std::fabs(value) <= 2147483647.0,
                   "fill: ", value, " is not an i32 value");
       fill_with(t.ptr<int32_t>(), n, static_cast<int32_t>(value));
+      return;
+    case DType::u8:
+      LLMPI_CHECK(value == std::trunc(value) && value >= 0 && value <= 255, "fill: ", value,
+                  " is not a u8 value");
+      fill_with(t.ptr<uint8_t>(), n, static_cast<uint8_t>(value));
       return;
   }
 }

@@ -52,18 +52,21 @@ void linear_backward(T* din, T* dw, T* dbias, const T* dout, const T* in, const 
                      int64_t N, int64_t I, int64_t O);
 
 // ---- norm.cpp: mean may be null (rmsnorm), bias/dbias may be null ---------------------------
+// Forward with a residual (res non-null): sum = x + res is written first (sum may alias x or
+// res), then the row of sum is normalized — bitwise add() then the plain forward.
+// Backward with a residual gradient (dres non-null): dx = dres + ∂/∂x (dx may alias dres).
 template <class T>
 void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* gain, const T* bias,
-                       int64_t N, int64_t C, double eps);
+                       int64_t N, int64_t C, double eps, const T* res, T* sum);
 template <class T>
 void layernorm_backward(T* dx, T* dgain, T* dbias, const T* dout, const T* x, const T* gain,
-                        const T* mean, const T* rstd, int64_t N, int64_t C);
+                        const T* mean, const T* rstd, int64_t N, int64_t C, const T* dres);
 template <class T>
 void rmsnorm_forward(T* out, T* rstd, const T* x, const T* gain, int64_t N, int64_t C,
-                     double eps);
+                     double eps, const T* res, T* sum);
 template <class T>
 void rmsnorm_backward(T* dx, T* dgain, const T* dout, const T* x, const T* gain, const T* rstd,
-                      int64_t N, int64_t C);
+                      int64_t N, int64_t C, const T* dres);
 
 // ---- activations.cpp --------------------------------------------------------------------
 // Hot f32 loops are compiled for several x86 vector ISAs and picked at load time (GCC/Clang
@@ -90,17 +93,19 @@ template <class T>
 void swiglu_backward(T* din, const T* dout, const T* in, int64_t N, int64_t F);
 
 // ---- rope.cpp: rows = B·T rows of width W, the first n_rot heads of each are rotated ------
+// doc_start: [rows] document starts (backend.h), or nullptr for one document per row.
 template <class T>
 void rope(T* x, int64_t rows, int64_t W, int64_t T_len, int64_t n_rot, int64_t D,
-          double theta, int64_t pos_offset, bool inverse);
+          double theta, int64_t pos_offset, const int32_t* doc_start, bool inverse);
 
-// ---- attention.cpp ----------------------------------------------------------------------
+// ---- attention.cpp: doc_start [B·T] or nullptr, as rope ---------------------------------
 template <class T>
 void attention_forward(T* out, T* lse, const T* qkv, int64_t B, int64_t T_len, int64_t Hq,
-                       int64_t Hkv, int64_t D);
+                       int64_t Hkv, int64_t D, const int32_t* doc_start);
 template <class T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* lse,
-                        int64_t B, int64_t T_len, int64_t Hq, int64_t Hkv, int64_t D);
+                        int64_t B, int64_t T_len, int64_t Hq, int64_t Hkv, int64_t D,
+                        const int32_t* doc_start);
 
 // ---- cross_entropy.cpp ------------------------------------------------------------------
 template <class T>

@@ -128,4 +128,21 @@ void HostBackend::linear_backward(const Tensor& din, const Tensor& dw, const Ten
   });
 }
 
+// The GELU-fused forms are, on the host, the compositions that define them (the CUDA backend
+// fuses them into cuBLASLt epilogues).
+void HostBackend::linear_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& in,
+                                      const Tensor& w, const Tensor& bias) {
+  op_shapes::linear_gelu_forward("linear_gelu_forward", out, pre, in, w, bias);
+  linear_forward(pre, in, w, bias);
+  gelu_forward(out, pre);
+}
+
+void HostBackend::linear_backward_gelu(const Tensor& din, const Tensor& dw, const Tensor& dbias,
+                                       const Tensor& dout, const Tensor& in, const Tensor& w,
+                                       const Tensor& pre) {
+  op_shapes::linear_backward_gelu("linear_backward_gelu", din, dw, dbias, dout, in, w, pre);
+  linear_backward(din, dw, dbias, dout, in, w);
+  gelu_backward(din, din, pre);
+}
+
 }  // namespace llmpi
