@@ -2,8 +2,8 @@
 // under layouts of 4 ranks, each against one rank (train_equivalence.h: losses, gradient
 // norms and every adapter slab; the layout's model file holds the adapters): tensor
 // parallelism with sequence parallelism and dp2 ZeRO 1 (A or B of each branch split with its
-// base), tp2·dp2 ZeRO 3 (the unit chain over adapters), pp2·dp2 (adapters in their stage;
-// SFT rows), tp2·pp2.
+// base), gpt2 dp4 and llama tp2·dp2 ZeRO 3 (the unit chain over adapters), pp2·dp2 (adapters
+// in their stage; SFT rows), tp2·pp2; QLoRA (NF4 base) under pp2·dp2 ZeRO 1 and dp4 ZeRO 3.
 #include "train_equivalence.h"
 
 using namespace llmpi;
@@ -26,4 +26,13 @@ TEST(TrainLora4, PipelineStages) {
   expect_layout_matches(d, {.arch = "gpt2", .pp = 2, .dp = 2, .zero = 1, .micro = 2,
                             .objective = "sft", .packing = false, .lora = 4});
   expect_layout_matches(d, {.arch = "llama", .tp = 2, .pp = 2, .micro = 2, .lora = 4});
+}
+
+// QLoRA: the NF4 base is quantised per tensor-parallel slab, so pipeline stages, data
+// parallelism and ZeRO leave it (and the trajectory) as one rank has it.
+TEST(TrainLora4, QloraUnderPipelineAndZero) {
+  const auto d = shared_corpus("qlora_pp4");
+  expect_layout_matches(d, {.arch = "llama", .pp = 2, .dp = 2, .zero = 1, .micro = 2, .lora = 4,
+                            .base_dtype = "nf4"});
+  expect_layout_matches(d, {.arch = "llama", .dp = 4, .zero = 3, .lora = 4, .base_dtype = "nf4"});
 }
