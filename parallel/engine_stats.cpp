@@ -32,8 +32,11 @@ void ParallelEngine::snapshot_for_update() {
 }
 
 std::vector<std::string> ParallelEngine::global_param_names() const {
+  // With LoRA the tensors that train are the adapters (the frozen base does not move).
+  const StageRange full = StageRange::full(cfg_.model);
   std::vector<std::string> names;
-  for (const ParamInfo& p : transformer_params(cfg_.model, StageRange::full(cfg_.model)))
+  for (const ParamInfo& p : cfg_.lora.enabled() ? adapter_params(cfg_.model, cfg_.lora.spec(), full)
+                                                : transformer_params(cfg_.model, full))
     names.push_back(p.name);
   return names;
 }
