@@ -62,13 +62,19 @@ class ParallelEngine {
   // One optimizer step. ids, targets: host i32 [M · B·T], this dp rank's micro-batches
   // (BatchLoader order). lr: this step's learning rate. doc_start: host i32 [M · B·T], the
   // rows' document starts (packed fine-tuning rows, core/documents.h), or empty for one
-  // document per row; packed rows need pp = 1 (the config refuses them otherwise).
+  // document per row. token_scale: host f64 [M · B·T], d(loss)/d(cross-entropy) of each
+  // token (DPO, train/dpo_objective.h), or empty for the mean over the step's counted
+  // targets; StepStats::loss is then Σ scale·cross-entropy (the caller reports its own loss).
   StepStats step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr,
-                 std::span<const int32_t> doc_start = {});
+                 std::span<const int32_t> doc_start = {},
+                 std::span<const double> token_scale = {});
 
   // Forward only on one micro-batch of B rows (every dp rank may pass the same batch).
+  // token_losses (optional): the per-token cross-entropy [B·T] (0 where ignored), on every
+  // rank (summed over the pp group).
   LossSum eval(std::span<const int32_t> ids, std::span<const int32_t> targets,
-               std::span<const int32_t> doc_start = {});
+               std::span<const int32_t> doc_start = {},
+               std::vector<double>* token_losses = nullptr);
 
   // This rank's parameters with every dp shard gathered (the tp-local slabs of its stage).
   // ZeRO 0/1: the live store; ZeRO 2/3: a copy, valid until the next call.
@@ -107,7 +113,7 @@ class ParallelEngine {
   // The global squared gradient norm: the path's owned gradients, summed over the groups.
   double grad_sum_squares();
   StepStats run_step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr,
-                     std::span<const int32_t> doc_start);
+                     std::span<const int32_t> doc_start, std::span<const double> token_scale);
   // After the slabs of checkpoint_slabs() were filled: staged values back to the device,
   // then the path's derived copies (ZeRO-2 full parameters, compute weights).
   void loaded_slabs();

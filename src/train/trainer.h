@@ -46,9 +46,13 @@
 #include "jobs/run_control.h"
 #include "jobs/run_dir.h"
 #include "parallel/topology.h"
+#include "train/dpo_loss.h"
 #include "train/step_rows.h"
 
 namespace llmpi {
+
+class DpoObjective;
+class EvalPrompts;
 
 struct StepRecord {
   int64_t step = 0;
@@ -56,6 +60,9 @@ struct StepRecord {
   double lr = 0.0;
   double grad_norm = 0.0;  // before clipping
   bool skipped = false;    // non-finite gradients: the update was not applied
+  // objective = "dpo": the step's means over its pairs (loss above is the DPO loss).
+  bool dpo = false;
+  double chosen_reward = 0.0, rejected_reward = 0.0, reward_margin = 0.0, reward_accuracy = 0.0;
   // The step's time split on this rank (StepStats: host communication only, else 0).
   double step_s = 0.0, comm_exposed_s = 0.0, comm_total_s = 0.0;
 };
@@ -65,6 +72,9 @@ struct TrainSummary {
   int64_t last_step = 0;     // the last step trained
   StopRequest stopped;       // why it stopped before train.steps (none: it did not)
   std::vector<std::pair<int64_t, double>> val_losses;  // (step, mean loss)
+  std::vector<std::pair<int64_t, DpoSums>> val_dpo;    // objective = "dpo": held-out pairs
+  // [eval] prompts: (step, one greedy generation per prompt)
+  std::vector<std::pair<int64_t, std::vector<std::string>>> eval_generations;
   double unigram_baseline = 0.0;                       // 0 without validation data
   std::string model_path;
 };
@@ -120,6 +130,7 @@ class Trainer {
   struct Owned;  // the Topology and RunDirectory of the communicator constructor
   Trainer(const Config& cfg, Backend& be, std::unique_ptr<Owned> owned, std::ostream& out);
   StepRecord train_step(int64_t step);
+  StepRecord dpo_step(int64_t step);  // objective = "dpo"
   void save_checkpoint(AsyncCheckpointer& saver, int64_t step);
   void report(const std::string& line) const;  // rank 0: a line on out_
   // done: steps trained by this process so far (for the ETA).
@@ -141,6 +152,8 @@ class Trainer {
   BatchLayout layout_;
 
   std::unique_ptr<ParallelEngine> engine_;
+  std::unique_ptr<DpoObjective> dpo_;  // objective = "dpo" (train/dpo_objective.h)
+  std::unique_ptr<EvalPrompts> eval_prompts_;  // [eval] prompts (train/eval_prompts.h)
   LrSchedule schedule_;
   std::vector<int32_t> host_ids_, host_targets_;   // [M, B·T] staged for one step
   std::vector<int32_t> host_docs_;                 // [M, B·T] document starts (sft packing)
