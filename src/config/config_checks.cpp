@@ -72,7 +72,8 @@ void check_lora(const Config& c, const Origins& o, Diagnostics& d) {
 void check_dpo(const Config& c, const Origins& o, Diagnostics& d) {
   const DpoSection& p = c.dpo;
   if (c.train.objective != Objective::dpo) {
-    if (o.given("dpo"))
+    // A written config (to_toml) has every section, so only values that differ count.
+    if (o.given("dpo") && !(p == DpoSection{}))
       d.error(o.of("dpo", "train.objective"), "dpo", "a [dpo] section with train.objective = \"" +
               std::string(c.train.objective == Objective::lm ? "lm" : "sft") + "\"",
               "train.objective = \"dpo\" (or no [dpo] section)");

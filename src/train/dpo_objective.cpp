@@ -184,7 +184,7 @@ std::vector<double> DpoObjective::compute_reference(
   return out;
 }
 
-void DpoObjective::prepare(const std::string& cache_path, bool resumed,
+void DpoObjective::prepare(const std::string& cache_path, int64_t start_step,
                            const std::function<void(const std::string&)>& report) {
   std::vector<ReferenceSplit> want = wanted_splits();
   // Every rank reads the small file itself, so all take the same branch.
@@ -201,11 +201,11 @@ void DpoObjective::prepare(const std::string& cache_path, bool resumed,
            ")");
     return;
   }
-  if (resumed)
+  if (start_step > 0)
     user_error(cache_path, ": the DPO reference log-probs cannot be used (", why,
-               ") and this run resumed from a checkpoint, so the reference model (the initial "
-               "weights) is no longer in memory; restore the cache of this run, or start the "
-               "run afresh (--no-resume) to recompute it");
+               ") and this run continues from step ", start_step,
+               ", so the reference model (the initial weights) is no longer in memory; restore "
+               "the cache of this run, or start the run afresh (--no-resume) to recompute it");
   if (why != "no cache file") report("reference log-probs: recomputing: the cache is stale (" + why + ")");
   ref_train_ = compute_reference(rows_, "train", report);
   want[0].logprobs = ref_train_;

@@ -65,9 +65,10 @@ class DpoObjective {
                const StepRows* val_rows);
 
   // Collective: the reference sums of every split, from the cache at `cache_path` when it is
-  // valid, else (fresh start) computed now and written; a resumed run (resumed = true) with
-  // a missing or stale cache is a UserError saying why. report: rank 0's progress lines.
-  void prepare(const std::string& cache_path, bool resumed,
+  // valid, else (start_step = 0: the initial weights) computed now and written; a run past
+  // step 0 (resumed) with a missing or stale cache is a UserError saying why. report: rank
+  // 0's progress lines.
+  void prepare(const std::string& cache_path, int64_t start_step,
                const std::function<void(const std::string&)>& report);
 
   // Collective: one optimizer step at lr (0-based data step `step`).

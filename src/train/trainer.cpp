@@ -309,7 +309,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   const bool evaluates = val_rows_ || eval_prompts_;
   if (dpo_) {
     if (rank_ == 0) std::filesystem::create_directories(cfg_.run.dir);
-    dpo_->prepare(reference_cache_path(cfg_.run.dir), !resumed_from_.empty(),
+    dpo_->prepare(reference_cache_path(cfg_.run.dir), start_step_ > 0,
                   [this](const std::string& line) { report(line); });
   }
 

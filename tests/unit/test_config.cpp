@@ -259,9 +259,11 @@ std::vector<BadCase> bad_cases() {
        "0, 1 or 2"},
       // [dpo] and [train] objective = "dpo"
       {"dpo_unknown_objective", {}, {"train.objective=dop"},
-       "key 'train.objective': \"dop\" is not one of \"lm\", \"sft\" or \"dpo\""},
+       "key 'train.objective': \"dop\" is not a known value (did you mean \"dpo\"?); expected one of "
+       "\"lm\", \"sft\" or \"dpo\""},
       {"dpo_unknown_loss", {{kRunDir, section("dpo", "loss = \"hinge\"")}}, kDpo,
-       "test.toml:26: key 'dpo.loss': \"hinge\" is not one of \"sigmoid\" or \"ipo\""},
+       "test.toml:26: key 'dpo.loss': \"hinge\" is not a known value; expected one of \"sigmoid\" "
+       "or \"ipo\""},
       {"dpo_zero_beta", {{kRunDir, section("dpo", "beta = 0.0")}}, kDpo,
        "test.toml:26: key 'dpo.beta': 0.0 is out of range; expected a finite number > 0"},
       {"dpo_beta_not_a_number", {{kRunDir, section("dpo", "beta = \"0.1\"")}}, kDpo,
