@@ -90,7 +90,7 @@ eval_prompts=$(printf '"%s", ' "${prompts[@]}")
 eval_prompts="[${eval_prompts%, }]"
 
 model=(--set model.vocab_size="$vocab" --set model.n_layer="$layers" --set model.d_model="$d_model"
-       --set model.n_head=4 --set model.max_seq_len=64 --set train.seq_len=64
+       --set model.n_head=4 --set model.max_seq_len=128 --set train.seq_len=64
        --set train.batch_size=16 --set checkpoint.every=0 --set data.tokenizer=pre/tokenizer.bpe)
 
 echo
@@ -118,9 +118,9 @@ echo "== 3/5 SFT from the pre-trained model ($sft_steps steps, full fine-tuning;
 echo
 echo "== 4/5 DPO from the SFT model ($dpo_steps steps; rejected = another noun's gloss)"
 "$llmpi" train "$src/configs/tiny.toml" --no-resume "${model[@]}" --set train.steps="$dpo_steps" \
-  --set train.objective=dpo --set train.init_from=sft-run --set train.lr=3e-4 \
+  --set train.objective=dpo --set train.init_from=sft-run --set train.lr=2e-4 \
   --set train.warmup_steps=5 --set train.log_every=25 --set train.eval_every=$(( dpo_steps / 3 )) \
-  --set train.batch_size=8 --set dpo.beta=0.1 \
+  --set train.batch_size=8 --set train.seq_len=128 --set dpo.beta=0.1 \
   --set data.train=dpo/train.bin --set data.val=dpo/val.bin --set run.dir=dpo-run \
   | tee dpo.log | grep -E '^(step|val|reference)'
 

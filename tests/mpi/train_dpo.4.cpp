@@ -12,16 +12,16 @@ using namespace llmpi::testing;
 TEST(TrainDpo4, TpSpDpAndZero) {
   const auto d = shared_corpus("dpo_tp4");
   expect_layout_matches(d, {.arch = "llama", .tp = 2, .dp = 2, .zero = 1, .sp = true,
-                            .steps = 12, .objective = "dpo"});
-  expect_layout_matches(d, {.arch = "gpt2", .tp = 2, .dp = 2, .zero = 3, .steps = 12,
+                            .steps = 16, .objective = "dpo"});
+  expect_layout_matches(d, {.arch = "gpt2", .tp = 2, .dp = 2, .zero = 3, .steps = 16,
                             .objective = "dpo"});
-  expect_layout_matches(d, {.arch = "llama", .dp = 4, .zero = 2, .steps = 12, .objective = "dpo"});
+  expect_layout_matches(d, {.arch = "llama", .dp = 4, .zero = 2, .steps = 16, .objective = "dpo"});
 }
 
 TEST(TrainDpo4, Pipeline) {
   const auto d = shared_corpus("dpo_pp4");
   expect_layout_matches(d, {.arch = "gpt2", .pp = 2, .dp = 2, .zero = 1, .micro = 2,
-                            .steps = 12, .objective = "dpo"});
+                            .steps = 16, .objective = "dpo"});
   expect_layout_matches(d, {.arch = "llama", .pp = 2, .dp = 2, .zero = 1, .micro = 2,
-                            .steps = 12, .objective = "dpo", .packing = false});
+                            .steps = 16, .objective = "dpo", .packing = false});
 }

@@ -107,7 +107,7 @@ struct LayoutCase {
   int seq_len = 16;  // T, for the layout and the reference (≤ max_seq_len = 16)
   int batch = 2;     // B, sequences per micro-batch, for the layout and the reference
   std::string objective = "lm";  // "sft": sft.bin (documents + loss mask), rows per packing;
-                                 // "dpo": dpo.bin (preference pairs), [dpo] beta = 0.5
+                                 // "dpo": dpo.bin (preference pairs), [dpo] beta = 1
   bool packing = true;
 };
 
@@ -121,7 +121,7 @@ inline Config case_config(const fs::path& d, const LayoutCase& c, bool reference
     << "objective = \"" << c.objective << "\"\npacking = " << (c.packing ? "true" : "false")
     << "\n[data]\ntrain = \""
     << (d / (c.objective == "lm" ? "train.bin" : c.objective + ".bin")).string()
-    << "\"\n" << (c.objective == "dpo" ? "[dpo]\nbeta = 0.5\n" : "") << "[parallel]\n";
+    << "\"\n" << (c.objective == "dpo" ? "[dpo]\nbeta = 1.0\n" : "") << "[parallel]\n";
   if (reference)
     t << "micro_batches = " << c.micro * c.dp << "\n";
   else
@@ -246,7 +246,13 @@ inline void expect_steps_match(const CasePass& r, const LayoutCase& c, double re
         << "step " << i + 1 << " grad norm " << r.rs.steps[i].grad_norm << " vs "
         << r.ls.steps[i].grad_norm;
   }
-  EXPECT_LT(r.ls.steps.back().loss, r.ls.steps.front().loss - 0.3) << "the layout did not learn";
+  if (c.objective == "dpo") {  // from log 2, over pairs that change every step: a mean
+    double tail = 0;
+    for (size_t i = r.ls.steps.size() - 4; i < r.ls.steps.size(); ++i) tail += r.ls.steps[i].loss / 4;
+    EXPECT_LT(tail, r.ls.steps.front().loss - 0.1) << "the layout did not learn";
+  } else {
+    EXPECT_LT(r.ls.steps.back().loss, r.ls.steps.front().loss - 0.3) << "the layout did not learn";
+  }
 }
 
 // Per tensor of this rank's slabs: the layout's parameters against the reference's elements
