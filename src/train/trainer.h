@@ -60,7 +60,8 @@ struct StepRecord {
   double lr = 0.0;
   double grad_norm = 0.0;  // before clipping
   bool skipped = false;    // non-finite gradients: the update was not applied
-  // objective = "dpo": the step's means over its pairs (loss above is the DPO loss).
+  // objective = "dpo": the step's means over its pairs (loss above is the DPO loss). Logbook
+  // hook: when the logbook is in main, these four go to its per-step metrics beside loss.
   bool dpo = false;
   double chosen_reward = 0.0, rejected_reward = 0.0, reward_margin = 0.0, reward_accuracy = 0.0;
   // The step's time split on this rank (StepStats: host communication only, else 0).
