@@ -2,8 +2,11 @@
 # Fine-tuning demo on the CPU, on a dictionary no one here wrote: WordNet's noun glosses
 # (Debian package wordnet-base, /usr/share/wordnet/data.noun).
 #   1. data: N nouns with a one-word lemma and a short gloss. Pre-training text "X: gloss"
-#      for all of them; SFT records "Define X" -> gloss (chat, a compact Q:/A: template); preference pairs
-#      "Define X" -> chosen = X's gloss, rejected = another noun's gloss. `llmpi prepare`
+#      for all of them; SFT records "Define X" -> gloss (chat, a compact Q:/A: template);
+#      preference pairs "Define X" -> chosen = X's gloss, rejected = the gloss of another word:
+#      a verb or an adjective (LLMPI_FT_REJECT=verb-adj, the default), or another noun
+#      (LLMPI_FT_REJECT=noun: a model this size cannot recall which of two noun glosses is X's,
+#      and its held-out accuracy stays at chance). `llmpi prepare`
 #      holds out ~10 % of the records (by content hash) for validation; three nouns are kept
 #      out of SFT and DPO altogether for the prompts and samples.
 #   2. pre-train a tiny GPT-2 (configs/tiny.toml's shape, smaller) on the gloss text;
@@ -15,6 +18,7 @@
 # are environment variables so that tests/e2e/finetune_demo.sh runs a reduced version:
 #   LLMPI_FT_WORDS (2400) LLMPI_FT_PRETRAIN_STEPS (400) LLMPI_FT_SFT_STEPS (200)
 #   LLMPI_FT_DPO_STEPS (100) LLMPI_FT_D_MODEL (96) LLMPI_FT_LAYERS (3) LLMPI_FT_VOCAB (1024)
+#   LLMPI_FT_REJECT (verb-adj | noun)
 # Exits 1 when the held-out loss did not fall or the held-out accuracy did not rise.
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,34 +34,39 @@ dpo_steps="${LLMPI_FT_DPO_STEPS:-100}"
 d_model="${LLMPI_FT_D_MODEL:-96}"
 layers="${LLMPI_FT_LAYERS:-3}"
 vocab="${LLMPI_FT_VOCAB:-1024}"
+reject="${LLMPI_FT_REJECT:-verb-adj}"
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-$(nproc)}"
 mkdir -p "$out"
 cd "$out"
 rm -rf pre sft dpo pretrain sft-run dpo-run
 
 echo "== 1/5 data: $words WordNet nouns from $wordnet"
-python3 - "$wordnet" "$words" <<'PY'
+python3 - "$wordnet" "$words" "$reject" <<'PY'
 import json, random, re, sys
-path, n = sys.argv[1], int(sys.argv[2])
-entries = []
-for line in open(path, encoding="utf-8", errors="replace"):
-    if line.startswith("  ") or "|" not in line:
-        continue  # the license header
-    fields, gloss = line.split("|", 1)
-    f = fields.split()
-    word = f[4]  # first lemma: offset lex_filenum ss_type w_cnt word lex_id ...
-    gloss = gloss.split(";")[0].strip()  # the definition, without the quoted examples
-    if not re.fullmatch(r"[a-z]{3,12}", word) or not 15 <= len(gloss) <= 70 or '"' in gloss:
-        continue
-    entries.append((word, gloss))
-seen, unique = set(), []
-for w, g in entries:  # one sense per word: its first (most frequent) synset
-    if w not in seen:
-        seen.add(w)
-        unique.append((w, g))
+path, n, reject = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def glosses(path):
+    """(first lemma, definition) of each synset with a one-word lemma and a short gloss."""
+    out, seen = [], set()
+    for line in open(path, encoding="utf-8", errors="replace"):
+        if line.startswith("  ") or "|" not in line:
+            continue  # the license header
+        fields, gloss = line.split("|", 1)
+        word = fields.split()[4]  # offset lex_filenum ss_type w_cnt word lex_id ...
+        gloss = gloss.split(";")[0].strip()  # the definition, without the quoted examples
+        if re.fullmatch(r"[a-z]{3,12}", word) and 15 <= len(gloss) <= 70 and '"' not in gloss \
+                and word not in seen:  # one sense per word: its first (most frequent) synset
+            seen.add(word)
+            out.append((word, gloss))
+    return out
+
 rng = random.Random(1234)
+unique = glosses(path)
 rng.shuffle(unique)
 unique = unique[:n]
+# Rejected answers: another noun's gloss, or (default) the gloss of a verb or an adjective.
+others = [g for _, g in glosses(path.replace("data.noun", "data.verb")) +
+          glosses(path.replace("data.noun", "data.adj"))] if reject == "verb-adj" else None
 with open("glosses.txt", "w") as f:
     f.write("\n%\n".join(f"{w}: {g}" for w, g in unique) + "\n")
 heldout, unique_ft = unique[:3], unique[3:]
@@ -69,7 +78,10 @@ with open("sft.jsonl", "w") as f:
                                          {"role": "assistant", "content": g}]}) + "\n")
 with open("pairs.jsonl", "w") as f:
     for i, (w, g) in enumerate(unique_ft):
-        other = unique_ft[(i + 1 + rng.randrange(len(unique_ft) - 1)) % len(unique_ft)][1]
+        if others:
+            other = others[rng.randrange(len(others))]
+        else:
+            other = unique_ft[(i + 1 + rng.randrange(len(unique_ft) - 1)) % len(unique_ft)][1]
         f.write(json.dumps({"prompt": f"Define {w}", "chosen": g, "rejected": other}) + "\n")
 print(f"{len(unique)} nouns, e.g. " + "; ".join(f"{w}: {g}" for w, g in unique[:3]))
 PY
@@ -110,16 +122,16 @@ echo
 echo "== 3/5 SFT from the pre-trained model ($sft_steps steps, full fine-tuning; LoRA: not in main yet)"
 "$llmpi" train "$src/configs/tiny.toml" --no-resume "${model[@]}" --set train.steps="$sft_steps" \
   --set train.objective=sft --set train.init_from=pretrain --set train.lr=1e-3 --set train.min_lr=1e-4 \
-  --set train.warmup_steps=10 --set train.log_every=50 --set train.eval_every=$(( sft_steps / 3 )) \
+  --set train.warmup_steps=10 --set train.log_every=50 --set train.eval_every=$(( sft_steps / 4 )) \
   --set data.train=sft/train.bin --set data.val=sft/val.bin --set run.dir=sft-run \
   --set "eval.prompts=$eval_prompts" --set eval.max_new_tokens=20 \
   | tee sft.log | grep -E '^(step|val|prompt)'
 
 echo
-echo "== 4/5 DPO from the SFT model ($dpo_steps steps; rejected = another noun's gloss)"
+echo "== 4/5 DPO from the SFT model ($dpo_steps steps; rejected = the gloss of another word ($reject))"
 "$llmpi" train "$src/configs/tiny.toml" --no-resume "${model[@]}" --set train.steps="$dpo_steps" \
-  --set train.objective=dpo --set train.init_from=sft-run --set train.lr=2e-4 --set train.min_lr=2e-5 \
-  --set train.warmup_steps=5 --set train.log_every=25 --set train.eval_every=$(( dpo_steps / 3 )) \
+  --set train.objective=dpo --set train.init_from=sft-run --set train.lr=5e-4 --set train.min_lr=5e-5 \
+  --set train.warmup_steps=5 --set train.log_every=25 --set train.eval_every=$(( dpo_steps / 4 )) \
   --set train.batch_size=8 --set train.seq_len=128 --set dpo.beta=0.1 \
   --set data.train=dpo/train.bin --set data.val=dpo/val.bin --set run.dir=dpo-run \
   | tee dpo.log | grep -E '^(step|val|reference)'

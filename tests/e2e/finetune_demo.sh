@@ -12,8 +12,8 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 [ -f /usr/share/wordnet/data.noun ] || fail "missing /usr/share/wordnet/data.noun (apt-get install wordnet-base)"
 
-LLMPI="$llmpi" LLMPI_FT_DEMO_DIR="$work" LLMPI_FT_WORDS=REDUCED_WORDS LLMPI_FT_PRETRAIN_STEPS=REDUCED_PRE \
-  LLMPI_FT_SFT_STEPS=REDUCED_SFT LLMPI_FT_DPO_STEPS=REDUCED_DPO LLMPI_FT_D_MODEL=64 LLMPI_FT_LAYERS=2 \
+LLMPI="$llmpi" LLMPI_FT_DEMO_DIR="$work" LLMPI_FT_WORDS=400 LLMPI_FT_PRETRAIN_STEPS=100 \
+  LLMPI_FT_SFT_STEPS=60 LLMPI_FT_DPO_STEPS=40 LLMPI_FT_D_MODEL=64 LLMPI_FT_LAYERS=2 \
   LLMPI_FT_VOCAB=384 bash "$src/scripts/finetune-demo.sh" > "$work/demo.txt" 2>&1 \
   || { cat "$work/demo.txt"; fail "finetune-demo.sh exited non-zero"; }
 out=$work/demo.txt
@@ -21,7 +21,7 @@ grep -q '^held-out masked loss (SFT):' "$out" || { cat "$out"; fail "no SFT summ
 grep -q '^held-out reward accuracy (DPO):' "$out" || { cat "$out"; fail "no DPO summary"; }
 grep -Eq '^prompt step 0 \| Define [a-z]+ -> ' "$out" || { cat "$out"; fail "no evaluation prompts"; }
 grep -q '^reference log-probs: written to dpo-run/reference_logprobs.h5' "$out" || { cat "$out"; fail "no reference pass"; }
-python3 - "$work/dpo-run/reference_logprobs.h5" <<'PY' || fail "reference cache unreadable in h5py"
+/usr/bin/python3 - "$work/dpo-run/reference_logprobs.h5" <<'PY' || fail "reference cache unreadable in h5py"
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 assert f["train/logprobs"].shape[1] == 2 and f["train/logprobs"].shape[0] == f["train"].attrs["pairs"]
