@@ -18,7 +18,7 @@
 # are environment variables so that tests/e2e/finetune_demo.sh runs a reduced version:
 #   LLMPI_FT_WORDS (2400) LLMPI_FT_PRETRAIN_STEPS (400) LLMPI_FT_SFT_STEPS (200)
 #   LLMPI_FT_DPO_STEPS (100) LLMPI_FT_D_MODEL (96) LLMPI_FT_LAYERS (3) LLMPI_FT_VOCAB (1024)
-#   LLMPI_FT_REJECT (verb-adj | noun)
+#   LLMPI_FT_REJECT (verb-adj | noun) LLMPI_FT_DPO_LR (2e-4) LLMPI_FT_DPO_BETA (0.5)
 # Exits 1 when the held-out loss did not fall or the held-out accuracy did not rise.
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
@@ -130,9 +130,9 @@ echo "== 3/5 SFT from the pre-trained model ($sft_steps steps, full fine-tuning;
 echo
 echo "== 4/5 DPO from the SFT model ($dpo_steps steps; rejected = the gloss of another word ($reject))"
 "$llmpi" train "$src/configs/tiny.toml" --no-resume "${model[@]}" --set train.steps="$dpo_steps" \
-  --set train.objective=dpo --set train.init_from=sft-run --set train.lr=5e-4 --set train.min_lr=5e-5 \
+  --set train.objective=dpo --set train.init_from=sft-run --set train.lr="${LLMPI_FT_DPO_LR:-2e-4}" --set train.min_lr=0 \
   --set train.warmup_steps=5 --set train.log_every=25 --set train.eval_every=$(( dpo_steps / 4 )) \
-  --set train.batch_size=8 --set train.seq_len=128 --set dpo.beta=0.1 \
+  --set train.batch_size=8 --set train.seq_len=128 --set dpo.beta="${LLMPI_FT_DPO_BETA:-0.5}" \
   --set data.train=dpo/train.bin --set data.val=dpo/val.bin --set run.dir=dpo-run \
   | tee dpo.log | grep -E '^(step|val|reference)'
 

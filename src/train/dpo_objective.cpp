@@ -83,10 +83,7 @@ std::vector<ReferenceSplit> DpoObjective::wanted_splits() const {
                        : "init_from = " + cfg_.train.init_from;
   std::string model;
   for (const config::ConfigKey& k : config::config_keys())
-    if (k.section == "model") {
-      Config c = cfg_;
-      model += std::string(k.name) + " = " + config::value_text(c, k) + "\n";
-    }
+    if (k.section == "model") model += std::string(k.name) + " = " + config::value_text(cfg_, k) + "\n";
   base.model = model;
   std::vector<ReferenceSplit> out;
   auto add = [&](const std::string& name, const StepRows& r) {

@@ -24,6 +24,10 @@
 // function of (seed, dataset, step) (train/step_rows.h: pre-training samples, or with
 // [train] objective = "sft" rows of whole, possibly packed documents with masked targets), so
 // runs are reproducible bit for bit: the same config gives the same losses.
+// objective = "dpo": each step goes through DpoObjective (train/dpo_objective.h: reference
+// log-probs cached before the first step, per-token scales of the DPO gradient); validation
+// adds the DPO metrics over every held-out pair. [eval] prompts (train/eval_prompts.h) are
+// generated at every validation.
 #include <mpi.h>
 
 #include <cstdint>
