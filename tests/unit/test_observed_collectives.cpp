@@ -89,11 +89,12 @@ TEST(ObservedCollectives, DeviceCollectivesAreInFlightUntilTheyFinishOldestFirst
   EXPECT_EQ(s.device.elements, 1024);
   EXPECT_EQ(s.device.step, 6);
 
+  EXPECT_EQ(dev.calls, (std::vector<std::string>{"all_reduce", "reduce_scatter"}));
+  const std::shared_ptr<FakeCompletion> second = dev.marks[1];
   group.reset();  // the group may go before its work is seen finished: names were copied
   EXPECT_EQ(p.snapshot().device.group, "dp");
-  dev.marks[1]->finished = true;
+  second->finished = true;
   EXPECT_EQ(p.snapshot().device.op, nullptr);
-  EXPECT_EQ(dev.calls, (std::vector<std::string>{"all_reduce", "reduce_scatter"}));
 }
 
 // Records what an observer is told.
