@@ -52,13 +52,19 @@ void expect_clean_failure(int ranks, int disk_full_rank = -1) {
   ASSERT_EQ(list_checkpoints(run).size(), 2u) << out;
 
   // Mid-write: the 19 MB file fills up at 6 MB on that rank, in the middle of the tensors.
+  // Every rank aggregates data for Open MPI's collective writes (as on a job of many nodes;
+  // with one aggregator rank 0 would write all the data and rank 1 nothing).
   const std::string limit = disk_full_rank < 0 ? "ulimit -f 16384; "
-                                               : "export LLMPI_TEST_DISK_FULL=rank=" +
+                                               : "export OMPI_MCA_io_ompio_num_aggregators=" +
+                                                     std::to_string(ranks) +
+                                                     " LLMPI_TEST_DISK_FULL=rank=" +
                                                      std::to_string(disk_full_rank) +
                                                      ",bytes=6000000; ";
   const std::string limited = "trap \"\" XFSZ; " + limit + "exec " + llmpi + " train " +
                               (d / "c.toml").string() + " --set train.steps=8" +
-                              (ranks > 1 ? " --set parallel.dp=2 --set train.batch_size=1" : "");
+                              (ranks > 1 ? " --set parallel.dp=2 --set train.batch_size=1" : "") +
+                              // ZeRO 1: rank 1 owns (writes) half of the moments
+                              (ranks > 1 && disk_full_rank >= 0 ? " --set parallel.zero_stage=1" : "");
   std::string cmd = "timeout 120 ";
   if (ranks > 1)
     cmd += "mpiexec -n " + std::to_string(ranks) + " --oversubscribe --bind-to none " +
