@@ -115,7 +115,8 @@ InjectedDiskFull::InjectedDiskFull(int rank) {
   std::signal(SIGXFSZ, SIG_IGN);
   lim.rlim_cur = rlim_t(n);
   active_ = ::setrlimit(RLIMIT_FSIZE, &lim) == 0;
-  std::fprintf(stderr, "llmpi: rank %d: LLMPI_TEST_DISK_FULL: the disk fills at %lld bytes during this save\n",
+  std::fprintf(stderr,
+               "llmpi: rank %d: LLMPI_TEST_DISK_FULL: the disk fills at %lld bytes during this save\n",
                rank, n);
 }
 

@@ -80,7 +80,8 @@ void Progress::enqueued(const CollectiveCall& call, std::shared_ptr<Completion> 
   prune();
   // Beyond the cap the newest go unrecorded: the oldest, the one a hang names, is kept.
   if (in_flight_.size() >= kMaxInFlight) return;
-  in_flight_.push_back({call, call.group ? call.group : "", step_.load(), now_ns(), std::move(done)});
+  in_flight_.push_back(
+      {call, call.group ? call.group : "", step_.load(), now_ns(), std::move(done)});
 }
 
 Progress::Snapshot Progress::snapshot() const {

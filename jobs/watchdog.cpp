@@ -77,8 +77,8 @@ std::string HangReport::message() const {
   char tail[384];
   if (!op.empty()) {
     std::snprintf(tail, sizeof tail, "; waiting in %s over the %s group (%s) for %.1f s",
-                  op.c_str(), group.empty() ? "?" : group.c_str(), size_text(elements, bytes).c_str(),
-                  op_s);
+                  op.c_str(), group.empty() ? "?" : group.c_str(),
+                  size_text(elements, bytes).c_str(), op_s);
     s += tail;
   } else {
     s += "; not inside a collective";

@@ -153,7 +153,8 @@ void check_memory_estimate(const Config& cfg, const Layout& lay, const MemoryEst
   user_error(
       cfg.source_path, ": the model does not fit: about ", human_bytes(e.total()),
       " per rank estimated (parameters ", human_bytes(e.params), ", gradients ",
-      human_bytes(e.grads), ", optimizer ", human_bytes(e.optimizer), ", activations ", e.workspace > 0 ? "" : "at least ",
+      human_bytes(e.grads), ", optimizer ", human_bytes(e.optimizer),
+      ", activations ", e.workspace > 0 ? "" : "at least ",
       human_bytes(e.activations), e.workspace > 0 ? ", workspace " + human_bytes(e.workspace) : "",
       "; ", human_count(e.total_params), " parameters) but ",
       human_bytes(available), " ", where, " is available. It grows with model.n_layer = ",
@@ -173,7 +174,8 @@ MemoryEstimate check_memory_fits(const Config& cfg, const Topology& topo, const 
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, &least, 1, MPI_DOUBLE, MPI_MIN, world), "MPI_Allreduce");
     check_memory_estimate(cfg, topo.layout(), e, least,
                           std::string("of ") + be.name() +
-                              " device memory free per rank (cudaMemGetInfo, the least of any rank)");
+                              " device memory free per rank (cudaMemGetInfo, the least of any "
+                              "rank)");
     return e;
   }
   MPI_Comm node = MPI_COMM_NULL;

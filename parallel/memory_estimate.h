@@ -46,12 +46,12 @@ double activation_bytes_estimate(const ModelConfig& m, const Layout& lay, int64_
                                  DType dtype, int64_t layers, bool head, bool embedding);
 
 // The device estimate of a rank of the busiest stage (the most layers, with the head), in
-// the CUDA engine's dtypes (f32 master state, bf16 compute): parameters, gradients and
-// moments as estimate_memory, the parameters plus their bf16 compute copy; activations = one micro-batch's ×
-// the micro-batches in flight (1 without pipelining, min(micro_batches, pp) with it), plus
-// the shared block of recomputation; workspace = the backward's scratch + (ZeRO 2/3 units) two
-// gathered layers + kDeviceReserveBytes (CUDA context slack, cuBLASLt/cuDNN workspaces, NCCL
-// buffers). bench/perfmodel/memory_model.h models the same for layout search.
+// the CUDA engine's dtypes (f32 master state, bf16 compute): parameters (with their bf16
+// compute copy), gradients and moments as estimate_memory; activations = one micro-batch's
+// × the micro-batches in flight (1 without pipelining, min(micro_batches, pp) with it), plus
+// the shared block of recomputation; workspace = the backward's scratch + (ZeRO 2/3 units)
+// two gathered layers + kDeviceReserveBytes (CUDA context slack, cuBLASLt/cuDNN workspaces,
+// NCCL buffers). bench/perfmodel/memory_model.h models the same for layout search.
 inline constexpr double kDeviceReserveBytes = 768.0 * 1024 * 1024;
 MemoryEstimate estimate_device_memory(const Config& cfg, const Layout& layout);
 

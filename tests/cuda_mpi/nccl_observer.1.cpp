@@ -37,7 +37,7 @@ struct Fixture {
   std::atomic<bool> release{false};  // let go of the stream (also when a check failed)
   Fixture() {
     EXPECT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
-    EXPECT_EQ(cudaMalloc(&data, 1024 * sizeof(float)), cudaSuccess);
+    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&data), 1024 * sizeof(float)), cudaSuccess);
   }
   ~Fixture() {
     release = true;
@@ -54,7 +54,8 @@ TEST(NcclObserver, AllReduceIsInFlightUntilTheStreamPassesIt) {
   Progress p(0);
   slot.store(&p);
   {
-    ObservedCollectives g(std::make_unique<NcclCollectives>(f.world, f.stream, NcclOptions{30}), "dp", slot);
+    ObservedCollectives g(
+        std::make_unique<NcclCollectives>(f.world, f.stream, NcclOptions{30}), "dp", slot);
     ASSERT_EQ(cudaLaunchHostFunc(f.stream, hold_stream, &f.release), cudaSuccess);
     p.begin(Phase::step, 3);
     g.all_reduce(f.tensor());
@@ -85,7 +86,8 @@ TEST(NcclObserver, WatchdogNamesTheStuckNcclCollective) {
   std::mutex mu;
   std::vector<HangReport> reports;
   {
-    ObservedCollectives g(std::make_unique<NcclCollectives>(f.world, f.stream, NcclOptions{30}), "tp", slot);
+    ObservedCollectives g(
+        std::make_unique<NcclCollectives>(f.world, f.stream, NcclOptions{30}), "tp", slot);
     {
       Watchdog dog(w, p, 0, "/nonexistent", [&](const HangReport& r) {
         std::lock_guard<std::mutex> l(mu);

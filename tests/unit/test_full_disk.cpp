@@ -64,7 +64,8 @@ void expect_clean_failure(int ranks, int disk_full_rank = -1) {
                               (d / "c.toml").string() + " --set train.steps=8" +
                               (ranks > 1 ? " --set parallel.dp=2 --set train.batch_size=1" : "") +
                               // ZeRO 1: rank 1 owns (writes) half of the moments
-                              (ranks > 1 && disk_full_rank >= 0 ? " --set parallel.zero_stage=1" : "");
+                              (ranks > 1 && disk_full_rank >= 0 ? " --set parallel.zero_stage=1"
+                                                                : "");
   std::string cmd = "timeout 120 ";
   if (ranks > 1)
     cmd += "mpiexec -n " + std::to_string(ranks) + " --oversubscribe --bind-to none " +
