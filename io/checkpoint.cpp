@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -42,11 +43,29 @@ h5::Id collective_xfer(MPI_Comm comm) {
   return dxpl;
 }
 
-// Creates an int64 dataset of `dims` (collective); rank 0 writes `data`.
-void write_i64(hid_t group, const std::string& name, const std::vector<hsize_t>& dims,
-               const std::vector<int64_t>& data, MPI_Comm comm, const std::string& file) {
+template <class T>
+struct H5Of;
+template <>
+struct H5Of<int64_t> {
+  static hid_t mem() { return H5T_NATIVE_INT64; }
+  static hid_t file() { return H5T_STD_I64LE; }
+  static constexpr H5T_class_t kClass = H5T_INTEGER;
+  static constexpr const char* kName = "int64";
+};
+template <>
+struct H5Of<double> {
+  static hid_t mem() { return H5T_NATIVE_DOUBLE; }
+  static hid_t file() { return H5T_IEEE_F64LE; }
+  static constexpr H5T_class_t kClass = H5T_FLOAT;
+  static constexpr const char* kName = "float64";
+};
+
+// Creates an int64/float64 dataset of `dims` (collective); rank 0 writes `data`.
+template <class T>
+void write_array(hid_t group, const std::string& name, const std::vector<hsize_t>& dims,
+                 const std::vector<T>& data, MPI_Comm comm, const std::string& file) {
   h5::Id space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
-  h5::Id dset(h5::check_id(H5Dcreate2(group, name.c_str(), H5T_STD_I64LE, space, H5P_DEFAULT,
+  h5::Id dset(h5::check_id(H5Dcreate2(group, name.c_str(), H5Of<T>::file(), space, H5P_DEFAULT,
                                       H5P_DEFAULT, H5P_DEFAULT),
                            file, "creating dataset '" + name + "'"),
               H5Dclose);
@@ -57,22 +76,25 @@ void write_i64(hid_t group, const std::string& name, const std::vector<hsize_t>&
   h5::Id mspace(H5Screate_simple(1, &n, nullptr), H5Sclose);
   if (!me) H5Sselect_none(fspace);
   h5::Id dxpl = collective_xfer(comm);
-  h5::check(H5Dwrite(dset, H5T_NATIVE_INT64, mspace, fspace, dxpl, me ? data.data() : nullptr),
+  h5::check(H5Dwrite(dset, H5Of<T>::mem(), mspace, fspace, dxpl, me ? data.data() : nullptr),
             file, "writing '" + name + "'");
 }
 
-// Reads an int64 dataset of rank `nd`; validates type, rank and that it fits in the file.
-std::vector<int64_t> read_i64(hid_t group, const std::string& name, int nd,
-                              std::vector<int64_t>& dims, const std::string& file) {
-  if (!h5::exists(group, name)) user_error(file, ": dataset 'data/", name, "' is missing");
-  h5::Id dset(h5::check_id(H5Dopen2(group, name.c_str(), H5P_DEFAULT), file, "opening " + name),
+// Reads an int64/float64 dataset `where`/`name` of rank `nd`; validates type, rank and that it
+// fits in the file.
+template <class T>
+std::vector<T> read_array(hid_t group, const std::string& where, const std::string& name, int nd,
+                          std::vector<int64_t>& dims, const std::string& file) {
+  const std::string full = where + "/" + name;
+  if (!h5::exists(group, name)) user_error(file, ": dataset '", full, "' is missing");
+  h5::Id dset(h5::check_id(H5Dopen2(group, name.c_str(), H5P_DEFAULT), file, "opening " + full),
               H5Dclose);
-  h5::Id type(h5::check_id(H5Dget_type(dset), file, "reading the type of " + name), H5Tclose);
-  if (H5Tget_class(type) != H5T_INTEGER || H5Tget_size(type) != 8)
-    user_error(file, ": dataset 'data/", name, "' is not int64");
-  h5::Id space(h5::check_id(H5Dget_space(dset), file, "reading the shape of " + name), H5Sclose);
+  h5::Id type(h5::check_id(H5Dget_type(dset), file, "reading the type of " + full), H5Tclose);
+  if (H5Tget_class(type) != H5Of<T>::kClass || H5Tget_size(type) != 8)
+    user_error(file, ": dataset '", full, "' is not ", H5Of<T>::kName);
+  h5::Id space(h5::check_id(H5Dget_space(dset), file, "reading the shape of " + full), H5Sclose);
   if (H5Sget_simple_extent_ndims(space) != nd)
-    user_error(file, ": dataset 'data/", name, "' should have ", nd, " dimension(s)");
+    user_error(file, ": dataset '", full, "' should have ", nd, " dimension(s)");
   std::vector<hsize_t> d(size_t(nd), 0);
   H5Sget_simple_extent_dims(space, d.data(), nullptr);
   hsize_t file_size = 0;
@@ -81,16 +103,55 @@ std::vector<int64_t> read_i64(hid_t group, const std::string& name, int nd,
   hsize_t n = 1;
   dims.clear();
   for (hsize_t x : d) {
-    if (x > file_size) user_error(file, ": dataset 'data/", name, "' is larger than the file");
+    if (x > file_size) user_error(file, ": dataset '", full, "' is larger than the file");
     n *= x;
-    if (n > file_size) user_error(file, ": dataset 'data/", name, "' is larger than the file");
+    if (n > file_size) user_error(file, ": dataset '", full, "' is larger than the file");
     dims.push_back(int64_t(x));
   }
-  std::vector<int64_t> out(static_cast<size_t>(n));
+  std::vector<T> out(static_cast<size_t>(n));
   if (n > 0)
-    h5::check(H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), file,
-              "reading 'data/" + name + "'");
+    h5::check(H5Dread(dset, H5Of<T>::mem(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), file,
+              "reading '" + full + "'");
   return out;
+}
+
+void write_run_state(hid_t file, const RunState& r, MPI_Comm comm, const std::string& path) {
+  LLMPI_CHECK(r.spike_loss_history.size() == r.spike_grad_history.size(), "spike history: ",
+              r.spike_loss_history.size(), " losses, ", r.spike_grad_history.size(), " gradient norms");
+  h5::Id g = h5::create_group(file, "run_state", path);
+  h5::write_attr(g, "segment", r.segment, path);
+  h5::write_attr(g, "consecutive_actions", r.consecutive_actions, path);
+  h5::write_attr(g, "furthest_step", r.furthest_step, path);
+  write_array(g, "skipped_steps", {hsize_t(r.skipped_steps.size())}, r.skipped_steps, comm, path);
+  std::vector<double> hist;
+  for (size_t i = 0; i < r.spike_loss_history.size(); ++i) {
+    hist.push_back(r.spike_loss_history[i]);
+    hist.push_back(r.spike_grad_history[i]);
+  }
+  write_array(g, "spike_history", {hsize_t(r.spike_loss_history.size()), 2}, hist, comm, path);
+}
+
+// Absent in files written before it existed: the defaults (an empty state).
+RunState read_run_state(hid_t file, const std::string& path) {
+  RunState r;
+  if (!h5::exists(file, "run_state")) return r;
+  h5::Id g = h5::open_group(file, "run_state", path);
+  r.segment = h5::read_attr_int(g, "segment", path);
+  r.consecutive_actions = h5::read_attr_int(g, "consecutive_actions", path);
+  r.furthest_step = h5::read_attr_int(g, "furthest_step", path);
+  std::vector<int64_t> dims;
+  r.skipped_steps = read_array<int64_t>(g, "run_state", "skipped_steps", 1, dims, path);
+  const std::vector<double> hist = read_array<double>(g, "run_state", "spike_history", 2, dims, path);
+  if (dims[1] != 2) user_error(path, ": run_state/spike_history should have 2 columns");
+  for (size_t i = 0; i + 1 < hist.size(); i += 2) {
+    if (!std::isfinite(hist[i]) || !std::isfinite(hist[i + 1]))
+      user_error(path, ": run_state/spike_history holds a non-finite value");
+    r.spike_loss_history.push_back(hist[i]);
+    r.spike_grad_history.push_back(hist[i + 1]);
+  }
+  if (r.segment < 0 || r.consecutive_actions < 0 || r.furthest_step < 0)
+    user_error(path, ": run_state holds a negative count");
+  return r;
 }
 
 void write_meta(hid_t file, hid_t opt_group, hid_t data_group, const CheckpointMeta& m,
@@ -109,9 +170,10 @@ void write_meta(hid_t file, hid_t opt_group, hid_t data_group, const CheckpointM
   h5::write_attr(data_group, "seed", uint64_t(d.seed), path);
   h5::write_attr(data_group, "samples_consumed", d.samples_consumed, path);
   h5::write_attr(data_group, "global_batch", d.global_batch, path);
-  write_i64(data_group, "steps", {hsize_t(d.steps.size())}, d.steps, comm, path);
-  write_i64(data_group, "step_samples", {hsize_t(d.steps.size()), hsize_t(d.global_batch)},
-            d.step_samples, comm, path);
+  write_array(data_group, "steps", {hsize_t(d.steps.size())}, d.steps, comm, path);
+  write_array(data_group, "step_samples", {hsize_t(d.steps.size()), hsize_t(d.global_batch)},
+              d.step_samples, comm, path);
+  write_run_state(file, m.run, comm, path);
 }
 
 CheckpointMeta read_meta(hid_t file, const std::string& path, bool mapping) {
@@ -135,12 +197,13 @@ CheckpointMeta read_meta(hid_t file, const std::string& path, bool mapping) {
     user_error(path, ": negative data position or global batch");
   if (mapping) {
     std::vector<int64_t> sd, ssd;
-    d.steps = read_i64(data, "steps", 1, sd, path);
-    d.step_samples = read_i64(data, "step_samples", 2, ssd, path);
+    d.steps = read_array<int64_t>(data, "data", "steps", 1, sd, path);
+    d.step_samples = read_array<int64_t>(data, "data", "step_samples", 2, ssd, path);
     if (ssd[0] != sd[0] || ssd[1] != d.global_batch)
       user_error(path, ": data/step_samples has shape [", ssd[0], ", ", ssd[1], "], expected [",
                  sd[0], ", ", d.global_batch, "]");
   }
+  m.run = read_run_state(file, path);
   return m;
 }
 

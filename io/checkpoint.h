@@ -11,6 +11,8 @@
 //   /data            attrs           seed, samples_consumed, global_batch
 //   /data/steps [n]  int64           the optimizer steps since the previous checkpoint
 //   /data/step_samples [n, G] int64  the global sample indices each of those steps consumed
+//   /run_state       attrs           segment, consecutive_actions, furthest_step (RunState)
+//   /run_state/skipped_steps [k] int64, /run_state/spike_history [h, 2] float64 (loss, grad norm)
 //
 // Saves are collective, each rank writing only its own slabs (box or flat ZeRO range); the
 // file is written as "<path>.tmp", closed, stamped, verified, then renamed to `path`.
@@ -47,12 +49,24 @@ struct DataMeta {
   std::vector<int64_t> step_samples;  // [n * G] row-major: global sample indices of each step
 };
 
+// The training loop's own state beyond model and data position: spike handling and the run's
+// segments (llmpi writes it since the logbook; older files read as the defaults). Identical
+// on every rank.
+struct RunState {
+  int64_t segment = 0;                   // the logbook segment that saved the checkpoint
+  std::vector<int64_t> skipped_steps;    // steps whose data rollbacks skipped, ascending
+  std::vector<double> spike_loss_history, spike_grad_history;  // the spike detector's window
+  int64_t consecutive_actions = 0;       // spike skips/rollbacks since the last progress
+  int64_t furthest_step = 0;             // the furthest step trained so far (any segment)
+};
+
 // Identical on every rank (collective attribute writes). The root metadata (step,
 // tokens_seen, config, layout; versions and time filled on read) is a model file's.
 struct CheckpointMeta : ModelFileMeta {
   CheckpointMeta() { kind = "checkpoint"; }
   OptimizerMeta optimizer;
   DataMeta data;
+  RunState run;
 };
 
 struct SaveOptions {

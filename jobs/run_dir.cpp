@@ -39,6 +39,10 @@ std::string RunDirectory::model_path() const { return (fs::path(dir_) / "model.h
 
 void RunDirectory::add_observer(RunObserver& observer) { observers_.push_back(&observer); }
 
+void RunDirectory::remove_observer(RunObserver& observer) {
+  std::erase(observers_, &observer);
+}
+
 void RunDirectory::claim(bool checkpoints) {
   std::string why = rank_ == 0 ? claim_run_directory(dir_, checkpoints) : std::string();
   if (comm_ != MPI_COMM_NULL) {

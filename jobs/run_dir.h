@@ -39,6 +39,7 @@ class RunDirectory {
 
   // Not owned; must outlive this object (or be attached for its whole use).
   void add_observer(RunObserver& observer);
+  void remove_observer(RunObserver& observer);  // one that dies before this object
 
   // Collective, at start-up of a run that writes, before anything else touches the
   // directory: claims it (jobs/run_claim.h): created and marked, or refused — a non-empty

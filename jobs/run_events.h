@@ -24,6 +24,10 @@ namespace llmpi {
   X(temporary_removed)   /* an interrupted save's temporary was deleted: path */             \
   X(checkpoint_rejected) /* a checkpoint failed verification while resuming: path, step */   \
   X(resume)              /* state restored from a checkpoint: path, step, tokens_seen */     \
+  X(loss_spike)          /* all ranks: the spike detector flagged a step: loss, z, action */ \
+  X(nonfinite)           /* a non-finite loss or gradient norm: what, ranks_flagged */      \
+  X(step_skipped)        /* an update was not applied (spike policy): reason */              \
+  X(rollback)            /* reloaded an older checkpoint after a spike: to_step, skip_first.. */ \
   X(checkpoint_saved)    /* written, verified, made `latest`: path, step, bytes, seconds */  \
   X(checkpoint_deleted)  /* removed by retention: path, step */                              \
   X(checkpoint_set_aside) /* unreadable, moved aside (--no-resume): path, moved_to, message */ \

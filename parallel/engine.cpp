@@ -1,6 +1,7 @@
 // ParallelEngine (see engine.h): the composition in its documented order, and one step.
 #include "parallel/engine.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -48,9 +49,14 @@ ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
   //    backward, in buffers shared by its blocks and micro-batches.
 
   // 4. ZeRO sharding: the path of this stage owns parameters, gradients and AdamW state and
-  //    allocates them now, after sharding — with activations and workspaces.
-  ctx_ = std::make_unique<PathContext>(
-      PathContext{cfg_, topo_, be_, *groups_, tp_.get(), master, B_, T_, M_});
+  //    allocates them now, after sharding — with activations and workspaces. Every model it
+  //    builds reports its block outputs to the logbook's activation statistics (rows held
+  //    by several tp ranks, without sequence parallelism, are counted by tp rank 0).
+  clock_ = std::make_unique<StepClock>(be_, *groups_);
+  const bool rows_split = lay.tp > 1 && cfg.parallel.sequence_parallel;
+  activations_ = std::make_unique<ActivationStats>(cfg.model.n_layer, rows_split || topo.tp_rank() == 0);
+  ctx_ = std::make_unique<PathContext>(PathContext{cfg_, topo_, be_, *groups_, tp_.get(), master,
+                                                   B_, T_, M_, *clock_, activations_.get()});
   if (zero_ >= 2 && lay.pp == 1)
     path_ = std::make_unique<ZeroUnits>(*ctx_);
   else
@@ -61,7 +67,13 @@ ParallelEngine::~ParallelEngine() = default;
 
 double ParallelEngine::grad_sum_squares() {
   const Layout& lay = topo_.layout();
-  double sq = path_->owned_grad_sum_squares();
+  const OwnedState o = path_->owned();
+  std::vector<Tensor> gs;
+  for (const ParamInfo& p : o.store->params()) {
+    const int64_t b = std::max(o.grad_begin, p.offset), e = std::min(o.grad_end, p.offset + p.numel());
+    if (!p.replica && b < e) gs.push_back(flat_view(o.store->grads(), b, e - b));
+  }
+  double sq = local_sum_squares(be_, gs);
   // Sharded gradients (ZeRO 1–3) are disjoint over dp; all-reduced ones (ZeRO 0) identical.
   if (zero_ >= 1 && lay.dp > 1) sq = groups_->dp().all_reduce_value(sq);
   if (lay.tp > 1) sq = groups_->tp().all_reduce_value(sq);
@@ -71,19 +83,13 @@ double ParallelEngine::grad_sum_squares() {
 
 StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int32_t> targets,
                                double lr, std::span<const int32_t> doc_start) {
-  const auto t0 = CommClock::Clock::now();
-  groups_->take_comm_times();  // what ran between steps (evaluation, checkpoints) is not the step's
-  StepStats r = run_step(ids, targets, lr, doc_start);
-  be_.synchronize();
-  r.step_s = CommClock::since(t0);
-  const CommTimes c = groups_->take_comm_times();
-  r.comm_exposed_s = c.exposed_s;
-  r.comm_total_s = c.total_s;
-  return r;
+  StepStats s = compute(ids, targets, doc_start);
+  if (s.finite) apply(s, lr);
+  return s;
 }
 
-StepStats ParallelEngine::run_step(std::span<const int32_t> ids, std::span<const int32_t> targets,
-                                   double lr, std::span<const int32_t> doc_start) {
+StepStats ParallelEngine::compute(std::span<const int32_t> ids, std::span<const int32_t> targets,
+                                  std::span<const int32_t> doc_start, bool poison) {
   const int64_t N = B_ * T_;
   LLMPI_CHECK(int64_t(ids.size()) == M_ * N && ids.size() == targets.size(), "step: ",
               ids.size(), " ids and ", targets.size(), " targets for M·B·T = ", M_ * N);
@@ -93,6 +99,7 @@ StepStats ParallelEngine::run_step(std::span<const int32_t> ids, std::span<const
   const Layout& lay = topo_.layout();
   Collectives& dp = groups_->dp();
   const bool multi = lay.dp > 1;
+  clock_->start();
   // The loss scale needs the step's counted targets over every dp rank before any backward.
   int64_t counted = 0;
   for (int32_t t : targets) counted += t >= 0;
@@ -100,7 +107,8 @@ StepStats ParallelEngine::run_step(std::span<const int32_t> ids, std::span<const
   LLMPI_CHECK(counted > 0, "a training step without any counted target");
   const double scale = 1.0 / double(counted);
 
-  double loss_sum = path_->forward_backward({ids, targets, doc_start}, scale);
+  double loss_sum = path_->forward_backward({ids, targets, doc_start}, scale);  // laps fwd, bwd
+  if (poison) poison_grad();
   if (lay.pp > 1) loss_sum = groups_->pp().all_reduce_value(loss_sum);
   if (multi) loss_sum = dp.all_reduce_value(loss_sum);
 
@@ -109,12 +117,28 @@ StepStats ParallelEngine::run_step(std::span<const int32_t> ids, std::span<const
   r.loss = loss_sum / double(counted);
   const ClipResult clip = clip_from_sum_squares(grad_sum_squares(), cfg_.train.grad_clip);
   r.grad_norm = clip.norm;
-  if (!clip.finite || !std::isfinite(r.loss)) {
-    r.applied = false;  // same decision on every rank: both values are global
-    return r;
-  }
-  path_->update(lr, clip.scale);
+  r.finite = clip.finite && std::isfinite(r.loss);  // the same on every rank: both are global
+  r.clipped = r.finite && clip.scale < 1.0;
+  r.applied = false;
+  clip_scale_ = clip.scale;
+  clock_->lap(StepPhase::optimizer);  // the norm and the clip's decision
+  r.times = clock_->times();
   return r;
+}
+
+void ParallelEngine::apply(StepStats& r, double lr) {
+  LLMPI_CHECK(r.finite, "apply() after a step whose loss or gradient is not finite");
+  clock_->resume();
+  snapshot_for_update();
+  path_->update(lr, clip_scale_);
+  clock_->lap(StepPhase::optimizer);
+  r.times = clock_->times();
+  r.applied = true;
+}
+
+void ParallelEngine::poison_grad() {
+  const OwnedState o = path_->owned();
+  if (o.grad_end > o.grad_begin) be_.fill(flat_view(o.store->grads(), o.grad_begin, 1), std::nan(""));
 }
 
 void ParallelEngine::save(const std::string& path, const ModelFileMeta& meta) {

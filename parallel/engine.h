@@ -8,12 +8,15 @@
 //   4. ZeRO sharding         parallel/zero_path.h        the path that owns parameters,
 //                            (zero_store.h, zero_units.h) gradients and AdamW state, and
 //                                                        allocates them after sharding
-// Then one training step: the loss scale from the step's counted targets, the path's
-// forward/backward and gradient reduction, the global gradient norm and clip, the update.
+// Then one training step in two halves: compute() (the loss scale from the step's counted
+// targets, the path's forward/backward and gradient reduction, the global gradient norm),
+// and apply() (clip and update), between which a caller may decide to skip the update.
 // Around it: evaluation (parallel/evaluation.cpp), the checkpoint slabs of the rank's state
-// (parallel/checkpoint_slabs.h) and the memory report (parallel/memory_report.h).
+// (parallel/checkpoint_slabs.h), the memory report (parallel/memory_report.h) and the
+// logbook's per-layer statistics (parallel/engine_stats.cpp).
 // Collectives: every collective of a step goes through one GroupCollectives (tp, dp, pp,
-// embedding groups), built first; on the host it clocks them, and step() reports the split.
+// embedding groups), built first; on the host it clocks them, and the step's StepClock
+// (parallel/step_clock.h) splits its time into phases and exposed communication.
 // Semantics: the loss is the global mean over the step (Σ token losses / Σ counted targets
 // over micro-batches and dp ranks); the gradient norm is the single-rank norm (replicas
 // counted once). docs/parallelism.md gives the formulas.
@@ -27,13 +30,16 @@
 #include "backend/backend.h"
 #include "config/config.h"
 #include "io/checkpoint.h"
+#include "io/logbook_schema.h"
 #include "io/model_file.h"
 #include "model/param_store.h"
 #include "model/transformer.h"
+#include "parallel/activation_stats.h"
 #include "parallel/checkpoint_slabs.h"
 #include "parallel/group_collectives.h"
 #include "parallel/memory_estimate.h"
 #include "parallel/memory_report.h"
+#include "parallel/step_clock.h"
 #include "parallel/tensor_parallel.h"
 #include "parallel/topology.h"
 #include "parallel/zero_path.h"
@@ -44,11 +50,12 @@ struct StepStats {
   double loss = 0.0;       // global mean loss of the step (nats/token)
   int64_t counted = 0;     // counted targets of the step, all ranks
   double grad_norm = 0.0;  // global L2 norm before clipping
-  bool applied = true;     // false: non-finite loss or gradients, no update
-  // The step's time split (host collectives only; zeros on a device): wall time of step(),
-  // communication the step waited for (exposed) and all of it, overlapped included
-  // (parallel/timed_collectives.h). Compute and everything else = step_s - comm_exposed_s.
-  double step_s = 0.0, comm_exposed_s = 0.0, comm_total_s = 0.0;
+  bool finite = true;      // loss and gradient norm are finite (the same on every rank)
+  bool clipped = false;    // the gradient norm exceeded train.grad_clip
+  bool applied = true;     // false: no update (non-finite, or the caller chose to skip)
+  // The step's time split on this rank (parallel/step_clock.h): phases, exposed and total
+  // communication; step_s is the engine's own wall time (compute() and apply()).
+  StepTimes times;
 };
 
 class ParallelEngine {
@@ -64,8 +71,25 @@ class ParallelEngine {
   // (BatchLoader order). lr: this step's learning rate. doc_start: host i32 [M · B·T], the
   // rows' document starts (packed fine-tuning rows, core/documents.h), or empty for one
   // document per row; packed rows need pp = 1 (the config refuses them otherwise).
+  // = compute(), then apply() if finite.
   StepStats step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr,
                  std::span<const int32_t> doc_start = {});
+  // The two halves, for a caller that decides between them (the spike policy): compute()
+  // runs forward, backward, the gradient reduction and the global norm (applied = false);
+  // apply() clips and updates with that norm (adds its time to `s`, sets applied). Skipping
+  // apply() leaves the weights as they were. poison_grad (a test hook): this rank's gradient
+  // gets a NaN after the reduction, so only its own norm is non-finite.
+  StepStats compute(std::span<const int32_t> ids, std::span<const int32_t> targets,
+                    std::span<const int32_t> doc_start = {}, bool poison_grad = false);
+  void apply(StepStats& s, double lr);
+
+  // Per-layer statistics (engine_stats.cpp): arm before compute(); after apply() (or after a
+  // compute() not applied, `applied` false) layer_stats() returns them for that step.
+  // Collective over the world; layout-independent (every element counted once). Columns:
+  // global_param_names() and the model's blocks. step and segment are left 0.
+  void arm_layer_stats();
+  LayerStats layer_stats(bool applied);
+  std::vector<std::string> global_param_names() const;
 
   // Forward only on one micro-batch of B rows (every dp rank may pass the same batch).
   LossSum eval(std::span<const int32_t> ids, std::span<const int32_t> targets,
@@ -109,8 +133,8 @@ class ParallelEngine {
  private:
   // The global squared gradient norm: the path's owned gradients, summed over the groups.
   double grad_sum_squares();
-  StepStats run_step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr,
-                     std::span<const int32_t> doc_start);
+  void poison_grad();         // test hook: a NaN in the first gradient this rank's norm reads
+  void snapshot_for_update(); // armed steps: before_update_ ← the owned master weights
   // After the slabs of checkpoint_slabs() were filled: staged values back to the device,
   // then the path's derived copies (ZeRO-2 full parameters, compute weights).
   void loaded_slabs();
@@ -124,9 +148,14 @@ class ParallelEngine {
   int64_t global_params_ = 0;
   std::unique_ptr<GroupCollectives> groups_;  // built first; destroyed after every user below
   std::unique_ptr<TensorParallel> tp_;        // tp > 1 only
+  std::unique_ptr<StepClock> clock_;          // the split of the step in progress
+  std::unique_ptr<ActivationStats> activations_;  // the block observer of every model
   std::unique_ptr<PathContext> ctx_;          // what the path is built from (outlives it)
   std::unique_ptr<ZeroPath> path_;
   StateStaging staging_;                      // device state staged for checkpoints
+  double clip_scale_ = 1.0;  // of the last compute()
+  bool stats_armed_ = false;
+  Buffer before_update_;     // armed steps: the owned master weights before apply()
 };
 
 }  // namespace llmpi

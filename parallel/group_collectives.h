@@ -42,6 +42,8 @@ class GroupCollectives {
   // Host groups: the communication time since the last call (exposed, total); zeros on a
   // device (not measured there).
   CommTimes take_comm_times() { return clock_.take(); }
+  // Whether take_comm_times() measures anything (host groups).
+  bool timed() const { return device_ == Device::host; }
 
  private:
   Topology& topo_;

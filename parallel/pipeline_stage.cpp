@@ -12,6 +12,7 @@ PipelineStage::PipelineStage(const PathContext& ctx, std::vector<StageRange> chu
   ws_.reserve(chunks_.size());  // pipe_ points into it
   for (size_t j = 0; j < chunks_.size(); ++j) {
     models_.push_back(std::make_unique<Transformer>(ctx.cfg.model, chunks_[j], store_));
+    models_.back()->set_block_observer(ctx.blocks);
     if (ctx.tp) ctx.tp->install(*models_.back());
     if (lay.pp == 1) acts_[j].push_back(models_.back()->alloc_activations(ctx.be, ctx.B, ctx.T));
     ws_.push_back(models_.back()->alloc_workspace(ctx.be, ctx.B, ctx.T));
@@ -36,6 +37,7 @@ double PipelineStage::train(const HostBatch& batch, double scale) {
         },
         scale);
     sum = l.sum;  // this rank's head chunk only; summed over pp by the engine
+    ctx_.clock.lap(StepPhase::schedule);
   } else {
     const Transformer& model = *models_[0];
     Activations& a = acts_[0][0];
@@ -44,7 +46,9 @@ double PipelineStage::train(const HostBatch& batch, double scale) {
       set_documents(be, model, a, batch_.docs);
       model.forward(be, a, batch_.ids);
       sum += model.loss(be, a, batch_.targets).sum;
+      ctx_.clock.lap(StepPhase::forward);
       model.backward_loss(be, a, ws_[0], batch_.ids, batch_.targets, scale);
+      ctx_.clock.lap(StepPhase::backward);
     }
   }
   if (ctx_.tp) ctx_.tp->sync_grads(be, store_);

@@ -8,7 +8,8 @@
 // micro-batch, the partial gradients of tp-replicated parameters are summed over the tp
 // group and, with pp > 1 and tied embeddings, the two copies of embed.tokens over the
 // embedding group — so the store holds this rank's complete gradients, before any dp
-// reduction (the ZeRO path's).
+// reduction (the ZeRO path's). Each model reports its block outputs to the context's
+// observer; a step laps the context's clock after each forward and backward phase.
 #include <memory>
 #include <span>
 #include <vector>
@@ -31,6 +32,8 @@ class PipelineStage {
   double train(const HostBatch& batch, double scale);
   // Forward only of one micro-batch (host i32 [B·T]); the loss of this rank's head chunk.
   LossSum evaluate(const HostBatch& batch);
+  // The clock phase of the backward passes: backward, or with pp > 1 the interleaved schedule.
+  StepPhase backward_phase() const { return schedule_ ? StepPhase::schedule : StepPhase::backward; }
   // Installs the listener of every chunk's gradient writes (not owned; nullptr: none).
   void set_grad_listener(GradListener* l) {
     for (auto& m : models_) m->set_grad_listener(l);

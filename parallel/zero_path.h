@@ -8,7 +8,9 @@
 //   ZeroUnits (zero_units.h)  ZeRO 2 and 3 with pp = 1: a chain of just-in-time units over
 //                             1/dp shards of the parameters
 // A path issues every collective through the GroupCollectives of its PathContext (tp, dp,
-// pp, embedding groups): that one object sees all of a step's communication.
+// pp, embedding groups): that one object sees all of a step's communication. It laps the
+// step's StepClock at the end of each forward and backward phase, and installs the context's
+// BlockObserver on every model it builds (the just-in-time units too).
 #include <cstdint>
 #include <span>
 
@@ -21,6 +23,7 @@
 #include "parallel/checkpoint_slabs.h"
 #include "parallel/group_collectives.h"
 #include "parallel/memory_report.h"
+#include "parallel/step_clock.h"
 #include "parallel/tensor_parallel.h"
 #include "parallel/topology.h"
 
@@ -35,6 +38,19 @@ struct PathContext {
   TensorParallel* tp;  // null when tp == 1
   DType master;        // master weights, gradients and moments (train.master_dtype)
   int64_t B, T, M;     // micro-batch rows and length; micro-batches per step and dp rank
+  StepClock& clock;         // the step's time split
+  BlockObserver* blocks;    // every model's block-output observer (null: none)
+};
+
+// What this rank holds of a path's state. Its gradient norm reads the gradients of `store` in
+// [grad_begin, grad_end) (its dp shard under ZeRO 1-3, all of them under ZeRO 0), tp replicas
+// (ParamInfo::replica) excluded. Over the world, every element of the model is counted once
+// where count_params (its weight) and once where count_grads (its gradient): replicas over dp
+// are counted by dp rank 0 only.
+struct OwnedState {
+  const ParamStore* store = nullptr;
+  int64_t grad_begin = 0, grad_end = 0;
+  bool count_params = true, count_grads = true;
 };
 
 // A host i32 array as a Tensor (the step's token ids and targets, read only).
@@ -85,9 +101,9 @@ class ZeroPath {
   // scale: the per-token loss scale. Returns this rank's loss sum (pp > 1: its head chunk's;
   // 0 on other stages).
   virtual double forward_backward(const HostBatch& batch, double scale) = 0;
-  // Σ g² over the gradients this rank owns: replicas excluded, and under ZeRO 1–3 only its
-  // dp shard (the caller sums over the dp, tp and pp groups).
-  virtual double owned_grad_sum_squares() = 0;
+  // This rank's parameters and gradients (see OwnedState): after forward_backward, its
+  // gradients are reduced; after update, its weights are the updated ones.
+  virtual OwnedState owned() const = 0;
   // AdamW at rate lr with the clip's gradient scale, then the copies derived from the
   // parameters (all-gathered shards, compute weights).
   virtual void update(double lr, double clip_scale) = 0;

@@ -41,19 +41,21 @@ double ZeroStore::forward_backward(const HostBatch& batch, double scale) {
   const double sum = stage_->train(batch, scale);
   ctx_.be.synchronize();
   if (reducer_) reducer_->finish();
+  ctx_.clock.lap(stage_->backward_phase());  // the reduction's tail: its waits are exposed comm
   return sum;
 }
 
-double ZeroStore::owned_grad_sum_squares() {
-  // The whole store, or (reduce-scattered) only the shard range; replicas by their owner only.
-  const int64_t lo = sharded() ? shard_.begin() : 0;
-  const int64_t hi = sharded() ? shard_.end() : store_->numel();
-  std::vector<Tensor> gs;
-  for (const ParamInfo& p : store_->params()) {
-    const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.numel());
-    if (!p.replica && b < e) gs.push_back(flat_view(store_->grads(), b, e - b));
-  }
-  return local_sum_squares(ctx_.be, gs);
+OwnedState ZeroStore::owned() const {
+  // The whole store, or (reduce-scattered) only the shard range. Weights are replicated over
+  // dp after the update, and unsharded gradients after the all-reduce: dp rank 0 counts them.
+  const bool first = ctx_.topo.dp_rank() == 0;
+  OwnedState o;
+  o.store = store_.get();
+  o.grad_begin = sharded() ? shard_.begin() : 0;
+  o.grad_end = sharded() ? shard_.end() : store_->numel();
+  o.count_params = first;
+  o.count_grads = sharded() || first;
+  return o;
 }
 
 void ZeroStore::update(double lr, double clip_scale) {

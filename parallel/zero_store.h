@@ -29,7 +29,7 @@ class ZeroStore final : public ZeroPath {
   ZeroStore(const PathContext& ctx, std::vector<StageRange> chunks);
 
   double forward_backward(const HostBatch& batch, double scale) override;
-  double owned_grad_sum_squares() override;
+  OwnedState owned() const override;
   void update(double lr, double clip_scale) override;
   LossSum forward_only(const HostBatch& batch) override;
   const ParamStore& gathered_params() override { return *store_; }

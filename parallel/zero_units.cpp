@@ -143,6 +143,7 @@ ZeroUnits::Live ZeroUnits::gather_unit(size_t u) {
   live.store->refresh_compute(be);  // the weights forward/backward read (bf16 on CUDA)
   for (auto& [k, b] : gathered) release(b);
   live.model = std::make_unique<Transformer>(ctx_.cfg.model, unit.range, *live.store);
+  live.model->set_block_observer(ctx_.blocks);
   if (ctx_.tp) ctx_.tp->install(*live.model);
   return live;
 }
@@ -191,6 +192,7 @@ double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets, do
     if (u + 1 < U) release_unit(live);  // the last unit stays gathered for its backward
   }
   const double sum = live.model->loss(be, units_[U - 1].acts, targets).sum;
+  ctx_.clock.lap(StepPhase::forward);
   for (size_t u = U; u-- > 0;) {
     Activations& a = units_[u].acts;
     if (u + 1 == U) {
@@ -204,6 +206,7 @@ double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets, do
     scatter_unit_grads(u, *live.store);
     release_unit(live);
   }
+  ctx_.clock.lap(StepPhase::backward);
   return sum;
 }
 
@@ -217,12 +220,12 @@ double ZeroUnits::forward_backward(const HostBatch& batch, double scale) {
   return sum;
 }
 
-double ZeroUnits::owned_grad_sum_squares() {
-  // The shard store: this rank's pieces (disjoint over dp); replicas by their owner only.
-  std::vector<Tensor> gs;
-  for (const ParamInfo& p : shard_store_->params())
-    if (!p.replica && p.numel() > 0) gs.push_back(flat_view(shard_store_->grads(), p.offset, p.numel()));
-  return local_sum_squares(ctx_.be, gs);
+OwnedState ZeroUnits::owned() const {
+  // The shard store: this rank's pieces of every group, disjoint over dp.
+  OwnedState o;
+  o.store = shard_store_.get();
+  o.grad_end = shard_store_->numel();
+  return o;
 }
 
 void ZeroUnits::update(double lr, double clip_scale) {

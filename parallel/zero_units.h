@@ -14,7 +14,9 @@
 // last unit that reads a group has run its backward, the group's gradient is reduce-
 // scattered into the rank's shard (+=), so the full gradient never persists. One
 // micro-batch is in flight at a time; every unit keeps its activations, the last unit stays
-// gathered from its forward to its backward.
+// gathered from its forward to its backward. Each unit's model reports its block outputs to
+// the context's observer; the step's clock is lapped after each micro-batch's forward (unit
+// gathers included) and backward (gathers and reduce-scatters included).
 #include <memory>
 #include <utility>
 #include <vector>
@@ -29,7 +31,7 @@ class ZeroUnits final : public ZeroPath {
   explicit ZeroUnits(const PathContext& ctx);
 
   double forward_backward(const HostBatch& batch, double scale) override;
-  double owned_grad_sum_squares() override;
+  OwnedState owned() const override;
   void update(double lr, double clip_scale) override;
   LossSum forward_only(const HostBatch& batch) override;
   // A copy with every group's shards gathered, valid until the next call.

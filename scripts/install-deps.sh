@@ -16,6 +16,7 @@ packages=(
   fortunes fortunes-min               # the demo's English corpus
   python3 python3-h5py python3-numpy  # the h5py example and its test; the numpy reference
                                       # forward of exported HF models (tests/hf/)
+  chromium                            # the analysis report's test (headless: --dump-dom, --screenshot)
   munge slurmctld slurmd slurm-client # a one-node Slurm cluster for the tests (scripts/slurm-local.sh)
 )
 # node and npm run the reference tokenizers of tests/js (installed there by `npm ci`, see

@@ -13,6 +13,7 @@
 #include "data/token_dataset.h"
 #include "data/tokenizer_id.h"
 #include "train/loaded_model.h"
+#include "train/evaluate.h"
 #include "train/paths.h"
 #include "train/step_rows.h"
 
@@ -49,34 +50,12 @@ int run_eval(const EvalArgs& a, CommandEnv& env) {
   if (!warning.empty()) std::cerr << "llmpi eval: " << warning << "\n";
   const int64_t T = lm.config.train.seq_len;
   if (B == 0) B = lm.config.train.batch_size;
-  Config rows_cfg = lm.config;
-  if (ds.has_loss_mask()) {
-    rows_cfg.train.objective = Objective::sft;
-    rows_cfg.train.packing = true;
-  }
-  const StepRows rows(rows_cfg, ds);
+  const StepRows rows = StepRows::for_eval(lm.config, ds);
   if (batches == 0) batches = (rows.n_rows() + B - 1) / B;
 
-  Activations acts = lm.model->alloc_activations(*be, B, T);
-  Buffer ids = be->alloc(Shape{B * T}, DType::i32), targets = be->alloc(Shape{B * T}, DType::i32);
-  std::vector<int32_t> hi(size_t(B * T)), ht(size_t(B * T)), hd(size_t(B * T));
-  double sum = 0.0;
-  int64_t count = 0;
-  for (int64_t k = 0; k < batches; ++k) {
-    rows.fill_val(k, B, hi.data(), ht.data(), hd.data());
-    // The last batch wraps around to the first samples: count each sample once.
-    const int64_t first = k * B;
-    for (int64_t b = 0; b < B; ++b)
-      if (first + b >= rows.n_rows() && batches * B > rows.n_rows())
-        for (int64_t t = 0; t < T; ++t) ht[size_t(b * T + t)] = -1;
-    be->copy(ids, Tensor{hi.data(), Shape{B * T}, DType::i32, Device::host});
-    be->copy(targets, Tensor{ht.data(), Shape{B * T}, DType::i32, Device::host});
-    if (rows.has_documents()) lm.model->set_documents(*be, acts, hd);
-    lm.model->forward(*be, acts, ids);
-    const LossSum ls = lm.model->loss(*be, acts, targets);
-    sum += ls.sum;
-    count += ls.count;
-  }
+  const LossSum ls = evaluate_loss(*lm.model, *be, rows, T, B, batches);
+  const double sum = ls.sum;
+  const int64_t count = ls.count;
   const double loss = count ? sum / double(count) : 0.0;
   std::printf("model %s (step %lld) on %s\n", lm.path.c_str(), (long long)lm.meta.step,
               ds.describe().c_str());

@@ -12,6 +12,8 @@
   X(sample)               \
   X(eval)                 \
   X(inspect)              \
+  X(analyze)              \
+  X(logbook)              \
   X(export_hf)            \
   X(import_hf)            \
   X(slurm)                \

@@ -127,6 +127,33 @@ struct WatchdogSection {
   bool operator==(const WatchdogSection&) const = default;
 };
 
+// What the logbook does with a step the spike detector flags (train/spike_detector.h).
+enum class SpikeAction : uint8_t { log, skip, rollback };
+
+// [logbook]: telemetry and loss-spike handling (docs/logbook-format.md, docs/config.md).
+struct LogbookSection {
+  bool enabled = true;            // write <run.dir>/logbook.h5 and LOGBOOK.md
+  double flush_every_s = 5.0;     // seconds between flushes (0 = after every step)
+  int64_t layer_stats_every = 100;  // per-layer statistics every k steps; 0 = never
+  int64_t spike_window = 100;     // steps of history for the z-scores
+  double spike_threshold = 6.0;   // z-score of loss or gradient norm that makes a spike
+  int64_t spike_warmup = 20;      // steps of history before spikes are detected
+  SpikeAction spike_action = SpikeAction::log;
+  SpikeAction nonfinite_action = SpikeAction::skip;  // skip or rollback (never log: NaN updates)
+  int64_t rollback_skip_steps = 10;  // steps of data skipped after a rollback, ending at the spike
+  int64_t max_consecutive = 5;    // skips/rollbacks in a row before the run gives up
+  // Test hook (documented, off by default): steps whose gradient is made NaN, and steps whose
+  // loss the spike detector sees multiplied by 10 — on the last rank only, so the
+  // decision must travel to every rank.
+  std::vector<int64_t> test_nan_grad_steps;
+  std::vector<int64_t> test_loss_spike_steps;
+  // Test hook: world rank 0 kills itself (SIGKILL) as it starts training a step after having
+  // trained this many steps in this process (0 = never): a job killed at a known point.
+  int64_t test_kill_after_steps = 0;
+
+  bool operator==(const LogbookSection&) const = default;
+};
+
 struct Config {
   std::string source_path;   // the TOML file it came from
   std::string source_text;   // the TOML text after overrides (recorded in checkpoints)
@@ -138,6 +165,7 @@ struct Config {
   RunSection run;
   LoraSection lora;
   WatchdogSection watchdog;
+  LogbookSection logbook;
 };
 
 // Reads `path`, applies overrides ("section.key=value", TOML value syntax; a bare word is

@@ -200,6 +200,16 @@ void check_consistency(const Config& c, const Origins& o, Diagnostics& d) {
     fail("checkpoint.keep_every", "checkpoint.every",
          str(k.keep_every) + " is not a multiple of checkpoint.every = " + str(k.every),
          "a multiple of every, so that the checkpoints to keep are saved at all");
+
+  // [logbook]
+  const LogbookSection& l = c.logbook;
+  if (l.spike_warmup > l.spike_window)
+    fail("logbook.spike_warmup", "logbook.spike_window",
+         str(l.spike_warmup) + " exceeds logbook.spike_window = " + str(l.spike_window),
+         "an integer in 2.." + str(l.spike_window) + " (the history needed fits in the window)");
+  if (l.nonfinite_action == SpikeAction::log)
+    fail("logbook.nonfinite_action", "logbook.nonfinite_action", "\"log\" would apply a NaN update",
+         "\"skip\" or \"rollback\"");
 }
 
 }  // namespace llmpi::config

@@ -27,8 +27,9 @@ constexpr Presence kOptional = Presence::optional;
 constexpr Presence kRequired = Presence::required;
 constexpr Presence kDerived = Presence::derived;
 
-const std::array<std::string_view, 8> kSections = {"model", "train",    "data", "parallel",
-                                                   "checkpoint", "run", "watchdog", "lora"};
+const std::array<std::string_view, 9> kSections = {"model",    "train",   "data",
+                                                   "parallel", "checkpoint", "run",
+                                                   "watchdog", "logbook", "lora"};
 
 const ConfigKey kKeys[] = {
     // [model]
@@ -98,6 +99,20 @@ const ConfigKey kKeys[] = {
     {"watchdog", "step_timeout", FIELD(watchdog.step_timeout), kOptional, above(0)},
     {"watchdog", "save_timeout", FIELD(watchdog.save_timeout), kOptional, above(0)},
     {"watchdog", "factor", FIELD(watchdog.factor), kOptional, at_least(1)},
+    // [logbook]
+    {"logbook", "enabled", FIELD(logbook.enabled)},
+    {"logbook", "flush_every_s", FIELD(logbook.flush_every_s), kOptional, at_least(0)},
+    {"logbook", "layer_stats_every", FIELD(logbook.layer_stats_every), kOptional, at_least(0)},
+    {"logbook", "spike_window", FIELD(logbook.spike_window), kOptional, at_least(2)},
+    {"logbook", "spike_threshold", FIELD(logbook.spike_threshold), kOptional, above(0)},
+    {"logbook", "spike_warmup", FIELD(logbook.spike_warmup), kOptional, at_least(2)},
+    {"logbook", "spike_action", FIELD(logbook.spike_action)},
+    {"logbook", "nonfinite_action", FIELD(logbook.nonfinite_action)},
+    {"logbook", "rollback_skip_steps", FIELD(logbook.rollback_skip_steps), kOptional, at_least(1)},
+    {"logbook", "max_consecutive", FIELD(logbook.max_consecutive), kOptional, at_least(1)},
+    {"logbook", "test_nan_grad_steps", FIELD(logbook.test_nan_grad_steps), kOptional, at_least(1)},
+    {"logbook", "test_loss_spike_steps", FIELD(logbook.test_loss_spike_steps), kOptional, at_least(1)},
+    {"logbook", "test_kill_after_steps", FIELD(logbook.test_kill_after_steps), kOptional, at_least(0)},
     // [lora]
     {"lora", "rank", FIELD(lora.rank), kOptional, at_least(0)},
     {"lora", "alpha", FIELD(lora.alpha), kOptional, above(0)},
@@ -116,6 +131,8 @@ const EnumName<Recompute> kRecomputeNames[] = {
     {"none", Recompute::none}, {"selective", Recompute::selective}, {"full", Recompute::full}};
 const EnumName<StopSignal> kStopSignalNames[] = {
     {"USR1", StopSignal::usr1}, {"USR2", StopSignal::usr2}, {"TERM", StopSignal::term}};
+const EnumName<SpikeAction> kSpikeActionNames[] = {
+    {"log", SpikeAction::log}, {"skip", SpikeAction::skip}, {"rollback", SpikeAction::rollback}};
 
 template <class E>
 std::string quoted_choices(std::span<const EnumName<E>> names) {
@@ -191,6 +208,7 @@ std::span<const EnumName<LrDecay>> enum_names(LrDecay) { return kDecayNames; }
 std::span<const EnumName<Recompute>> enum_names(Recompute) { return kRecomputeNames; }
 std::span<const EnumName<StopSignal>> enum_names(StopSignal) { return kStopSignalNames; }
 std::span<const EnumName<Objective>> enum_names(Objective) { return kObjectiveNames; }
+std::span<const EnumName<SpikeAction>> enum_names(SpikeAction) { return kSpikeActionNames; }
 
 std::string_view lr_decay_name(LrDecay d) {
   for (const auto& e : kDecayNames)

@@ -24,7 +24,8 @@ using FieldRef = T& (*)(Config&);
 using Field = std::variant<FieldRef<int64_t>, FieldRef<int>, FieldRef<uint64_t>, FieldRef<double>,
                            FieldRef<bool>, FieldRef<std::string>, FieldRef<Arch>, FieldRef<LrDecay>,
                            FieldRef<Recompute>, FieldRef<Objective>, FieldRef<StopSignal>,
-                           FieldRef<std::vector<int64_t>>, FieldRef<std::vector<std::string>>>;
+                           FieldRef<SpikeAction>, FieldRef<std::vector<int64_t>>,
+                           FieldRef<std::vector<std::string>>>;
 
 enum class Presence : uint8_t {
   optional,  // absent: the struct's default
@@ -54,7 +55,8 @@ struct ConfigKey {
 
 // Every key, in the order of docs/config.md and to_toml.
 std::span<const ConfigKey> config_keys();
-// The section names, in order: model, train, data, parallel, checkpoint, run, watchdog, lora.
+// The section names, in order: model, train, data, parallel, checkpoint, run, watchdog,
+// logbook, lora.
 std::span<const std::string_view> config_sections();
 // The row of section.name, or nullptr.
 const ConfigKey* find_config_key(std::string_view section, std::string_view name);
@@ -70,6 +72,7 @@ std::span<const EnumName<LrDecay>> enum_names(LrDecay);
 std::span<const EnumName<Recompute>> enum_names(Recompute);
 std::span<const EnumName<Objective>> enum_names(Objective);
 std::span<const EnumName<StopSignal>> enum_names(StopSignal);
+std::span<const EnumName<SpikeAction>> enum_names(SpikeAction);
 std::string_view lr_decay_name(LrDecay d);
 
 // Shortest decimal that reads back to exactly `v` ("0.0003", "1e-05", "10000"), for messages.

@@ -63,6 +63,7 @@ class ValLoader {
  public:
   ValLoader(const TokenDataset& data, int64_t seq_len);
   int64_t n_samples() const { return n_samples_; }
+  int64_t seq_len() const { return seq_len_; }
   // Batch k: rows b < batch_size hold samples (k*B + b) mod n_samples.
   void fill(int64_t batch, int64_t batch_size, int32_t* inputs, int32_t* targets) const;
 

@@ -183,18 +183,25 @@ void Transformer::forward(Backend& be, Activations& a, const Tensor& ids) const 
   }
   // Each block leaves its output open (without the residual `mid`); the next block's first
   // norm, or the final norm, completes it in place (Block::forward). A stage without the
-  // head completes its output itself: it is sent on, or read by the caller.
+  // head completes its output itself: it is sent on, or read by the caller. The observer
+  // sees each block's output once it is complete.
   const Tensor* x = &a.input.tensor();
   Tensor pending;
+  const auto observe = [&](size_t i) {
+    if (observer_) observer_->block_output(be, range_.first_layer + int64_t(i), a.blocks[i].out.tensor());
+  };
   for (size_t i = 0; i < blocks_.size(); ++i) {
     blocks_[i].forward(be, r, a.blocks[i], *x, a.full, pending, /*leave_open=*/true);
+    if (i > 0) observe(i - 1);  // completed by block i's attn_norm
     x = &a.blocks[i].out.tensor();
     pending = a.blocks[i].mid.tensor();
   }
   if (!range_.head) {
     if (!pending.empty()) be.add(*x, *x, pending);
+    if (!blocks_.empty()) observe(blocks_.size() - 1);
   } else {
     final_norm_.forward_add(be, a.final_norm, a.hf, *x, pending);
+    if (!blocks_.empty()) observe(blocks_.size() - 1);
     const Tensor hff = full_rows(sharded, a.full, a.hf, N);
     r.gather_rows(be, hff, a.hf);
     head_.forward(be, a.logits, hff);  // vocab columns: column-parallel

@@ -89,6 +89,15 @@ struct Workspace {
   Buffer x_full, d_full;  // [N, C] backward scratch for full rows; only when rows are sharded
 };
 
+// Receives each block's output during forward (the logbook's per-layer activation RMS):
+// `layer` is the global layer index, `out` the block's output rows held by this rank, [n, C].
+// Only Transformer::forward reports (not the recomputation inside backward).
+class BlockObserver {
+ public:
+  virtual ~BlockObserver() = default;
+  virtual void block_output(Backend& be, int64_t layer, const Tensor& out) = 0;
+};
+
 // GradListener: told each time a backward has finished writing (accumulating) the gradients
 // of one part of the model, so that their reduction can start while the backward goes on
 // (parallel/grad_reducer.h). part: the global block index, or kHead (final norm and head,
@@ -114,6 +123,8 @@ class Transformer {
   // allocating activations and workspaces: their row counts depend on it.
   void set_regions(Regions* r);
   Regions* regions() const { return regions_; }
+  // The observer of block outputs (not owned; nullptr, the default: none).
+  void set_block_observer(BlockObserver* o) { observer_ = o; }
   // Installs the listener of backward's gradient writes (not owned; nullptr: none).
   void set_grad_listener(GradListener* l) { listener_ = l; }
   // Token rows of the row region held here for a micro-batch of B·T rows.
@@ -173,6 +184,7 @@ class Transformer {
   StageRange range_;
   DType dtype_;
   Regions* regions_ = nullptr;
+  BlockObserver* observer_ = nullptr;
   GradListener* listener_ = nullptr;
   int64_t vocab_offset_ = 0;  // first vocab column of the local head slab
   Embedding embedding_;       // first stage only

@@ -15,6 +15,15 @@ StepRows::StepRows(const Config& cfg, const TokenDataset& data)
   }
 }
 
+StepRows StepRows::for_eval(const Config& cfg, const TokenDataset& data) {
+  Config c = cfg;
+  if (data.has_loss_mask()) {
+    c.train.objective = Objective::sft;
+    c.train.packing = true;
+  }
+  return StepRows(c, data);
+}
+
 int64_t StepRows::n_rows() const { return lm_ ? lm_->n_samples() : sft_->n_rows(); }
 
 void StepRows::fill(int64_t step, int64_t micro_batch, int64_t dp_rank,

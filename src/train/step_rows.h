@@ -25,6 +25,10 @@ class StepRows {
  public:
   // data must outlive this object. UserError for sft on data without documents and mask.
   StepRows(const Config& cfg, const TokenDataset& data);
+  // The rows that evaluate a model of `cfg` on `data` (llmpi eval, llmpi analyze --eval):
+  // data with a loss mask (fine-tuning shards) is read as packed sft rows, so the loss counts
+  // the masked targets only; other data as cfg's objective reads it.
+  static StepRows for_eval(const Config& cfg, const TokenDataset& data);
 
   // Rows carry document starts (sft with packing); otherwise fill leaves doc_start alone and
   // the engine gets none (one document per row: padding after it changes nothing before it).

@@ -8,13 +8,14 @@
 #include <ostream>
 
 #include "io/model_file.h"
-#include "jobs/relaunch.h"
 #include "jobs/retention.h"
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
 #include "data/tokenizer_id.h"
 #include "train/init_from.h"
 #include "train/paths.h"
+#include "train/logbook_observer.h"
+#include "train/spike_policy.h"
 #include "train/unigram.h"
 
 namespace llmpi {
@@ -62,6 +63,7 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
       be_(be),
       comm_(topo_.world_communicator().get()),
       out_(out),
+      journal_(cfg, layout_text(topo.layout()), topo.world_size()),
       train_data_(data_paths(cfg.data.train, "data.train"), cfg.model.vocab_size),
       rows_(cfg, train_data_),
       schedule_(LrSchedule::from(cfg.train)) {
@@ -85,26 +87,13 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
   host_ids_.resize(size_t(layout_.micro_batches * B * T));
   host_targets_.resize(host_ids_.size());
   if (rows_.has_documents()) host_docs_.resize(host_ids_.size());
+  // Last: a constructor that throws leaves no observer behind in run_dir_.
+  run_dir_.add_observer(journal_);  // the logbook's journal (attached to the logbook in run())
 }
 
-Trainer::~Trainer() = default;
-
-StepRecord Trainer::train_step(int64_t step) {
-  const int64_t N = cfg_.train.batch_size * cfg_.train.seq_len;
-  for (int64_t m = 0; m < layout_.micro_batches; ++m)
-    rows_.fill(step - 1, m, topo_.dp_rank(), layout_, host_ids_.data() + m * N,
-               host_targets_.data() + m * N, host_docs_.data() + (host_docs_.empty() ? 0 : m * N));
-  StepRecord r;
-  r.step = step;
-  r.lr = schedule_.at(step);
-  const StepStats s = engine_->step(host_ids_, host_targets_, r.lr, host_docs_);
-  r.loss = s.loss;
-  r.grad_norm = s.grad_norm;
-  r.skipped = !s.applied;  // the weights are kept; the step counter still advances
-  r.step_s = s.step_s;
-  r.comm_exposed_s = s.comm_exposed_s;
-  r.comm_total_s = s.comm_total_s;
-  return r;
+Trainer::~Trainer() {
+  journal_.detach();
+  run_dir_.remove_observer(journal_);
 }
 
 double Trainer::validate(int64_t batches) {
@@ -134,81 +123,24 @@ void Trainer::print_step(const StepRecord& r, int64_t done, double elapsed_s,
   const double eta = done > 0 ? elapsed_s / double(done) * double(total - r.step) : 0.0;
   // Rank 0's split of this step: compute (and all else) | communication waited for / all of it.
   char split[96] = "";
-  if (r.comm_total_s > 0)
+  const StepTimes& t = r.times;
+  if (t.comm_total_s > 0)
     std::snprintf(split, sizeof split, " | step %.1f ms: compute %.1f, comm exposed %.1f of %.1f",
-                  1e3 * r.step_s, 1e3 * (r.step_s - r.comm_exposed_s), 1e3 * r.comm_exposed_s,
-                  1e3 * r.comm_total_s);
+                  1e3 * t.step_s, 1e3 * (t.step_s - t.comm_exposed_s), 1e3 * t.comm_exposed_s,
+                  1e3 * t.comm_total_s);
   char line[384];
   std::snprintf(line, sizeof line,
                 "step %6lld/%lld | loss %.4f | lr %.3e | grad norm %8.4f | %9.0f tok/s | "
                 "elapsed %s | eta %s%s%s\n",
                 (long long)r.step, (long long)total, r.loss, r.lr, r.grad_norm, tokens_per_s,
-                hms(elapsed_s).c_str(), hms(eta).c_str(), split, r.skipped ? " | SKIPPED (non-finite)" : "");
+                hms(elapsed_s).c_str(), hms(eta).c_str(), split,
+                r.skipped ? (" | SKIPPED (" + action_name(r.action) + ")").c_str()
+                          : r.spike ? " | SPIKE (logged)" : "");
   out_ << line << std::flush;
-}
-
-ResumePoint Trainer::resume(const std::string& path) {
-  // The metadata first (cheap, identical on every rank): a checkpoint that cannot continue
-  // this run's data order is refused before anything is loaded.
-  check_resumable(path, read_checkpoint_meta(path), cfg_, layout_.global_samples());
-  const CheckpointMeta m = engine_->load_state(path);
-  start_step_ = m.step;
-  last_saved_step_ = m.step;
-  resumed_from_ = path;
-  run_dir_.emit(resume_event(path, m, cfg_.train.steps));
-  if (auto change = config_change_event(path, relaunch_diff(path, m.config_toml, cfg_), m.step))
-    run_dir_.emit(std::move(*change));
-  ResumePoint p;
-  p.path = path;
-  p.step = m.step;
-  p.tokens_seen = m.tokens_seen;
-  return p;
-}
-
-std::optional<ResumePoint> Trainer::resume_latest() {
-  const Discovery d = run_dir_.find_resume_checkpoint();
-  if (!d.found) return std::nullopt;
-  ResumePoint p = resume(d.found->path);
-  p.rejected = d.rejected;
-  return p;
 }
 
 void Trainer::init_from(const std::string& source) {
   report("initial weights from " + init_params_from(source, cfg_, *engine_, comm_));
-}
-
-void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
-  const int64_t G = layout_.global_samples();
-  CheckpointMeta meta;
-  meta.step = step;
-  meta.tokens_seen = step * G * cfg_.train.seq_len;
-  meta.config_toml = cfg_.source_text;
-  meta.layout = topo_.layout();
-  if (auto t = train_data_.tokenizer()) meta.tokenizer = t->str();
-  meta.optimizer = engine_->optimizer_meta();
-  DataMeta& d = meta.data;
-  d.seed = cfg_.train.seed;
-  d.samples_consumed = step * G;
-  d.global_batch = G;
-  for (int64_t s = last_saved_step_ + 1; s <= step; ++s) {
-    d.steps.push_back(s);
-    const std::vector<int64_t> idx = rows_.step_samples(s - 1, layout_);  // 0-based step
-    d.step_samples.insert(d.step_samples.end(), idx.begin(), idx.end());
-  }
-  const std::string path = run_dir_.checkpoint_path(step);
-  const auto t0 = Clock::now();
-  saver.save(path, engine_->checkpoint_slabs(), meta, [this, step, t0] {
-    // On the writer thread, once the file is complete and verified: `latest`, retention.
-    run_dir_.commit_checkpoint(step, cfg_.checkpoint,
-                               std::chrono::duration<double>(Clock::now() - t0).count());
-  });
-  last_saved_step_ = step;
-  const AsyncSaveStats st = saver.stats();
-  char line[256];
-  std::snprintf(line, sizeof line, "checkpoint step %lld -> %s | stall %.1f ms (%s)",
-                (long long)step, path.c_str(), st.last_stall_s * 1e3,
-                saver.is_async() ? "snapshot; written in the background" : "synchronous write");
-  report(line);
 }
 
 TrainSummary Trainer::run(bool write_model) {
@@ -243,6 +175,13 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   }
   const std::string mem = engine_->memory_table();  // collective
   if (rank_ == 0) out_ << mem << std::flush;
+  if (!guard_) {  // the first run() of this trainer: the logbook and the spike policy
+    const LogbookSchema schema{engine_->global_param_names(), cfg_.model.n_layer};
+    guard_ = std::make_unique<StepGuard>(cfg_, schema, resumed_run_ ? resumed_run_->segment + 1 : 0,
+                                         comm_, out_);
+    if (resumed_run_) guard_->policy().restore(*resumed_run_, read_rollback_record(run_dir_.dir()));
+    journal_.attach(guard_->recorder());
+  }
 
   auto val = [&](int64_t step) {
     const double v = validate(cfg_.train.eval_batches);
@@ -280,9 +219,21 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     report("step " + std::to_string(first_step) + " = train.steps: nothing left to train");
   for (int64_t step = start_step_ + 1; step <= last_step; ++step) {
     if (step > first_step + 1) phase(Phase::step, step);
+    guard_->maybe_kill(trained_);
     const auto step_start = Clock::now();
-    const StepRecord r = train_step(step);
+    const StepRun o = train_step(step);
+    const StepRecord& r = o.r;
+    ++trained_;
     sum.steps.push_back(r);
+    if (o.layers) sum.layers.push_back(*o.layers);
+    if (r.action == StepAction::rollback) {  // the spike's row, then training goes on from c + 1
+      record_step(o, std::chrono::duration<double>(Clock::now() - step_start).count(), 0.0, kNotMeasured);
+      phase(Phase::save, step);  // reloading a checkpoint takes as long as writing one
+      step = roll_back(saver ? &*saver : nullptr, step);
+      start_step_ = step;
+      guard_->recorder().maybe_flush(false, true);
+      continue;
+    }
     ++window_steps;
     const bool last = step == cfg_.train.steps;
     if (step % cfg_.train.log_every == 0 || last || step == first_step + 1) {
@@ -295,15 +246,28 @@ TrainSummary Trainer::run(const RunOptions& opt) {
       window_steps = 0;
     }
     const double step_s = std::chrono::duration<double>(Clock::now() - step_start).count();
-    if (val_rows_ && cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0 && !last) {
+    if (val_rows_ && ((cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0) || last)) {
       phase(Phase::eval, step);
-      val(step);
+      val(step);  // the final validation too, in this step's row
     }
-    const bool saved = saver && is_save_step(cfg_.checkpoint, step, cfg_.train.steps);
-    if (saved) {
+    auto save = [&] {  // this step's checkpoint; the stall training saw
       phase(Phase::save, step);
       save_checkpoint(*saver, step);
-    }
+      const double stall = saver->stats().last_stall_s;
+      journal_.note_stall(step, stall);
+      return stall;
+    };
+    const bool saved = saver && is_save_step(cfg_.checkpoint, step, cfg_.train.steps);
+    const double stall = saved ? save() : 0.0;
+    const bool validated = !sum.val_losses.empty() && sum.val_losses.back().first == step;
+    const auto lb = Clock::now();
+    record_step(o, std::chrono::duration<double>(lb - step_start).count(), stall,
+                validated ? sum.val_losses.back().second : kNotMeasured);
+    guard_->recorder().maybe_flush(saver && saver->busy());
+    const auto step_end = Clock::now();
+    logbook_s_ += std::chrono::duration<double>(step_end - lb).count();
+    steps_s_ += std::chrono::duration<double>(step_end - step_start).count();
+    ++timed_steps_;
     start_step_ = step;
     run_dir_.deliver_events();  // those of background saves that completed meanwhile
     if (opt.control && !last) {
@@ -314,8 +278,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
       // One collective per step: every rank stops after the same step, or none does.
       sum.stopped = opt.control->after_step(step, step_s);
       if (sum.stopped) {
-        phase(Phase::save, step);
-        if (saver && !saved) save_checkpoint(*saver, step);
+        if (saver && !saved) save();
         last_step = step;
         break;
       }
@@ -335,6 +298,15 @@ TrainSummary Trainer::run(const RunOptions& opt) {
       report(line);
     }
   }
+  if (timed_steps_ > 0 && guard_->recorder().writes_anywhere()) {
+    char line[240];
+    std::snprintf(line, sizeof line,
+                  "logbook: %.3f ms per step (%.2f%% of the mean step time %.2f ms; per-layer "
+                  "statistics every %lld steps included)",
+                  logbook_s_ / double(timed_steps_) * 1e3, 100.0 * logbook_s_ / steps_s_,
+                  steps_s_ / double(timed_steps_) * 1e3, (long long)cfg_.logbook.layer_stats_every);
+    report(line);
+  }
   if (const int64_t peak = be_.peak_bytes(); peak >= 0) {  // device backends, alike on all ranks
     double hi = double(peak), lo = double(peak);
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_DOUBLE, MPI_MAX, comm_), "MPI_Allreduce");
@@ -352,19 +324,24 @@ TrainSummary Trainer::run(const RunOptions& opt) {
                   kDeviceReserveBytes / 1073741824.0);
     report(line);
   }
+  auto finish = [&](bool completed) {  // run_end, then the logbook written out
+    phase(Phase::idle, last_step);
+    run_dir_.end(last_step, completed);
+    guard_->recorder().maybe_flush(false, true);
+  };
   sum.last_step = last_step;
   if (last_step < cfg_.train.steps) {  // interrupted: no final validation or model
-    phase(Phase::idle, last_step);
-    run_dir_.end(last_step, false);
+    finish(false);
     return sum;
   }
-  phase(Phase::eval, last_step);
-  if (val_rows_) val(cfg_.train.steps);
+  if (val_rows_ && (sum.val_losses.empty() || sum.val_losses.back().first != cfg_.train.steps)) {
+    phase(Phase::eval, last_step);
+    val(cfg_.train.steps);  // a run resumed at its last step
+  }
   phase(Phase::save, last_step);
 
   if (!opt.write_model) {
-    phase(Phase::idle, last_step);
-    run_dir_.end(last_step, true);
+    finish(true);
     return sum;
   }
   ModelFileMeta meta;
@@ -376,8 +353,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   sum.model_path = run_dir_.model_path();
   engine_->save(sum.model_path, meta);
   if (rank_ == 0) out_ << "saved " << sum.model_path << "\n" << std::flush;
-  phase(Phase::idle, last_step);
-  run_dir_.end(last_step, true);
+  finish(true);
   return sum;
 }
 

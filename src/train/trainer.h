@@ -30,6 +30,7 @@
 #include <iosfwd>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "backend/backend.h"
@@ -46,6 +47,8 @@
 #include "jobs/run_control.h"
 #include "jobs/run_dir.h"
 #include "parallel/topology.h"
+#include "train/logbook_observer.h"
+#include "train/step_guard.h"
 #include "train/step_rows.h"
 
 namespace llmpi {
@@ -55,9 +58,11 @@ struct StepRecord {
   double loss = 0.0;       // mean training loss of the step (nats/token)
   double lr = 0.0;
   double grad_norm = 0.0;  // before clipping
-  bool skipped = false;    // non-finite gradients: the update was not applied
-  // The step's time split on this rank (StepStats: host communication only, else 0).
-  double step_s = 0.0, comm_exposed_s = 0.0, comm_total_s = 0.0;
+  bool skipped = false;    // the update was not applied (non-finite, spike, skipped data)
+  StepAction action = StepAction::apply;  // what the spike policy decided (train/spike_policy.h)
+  bool spike = false;                     // the detector flagged it (on some rank)
+  double loss_z = 0.0, grad_z = 0.0;      // its z-scores (largest over ranks)
+  StepTimes times;  // the engine's time split of the step on this rank (parallel/step_clock.h)
 };
 
 struct TrainSummary {
@@ -65,6 +70,7 @@ struct TrainSummary {
   int64_t last_step = 0;     // the last step trained
   StopRequest stopped;       // why it stopped before train.steps (none: it did not)
   std::vector<std::pair<int64_t, double>> val_losses;  // (step, mean loss)
+  std::vector<LayerStats> layers;  // per-layer statistics ([logbook] layer_stats_every), every rank
   double unigram_baseline = 0.0;                       // 0 without validation data
   std::string model_path;
 };
@@ -119,7 +125,19 @@ class Trainer {
  private:
   struct Owned;  // the Topology and RunDirectory of the communicator constructor
   Trainer(const Config& cfg, Backend& be, std::unique_ptr<Owned> owned, std::ostream& out);
-  StepRecord train_step(int64_t step);
+  struct StepRun {  // a trained step: its record, the engine's stats, its data staging time
+    StepRecord r;
+    StepStats s;
+    double data_s = 0.0, peak_bytes = kNotMeasured;
+    std::optional<LayerStats> layers;
+  };
+  StepRun train_step(int64_t step);
+  // Rolls back from the spike at `step` to the newest checkpoint before it (logbook.h:
+  // spike_action = rollback); returns the checkpoint's step, where training goes on.
+  int64_t roll_back(AsyncCheckpointer* saver, int64_t step);
+  int64_t checkpoint_before(int64_t step) const;  // the newest saved step < step, or -1
+  // The step's logbook row; val_loss NaN unless validated at this step.
+  void record_step(const StepRun& o, double step_s, double stall_s, double val_loss);
   void save_checkpoint(AsyncCheckpointer& saver, int64_t step);
   void report(const std::string& line) const;  // rank 0: a line on out_
   // done: steps trained by this process so far (for the ETA).
@@ -133,6 +151,7 @@ class Trainer {
   MPI_Comm comm_;
   std::ostream& out_;
   int rank_ = 0;
+  LogbookObserver journal_;  // observes run_dir_ (events → the logbook's journal)
 
   TokenDataset train_data_;
   std::optional<TokenDataset> val_data_;
@@ -146,6 +165,13 @@ class Trainer {
   std::vector<int32_t> host_docs_;                 // [M, B·T] document starts (sft packing)
   int64_t start_step_ = 0;      // the last step already trained (a resumed checkpoint's)
   int64_t last_saved_step_ = 0; // the step of the previous checkpoint (data mapping start)
+  // The logbook and spike handling (built by the first run(), collective).
+  std::unique_ptr<StepGuard> guard_;
+  std::optional<RunState> resumed_run_;  // the run state of the checkpoint resumed from
+  std::set<int64_t> saved_steps_;        // checkpoints of this run that a rollback may use
+  int64_t trained_ = 0;                  // steps trained by this process (test_kill hook)
+  double logbook_s_ = 0.0, steps_s_ = 0.0;  // the logbook's time and the steps' (this process)
+  int64_t timed_steps_ = 0;
   std::string resumed_from_;     // the checkpoint resumed from, if any
 };
 

@@ -9,7 +9,8 @@ cd "$src"
 
 # folder → the folders it may include (besides itself).
 declare -A allowed=(
-  [src/cli]="slurm src/train jobs parallel io src/optim src/config src/model src/data src/backend src/quant src/core"
+  [src/cli]="src/analysis slurm src/train jobs parallel io src/optim src/config src/model src/data src/backend src/quant src/core"
+  [src/analysis]="src/train jobs parallel io src/optim src/config src/model src/data src/backend src/quant src/core"
   [slurm]="jobs src/config src/core"
   [src/train]="jobs parallel io src/optim src/config src/model src/data src/backend src/quant src/core"
   [jobs]="parallel io src/config src/core"

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <cmath>
 #include <cstring>
 #include <sstream>
 #include <vector>
@@ -52,8 +53,16 @@ Trained train(const Config& cfg) {
     const StepStats s = eng.step(ids, targets, 1e-2);
     r.losses.push_back(s.loss);
     r.norms.push_back(s.grad_norm);
-    r.exposed_s += s.comm_exposed_s, r.total_s += s.comm_total_s;
-    EXPECT_GE(s.step_s, s.comm_exposed_s);
+    r.exposed_s += s.times.comm_exposed_s, r.total_s += s.times.comm_total_s;
+    // One time split: the phases and the exposed communication make up the step.
+    const StepTimes& t = s.times;
+    EXPECT_TRUE(t.comm_measured);
+    EXPECT_EQ(std::isnan(t.backward_s), cfg.parallel.pp > 1);  // pp: the schedule is forward
+    const double phases = t.forward_s + (std::isnan(t.backward_s) ? 0.0 : t.backward_s) + t.optimizer_s;
+    EXPECT_NEAR(phases + t.comm_exposed_s, t.step_s, 1e-9);
+    EXPECT_GE(t.forward_s, 0.0);
+    EXPECT_GE(t.optimizer_s, 0.0);
+    EXPECT_GE(t.step_s, t.comm_exposed_s);
   }
   const Tensor& p = eng.gathered_params().master();
   const char* b = static_cast<const char*>(p.data);

@@ -109,7 +109,7 @@ std::vector<BadCase> bad_cases() {
        "'train.warmup_steps'?"},
       {"unknown_section", {{"[run]", "[runs]"}}, {},
        "test.toml:23: section [runs]: unknown section; expected one of [model], [train], [data], "
-       "[parallel], [checkpoint], [run], [watchdog], [lora]; did you mean [run]?"},
+       "[parallel], [checkpoint], [run], [watchdog], [logbook], [lora]; did you mean [run]?"},
       {"key_outside_sections", {{"[model]", "steps = 3\n[model]"}}, {},
        "test.toml:1: key 'steps': outside any section; expected it under [train] (as train.steps)"},
       {"section_not_a_table", {{"[model]", "run = 5\n[model]"}, {"[run]\ndir = \"runs/test\"", ""}}, {},

@@ -1,0 +1,88 @@
+// `llmpi logbook RUN_DIR [--csv [--out DIR] | --jsonl [--out FILE]]`: the logbook for people
+// (LOGBOOK.md rendered afresh from logbook.h5) or exported for dashboards.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "analysis/logbook_tables.h"
+#include "cli/command.h"
+#include "cli/options.h"
+#include "core/error.h"
+#include "io/logbook_file.h"
+#include "io/logbook_markdown.h"
+
+namespace llmpi {
+
+namespace {
+namespace fs = std::filesystem;
+
+constexpr const char* kDescription = R"(Reads RUN_DIR/logbook.h5 (also while the run is training, or after it was killed).
+Without an export option, prints the logbook as LOGBOOK.md tells it: the lineage of the
+run's segments and every journal event. --csv writes steps.csv (one row per trained step,
+every per-step field), layer_stats.csv and events.csv into --out (default
+RUN_DIR/logbook-export); --jsonl writes one JSON object per line (a schema line, then
+steps, per-layer rows and events) to stdout or to --out FILE. Columns and fields:
+docs/logbook-format.md.
+)";
+
+struct LogbookArgs {
+  std::string run_dir, out;
+  bool csv = false, jsonl = false;
+};
+
+void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream f(p, std::ios::trunc | std::ios::binary);
+  f << text;
+  f.close();
+  if (!f) user_error(p.string(), ": cannot write");
+}
+
+int run_logbook(const LogbookArgs& a) {
+  if (!fs::is_directory(a.run_dir)) user_error(a.run_dir, ": no such run directory");
+  const LogbookContents lb = read_logbook_file((fs::path(a.run_dir) / "logbook.h5").string());
+  for (const std::string& n : lb.notes) std::cerr << "llmpi logbook: note: " << n << "\n";
+  if (a.csv) {
+    const fs::path dir = a.out.empty() ? fs::path(a.run_dir) / "logbook-export" : fs::path(a.out);
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) user_error(dir.string(), ": cannot create: ", ec.message());
+    for (const Table& t : {steps_table(lb.steps), layer_stats_table(lb), events_table(lb.events)}) {
+      write_file(dir / (t.name + ".csv"), to_csv(t));
+      std::cout << "wrote " << (dir / (t.name + ".csv")).string() << " (" << t.rows.size() << " rows)\n";
+    }
+  } else if (a.jsonl) {
+    if (a.out.empty() || a.out == "-") {
+      write_jsonl(lb, std::cout);
+    } else {
+      std::ofstream f(a.out, std::ios::trunc);
+      write_jsonl(lb, f);
+      f.close();
+      if (!f) user_error(a.out, ": cannot write");
+    }
+  } else {
+    std::cout << render_logbook_markdown(a.run_dir, lb.events, summarize_segments(lb.steps, lb.events));
+  }
+  return 0;
+}
+
+}  // namespace
+
+CommandSpec logbook_command() {
+  return {"logbook", "RUN_DIR [--csv [--out DIR] | --jsonl [--out FILE]]",
+          "print a run's logbook, or export it as CSV or JSON lines", kDescription,
+          [](CLI::App& app) -> CommandAction {
+            auto a = std::make_shared<LogbookArgs>();
+            add_value(app, "RUN_DIR", a->run_dir, "RUN_DIR", "the run directory")->required();
+            CLI::Option* csv = add_switch(app, "--csv", a->csv, "write steps.csv, layer_stats.csv and events.csv");
+            CLI::Option* jsonl = add_switch(app, "--jsonl", a->jsonl, "write JSON lines");
+            csv->excludes(jsonl);
+            add_value(app, "--out", a->out, "PATH",
+                      "--csv: a directory (default RUN_DIR/logbook-export); --jsonl: a file\n"
+                      "(default: stdout)");
+            return [a](CommandEnv&) { return run_logbook(*a); };
+          }};
+}
+
+}  // namespace llmpi
