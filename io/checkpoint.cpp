@@ -254,6 +254,7 @@ void save_checkpoint(const std::string& path, MPI_Comm comm, const CheckpointSla
   const std::string no_room =
       reserve_checkpoint_space(tmp, estimated_checkpoint_bytes(slabs, meta, comm), comm);
   if (!no_room.empty()) user_error("saving checkpoint ", path, " failed: ", no_room);
+  const InjectedDiskFull fills_up(rank);  // test hook: off unless LLMPI_TEST_DISK_FULL is set
   std::string failure;
   try {
     {

@@ -26,8 +26,18 @@ namespace {
 Id file_access(MPI_Comm comm, const std::string& path) {
   silence_errors();
   Id fapl(check_id(H5Pcreate(H5P_FILE_ACCESS), path, "creating a file-access list"), H5Pclose);
-  if (comm != MPI_COMM_NULL)
+  if (comm != MPI_COMM_NULL) {
     check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), path, "selecting MPI-IO");
+    // Rank 0 alone writes metadata. With the default (distributed) strategy a rank whose
+    // metadata write fails at close — a disk that filled up during the save — skips the
+    // flush's closing barrier that the other ranks wait in, and the job hangs inside
+    // H5Fclose; rank 0's failure is met alike by every rank (tests/unit/test_full_disk.cpp).
+    H5AC_cache_config_t mdc{};
+    mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    check(H5Pget_mdc_config(fapl, &mdc), path, "reading the metadata cache configuration");
+    mdc.metadata_write_strategy = H5AC_METADATA_WRITE_STRATEGY__PROCESS_0_ONLY;
+    check(H5Pset_mdc_config(fapl, &mdc), path, "choosing rank 0 to write metadata");
+  }
   return fapl;
 }
 }  // namespace

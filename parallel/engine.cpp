@@ -18,7 +18,8 @@ namespace llmpi {
 ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
     : cfg_(cfg), topo_(topo), be_(be), zero_(cfg.parallel.zero_stage), B_(cfg.train.batch_size),
       T_(cfg.train.seq_len), M_(cfg.parallel.micro_batches) {
-  check_memory_fits(cfg, topo, be);  // before anything is allocated (parallel/memory_estimate.h)
+  // Before anything is allocated (parallel/memory_estimate.h); kept for the end-of-run line.
+  estimate_ = check_memory_fits(cfg, topo, be);
   const Layout& lay = topo.layout();
   const DType master = cfg.train.master_dtype;  // master weights, gradients, moments
   LLMPI_CHECK(master == DType::f32 || (master == DType::f64 && be.device() == Device::host),

@@ -37,6 +37,7 @@
 #include "parallel/activation_stats.h"
 #include "parallel/checkpoint_slabs.h"
 #include "parallel/group_collectives.h"
+#include "parallel/memory_estimate.h"
 #include "parallel/memory_report.h"
 #include "parallel/step_clock.h"
 #include "parallel/tensor_parallel.h"
@@ -129,6 +130,8 @@ class ParallelEngine {
   // One line per rank "rank | tp dp pp | params | grads | optimizer | transient" (MiB),
   // collected over the world; the text is complete on world rank 0.
   std::string memory_table() { return llmpi::memory_table(memory(), topo_); }
+  // The start-up estimate per rank (parallel/memory_estimate.h), checked before allocating.
+  const MemoryEstimate& memory_estimate() const { return estimate_; }
 
   int64_t global_param_count() const { return global_params_; }
   int zero_stage() const { return zero_; }
@@ -146,6 +149,7 @@ class ParallelEngine {
   Config cfg_;
   Topology& topo_;
   Backend& be_;
+  MemoryEstimate estimate_;
   int zero_ = 0;
   int64_t B_ = 1, T_ = 1, M_ = 1;
   int64_t global_params_ = 0;

@@ -354,9 +354,17 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     double hi = double(peak), lo = double(peak);
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_DOUBLE, MPI_MAX, comm_), "MPI_Allreduce");
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_DOUBLE, MPI_MIN, comm_), "MPI_Allreduce");
-    char line[160];
-    std::snprintf(line, sizeof line, "peak device memory per rank: %.2f GiB max, %.2f GiB min",
-                  hi / 1073741824.0, lo / 1073741824.0);
+    // Beside the start-up estimate it was checked against (parallel/memory_estimate.h).
+    const MemoryEstimate& e = engine_->memory_estimate();
+    char line[320];
+    std::snprintf(line, sizeof line,
+                  "peak device memory per rank: %.2f GiB max, %.2f GiB min (allocator high-water "
+                  "mark); start-up estimate %.2f GiB (parameters %.2f, gradients %.2f, optimizer "
+                  "%.2f, activations %.2f, workspace %.2f incl. %.2f reserve)",
+                  hi / 1073741824.0, lo / 1073741824.0, e.total() / 1073741824.0,
+                  e.params / 1073741824.0, e.grads / 1073741824.0, e.optimizer / 1073741824.0,
+                  e.activations / 1073741824.0, e.workspace / 1073741824.0,
+                  kDeviceReserveBytes / 1073741824.0);
     report(line);
   }
   auto finish = [&](bool completed) {  // run_end, then the logbook written out
