@@ -74,6 +74,9 @@ class Backend {
   // The high-water mark of the device memory this backend's allocations used, in bytes
   // (CUDA: the stream-ordered pool's); -1 where it is not tracked (host).
   virtual int64_t peak_bytes() const { return -1; }
+  // The device memory this process may still allocate, in bytes (CUDA: cudaMemGetInfo's
+  // free); -1 where not known (host: parallel/memory_estimate.h reads MemAvailable instead).
+  virtual double free_bytes() const { return -1; }
 
   // ---- memory -------------------------------------------------------------------------
   Buffer alloc(Shape s, DType t);

@@ -62,6 +62,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream() const { return stream_; }
   void* native_stream() const override { return stream_; }
   int64_t peak_bytes() const override;
+  double free_bytes() const override;
   const CudaBackendOptions& options() const { return options_; }
 
   void* raw_alloc(size_t bytes) override;
