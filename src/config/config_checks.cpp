@@ -81,10 +81,6 @@ void check_dpo(const Config& c, const Origins& o, Diagnostics& d) {
     d.error(o.of("dpo.label_smoothing", "dpo.loss"), "dpo.label_smoothing",
             format_double(p.label_smoothing) + " with dpo.loss = \"ipo\"",
             "0 (label smoothing applies to the sigmoid loss only)");
-  if (c.lora.enabled())
-    d.error(o.of("lora.rank", "train.objective"), "lora.rank",
-            str(c.lora.rank) + " with train.objective = \"dpo\"",
-            "0: DPO with adapters (reference = the base with adapters disabled) is not wired yet");
 }
 
 // [eval]: prompts are generated on one rank from the whole model, with a tokenizer.

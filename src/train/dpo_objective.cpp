@@ -10,6 +10,7 @@
 #include "config/config_schema.h"
 #include "core/error.h"
 #include "parallel/communicator.h"
+#include "train/lora_setup.h"
 
 namespace llmpi {
 
@@ -76,9 +77,40 @@ DpoObjective::DpoObjective(const Config& cfg, ParallelEngine& engine, Topology& 
   scales_.resize(n);
 }
 
+namespace {
+
+// With LoRA: the frozen base by source and checksum; an NF4 base by its tp too (each rank
+// quantises its own slab, so the dequantised weights depend on parallel.tp).
+std::string lora_reference(const Config& cfg, const ParallelEngine& engine) {
+  char sum[24];
+  std::snprintf(sum, sizeof sum, "0x%016llx", (unsigned long long)engine.frozen_base()->checksum());
+  return "LoRA base " + lora_base_source(cfg) + " (checksum " + sum +
+         (cfg.lora.nf4_base() ? ", NF4 per slab of tp " + std::to_string(cfg.parallel.tp) : "") +
+         "), adapters disabled";
+}
+
+// Runs the model without its adapters while alive (nothing without LoRA).
+class AdaptersDisabled {
+ public:
+  explicit AdaptersDisabled(ParallelEngine& e) : e_(e.frozen_base() ? &e : nullptr) {
+    if (e_) e_->set_adapters_enabled(false);
+  }
+  ~AdaptersDisabled() {
+    if (e_) e_->set_adapters_enabled(true);
+  }
+  AdaptersDisabled(const AdaptersDisabled&) = delete;
+  AdaptersDisabled& operator=(const AdaptersDisabled&) = delete;
+
+ private:
+  ParallelEngine* e_;
+};
+
+}  // namespace
+
 std::vector<ReferenceSplit> DpoObjective::wanted_splits() const {
   ReferenceKey base;
-  base.reference = cfg_.train.init_from.empty()
+  base.reference = engine_.frozen_base() ? lora_reference(cfg_, engine_)
+                   : cfg_.train.init_from.empty()
                        ? "seeded init (seed " + std::to_string(cfg_.train.seed) + ")"
                        : "init_from = " + cfg_.train.init_from;
   std::string model;
@@ -158,6 +190,7 @@ std::vector<double> DpoObjective::compute_reference(
     const std::function<void(const std::string&)>& report) {
   const SftLoader& s = *rows.sft();
   std::vector<double> out(size_t(2 * s.n_units()), 0.0);
+  const AdaptersDisabled reference(engine_);  // LoRA: the reference model is the frozen base
   int64_t every = 0;
   each_pair_batch(
       s, cfg_.train.batch_size, topo_.layout().dp, topo_.dp_rank(),
@@ -198,12 +231,15 @@ void DpoObjective::prepare(const std::string& cache_path, int64_t start_step,
            ")");
     return;
   }
-  if (start_step > 0)
+  // Without adapters the reference model (the initial weights) is gone once a step has run;
+  // with LoRA it is the frozen base, in memory at any step.
+  if (start_step > 0 && !engine_.frozen_base())
     user_error(cache_path, ": the DPO reference log-probs cannot be used (", why,
                ") and this run continues from step ", start_step,
                ", so the reference model (the initial weights) is no longer in memory; restore "
                "the cache of this run, or start the run afresh (--no-resume) to recompute it");
   if (why != "no cache file") report("reference log-probs: recomputing: the cache is stale (" + why + ")");
+  if (engine_.frozen_base()) report("reference log-probs: the LoRA base with its adapters disabled");
   ref_train_ = compute_reference(rows_, "train", report);
   want[0].logprobs = ref_train_;
   if (val_rows_) {

@@ -14,7 +14,9 @@
 // Cost: one extra forward pass per micro-batch beside the training forward/backward.
 // Reference sums: computed once (prepare) with the model as it is before the first step,
 // each dp rank taking every dp-th batch of rows, and cached; a resumed run reuses the cache
-// and refuses a missing or stale one (the initial weights are gone by then).
+// and refuses a missing or stale one (the initial weights are gone by then). With LoRA the
+// reference is the frozen base (the engine with its adapters disabled), keyed on the base's
+// source and checksum: a missing or stale cache is recomputed at any step, a resume included.
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -68,9 +70,9 @@ class DpoObjective {
                const StepRows* val_rows);
 
   // Collective: the reference sums of every split, from the cache at `cache_path` when it is
-  // valid, else (start_step = 0: the initial weights) computed now and written; a run past
-  // step 0 (resumed) with a missing or stale cache is a UserError saying why. report: rank
-  // 0's progress lines.
+  // valid, else (start_step = 0: the initial weights; any step with LoRA: the base) computed
+  // now and written; a run without adapters past step 0 (resumed) with a missing or stale
+  // cache is a UserError saying why. report: rank 0's progress lines.
   void prepare(const std::string& cache_path, int64_t start_step,
                const std::function<void(const std::string&)>& report);
 

@@ -12,8 +12,9 @@
 //     attrs      data_hash (TokenDataset::content_hash), tokens, pairs
 // A cache is stale when any recorded identity differs from the run's (another data set,
 // another reference model or shape); read_reference_cache says which and why.
-// With LoRA (not wired yet) the reference is the base with its adapters disabled: the frozen
-// base never changes, so the pass could then run at any step, a resumed one included.
+// With LoRA the reference is the frozen base with its adapters disabled (`reference` names
+// the base's source and checksum): the base never changes, so the pass runs at any step, a
+// resumed one included (train/dpo_objective.h).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,7 +24,8 @@ namespace llmpi {
 
 // What one split's reference sums depend on.
 struct ReferenceKey {
-  std::string reference;  // the reference model: "init_from = <source>" or "seeded init (seed N)"
+  std::string reference;  // the reference model: "init_from = <source>", "seeded init (seed N)"
+                          // or "LoRA base <source> (checksum 0x…[, NF4 per slab of tp N]), …"
   std::string model;      // the [model] section, as TOML
   uint64_t data_hash = 0; // content hash of the split's tokens
   int64_t tokens = 0;     // tokens of the split

@@ -279,8 +279,6 @@ std::vector<BadCase> bad_cases() {
        "train.objective = \"dpo\""},
       {"dpo_unknown_key", {{kRunDir, section("dpo", "betta = 0.2")}}, kDpo,
        "key 'dpo.betta': unknown key; expected a key of [dpo]; did you mean 'beta'?"},
-      {"dpo_with_lora", {{kRunDir, lora("rank = 4")}}, kDpo,
-       "key 'lora.rank': 4 with train.objective = \"dpo\"; expected 0: DPO with adapters"},
       // [eval]
       {"eval_empty_prompt", {{kRunDir, section("eval", "prompts = [\"Define cat\", \"\"]")}},
        {"data.tokenizer=tok.bpe"},

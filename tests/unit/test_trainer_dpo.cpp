@@ -20,54 +20,13 @@
 #include "train/dpo_objective.h"
 #include "train/reference_logprobs.h"
 #include "train/trainer.h"
+#include "dpo_fixtures.h"
 
 using namespace llmpi;
+using namespace llmpi::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("llmpi_dpo_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-// `pairs` preference pairs: a prompt of 3 tokens, then an answer of 3 or 4 tokens (masked
-// in); the chosen answer continues the prompt's arithmetic pattern, the rejected one does not.
-void write_pairs(const fs::path& file, int pairs, uint32_t seed, bool odd_document = false) {
-  TokenShardWriter w(file.string(), 2, ShardContent::documents_with_mask);
-  uint32_t t = seed;
-  for (int p = 0; p < pairs; ++p) {
-    std::vector<uint32_t> prompt;
-    for (int i = 0; i < 3; ++i) prompt.push_back(t = (t * 7 + 3) % 61);
-    for (int chosen = 1; chosen >= 0; --chosen) {
-      std::vector<uint32_t> ids = prompt;
-      std::vector<uint8_t> mask(3, 0);
-      uint32_t a = prompt.back();
-      for (int i = 0; i < 3 + p % 2; ++i) {
-        a = chosen ? (a + 2) % 61 : (a * 13 + 5 + uint32_t(i)) % 61;
-        ids.push_back(a);
-        mask.push_back(1);
-      }
-      w.append_document(ids, mask);
-    }
-  }
-  if (odd_document) w.append_document(std::vector<uint32_t>{1, 2, 3}, std::vector<uint8_t>{0, 1, 1});
-  w.commit();
-}
-
-Config dpo_config(const fs::path& d, const std::string& run, int64_t steps, const std::string& extra = "") {
-  std::ostringstream t;
-  t << "[model]\narch = \"llama\"\nvocab_size = 64\nn_layer = 2\nn_head = 4\nn_kv_head = 2\n"
-    << "d_ff = 64\nd_model = 32\nmax_seq_len = 16\n"
-    << "[train]\nobjective = \"dpo\"\nsteps = " << steps << "\nbatch_size = 2\nseq_len = 16\n"
-    << "lr = 1e-2\nwarmup_steps = 0\nlog_every = 1\neval_batches = 1\neval_every = 0\n"
-    << "[data]\ntrain = \"" << (d / "train.bin").string() << "\"\nval = \""
-    << (d / "val.bin").string() << "\"\n[checkpoint]\nevery = 2\n[run]\ndir = \""
-    << (d / run).string() << "\"\n[dpo]\nbeta = 0.5\n" << extra;
-  return parse_config(t.str(), "dpo.toml");
-}
 
 std::string run_error(const Config& c) {
   auto be = make_host_backend();
@@ -86,7 +45,7 @@ bool has(const std::string& s, const std::string& part) { return s.find(part) !=
 }  // namespace
 
 TEST(TrainerDpo, LossStartsAtLog2FallsAndHeldOutAccuracyRises) {
-  const fs::path d = temp_dir("learn");
+  const fs::path d = dpo_temp_dir("learn");
   write_pairs(d / "train.bin", 12, 5);
   write_pairs(d / "val.bin", 6, 29);
   Config c = dpo_config(d, "run", 30);
@@ -114,7 +73,7 @@ TEST(TrainerDpo, LossStartsAtLog2FallsAndHeldOutAccuracyRises) {
 }
 
 TEST(TrainerDpo, ReferenceCacheWrittenOnceReusedOnResumeAndStaleDetected) {
-  const fs::path d = temp_dir("cache");
+  const fs::path d = dpo_temp_dir("cache");
   write_pairs(d / "train.bin", 8, 5);
   write_pairs(d / "val.bin", 4, 29);
   auto be = make_host_backend();
@@ -191,7 +150,7 @@ TEST(TrainerDpo, ReferenceCacheWrittenOnceReusedOnResumeAndStaleDetected) {
 }
 
 TEST(TrainerDpo, DataThatIsNotPreferencePairs) {
-  const fs::path d = temp_dir("bad");
+  const fs::path d = dpo_temp_dir("bad");
   write_pairs(d / "val.bin", 2, 29);
   write_token_shard((d / "train.bin").string(), std::vector<uint32_t>(100, 3), 64);
   const std::string plain = run_error(dpo_config(d, "run", 1));
@@ -207,7 +166,7 @@ TEST(TrainerDpo, DataThatIsNotPreferencePairs) {
 // [eval] prompts in pre-training: every validation prints each prompt's greedy continuation,
 // the same text a second identical run prints (greedy and seeded), and the summary has them.
 TEST(TrainerEvalPrompts, GreedyGenerationsAtEveryValidation) {
-  const fs::path d = temp_dir("prompts");
+  const fs::path d = dpo_temp_dir("prompts");
   Tokenizer().save((d / "tok.bpe").string());
   std::vector<uint32_t> toks;
   for (int i = 0; i < 3000; ++i) toks.push_back(uint32_t("abcd"[i % 4]));
