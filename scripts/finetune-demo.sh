@@ -10,7 +10,7 @@
 #      holds out ~10 % of the records (by content hash) for validation; three nouns are kept
 #      out of SFT and DPO altogether for the prompts and samples.
 #   2. pre-train a tiny GPT-2 (configs/tiny.toml's shape, smaller) on the gloss text;
-#   3. SFT from it (full fine-tuning: LoRA is not in main yet), with [eval] prompts on
+#   3. SFT from it (full fine-tuning), with [eval] prompts on
 #      held-out nouns: the held-out masked loss falls;
 #   4. DPO from the SFT model: the reward accuracy on held-out pairs rises;
 #   5. `llmpi sample --chat` on held-out nouns before SFT and after DPO.
@@ -119,7 +119,7 @@ for p in "${prompts[@]}"; do
 done | "$llmpi" sample pretrain --chat --template-file template.json --greedy --tokens 24 | sed 's/^/  /'
 
 echo
-echo "== 3/5 SFT from the pre-trained model ($sft_steps steps, full fine-tuning; LoRA: not in main yet)"
+echo "== 3/5 SFT from the pre-trained model ($sft_steps steps, full fine-tuning)"
 "$llmpi" train "$src/configs/tiny.toml" --no-resume "${model[@]}" --set train.steps="$sft_steps" \
   --set train.objective=sft --set train.init_from=pretrain --set train.lr=1e-3 --set train.min_lr=1e-4 \
   --set train.warmup_steps=10 --set train.log_every=50 --set train.eval_every=$(( sft_steps / 4 )) \
