@@ -2,10 +2,12 @@
 #include "train/eval_prompts.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "core/error.h"
 #include "data/hf_tokenizer.h"
 #include "model/transformer.h"
+#include "parallel/lora_base.h"
 #include "train/chat_prompt.h"
 #include "train/generate.h"
 
@@ -32,8 +34,11 @@ std::vector<std::string> EvalPrompts::generate(ParallelEngine& engine, Backend& 
   const ParamStore& store = engine.gathered_params();  // collective under ZeRO 2/3
   std::vector<std::string> out(prompts_.size());
   if (engine.topology().rank() != 0) return out;
-  const Transformer model(cfg_.model, StageRange::full(cfg_.model), store);
-  Generator gen(be, model, std::min(cfg_.train.seq_len, cfg_.model.max_seq_len));
+  // With LoRA the gathered store holds the adapters: the model is the frozen base beside them.
+  const FrozenBase* base = engine.frozen_base();
+  const std::unique_ptr<Transformer> model =
+      make_stage_model(cfg_, StageRange::full(cfg_.model), base ? &base->store() : nullptr, store);
+  Generator gen(be, *model, std::min(cfg_.train.seq_len, cfg_.model.max_seq_len));
   GenerateOptions o;
   o.max_new = cfg_.eval.max_new_tokens;
   o.sampling.temperature = 0.0;  // greedy

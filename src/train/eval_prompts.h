@@ -5,7 +5,8 @@
 // turn through the data's chat template (train/chat_prompt.h) and stop at its end-of-turn
 // marker; pre-training runs continue the prompt after an end-of-text token.
 // Generation runs on world rank 0 from the dp-gathered model (the config requires
-// tp = pp = 1); gathering is collective under ZeRO 2/3, so every rank calls generate().
+// tp = pp = 1; with LoRA: the frozen base beside the gathered adapters); gathering is
+// collective under ZeRO 2/3, so every rank calls generate().
 // The trainer prints each (step, prompt, generation) and records it in the logbook as an
 // `eval_prompt` event.
 #include <cstdint>
