@@ -3,6 +3,7 @@
 #include "backend/cuda/attention_cudnn.h"
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <vector>
 
@@ -74,7 +75,7 @@ struct GraphBuilder {
 
 }  // namespace
 
-CudnnAttention::CudnnAttention(cudaStream_t stream) : stream_(stream) {
+CudnnAttention::CudnnAttention(cudaStream_t stream, bool tune) : stream_(stream), tune_(tune) {
   LLMPI_CUDNN(cudnnCreate(&handle_));
   LLMPI_CUDNN(cudnnSetStream(handle_, stream_));
 }
@@ -127,7 +128,9 @@ std::unique_ptr<CudnnAttention::Graph> CudnnAttention::build_forward(
   b.op(cudnn::pointwise(CUDNN_POINTWISE_ADD, row_max, &log_z, stats));
   b.op(cudnn::pointwise(CUDNN_POINTWISE_DIV, e, &z, p));
   b.op(cudnn::matmul(p, v, o));
-  g->plan = std::make_unique<cudnn::Plan>(handle_, b.ops, "causal attention forward");
+  g->plan = std::make_unique<cudnn::Plan>(
+      handle_, b.ops, "causal attention forward",
+      tune_ ? cudnn::PlanCandidates::all : cudnn::PlanCandidates::first);
   return g;
 }
 
@@ -211,7 +214,9 @@ std::unique_ptr<CudnnAttention::Graph> CudnnAttention::build_backward(
   // dQ = dS·K through the f32 accumulator
   b.op(cudnn::matmul(ds, k, dq_acc));
   b.op(cudnn::pointwise(CUDNN_POINTWISE_IDENTITY, dq_acc, nullptr, dq));
-  g->plan = std::make_unique<cudnn::Plan>(handle_, b.ops, "causal attention backward");
+  g->plan = std::make_unique<cudnn::Plan>(
+      handle_, b.ops, "causal attention backward",
+      tune_ ? cudnn::PlanCandidates::all : cudnn::PlanCandidates::first);
   return g;
 }
 
@@ -252,7 +257,6 @@ void CudnnAttention::backward(void* dqkv, const void* dout, const void* qkv, con
   char* sum = scratch.as<char>();
   char* acc = sum + sum_bytes;
   char* workspace = acc + acc_bytes;
-  LLMPI_CUDA(cudaMemsetAsync(acc, 0, acc_bytes, stream_));
   const int64_t uids[] = {bQ,  bKt,  bK,   bVt,  bO,  bdO,    bStats,  bdQ,
                           bdK, bdV,  bSum, bdQAcc, bScale, bNegInf, bOne};
   void* const ptrs[] = {base,
@@ -270,7 +274,8 @@ void CudnnAttention::backward(void* dqkv, const void* dout, const void* qkv, con
                         &scale,
                         &neg_inf,
                         &unit};
-  g.plan->execute(handle_, uids, ptrs, workspace);
+  execute(g, "backward", s, uids, ptrs, workspace,
+          [&] { LLMPI_CUDA(cudaMemsetAsync(acc, 0, acc_bytes, stream_)); });
 }
 
 CudnnAttention::Graph& CudnnAttention::graph_for(const AttentionShape& s) {
@@ -308,7 +313,21 @@ void CudnnAttention::forward(void* out, float* lse, const void* qkv, const Atten
   const int64_t uids[] = {kQ, kKt, kV, kO, kStats, kScale, kNegInf};
   void* const ptrs[] = {base, k, v, out, lse, &scale, &neg_inf};
   Scratch workspace(stream_, static_cast<size_t>(g.plan->workspace_bytes()));
-  g.plan->execute(handle_, uids, ptrs, workspace.as<void>());
+  execute(g, "forward", s, uids, ptrs, workspace.as<void>(), [] {});
+}
+
+void CudnnAttention::execute(Graph& g, const char* what, const AttentionShape& s,
+                             std::span<const int64_t> uids, std::span<void* const> ptrs,
+                             void* workspace, const std::function<void()>& reset) {
+  if (tune_ && !g.plan->tuned()) {
+    const std::string report = g.plan->tune(handle_, stream_, uids, ptrs, workspace, reset);
+    std::fprintf(stderr, "llmpi: cuDNN causal attention %s B=%lld T=%lld Hq=%lld Hkv=%lld D=%lld: %s\n",
+                 what, static_cast<long long>(s.B), static_cast<long long>(s.T),
+                 static_cast<long long>(s.Hq), static_cast<long long>(s.Hkv),
+                 static_cast<long long>(s.D), report.c_str());
+  }
+  reset();
+  g.plan->execute(handle_, uids, ptrs, workspace);
 }
 
 }  // namespace llmpi::cuda

@@ -8,7 +8,9 @@
 // Q, Kᵀ and V are strided views into qkv [B, T, (Hq + 2·Hkv)·D] (no copies); GQA by the
 // engines' head broadcast (Hq a multiple of Hkv). One execution plan per (B, T, Hq, Hkv, D),
 // built on first use (hundreds of ms) and cached; a shape cuDNN refuses is remembered and
-// refused at once next time. Stats equal the backend's lse.
+// refused at once next time. Stats equal the backend's lse. With `tune`, every engine config
+// the heuristic offers is built and the fastest on the first call's operands kept (printed to
+// stderr once per shape); otherwise the heuristic's first.
 // Backward, the composite graph cuDNN's flash backward engines recognize:
 //   Σ = rowsum(dO ∘ O)·1 (f32 [B, H, T, 1], in scratch)
 //   E = exp(select(row ≥ col, Q·Kᵀ·scale − Stats, lowest))          (= the softmax P)
@@ -21,8 +23,10 @@
 // K and Vᵀ, like Q and Kᵀ, are strided views of qkv; dQ, dK, dV are strided views of dqkv.
 #include <cudnn.h>
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <tuple>
 
@@ -32,7 +36,7 @@ namespace llmpi::cuda {
 
 class CudnnAttention {
  public:
-  explicit CudnnAttention(cudaStream_t stream);
+  CudnnAttention(cudaStream_t stream, bool tune);
   ~CudnnAttention();
   CudnnAttention(const CudnnAttention&) = delete;
   CudnnAttention& operator=(const CudnnAttention&) = delete;
@@ -57,7 +61,14 @@ class CudnnAttention {
   std::unique_ptr<Graph> build_forward(const AttentionShape& s, cudnnDataType_t p_type);
   std::unique_ptr<Graph> build_backward(const AttentionShape& s);
 
+  // Runs g's plan, tuning it first when asked and not yet tuned; reset() restores what the
+  // graph accumulates into (run before each tuning run and before the real one).
+  void execute(Graph& g, const char* what, const AttentionShape& s,
+               std::span<const int64_t> uids, std::span<void* const> ptrs, void* workspace,
+               const std::function<void()>& reset);
+
   cudaStream_t stream_;
+  bool tune_ = false;
   cudnnHandle_t handle_ = nullptr;
   std::map<Key, std::unique_ptr<Graph>> plans_, backward_plans_;
   std::map<Key, std::string> refused_, backward_refused_;

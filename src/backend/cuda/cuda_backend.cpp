@@ -124,6 +124,16 @@ CudaFusions parse_fusions(const std::string& v) {
   return f;
 }
 
+// A 0/1 environment variable; `fallback` when unset or empty.
+bool env_flag(const char* name, bool fallback) {
+  const char* d = std::getenv(name);
+  if (!d || !*d) return fallback;
+  const std::string v = d;
+  if (v == "1") return true;
+  if (v == "0") return false;
+  user_error("environment variable ", name, "='", v, "': expected 0 or 1");
+}
+
 }  // namespace
 
 CudaBackendOptions CudaBackendOptions::from_env() {
@@ -145,12 +155,8 @@ CudaBackendOptions CudaBackendOptions::from_env() {
                     "': expected one of auto, tc, simt");
   }
   if (const char* f = std::getenv("LLMPI_FUSED"); f && *f) o.fused = parse_fusions(f);
-  if (const char* d = std::getenv("LLMPI_DETERMINISTIC"); d && *d) {
-    const std::string v = d;
-    if (v == "1") o.deterministic = true;
-    else if (v == "0") o.deterministic = false;
-    else user_error("environment variable LLMPI_DETERMINISTIC='", v, "': expected 0 or 1");
-  }
+  o.deterministic = env_flag("LLMPI_DETERMINISTIC", o.deterministic);
+  o.cudnn_tune = env_flag("LLMPI_CUDNN_TUNE", o.cudnn_tune);
   return o;
 }
 
@@ -197,7 +203,9 @@ CudaBackend::~CudaBackend() {
 }
 
 cuda::CudnnAttention* CudaBackend::cudnn_attention() {
-  if (!cudnn_) cudnn_ = std::make_unique<CudnnAttention>(stream_);
+  if (!cudnn_)
+    cudnn_ = std::make_unique<CudnnAttention>(stream_,
+                                              options_.cudnn_tune && !options_.deterministic);
   return cudnn_.get();
 }
 

@@ -43,11 +43,16 @@ struct CudaBackendOptions {
   // Bitwise reproducible runs: every op that would add in a run-dependent order (today the
   // embedding backward's atomics) takes an ordered path instead. docs/cuda.md lists the ops.
   bool deterministic = false;
+  // cuDNN attention: time every engine config the heuristic offers on the first call of a
+  // shape and keep the fastest (stderr names them), instead of the heuristic's first. A
+  // timing-dependent choice, so never under `deterministic`.
+  bool cudnn_tune = false;
   CudaFusions fused;
 
   // Defaults overridden by the environment: LLMPI_ATTENTION = auto | cudnn | own;
   // LLMPI_ATTENTION_BACKWARD = auto | tc | simt; LLMPI_DETERMINISTIC = 0 | 1;
-  // LLMPI_FUSED = all (1) | none (0) | a comma-separated subset of norm, gelu, swiglu (the ones on).
+  // LLMPI_FUSED = all (1) | none (0) | a comma-separated subset of norm, gelu, swiglu (the ones on);
+  // LLMPI_CUDNN_TUNE = 0 | 1.
   // A bad value is a UserError naming the variable and the accepted values.
   static CudaBackendOptions from_env();
 };

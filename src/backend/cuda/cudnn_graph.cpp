@@ -1,6 +1,8 @@
 // cuDNN backend-API RAII layer (cudnn_graph.h).
 #include "backend/cuda/cudnn_graph.h"
 
+#include <algorithm>
+
 #include "backend/cuda/cuda_check.h"
 #include "core/error.h"
 
@@ -120,8 +122,39 @@ Descriptor reshape(const Descriptor& x, const Descriptor& y) {
   return op;
 }
 
-Plan::Plan(cudnnHandle_t handle, std::span<const Descriptor* const> ops,
-           const std::string& what) {
+namespace {
+// cuDNN's global index of the engine behind an engine config (-1 when it will not say).
+int64_t engine_index(const Descriptor& config) {
+  Descriptor engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+  cudnnBackendDescriptor_t raw = engine.get();
+  int64_t n = 0, index = -1;
+  if (cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
+                               CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &raw) != CUDNN_STATUS_SUCCESS)
+    return -1;
+  if (cudnnBackendGetAttribute(raw, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n,
+                               &index) != CUDNN_STATUS_SUCCESS)
+    return -1;
+  return index;
+}
+
+// The operands of one execution: uids[i] bound to ptrs[i], and the workspace.
+Descriptor variant_pack(std::span<const int64_t> uids, std::span<void* const> ptrs,
+                        void* workspace) {
+  LLMPI_CHECK(uids.size() == ptrs.size(), "cuDNN variant pack: ", uids.size(), " uids, ",
+              ptrs.size(), " pointers");
+  Descriptor pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+  pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64,
+           static_cast<int64_t>(uids.size()), uids.data())
+      .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR,
+           static_cast<int64_t>(ptrs.size()), ptrs.data())
+      .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace)
+      .finalize();
+  return pack;
+}
+}  // namespace
+
+Plan::Plan(cudnnHandle_t handle, std::span<const Descriptor* const> ops, const std::string& what,
+           PlanCandidates candidates) {
   std::vector<cudnnBackendDescriptor_t> raw;
   for (const Descriptor* d : ops) raw.push_back(d->get());
   graph_ = Descriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
@@ -152,36 +185,87 @@ Plan::Plan(cudnnHandle_t handle, std::span<const Descriptor* const> ops,
   std::string reasons;
   for (int64_t i = 0; i < returned; ++i) {
     try {
-      Descriptor plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-      plan.set(kExecutionPlanHandle, CUDNN_TYPE_HANDLE, 1, &handle)
+      Candidate c;
+      c.plan = Descriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+      c.plan.set(kExecutionPlanHandle, CUDNN_TYPE_HANDLE, 1, &handle)
           .set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, configs[i])
           .finalize();
       int64_t count = 0;
-      LLMPI_CUDNN(cudnnBackendGetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                           CUDNN_TYPE_INT64, 1, &count, &workspace_));
-      plan_ = std::move(plan);
-      return;
+      LLMPI_CUDNN(cudnnBackendGetAttribute(c.plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                           CUDNN_TYPE_INT64, 1, &count, &c.workspace));
+      c.engine = engine_index(configs[i]);
+      candidates_.push_back(std::move(c));
+      if (candidates == PlanCandidates::first) return;
     } catch (const InternalError& e) {
       reasons += "\n  engine config " + std::to_string(i) + ": " + e.what();
     }
   }
+  if (!candidates_.empty()) return;
   throw InternalError(detail::concat("cuDNN could not build a plan for the ", what, " graph (",
                                      returned, " of ", available, " heuristic configs)",
                                      reasons));
 }
 
+int64_t Plan::workspace_bytes() const {
+  if (tuned()) return candidates_[chosen_].workspace;
+  int64_t most = 0;
+  for (const Candidate& c : candidates_) most = std::max(most, c.workspace);
+  return most;
+}
+
+bool Plan::run(cudnnHandle_t handle, const Candidate& c, std::span<const int64_t> uids,
+               std::span<void* const> ptrs, void* workspace) const {
+  const Descriptor pack = variant_pack(uids, ptrs, workspace);
+  return cudnnBackendExecute(handle, c.plan.get(), pack.get()) == CUDNN_STATUS_SUCCESS;
+}
+
+std::string Plan::tune(cudnnHandle_t handle, cudaStream_t stream, std::span<const int64_t> uids,
+                       std::span<void* const> ptrs, void* workspace,
+                       const std::function<void()>& reset, int reps) {
+  cudaEvent_t start = nullptr, stop = nullptr;
+  LLMPI_CUDA(cudaEventCreate(&start));
+  LLMPI_CUDA(cudaEventCreate(&stop));
+  std::vector<float> ms(candidates_.size(), -1.0f);
+  for (size_t i = 0; i < candidates_.size(); ++i) {
+    reset();
+    if (!run(handle, candidates_[i], uids, ptrs, workspace)) continue;  // warm-up; refused
+    float best = 0;
+    for (int r = 0; r < reps; ++r) {
+      reset();
+      LLMPI_CUDA(cudaEventRecord(start, stream));
+      const bool ok = run(handle, candidates_[i], uids, ptrs, workspace);
+      LLMPI_CUDA(cudaEventRecord(stop, stream));
+      LLMPI_CUDA(cudaEventSynchronize(stop));
+      if (!ok) break;
+      float t = 0;
+      LLMPI_CUDA(cudaEventElapsedTime(&t, start, stop));
+      best = r == 0 ? t : std::min(best, t);  // reset() is outside the timed window
+      if (r == reps - 1) ms[i] = best;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  size_t chosen = candidates_.size();
+  for (size_t i = 0; i < ms.size(); ++i)
+    if (ms[i] >= 0 && (chosen == candidates_.size() || ms[i] < ms[chosen])) chosen = i;
+  if (chosen == candidates_.size())
+    throw InternalError("cuDNN: no candidate plan of the graph executes");
+  chosen_ = chosen;
+  tuned_ = true;
+  std::string report;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    if (!report.empty()) report += ", ";
+    report += detail::concat("engine ", candidates_[i].engine, ": ");
+    report += ms[i] < 0 ? std::string("failed") : detail::concat(ms[i], " ms");
+    if (i == chosen) report += " (chosen)";
+  }
+  return report;
+}
+
 void Plan::execute(cudnnHandle_t handle, std::span<const int64_t> uids,
                    std::span<void* const> ptrs, void* workspace) const {
-  LLMPI_CHECK(uids.size() == ptrs.size(), "cuDNN variant pack: ", uids.size(), " uids, ",
-              ptrs.size(), " pointers");
-  Descriptor pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
-  pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64,
-           static_cast<int64_t>(uids.size()), uids.data())
-      .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR,
-           static_cast<int64_t>(ptrs.size()), ptrs.data())
-      .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace)
-      .finalize();
-  LLMPI_CUDNN(cudnnBackendExecute(handle, plan_.get(), pack.get()));
+  const Descriptor pack = variant_pack(uids, ptrs, workspace);
+  LLMPI_CUDNN(cudnnBackendExecute(handle, candidates_[chosen_].plan.get(), pack.get()));
 }
 
 }  // namespace llmpi::cuda::cudnn

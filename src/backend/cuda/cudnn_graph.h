@@ -6,10 +6,12 @@
 // Plan::execute binds device pointers by tensor uid. Every failing call throws
 // InternalError with cuDNN's message (cuda_check.h), so a caller can treat "cuDNN refuses
 // this graph" as recoverable. Only APIs present in cuDNN 9.14 are used.
+#include <cuda_runtime.h>
 #include <cudnn.h>
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <span>
 #include <string>
@@ -61,19 +63,46 @@ Descriptor reduction(cudnnReduceTensorOp_t op, const Descriptor& x, const Descri
 Descriptor reshape(const Descriptor& x, const Descriptor& y);
 
 // An execution plan: built once per graph, run with fresh pointers each call.
+// By default the first of the heuristic's engine configs that finalizes is used. With
+// `candidates` = all, every config that finalizes is kept, and tune() times each on real
+// operands once and keeps the fastest (a timing-dependent choice: callers use it only where
+// the run is not required to be bitwise reproducible).
+enum class PlanCandidates : uint8_t { first, all };
+
 class Plan {
  public:
-  // Finalizes the operation graph of `ops` and tries the heuristic's engine configs in order
-  // until one finalizes into a plan; throws InternalError naming `what` when none does.
-  Plan(cudnnHandle_t handle, std::span<const Descriptor* const> ops, const std::string& what);
-  int64_t workspace_bytes() const { return workspace_; }
+  // Finalizes the operation graph of `ops` and the heuristic's engine configs in order;
+  // throws InternalError naming `what` when none finalizes.
+  Plan(cudnnHandle_t handle, std::span<const Descriptor* const> ops, const std::string& what,
+       PlanCandidates candidates = PlanCandidates::first);
+  // Workspace of the chosen config; before tune() the largest over the candidates, so a
+  // workspace of this size serves tune() too.
+  int64_t workspace_bytes() const;
+  bool tuned() const { return tuned_ || candidates_.size() == 1; }
+  // Runs every candidate `reps` times on these operands (reset() before each run, e.g. to
+  // zero an accumulator the graph adds into), keeps the fastest, and returns a one-line
+  // report ("engine 7: 1.234 ms (chosen), engine 9: ..."). A candidate whose execution fails
+  // is skipped. Leaves the outputs undefined: the caller executes once more afterwards.
+  std::string tune(cudnnHandle_t handle, cudaStream_t stream, std::span<const int64_t> uids,
+                   std::span<void* const> ptrs, void* workspace,
+                   const std::function<void()>& reset, int reps = 3);
   // uids[i] is bound to ptrs[i] (device memory, or host memory for by-value tensors).
   void execute(cudnnHandle_t handle, std::span<const int64_t> uids, std::span<void* const> ptrs,
                void* workspace) const;
 
  private:
-  Descriptor graph_, plan_;
-  int64_t workspace_ = 0;
+  struct Candidate {
+    Descriptor plan;
+    int64_t workspace = 0;
+    int64_t engine = -1;  // cuDNN's global engine index (reports only)
+  };
+  bool run(cudnnHandle_t handle, const Candidate& c, std::span<const int64_t> uids,
+           std::span<void* const> ptrs, void* workspace) const;
+
+  Descriptor graph_;
+  std::vector<Candidate> candidates_;
+  size_t chosen_ = 0;
+  bool tuned_ = false;
 };
 
 }  // namespace llmpi::cuda::cudnn
