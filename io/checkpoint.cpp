@@ -90,7 +90,7 @@ std::vector<T> read_array(hid_t group, const std::string& where, const std::stri
   h5::Id dset(h5::check_id(H5Dopen2(group, name.c_str(), H5P_DEFAULT), file, "opening " + full),
               H5Dclose);
   h5::Id type(h5::check_id(H5Dget_type(dset), file, "reading the type of " + full), H5Tclose);
-  if (H5Tget_class(type) != H5Of<T>::kClass || H5Tget_size(type) != 8)
+  if (!h5::is_standard_number(type, H5Of<T>::kClass) || H5Tget_size(type) != 8)
     user_error(file, ": dataset '", full, "' is not ", H5Of<T>::kName);
   h5::Id space(h5::check_id(H5Dget_space(dset), file, "reading the shape of " + full), H5Sclose);
   if (H5Sget_simple_extent_ndims(space) != nd)
@@ -254,6 +254,7 @@ void save_checkpoint(const std::string& path, MPI_Comm comm, const CheckpointSla
   const std::string no_room =
       reserve_checkpoint_space(tmp, estimated_checkpoint_bytes(slabs, meta, comm), comm);
   if (!no_room.empty()) user_error("saving checkpoint ", path, " failed: ", no_room);
+  const InjectedDiskFull fills_up(rank);  // test hook: off unless LLMPI_TEST_DISK_FULL is set
   std::string failure;
   try {
     {

@@ -8,8 +8,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+
+#include "core/error.h"
 
 namespace llmpi {
 namespace {
@@ -93,6 +98,34 @@ std::string reserve_checkpoint_space(const std::string& tmp, uint64_t bytes, MPI
   if (rank == 0 && agreed != 0) ::unlink(tmp.c_str());  // rank 0 had reserved it
   MPI_Barrier(comm);
   return why;
+}
+
+InjectedDiskFull::InjectedDiskFull(int rank) {
+  const char* h = std::getenv("LLMPI_TEST_DISK_FULL");
+  if (!h || !*h) return;
+  long long r = -1, n = -1;
+  int used = 0;
+  if (std::sscanf(h, "rank=%lld,bytes=%lld%n", &r, &n, &used) != 2 || h[used] != '\0' || r < 0 ||
+      n < 0)
+    user_error("LLMPI_TEST_DISK_FULL: expected \"rank=R,bytes=N\" (R >= 0, N >= 0), got '", h, "'");
+  if (r != rank) return;
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_FSIZE, &lim) != 0) return;
+  saved_cur_ = uint64_t(lim.rlim_cur);
+  std::signal(SIGXFSZ, SIG_IGN);
+  lim.rlim_cur = rlim_t(n);
+  active_ = ::setrlimit(RLIMIT_FSIZE, &lim) == 0;
+  std::fprintf(stderr,
+               "llmpi: rank %d: LLMPI_TEST_DISK_FULL: the disk fills at %lld bytes during this save\n",
+               rank, n);
+}
+
+InjectedDiskFull::~InjectedDiskFull() {
+  if (!active_) return;
+  rlimit lim{};
+  ::getrlimit(RLIMIT_FSIZE, &lim);
+  lim.rlim_cur = rlim_t(saved_cur_);
+  ::setrlimit(RLIMIT_FSIZE, &lim);
 }
 
 }  // namespace llmpi

@@ -24,4 +24,20 @@ uint64_t estimated_checkpoint_bytes(const CheckpointSlabs& slabs, const Checkpoi
 // the lowest failing rank, on every rank (tmp then does not exist). Collective over comm.
 std::string reserve_checkpoint_space(const std::string& tmp, uint64_t bytes, MPI_Comm comm);
 
+// Test hook (docs/user-guide.md): LLMPI_TEST_DISK_FULL="rank=R,bytes=N" makes the disk fill
+// up during the write on rank R — after the room was checked — by lowering that rank's
+// file-size limit to N bytes (SIGXFSZ ignored) while this object lives, so its writes past N
+// fail inside HDF5 as they would with ENOSPC. Off unless set; UserError for a bad value.
+class InjectedDiskFull {
+ public:
+  explicit InjectedDiskFull(int rank);
+  ~InjectedDiskFull();
+  InjectedDiskFull(const InjectedDiskFull&) = delete;
+  InjectedDiskFull& operator=(const InjectedDiskFull&) = delete;
+
+ private:
+  bool active_ = false;
+  uint64_t saved_cur_ = 0;
+};
+
 }  // namespace llmpi

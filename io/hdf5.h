@@ -62,6 +62,13 @@ Id create_group(hid_t parent, const std::string& name, const std::string& file);
 Id open_group(hid_t parent, const std::string& name, const std::string& file);
 bool exists(hid_t parent, const std::string& name);
 
+// The stored type `type` of an attribute or dataset, as read from a file, is one of HDF5's
+// standard numbers: a 1/2/4/8-byte integer or a 4/8-byte IEEE float, either byte order, every
+// bit used. HDF5 converts any well-formed numeric type, but trusts a damaged one's precision
+// and offset and reads outside its buffer; every numeric read of a file's value checks this
+// first. `cls` narrows it to integers or floats (H5T_NO_CLASS: either).
+bool is_standard_number(hid_t type, H5T_class_t cls = H5T_NO_CLASS);
+
 // Attributes on any object.
 void write_attr(hid_t obj, const std::string& name, const std::string& value, const std::string& file);
 void write_attr(hid_t obj, const std::string& name, int64_t value, const std::string& file);

@@ -43,6 +43,7 @@
   X(failure, error, "failure[ on rank {failed_rank}]: {message}")                                \
   X(logbook_reset, warning, "the logbook {reason}; [it was moved to {moved_to} and ]a new one "  \
                             "was started")                                                      \
+  X(eval_prompt, info, "step {step}: prompt {prompt} -> {generation}")                          \
   X(run_end, info, "run ended at step {step}: {status}")
 
 namespace llmpi {

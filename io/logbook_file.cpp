@@ -61,6 +61,15 @@ h5::Id open_dataset(hid_t parent, const std::string& name, const std::string& fi
                 H5Dclose);
 }
 
+// A dataset read back as numbers: its stored type must be a standard one (h5::is_standard_number).
+h5::Id open_number_dataset(hid_t parent, const std::string& name, const std::string& file) {
+  h5::Id d = open_dataset(parent, name, file);
+  h5::Id type(h5::check_id(H5Dget_type(d), file, "reading the type of " + name), H5Tclose);
+  if (!h5::is_standard_number(type))
+    user_error(file, ": dataset '", name, "' should hold standard integers or floats");
+  return d;
+}
+
 // Appends `rows` rows (each `cols` wide, or scalars when cols = 0) to a table.
 void append_rows(hid_t dset, hid_t mem_type, const void* data, hsize_t rows, hsize_t cols,
                  const std::string& file) {
@@ -93,7 +102,7 @@ hsize_t table_rows(hid_t dset, hsize_t* cols = nullptr) {
 template <class T>
 std::vector<T> read_column(hid_t parent, const std::string& name, hid_t mem_type,
                            const std::string& file) {
-  h5::Id d = open_dataset(parent, name, file);
+  h5::Id d = open_number_dataset(parent, name, file);
   hsize_t cols = 0;
   const hsize_t n = table_rows(d, &cols);
   if (cols != 0) user_error(file, ": dataset '", name, "' should be one-dimensional");
@@ -428,7 +437,7 @@ void read_layers(hid_t root, LogbookContents& c, const std::string& f) {
   std::vector<std::vector<double>> data(fields.size());
   std::vector<size_t> width(fields.size());
   for (size_t k = 0; k < fields.size(); ++k) {
-    h5::Id d = open_dataset(l, std::string(fields[k].name), f);
+    h5::Id d = open_number_dataset(l, std::string(fields[k].name), f);
     hsize_t cols = 0;
     const hsize_t rows = table_rows(d, &cols);
     const size_t want = fields[k].per_block ? size_t(c.schema.blocks) : c.schema.params.size();

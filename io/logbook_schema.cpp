@@ -32,6 +32,12 @@ const StepField kStepFields[] = {
      &S::time_comm_s},
     {"time_checkpoint_s", "s", "checkpoint stall (the state snapshot training waits for)",
      &S::time_checkpoint_s},
+    {"dpo_chosen_reward", "", "DPO: mean β(π_c − ρ_c) over the step's pairs (NaN for other objectives)",
+     &S::dpo_chosen_reward},
+    {"dpo_rejected_reward", "", "DPO: mean β(π_r − ρ_r) over the step's pairs", &S::dpo_rejected_reward},
+    {"dpo_reward_margin", "", "DPO: mean chosen − rejected reward", &S::dpo_reward_margin},
+    {"dpo_reward_accuracy", "", "DPO: fraction of pairs whose chosen reward is higher",
+     &S::dpo_reward_accuracy},
 };
 
 const LayerStatField kLayerFields[] = {

@@ -43,6 +43,11 @@ struct StepMetrics {
   double time_optimizer_s = 0.0;  // clip + AdamW (+ ZeRO parameter gathers)
   double time_comm_s = 0.0;       // exposed communication: collectives not hidden by compute
   double time_checkpoint_s = 0.0; // checkpoint stall (snapshot of the state)
+  // objective = "dpo" (NaN otherwise): the step's means over its pairs (train/dpo_loss.h)
+  double dpo_chosen_reward = kNotMeasured;
+  double dpo_rejected_reward = kNotMeasured;
+  double dpo_reward_margin = kNotMeasured;
+  double dpo_reward_accuracy = kNotMeasured;
 };
 
 struct StepField {

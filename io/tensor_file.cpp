@@ -231,7 +231,7 @@ h5::Id open_f32_dataset(hid_t group, const std::string& name, const std::string&
               H5Dclose);
   h5::Id type(h5::check_id(H5Dget_type(dset), file, "reading the type of '" + name + "'"),
               H5Tclose);
-  if (H5Tget_class(type) != H5T_FLOAT || H5Tget_size(type) != 4)
+  if (!h5::is_standard_number(type, H5T_FLOAT) || H5Tget_size(type) != 4)
     user_error(file, ": tensor '", name, "' is not float32");
   h5::Id space(h5::check_id(H5Dget_space(dset), file, "reading the shape of '" + name + "'"),
                H5Sclose);

@@ -52,9 +52,12 @@ void Progress::begin(Phase p, int64_t step) {
   phase_since_ns_.store(now);
 }
 
-void Progress::enter(const char* op, const char* group, int64_t elements) {
+void Progress::enter(const CollectiveCall& call) {
+  const char* op = call.op;
+  const char* group = call.group;
   group_.store(group);
-  elements_.store(elements);
+  elements_.store(call.elements);
+  bytes_.store(call.bytes);
   op_since_ns_.store(now_ns());
   op_.store(op);
   if (rank_ == hang_rank_ && step_.load() == hang_step_ && phase_.load() == int(Phase::step)) {
@@ -67,6 +70,20 @@ void Progress::enter(const char* op, const char* group, int64_t elements) {
 
 void Progress::leave() { op_.store(nullptr); }
 
+void Progress::prune() const {
+  while (!in_flight_.empty() && in_flight_.front().done->done()) in_flight_.pop_front();
+}
+
+void Progress::enqueued(const CollectiveCall& call, std::shared_ptr<Completion> done) {
+  if (!done) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  prune();
+  // Beyond the cap the newest go unrecorded: the oldest, the one a hang names, is kept.
+  if (in_flight_.size() >= kMaxInFlight) return;
+  in_flight_.push_back(
+      {call, call.group ? call.group : "", step_.load(), now_ns(), std::move(done)});
+}
+
 Progress::Snapshot Progress::snapshot() const {
   const int64_t now = now_ns();
   Snapshot s;
@@ -77,7 +94,15 @@ Progress::Snapshot Progress::snapshot() const {
   if (s.op) {
     s.group = group_.load();
     s.elements = elements_.load();
+    s.bytes = bytes_.load();
     s.op_s = double(now - op_since_ns_.load()) * 1e-9;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  prune();
+  if (!in_flight_.empty()) {
+    const Pending& p = in_flight_.front();
+    s.device = {p.call.op, p.group, p.call.elements, p.call.bytes, p.step,
+                double(now - p.since_ns) * 1e-9};
   }
   return s;
 }

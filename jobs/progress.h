@@ -1,8 +1,10 @@
 #pragma once
-// Progress: where this rank is — phase, step, and the collective it is in — written by the
-// main thread (and by the collectives through CollectiveObserver), read by the watchdog thread
-// (jobs/watchdog.h). Lock-free: every field is an atomic; a snapshot may mix two updates, which
-// only matters for a message.
+// Progress: where this rank is — phase, step, the collective it is in, and the oldest device
+// collective still in flight — written by the main thread (and by the collectives through
+// CollectiveObserver), read by the watchdog thread (jobs/watchdog.h). The host position is
+// lock-free (atomics; a snapshot may mix two updates, which only matters for a message); the
+// device collectives in flight are a FIFO under a mutex (at most kMaxInFlight recorded; the
+// oldest is the one a hang names, and stream order completes them oldest first).
 //   phases   startup (from start-up to the end of the first step), step, eval, save, idle
 //            (no limit: between runs, after the end). begin() ends the previous phase and
 //            records its duration; longest() is the longest one seen per phase.
@@ -11,6 +13,9 @@
 // others wait in it, the case the watchdog exists for. Off unless set.
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "parallel/collective_observer.h"
@@ -28,8 +33,20 @@ class Progress final : public CollectiveObserver {
   explicit Progress(int rank);
 
   void begin(Phase p, int64_t step);
-  void enter(const char* op, const char* group, int64_t elements) override;
+  void enter(const CollectiveCall& call) override;
   void leave() override;
+  void enqueued(const CollectiveCall& call, std::shared_ptr<Completion> done) override;
+
+  static constexpr size_t kMaxInFlight = 4096;
+
+  // A device collective enqueued and not finished.
+  struct InFlight {
+    const char* op = nullptr;  // null: none
+    std::string group;
+    int64_t elements = 0, bytes = 0;
+    int64_t step = 0;          // the step it was enqueued in
+    double age_s = 0.0;        // seconds since it was enqueued
+  };
 
   struct Snapshot {
     Phase phase = Phase::startup;
@@ -37,8 +54,9 @@ class Progress final : public CollectiveObserver {
     double phase_s = 0.0;        // seconds in the current phase
     const char* op = nullptr;    // the collective it is in, or null
     const char* group = nullptr;
-    int64_t elements = 0;
+    int64_t elements = 0, bytes = 0;
     double op_s = 0.0;           // seconds in that collective
+    InFlight device;             // the oldest device collective in flight (op null: none)
   };
   Snapshot snapshot() const;
   // The longest completed phase p so far, in seconds (0: none yet).
@@ -51,8 +69,19 @@ class Progress final : public CollectiveObserver {
   std::atomic<int64_t> step_{0};
   std::atomic<int64_t> phase_since_ns_;
   std::atomic<const char*> op_{nullptr}, group_{nullptr};
-  std::atomic<int64_t> elements_{0}, op_since_ns_{0};
+  std::atomic<int64_t> elements_{0}, bytes_{0}, op_since_ns_{0};
   std::atomic<int64_t> longest_ns_[kPhaseCount] = {};
+
+  struct Pending {
+    CollectiveCall call;
+    std::string group;  // a copy: the group may be gone before the entry is
+    int64_t step = 0, since_ns = 0;
+    std::shared_ptr<Completion> done;
+  };
+  // Drops finished entries from the front; mu_ held.
+  void prune() const;
+  mutable std::mutex mu_;
+  mutable std::deque<Pending> in_flight_;
 };
 
 }  // namespace llmpi

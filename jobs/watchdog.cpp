@@ -48,6 +48,12 @@ void write_file(const std::string& path, const std::string& text) {
   ::rename(tmp.c_str(), path.c_str());
 }
 
+std::string size_text(int64_t elements, int64_t bytes) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%lld elements, %.1f KiB", (long long)elements, double(bytes) / 1024.0);
+  return buf;
+}
+
 }  // namespace
 
 double watchdog_limit(const WatchdogSection& w, Phase p, double longest_s) {
@@ -68,13 +74,23 @@ std::string HangReport::message() const {
                 "phase %s (limit %.1f s)",
                 rank, host.c_str(), pid, stalled_s, (long long)step, phase_name(phase), limit_s);
   std::string s = head;
+  char tail[384];
   if (!op.empty()) {
-    char tail[256];
-    std::snprintf(tail, sizeof tail, "; waiting in %s over the %s group (%lld elements) for %.1f s",
-                  op.c_str(), group.empty() ? "?" : group.c_str(), (long long)elements, op_s);
+    std::snprintf(tail, sizeof tail, "; waiting in %s over the %s group (%s) for %.1f s",
+                  op.c_str(), group.empty() ? "?" : group.c_str(),
+                  size_text(elements, bytes).c_str(), op_s);
     s += tail;
   } else {
     s += "; not inside a collective";
+  }
+  if (!device_op.empty()) {
+    std::snprintf(tail, sizeof tail,
+                  "; oldest unfinished device collective: %s over the %s group (%s), enqueued at "
+                  "step %lld, %.1f s ago",
+                  device_op.c_str(), device_group.empty() ? "?" : device_group.c_str(),
+                  size_text(device_elements, device_bytes).c_str(), (long long)device_step,
+                  device_s);
+    s += tail;
   }
   return s + "; ending the job (exit " + std::to_string(kExitWatchdog) + ")";
 }
@@ -87,8 +103,13 @@ nlohmann::json HangReport::to_json() const {
     j["collective"] = op;
     j["group"] = group;
     j["elements"] = elements;
+    j["bytes"] = bytes;
     j["in_collective_s"] = op_s;
   }
+  if (!device_op.empty())
+    j["device_collective"] = {{"op", device_op},         {"group", device_group},
+                              {"elements", device_elements}, {"bytes", device_bytes},
+                              {"step", device_step},     {"in_flight_s", device_s}};
   if (!slurm_job.empty()) j["slurm_job"] = slurm_job;
   return j;
 }
@@ -132,7 +153,16 @@ void Watchdog::loop() {
         r.op = s.op;
         r.group = s.group ? s.group : "";
         r.elements = s.elements;
+        r.bytes = s.bytes;
         r.op_s = s.op_s;
+      }
+      if (s.device.op) {
+        r.device_op = s.device.op;
+        r.device_group = s.device.group;
+        r.device_elements = s.device.elements;
+        r.device_bytes = s.device.bytes;
+        r.device_step = s.device.step;
+        r.device_s = s.device.age_s;
       }
       r.time_unix = now_unix();
       if (const char* j = std::getenv("SLURM_JOB_ID")) r.slurm_job = j;
@@ -195,6 +225,10 @@ std::vector<RunEvent> take_hang_reports(const std::string& run_dir) {
       e.line = line;
       if (j.contains("collective"))
         e.line += ", waiting in " + j.value("collective", std::string()) + " over " + j.value("group", std::string());
+      if (const auto d = j.find("device_collective"); d != j.end() && d->is_object())
+        e.line += ", device collective " + d->value("op", std::string("?")) + " over " +
+                  d->value("group", std::string("?")) + " of step " +
+                  std::to_string(d->value("step", int64_t{-1})) + " unfinished";
     }
     events.push_back(std::move(e));
     fs::remove(f, ec);

@@ -5,7 +5,8 @@
 //   limit(step), limit(eval) = max(step_timeout, factor × longest step / validation seen)
 //   limit(save) = max(save_timeout, factor × longest save seen);   idle: no limit
 // On a hang it (1) prints the rank's position on stderr — step, phase, time in it, the
-// collective it waits in and over which group; (2) writes the same as a hang report,
+// collective it waits in (op, group, size) and, on a GPU, the oldest device (NCCL)
+// collective still in flight with the step that enqueued it; (2) writes the same as a hang report,
 // <run.dir>/hangs/rank-<R>.json (plain POSIX I/O: the main thread may hold HDF5 or MPI, so
 // neither is touched), which the next launch journals as `watchdog` events
 // (take_hang_reports); (3) after a grace period that lets the other ranks report as well,
@@ -37,8 +38,12 @@ struct HangReport {
   Phase phase = Phase::startup;
   double stalled_s = 0.0, limit_s = 0.0;
   std::string op, group;  // empty when not inside a collective
-  int64_t elements = 0;
+  int64_t elements = 0, bytes = 0;
   double op_s = 0.0;
+  // The oldest device collective enqueued and not finished (device_op empty: none).
+  std::string device_op, device_group;
+  int64_t device_elements = 0, device_bytes = 0, device_step = 0;
+  double device_s = 0.0;
   double time_unix = 0.0;
   std::string slurm_job;  // SLURM_JOB_ID, if any
 

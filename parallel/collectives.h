@@ -123,14 +123,10 @@ class Collectives {
   template <class T>
   T all_reduce_value(T value, ReduceOp op = ReduceOp::sum);
 
-  // Told around every blocking operation and Request::wait from now on (null: nobody); not
-  // owned. The hang watchdog's record of where this rank waits (jobs/progress.h). MPI
-  // implementations call it; NCCL's operations only enqueue work, so they do not.
-  void set_observer(CollectiveObserver* o) { observer_ = o; }
-  CollectiveObserver* observer() const { return observer_; }
-
- private:
-  CollectiveObserver* observer_ = nullptr;
+  // The device work enqueued by this group so far, as something that says when it has
+  // finished (NcclCollectives: an event recorded on its stream); null when every operation
+  // returns with its work done (MPI). ObservedCollectives reports it to the watchdog.
+  virtual std::shared_ptr<Completion> completion() { return nullptr; }
 };
 
 template <class T>

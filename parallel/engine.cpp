@@ -18,7 +18,8 @@ namespace llmpi {
 ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
     : cfg_(cfg), topo_(topo), be_(be), zero_(cfg.parallel.zero_stage), B_(cfg.train.batch_size),
       T_(cfg.train.seq_len), M_(cfg.parallel.micro_batches) {
-  check_memory_fits(cfg, topo, be);  // before anything is allocated (parallel/memory_estimate.h)
+  // Before anything is allocated (parallel/memory_estimate.h); kept for the end-of-run line.
+  estimate_ = check_memory_fits(cfg, topo, be);
   const Layout& lay = topo.layout();
   const DType master = cfg.train.master_dtype;  // master weights, gradients, moments
   LLMPI_CHECK(master == DType::f32 || (master == DType::f64 && be.device() == Device::host),
@@ -81,20 +82,23 @@ double ParallelEngine::grad_sum_squares() {
 }
 
 StepStats ParallelEngine::step(std::span<const int32_t> ids, std::span<const int32_t> targets,
-                               double lr, std::span<const int32_t> doc_start) {
-  StepStats s = compute(ids, targets, doc_start);
+                               double lr, std::span<const int32_t> doc_start,
+                               std::span<const double> token_scale) {
+  StepStats s = compute(ids, targets, doc_start, token_scale);
   if (s.finite) apply(s, lr);
   return s;
 }
 
 StepStats ParallelEngine::compute(std::span<const int32_t> ids, std::span<const int32_t> targets,
-                                  std::span<const int32_t> doc_start, bool poison) {
+                                  std::span<const int32_t> doc_start,
+                                  std::span<const double> token_scale, bool poison) {
   const int64_t N = B_ * T_;
   LLMPI_CHECK(int64_t(ids.size()) == M_ * N && ids.size() == targets.size(), "step: ",
               ids.size(), " ids and ", targets.size(), " targets for M·B·T = ", M_ * N);
-  LLMPI_CHECK(doc_start.empty() || (doc_start.size() == ids.size() && topo_.layout().pp == 1),
-              "step: ", doc_start.size(), " document starts for ", ids.size(), " ids under pp = ",
-              topo_.layout().pp);
+  LLMPI_CHECK(doc_start.empty() || doc_start.size() == ids.size(), "step: ", doc_start.size(),
+              " document starts for ", ids.size(), " ids");
+  LLMPI_CHECK(token_scale.empty() || token_scale.size() == ids.size(), "step: ",
+              token_scale.size(), " token scales for ", ids.size(), " ids");
   const Layout& lay = topo_.layout();
   Collectives& dp = groups_->dp();
   const bool multi = lay.dp > 1;
@@ -106,7 +110,8 @@ StepStats ParallelEngine::compute(std::span<const int32_t> ids, std::span<const 
   LLMPI_CHECK(counted > 0, "a training step without any counted target");
   const double scale = 1.0 / double(counted);
 
-  double loss_sum = path_->forward_backward({ids, targets, doc_start}, scale);  // laps fwd, bwd
+  double loss_sum =
+      path_->forward_backward({ids, targets, doc_start, token_scale}, scale);  // laps fwd, bwd
   if (poison) poison_grad();
   if (lay.pp > 1) loss_sum = groups_->pp().all_reduce_value(loss_sum);
   if (multi) loss_sum = dp.all_reduce_value(loss_sum);

@@ -37,6 +37,7 @@
 #include "parallel/activation_stats.h"
 #include "parallel/checkpoint_slabs.h"
 #include "parallel/group_collectives.h"
+#include "parallel/memory_estimate.h"
 #include "parallel/memory_report.h"
 #include "parallel/step_clock.h"
 #include "parallel/tensor_parallel.h"
@@ -69,17 +70,21 @@ class ParallelEngine {
   // One optimizer step. ids, targets: host i32 [M · B·T], this dp rank's micro-batches
   // (BatchLoader order). lr: this step's learning rate. doc_start: host i32 [M · B·T], the
   // rows' document starts (packed fine-tuning rows, core/documents.h), or empty for one
-  // document per row; packed rows need pp = 1 (the config refuses them otherwise).
+  // document per row. token_scale: host f64 [M · B·T], d(loss)/d(cross-entropy) of each
+  // token (DPO, train/dpo_objective.h), or empty for the mean over the step's counted
+  // targets; StepStats::loss is then Σ scale·cross-entropy (the caller reports its own loss).
   // = compute(), then apply() if finite.
   StepStats step(std::span<const int32_t> ids, std::span<const int32_t> targets, double lr,
-                 std::span<const int32_t> doc_start = {});
+                 std::span<const int32_t> doc_start = {},
+                 std::span<const double> token_scale = {});
   // The two halves, for a caller that decides between them (the spike policy): compute()
   // runs forward, backward, the gradient reduction and the global norm (applied = false);
   // apply() clips and updates with that norm (adds its time to `s`, sets applied). Skipping
   // apply() leaves the weights as they were. poison_grad (a test hook): this rank's gradient
   // gets a NaN after the reduction, so only its own norm is non-finite.
   StepStats compute(std::span<const int32_t> ids, std::span<const int32_t> targets,
-                    std::span<const int32_t> doc_start = {}, bool poison_grad = false);
+                    std::span<const int32_t> doc_start = {},
+                    std::span<const double> token_scale = {}, bool poison_grad = false);
   void apply(StepStats& s, double lr);
 
   // Per-layer statistics (engine_stats.cpp): arm before compute(); after apply() (or after a
@@ -91,8 +96,11 @@ class ParallelEngine {
   std::vector<std::string> global_param_names() const;
 
   // Forward only on one micro-batch of B rows (every dp rank may pass the same batch).
+  // token_losses (optional): the per-token cross-entropy [B·T] (0 where ignored), on every
+  // rank (summed over the pp group).
   LossSum eval(std::span<const int32_t> ids, std::span<const int32_t> targets,
-               std::span<const int32_t> doc_start = {});
+               std::span<const int32_t> doc_start = {},
+               std::vector<double>* token_losses = nullptr);
 
   // This rank's parameters with every dp shard gathered (the tp-local slabs of its stage).
   // ZeRO 0/1: the live store; ZeRO 2/3: a copy, valid until the next call.
@@ -122,6 +130,8 @@ class ParallelEngine {
   // One line per rank "rank | tp dp pp | params | grads | optimizer | transient" (MiB),
   // collected over the world; the text is complete on world rank 0.
   std::string memory_table() { return llmpi::memory_table(memory(), topo_); }
+  // The start-up estimate per rank (parallel/memory_estimate.h), checked before allocating.
+  const MemoryEstimate& memory_estimate() const { return estimate_; }
 
   int64_t global_param_count() const { return global_params_; }
   int zero_stage() const { return zero_; }
@@ -139,6 +149,7 @@ class ParallelEngine {
   Config cfg_;
   Topology& topo_;
   Backend& be_;
+  MemoryEstimate estimate_;
   int zero_ = 0;
   int64_t B_ = 1, T_ = 1, M_ = 1;
   int64_t global_params_ = 0;

@@ -9,6 +9,8 @@
 //     group's MPI communicator (rank 0 of the group broadcasts the ncclUniqueId). The pp
 //     group's point-to-point messages (pipeline activations and gradients) are staged
 //     through host memory over MPI instead (parallel/staged_p2p.h says why).
+// Every group is observed for the hang watchdog through the topology's observer slot: the
+// host ones by the Topology, the NCCL ones here (parallel/observed_collectives.h).
 // Host scalars (loss sums, token counts, norms) go through all_reduce_value on either kind.
 // Owns the NCCL communicators (RAII: destroyed with this object, before the Topology's MPI
 // communicators they were built from).

@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "model/block.h"
+#include "model/dtypes.h"
 #include "model/param_layout.h"
 #include "parallel/communicator.h"
 #include "parallel/topology.h"
@@ -62,6 +64,71 @@ MemoryEstimate estimate_memory(const Config& cfg, const Layout& lay) {
   return e;
 }
 
+double activation_bytes_estimate(const ModelConfig& m, const Layout& lay, int64_t B, int64_t T,
+                                 DType dtype, int64_t layers, bool head, bool embedding) {
+  const double a = double(dtype_size(dtype)), st = double(dtype_size(stat_dtype(dtype)));
+  const double N = double(B) * double(T), C = double(m.d_model), tp = double(lay.tp);
+  const double n = lay.sequence_parallel ? N / tp : N;  // rows of the row region
+  const double hd = C / double(m.n_head);
+  const double qkv = (double(m.n_head) + 2.0 * double(m.kv_heads())) / tp * hd;
+  const double F = double(m.d_ff) / tp, pre = (m.arch == Arch::llama ? 2.0 : 1.0) * F;
+  const double mean = m.arch == Arch::gpt2 ? n * st : 0.0, rstd = n * st;  // LayerNorm has a mean
+  auto block = [&](Recompute mode) {
+    double b = 0;
+    // In block_buffers order (model/block.h): attn_norm mean, rstd, h1, qkv, attn.out, lse,
+    // mid, mlp_norm mean, rstd, h2, mlp.pre, mlp.act, out.
+    const double heads = double(m.n_head) / tp;
+    const double sizes[kBlockBuffers] = {mean,          rstd,          n * C * a, N * qkv * a,
+                                         N * heads * hd * a, N * heads * st, n * C * a,
+                                         mean,          rstd,          n * C * a, N * pre * a,
+                                         N * F * a,     n * C * a};
+    for (size_t i = 0; i < kBlockBuffers; ++i)
+      if (block_keeps(mode, i)) b += sizes[i];
+    return b;
+  };
+  double bytes = n * C * a;  // the stage's input
+  if (embedding && m.learned_positions()) bytes += n * 4.0;
+  bytes += double(layers) * block(m.recompute);
+  if (head) bytes += mean + rstd + n * C * a + N * double(m.vocab_size) / tp * a + 2.0 * N * st;
+  if (n != N) bytes += N * C * a;
+  return bytes;
+}
+
+MemoryEstimate estimate_device_memory(const Config& cfg, const Layout& lay) {
+  const ModelConfig& m = cfg.model;
+  MemoryEstimate e = estimate_memory(cfg, lay);
+  // The CUDA engine computes in bf16: activations, scratch, and a bf16 copy of the weights
+  // (the units path of ZeRO 2/3 gathers that copy per unit instead).
+  const DType d = DType::bf16;
+  const bool units = lay.zero_stage >= 2 && lay.pp == 1;
+  if (!units) e.params += 2.0 * e.total_params / double(lay.tp * lay.pp);
+  const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len;
+  const int64_t layers = (m.n_layer + lay.pp - 1) / lay.pp;
+  const double one = activation_bytes_estimate(m, lay, B, T, d, layers, true, lay.pp == 1);
+  const double in_flight = lay.pp == 1 ? 1.0 : double(std::min(lay.micro_batches, lay.pp));
+  // Recomputation: one block's buffers shared by every micro-batch, paid once.
+  ModelConfig all = m;
+  all.recompute = Recompute::none;
+  const double shared =
+      m.recompute == Recompute::none
+          ? 0.0
+          : activation_bytes_estimate(all, lay, B, T, d, 1, false, false) -
+                activation_bytes_estimate(all, lay, B, T, d, 0, false, false);
+  e.activations = one * in_flight + shared;
+  // Backward scratch: dres, dhf, dh [n, C]; dqkv, dout; dpre, dact; row_scale [N].
+  const double a = double(dtype_size(d)), N = double(B) * double(T), tp = double(lay.tp);
+  const double n = lay.sequence_parallel ? N / tp : N, C = double(m.d_model);
+  const double hd = C / double(m.n_head), F = double(m.d_ff) / tp;
+  const double qkv = (double(m.n_head) + 2.0 * double(m.kv_heads())) / tp * hd;
+  const bool gated = m.arch == Arch::llama;
+  double scratch = 3.0 * n * C * a + N * qkv * a + N * double(m.n_head) / tp * hd * a +
+                   N * F * (gated ? 2.0 : 1.0) * a + (gated ? N * F * a : 0.0) + N * 4.0;
+  if (n != N) scratch += 2.0 * N * C * a;
+  const double gathered = units ? 2.0 * e.layer_params / tp * (4.0 + a) : 0.0;
+  e.workspace = scratch + gathered + kDeviceReserveBytes;
+  return e;
+}
+
 double host_bytes_available(int ranks_on_node) {
   std::ifstream in("/proc/meminfo");
   std::string key;
@@ -76,15 +143,20 @@ double host_bytes_available(int ranks_on_node) {
 
 void check_memory_estimate(const Config& cfg, const Layout& lay, double available,
                            const std::string& where) {
-  if (available < 0) return;
-  const MemoryEstimate e = estimate_memory(cfg, lay);
-  if (e.total() <= available) return;
+  check_memory_estimate(cfg, lay, estimate_memory(cfg, lay), available, where);
+}
+
+void check_memory_estimate(const Config& cfg, const Layout& lay, const MemoryEstimate& e,
+                           double available, const std::string& where) {
+  if (available < 0 || e.total() <= available) return;
   const ModelConfig& m = cfg.model;
   user_error(
       cfg.source_path, ": the model does not fit: about ", human_bytes(e.total()),
       " per rank estimated (parameters ", human_bytes(e.params), ", gradients ",
-      human_bytes(e.grads), ", optimizer ", human_bytes(e.optimizer), ", activations at least ",
-      human_bytes(e.activations), "; ", human_count(e.total_params), " parameters) but ",
+      human_bytes(e.grads), ", optimizer ", human_bytes(e.optimizer),
+      ", activations ", e.workspace > 0 ? "" : "at least ",
+      human_bytes(e.activations), e.workspace > 0 ? ", workspace " + human_bytes(e.workspace) : "",
+      "; ", human_count(e.total_params), " parameters) but ",
       human_bytes(available), " ", where, " is available. It grows with model.n_layer = ",
       m.n_layer, " (", human_count(e.layer_params), " parameters per layer), model.d_model = ",
       m.d_model, ", model.d_ff = ", m.d_ff, ", model.vocab_size = ", m.vocab_size, " (",
@@ -94,9 +166,18 @@ void check_memory_estimate(const Config& cfg, const Layout& lay, double availabl
       " and, over parallel.dp = ", lay.dp, ", parallel.zero_stage = ", lay.zero_stage);
 }
 
-void check_memory_fits(const Config& cfg, const Topology& topo, const Backend& be) {
-  if (be.device() != Device::host) return;
+MemoryEstimate check_memory_fits(const Config& cfg, const Topology& topo, const Backend& be) {
   MPI_Comm world = topo.world_communicator().get();
+  if (be.device() != Device::host) {
+    const MemoryEstimate e = estimate_device_memory(cfg, topo.layout());
+    double least = be.free_bytes();
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, &least, 1, MPI_DOUBLE, MPI_MIN, world), "MPI_Allreduce");
+    check_memory_estimate(cfg, topo.layout(), e, least,
+                          std::string("of ") + be.name() +
+                              " device memory free per rank (cudaMemGetInfo, the least of any "
+                              "rank)");
+    return e;
+  }
   MPI_Comm node = MPI_COMM_NULL;
   check_mpi(MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, topo.rank(), MPI_INFO_NULL, &node),
             "MPI_Comm_split_type");
@@ -105,9 +186,11 @@ void check_memory_fits(const Config& cfg, const Topology& topo, const Backend& b
   MPI_Comm_free(&node);
   double mine = host_bytes_available(on_node), least = mine;
   check_mpi(MPI_Allreduce(&mine, &least, 1, MPI_DOUBLE, MPI_MIN, world), "MPI_Allreduce");
-  check_memory_estimate(cfg, topo.layout(), least,
+  const MemoryEstimate e = estimate_memory(cfg, topo.layout());
+  check_memory_estimate(cfg, topo.layout(), e, least,
                         "of host memory per rank (MemAvailable shared by the node's " +
                             std::to_string(on_node) + " rank(s), the least of any node)");
+  return e;
 }
 
 }  // namespace llmpi

@@ -62,15 +62,12 @@ int status_error(int rc, const std::vector<MPI_Status>& st) {
 // each piece must deliver.
 struct MpiRequest final : Request::Impl {
   const Communicator* comm = nullptr;
-  CollectiveObserver* observer = nullptr;
-  const char* op = "wait";
   std::string what;                   // "MPI_Irecv from rank 3 (tag 0)"
   MPI_Datatype type = MPI_DATATYPE_NULL;
   std::vector<MPI_Request> handles;
   std::vector<int> expected;          // receive only: elements per piece
 
   void wait() override {
-    const ObservedCollective watch(observer, op, comm->name().c_str(), 0);
     std::vector<MPI_Status> st(handles.size());
     int rc = MPI_Waitall(static_cast<int>(handles.size()), handles.data(), st.data());
     check_mpi(status_error(rc, st), what, comm);
@@ -112,7 +109,6 @@ MpiCollectives::MpiCollectives(const Communicator& comm, int64_t max_message_ele
 }
 
 void MpiCollectives::all_reduce(const Tensor& t, ReduceOp op) {
-  const ObservedCollective watch(observer(), "all_reduce", comm_.name().c_str(), t.numel());
   check_host(t, "all_reduce");
   check_reducible(t, "all_reduce");
   in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
@@ -123,7 +119,6 @@ void MpiCollectives::all_reduce(const Tensor& t, ReduceOp op) {
 }
 
 void MpiCollectives::reduce_scatter(const Tensor& out, const Tensor& full) {
-  const ObservedCollective watch(observer(), "reduce_scatter", comm_.name().c_str(), full.numel());
   check_host(out, "reduce_scatter");
   check_host(full, "reduce_scatter");
   check_reducible(full, "reduce_scatter");
@@ -151,7 +146,6 @@ void MpiCollectives::reduce_scatter(const Tensor& out, const Tensor& full) {
 }
 
 void MpiCollectives::all_gather(const Tensor& full, const Tensor& in) {
-  const ObservedCollective watch(observer(), "all_gather", comm_.name().c_str(), full.numel());
   check_host(full, "all_gather");
   check_host(in, "all_gather");
   LLMPI_CHECK(in.dtype == full.dtype, "all_gather: dtypes differ");
@@ -181,7 +175,6 @@ void MpiCollectives::all_gather(const Tensor& full, const Tensor& in) {
 }
 
 void MpiCollectives::broadcast(const Tensor& t, int root) {
-  const ObservedCollective watch(observer(), "broadcast", comm_.name().c_str(), t.numel());
   check_host(t, "broadcast");
   LLMPI_CHECK(root >= 0 && root < size(), "broadcast: root ", root, " of ", size());
   in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
@@ -191,7 +184,6 @@ void MpiCollectives::broadcast(const Tensor& t, int root) {
 }
 
 void MpiCollectives::send(const Tensor& t, int dst, int tag) {
-  const ObservedCollective watch(observer(), "send", comm_.name().c_str(), t.numel());
   check_host(t, "send");
   LLMPI_CHECK(dst >= 0 && dst < size() && tag >= 0, "send to ", dst, " of ", size(), " tag ", tag);
   in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
@@ -201,7 +193,6 @@ void MpiCollectives::send(const Tensor& t, int dst, int tag) {
 }
 
 void MpiCollectives::recv(const Tensor& t, int src, int tag) {
-  const ObservedCollective watch(observer(), "recv", comm_.name().c_str(), t.numel());
   check_host(t, "recv");
   LLMPI_CHECK(src >= 0 && src < size() && tag >= 0, "recv from ", src, " of ", size(), " tag ",
               tag);
@@ -225,8 +216,6 @@ Request MpiCollectives::isend(const Tensor& t, int dst, int tag) {
               tag);
   auto req = std::make_unique<MpiRequest>();
   req->comm = &comm_;
-  req->observer = observer();
-  req->op = "wait (isend)";
   req->type = mpi_type(t.dtype);
   req->what = detail::concat("MPI_Isend to rank ", dst, " (tag ", tag, ")");
   in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
@@ -244,8 +233,6 @@ Request MpiCollectives::irecv(const Tensor& t, int src, int tag) {
               tag);
   auto req = std::make_unique<MpiRequest>();
   req->comm = &comm_;
-  req->observer = observer();
-  req->op = "wait (irecv)";
   req->type = mpi_type(t.dtype);
   req->what = detail::concat("MPI_Irecv from rank ", src, " (tag ", tag, ")");
   in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
@@ -265,8 +252,6 @@ Request MpiCollectives::iall_reduce(const Tensor& t) {
   req->comm = &comm_;
   req->type = mpi_type(t.dtype);
   req->what = "MPI_Iallreduce";
-  req->observer = observer();
-  req->op = "wait (iall_reduce)";
   in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
     MPI_Request h = MPI_REQUEST_NULL;
     check_mpi(MPI_Iallreduce(MPI_IN_PLACE, bytes(t) + at(t, off), n, req->type, MPI_SUM, comm_.get(), &h),
@@ -284,8 +269,6 @@ Request MpiCollectives::ireduce(const Tensor& t, int root) {
   req->comm = &comm_;
   req->type = mpi_type(t.dtype);
   req->what = detail::concat("MPI_Ireduce to rank ", root);
-  req->observer = observer();
-  req->op = "wait (ireduce)";
   const bool mine = root == rank();
   in_pieces(t.numel(), max_count_, [&](int64_t off, int n) {
     MPI_Request h = MPI_REQUEST_NULL;
@@ -299,7 +282,6 @@ Request MpiCollectives::ireduce(const Tensor& t, int root) {
 }
 
 void MpiCollectives::barrier() {
-  const ObservedCollective watch(observer(), "barrier", comm_.name().c_str(), 0);
   check_mpi(MPI_Barrier(comm_.get()), "MPI_Barrier", &comm_);
 }
 

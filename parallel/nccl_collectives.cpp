@@ -96,6 +96,15 @@ struct NcclRequest final : Request::Impl {
   }
 };
 
+// An event on the compute stream; queried from any thread (the watchdog's).
+struct StreamCompletion final : Completion {
+  cudaEvent_t event = nullptr;
+  ~StreamCompletion() override {
+    if (event) cudaEventDestroy(event);
+  }
+  bool done() override { return cudaEventQuery(event) != cudaErrorNotReady; }
+};
+
 }  // namespace
 
 #define LLMPI_NCCL_CHECK(call)                                                           \
@@ -352,6 +361,13 @@ void NcclCollectives::launch_pending() {
   pending_batch_->launched = true;
   joined_ = std::move(pending_batch_);
   pending_.clear();
+}
+
+std::shared_ptr<Completion> NcclCollectives::completion() {
+  auto c = std::make_shared<StreamCompletion>();
+  LLMPI_NCCL_CUDA(cudaEventCreateWithFlags(&c->event, cudaEventDisableTiming));
+  LLMPI_NCCL_CUDA(cudaEventRecord(c->event, compute_));
+  return c;
 }
 
 void NcclCollectives::barrier() {

@@ -74,6 +74,9 @@ class NcclCollectives final : public Collectives {
   [[nodiscard]] Request isend(const Tensor& t, int dst, int tag = 0) override;
   [[nodiscard]] Request irecv(const Tensor& t, int src, int tag = 0) override;
   void barrier() override;
+  // An event recorded now on the compute stream: done once every operation enqueued so far
+  // (collectives, and point-to-point groups the compute stream already waits for) finished.
+  std::shared_ptr<Completion> completion() override;
 
   // Launches the pending isend/irecv group now (to overlap it with compute queued next).
   void start();

@@ -38,6 +38,14 @@ namespace {
 constexpr int kActivationTag = 0, kGradientTag = 1;
 int tag_for(int64_t receiving_chunk, int kind) { return static_cast<int>(2 * receiving_chunk + kind); }
 
+// Micro-batch m's document starts on a chunk's activations (skipped while neither has any).
+void set_micro_documents(Backend& be, const Transformer& model, Activations& a,
+                         std::span<const int32_t> doc_start, int64_t m) {
+  const int64_t N = a.B * a.T;
+  if (doc_start.empty() && a.doc_start.tensor().empty()) return;
+  model.set_documents(be, a, doc_start.empty() ? doc_start : doc_start.subspan(size_t(m * N), size_t(N)));
+}
+
 }  // namespace
 
 PipelineSchedule::PipelineSchedule(Collectives& pp, const ParallelSection& par, int pp_rank,
@@ -97,7 +105,8 @@ void PipelineSchedule::post_input(Backend& be, std::span<PipelineChunk> chunks,
 }
 
 LossSum PipelineSchedule::run(Backend& be, std::span<PipelineChunk> chunks,
-                              const PipelineLoad& load, double loss_scale) {
+                              const PipelineLoad& load, const LossScale& loss_scale,
+                              std::span<const int32_t> doc_start) {
   LLMPI_CHECK(static_cast<int64_t>(chunks.size()) == virtual_stages_, chunks.size(),
               " chunks for virtual_stages = ", virtual_stages_);
   for (const PipelineChunk& c : chunks)
@@ -147,6 +156,7 @@ LossSum PipelineSchedule::run(Backend& be, std::span<PipelineChunk> chunks,
       LLMPI_CHECK(slot, "no slot for micro-batch ", step.micro, " on chunk ", step.chunk);
       if (r.embedding || r.head) load(step.micro, slot->ids, slot->targets);
       slot->recv_in.wait();
+      set_micro_documents(be, model, *a, doc_start, step.micro);
       model.forward(be, *a, r.embedding ? slot->ids.tensor() : Tensor{});
       if (r.head) {
         const LossSum l = model.loss(be, *a, slot->targets);
@@ -164,7 +174,8 @@ LossSum PipelineSchedule::run(Backend& be, std::span<PipelineChunk> chunks,
                   " before its forward");
       const Tensor ids = r.embedding ? slot->ids.tensor() : Tensor{};
       if (r.head) {
-        model.backward_loss(be, *a, *c.ws, ids, slot->targets, loss_scale);
+        model.backward_loss(be, *a, *c.ws, ids, slot->targets,
+                            loss_scale.of_micro(step.micro, a->B * a->T));
       } else {
         slot->recv_dout.wait();
         model.backward(be, *a, *c.ws, ids, slot->dout);
@@ -189,7 +200,11 @@ LossSum PipelineSchedule::run(Backend& be, std::span<PipelineChunk> chunks,
 }
 
 LossSum PipelineSchedule::forward_only(Backend& be, std::span<PipelineChunk> chunks,
-                                       const PipelineLoad& load, int64_t micro_batches) {
+                                       const PipelineLoad& load, int64_t micro_batches,
+                                       std::span<const int32_t> doc_start,
+                                       std::vector<double>* token_losses) {
+  LLMPI_CHECK(!token_losses || micro_batches == 1, "per-token losses of ", micro_batches,
+              " micro-batches");
   LLMPI_CHECK(static_cast<int64_t>(chunks.size()) == virtual_stages_, chunks.size(),
               " chunks for virtual_stages = ", virtual_stages_);
   const int64_t last_chunk = pp_size_ * virtual_stages_ - 1;
@@ -211,9 +226,10 @@ LossSum PipelineSchedule::forward_only(Backend& be, std::span<PipelineChunk> chu
       Activations& a = (*c.acts)[i];
       if (r.embedding || r.head) load(m, slot.ids, slot.targets);
       if (g > 0) pp_.recv(a.input, prev, tag_for(g, kActivationTag));
+      set_micro_documents(be, *c.model, a, doc_start, m);
       c.model->forward(be, a, r.embedding ? slot.ids.tensor() : Tensor{});
       if (r.head) {
-        const LossSum l = c.model->loss(be, a, slot.targets);
+        const LossSum l = c.model->loss(be, a, slot.targets, token_losses);
         loss.sum += l.sum;
         loss.count += l.count;
       }

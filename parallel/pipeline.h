@@ -59,18 +59,22 @@ class PipelineSchedule {
   // into each chunk's store (zero them before). `load` is called once per micro-batch on
   // each chunk that holds the embedding or the head (only there are ids/targets read).
   // loss_scale: the per-token scale of backward_loss (1 / counted targets of the global
-  // step). Returns the loss sum and count of this rank's head chunk: the step's totals on
+  // step, or per token: LossScale). doc_start: i32 [M·B·T] the micro-batches' document
+  // starts (core/documents.h), set on every chunk's activations before its forward, or
+  // empty (one document per row). Returns the loss sum and count of this rank's head chunk: the step's totals on
   // the last stage, {0, 0} on every other stage — so a sum over the pp group gives the
   // totals everywhere.
   LossSum run(Backend& be, std::span<PipelineChunk> chunks, const PipelineLoad& load,
-              double loss_scale);
+              const LossScale& loss_scale, std::span<const int32_t> doc_start = {});
 
   // Forward passes only (evaluation): `micro_batches` micro-batches, each through this
   // rank's chunks in global chunk order; no activations kept beyond one slot per chunk.
   // Returns the loss as run() does (totals on the last stage, {0, 0} elsewhere). Every rank
-  // of the pp group calls it with the same micro_batches.
+  // of the pp group calls it with the same micro_batches. doc_start as in run();
+  // token_losses (micro_batches = 1 only): the head chunk's per-token losses [B·T].
   LossSum forward_only(Backend& be, std::span<PipelineChunk> chunks, const PipelineLoad& load,
-                       int64_t micro_batches);
+                       int64_t micro_batches, std::span<const int32_t> doc_start = {},
+                       std::vector<double>* token_losses = nullptr);
 
   const std::vector<PipelineStep>& order() const { return order_; }
   // Most micro-batch activations (over all chunks) held at once in the last run(), counting

@@ -35,7 +35,7 @@ double PipelineStage::train(const HostBatch& batch, double scale) {
           be.copy(i, host_i32(ids.data() + m * N, N));
           be.copy(t, host_i32(targets.data() + m * N, N));
         },
-        scale);
+        LossScale{scale, batch.token_scale}, batch.doc_start);
     sum = l.sum;  // this rank's head chunk only; summed over pp by the engine
     ctx_.clock.lap(StepPhase::schedule);
   } else {
@@ -47,7 +47,8 @@ double PipelineStage::train(const HostBatch& batch, double scale) {
       model.forward(be, a, batch_.ids);
       sum += model.loss(be, a, batch_.targets).sum;
       ctx_.clock.lap(StepPhase::forward);
-      model.backward_loss(be, a, ws_[0], batch_.ids, batch_.targets, scale);
+      model.backward_loss(be, a, ws_[0], batch_.ids, batch_.targets,
+                          LossScale{scale, batch.token_scale}.of_micro(m, ctx_.B * ctx_.T));
       ctx_.clock.lap(StepPhase::backward);
     }
   }
@@ -68,12 +69,12 @@ LossSum PipelineStage::evaluate(const HostBatch& batch) {
           be.copy(i, host_i32(ids.data(), N));
           be.copy(t, host_i32(targets.data(), N));
         },
-        1);
+        1, batch.doc_start, batch.token_losses);
   }
   batch_.load(be, batch, 0);
   set_documents(be, *models_[0], acts_[0][0], batch_.docs);
   models_[0]->forward(be, acts_[0][0], batch_.ids);
-  return models_[0]->loss(be, acts_[0][0], batch_.targets);
+  return models_[0]->loss(be, acts_[0][0], batch_.targets, batch.token_losses);
 }
 
 }  // namespace llmpi

@@ -178,16 +178,15 @@ Topology::Topology(const Config& cfg, MPI_Comm parent)
                   pp_comm_.rank() == coord_.pp,
               "group ranks disagree with the grid coordinates");
 
-  world_ = std::make_unique<MpiCollectives>(world_comm_);
-  tp_ = std::make_unique<MpiCollectives>(tp_comm_);
-  dp_ = std::make_unique<MpiCollectives>(dp_comm_);
-  pp_ = std::make_unique<MpiCollectives>(pp_comm_);
-  if (embedding_comm_.valid()) embedding_ = std::make_unique<MpiCollectives>(embedding_comm_);
-}
-
-void Topology::set_observer(CollectiveObserver* o) {
-  for (MpiCollectives* c : {world_.get(), tp_.get(), dp_.get(), pp_.get(), embedding_.get()})
-    if (c) c->set_observer(o);
+  const auto observed = [this](const Communicator& c) {
+    return std::make_unique<ObservedCollectives>(std::make_unique<MpiCollectives>(c), c.name(),
+                                                 observer_);
+  };
+  world_ = observed(world_comm_);
+  tp_ = observed(tp_comm_);
+  dp_ = observed(dp_comm_);
+  pp_ = observed(pp_comm_);
+  if (embedding_comm_.valid()) embedding_ = observed(embedding_comm_);
 }
 
 Collectives& Topology::embedding() {

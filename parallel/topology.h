@@ -19,6 +19,7 @@
 #include "parallel/collectives.h"
 #include "parallel/communicator.h"
 #include "parallel/mpi_collectives.h"
+#include "parallel/observed_collectives.h"
 
 namespace llmpi {
 
@@ -59,9 +60,11 @@ class Topology {
   Collectives& dp() { return *dp_; }
   Collectives& pp() { return *pp_; }
   Collectives& embedding();
-  // Attaches `o` to every group's collectives (the hang watchdog: jobs/progress.h); null
-  // detaches. Not owned.
-  void set_observer(CollectiveObserver* o);
+  // Attaches `o` to every group's collectives (the hang watchdog: jobs/progress.h): these
+  // host ones and the device ones built on this topology (GroupCollectives), which observe
+  // through observer_slot(); null detaches. Not owned.
+  void set_observer(CollectiveObserver* o) { observer_.store(o); }
+  const ObserverSlot& observer_slot() const { return observer_; }
 
   // The communicator of a group, e.g. to build a device (NCCL) communicator over it.
   const Communicator& communicator(Axis a) const;
@@ -76,7 +79,8 @@ class Topology {
   Layout layout_;
   Coord coord_;
   Communicator world_comm_, tp_comm_, dp_comm_, pp_comm_, embedding_comm_;
-  std::unique_ptr<MpiCollectives> world_, tp_, dp_, pp_, embedding_;
+  ObserverSlot observer_{nullptr};
+  std::unique_ptr<ObservedCollectives> world_, tp_, dp_, pp_, embedding_;
 };
 
 }  // namespace llmpi

@@ -13,6 +13,7 @@
 // BlockObserver on every model it builds (the just-in-time units too).
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "backend/backend.h"
 #include "config/config.h"
@@ -60,8 +61,13 @@ inline Tensor host_i32(const int32_t* p, int64_t n) {
 
 // A step's (or one evaluation batch's) host arrays, i32 [M·B·T] each: token ids, targets and
 // the rows' document starts (packed fine-tuning rows; empty: one document per row).
+// token_scale: f64 [M·B·T] per-token loss scales replacing the uniform scale of a step (DPO),
+// or empty. token_losses: where an evaluation puts its per-token losses [B·T] (the head
+// stage's; left alone elsewhere), or null.
 struct HostBatch {
   std::span<const int32_t> ids, targets, doc_start;
+  std::span<const double> token_scale = {};
+  std::vector<double>* token_losses = nullptr;
 };
 
 // One micro-batch's token ids and targets on the backend, i32 [B·T], and its document starts
@@ -98,7 +104,8 @@ class ZeroPath {
 
   // Forward and backward of the step's M micro-batches (HostBatch): gradients summed
   // over the tp ranks that share a parameter and over dp as this ZeRO stage keeps them.
-  // scale: the per-token loss scale. Returns this rank's loss sum (pp > 1: its head chunk's;
+  // scale: the uniform per-token loss scale (batch.token_scale, when given, replaces it).
+  // Returns this rank's loss sum (pp > 1: its head chunk's;
   // 0 on other stages).
   virtual double forward_backward(const HostBatch& batch, double scale) = 0;
   // This rank's parameters and gradients (see OwnedState): after forward_backward, its

@@ -180,7 +180,8 @@ void ZeroUnits::scatter_unit_grads(size_t u, const ParamStore& s) {
   }
 }
 
-double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets, double scale) {
+double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets,
+                                    const LossScale& scale) {
   Backend& be = ctx_.be;
   const size_t U = units_.size();
   Live live;
@@ -215,7 +216,8 @@ double ZeroUnits::forward_backward(const HostBatch& batch, double scale) {
   double sum = 0.0;
   for (int64_t m = 0; m < ctx_.M; ++m) {
     batch_.load(ctx_.be, batch, m);
-    sum += train_micro_batch(batch_.ids, batch_.targets, scale);
+    sum += train_micro_batch(batch_.ids, batch_.targets,
+                             LossScale{scale, batch.token_scale}.of_micro(m, ctx_.B * ctx_.T));
   }
   return sum;
 }
@@ -258,7 +260,7 @@ LossSum ZeroUnits::forward_only(const HostBatch& batch) {
     set_documents(be, *live.model, units_[u].acts, batch_.docs);
     if (u > 0) be.copy(units_[u].acts.input, units_[u - 1].acts.output());
     live.model->forward(be, units_[u].acts, batch_.ids);
-    if (u + 1 == U) s = live.model->loss(be, units_[u].acts, batch_.targets);
+    if (u + 1 == U) s = live.model->loss(be, units_[u].acts, batch_.targets, batch.token_losses);
     release_unit(live);
   }
   return s;

@@ -68,7 +68,7 @@ class ZeroUnits final : public ZeroPath {
   Live gather_unit(size_t u);
   void release_unit(Live& live);
   void scatter_unit_grads(size_t u, const ParamStore& s);
-  double train_micro_batch(const Tensor& ids, const Tensor& targets, double scale);
+  double train_micro_batch(const Tensor& ids, const Tensor& targets, const LossScale& scale);
   Buffer transient(Shape s);
   void release(Buffer& b);
   void refresh_full_params();  // ZeRO 2: state_[k].full ← the gathered shards

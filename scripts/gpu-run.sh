@@ -161,6 +161,8 @@ if [[ "$mode" == train ]]; then
   run_train "$logdir/train_cuda.log" cuda "$work/cuda" --no-resume
   grep -E '^step +(1|25|50)/50' "$logdir/train_host.log" | sed 's/^/  host: /'
   grep -E '^step +(1|25|50)/50' "$logdir/train_cuda.log" | sed 's/^/  cuda: /'
+  # The start-up device memory estimate beside the allocator's measured peak (memory_estimate.h).
+  grep -E '^peak device memory' "$logdir/train_cuda.log" | sed 's/^/  cuda: /'
   compare "$logdir/train_host.log" "$logdir/train_cuda.log" 1 "cuda vs host, steps 1-50" || overall=1
   run_train "$logdir/train_cuda_to_host.log" host "$work/c2h" --resume "$work/cuda/checkpoints/step_00000025.h5"
   compare "$logdir/train_host.log" "$logdir/train_cuda_to_host.log" 26 "cuda step-25 checkpoint -> host" || overall=1

@@ -14,6 +14,7 @@ packages=(
   nlohmann-json3-dev                  # JSON (JSONL data, safetensors headers, HF configs)
   libcli11-dev                        # command-line subcommands, help and validation
   fortunes fortunes-min               # the demo's English corpus
+  wordnet-base                        # the fine-tuning demo's dictionary (WordNet glosses)
   python3 python3-h5py python3-numpy  # the h5py example and its test; the numpy reference
                                       # forward of exported HF models (tests/hf/)
   chromium                            # the analysis report's test (headless: --dump-dom, --screenshot)

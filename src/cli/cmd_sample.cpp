@@ -1,6 +1,9 @@
-// `llmpi sample MODEL [--prompt TEXT ...]`: text generation from a trained model.
+// `llmpi sample MODEL [--prompt TEXT ...] [--chat]`: text generation from a trained model.
+#include <unistd.h>
+
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "backend/backend.h"
 #include "cli/backend_option.h"
@@ -12,6 +15,8 @@
 #include "data/hf_tokenizer.h"
 #include "data/tokenizer.h"
 #include "data/tokenizer_id.h"
+#include "train/chat_prompt.h"
+#include "train/generate.h"
 #include "train/loaded_model.h"
 #include "train/sampler.h"
 
@@ -25,6 +30,13 @@ The model reads at most T = min(train.seq_len, model.max_seq_len) tokens of its 
 Generation past T slides a window: each next token is predicted from the last T tokens of
 the context (end-of-text token, prompt and generated text) alone, the first of them at
 position 0 (learned positions and RoPE alike); older tokens are no longer seen.
+
+--chat: each prompt is a user message, rendered through the chat template of the model's
+fine-tuning data (the prepare.json beside its data.train shards; or --template NAME /
+--template-file FILE) with the assistant header after it, and generation stops at the
+template's end-of-turn marker. Without --prompt, an interactive session when stdin is a
+terminal (one message per line, an empty line or end of input ends it), else each line of
+stdin is a prompt.
 )";
 
 struct SampleArgs {
@@ -36,8 +48,23 @@ struct SampleArgs {
   int64_t seed = 1;
   std::string tokenizer;
   bool keep_going = false;
+  bool chat = false;
+  std::string template_name, template_file;
   std::string backend = "host";
 };
+
+// The chat template for --chat: --template-file, --template, or the model's data's.
+ChatTemplate sample_template(const SampleArgs& a, const Config& model_config) {
+  if (!a.template_file.empty()) return ChatTemplate::from_file(a.template_file);
+  if (!a.template_name.empty()) return ChatTemplate::builtin(a.template_name);
+  Config c = model_config;
+  if (c.train.objective == Objective::lm) c.train.objective = Objective::sft;  // look anyway
+  const std::string path = data_prepare_json(c);
+  if (path.empty())
+    user_error("llmpi sample --chat: the model's data.train (\"", model_config.data.train,
+               "\") has no prepare.json beside it; pass --template NAME or --template-file FILE");
+  return ChatTemplate::from_prepare_json(path);
+}
 
 int run_sample(const SampleArgs& a, CommandEnv& env) {
   env.runtime();  // MPI (the backend finds its node-local rank) and Kokkos
@@ -63,34 +90,49 @@ int run_sample(const SampleArgs& a, CommandEnv& env) {
                lm.config.model.vocab_size);
 
   const int64_t T = std::min(lm.config.train.seq_len, lm.config.model.max_seq_len);
-  const int64_t V = lm.config.model.vocab_size;
-  Activations acts = lm.model->alloc_activations(*be, 1, T);
-  Buffer ids = be->alloc(Shape{T}, DType::i32);
-  const uint64_t key = rng_key(seed, "sample");
-
-  for (size_t pi = 0; pi < prompts.size(); ++pi) {
-    std::vector<uint32_t> ctx{tok.eot_id()};
-    tok.encode_append(prompts[pi], ctx);
-    std::vector<uint32_t> generated;
-    for (int64_t i = 0; i < a.tokens; ++i) {
-      // The last T tokens of the context, padded after the end (causal: padding is unseen).
-      const size_t start = ctx.size() > size_t(T) ? ctx.size() - size_t(T) : 0;
-      const int64_t len = int64_t(ctx.size() - start);
-      std::vector<int32_t> window(size_t(T), 0);
-      for (int64_t t = 0; t < len; ++t) window[size_t(t)] = int32_t(ctx[start + size_t(t)]);
-      be->copy(ids, Tensor{window.data(), Shape{T}, DType::i32, Device::host});
-      lm.model->forward(*be, acts, ids);
-      std::vector<float> logits = lm.model->logits_at(*be, acts, len - 1);
-      // Only ids the tokenizer can decode are eligible.
-      std::span<const float> row(logits.data(), size_t(std::min<int64_t>(V, tok.vocab_size())));
-      const int64_t next = sample_token(row, opt, key, uint64_t(pi) * 1000003ull + uint64_t(i));
-      if (uint32_t(next) == tok.eot_id() && !a.keep_going) break;
-      ctx.push_back(uint32_t(next));
-      generated.push_back(uint32_t(next));
+  Generator gen(*be, *lm.model, T);
+  GenerateOptions go;
+  go.max_new = a.tokens;
+  go.sampling = opt;
+  go.key = rng_key(seed, "sample");
+  go.stop_at_eot = !a.keep_going;
+  std::optional<ChatTemplate> tmpl;
+  if (a.chat) {
+    tmpl = sample_template(a, lm.config);
+    go.stop_text = tmpl->end_of_turn();
+  }
+  auto one = [&](size_t pi, const std::string& prompt) {
+    std::vector<uint32_t> ctx;
+    if (tmpl) {
+      ctx = chat_prompt_ids(tok, *tmpl, prompt);
+    } else {
+      ctx.push_back(tok.eot_id());
+      tok.encode_append(prompt, ctx);
     }
+    go.stream = uint64_t(pi);
+    const Generation g = gen.run(tok, std::move(ctx), go);
+    return g.text;
+  };
+  if (a.chat && a.prompts.empty()) {
+    const bool tty = ::isatty(STDIN_FILENO) != 0;
+    std::string line;
+    for (size_t pi = 0;; ++pi) {
+      if (tty) std::cout << "user> " << std::flush;
+      if (!std::getline(std::cin, line) || (tty && line.empty())) break;
+      if (line.empty()) continue;
+      const std::string answer = one(pi, line);
+      std::cout << (tty ? "assistant> " : "") << answer << "\n" << std::flush;
+    }
+    return 0;
+  }
+  for (size_t pi = 0; pi < prompts.size(); ++pi) {
+    const std::string text = one(pi, prompts[pi]);
     std::cout << "--- sample " << pi + 1 << " (seed " << seed << ", temperature "
-              << opt.temperature << ")\n"
-              << prompts[pi] << tok.decode(generated) << "\n";
+              << opt.temperature << ")\n";
+    if (tmpl)
+      std::cout << "user: " << prompts[pi] << "\nassistant: " << text << "\n";
+    else
+      std::cout << prompts[pi] << text << "\n";
   }
   return 0;
 }
@@ -120,6 +162,13 @@ CommandSpec sample_command() {
                       "tokenizer: .bpe, tokenizer.json or a GPT-2 vocab directory (default: "
                       "the data.tokenizer of the model's config)");
             add_switch(app, "--keep-going", a->keep_going, "do not stop at the end-of-text token");
+            add_switch(app, "--chat", a->chat,
+                       "prompts are user messages in the data's chat template; stop at the "
+                       "end of the turn (without --prompt: interactive, or lines of stdin)");
+            add_value(app, "--template", a->template_name, "NAME",
+                      "with --chat: a built-in template (chatml, llama2, llama3, alpaca)");
+            add_value(app, "--template-file", a->template_file, "FILE",
+                      "with --chat: a template file (JSON, as prepare.json records it)");
             add_backend_option(app, a->backend);
             return [a](CommandEnv& env) { return run_sample(*a, env); };
           }};

@@ -16,8 +16,11 @@ namespace llmpi {
 
 enum class LrDecay : uint8_t { cosine, linear, constant };
 // [train] objective: lm = next-token prediction on every token (pre-training); sft = only on
-// the tokens the loss mask selects, rows of whole documents (docs/finetuning.md).
-enum class Objective : uint8_t { lm, sft };
+// the tokens the loss mask selects, rows of whole documents; dpo = direct preference
+// optimisation on preference pairs ([dpo], docs/finetuning.md).
+enum class Objective : uint8_t { lm, sft, dpo };
+// [dpo] loss: the DPO loss variant (train/dpo_loss.h).
+enum class DpoLoss : uint8_t { sigmoid, ipo };
 
 struct TrainSection {
   uint64_t seed = 1234;
@@ -115,6 +118,24 @@ struct LoraSection {
   bool operator==(const LoraSection&) const = default;
 };
 
+// [dpo]: the preference objective (train/dpo_loss.h, train/dpo_objective.h).
+struct DpoSection {
+  double beta = 0.1;             // > 0: strength of the KL tie to the reference model
+  DpoLoss loss = DpoLoss::sigmoid;
+  double label_smoothing = 0.0;  // in [0, 0.5), sigmoid only (conservative DPO)
+
+  bool operator==(const DpoSection&) const = default;
+};
+
+// [eval]: fixed prompts whose greedy generations are printed at every validation
+// (train/eval_prompts.h); fine-tuning runs render them through the data's chat template.
+struct EvalSection {
+  std::vector<std::string> prompts;
+  int64_t max_new_tokens = 32;
+
+  bool operator==(const EvalSection&) const = default;
+};
+
 // The hang watchdog (jobs/watchdog.h): a phase that makes no progress for longer than its
 // limit ends the job. Limits are floors; each grows to factor × the longest time observed.
 struct WatchdogSection {
@@ -166,6 +187,8 @@ struct Config {
   LoraSection lora;
   WatchdogSection watchdog;
   LogbookSection logbook;
+  DpoSection dpo;
+  EvalSection eval;
 };
 
 // Reads `path`, applies overrides ("section.key=value", TOML value syntax; a bare word is

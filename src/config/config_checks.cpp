@@ -68,6 +68,45 @@ void check_lora(const Config& c, const Origins& o, Diagnostics& d) {
     fail("lora.rank", "adapters with parallel.zero_stage = 3", "zero_stage 0, 1 or 2" + layout);
 }
 
+// [dpo]: only with objective = "dpo"; label smoothing is the sigmoid loss's.
+void check_dpo(const Config& c, const Origins& o, Diagnostics& d) {
+  const DpoSection& p = c.dpo;
+  if (c.train.objective != Objective::dpo) {
+    // A written config (to_toml) has every section, so only values that differ count.
+    if (o.given("dpo") && !(p == DpoSection{}))
+      d.error(o.of("dpo", "train.objective"), "dpo", "a [dpo] section with train.objective = \"" +
+              std::string(c.train.objective == Objective::lm ? "lm" : "sft") + "\"",
+              "train.objective = \"dpo\" (or no [dpo] section)");
+    return;
+  }
+  if (p.loss == DpoLoss::ipo && p.label_smoothing > 0)
+    d.error(o.of("dpo.label_smoothing", "dpo.loss"), "dpo.label_smoothing",
+            format_double(p.label_smoothing) + " with dpo.loss = \"ipo\"",
+            "0 (label smoothing applies to the sigmoid loss only)");
+  if (c.lora.enabled())
+    d.error(o.of("lora.rank", "train.objective"), "lora.rank",
+            str(c.lora.rank) + " with train.objective = \"dpo\"",
+            "0: DPO with adapters (reference = the base with adapters disabled) is not wired yet");
+}
+
+// [eval]: prompts are generated on one rank from the whole model, with a tokenizer.
+void check_eval(const Config& c, const Origins& o, Diagnostics& d) {
+  const EvalSection& e = c.eval;
+  if (e.prompts.empty()) return;
+  for (size_t i = 0; i < e.prompts.size(); ++i)
+    if (e.prompts[i].empty())
+      d.error(o.of("eval.prompts", "eval"), "eval.prompts",
+              "entry " + str(int64_t(i) + 1) + " is an empty string", "non-empty prompts");
+  if (c.data.tokenizer.empty())
+    d.error(o.of("eval.prompts", "eval"), "eval.prompts",
+            "given without data.tokenizer", "data.tokenizer naming the tokenizer to encode them");
+  if (c.parallel.tp > 1 || c.parallel.pp > 1)
+    d.error(o.of("eval.prompts", "eval"), "eval.prompts",
+            "with parallel.tp = " + str(c.parallel.tp) + ", pp = " + str(c.parallel.pp),
+            "tp = pp = 1 (generation runs on one rank from the dp-gathered model; not yet "
+            "across tensor or pipeline shards)");
+}
+
 }  // namespace
 
 void check_consistency(const Config& c, const Origins& o, Diagnostics& d) {
@@ -78,10 +117,8 @@ void check_consistency(const Config& c, const Origins& o, Diagnostics& d) {
                   const std::string& expected) { d.error(o.of(key, fallback), key, what, expected); };
 
   // [train] fine-tuning
-  if (t.objective == Objective::sft && t.packing && p.pp > 1)
-    fail("train.packing", "parallel.pp", "true with parallel.pp = " + str(p.pp),
-         "packing = false under pipeline parallelism (pipeline stages do not carry document "
-         "starts yet), or pp = 1");
+  check_dpo(c, o, d);
+  check_eval(c, o, d);
 
   // [model]
   if (m.arch == Arch::gpt2 && m.n_kv_head != m.n_head)

@@ -11,6 +11,9 @@
 //   lora:     a [lora] section has its rank; with rank > 0, target_modules are known module
 //             names (gate only for llama), each once; dropout is 0; tp = pp = 1, no ZeRO-3.
 //   logbook:  spike_warmup <= spike_window; nonfinite_action is not "log".
+//   dpo:      a [dpo] section only with objective = "dpo"; label_smoothing only with the
+//             sigmoid loss; no adapters yet;
+//   eval:     prompts non-empty, with data.tokenizer, under tp = pp = 1.
 // The world size (tp * pp * dp == ranks) is not known here: the topology checks it at start-up.
 #include "config/config.h"
 #include "config/diagnostics.h"

@@ -27,9 +27,9 @@ constexpr Presence kOptional = Presence::optional;
 constexpr Presence kRequired = Presence::required;
 constexpr Presence kDerived = Presence::derived;
 
-const std::array<std::string_view, 9> kSections = {"model",    "train",   "data",
-                                                   "parallel", "checkpoint", "run",
-                                                   "watchdog", "logbook", "lora"};
+const std::array<std::string_view, 11> kSections = {
+    "model", "train",   "data", "parallel", "checkpoint", "run",
+    "watchdog", "logbook", "lora", "dpo",     "eval"};
 
 const ConfigKey kKeys[] = {
     // [model]
@@ -119,6 +119,13 @@ const ConfigKey kKeys[] = {
     {"lora", "rslora", FIELD(lora.rslora)},
     {"lora", "dropout", FIELD(lora.dropout), kOptional, half_open(0, 1)},
     {"lora", "target_modules", FIELD(lora.target_modules)},
+    // [dpo]
+    {"dpo", "beta", FIELD(dpo.beta), kOptional, above(0)},
+    {"dpo", "loss", FIELD(dpo.loss)},
+    {"dpo", "label_smoothing", FIELD(dpo.label_smoothing), kOptional, half_open(0, 0.5)},
+    // [eval]
+    {"eval", "prompts", FIELD(eval.prompts)},
+    {"eval", "max_new_tokens", FIELD(eval.max_new_tokens), kOptional, at_least(1)},
 };
 
 #undef FIELD
@@ -126,7 +133,9 @@ const ConfigKey kKeys[] = {
 const EnumName<Arch> kArchNames[] = {{"gpt2", Arch::gpt2}, {"llama", Arch::llama}};
 const EnumName<LrDecay> kDecayNames[] = {
     {"cosine", LrDecay::cosine}, {"linear", LrDecay::linear}, {"constant", LrDecay::constant}};
-const EnumName<Objective> kObjectiveNames[] = {{"lm", Objective::lm}, {"sft", Objective::sft}};
+const EnumName<Objective> kObjectiveNames[] = {
+    {"lm", Objective::lm}, {"sft", Objective::sft}, {"dpo", Objective::dpo}};
+const EnumName<DpoLoss> kDpoLossNames[] = {{"sigmoid", DpoLoss::sigmoid}, {"ipo", DpoLoss::ipo}};
 const EnumName<Recompute> kRecomputeNames[] = {
     {"none", Recompute::none}, {"selective", Recompute::selective}, {"full", Recompute::full}};
 const EnumName<StopSignal> kStopSignalNames[] = {
@@ -209,6 +218,7 @@ std::span<const EnumName<Recompute>> enum_names(Recompute) { return kRecomputeNa
 std::span<const EnumName<StopSignal>> enum_names(StopSignal) { return kStopSignalNames; }
 std::span<const EnumName<Objective>> enum_names(Objective) { return kObjectiveNames; }
 std::span<const EnumName<SpikeAction>> enum_names(SpikeAction) { return kSpikeActionNames; }
+std::span<const EnumName<DpoLoss>> enum_names(DpoLoss) { return kDpoLossNames; }
 
 std::string_view lr_decay_name(LrDecay d) {
   for (const auto& e : kDecayNames)

@@ -23,9 +23,9 @@ template <class T>
 using FieldRef = T& (*)(Config&);
 using Field = std::variant<FieldRef<int64_t>, FieldRef<int>, FieldRef<uint64_t>, FieldRef<double>,
                            FieldRef<bool>, FieldRef<std::string>, FieldRef<Arch>, FieldRef<LrDecay>,
-                           FieldRef<Recompute>, FieldRef<Objective>, FieldRef<StopSignal>,
-                           FieldRef<SpikeAction>, FieldRef<std::vector<int64_t>>,
-                           FieldRef<std::vector<std::string>>>;
+                           FieldRef<Recompute>, FieldRef<Objective>, FieldRef<DpoLoss>,
+                           FieldRef<StopSignal>, FieldRef<SpikeAction>,
+                           FieldRef<std::vector<int64_t>>, FieldRef<std::vector<std::string>>>;
 
 enum class Presence : uint8_t {
   optional,  // absent: the struct's default
@@ -56,7 +56,7 @@ struct ConfigKey {
 // Every key, in the order of docs/config.md and to_toml.
 std::span<const ConfigKey> config_keys();
 // The section names, in order: model, train, data, parallel, checkpoint, run, watchdog,
-// logbook, lora.
+// logbook, lora, dpo, eval.
 std::span<const std::string_view> config_sections();
 // The row of section.name, or nullptr.
 const ConfigKey* find_config_key(std::string_view section, std::string_view name);
@@ -71,6 +71,7 @@ std::span<const EnumName<Arch>> enum_names(Arch);
 std::span<const EnumName<LrDecay>> enum_names(LrDecay);
 std::span<const EnumName<Recompute>> enum_names(Recompute);
 std::span<const EnumName<Objective>> enum_names(Objective);
+std::span<const EnumName<DpoLoss>> enum_names(DpoLoss);
 std::span<const EnumName<StopSignal>> enum_names(StopSignal);
 std::span<const EnumName<SpikeAction>> enum_names(SpikeAction);
 std::string_view lr_decay_name(LrDecay d);

@@ -263,29 +263,53 @@ RenderedChat ChatTemplate::render(const std::vector<ChatMessage>& messages,
   return r;
 }
 
-ChatTemplate ChatTemplate::from_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) user_error(path, ": cannot open the chat template file");
-  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+namespace {
+
+// A template from a JSON object of ChatTemplateSpec strings (`where` names it in messages).
+ChatTemplate template_from_json(const nlohmann::json& j, const std::string& path,
+                                const std::string& where) {
   if (!j.is_object())
-    user_error(path, ": not a JSON object (expected {\"user\": ..., \"assistant\": ..., ...})");
+    user_error(where, ": not a JSON object (expected {\"user\": ..., \"assistant\": ..., ...})");
   ChatTemplateSpec spec;
   const std::pair<const char*, std::string*> keys[] = {
       {"bos", &spec.bos},           {"system", &spec.system},
       {"user", &spec.user},         {"assistant", &spec.assistant},
       {"end_of_turn", &spec.end_of_turn}, {"default_system", &spec.default_system}};
+  std::string name = path;
   for (const auto& [key, value] : j.items()) {
     std::string* field = nullptr;
     for (const auto& [k, dst] : keys)
       if (key == k) field = dst;
-    if (key == "name") continue;  // prepare.json's record of the template's name
+    if (key == "name") {  // prepare.json's record of the template's name
+      if (value.is_string()) name = value.get<std::string>();
+      continue;
+    }
     if (!field)
-      user_error(path, ": unknown key \"", key,
+      user_error(where, ": unknown key \"", key,
                  "\" (expected bos, system, user, assistant, end_of_turn, default_system)");
-    if (!value.is_string()) user_error(path, ": \"", key, "\" must be a string");
+    if (!value.is_string()) user_error(where, ": \"", key, "\" must be a string");
     *field = value.get<std::string>();
   }
-  return ChatTemplate(spec, path, path + ": template");
+  return ChatTemplate(spec, name, where);
+}
+
+nlohmann::json read_json(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error(path, ": cannot open the ", what);
+  return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+}
+
+}  // namespace
+
+ChatTemplate ChatTemplate::from_file(const std::string& path) {
+  return template_from_json(read_json(path, "chat template file"), path, path + ": template");
+}
+
+ChatTemplate ChatTemplate::from_prepare_json(const std::string& path) {
+  const nlohmann::json j = read_json(path, "prepare summary");
+  if (!j.is_object() || !j.contains("template"))
+    user_error(path, ": no \"template\" (not the prepare.json of `llmpi prepare --format sft`)");
+  return template_from_json(j["template"], path, path + ": template");
 }
 
 }  // namespace llmpi

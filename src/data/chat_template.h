@@ -70,6 +70,9 @@ class ChatTemplate {
   // "system", "user", "assistant", "end_of_turn", "default_system"; as prepare.json's
   // "template" records them). UserError naming the file and key for anything else.
   static ChatTemplate from_file(const std::string& path);
+  // The template recorded in the prepare.json of `llmpi prepare --format sft` (its
+  // "template" object; name = the recorded name). UserError naming the file otherwise.
+  static ChatTemplate from_prepare_json(const std::string& path);
 
   const std::string& name() const { return name_; }
   const ChatTemplateSpec& spec() const { return spec_; }

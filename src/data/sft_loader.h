@@ -36,6 +36,7 @@ class SftLoader {
             bool pairs);
 
   int64_t seq_len() const { return T_; }
+  const TokenDataset& dataset() const { return data_; }
   int64_t n_rows() const { return static_cast<int64_t>(row_begin_.size()) - 1; }
   int64_t n_units() const { return static_cast<int64_t>(unit_docs_.size()) - 1; }
   const SampleOrder& order() const { return order_; }

@@ -218,10 +218,12 @@ std::vector<double> Transformer::token_losses(Backend& be, Activations& a,
   return losses;
 }
 
-LossSum Transformer::loss(Backend& be, Activations& a, const Tensor& targets) const {
+LossSum Transformer::loss(Backend& be, Activations& a, const Tensor& targets,
+                          std::vector<double>* token_losses) const {
   std::vector<double> losses;
   std::vector<int32_t> tgt;
   read_token_losses(be, a, targets, losses, tgt);
+  if (token_losses) *token_losses = losses;
   LossSum s;
   for (size_t n = 0; n < tgt.size(); ++n) {
     if (tgt[n] < 0) continue;
@@ -266,7 +268,7 @@ std::vector<float> Transformer::logits_at(Backend& be, const Activations& a, int
 }
 
 void Transformer::backward_loss(Backend& be, Activations& a, Workspace& ws, const Tensor& ids,
-                                const Tensor& targets, double scale) const {
+                                const Tensor& targets, const LossScale& scale) const {
   LLMPI_CHECK(range_.head, "backward_loss on a stage without the head");
   Regions whole;
   Regions& r = regions_or(whole);
@@ -276,7 +278,20 @@ void Transformer::backward_loss(Backend& be, Activations& a, Workspace& ws, cons
   const Shape nc{a.rows, cfg_.d_model};
   const Tensor row_scale = ws.row_scale.tensor().slice(0, Shape{N});
   const Tensor dhf = ws.dhf.tensor().slice(0, nc);
-  be.fill(row_scale, scale);
+  if (scale.per_token.empty()) {
+    be.fill(row_scale, scale.uniform);
+  } else {
+    LLMPI_CHECK(int64_t(scale.per_token.size()) == N, scale.per_token.size(),
+                " per-token loss scales for B·T = ", N);
+    if (row_scale.dtype == DType::f64) {
+      be.copy(row_scale, host_tensor(const_cast<double*>(scale.per_token.data()), Shape{N}, DType::f64));
+      be.synchronize();
+    } else {
+      const std::vector<float> s32(scale.per_token.begin(), scale.per_token.end());
+      be.copy(row_scale, host_tensor(const_cast<float*>(s32.data()), Shape{N}, DType::f32));
+      be.synchronize();  // the copy has read s32
+    }
+  }
   be.cross_entropy_backward(a.logits, a.logits, a.lse, targets, row_scale, vocab_offset_);
   const Tensor hff = full_rows(sharded, ws.x_full, a.hf, N);
   r.gather_rows(be, hff, a.hf);  // again: hf is saved at local rows only

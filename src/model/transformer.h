@@ -44,6 +44,20 @@ struct LossSum {
   int64_t count = 0;  // number of targets >= 0
 };
 
+// The per-token scale of backward_loss: d(loss)/d(cross-entropy of token n). `uniform` for
+// every token (1 / counted targets of the global step), or — when per_token is given (host,
+// one entry per token of the step's micro-batches, M·B·T) — per_token[m·B·T + n] for token n
+// of micro-batch m (DPO: train/dpo_objective.h). of_micro(m, N) is micro-batch m's part.
+struct LossScale {
+  double uniform = 0.0;
+  std::span<const double> per_token;
+  LossScale(double s = 0.0) : uniform(s) {}  // NOLINT: a plain number is a uniform scale
+  LossScale(double s, std::span<const double> t) : uniform(s), per_token(t) {}
+  LossScale of_micro(int64_t m, int64_t N) const {
+    return per_token.empty() ? *this : LossScale{uniform, per_token.subspan(size_t(m * N), size_t(N))};
+  }
+};
+
 // One micro-batch's activations kept for backward. Allocated once for (B, T), reused.
 // N = B·T token rows; n = the rows of the token-row region held here (N unless the regions
 // shard the rows: sequence parallelism).
@@ -150,17 +164,20 @@ class Transformer {
   void forward(Backend& be, Activations& a, const Tensor& ids) const;
 
   // ---- last stage, after forward -------------------------------------------------------
-  // targets: i32 [B·T] on the backend; negative targets are ignored.
-  LossSum loss(Backend& be, Activations& a, const Tensor& targets) const;
+  // targets: i32 [B·T] on the backend; negative targets are ignored. token_losses (optional)
+  // receives the per-token cross-entropy [B·T] (0 where ignored).
+  LossSum loss(Backend& be, Activations& a, const Tensor& targets,
+               std::vector<double>* token_losses = nullptr) const;
   // Per-token cross-entropy [B·T] (0 where the target is ignored), for evaluation.
   std::vector<double> token_losses(Backend& be, Activations& a, const Tensor& targets) const;
   // Logits at position t of every sequence, [B, V_local] row-major, for sampling. (Causal
   // attention: they depend only on tokens 0..t, so a batch padded after t gives the same.)
   std::vector<float> logits_at(Backend& be, const Activations& a, int64_t t) const;
-  // Backward from the loss: d(loss)/d(logits) = scale · (softmax - onehot(target)).
+  // Backward from the loss: d(loss)/d(logits) = scale_n · (softmax - onehot(target)), scale
+  // uniform or per token (LossScale, this micro-batch's B·T entries).
   // Accumulates parameter gradients; overwrites a.logits.
   void backward_loss(Backend& be, Activations& a, Workspace& ws, const Tensor& ids,
-                     const Tensor& targets, double scale) const;
+                     const Tensor& targets, const LossScale& scale) const;
 
   // ---- non-last stage ------------------------------------------------------------------
   // Backward from doutput = d(loss)/d(output) [n, C] received from the next stage.

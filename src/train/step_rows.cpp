@@ -6,12 +6,13 @@
 namespace llmpi {
 
 StepRows::StepRows(const Config& cfg, const TokenDataset& data)
-    : T_(cfg.train.seq_len), packing_(cfg.train.packing) {
+    : T_(cfg.train.seq_len), packing_(cfg.train.packing),
+      pairs_(cfg.train.objective == Objective::dpo) {
   if (cfg.train.objective == Objective::lm) {
     lm_.emplace(data, T_, cfg.train.seed);
     lm_val_.emplace(data, T_);
   } else {
-    sft_.emplace(data, T_, cfg.train.seed, cfg.train.packing, /*pairs=*/false);
+    sft_.emplace(data, T_, cfg.train.seed, cfg.train.packing, pairs_);
   }
 }
 
@@ -28,18 +29,18 @@ int64_t StepRows::n_rows() const { return lm_ ? lm_->n_samples() : sft_->n_rows(
 
 void StepRows::fill(int64_t step, int64_t micro_batch, int64_t dp_rank,
                     const BatchLayout& layout, int32_t* ids, int32_t* targets,
-                    int32_t* doc_start) const {
+                    int32_t* doc_start, std::vector<RowDocument>* docs) const {
   if (lm_) {
     lm_->fill(step, micro_batch, dp_rank, layout, ids, targets);
     return;
   }
   scratch_.resize(size_t(layout.batch_size * T_));
   sft_->fill(step, micro_batch, dp_rank, layout, ids, targets,
-             has_documents() ? doc_start : scratch_.data());
+             has_documents() ? doc_start : scratch_.data(), docs);
 }
 
 void StepRows::fill_val(int64_t batch, int64_t B, int32_t* ids, int32_t* targets,
-                        int32_t* doc_start) const {
+                        int32_t* doc_start, std::vector<RowDocument>* row_docs) const {
   LLMPI_CHECK(batch >= 0 && B > 0, "val batch ", batch, " of size ", B);
   if (lm_) {
     lm_val_->fill(batch, B, ids, targets);
@@ -49,7 +50,7 @@ void StepRows::fill_val(int64_t batch, int64_t B, int32_t* ids, int32_t* targets
   int32_t* docs = has_documents() ? doc_start : scratch_.data();
   for (int64_t b = 0; b < B; ++b)
     sft_->fill_row((batch * B + b) % sft_->n_rows(), ids + b * T_, targets + b * T_,
-                   docs + b * T_);
+                   docs + b * T_, row_docs, b);
 }
 
 std::vector<int64_t> StepRows::step_samples(int64_t step, const BatchLayout& layout) const {
@@ -63,7 +64,8 @@ std::vector<int64_t> StepRows::step_samples(int64_t step, const BatchLayout& lay
 std::string StepRows::describe() const {
   if (lm_) return std::to_string(lm_->n_samples()) + " samples of " + std::to_string(T_);
   return std::to_string(sft_->n_rows()) + " rows of " + std::to_string(T_) + " (" +
-         std::to_string(sft_->n_units()) + " documents" + (packing_ ? ", packed)" : ")");
+         std::to_string(sft_->n_units()) + (pairs_ ? " preference pairs" : " documents") +
+         (packing_ ? ", packed)" : ")");
 }
 
 }  // namespace llmpi

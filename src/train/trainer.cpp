@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <ostream>
 
 #include "io/model_file.h"
@@ -12,7 +13,10 @@
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
 #include "data/tokenizer_id.h"
+#include "train/dpo_objective.h"
+#include "train/eval_prompts.h"
 #include "train/init_from.h"
+#include "train/reference_logprobs.h"
 #include "train/paths.h"
 #include "train/logbook_observer.h"
 #include "train/spike_policy.h"
@@ -83,6 +87,9 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
   layout_.micro_batches = cfg.parallel.micro_batches;
   layout_.dp_size = topo_.layout().dp;
   engine_ = std::make_unique<ParallelEngine>(cfg, topo_, be_);
+  if (cfg.train.objective == Objective::dpo)
+    dpo_ = std::make_unique<DpoObjective>(cfg_, *engine_, topo_, rows_, val_rows_ ? &*val_rows_ : nullptr);
+  if (!cfg.eval.prompts.empty()) eval_prompts_ = std::make_unique<EvalPrompts>(cfg_);
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len;
   host_ids_.resize(size_t(layout_.micro_batches * B * T));
   host_targets_.resize(host_ids_.size());
@@ -128,11 +135,15 @@ void Trainer::print_step(const StepRecord& r, int64_t done, double elapsed_s,
     std::snprintf(split, sizeof split, " | step %.1f ms: compute %.1f, comm exposed %.1f of %.1f",
                   1e3 * t.step_s, 1e3 * (t.step_s - t.comm_exposed_s), 1e3 * t.comm_exposed_s,
                   1e3 * t.comm_total_s);
-  char line[384];
+  char dpo[160] = "";
+  if (r.dpo)
+    std::snprintf(dpo, sizeof dpo, " | rewards chosen %+.4f rejected %+.4f margin %+.4f | accuracy %.3f",
+                  r.chosen_reward, r.rejected_reward, r.reward_margin, r.reward_accuracy);
+  char line[512];
   std::snprintf(line, sizeof line,
-                "step %6lld/%lld | loss %.4f | lr %.3e | grad norm %8.4f | %9.0f tok/s | "
+                "step %6lld/%lld | loss %.4f%s | lr %.3e | grad norm %8.4f | %9.0f tok/s | "
                 "elapsed %s | eta %s%s%s\n",
-                (long long)r.step, (long long)total, r.loss, r.lr, r.grad_norm, tokens_per_s,
+                (long long)r.step, (long long)total, r.loss, dpo, r.lr, r.grad_norm, tokens_per_s,
                 hms(elapsed_s).c_str(), hms(eta).c_str(), split,
                 r.skipped ? (" | SKIPPED (" + action_name(r.action) + ")").c_str()
                           : r.spike ? " | SPIKE (logged)" : "");
@@ -183,16 +194,48 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     journal_.attach(guard_->recorder());
   }
 
+  int64_t evaluated_at = -1;  // the step of the last val() (its validation and prompts)
   auto val = [&](int64_t step) {
-    const double v = validate(cfg_.train.eval_batches);
-    sum.val_losses.emplace_back(step, v);
-    if (rank_ == 0) {
-      char line[160];
-      std::snprintf(line, sizeof line, "val  step %6lld | loss %.4f | perplexity %.2f\n",
-                    (long long)step, v, std::exp(v));
-      out_ << line << std::flush;
+    evaluated_at = step;
+    if (val_rows_) {
+      const double v = validate(cfg_.train.eval_batches);
+      sum.val_losses.emplace_back(step, v);
+      if (rank_ == 0) {
+        char line[160];
+        std::snprintf(line, sizeof line, "val  step %6lld | loss %.4f | perplexity %.2f\n",
+                      (long long)step, v, std::exp(v));
+        out_ << line << std::flush;
+      }
+      if (dpo_) {
+        const DpoSums d = dpo_->validate();  // every held-out pair once
+        sum.val_dpo.emplace_back(step, d);
+        char line[256];
+        std::snprintf(line, sizeof line,
+                      "val  step %6lld | dpo loss %.4f | rewards chosen %+.4f rejected %+.4f "
+                      "margin %+.4f | accuracy %.3f (%lld pairs)",
+                      (long long)step, d.mean_loss(), d.mean_chosen_reward(),
+                      d.mean_rejected_reward(), d.mean_margin(), d.accuracy(), (long long)d.pairs);
+        report(line);
+      }
+    }
+    if (eval_prompts_) {
+      const std::vector<std::string> gen = eval_prompts_->generate(*engine_, be_);  // collective
+      sum.eval_generations.emplace_back(step, gen);
+      for (size_t i = 0; i < gen.size(); ++i)  // rank 0 records, like every logbook event
+        guard_->recorder().event(make_event(
+            EventType::eval_prompt, step,
+            {{"prompt", eval_prompts_->prompts()[i]}, {"generation", gen[i]}}));
+      for (size_t i = 0; i < gen.size(); ++i)
+        report("prompt step " + std::to_string(step) + " | " + eval_prompts_->prompts()[i] +
+               " -> " + gen[i]);
     }
   };
+  const bool evaluates = val_rows_ || eval_prompts_;
+  if (dpo_) {
+    if (rank_ == 0) std::filesystem::create_directories(cfg_.run.dir);
+    dpo_->prepare(reference_cache_path(cfg_.run.dir), start_step_ > 0,
+                  [this](const std::string& line) { report(line); });
+  }
 
   // One saver per run: its private communicator keeps checkpoint collectives apart from the
   // training ones. While a save is in flight nothing else may call HDF5 (wait() first).
@@ -208,7 +251,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   auto phase = [&](Phase p, int64_t step) {
     if (opt.progress) opt.progress->begin(p, step);
   };
-  if (val_rows_ && start_step_ == 0) val(0);
+  if (evaluates && start_step_ == 0) val(0);
   const auto t0 = Clock::now();
   auto window_start = t0;
   int64_t window_steps = 0;
@@ -246,7 +289,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
       window_steps = 0;
     }
     const double step_s = std::chrono::duration<double>(Clock::now() - step_start).count();
-    if (val_rows_ && ((cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0) || last)) {
+    if (evaluates && ((cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0) || last)) {
       phase(Phase::eval, step);
       val(step);  // the final validation too, in this step's row
     }
@@ -311,9 +354,17 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     double hi = double(peak), lo = double(peak);
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_DOUBLE, MPI_MAX, comm_), "MPI_Allreduce");
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_DOUBLE, MPI_MIN, comm_), "MPI_Allreduce");
-    char line[160];
-    std::snprintf(line, sizeof line, "peak device memory per rank: %.2f GiB max, %.2f GiB min",
-                  hi / 1073741824.0, lo / 1073741824.0);
+    // Beside the start-up estimate it was checked against (parallel/memory_estimate.h).
+    const MemoryEstimate& e = engine_->memory_estimate();
+    char line[320];
+    std::snprintf(line, sizeof line,
+                  "peak device memory per rank: %.2f GiB max, %.2f GiB min (allocator high-water "
+                  "mark); start-up estimate %.2f GiB (parameters %.2f, gradients %.2f, optimizer "
+                  "%.2f, activations %.2f, workspace %.2f incl. %.2f reserve)",
+                  hi / 1073741824.0, lo / 1073741824.0, e.total() / 1073741824.0,
+                  e.params / 1073741824.0, e.grads / 1073741824.0, e.optimizer / 1073741824.0,
+                  e.activations / 1073741824.0, e.workspace / 1073741824.0,
+                  kDeviceReserveBytes / 1073741824.0);
     report(line);
   }
   auto finish = [&](bool completed) {  // run_end, then the logbook written out
@@ -326,7 +377,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     finish(false);
     return sum;
   }
-  if (val_rows_ && (sum.val_losses.empty() || sum.val_losses.back().first != cfg_.train.steps)) {
+  if (evaluates && evaluated_at != cfg_.train.steps) {
     phase(Phase::eval, last_step);
     val(cfg_.train.steps);  // a run resumed at its last step
   }

@@ -24,6 +24,10 @@
 // function of (seed, dataset, step) (train/step_rows.h: pre-training samples, or with
 // [train] objective = "sft" rows of whole, possibly packed documents with masked targets), so
 // runs are reproducible bit for bit: the same config gives the same losses.
+// objective = "dpo": each step goes through DpoObjective (train/dpo_objective.h: reference
+// log-probs cached before the first step, per-token scales of the DPO gradient); validation
+// adds the DPO metrics over every held-out pair. [eval] prompts (train/eval_prompts.h) are
+// generated at every validation.
 #include <mpi.h>
 
 #include <cstdint>
@@ -49,9 +53,13 @@
 #include "parallel/topology.h"
 #include "train/logbook_observer.h"
 #include "train/step_guard.h"
+#include "train/dpo_loss.h"
 #include "train/step_rows.h"
 
 namespace llmpi {
+
+class DpoObjective;
+class EvalPrompts;
 
 struct StepRecord {
   int64_t step = 0;
@@ -63,6 +71,9 @@ struct StepRecord {
   bool spike = false;                     // the detector flagged it (on some rank)
   double loss_z = 0.0, grad_z = 0.0;      // its z-scores (largest over ranks)
   StepTimes times;  // the engine's time split of the step on this rank (parallel/step_clock.h)
+  // objective = "dpo": the step's means over its pairs (loss above is the DPO loss).
+  bool dpo = false;
+  double chosen_reward = 0.0, rejected_reward = 0.0, reward_margin = 0.0, reward_accuracy = 0.0;
 };
 
 struct TrainSummary {
@@ -71,6 +82,9 @@ struct TrainSummary {
   StopRequest stopped;       // why it stopped before train.steps (none: it did not)
   std::vector<std::pair<int64_t, double>> val_losses;  // (step, mean loss)
   std::vector<LayerStats> layers;  // per-layer statistics ([logbook] layer_stats_every), every rank
+  std::vector<std::pair<int64_t, DpoSums>> val_dpo;    // objective = "dpo": held-out pairs
+  // [eval] prompts: (step, one greedy generation per prompt)
+  std::vector<std::pair<int64_t, std::vector<std::string>>> eval_generations;
   double unigram_baseline = 0.0;                       // 0 without validation data
   std::string model_path;
 };
@@ -160,6 +174,8 @@ class Trainer {
   BatchLayout layout_;
 
   std::unique_ptr<ParallelEngine> engine_;
+  std::unique_ptr<DpoObjective> dpo_;  // objective = "dpo" (train/dpo_objective.h)
+  std::unique_ptr<EvalPrompts> eval_prompts_;  // [eval] prompts (train/eval_prompts.h)
   LrSchedule schedule_;
   std::vector<int32_t> host_ids_, host_targets_;   // [M, B·T] staged for one step
   std::vector<int32_t> host_docs_;                 // [M, B·T] document starts (sft packing)

@@ -3,8 +3,10 @@
 // statistics of the steps that take them, and the step's row in the logbook (the engine's
 // time split, parallel/step_clock.h). The rollback itself is trainer_checkpoints.cpp's.
 #include <chrono>
+#include <optional>
 
 #include "model/model_flops.h"
+#include "train/dpo_objective.h"
 #include "train/logbook_observer.h"
 #include "train/spike_policy.h"
 #include "train/trainer.h"
@@ -28,14 +30,31 @@ Trainer::StepRun Trainer::train_step(int64_t step) {
     return o;
   }
   const auto t0 = Clock::now();
-  const int64_t N = cfg_.train.batch_size * cfg_.train.seq_len;
-  for (int64_t m = 0; m < layout_.micro_batches; ++m)
-    rows_.fill(step - 1, m, topo_.dp_rank(), layout_, host_ids_.data() + m * N,
-               host_targets_.data() + m * N, host_docs_.data() + (host_docs_.empty() ? 0 : m * N));
+  std::optional<DpoBatch> dpo;  // objective = "dpo": rows, token scales and the pairs' sums
+  if (dpo_) {
+    dpo = dpo_->stage(step - 1, layout_);  // collective; includes the policy's forward passes
+  } else {
+    const int64_t N = cfg_.train.batch_size * cfg_.train.seq_len;
+    for (int64_t m = 0; m < layout_.micro_batches; ++m)
+      rows_.fill(step - 1, m, topo_.dp_rank(), layout_, host_ids_.data() + m * N,
+                 host_targets_.data() + m * N,
+                 host_docs_.data() + (host_docs_.empty() ? 0 : m * N));
+  }
   o.data_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const bool stats = guard_->layer_stats_due(step);
   if (stats) engine_->arm_layer_stats();
-  o.s = engine_->compute(host_ids_, host_targets_, host_docs_, guard_->poison_gradient(step));
+  const bool poison = guard_->poison_gradient(step);
+  if (dpo) {
+    o.s = engine_->compute(dpo->ids, dpo->targets, dpo->docs, dpo->scales, poison);
+    o.s.loss = dpo->sums.mean_loss();  // the step's loss is the DPO loss (spikes judge it)
+    r.dpo = true;
+    r.chosen_reward = dpo->sums.mean_chosen_reward();
+    r.rejected_reward = dpo->sums.mean_rejected_reward();
+    r.reward_margin = dpo->sums.mean_margin();
+    r.reward_accuracy = dpo->sums.accuracy();
+  } else {
+    o.s = engine_->compute(host_ids_, host_targets_, host_docs_, {}, poison);
+  }
   auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   auto lb = Clock::now();  // the logbook's own time: agreement, decision, statistics, events
   const int64_t peak = be_.peak_bytes();
@@ -99,6 +118,12 @@ void Trainer::record_step(const StepRun& o, double step_s, double stall_s, doubl
   m.time_optimizer_s = t.optimizer_s;
   m.time_comm_s = t.comm_measured ? t.comm_exposed_s : kNotMeasured;  // device: not measured
   m.time_checkpoint_s = stall_s;
+  if (r.dpo) {
+    m.dpo_chosen_reward = r.chosen_reward;
+    m.dpo_rejected_reward = r.rejected_reward;
+    m.dpo_reward_margin = r.reward_margin;
+    m.dpo_reward_accuracy = r.reward_accuracy;
+  }
   guard_->recorder().step(m);
 }
 

@@ -13,12 +13,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_code() {  # expected-code, then the command
-  local want=$1; shift
-  set +e; "$@" >out.txt 2>err.txt; local got=$?; set -e
-  [ "$got" -eq "$want" ] || { cat out.txt err.txt >&2; fail "'$*' exited $got, expected $want"; }
-}
+source "$src/tests/e2e/common.bash"
 browser=$(command -v chromium || true)
 [ -n "$browser" ] || fail "chromium is not installed (scripts/install-deps.sh installs Debian's chromium)"
 chrome() {  # headless, offline, a fresh profile each time

@@ -11,12 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_code() {  # expected-code, then the command
-  local want=$1; shift
-  set +e; "$@" >out.txt 2>err.txt; local got=$?; set -e
-  [ "$got" -eq "$want" ] || { cat out.txt err.txt >&2; fail "'$*' exited $got, expected $want"; }
-}
+source "$src/tests/e2e/common.bash"
 
 # A corpus of real English text that every Debian machine with the demo's packages has.
 corpus=/usr/share/games/fortunes/fortunes

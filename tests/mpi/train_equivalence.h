@@ -75,6 +75,22 @@ inline fs::path shared_corpus(const std::string& name) {
       at += len;
     }
     w.commit();
+    // Preference pairs (objective = "dpo"): two adjacent documents of 4..8 tokens sharing a
+    // 2-token prompt, the answers in the loss; the chosen one follows the stream.
+    TokenShardWriter p((d / "dpo.bin").string(), 2, ShardContent::documents_with_mask);
+    for (size_t at = 0, k = 0; at + 24 <= toks.size() && k < 300; ++k) {
+      const size_t len = 4 + size_t(rng_uniform(key, 2000000 + k) * 5);
+      for (int chosen = 1; chosen >= 0; --chosen) {
+        std::vector<uint32_t> doc(toks.begin() + long(at), toks.begin() + long(at + len));
+        if (!chosen)
+          for (size_t i = 2; i < len; ++i) doc[i] = uint32_t(rng_bits(key, 3000000 + k * 16 + i) % 61);
+        std::vector<uint8_t> mask(len, 1);
+        mask[0] = mask[1] = 0;
+        p.append_document(doc, mask);
+      }
+      at += len;
+    }
+    p.commit();
   }
   MPI_Barrier(MPI_COMM_WORLD);
   return d;
@@ -90,7 +106,8 @@ struct LayoutCase {
   int steps = 20;
   int seq_len = 16;  // T, for the layout and the reference (≤ max_seq_len = 16)
   int batch = 2;     // B, sequences per micro-batch, for the layout and the reference
-  std::string objective = "lm";  // "sft": sft.bin (documents + loss mask), rows per packing
+  std::string objective = "lm";  // "sft": sft.bin (documents + loss mask), rows per packing;
+                                 // "dpo": dpo.bin (preference pairs), [dpo] beta = 1
   bool packing = true;
 };
 
@@ -102,8 +119,9 @@ inline Config case_config(const fs::path& d, const LayoutCase& c, bool reference
     << "warmup_steps = 3\nlog_every = 100\ngrad_clip = 1.0\n"
     << "recompute = \"" << (reference ? std::string("none") : c.recompute) << "\"\n"
     << "objective = \"" << c.objective << "\"\npacking = " << (c.packing ? "true" : "false")
-    << "\n[data]\ntrain = \"" << (d / (c.objective == "sft" ? "sft.bin" : "train.bin")).string()
-    << "\"\n[parallel]\n";
+    << "\n[data]\ntrain = \""
+    << (d / (c.objective == "lm" ? "train.bin" : c.objective + ".bin")).string()
+    << "\"\n" << (c.objective == "dpo" ? "[dpo]\nbeta = 1.0\n" : "") << "[parallel]\n";
   if (reference)
     t << "micro_batches = " << c.micro * c.dp << "\n";
   else
@@ -195,6 +213,11 @@ inline CasePass run_pass(const fs::path& d, const LayoutCase& c, Backend& be, DT
   std::ostringstream log;
   Config rc = case_config(d, c, true), lc = case_config(d, c, false);
   rc.train.master_dtype = lc.train.master_dtype = master;
+  // DPO: every run computes its own reference log-probs (no cache of an earlier pass or case).
+  MPI_Barrier(MPI_COMM_WORLD);
+  fs::remove(fs::path(rc.run.dir) / "reference_logprobs.h5");
+  if (world_rank() == 0) fs::remove(fs::path(lc.run.dir) / "reference_logprobs.h5");
+  MPI_Barrier(MPI_COMM_WORLD);
   r.ref = std::make_unique<Trainer>(rc, be, MPI_COMM_SELF, log);
   double lr_sum = 0.0;
   for (int s = 1; s <= c.steps; ++s) {
@@ -223,7 +246,13 @@ inline void expect_steps_match(const CasePass& r, const LayoutCase& c, double re
         << "step " << i + 1 << " grad norm " << r.rs.steps[i].grad_norm << " vs "
         << r.ls.steps[i].grad_norm;
   }
-  EXPECT_LT(r.ls.steps.back().loss, r.ls.steps.front().loss - 0.3) << "the layout did not learn";
+  if (c.objective == "dpo") {  // from log 2, over pairs that change every step: a mean
+    double tail = 0;
+    for (size_t i = r.ls.steps.size() - 4; i < r.ls.steps.size(); ++i) tail += r.ls.steps[i].loss / 4;
+    EXPECT_LT(tail, r.ls.steps.front().loss - 0.1) << "the layout did not learn";
+  } else {
+    EXPECT_LT(r.ls.steps.back().loss, r.ls.steps.front().loss - 0.3) << "the layout did not learn";
+  }
 }
 
 // Per tensor of this rank's slabs: the layout's parameters against the reference's elements

@@ -58,6 +58,11 @@ struct Edit {
 // The last line of kBase, and it followed by a [lora] section of `keys` (from line 25 on).
 const char* const kRunDir = "dir = \"runs/test\"";
 std::string lora(const std::string& keys) { return std::string(kRunDir) + "\n[lora]\n" + keys; }
+// The same with a [dpo] or [eval] section (its header at line 25, keys from line 26 on).
+std::string section(const std::string& name, const std::string& keys) {
+  return std::string(kRunDir) + "\n[" + name + "]\n" + keys;
+}
+const std::vector<std::string> kDpo = {"train.objective=dpo"};
 
 // kBase with each `from` (a whole line or run of lines, first occurrence) replaced by `to`.
 std::string edited(const std::vector<Edit>& edits) {
@@ -109,7 +114,7 @@ std::vector<BadCase> bad_cases() {
        "'train.warmup_steps'?"},
       {"unknown_section", {{"[run]", "[runs]"}}, {},
        "test.toml:23: section [runs]: unknown section; expected one of [model], [train], [data], "
-       "[parallel], [checkpoint], [run], [watchdog], [logbook], [lora]; did you mean [run]?"},
+       "[parallel], [checkpoint], [run], [watchdog], [logbook], [lora], [dpo], [eval]; did you mean [run]?"},
       {"key_outside_sections", {{"[model]", "steps = 3\n[model]"}}, {},
        "test.toml:1: key 'steps': outside any section; expected it under [train] (as train.steps)"},
       {"section_not_a_table", {{"[model]", "run = 5\n[model]"}, {"[run]\ndir = \"runs/test\"", ""}}, {},
@@ -252,6 +257,42 @@ std::vector<BadCase> bad_cases() {
       {"lora_under_zero3", {{kRunDir, lora("rank = 4")}, {"tp = 1", "zero_stage = 3"}}, {},
        "test.toml:26: key 'lora.rank': adapters with parallel.zero_stage = 3; expected zero_stage "
        "0, 1 or 2"},
+      // [dpo] and [train] objective = "dpo"
+      {"dpo_unknown_objective", {}, {"train.objective=dop"},
+       "key 'train.objective': \"dop\" is not a known value (did you mean \"dpo\"?); expected one of "
+       "\"lm\", \"sft\" or \"dpo\""},
+      {"dpo_unknown_loss", {{kRunDir, section("dpo", "loss = \"hinge\"")}}, kDpo,
+       "test.toml:26: key 'dpo.loss': \"hinge\" is not a known value; expected one of \"sigmoid\" "
+       "or \"ipo\""},
+      {"dpo_zero_beta", {{kRunDir, section("dpo", "beta = 0.0")}}, kDpo,
+       "test.toml:26: key 'dpo.beta': 0.0 is out of range; expected a finite number > 0"},
+      {"dpo_beta_not_a_number", {{kRunDir, section("dpo", "beta = \"0.1\"")}}, kDpo,
+       "test.toml:26: key 'dpo.beta': \"0.1\" is a string; expected a finite number > 0"},
+      {"dpo_smoothing_half", {{kRunDir, section("dpo", "label_smoothing = 0.5")}}, kDpo,
+       "test.toml:26: key 'dpo.label_smoothing': 0.5 is out of range; expected a finite number in "
+       "[0, 0.5)"},
+      {"dpo_smoothing_with_ipo", {{kRunDir, section("dpo", "loss = \"ipo\"\nlabel_smoothing = 0.1")}},
+       kDpo, "test.toml:27: key 'dpo.label_smoothing': 0.1 with dpo.loss = \"ipo\"; expected 0 "
+             "(label smoothing applies to the sigmoid loss only)"},
+      {"dpo_section_without_objective", {{kRunDir, section("dpo", "beta = 0.2")}}, {},
+       "test.toml:25: key 'dpo': a [dpo] section with train.objective = \"lm\"; expected "
+       "train.objective = \"dpo\""},
+      {"dpo_unknown_key", {{kRunDir, section("dpo", "betta = 0.2")}}, kDpo,
+       "key 'dpo.betta': unknown key; expected a key of [dpo]; did you mean 'beta'?"},
+      {"dpo_with_lora", {{kRunDir, lora("rank = 4")}}, kDpo,
+       "key 'lora.rank': 4 with train.objective = \"dpo\"; expected 0: DPO with adapters"},
+      // [eval]
+      {"eval_empty_prompt", {{kRunDir, section("eval", "prompts = [\"Define cat\", \"\"]")}},
+       {"data.tokenizer=tok.bpe"},
+       "test.toml:26: key 'eval.prompts': entry 2 is an empty string; expected non-empty prompts"},
+      {"eval_prompts_without_tokenizer", {{kRunDir, section("eval", "prompts = [\"Define cat\"]")}},
+       {}, "test.toml:26: key 'eval.prompts': given without data.tokenizer"},
+      {"eval_prompts_under_tp", {{kRunDir, section("eval", "prompts = [\"Hello\"]")}, {"tp = 1", "tp = 2"}},
+       {"data.tokenizer=tok.bpe"}, "key 'eval.prompts': with parallel.tp = 2, pp = 1; expected tp = pp = 1"},
+      {"eval_prompts_not_strings", {{kRunDir, section("eval", "prompts = [1]")}}, {},
+       "test.toml:26: key 'eval.prompts': element 0: 1 is an integer; expected an array of strings"},
+      {"eval_zero_tokens", {{kRunDir, section("eval", "max_new_tokens = 0")}}, {},
+       "test.toml:26: key 'eval.max_new_tokens': 0 is out of range; expected an integer >= 1"},
       {"lora_set_unknown_key", {}, {"lora.ranks=8"},
        "--set lora.ranks=8: key 'lora.ranks': unknown key; expected a key of [lora]; did you mean "
        "'rank'?"},

@@ -7,6 +7,10 @@
 // decision on every rank (the save failed), the temporary removed, the earlier checkpoints
 // and `latest` intact, exit 2 with the message — within a deadline (`timeout` reports a hang
 // as 124). tests/mpi/full_disk.2.cpp checks the same agreement in process.
+// A disk that fills up *during* the write, after the room was checked (another program
+// taking the space), is injected with LLMPI_TEST_DISK_FULL (io/checkpoint_space.h): one
+// rank's writes fail inside HDF5's collective calls; every rank must still leave the write
+// together, remove the temporary and exit 2.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -35,8 +39,11 @@ std::string config_text(const fs::path& d) {
 // Trains steps 1..4 (checkpoints 2 and 4, 19 MB each), then continues to step 8 under an
 // 8 MiB file-size limit (enough for MPI's own files) on `ranks` ranks: the save of step 6
 // fails. Checks the outcome.
-void expect_clean_failure(int ranks) {
-  const fs::path d = llmpi::testing::learnable_corpus("full_disk_" + std::to_string(ranks), 5, 4000);
+// disk_full_rank < 0: the file-size limit before the save (found by the room check); else
+// LLMPI_TEST_DISK_FULL on that rank: the disk fills mid-write.
+void expect_clean_failure(int ranks, int disk_full_rank = -1) {
+  const fs::path d = llmpi::testing::learnable_corpus(
+      "full_disk_" + std::to_string(ranks) + "_" + std::to_string(disk_full_rank + 1), 5, 4000);
   std::ofstream(d / "c.toml") << config_text(d);
   const std::string llmpi = LLMPI_BINARY_PATH;
   auto [rc, out] = llmpi::testing::run_shell(llmpi + " train " + (d / "c.toml").string() + " 2>&1");
@@ -44,9 +51,21 @@ void expect_clean_failure(int ranks) {
   const std::string run = (d / "run").string();
   ASSERT_EQ(list_checkpoints(run).size(), 2u) << out;
 
-  const std::string limited = "trap \"\" XFSZ; ulimit -f 16384; exec " + llmpi + " train " +
+  // Mid-write: the 19 MB file fills up at 6 MB on that rank, in the middle of the tensors.
+  // Every rank aggregates data for Open MPI's collective writes (as on a job of many nodes;
+  // with one aggregator rank 0 would write all the data and rank 1 nothing).
+  const std::string limit = disk_full_rank < 0 ? "ulimit -f 16384; "
+                                               : "export OMPI_MCA_io_ompio_num_aggregators=" +
+                                                     std::to_string(ranks) +
+                                                     " LLMPI_TEST_DISK_FULL=rank=" +
+                                                     std::to_string(disk_full_rank) +
+                                                     ",bytes=6000000; ";
+  const std::string limited = "trap \"\" XFSZ; " + limit + "exec " + llmpi + " train " +
                               (d / "c.toml").string() + " --set train.steps=8" +
-                              (ranks > 1 ? " --set parallel.dp=2 --set train.batch_size=1" : "");
+                              (ranks > 1 ? " --set parallel.dp=2 --set train.batch_size=1" : "") +
+                              // ZeRO 1: rank 1 owns (writes) half of the moments
+                              (ranks > 1 && disk_full_rank >= 0 ? " --set parallel.zero_stage=1"
+                                                                : "");
   std::string cmd = "timeout 120 ";
   if (ranks > 1)
     cmd += "mpiexec -n " + std::to_string(ranks) + " --oversubscribe --bind-to none " +
@@ -58,7 +77,10 @@ void expect_clean_failure(int ranks) {
   EXPECT_EQ(rc, 2) << out;
   EXPECT_NE(out.find("saving checkpoint " + checkpoint_path(run, 6) + " failed"), std::string::npos)
       << out;
-  EXPECT_NE(out.find("file-size limit (ulimit -f)"), std::string::npos) << out;  // the reason
+  if (disk_full_rank < 0)
+    EXPECT_NE(out.find("file-size limit (ulimit -f)"), std::string::npos) << out;  // the reason
+  else
+    EXPECT_NE(out.find("(disk full or a file-size limit?)"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(checkpoint_path(run, 6) + ".tmp")) << out;
   EXPECT_FALSE(fs::exists(checkpoint_path(run, 6))) << out;
   for (int s : {2, 4}) EXPECT_EQ(verify_checkpoint(checkpoint_path(run, s), MPI_COMM_NULL), "");
@@ -70,3 +92,6 @@ void expect_clean_failure(int ranks) {
 
 TEST(FullDisk, SaveFailsCleanlyOnOneRank) { expect_clean_failure(1); }
 TEST(FullDisk, SaveFailsCleanlyOnTwoRanks) { expect_clean_failure(2); }
+TEST(FullDisk, DiskFillingMidWriteFailsCleanlyOnOneRank) { expect_clean_failure(1, 0); }
+TEST(FullDisk, DiskFillingMidWriteOnRankOneFailsCleanlyOnTwoRanks) { expect_clean_failure(2, 1); }
+TEST(FullDisk, DiskFillingMidWriteOnRankZeroFailsCleanlyOnTwoRanks) { expect_clean_failure(2, 0); }

@@ -320,7 +320,9 @@ TEST(Logbook, ExportsCarryEveryFieldAndEvent) {
   EXPECT_EQ(csv.substr(0, csv.find('\n')), "step,segment,tokens_seen,wall_unix,loss,val_loss,lr,grad_norm,clipped,"
                                            "skipped,spike,loss_z,grad_z,tokens_per_s,mfu,peak_memory_bytes,"
                                            "time_step_s,time_data_s,time_forward_s,time_backward_s,"
-                                           "time_optimizer_s,time_comm_s,time_checkpoint_s");
+                                           "time_optimizer_s,time_comm_s,time_checkpoint_s,"
+                                           "dpo_chosen_reward,dpo_rejected_reward,dpo_reward_margin,"
+                                           "dpo_reward_accuracy");
   // Values read back exactly; NaN is an empty cell.
   EXPECT_EQ(std::get<double>(steps.rows[1][steps.column("loss")]), synthetic_step(2).loss);
   EXPECT_NE(csv.find("," + number_cell(synthetic_step(2).loss) + ","), std::string::npos);

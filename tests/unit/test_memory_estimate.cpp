@@ -14,7 +14,10 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "data/token_shard.h"
+#include "backend/backend.h"
 #include "model/param_layout.h"
+#include "model/param_store.h"
+#include "model/transformer.h"
 #include "parallel/memory_estimate.h"
 #include "llmpi_binary.h"
 #include "test_model_util.h"
@@ -96,4 +99,62 @@ TEST(MemoryEstimate, TrainRefusesAtStartUp) {
   EXPECT_NE(out.find("model.n_layer = 2000000"), std::string::npos) << out;
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
   fs::remove_all(dir);
+}
+
+// The device estimate's activations are the model's own allocations, in closed form: every
+// buffer a micro-batch keeps under each recompute mode, for both architectures
+// (bench/perfmodel/memory_model.h counts the same for layout search).
+TEST(MemoryEstimate, ActivationsAreTheModelsAllocations) {
+  auto be = make_host_backend();
+  for (Arch arch : {Arch::gpt2, Arch::llama})
+    for (Recompute rc : {Recompute::none, Recompute::selective, Recompute::full}) {
+      ModelConfig m = llmpi::testing::tiny_config(arch);
+      m.recompute = rc;
+      ParamStore store(*be, transformer_params(m, StageRange::full(m)), DType::f32);
+      Transformer model(m, StageRange::full(m), store);
+      const Activations a = model.alloc_activations(*be, 2, 8);
+      EXPECT_EQ(activation_bytes_estimate(m, Layout{}, 2, 8, DType::f32, m.n_layer, true, true),
+                double(activation_bytes(a)))
+          << arch_name(arch) << " " << recompute_name(rc);
+    }
+}
+
+TEST(MemoryEstimate, DeviceEstimateCoversStateActivationsAndWorkspace) {
+  Config c = tiny(4);
+  const MemoryEstimate host = estimate_memory(c, Layout{});
+  const double P = host.total_params;
+  MemoryEstimate e = estimate_device_memory(c, Layout{});
+  EXPECT_EQ(e.params, 4.0 * P + 2.0 * P);  // f32 master + bf16 compute copy
+  EXPECT_EQ(e.grads, 4.0 * P);
+  EXPECT_EQ(e.optimizer, 8.0 * P);
+  const double one = activation_bytes_estimate(c.model, Layout{}, c.train.batch_size,
+                                               c.train.seq_len, DType::bf16, 4, true, true);
+  EXPECT_EQ(e.activations, one);  // no pipeline: one micro-batch's buffers, reused
+  EXPECT_GT(e.workspace, kDeviceReserveBytes);
+  EXPECT_EQ(e.total(), e.params + e.grads + e.optimizer + e.activations + e.workspace);
+
+  // pp = 2 with 4 micro-batches: 1F1B keeps min(4, 2) micro-batches in flight, of 2 layers.
+  Layout pp;
+  pp.pp = 2;
+  pp.micro_batches = 4;
+  e = estimate_device_memory(c, pp);
+  EXPECT_EQ(e.activations, 2.0 * activation_bytes_estimate(c.model, pp, c.train.batch_size,
+                                                           c.train.seq_len, DType::bf16, 2, true,
+                                                           false));
+  EXPECT_EQ(e.params, 6.0 * P / 2);
+
+  // Refused against a device's free memory, naming every part and the keys.
+  const std::string m = [&] {
+    try {
+      check_memory_estimate(c, Layout{}, estimate_device_memory(c, Layout{}), 64.0 * (1 << 20),
+                            "of test device memory free");
+    } catch (const UserError& err) {
+      return std::string(err.what());
+    }
+    return std::string();
+  }();
+  EXPECT_NE(m.find("the model does not fit"), std::string::npos) << m;
+  EXPECT_NE(m.find("workspace 768 MiB"), std::string::npos) << m;
+  EXPECT_NE(m.find("64 MiB of test device memory free is available"), std::string::npos) << m;
+  EXPECT_EQ(refusal(c, Layout{}, 1e12), "");
 }

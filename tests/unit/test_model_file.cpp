@@ -160,6 +160,42 @@ TEST(ModelFile, MalformedFilesAreRejectedWithTheirName) {
   fs::remove_all(dir);
 }
 
+// A number stored with a non-standard type (here a 64-bit integer that uses 40 bits from bit
+// 8, which HDF5 itself accepts) is refused by name: a damaged type's precision and offset made
+// HDF5 read outside its buffer, so every numeric read takes only standard types.
+TEST(ModelFile, NonStandardNumberTypesAreRefused) {
+  const fs::path dir = temp_dir("odd_type");
+  const std::string path = (dir / "odd.h5").string();
+  {
+    h5::Id f = h5::create_file(path, MPI_COMM_NULL);
+    h5::Id odd(H5Tcopy(H5T_STD_I64LE), H5Tclose);
+    ASSERT_GE(H5Tset_precision(odd, 40), 0);
+    ASSERT_GE(H5Tset_offset(odd, 8), 0);
+    h5::Id space(H5Screate(H5S_SCALAR), H5Sclose);
+    h5::Id attr(H5Acreate2(f, "step", odd, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    const int64_t v = 7 << 8;
+    ASSERT_GE(H5Awrite(attr, H5T_NATIVE_INT64, &v), 0);
+    h5::write_attr(f, "fine", int64_t(7), path);
+    EXPECT_FALSE(h5::is_standard_number(odd));
+  }
+  h5::Id f = h5::open_file(path, MPI_COMM_NULL);
+  EXPECT_EQ(h5::read_attr_int(f, "fine", path), 7);
+  try {
+    h5::read_attr_int(f, "step", path);
+    FAIL() << "a non-standard integer type was read";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("'step' should be a standard integer or float"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(h5::read_attr_ints(f, "step", path), UserError);
+  h5::Id i32(H5Tcopy(H5T_STD_I32BE), H5Tclose), f64(H5Tcopy(H5T_IEEE_F64LE), H5Tclose);
+  EXPECT_TRUE(h5::is_standard_number(i32, H5T_INTEGER));
+  EXPECT_FALSE(h5::is_standard_number(i32, H5T_FLOAT));
+  EXPECT_TRUE(h5::is_standard_number(f64));
+  f.reset();
+  fs::remove_all(dir);
+}
+
 // Issue #13 item 6: the stored config is checked against the file's tensors before the model
 // is allocated; a config declaring a huge model (2,000,000 layers, d_model = 2^20, 4e9
 // tokens) in a small file is refused at once (it allocated for 35 s before).

@@ -48,7 +48,7 @@ TEST(Watchdog, ReportsARankStuckInACollective) {
     p.begin(Phase::step, 7);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     p.begin(Phase::step, 8);  // progress: a new step
-    p.enter("all_reduce", "dp", 4096);
+    p.enter({"all_reduce", "dp", 4096, 16384});
     for (int i = 0; i < 500; ++i) {  // fires once, soon after 0.3 s (at most 5 s on a busy machine)
       {
         std::lock_guard<std::mutex> l(mu);
@@ -71,7 +71,7 @@ TEST(Watchdog, ReportsARankStuckInACollective) {
   const std::string m = r.message();
   EXPECT_NE(m.find("rank 3"), std::string::npos) << m;
   EXPECT_NE(m.find("at step 8, phase step (limit 0.3 s)"), std::string::npos) << m;
-  EXPECT_NE(m.find("waiting in all_reduce over the dp group (4096 elements)"), std::string::npos) << m;
+  EXPECT_NE(m.find("waiting in all_reduce over the dp group (4096 elements, 16.0 KiB)"), std::string::npos) << m;
   EXPECT_NE(m.find("exit 79"), std::string::npos) << m;
   EXPECT_EQ(p.longest(Phase::step) > 0.09, true);
 }
@@ -142,7 +142,7 @@ TEST(Watchdog, TestHookIsCheckedAndOffByDefault) {
   ::unsetenv("LLMPI_TEST_HANG");
   Progress p(0);
   p.begin(Phase::step, 1);
-  p.enter("barrier", "world", 0);  // returns: no hook
+  p.enter({"barrier", "world", 0, 0});  // returns: no hook
   p.leave();
   EXPECT_EQ(p.snapshot().op, nullptr);
 }

@@ -237,6 +237,12 @@ int64_t CudaBackend::peak_bytes() const {
   return static_cast<int64_t>(high);
 }
 
+double CudaBackend::free_bytes() const {
+  size_t free = 0, total = 0;
+  LLMPI_CUDA(cudaMemGetInfo(&free, &total));
+  return double(free);
+}
+
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options) {
   return std::make_unique<CudaBackend>(options);
 }

@@ -63,6 +63,7 @@ class CudaBackend final : public Backend {
   void* native_stream() const override { return stream_; }
   int64_t peak_bytes() const override;
   double peak_flops() const override { return peak_flops_; }
+  double free_bytes() const override;
   const CudaBackendOptions& options() const { return options_; }
 
   void* raw_alloc(size_t bytes) override;

@@ -1,0 +1,45 @@
+// Evaluation prompts (eval_prompts.h).
+#include "train/eval_prompts.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "data/hf_tokenizer.h"
+#include "model/transformer.h"
+#include "train/chat_prompt.h"
+#include "train/generate.h"
+
+namespace llmpi {
+
+EvalPrompts::EvalPrompts(const Config& cfg)
+    : cfg_(cfg), prompts_(cfg.eval.prompts), tok_(load_tokenizer(cfg.data.tokenizer)),
+      template_(run_chat_template(cfg)) {
+  if (tok_.vocab_size() > cfg.model.vocab_size)
+    user_error(cfg.data.tokenizer, ": tokenizer has ", tok_.vocab_size(),
+               " tokens but model.vocab_size is ", cfg.model.vocab_size, " (eval.prompts)");
+  for (const std::string& p : prompts_) {
+    if (template_) {
+      contexts_.push_back(chat_prompt_ids(tok_, *template_, p));
+    } else {
+      std::vector<uint32_t> ids{tok_.eot_id()};
+      tok_.encode_append(p, ids);
+      contexts_.push_back(std::move(ids));
+    }
+  }
+}
+
+std::vector<std::string> EvalPrompts::generate(ParallelEngine& engine, Backend& be) {
+  const ParamStore& store = engine.gathered_params();  // collective under ZeRO 2/3
+  std::vector<std::string> out(prompts_.size());
+  if (engine.topology().rank() != 0) return out;
+  const Transformer model(cfg_.model, StageRange::full(cfg_.model), store);
+  Generator gen(be, model, std::min(cfg_.train.seq_len, cfg_.model.max_seq_len));
+  GenerateOptions o;
+  o.max_new = cfg_.eval.max_new_tokens;
+  o.sampling.temperature = 0.0;  // greedy
+  if (template_) o.stop_text = template_->end_of_turn();
+  for (size_t i = 0; i < contexts_.size(); ++i) out[i] = gen.run(tok_, contexts_[i], o).text;
+  return out;
+}
+
+}  // namespace llmpi
