@@ -148,6 +148,14 @@ TEST(Analyze, CsvNumbersEqualTheLogbookAndTheCheckpoints) {
     EXPECT_EQ(num(steps[i].at("loss")), lb.steps[i].loss);  // bitwise: shortest round-trip form
     EXPECT_EQ(num(steps[i].at("grad_norm")), lb.steps[i].grad_norm);
     EXPECT_EQ(num(steps[i].at("lr")), lb.steps[i].lr);
+    // The host backend's peak FLOP/s is unknown: MFU not measured, an empty cell.
+    EXPECT_TRUE(std::isnan(lb.steps[i].mfu));
+    EXPECT_EQ(steps[i].at("mfu"), "");
+  }
+  {  // ... and an explicit "n/a" with the reason in the summary.
+    std::ifstream json(out / "report.json");
+    const std::string mfu = nlohmann::json::parse(json)["summary"].value("MFU", std::string());
+    EXPECT_EQ(mfu.rfind("n/a: the peak FLOP/s of the run's device is not known", 0), 0u) << mfu;
   }
 
   // weights.csv against sums recomputed here from the files.
