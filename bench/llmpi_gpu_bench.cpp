@@ -43,6 +43,7 @@
 #include "captured_graph.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "model/model_flops.h"
 #include "model/param_layout.h"
 #include "model/transformer.h"
 #include "optim/adamw.h"
@@ -77,13 +78,11 @@ struct BenchShape {
   int64_t B, T;
   double lr;
 
-  // 6 · (matmul parameters incl. head, excl. embedding lookup) + 6 · L · T · C.
+  // model/model_flops.h, with the vocabulary the model really has (not the padded one).
   double flops_per_token() const {
-    const int64_t C = cfg.d_model, D = cfg.head_dim();
-    const int64_t qkv = C * (cfg.n_head + 2 * cfg.kv_heads()) * D, out = C * C;
-    const int64_t mlp = (cfg.arch == Arch::llama ? 3 : 2) * C * cfg.d_ff;
-    const double matmul = static_cast<double>(cfg.n_layer * (qkv + out + mlp) + C * real_vocab);
-    return 6 * matmul + 6.0 * static_cast<double>(cfg.n_layer * T * C);
+    ModelConfig real = cfg;
+    real.vocab_size = real_vocab;
+    return model_flops_per_token(real, T);
   }
 };
 

@@ -3,10 +3,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <map>
-#include <sstream>
-
-#include <toml++/toml.h>
 
 #include "core/error.h"
 
@@ -154,81 +150,6 @@ std::string render_sentence(const Event& e) {
     }
   }
   return out;
-}
-
-namespace {
-
-// "section.key" → the value as TOML text, for every leaf of a TOML document.
-void flatten(const toml::table& t, const std::string& prefix, std::map<std::string, std::string>& out) {
-  for (const auto& [k, node] : t) {
-    const std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
-    if (const toml::table* sub = node.as_table()) {
-      flatten(*sub, key, out);
-    } else if (const auto* s = node.as_string()) {
-      out[key] = s->get();
-    } else {
-      std::ostringstream os;
-      os << toml::node_view<const toml::node>(node);
-      out[key] = os.str();
-    }
-  }
-}
-
-std::map<std::string, std::string> flat_toml(const std::string& text, const char* which) {
-  std::map<std::string, std::string> out;
-  try {
-    flatten(toml::parse(text), "", out);
-  } catch (const toml::parse_error& e) {
-    user_error("config_diff: the ", which, " configuration is not TOML: ", e.description());
-  }
-  return out;
-}
-
-// A float in TOML's spelling ("0.0003", "3e-4"), not an integer or another type.
-std::optional<double> as_float(const std::string& s) {
-  if (s.find_first_of(".eE") == std::string::npos) return std::nullopt;
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  if (end == s.c_str() || *end != '\0' || !std::isfinite(v)) return std::nullopt;
-  return v;
-}
-
-}  // namespace
-
-std::vector<ConfigChange> config_diff(const std::string& before_toml, const std::string& after_toml) {
-  const auto a = flat_toml(before_toml, "previous"), b = flat_toml(after_toml, "new");
-  std::vector<ConfigChange> out;
-  auto ia = a.begin();
-  auto ib = b.begin();
-  while (ia != a.end() || ib != b.end()) {
-    if (ib == b.end() || (ia != a.end() && ia->first < ib->first)) {
-      out.push_back({ia->first, ia->second, ""});
-      ++ia;
-    } else if (ia == a.end() || ib->first < ia->first) {
-      out.push_back({ib->first, "", ib->second});
-      ++ib;
-    } else {
-      if (ia->second != ib->second) out.push_back({ia->first, ia->second, ib->second});
-      ++ia;
-      ++ib;
-    }
-  }
-  return out;
-}
-
-std::string describe_changes(const std::vector<ConfigChange>& changes) {
-  std::string s;
-  for (const ConfigChange& c : changes) {
-    if (!s.empty()) s += ", ";
-    const auto x = as_float(c.before), y = as_float(c.after);
-    if (x && y && *x != 0.0) {
-      s += c.key + " × " + number_text(*y / *x, 4);
-    } else {
-      s += c.key + " " + (c.before.empty() ? "(unset)" : c.before) + " → " +
-           (c.after.empty() ? "(unset)" : c.after);
-    }
-  }
-  return s.empty() ? "no change" : s;
 }
 
 std::string layout_text(const Layout& l) {

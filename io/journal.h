@@ -89,17 +89,6 @@ std::string render_sentence(const Event& e);
 // A detail value as text, formatted by the unit suffix of its key (see the header comment).
 std::string format_detail(std::string_view key, const nlohmann::json& value);
 
-// One changed key between two configurations, e.g. {"train.lr", "0.0003", "0.000225"}.
-struct ConfigChange {
-  std::string key, before, after;
-};
-// The keys whose values differ between two TOML texts (flattened "section.key"), in key
-// order; a key only in one side has "" on the other. UserError if either is not TOML.
-std::vector<ConfigChange> config_diff(const std::string& before_toml, const std::string& after_toml);
-// "train.lr × 0.75, train.steps 2000 → 4000": numeric changes as ratios where both are
-// non-zero floats, the rest as before → after.
-std::string describe_changes(const std::vector<ConfigChange>& changes);
-
 // A parallel layout as LOGBOOK.md and the report write it: "tp2·dp4, ZeRO 1" (degrees of 1
 // left out; "1 rank" when all are 1).
 std::string layout_text(const Layout& layout);

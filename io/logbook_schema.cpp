@@ -20,7 +20,7 @@ const StepField kStepFields[] = {
     {"loss_z", "", "z-score of the loss against the detector's window (NaN while warming up)", &S::loss_z},
     {"grad_z", "", "z-score of the gradient norm against the detector's window", &S::grad_z},
     {"tokens_per_s", "tokens/s", "training throughput of the step, all ranks", &S::tokens_per_s},
-    {"mfu", "", "model FLOPs utilization (0..1; NaN on the host backend)", &S::mfu},
+    {"mfu", "", "model FLOPs utilization (0..1; NaN where the device's peak FLOP/s is unknown: the host backend)", &S::mfu},
     {"peak_memory_bytes", "bytes", "peak device memory, maximum over ranks (NaN on the host)",
      &S::peak_memory_bytes},
     {"time_step_s", "s", "wall time of the whole step", &S::time_step_s},

@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
 
 #include "config/config_schema.h"
 #include "core/error.h"
@@ -26,6 +30,15 @@ std::string why_refused(const std::string& key) {
   return "not declared safe to change";
 }
 
+// A float in TOML's spelling ("0.0003", "3e-4"), not an integer or another type.
+std::optional<double> as_float(const std::string& s) {
+  if (s.find_first_of(".eE") == std::string::npos) return std::nullopt;
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || *end != '\0' || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
 }  // namespace
 
 bool is_declared_safe(std::string_view key) {
@@ -48,7 +61,15 @@ RelaunchDiff compare_configs(const Config& saved, const Config& now) {
 
 std::string describe(const std::vector<ConfigDelta>& deltas) {
   std::string s;
-  for (const ConfigDelta& d : deltas) s += (s.empty() ? "" : ", ") + d.key + " " + d.before + " → " + d.after;
+  for (const ConfigDelta& d : deltas) {
+    s += (s.empty() ? "" : ", ") + d.key + " " + d.before + " → " + d.after;
+    const auto x = as_float(d.before), y = as_float(d.after);
+    if (x && y && *x != 0.0) {
+      char ratio[32];
+      std::snprintf(ratio, sizeof ratio, " (× %.4g)", *y / *x);
+      s += ratio;
+    }
+  }
   return s;
 }
 

@@ -38,7 +38,9 @@ bool is_declared_safe(std::string_view key);
 // Every key whose value differs, sorted into accepted and refused.
 RelaunchDiff compare_configs(const Config& saved, const Config& now);
 
-// "train.lr 0.003 → 0.001, checkpoint.every 500 → 100"
+// "train.lr 0.003 → 0.00225 (× 0.75), checkpoint.every 500 → 100": each key's saved and new
+// value, and for two non-zero floats their ratio (what LOGBOOK.md's lineage and the
+// config_change event say; the one description of a relaunch's changes).
 std::string describe(const std::vector<ConfigDelta>& deltas);
 
 // Compares the config recorded in a checkpoint (saved_toml; `checkpoint` names the file in

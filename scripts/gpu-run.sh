@@ -23,6 +23,9 @@
 #   perfmodel  bench/perfmodel_gpu.sh (repository root, data/fortunes carried): NCCL α-β on 2
 #         GPUs, op profiles of the TinyLlama, 7B and 70B shapes, llmpi train per layout against
 #         llmpi_perfmodel's prediction (docs/scaling.md). Not part of `all`.
+#   logbook  the logbook on one GPU (repository root, data/fortunes carried): its cost per step
+#         (bench/logbook_overhead.sh gpu, GPT-2 124M), then a 30-step GPT-2 124M run whose
+#         logbook's steps.csv (llmpi logbook --csv) shows tokens/s and MFU. Not part of `all`.
 #   fusion  bench/gpu_fusion.sh (repository root): issue 16's kernels on one GPU in ~4–6 min —
 #         the op table (CudaOps.*, fused ops included) against the host twins, then GPT-2 124M
 #         and the TinyLlama shape with LLMPI_FUSED=0 and =1 and the PyTorch reference, and a
@@ -34,7 +37,7 @@
 # Logs go to $OUT when set (the device tool's output folder), else /tmp. Exit status: nonzero
 # when any test that ran failed.
 # LLMPI_MEMCHECK=1 also runs the op tests under compute-sanitizer's memcheck (slow).
-# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion|lora] [extra gtest flags for the CUDA tests]  (default all)
+# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion|lora|logbook] [extra gtest flags for the CUDA tests]  (default all)
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 logdir=${OUT:-/tmp}
@@ -60,7 +63,7 @@ lib_dir_of() {
 }
 extra=""
 mode=all
-case "${1:-}" in ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion|lora) mode=$1; shift ;; esac
+case "${1:-}" in ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion|lora|logbook) mode=$1; shift ;; esac
 for lib in libcudnn.so.9 libcublasLt.so.13 libnccl.so.2 libmpi.so.40; do
   d=$(lib_dir_of "$lib")
   if [[ -z "$d" ]]; then echo "gpu-run: $lib not found on this machine" >&2; else extra+=":$d"; fi
@@ -137,6 +140,27 @@ if [[ "$mode" == bench ]]; then
     echo "llmpi_gpu_bench $cfg: exit status $rc"
     (( rc == 0 )) || overall=1
   done
+fi
+if [[ "$mode" == logbook ]]; then
+  echo "== the logbook on the GPU"
+  [[ -f data/fortunes/train.bin ]] || { echo "gpu-run: no data/fortunes in $(pwd)" >&2; exit 1; }
+  bash bench/logbook_overhead.sh gpu "$here" 2>&1 | tee "$logdir/logbook_overhead.log"
+  (( PIPESTATUS[0] == 0 )) || overall=1
+  work=$(mktemp -d)
+  "$here/llmpi" train configs/gpt2-124m.toml --backend cuda --no-resume --set train.steps=30 \
+    --set train.batch_size=8 --set parallel.micro_batches=1 --set train.warmup_steps=5 \
+    --set train.eval_every=0 --set train.log_every=5 --set data.train=data/fortunes/train.bin \
+    --set data.val=data/fortunes/val.bin --set data.tokenizer=data/fortunes/tokenizer.bpe \
+    --set run.dir="$work/run" > "$logdir/logbook_mfu_train.log" 2>&1 || { tail -n 15 "$logdir/logbook_mfu_train.log"; overall=1; }
+  grep -E '^step +(10|20|30)/30|tokens/step|logbook:' "$logdir/logbook_mfu_train.log" | sed 's/^/  /'
+  if "$here/llmpi" logbook "$work/run" --csv --out "$logdir/logbook_export" > /dev/null; then
+    echo "  steps.csv (llmpi logbook --csv), the last 10 steps: step, tokens/s, MFU"
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+             NR > 21 { printf "    %s %s %s\n", $c["step"], $c["tokens_per_s"], $c["mfu"] }' "$logdir/logbook_export/steps.csv"
+  else
+    echo "  llmpi logbook --csv failed"; overall=1
+  fi
+  rm -rf "$work"
 fi
 if [[ "$mode" == train ]]; then
   echo "== llmpi train across backends (tiny.toml, 50 steps)"

@@ -42,12 +42,4 @@ std::string plan_problems(const ModelConfig& model, const Plan& p) {
   return out + more.str();
 }
 
-double model_flops_per_token(const ModelConfig& m, int64_t T) {
-  const double C = double(m.d_model), D = double(m.head_dim());
-  const double qkv = C * double(m.n_head + 2 * m.kv_heads()) * D, out = C * double(m.n_head) * D;
-  const double mlp = double(m.arch == Arch::llama ? 3 : 2) * C * double(m.d_ff);
-  const double matmul = double(m.n_layer) * (qkv + out + mlp) + C * double(m.vocab_size);
-  return 6.0 * matmul + 6.0 * double(m.n_layer) * double(T) * C;
-}
-
 }  // namespace llmpi::perf

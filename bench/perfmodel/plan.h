@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "model/model_config.h"
+#include "model/model_flops.h"  // model_flops_per_token, MFU's numerator
 
 namespace llmpi::perf {
 
@@ -37,9 +38,5 @@ Config plan_config(const ModelConfig& model, const Plan& p);
 // validate_layout's problems (src/config/layout_rules.h decides them; empty when the engine
 // accepts the plan), plus a sequence longer than model.max_seq_len (a config check).
 std::string plan_problems(const ModelConfig& model, const Plan& p);
-
-// 6 · (matmul parameters incl. the head) + 6 · L · T · C: model FLOPs per token (the
-// convention of docs/performance.md and bench/gpu_layouts.sh), recomputation not counted.
-double model_flops_per_token(const ModelConfig& m, int64_t seq_len);
 
 }  // namespace llmpi::perf

@@ -27,17 +27,37 @@ namespace {
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// The probe sequences: P + K tokens of each training sample (its T + 1 tokens, cut).
-std::vector<std::vector<int32_t>> sample_tokens(const TokenDataset& data, int64_t T,
-                                                const std::vector<int64_t>& samples, int64_t n_tokens) {
+// The probe sequences of the sampled training rows, each as many tokens as the run's data
+// gives it (at most `n_tokens`):
+//   lm        the sample's T + 1 tokens (ids, then the last target);
+//   sft, dpo  the row's first document (for DPO the pair's chosen answer) — a fine-tuning row
+//             is whole documents packed and padded, so its ids past the first document are
+//             another record or padding.
+// The indices are the data→checkpoint map's: samples for lm, rows (StepRows) otherwise.
+std::vector<std::vector<int32_t>> probe_sequences(const Config& cfg, const TokenDataset& data,
+                                                  const std::vector<int64_t>& samples, int64_t n_tokens) {
+  const int64_t T = cfg.train.seq_len;
   std::vector<std::vector<int32_t>> out;
-  std::vector<int32_t> in(static_cast<size_t>(T)), tg(static_cast<size_t>(T));
+  std::vector<int32_t> in(static_cast<size_t>(T)), tg(static_cast<size_t>(T)), starts(static_cast<size_t>(T));
+  if (cfg.train.objective == Objective::lm) {
+    for (int64_t s : samples) {
+      read_sample(data, T, s, in.data(), tg.data());
+      std::vector<int32_t> seq(in.begin(), in.end());
+      seq.push_back(tg.back());
+      seq.resize(size_t(std::min<int64_t>(n_tokens, T + 1)));
+      out.push_back(std::move(seq));
+    }
+    return out;
+  }
+  const StepRows rows(cfg, data);
+  std::vector<RowDocument> docs;
   for (int64_t s : samples) {
-    read_sample(data, T, s, in.data(), tg.data());
-    std::vector<int32_t> seq(in.begin(), in.end());
-    seq.push_back(tg.back());
-    seq.resize(size_t(n_tokens));
-    out.push_back(std::move(seq));
+    docs.clear();
+    rows.sft()->fill_row(s, in.data(), tg.data(), starts.data(), &docs);
+    LLMPI_CHECK(!docs.empty(), "fine-tuning row ", s, " holds no document");
+    const RowDocument& d = docs.front();
+    const int64_t n = std::min(d.length, n_tokens);
+    out.emplace_back(in.begin() + d.begin, in.begin() + d.begin + n);
   }
   return out;
 }
@@ -77,12 +97,23 @@ ProbeResults probe_checkpoints(const CheckpointSeries& series, const ProbeOption
     try {
       TokenDataset train(expand_data_paths(pattern, opt.train_data.empty() ? "data.train (of the run's config)" : "--train-data"),
                          cfg.model.vocab_size);
-      const int64_t n = count_samples(train, T);
+      const bool rows = cfg.train.objective != Objective::lm;
+      const int64_t n = rows ? StepRows(cfg, train).n_rows() : count_samples(train, T);
       for (int64_t s : r.samples)
         if (s < 0 || s >= n)
-          user_error("sample ", s, " of the data→checkpoint map is outside the ", n, " samples of ",
-                     train.describe(), " (another dataset than the run's?)");
-      sequences = sample_tokens(train, T, r.samples, r.prompt + r.continuation);
+          user_error(rows ? "row " : "sample ", s, " of the data→checkpoint map is outside the ", n,
+                     rows ? " rows of " : " samples of ", train.describe(), " (another dataset than the run's?)");
+      sequences = probe_sequences(cfg, train, r.samples, r.prompt + r.continuation);
+      // Fine-tuning documents may be shorter than P + K: P = K = half the shortest one probed.
+      int64_t shortest = r.prompt + r.continuation;
+      for (const auto& q : sequences) shortest = std::min<int64_t>(shortest, int64_t(q.size()));
+      if (shortest / 2 < r.prompt) {
+        r.prompt = r.continuation = shortest / 2;
+        notes.push_back("memorization: prompt and continuation of " + std::to_string(r.prompt) +
+                        " tokens each, half the shortest probed document");
+      }
+      if (r.prompt < 1) user_error("a probed document has fewer than 2 tokens");
+      for (auto& q : sequences) q.resize(size_t(r.prompt + r.continuation));
     } catch (const UserError& e) {
       memo = false;
       notes.push_back(std::string("memorization skipped: ") + e.what() + " (give the run's training shards with --train-data)");

@@ -4,7 +4,9 @@
 // over time — for training samples picked from the data→checkpoint map (a few from each
 // checkpoint's interval), the fraction of a K-token continuation each checkpoint reproduces
 // greedily from the sample's first P tokens (train/evaluate.h). P = K = 32 when the run's
-// sequences allow it, else half of min(seq_len + 1, max_seq_len) each.
+// sequences allow it, else half of min(seq_len + 1, max_seq_len) each. A fine-tuning run's
+// map holds rows (train/step_rows.h): a row's probe sequence is its first document (DPO: the
+// chosen answer), and P = K shrink to half the shortest probed document.
 // Collective over comm: each rank loads the checkpoints of its contiguous block one at a time
 // (memory: one model) on the given backend; rank 0 returns every result.
 #include <mpi.h>

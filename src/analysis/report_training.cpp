@@ -7,6 +7,7 @@
 // superseded rows faintly.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <map>
 
@@ -93,6 +94,21 @@ LineChart step_chart(const std::string& id, const std::string& title, const std:
 
 bool any_finite(const std::vector<StepMetrics>& steps, double StepMetrics::*member) {
   return std::any_of(steps.begin(), steps.end(), [&](const StepMetrics& s) { return std::isfinite(s.*member); });
+}
+
+// The median MFU of the steps that trained, or "n/a" and why (docs/logbook-format.md, `mfu`).
+std::string mfu_summary(const std::vector<StepMetrics>& steps) {
+  std::vector<double> v;
+  for (const StepMetrics& s : steps)
+    if (std::isfinite(s.mfu) && s.tokens_per_s > 0) v.push_back(s.mfu);
+  if (v.empty())
+    return steps.empty() ? "n/a: no step rows"
+                         : "n/a: the peak FLOP/s of the run's device is not known (the host backend, or a "
+                           "GPU outside llmpi's table)";
+  std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(v.size() / 2), v.end());
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%.1f %% (median of %zu steps)", 100.0 * v[v.size() / 2], v.size());
+  return buf;
 }
 
 ReportSection curves_section(const LogbookContents& lb, double grad_clip) {
@@ -262,6 +278,7 @@ void add_training_sections(const AnalysisInputs& in, Report& r) {
                                       " segment(s), " + std::to_string(lb.events.size()) + " events"});
   r.summary.push_back({"spikes / skipped updates / rollbacks",
                        std::to_string(spikes) + " / " + std::to_string(skipped) + " / " + std::to_string(rollbacks)});
+  r.summary.push_back({"MFU", mfu_summary(lb.steps)});
   if (!lb.steps.empty()) r.sections.push_back(curves_section(lb, in.grad_clip));
   if (!lb.layers.empty()) {
     r.sections.push_back(layers_section(lb));

@@ -74,6 +74,9 @@ class Backend {
   // The high-water mark of the device memory this backend's allocations used, in bytes
   // (CUDA: the stream-ordered pool's); -1 where it is not tracked (host).
   virtual int64_t peak_bytes() const { return -1; }
+  // The device's dense peak FLOP/s in the compute dtype, MFU's denominator (CUDA: the table of
+  // backend/peak_flops.h by device name); 0 where it is not known (host, other GPUs).
+  virtual double peak_flops() const { return 0.0; }
   // The device memory this process may still allocate, in bytes (CUDA: cudaMemGetInfo's
   // free); -1 where not known (host: parallel/memory_estimate.h reads MemAvailable instead).
   virtual double free_bytes() const { return -1; }

@@ -72,6 +72,7 @@ class TimingBackend final : public Backend {
   const char* name() const override { return in_.name(); }
   void* native_stream() const override { return in_.native_stream(); }
   int64_t peak_bytes() const override { return in_.peak_bytes(); }
+  double peak_flops() const override { return in_.peak_flops(); }
   double free_bytes() const override { return in_.free_bytes(); }
   void* raw_alloc(size_t bytes) override { return in_.raw_alloc(bytes); }
   void raw_free(void* p) override { in_.raw_free(p); }

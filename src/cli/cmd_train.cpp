@@ -78,9 +78,12 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
     // is refused at once.
     if (!a.no_save) run_dir->claim(/*checkpoints=*/true);
     if (rt.world_rank() == 0) launch->lock(cfg->run.dir);
-    launch->announce(cfg->run.dir, *run_dir);  // a requeue, hangs of the previous launch
     be = make_backend_option(a.backend, "llmpi train");
     trainer = std::make_unique<Trainer>(*cfg, *be, *topo, *run_dir, std::cout);
+    // A requeue, hangs of the previous launch: after the trainer, whose journal observer
+    // takes them into the logbook (a launch that fails before leaves the hang reports on
+    // disk for the next one).
+    launch->announce(cfg->run.dir, *run_dir);
     // Collective on every rank alike: an invalid --resume file fails on all of them.
     bool resumed = false;
     if (a.has_resume) {

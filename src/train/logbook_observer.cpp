@@ -71,6 +71,10 @@ Event LogbookObserver::translate(const RunEvent& r) const {
         d["changes"] = std::move(changes);
       }
       break;
+    case RunEventKind::watchdog:  // the hung rank of an earlier launch, and its host
+      if (d.contains("rank") && d["rank"].is_number_integer()) e.rank = d["rank"].get<int64_t>();
+      if (d.contains("host") && d["host"].is_string()) e.host = d["host"].get<std::string>();
+      break;
     case RunEventKind::run_end:
       d["status"] = d.value("completed", nlohmann::json(0)) == nlohmann::json(1) ? "finished" : "stopped";
       break;

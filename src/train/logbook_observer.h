@@ -7,7 +7,8 @@
 //     otherwise kept as a string;
 //   run_start gains the config hash, git revision, version, layout, world size and hosts;
 //     resume the layout; checkpoint_saved size_bytes, write_s, write_gbps and the stall;
-//     run_end its status ("finished" or "stopped");
+//     run_end its status ("finished" or "stopped"); watchdog (a hang report of an earlier
+//     launch) the event's rank and host, those of the rank that hung;
 // Events that arrive before the logbook is open (the resume precedes run()) wait in a queue
 // and are written once attach() is called. Only world rank 0's recorder writes.
 #include <cstdint>

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 
+#include "model/model_flops.h"
 #include "train/dpo_objective.h"
 #include "train/logbook_observer.h"
 #include "train/spike_policy.h"
@@ -101,7 +102,13 @@ void Trainer::record_step(const StepRun& o, double step_s, double stall_s, doubl
   m.spike = r.spike;
   m.loss_z = r.loss_z;
   m.grad_z = r.grad_z;
-  m.tokens_per_s = step_s > 0 ? double(layout_.global_samples() * cfg_.train.seq_len) / step_s : 0.0;
+  // A step whose data a rollback skipped trains no token: 0 tokens/s, MFU 0. MFU is not
+  // measured (NaN) where the device's peak FLOP/s is unknown (Backend::peak_flops: the host).
+  const bool trained = r.action != StepAction::skip_data;
+  m.tokens_per_s = trained && step_s > 0 ? double(layout_.global_samples() * cfg_.train.seq_len) / step_s : 0.0;
+  if (const double peak = be_.peak_flops(); peak > 0)
+    m.mfu = m.tokens_per_s * model_flops_per_token(cfg_.model, cfg_.train.seq_len) /
+            (double(topo_.world_size()) * peak);
   m.peak_memory_bytes = o.peak_bytes;
   m.time_step_s = step_s;
   m.time_data_s = o.data_s;

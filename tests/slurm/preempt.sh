@@ -4,8 +4,8 @@
 # forwards it; every rank stops after the same step, saves, exits 75; the script requeues the
 # job (scontrol requeue), which starts again with SLURM_RESTART_COUNT=1, resumes from that
 # checkpoint and finishes with parameters bitwise equal to an uninterrupted run. The journal
-# (the run's event lines) shows the signal, the requeue and the resume; `llmpi slurm status`
-# counts one requeue over two segments.
+# (the run's event lines, and the logbook's journal) shows the signal, the requeue and the
+# resume; `llmpi slurm status` counts one requeue over two segments.
 source "$(dirname "$0")/common.bash" "$@"
 prepare_data
 steps=(--set train.steps=30 --set checkpoint.every=10)
@@ -45,4 +45,16 @@ grep -qE "1\. job $id restart 0, .*fresh start, steps 1-$step, preempted \(exit 
   { cat status.txt; fail "status: the first segment"; }
 grep -qE "2\. job $id restart 1, .*resumed at step $step, steps $((step + 1))-30, finished" status.txt ||
   { cat status.txt; fail "status: the second segment"; }
+# The logbook's journal tells the same story: the signal (segment 0), then the requeue and the
+# resume of the next launch (segment 1), in that order.
+"$llmpi" logbook run --jsonl --out journal.jsonl > /dev/null
+/usr/bin/python3 - journal.jsonl "$id" <<'PY' || { cat journal.jsonl; fail "the logbook's journal: signal, requeue, resume"; }
+import json, sys
+ev = [r for r in map(json.loads, open(sys.argv[1])) if r["record"] == "event"]
+at = [next(i for i, e in enumerate(ev) if (e["type"], e["segment"]) == w)
+      for w in [("signal", 0), ("requeue", 1), ("resume", 1)]]
+assert at == sorted(at), at
+q = ev[at[1]]["details"]
+assert str(q["slurm_job"]) == sys.argv[2] and q["restart_count"] == 1, q
+PY
 note "passed (stopped at step $step)"

@@ -16,12 +16,14 @@
 #include "core/error.h"
 #include "corpus_util.h"
 #include "data/batch_loader.h"
+#include "data/token_shard.h"
 #include "data/token_dataset.h"
 #include "io/hdf5.h"
 #include "io/logbook.h"
 #include "io/tensor_file.h"
 #include "jobs/checkpoint_dir.h"
 #include "train/loaded_model.h"
+#include "train/step_rows.h"
 #include "train/trainer.h"
 
 using namespace llmpi;
@@ -148,6 +150,14 @@ TEST(Analyze, CsvNumbersEqualTheLogbookAndTheCheckpoints) {
     EXPECT_EQ(num(steps[i].at("loss")), lb.steps[i].loss);  // bitwise: shortest round-trip form
     EXPECT_EQ(num(steps[i].at("grad_norm")), lb.steps[i].grad_norm);
     EXPECT_EQ(num(steps[i].at("lr")), lb.steps[i].lr);
+    // The host backend's peak FLOP/s is unknown: MFU not measured, an empty cell.
+    EXPECT_TRUE(std::isnan(lb.steps[i].mfu));
+    EXPECT_EQ(steps[i].at("mfu"), "");
+  }
+  {  // ... and an explicit "n/a" with the reason in the summary.
+    std::ifstream json(out / "report.json");
+    const std::string mfu = nlohmann::json::parse(json)["summary"].value("MFU", std::string());
+    EXPECT_EQ(mfu.rfind("n/a: the peak FLOP/s of the run's device is not known", 0), 0u) << mfu;
   }
 
   // weights.csv against sums recomputed here from the files.
@@ -295,4 +305,91 @@ TEST(Analyze, BadInputsGiveMessagesOrPartialReports) {
   std::string notes = doc["notes"].dump();
   EXPECT_NE(notes.find("step_00000020.h5 left out"), std::string::npos) << notes;
   EXPECT_NE(notes.find("no training curves"), std::string::npos) << notes;
+}
+
+// A fine-tuning run's data→checkpoint map holds rows, not pre-training samples: each probed
+// row is read back as a row (its first document, the packed record the run trained on), and
+// the prompt and continuation shrink to half the shortest probed document.
+TEST(Analyze, FineTuningRowsAreProbedByTheirFirstDocument) {
+  const fs::path dir = fs::temp_directory_path() / ("llmpi_analyze_sft_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string shard = (dir / "sft.bin").string();
+  {  // 200 records of 9..16 tokens: doc k counts from 2 + k % 40 with stride 1 + k % 3.
+    TokenShardWriter w(shard, 2, ShardContent::documents_with_mask);
+    for (int k = 0; k < 200; ++k) {
+      std::vector<uint32_t> d;
+      std::vector<uint8_t> m;
+      const int len = 9 + k % 8;
+      for (int i = 0; i < len; ++i) {
+        d.push_back(uint32_t(2 + (k % 40 + (1 + k % 3) * i) % 60));
+        m.push_back(i >= len / 2);
+      }
+      w.append_document(d, m);
+    }
+    w.commit();
+  }
+  std::ostringstream t;
+  t << "[model]\narch = \"gpt2\"\nvocab_size = 64\nn_layer = 2\nn_head = 4\nd_model = 32\nmax_seq_len = 16\n"
+    << "[train]\nobjective = \"sft\"\nsteps = 30\nbatch_size = 4\nseq_len = 16\nlr = 1e-2\nmin_lr = 1e-3\n"
+    << "warmup_steps = 5\nlog_every = 10\n[data]\ntrain = \"" << shard << "\"\n"
+    << "[checkpoint]\nevery = 10\nkeep_last = 10\n[run]\ndir = \"" << (dir / "run").string() << "\"\n";
+  const Config cfg = parse_config(t.str(), "sft.toml");
+  {
+    auto be = make_host_backend();
+    std::ostringstream log;
+    Trainer(cfg, *be, MPI_COMM_SELF, log).run();
+  }
+  analyze(dir / "run", dir / "report", "", 3);
+
+  const TokenDataset ds({shard});
+  const StepRows rows(cfg, ds);
+  const auto memo = read_csv(dir / "report" / "data" / "memorization.csv");
+  ASSERT_EQ(memo.size(), 9u * 3u);  // 3 rows from each of 3 intervals, × 3 checkpoints
+  // The probed rows' first documents; P = K = half the shortest (at most 8, T + 1 = 17).
+  std::map<int64_t, std::vector<int32_t>> first_doc;
+  for (const auto& row : memo) {
+    const int64_t r = int64_t(num(row.at("sample")));
+    ASSERT_LT(r, rows.n_rows());
+    std::vector<int32_t> ids(16), tg(16), st(16);
+    std::vector<RowDocument> docs;
+    rows.sft()->fill_row(r, ids.data(), tg.data(), st.data(), &docs);
+    first_doc[r].assign(ids.begin() + docs[0].begin, ids.begin() + docs[0].begin + docs[0].length);
+  }
+  size_t shortest = 16;
+  for (const auto& [r, d] : first_doc) shortest = std::min(shortest, d.size());
+  const int P = int(std::min<size_t>(8, shortest / 2));
+  ASSERT_GE(P, 4);
+  auto be = make_host_backend();
+  const auto files = list_checkpoints((dir / "run").string());
+  ASSERT_EQ(files.size(), 3u);
+  int64_t nonzero = 0;
+  for (const auto& f : files) {
+    LoadedModel lm = load_model(f.path, *be);
+    Activations acts = lm.model->alloc_activations(*be, 1, 16);
+    for (const auto& row : memo) {
+      if (int64_t(num(row.at("checkpoint_step"))) != f.step) continue;
+      const std::vector<int32_t>& seq = first_doc.at(int64_t(num(row.at("sample"))));
+      std::vector<int32_t> ids(seq.begin(), seq.begin() + P);
+      int matches = 0;
+      for (int j = 0; j < P; ++j) {
+        std::vector<int32_t> padded(ids);
+        padded.resize(16, 0);
+        lm.model->forward(*be, acts, Tensor{padded.data(), Shape{16}, DType::i32, Device::host});
+        const std::vector<float> lg = lm.model->logits_at(*be, acts, P + j - 1);
+        const int32_t next = int32_t(std::max_element(lg.begin(), lg.end()) - lg.begin());
+        matches += next == seq[size_t(P + j)];
+        ids.push_back(next);
+      }
+      EXPECT_EQ(num(row.at("score")), double(matches) / P) << "row " << row.at("sample") << " at " << f.step;
+      nonzero += matches > 0;
+    }
+  }
+  EXPECT_GT(nonzero, 0);
+  if (P < 8) {
+    std::ifstream json(dir / "report" / "report.json");
+    const std::string notes = nlohmann::json::parse(json)["notes"].dump();
+    EXPECT_NE(notes.find("half the shortest probed document"), std::string::npos) << notes;
+  }
+  fs::remove_all(dir);
 }

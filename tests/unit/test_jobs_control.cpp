@@ -155,6 +155,11 @@ TEST(Relaunch, AcceptsDeclaredSafeChangesAndNamesTheOthers) {
   EXPECT_TRUE(ok.refused.empty());
   ASSERT_EQ(ok.accepted.size(), 6u);
   EXPECT_EQ(describe({ok.accepted[0]}), "train.steps 10 → 20");
+  // Two non-zero floats also give their ratio (LOGBOOK.md's "lr × 0.75"); integers, zeros
+  // and other values only their two texts.
+  EXPECT_EQ(describe({{"train.lr", "0.0004", "0.0003"}, {"train.weight_decay", "0.0", "0.1"},
+                      {"data.val", "a.bin", "b.bin"}}),
+            "train.lr 0.0004 → 0.0003 (× 0.75), train.weight_decay 0.0 → 0.1, data.val a.bin → b.bin");
   const RelaunchDiff bad = compare_configs(saved, mini({"model.d_model=32", "train.seed=7", "train.lr=1e-3"}));
   ASSERT_EQ(bad.refused.size(), 3u);  // d_ff follows d_model (derived): a change as well
   EXPECT_EQ(bad.refused[0].key, "model.d_model");
@@ -177,9 +182,9 @@ TEST(Relaunch, AcceptsDeclaredSafeChangesAndNamesTheOthers) {
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->kind, RunEventKind::config_change);
   EXPECT_EQ(e->step, 5);
-  EXPECT_EQ(e->line, "config changed since ck.h5: train.lr 3e-4 → 0.001");
+  EXPECT_EQ(e->line, "config changed since ck.h5: train.lr 3e-4 → 0.001 (× 3.333)");
   const std::vector<std::pair<std::string, std::string>> want = {
-      {"checkpoint", "ck.h5"}, {"keys", "train.lr"}, {"summary", "train.lr 3e-4 → 0.001"},
+      {"checkpoint", "ck.h5"}, {"keys", "train.lr"}, {"summary", "train.lr 3e-4 → 0.001 (× 3.333)"},
       {"train.lr.before", "3e-4"}, {"train.lr.after", "0.001"}};
   EXPECT_EQ(e->details, want);
   EXPECT_FALSE(config_change_event("ck.h5", relaunch_diff("ck.h5", saved_toml, mini()), 5));

@@ -50,23 +50,6 @@ TEST(Journal, SentencesFormatUnitsAndOptionalGroups) {
   EXPECT_EQ(render_sentence(u), "requeue_v2: job 17, wait_s 1.5 s");
 }
 
-TEST(Journal, ConfigDiffAndDescription) {
-  const std::string a = "[train]\nlr = 0.0004\nsteps = 2000\nseed = 1\n[run]\ndir = \"runs/a\"\n";
-  const std::string b = "[train]\nlr = 0.0003\nsteps = 4000\nseed = 1\n[run]\ndir = \"runs/a\"\n"
-                        "[logbook]\nspike_action = \"skip\"\n";
-  const auto d = config_diff(a, b);
-  ASSERT_EQ(d.size(), 3u);
-  EXPECT_EQ(d[0].key, "logbook.spike_action");
-  EXPECT_EQ(d[0].before, "");
-  EXPECT_EQ(d[0].after, "skip");
-  EXPECT_EQ(d[1].key, "train.lr");
-  EXPECT_EQ(d[2].key, "train.steps");
-  EXPECT_EQ(describe_changes(d),
-            "logbook.spike_action (unset) → skip, train.lr × 0.75, train.steps 2000 → 4000");
-  EXPECT_EQ(describe_changes(config_diff(a, a)), "no change");
-  EXPECT_THROW(config_diff("[train\n", a), UserError);
-}
-
 TEST(Journal, LayoutText) {
   auto layout = [](int tp, int pp, int dp, int zero) {
     Layout l;

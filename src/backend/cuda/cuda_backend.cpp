@@ -13,6 +13,7 @@
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/matmul.h"
+#include "backend/peak_flops.h"
 #include "core/error.h"
 #include "core/runtime.h"
 
@@ -178,6 +179,9 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : options_(options) 
   }
   LLMPI_CUDA(cudaGetDevice(&device_));
   LLMPI_CUDA(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_));
+  cudaDeviceProp prop{};
+  LLMPI_CUDA(cudaGetDeviceProperties(&prop, device_));
+  peak_flops_ = gpu_peak_bf16_flops(prop.name);
   // Cache freed blocks in the default pool instead of returning them to the driver at every
   // synchronization: the pool then acts as a caching allocator.
   cudaMemPool_t pool = nullptr;

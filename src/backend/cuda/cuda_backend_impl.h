@@ -62,6 +62,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream() const { return stream_; }
   void* native_stream() const override { return stream_; }
   int64_t peak_bytes() const override;
+  double peak_flops() const override { return peak_flops_; }
   double free_bytes() const override;
   const CudaBackendOptions& options() const { return options_; }
 
@@ -139,6 +140,7 @@ class CudaBackend final : public Backend {
   CudaBackendOptions options_;
   int device_ = 0;
   int sm_count_ = 1;  // multiprocessors of the device (sizes resident grids)
+  double peak_flops_ = 0.0;  // backend/peak_flops.h of the device's name
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::MatmulRunner> matmul_;
   std::unique_ptr<cuda::CudnnAttention> cudnn_;  // created on first cuDNN attention
