@@ -107,7 +107,7 @@ void Trainer::record_step(const StepRun& o, double step_s, double stall_s, doubl
   const bool trained = r.action != StepAction::skip_data;
   m.tokens_per_s = trained && step_s > 0 ? double(layout_.global_samples() * cfg_.train.seq_len) / step_s : 0.0;
   if (const double peak = be_.peak_flops(); peak > 0)
-    m.mfu = m.tokens_per_s * model_flops_per_token(cfg_.model, cfg_.train.seq_len) /
+    m.mfu = m.tokens_per_s * model_flops_per_token(cfg_.model, cfg_.train.seq_len, cfg_.lora.spec()) /
             (double(topo_.world_size()) * peak);
   m.peak_memory_bytes = o.peak_bytes;
   m.time_step_s = step_s;

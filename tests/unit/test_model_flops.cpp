@@ -19,6 +19,25 @@ TEST(ModelFlops, LlamaWithGroupedQueryAttentionInClosedForm) {
   EXPECT_DOUBLE_EQ(model_flops_per_token(m, 64), 6 * (L * (qkv + out + mlp) + C * V) + 6 * L * T * C);
 }
 
+// LoRA: the frozen base's weights cost 4 per token (no weight gradient), each adapter weight
+// 6 — adapters of rank 2 on q (32 → 32) and down (48 → 32) in each of 3 layers, on the head
+// (32 → 100) once; attention is unchanged.
+TEST(ModelFlops, LoraCountsTheFrozenBaseWithoutWeightGradients) {
+  ModelConfig m;
+  m.arch = Arch::llama;
+  m.vocab_size = 100, m.n_layer = 3, m.n_head = 4, m.n_kv_head = 2, m.d_model = 32, m.d_ff = 48;
+  m.max_seq_len = 64;
+  const double C = 32, D = 8, L = 3, F = 48, V = 100, T = 64, r = 2;
+  const double qkv = C * (4 + 2 * 2) * D, out = C * 4 * D, mlp = 3 * C * F;
+  const double adapters = L * (r * (C + 4 * D) + r * (F + C)) + r * (C + V);
+  LoraSpec lora;
+  lora.rank = 2;
+  lora.targets = {"q", "down", "head"};
+  EXPECT_DOUBLE_EQ(model_flops_per_token(m, 64, lora),
+                   4 * (L * (qkv + out + mlp) + C * V) + 6 * adapters + 6 * L * T * C);
+  EXPECT_LT(model_flops_per_token(m, 64, lora), model_flops_per_token(m, 64));
+}
+
 TEST(PeakFlops, TableOfDeviceNames) {
   EXPECT_EQ(gpu_peak_bf16_flops("NVIDIA H100 80GB HBM3"), 989.4e12);
   EXPECT_EQ(gpu_peak_bf16_flops("NVIDIA H100 PCIe"), 756e12);
