@@ -10,15 +10,17 @@
 #      holds out ~10 % of the records (by content hash) for validation; three nouns are kept
 #      out of SFT and DPO altogether for the prompts and samples.
 #   2. pre-train a tiny GPT-2 (configs/tiny.toml's shape, smaller) on the gloss text;
-#   3. SFT from it (full fine-tuning), with [eval] prompts on
-#      held-out nouns: the held-out masked loss falls;
-#   4. DPO from the SFT model: the reward accuracy on held-out pairs rises;
+#   3. SFT from it with LoRA adapters (rank 16 on q, k, v, o, up, down; the pre-trained model
+#      frozen), with [eval] prompts on held-out nouns: the held-out masked loss falls; then
+#      `llmpi lora merge` writes the SFT model (base + adapters) as a plain model file;
+#   4. DPO from the merged SFT model: the reward accuracy on held-out pairs rises;
 #   5. `llmpi sample --chat` on held-out nouns before SFT and after DPO.
 # Everything it makes stays under $LLMPI_FT_DEMO_DIR (default runs/finetune-demo). The sizes
 # are environment variables so that tests/e2e/finetune_demo.sh runs a reduced version:
 #   LLMPI_FT_WORDS (2400) LLMPI_FT_PRETRAIN_STEPS (400) LLMPI_FT_SFT_STEPS (200)
 #   LLMPI_FT_DPO_STEPS (100) LLMPI_FT_D_MODEL (96) LLMPI_FT_LAYERS (3) LLMPI_FT_VOCAB (1024)
 #   LLMPI_FT_REJECT (verb-adj | noun) LLMPI_FT_DPO_LR (2e-4) LLMPI_FT_DPO_BETA (0.5)
+#   LLMPI_FT_SFT_LR (3e-3, the adapters' learning rate) LLMPI_FT_LORA_RANK (16)
 # Exits 1 when the held-out loss did not fall or the held-out accuracy did not rise.
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
@@ -38,7 +40,7 @@ reject="${LLMPI_FT_REJECT:-verb-adj}"
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-$(nproc)}"
 mkdir -p "$out"
 cd "$out"
-rm -rf pre sft dpo pretrain sft-run dpo-run
+rm -rf pre sft dpo pretrain sft-run sft-merged.h5 dpo-run
 
 echo "== 1/5 data: $words WordNet nouns from $wordnet"
 python3 - "$wordnet" "$words" "$reject" <<'PY'
@@ -119,18 +121,23 @@ for p in "${prompts[@]}"; do
 done | "$llmpi" sample pretrain --chat --template-file template.json --greedy --tokens 24 | sed 's/^/  /'
 
 echo
-echo "== 3/5 SFT from the pre-trained model ($sft_steps steps, full fine-tuning)"
+rank="${LLMPI_FT_LORA_RANK:-16}"
+echo "== 3/5 SFT from the pre-trained model ($sft_steps steps, LoRA rank $rank, the base frozen)"
 "$llmpi" train "$src/configs/tiny.toml" --no-resume "${model[@]}" --set train.steps="$sft_steps" \
-  --set train.objective=sft --set train.init_from=pretrain --set train.lr=1e-3 --set train.min_lr=1e-4 \
+  --set train.objective=sft --set train.init_from=pretrain --set lora.rank="$rank" \
+  --set lora.alpha=$(( 2 * rank )) --set 'lora.target_modules=["q", "k", "v", "o", "up", "down"]' \
+  --set train.lr="${LLMPI_FT_SFT_LR:-3e-3}" --set train.min_lr=3e-4 \
   --set train.warmup_steps=10 --set train.log_every=50 --set train.eval_every=$(( sft_steps / 4 )) \
   --set data.train=sft/train.bin --set data.val=sft/val.bin --set run.dir=sft-run \
   --set "eval.prompts=$eval_prompts" --set eval.max_new_tokens=20 \
-  | tee sft.log | grep -E '^(step|val|prompt)'
+  | tee sft.log | grep -E '^(LoRA|step|val|prompt)'
+echo "merging the adapters into the base: llmpi lora merge sft-run --out sft-merged.h5"
+"$llmpi" lora merge sft-run --out sft-merged.h5 | sed 's/^/  /'
 
 echo
-echo "== 4/5 DPO from the SFT model ($dpo_steps steps; rejected = the gloss of another word ($reject))"
+echo "== 4/5 DPO from the merged SFT model ($dpo_steps steps; rejected = the gloss of another word ($reject))"
 "$llmpi" train "$src/configs/tiny.toml" --no-resume "${model[@]}" --set train.steps="$dpo_steps" \
-  --set train.objective=dpo --set train.init_from=sft-run --set train.lr="${LLMPI_FT_DPO_LR:-2e-4}" --set train.min_lr=0 \
+  --set train.objective=dpo --set train.init_from=sft-merged.h5 --set train.lr="${LLMPI_FT_DPO_LR:-2e-4}" --set train.min_lr=0 \
   --set train.warmup_steps=5 --set train.log_every=25 --set train.eval_every=$(( dpo_steps / 4 )) \
   --set train.batch_size=8 --set train.seq_len=128 --set dpo.beta="${LLMPI_FT_DPO_BETA:-0.5}" \
   --set data.train=dpo/train.bin --set data.val=dpo/val.bin --set run.dir=dpo-run \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/finetune-demo.sh reduced (fewer nouns and steps, a smaller model): WordNet glosses →
-# pre-training → SFT → DPO through the CLI. The script itself exits 1 unless the held-out
+# pre-training → SFT with LoRA → lora merge → DPO through the CLI. The script itself exits 1 unless the held-out
 # masked loss fell and the held-out DPO reward accuracy rose above chance; here its summary
 # lines, the evaluation prompts, the reference cache and the chat samples are checked too.
 #   usage: finetune_demo.sh LLMPI_BINARY SOURCE_DIR
@@ -20,6 +20,9 @@ out=$work/demo.txt
 grep -q '^held-out masked loss (SFT):' "$out" || { cat "$out"; fail "no SFT summary"; }
 grep -q '^held-out reward accuracy (DPO):' "$out" || { cat "$out"; fail "no DPO summary"; }
 grep -Eq '^prompt step 0 \| Define [a-z]+ -> ' "$out" || { cat "$out"; fail "no evaluation prompts"; }
+grep -Eq '^LoRA rank 16 \(alpha 32, scale 2\) on q, k, v, o, up, down: [0-9]+ trainable of [0-9]+ parameters' "$out" \
+  || { cat "$out"; fail "SFT did not train LoRA adapters"; }
+[ -f "$work/sft-merged.h5" ] || { cat "$out"; fail "lora merge wrote no sft-merged.h5"; }
 grep -q '^reference log-probs: written to dpo-run/reference_logprobs.h5' "$out" || { cat "$out"; fail "no reference pass"; }
 /usr/bin/python3 - "$work/dpo-run/reference_logprobs.h5" <<'PY' || fail "reference cache unreadable in h5py"
 import sys, h5py
