@@ -117,6 +117,14 @@ class Collectives {
     all_reduce(t, ReduceOp::sum);
     return Request();
   }
+  // Non-blocking all_gather (same shapes and in-place rule as all_gather): `full` and `in`
+  // must stay alive, `in` untouched and `full` unread, until the Request completes. The
+  // default runs the blocking all_gather (device collectives: stream-ordered already);
+  // MpiCollectives overrides it with MPI_Iallgather.
+  [[nodiscard]] virtual Request iall_gather(const Tensor& full, const Tensor& in) {
+    all_gather(full, in);
+    return Request();
+  }
 
   // Convenience for host scalars (loss, token counts, norms): the reduced value. A device
   // implementation must accept this one host tensor (staging it through the device).

@@ -281,6 +281,47 @@ Request MpiCollectives::ireduce(const Tensor& t, int root) {
   return Request(std::move(req));
 }
 
+Request MpiCollectives::iall_gather(const Tensor& full, const Tensor& in) {
+  check_host(full, "iall_gather");
+  check_host(in, "iall_gather");
+  LLMPI_CHECK(in.dtype == full.dtype, "iall_gather: dtypes differ");
+  LLMPI_CHECK(full.numel() == size() * in.numel(), "iall_gather: full ", full.shape.str(),
+              " is not ", size(), " chunks of ", in.shape.str());
+  const int64_t count = in.numel();
+  char* mine = bytes(full) + at(full, rank() * count);
+  const bool in_place = in.data == mine;
+  LLMPI_CHECK(in_place || !overlap(in, full),
+              "iall_gather: input overlaps the output but is not this rank's chunk");
+  auto req = std::make_unique<MpiRequest>();
+  req->comm = &comm_;
+  req->type = mpi_type(in.dtype);
+  MPI_Request h = MPI_REQUEST_NULL;
+  if (count <= max_count_) {
+    req->what = "MPI_Iallgather";
+    const int n = static_cast<int>(count);
+    check_mpi(in_place ? MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full.data, n,
+                                        req->type, comm_.get(), &h)
+                       : MPI_Iallgather(in.data, n, req->type, full.data, n, req->type,
+                                        comm_.get(), &h),
+              req->what, &comm_);
+    req->handles.push_back(h);
+    return Request(std::move(req));
+  }
+  // Chunks too long for one call: every rank broadcasts its chunk piece by piece (as
+  // all_gather does), each piece one MPI_Ibcast.
+  req->what = "MPI_Ibcast (iall_gather)";
+  if (!in_place) std::memcpy(mine, in.data, in.bytes());
+  in_pieces(count, max_count_, [&](int64_t off, int n) {
+    for (int r = 0; r < size(); ++r) {
+      check_mpi(MPI_Ibcast(bytes(full) + at(full, r * count + off), n, req->type, r,
+                           comm_.get(), &h),
+                req->what, &comm_);
+      req->handles.push_back(h);
+    }
+  });
+  return Request(std::move(req));
+}
+
 void MpiCollectives::barrier() {
   check_mpi(MPI_Barrier(comm_.get()), "MPI_Barrier", &comm_);
 }

@@ -38,6 +38,7 @@ class MpiCollectives final : public Collectives {
   void barrier() override;
   [[nodiscard]] Request iall_reduce(const Tensor& t) override;
   [[nodiscard]] Request ireduce(const Tensor& t, int root) override;
+  [[nodiscard]] Request iall_gather(const Tensor& full, const Tensor& in) override;
 
  private:
   const Communicator& comm_;

@@ -111,4 +111,10 @@ Request ObservedCollectives::ireduce(const Tensor& t, int root) {
   return observed_request("wait (ireduce)", t, std::move(r));
 }
 
+Request ObservedCollectives::iall_gather(const Tensor& full, const Tensor& in) {
+  Request r = observe(call_of("iall_gather", group_, full),
+                      [&] { return inner_->iall_gather(full, in); });
+  return observed_request("wait (iall_gather)", full, std::move(r));
+}
+
 }  // namespace llmpi

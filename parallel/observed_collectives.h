@@ -40,6 +40,7 @@ class ObservedCollectives final : public Collectives {
   void barrier() override;
   [[nodiscard]] Request iall_reduce(const Tensor& t) override;
   [[nodiscard]] Request ireduce(const Tensor& t, int root) override;
+  [[nodiscard]] Request iall_gather(const Tensor& full, const Tensor& in) override;
   std::shared_ptr<Completion> completion() override { return inner_->completion(); }
 
  private:

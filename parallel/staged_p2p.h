@@ -34,6 +34,9 @@ class StagedP2p final : public Collectives {
     device_.reduce_scatter(out, full);
   }
   void all_gather(const Tensor& full, const Tensor& in) override { device_.all_gather(full, in); }
+  [[nodiscard]] Request iall_gather(const Tensor& full, const Tensor& in) override {
+    return device_.iall_gather(full, in);
+  }
   void broadcast(const Tensor& t, int root) override { device_.broadcast(t, root); }
   void send(const Tensor& t, int dst, int tag = 0) override { isend(t, dst, tag).wait(); }
   void recv(const Tensor& t, int src, int tag = 0) override { irecv(t, src, tag).wait(); }

@@ -88,5 +88,8 @@ Request TimedCollectives::iall_reduce(const Tensor& t) {
 Request TimedCollectives::ireduce(const Tensor& t, int root) {
   return started([&] { return in_.ireduce(t, root); });
 }
+Request TimedCollectives::iall_gather(const Tensor& full, const Tensor& in) {
+  return started([&] { return in_.iall_gather(full, in); });
+}
 
 }  // namespace llmpi

@@ -76,6 +76,7 @@ class TimedCollectives final : public Collectives {
   void barrier() override;
   [[nodiscard]] Request iall_reduce(const Tensor& t) override;
   [[nodiscard]] Request ireduce(const Tensor& t, int root) override;
+  [[nodiscard]] Request iall_gather(const Tensor& full, const Tensor& in) override;
 
  private:
   template <class F>

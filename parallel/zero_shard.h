@@ -43,5 +43,11 @@ void reduce_scatter_shard(Backend& be, Collectives& dp, const ShardRange& s, con
 // `mine` may be exactly full[s.begin(), s.end()) (in place) or disjoint from `full`.
 void all_gather_shard(Backend& be, Collectives& dp, const ShardRange& s, const Tensor& full,
                       const Tensor& mine);
+// The same, non-blocking: the equal chunks start now (Collectives::iall_gather); the tail
+// (under dp elements) is broadcast from the last rank when the Request is waited for, so
+// every rank must wait for its shard gathers in the same order. `full` and `mine` must stay
+// alive, `mine` unchanged and `full` unread, until then.
+[[nodiscard]] Request iall_gather_shard(Backend& be, Collectives& dp, const ShardRange& s,
+                                        const Tensor& full, const Tensor& mine);
 
 }  // namespace llmpi

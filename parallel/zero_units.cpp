@@ -116,32 +116,39 @@ void ZeroUnits::release(Buffer& b) {
   b = Buffer{};
 }
 
-ZeroUnits::Live ZeroUnits::gather_unit(size_t u) {
+ZeroUnits::Gather ZeroUnits::start_gather(size_t u) {
+  Gather g;
+  g.unit = u;
+  if (zero_ == 2) return g;
+  for (const auto& [k, off] : units_[u].source) {
+    if (g.full.count(k)) continue;
+    const ShardedGroup& grp = groups_[k];
+    Buffer full = transient(Shape{grp.n});
+    g.reqs.push_back(iall_gather_shard(
+        ctx_.be, ctx_.groups.dp(), grp.shard, full,
+        flat_view(shard_store_->master(), state_[k].shard_offset, grp.shard.size())));
+    g.full.emplace(k, std::move(full));
+  }
+  return g;
+}
+
+ZeroUnits::Live ZeroUnits::finish_gather(Gather g) {
   Backend& be = ctx_.be;
-  Unit& unit = units_[u];
+  Unit& unit = units_[g.unit];
   Live live;
   live.store = std::make_unique<ParamStore>(be, unit.params, ctx_.master);
   live.bytes = 2 * live.store->numel() * int64_t(dtype_size(ctx_.master));
   transient_live_ += live.bytes;
   mem_.transient = std::max(mem_.transient, transient_live_);
-  // The groups this unit reads, each gathered once (ZeRO 3) or read from `full` (ZeRO 2).
-  std::map<size_t, Buffer> gathered;
-  for (const auto& [k, off] : unit.source) {
-    if (zero_ == 2 || gathered.count(k)) continue;
-    const ShardedGroup& g = groups_[k];
-    Buffer full = transient(Shape{g.n});
-    all_gather_shard(be, ctx_.groups.dp(), g.shard, full,
-                     flat_view(shard_store_->master(), state_[k].shard_offset, g.shard.size()));
-    gathered.emplace(k, std::move(full));
-  }
+  wait_all(g.reqs);  // in posting order (a group's tail is broadcast inside its wait)
   for (size_t i = 0; i < unit.params.size(); ++i) {
     const auto [k, off] = unit.source[i];
-    const Tensor& src = zero_ == 2 ? state_[k].full.tensor() : gathered.at(k).tensor();
+    const Tensor& src = zero_ == 2 ? state_[k].full.tensor() : g.full.at(k).tensor();
     const ParamInfo& p = unit.params[i];
     be.copy(live.store->master(p.name).view(Shape{p.numel()}), flat_view(src, off, p.numel()));
   }
   live.store->refresh_compute(be);  // the weights forward/backward read (bf16 on CUDA)
-  for (auto& [k, b] : gathered) release(b);
+  for (auto& [k, b] : g.full) release(b);
   live.model = make_stage_model(ctx_.cfg, unit.range, ctx_.base, *live.store);
   live.model->set_adapters_enabled(adapters_on_);
   live.model->set_block_observer(ctx_.blocks);
@@ -185,13 +192,17 @@ double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets,
                                     const LossScale& scale) {
   Backend& be = ctx_.be;
   const size_t U = units_.size();
+  // Gathers in schedule order, each posted while the unit before it computes: forward
+  // 0 … U-1, then backward U-2 … 0 (the last unit stays gathered for its backward).
   Live live;
+  Gather next = start_gather(0);
   for (size_t u = 0; u < U; ++u) {
-    live = gather_unit(u);
+    live = finish_gather(std::move(next));
+    if (U > 1) next = start_gather(u + 1 < U ? u + 1 : U - 2);
     set_documents(be, *live.model, units_[u].acts, batch_.docs);
     if (u > 0) be.copy(units_[u].acts.input, units_[u - 1].acts.output());
     live.model->forward(be, units_[u].acts, ids);
-    if (u + 1 < U) release_unit(live);  // the last unit stays gathered for its backward
+    if (u + 1 < U) release_unit(live);
   }
   const double sum = live.model->loss(be, units_[U - 1].acts, targets).sum;
   ctx_.clock.lap(StepPhase::forward);
@@ -200,7 +211,8 @@ double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets,
     if (u + 1 == U) {
       live.model->backward_loss(be, a, ws_, ids, targets, scale);
     } else {
-      live = gather_unit(u);
+      live = finish_gather(std::move(next));
+      if (u > 0) next = start_gather(u - 1);
       live.model->backward(be, a, ws_, ids, dgrad_);
     }
     if (u > 0) be.copy(dgrad_, live.model->input_grad(ws_, a));
@@ -256,8 +268,10 @@ LossSum ZeroUnits::forward_only(const HostBatch& batch) {
   batch_.load(be, batch, 0);
   const size_t U = units_.size();
   LossSum s;
+  Gather next = start_gather(0);
   for (size_t u = 0; u < U; ++u) {
-    Live live = gather_unit(u);
+    Live live = finish_gather(std::move(next));
+    if (u + 1 < U) next = start_gather(u + 1);  // in flight while unit u runs
     set_documents(be, *live.model, units_[u].acts, batch_.docs);
     if (u > 0) be.copy(units_[u].acts.input, units_[u - 1].acts.output());
     live.model->forward(be, units_[u].acts, batch_.ids);

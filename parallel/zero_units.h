@@ -9,7 +9,12 @@
 //   ZeRO 2: full parameters are kept per group (copied into a unit when it runs, and
 //     all-gathered from the updated shards after each step); gradients are sharded.
 //   ZeRO 3: only the shards are kept; a unit's groups are all-gathered for its forward and
-//     again for its backward.
+//     again for its backward, prefetched one unit ahead: the gathers run in schedule order
+//     (forward 0 … U-1, backward U-2 … 0; the last unit stays gathered in between), and
+//     while unit k computes, the next unit's gather (iall_gather_shard) is already in flight
+//     into its own transient buffers, waited for right before that unit runs. So at most
+//     two units are gathered at once: the running unit's store and the next unit's group
+//     buffers (memory().transient reports that peak, with the gradient buffers beside it).
 // A unit's gradients are summed into its groups' transient accumulation buffers; when the
 // last unit that reads a group has run its backward, the group's gradient is reduce-
 // scattered into the rank's shard (+=), so the full gradient never persists. One
@@ -17,6 +22,7 @@
 // gathered from its forward to its backward. Each unit's model reports its block outputs to
 // the context's observer; the step's clock is lapped after each micro-batch's forward (unit
 // gathers included) and backward (gathers and reduce-scatters included).
+#include <map>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -65,8 +71,18 @@ class ZeroUnits final : public ZeroPath {
     int64_t bytes = 0;
   };
 
+  // A unit's gather in flight (ZeRO 3): the full buffer of each group it reads and the
+  // request filling it; no requests for ZeRO 2 (the full parameters are kept). `reqs` is
+  // declared after `full`, so it completes before the buffers could be freed.
+  struct Gather {
+    size_t unit = 0;
+    std::map<size_t, Buffer> full;
+    std::vector<Request> reqs;  // in `full`'s order: every rank waits in the same order
+  };
+
   std::vector<ParamInfo> local_params(const StageRange& r) const;  // tp slabs when tp > 1
-  Live gather_unit(size_t u);
+  Gather start_gather(size_t u);  // posts the unit's group gathers
+  Live finish_gather(Gather g);   // waits for them; the unit's store and model
   void release_unit(Live& live);
   void scatter_unit_grads(size_t u, const ParamStore& s);
   double train_micro_batch(const Tensor& ids, const Tensor& targets, const LossScale& scale);

@@ -212,15 +212,24 @@ RankMemory rank_memory(const ModelConfig& m, const Plan& p, Device dev, int64_t 
   // Transient peak: the live unit's store (params + grads, + bf16 copy on CUDA), the groups it
   // gathers (ZeRO 3), and the gradient accumulation of the groups it reads with their
   // reduce-scatter part; a tied embedding's accumulation lives through the whole backward.
+  // ZeRO 3 prefetches one unit ahead: while unit k runs, the next gather of the schedule
+  // (forward k+1, or L-2 after the last unit; backward k-1) is in flight beside it.
   const double tied_accum = (m.tied_embeddings && L > 1) ? kMaster * double(group[0]) : 0.0;
-  for (int64_t k = 0; k < L; ++k) {
+  auto read_of = [&](int64_t k) {
     double read = 0;
-    for (int64_t g : us.reads[size_t(k)]) read += double(group[size_t(g)]);
+    if (k >= 0 && k < L)
+      for (int64_t g : us.reads[size_t(k)]) read += double(group[size_t(g)]);
+    return kMaster * read;
+  };
+  for (int64_t k = 0; k < L; ++k) {
     double store = 2 * kMaster * double(unit[size_t(k)]);
     if (dev == Device::cuda) store += 2.0 * double(unit[size_t(k)]);
-    const double gather = p.zero == 3 ? kMaster * read : 0.0;
-    const double scatter = kMaster * read * (1.0 + 1.0 / double(p.dp)) + (k > 0 ? tied_accum : 0.0);
-    r.transient = std::max(r.transient, store + std::max(gather, scatter));
+    const bool z3 = p.zero == 3;
+    const double gather = z3 ? read_of(k) : 0.0;
+    const double ahead_fwd = z3 ? read_of(k + 1 < L ? k + 1 : L - 2) : 0.0;
+    const double ahead_bwd = z3 ? read_of(k - 1) : 0.0;
+    const double scatter = read_of(k) * (1.0 + 1.0 / double(p.dp)) + (k > 0 ? tied_accum : 0.0);
+    r.transient = std::max(r.transient, store + std::max({gather, ahead_fwd, ahead_bwd + scatter}));
   }
   // Activations: every unit keeps its one micro-batch; one workspace; shared recompute buffers.
   for (int64_t k = 0; k < L; ++k)

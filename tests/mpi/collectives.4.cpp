@@ -13,6 +13,7 @@
 #include "parallel/mpi_collectives.h"
 #include "parallel/topology.h"
 #include "parallel/tp_comm.h"
+#include "parallel/zero_shard.h"
 
 namespace llmpi {
 namespace {
@@ -96,6 +97,43 @@ TYPED_TEST(CollectivesTyped, AllGatherOutOfPlaceAndInPlace) {
     w.coll.all_gather(all, all.slice(r * c, Shape{c}));  // input is own chunk: in place
     for (int j = 0; j < p * c; ++j) EXPECT_EQ(again[j], static_cast<T>(7 * (j / c) + j % c));
   });
+}
+
+// Two gathers in flight at once (out of place, then in place), completed in posting order;
+// nothing is read before wait().
+TYPED_TEST(CollectivesTyped, IallGatherOutOfPlaceAndInPlaceOverlapping) {
+  using T = TypeParam;
+  for_each_piece_size([](World& w) {
+    const int r = w.coll.rank(), p = w.coll.size(), c = 5;
+    std::vector<T> in(c), full(p * c, T(-1)), again(p * c, T(-1));
+    for (int k = 0; k < c; ++k) in[k] = static_cast<T>(100 * r + k);
+    for (int k = 0; k < c; ++k) again[r * c + k] = static_cast<T>(7 * r + k);
+    Tensor all = view(again);
+    Request a = w.coll.iall_gather(view(full), view(in));
+    Request b = w.coll.iall_gather(all, all.slice(r * c, Shape{c}));
+    EXPECT_TRUE(a.pending());
+    a.wait();
+    b.wait();
+    for (int j = 0; j < p * c; ++j) {
+      EXPECT_EQ(full[j], static_cast<T>(100 * (j / c) + j % c)) << j;
+      EXPECT_EQ(again[j], static_cast<T>(7 * (j / c) + j % c)) << j;
+    }
+  });
+}
+
+// The shard form: n = 4·c + tail; the tail (from the last rank) arrives inside wait().
+TEST(Collectives, IallGatherShardWithATail) {
+  World w;
+  for (int64_t n : {int64_t{22}, int64_t{20}, int64_t{3}}) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    const ShardRange s = ShardRange::of(n, w.coll.size(), w.coll.rank());
+    std::vector<float> mine(size_t(s.size())), full(size_t(n), -1.f);
+    for (int64_t i = 0; i < s.size(); ++i) mine[size_t(i)] = float(s.begin() + i) + 0.5f;
+    auto be = make_host_backend();
+    Request g = iall_gather_shard(*be, w.coll, s, view(full), view(mine, Shape{s.size()}));
+    g.wait();
+    for (int64_t j = 0; j < n; ++j) EXPECT_EQ(full[size_t(j)], float(j) + 0.5f) << j;
+  }
 }
 
 TYPED_TEST(CollectivesTyped, BroadcastFromEveryRoot) {

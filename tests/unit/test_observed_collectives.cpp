@@ -123,12 +123,16 @@ TEST(ObservedCollectives, MpiCallsAndWaitsAreObservedAndNothingIsInFlight) {
   c.all_reduce(t);
   Request r = c.iall_reduce(t);
   r.wait();
+  Request g = c.iall_gather(t, t);  // a group of one: t is its own chunk (in place)
+  g.wait();
   c.barrier();
   slot.store(nullptr);
   c.barrier();
   EXPECT_EQ(rec.log, (std::vector<std::string>{"enter all_reduce self 3 24", "leave",
                                                "enter iall_reduce self 3 24", "leave",
                                                "enter wait (iall_reduce) self 3 24", "leave",
+                                               "enter iall_gather self 3 24", "leave",
+                                               "enter wait (iall_gather) self 3 24", "leave",
                                                "enter barrier self 0 0", "leave"}));
   EXPECT_EQ(v[0], 2.0);  // a group of one: the sum is the value
 }
