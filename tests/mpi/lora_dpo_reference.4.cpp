@@ -126,7 +126,7 @@ void check_layout(const fs::path& d, const std::string& name, const std::string&
 TEST(LoraDpoReference4, RecomputedBesideTrainedAdaptersEqualsTheBase) {
   const fs::path d = shared_dir();
   check_layout(d, "tp2pp2", "[parallel]\ntp = 2\npp = 2\nmicro_batches = 2\n");
-  check_layout(d, "zero3", "[parallel]\nzero_stage = 3\n");
+  check_layout(d, "zero3", "[parallel]\ndp = 4\nzero_stage = 3\n");
   MPI_Barrier(MPI_COMM_WORLD);
   if (world_rank() == 0) fs::remove_all(d);
 }
