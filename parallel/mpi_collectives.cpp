@@ -44,6 +44,19 @@ void check_reducible(const Tensor& t, const char* op) {
   LLMPI_CHECK(t.dtype != DType::bf16, op, ": bf16 reductions are not supported on host");
 }
 
+// The all_gather contract (collectives.h); true when `in` is this rank's chunk of `full`.
+bool check_gather(const Tensor& full, const Tensor& in, int rank, int size, const char* op) {
+  check_host(full, op);
+  check_host(in, op);
+  LLMPI_CHECK(in.dtype == full.dtype, op, ": dtypes differ");
+  LLMPI_CHECK(full.numel() == size * in.numel(), op, ": full ", full.shape.str(), " is not ",
+              size, " chunks of ", in.shape.str());
+  const bool in_place = in.data == bytes(full) + at(full, rank * in.numel());
+  LLMPI_CHECK(in_place || !overlap(in, full), op,
+              ": input overlaps the output but is not this rank's chunk");
+  return in_place;
+}
+
 // Calls f(offset, count) over [0, n) in pieces of at most `max` elements.
 template <class F>
 void in_pieces(int64_t n, int64_t max, F&& f) {
@@ -146,16 +159,9 @@ void MpiCollectives::reduce_scatter(const Tensor& out, const Tensor& full) {
 }
 
 void MpiCollectives::all_gather(const Tensor& full, const Tensor& in) {
-  check_host(full, "all_gather");
-  check_host(in, "all_gather");
-  LLMPI_CHECK(in.dtype == full.dtype, "all_gather: dtypes differ");
-  LLMPI_CHECK(full.numel() == size() * in.numel(), "all_gather: full ", full.shape.str(),
-              " is not ", size(), " chunks of ", in.shape.str());
+  const bool in_place = check_gather(full, in, rank(), size(), "all_gather");
   const int64_t count = in.numel();
   char* mine = bytes(full) + at(full, rank() * count);
-  const bool in_place = in.data == mine;
-  LLMPI_CHECK(in_place || !overlap(in, full),
-              "all_gather: input overlaps the output but is not this rank's chunk");
   const MPI_Datatype type = mpi_type(in.dtype);
   if (count <= max_count_) {
     const int n = static_cast<int>(count);
@@ -282,16 +288,9 @@ Request MpiCollectives::ireduce(const Tensor& t, int root) {
 }
 
 Request MpiCollectives::iall_gather(const Tensor& full, const Tensor& in) {
-  check_host(full, "iall_gather");
-  check_host(in, "iall_gather");
-  LLMPI_CHECK(in.dtype == full.dtype, "iall_gather: dtypes differ");
-  LLMPI_CHECK(full.numel() == size() * in.numel(), "iall_gather: full ", full.shape.str(),
-              " is not ", size(), " chunks of ", in.shape.str());
+  const bool in_place = check_gather(full, in, rank(), size(), "iall_gather");
   const int64_t count = in.numel();
   char* mine = bytes(full) + at(full, rank() * count);
-  const bool in_place = in.data == mine;
-  LLMPI_CHECK(in_place || !overlap(in, full),
-              "iall_gather: input overlaps the output but is not this rank's chunk");
   auto req = std::make_unique<MpiRequest>();
   req->comm = &comm_;
   req->type = mpi_type(in.dtype);
