@@ -29,10 +29,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kLora =
-    "[lora]\nrank = 4\nalpha = 8\n"
-    "target_modules = [\"q\", \"k\", \"v\", \"o\", \"gate\", \"up\", \"down\", \"head\"]\n";
-
 int world_rank() {
   int r = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &r);
@@ -71,22 +67,11 @@ std::vector<ReferenceSplit> cached(Config c) {
   return got.value_or(std::vector<ReferenceSplit>{});
 }
 
-void expect_close(const std::vector<ReferenceSplit>& a, const std::vector<ReferenceSplit>& b, double tol,
-                  const std::string& what) {
-  ASSERT_EQ(a.size(), 2u) << what;
-  ASSERT_EQ(b.size(), 2u) << what;
-  for (size_t s = 0; s < 2; ++s) {
-    ASSERT_EQ(a[s].logprobs.size(), b[s].logprobs.size()) << what;
-    for (size_t i = 0; i < a[s].logprobs.size(); ++i)
-      EXPECT_NEAR(a[s].logprobs[i], b[s].logprobs[i], tol * std::max(1.0, std::abs(a[s].logprobs[i])))
-          << what << ": " << a[s].name << " pair " << i / 2 << (i % 2 ? " rejected" : " chosen");
-  }
-}
 
 void check_layout(const fs::path& d, const std::string& name, const std::string& parallel) {
   SCOPED_TRACE(name);
   auto be = make_host_backend();
-  const Config first = dpo_config(d, name, 4, kLora + parallel);
+  const Config first = dpo_config(d, name, 4, kDpoLora + parallel);
   {
     std::ostringstream log;
     Trainer(first, *be, MPI_COMM_WORLD, log).run(RunOptions{.write_model = false, .checkpoints = true});
@@ -101,7 +86,7 @@ void check_layout(const fs::path& d, const std::string& name, const std::string&
   }
   MPI_Barrier(MPI_COMM_WORLD);
   // Resumed at step 4 without the cache: recomputed beside trained adapters, disabled.
-  const Config resumed_cfg = dpo_config(d, name, 6, kLora + parallel);
+  const Config resumed_cfg = dpo_config(d, name, 6, kDpoLora + parallel);
   std::ostringstream log;
   Trainer t(resumed_cfg, *be, MPI_COMM_WORLD, log);
   ASSERT_TRUE(t.resume_latest().has_value());
@@ -111,12 +96,12 @@ void check_layout(const fs::path& d, const std::string& name, const std::string&
   if (world_rank() == 0) {
     EXPECT_NE(log.str().find("reference log-probs: written to"), std::string::npos) << log.str();
     const std::vector<ReferenceSplit> after = cached(resumed_cfg);
-    expect_close(before, after, 1e-6, "recomputed after training");
+    expect_same_logprobs(before, after, 1e-6, "recomputed after training");
     // One rank from the same base.
-    Config one = dpo_config(d, name + "-1rank", 1, kLora);
+    Config one = dpo_config(d, name + "-1rank", 1, kDpoLora);
     std::ostringstream log1;
     Trainer(one, *be, MPI_COMM_SELF, log1).run(RunOptions{.write_model = false, .checkpoints = false});
-    expect_close(cached(one), before, 1e-5, "layout vs one rank");
+    expect_same_logprobs(cached(one), before, 1e-5, "layout vs one rank");
   }
   MPI_Barrier(MPI_COMM_WORLD);
 }

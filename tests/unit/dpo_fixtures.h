@@ -1,7 +1,12 @@
 #pragma once
 // Preference-pair fixtures of the DPO unit tests (test_trainer_dpo.cpp, test_lora_dpo.cpp):
 // a temporary directory, pairs written as a documents-with-mask shard, and a tiny llama DPO
-// config over them (train.bin / val.bin in the directory, run directory `run`).
+// config over them (train.bin / val.bin in the directory, run directory `run`); the LoRA
+// section of the DPO+LoRA tests and the comparison of two reference caches.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <sstream>
@@ -11,6 +16,7 @@
 
 #include "config/config.h"
 #include "data/token_shard.h"
+#include "train/reference_logprobs.h"
 
 namespace llmpi::testing {
 
@@ -56,6 +62,25 @@ inline Config dpo_config(const std::filesystem::path& d, const std::string& run,
     << (d / "val.bin").string() << "\"\n[checkpoint]\nevery = 2\n[run]\ndir = \""
     << (d / run).string() << "\"\n[dpo]\nbeta = 0.5\n" << extra;
   return parse_config(t.str(), "dpo.toml");
+}
+
+// Adapters of rank 4 on every module (the DPO+LoRA tests).
+inline const std::string kDpoLora =
+    "[lora]\nrank = 4\nalpha = 8\n"
+    "target_modules = [\"q\", \"k\", \"v\", \"o\", \"gate\", \"up\", \"down\", \"head\"]\n";
+
+// Two caches' reference sums (train and val splits) agree within `tol` relative (1 absolute
+// below 1); `what` names the comparison in failures.
+inline void expect_same_logprobs(const std::vector<ReferenceSplit>& a, const std::vector<ReferenceSplit>& b,
+                                 double tol, const std::string& what = "") {
+  ASSERT_EQ(a.size(), 2u) << what;
+  ASSERT_EQ(b.size(), 2u) << what;
+  for (size_t s = 0; s < 2; ++s) {
+    ASSERT_EQ(a[s].logprobs.size(), b[s].logprobs.size()) << what << ": " << a[s].name;
+    for (size_t i = 0; i < a[s].logprobs.size(); ++i)
+      EXPECT_NEAR(a[s].logprobs[i], b[s].logprobs[i], tol * std::max(1.0, std::abs(a[s].logprobs[i])))
+          << what << ": " << a[s].name << " pair " << i / 2 << (i % 2 ? " rejected" : " chosen");
+  }
 }
 
 }  // namespace llmpi::testing

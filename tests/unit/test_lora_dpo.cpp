@@ -28,16 +28,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kLora =
-    "[lora]\nrank = 4\nalpha = 8\n"
-    "target_modules = [\"q\", \"k\", \"v\", \"o\", \"gate\", \"up\", \"down\", \"head\"]\n";
-
 // f32 on the host (checkpoints hold f32 state); the adapters' effect is far above this.
 constexpr double kTol = 1e-6;
 
 Config config(const fs::path& d, const std::string& run, int64_t steps, bool lora,
               const std::string& extra = "") {
-  return dpo_config(d, run, steps, (lora ? kLora : std::string()) + extra);
+  return dpo_config(d, run, steps, (lora ? kDpoLora : std::string()) + extra);
 }
 
 // The cached reference sums of both splits of `c`'s run (its own key: reference model, data).
@@ -51,16 +47,6 @@ std::vector<ReferenceSplit> cached(const Config& c, Backend& be, std::string& wh
       std::vector<ReferenceSplit>{});
 }
 
-void expect_same_logprobs(const std::vector<ReferenceSplit>& a, const std::vector<ReferenceSplit>& b) {
-  ASSERT_EQ(a.size(), 2u);
-  ASSERT_EQ(b.size(), 2u);
-  for (size_t s = 0; s < 2; ++s) {
-    ASSERT_EQ(a[s].logprobs.size(), b[s].logprobs.size()) << a[s].name;
-    for (size_t i = 0; i < a[s].logprobs.size(); ++i)
-      EXPECT_NEAR(a[s].logprobs[i], b[s].logprobs[i], kTol * std::max(1.0, std::abs(a[s].logprobs[i])))
-          << a[s].name << " pair " << i / 2 << (i % 2 ? " rejected" : " chosen");
-  }
-}
 
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
@@ -94,7 +80,7 @@ TEST(LoraDpo, ReferenceIsTheBaseWithAdaptersDisabled) {
   const std::vector<ReferenceSplit> lora = cached(config(d, "lora", 4, true), *be, why);
   ASSERT_EQ(why, "");
   EXPECT_TRUE(has(lora[0].key.reference, "LoRA base seed ")) << lora[0].key.reference;
-  expect_same_logprobs(full, lora);
+  expect_same_logprobs(full, lora, kTol);
   // Resumed at step 4 without its cache: recomputed from the base (adapters disabled), not
   // refused, and the same values, although the adapters now move the policy off the base.
   fs::remove(reference_cache_path((d / "lora").string()));
@@ -108,7 +94,7 @@ TEST(LoraDpo, ReferenceIsTheBaseWithAdaptersDisabled) {
     EXPECT_GT(std::abs(resumed.steps[0].chosen_reward), 1e-4) << log.str();
     EXPECT_GT(std::abs(resumed.steps[0].reward_margin), 1e-4) << log.str();
   }
-  expect_same_logprobs(full, cached(config(d, "lora", 6, true), *be, why));
+  expect_same_logprobs(full, cached(config(d, "lora", 6, true), *be, why), kTol);
   EXPECT_EQ(why, "");
   // Another base (seed 7): the cache of seed 1234's base is stale, and recomputed.
   fs::create_directories(d / "other");
