@@ -33,13 +33,22 @@ const double kNaN = std::numeric_limits<double>::quiet_NaN();
 //   sft, dpo  the row's first document (for DPO the pair's chosen answer) — a fine-tuning row
 //             is whole documents packed and padded, so its ids past the first document are
 //             another record or padding.
-// The indices are the data→checkpoint map's: samples for lm, rows (StepRows) otherwise.
+// The indices are the data→checkpoint map's: samples for lm, rows (StepRows) otherwise; one
+// outside `data` is a UserError (another dataset than the run's).
 std::vector<std::vector<int32_t>> probe_sequences(const Config& cfg, const TokenDataset& data,
                                                   const std::vector<int64_t>& samples, int64_t n_tokens) {
   const int64_t T = cfg.train.seq_len;
+  const bool lm = cfg.train.objective == Objective::lm;
+  std::optional<StepRows> rows;
+  if (!lm) rows.emplace(cfg, data);
+  const int64_t n = lm ? count_samples(data, T) : rows->n_rows();
+  for (int64_t s : samples)
+    if (s < 0 || s >= n)
+      user_error(lm ? "sample " : "row ", s, " of the data→checkpoint map is outside the ", n,
+                 lm ? " samples of " : " rows of ", data.describe(), " (another dataset than the run's?)");
   std::vector<std::vector<int32_t>> out;
   std::vector<int32_t> in(static_cast<size_t>(T)), tg(static_cast<size_t>(T)), starts(static_cast<size_t>(T));
-  if (cfg.train.objective == Objective::lm) {
+  if (lm) {
     for (int64_t s : samples) {
       read_sample(data, T, s, in.data(), tg.data());
       std::vector<int32_t> seq(in.begin(), in.end());
@@ -49,11 +58,10 @@ std::vector<std::vector<int32_t>> probe_sequences(const Config& cfg, const Token
     }
     return out;
   }
-  const StepRows rows(cfg, data);
   std::vector<RowDocument> docs;
   for (int64_t s : samples) {
     docs.clear();
-    rows.sft()->fill_row(s, in.data(), tg.data(), starts.data(), &docs);
+    rows->sft()->fill_row(s, in.data(), tg.data(), starts.data(), &docs);
     LLMPI_CHECK(!docs.empty(), "fine-tuning row ", s, " holds no document");
     const RowDocument& d = docs.front();
     const int64_t n = std::min(d.length, n_tokens);
@@ -97,12 +105,6 @@ ProbeResults probe_checkpoints(const CheckpointSeries& series, const ProbeOption
     try {
       TokenDataset train(expand_data_paths(pattern, opt.train_data.empty() ? "data.train (of the run's config)" : "--train-data"),
                          cfg.model.vocab_size);
-      const bool rows = cfg.train.objective != Objective::lm;
-      const int64_t n = rows ? StepRows(cfg, train).n_rows() : count_samples(train, T);
-      for (int64_t s : r.samples)
-        if (s < 0 || s >= n)
-          user_error(rows ? "row " : "sample ", s, " of the data→checkpoint map is outside the ", n,
-                     rows ? " rows of " : " samples of ", train.describe(), " (another dataset than the run's?)");
       sequences = probe_sequences(cfg, train, r.samples, r.prompt + r.continuation);
       // Fine-tuning documents may be shorter than P + K: P = K = half the shortest one probed.
       int64_t shortest = r.prompt + r.continuation;

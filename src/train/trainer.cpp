@@ -10,6 +10,7 @@
 
 #include "io/model_file.h"
 #include "jobs/retention.h"
+#include "model/model_flops.h"
 #include "model/param_layout.h"
 #include "optim/grad_clip.h"
 #include "data/tokenizer_id.h"
@@ -71,7 +72,8 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
       journal_(cfg, layout_text(topo.layout()), topo.world_size()),
       train_data_(data_paths(cfg.data.train, "data.train"), cfg.model.vocab_size),
       rows_(cfg, train_data_),
-      schedule_(LrSchedule::from(cfg.train)) {
+      schedule_(LrSchedule::from(cfg.train)),
+      flops_per_token_(model_flops_per_token(cfg.model, cfg.train.seq_len, cfg.lora.spec())) {
   rank_ = topo_.rank();
   if (!cfg.data.val.empty()) {
     val_data_.emplace(data_paths(cfg.data.val, "data.val"), cfg.model.vocab_size);

@@ -177,6 +177,7 @@ class Trainer {
   std::unique_ptr<DpoObjective> dpo_;  // objective = "dpo" (train/dpo_objective.h)
   std::unique_ptr<EvalPrompts> eval_prompts_;  // [eval] prompts (train/eval_prompts.h)
   LrSchedule schedule_;
+  double flops_per_token_;  // MFU's numerator (model/model_flops.h), fixed for the run
   std::vector<int32_t> host_ids_, host_targets_;   // [M, B·T] staged for one step
   std::vector<int32_t> host_docs_;                 // [M, B·T] document starts (sft packing)
   int64_t start_step_ = 0;      // the last step already trained (a resumed checkpoint's)

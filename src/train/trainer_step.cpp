@@ -5,7 +5,6 @@
 #include <chrono>
 #include <optional>
 
-#include "model/model_flops.h"
 #include "train/dpo_objective.h"
 #include "train/logbook_observer.h"
 #include "train/spike_policy.h"
@@ -107,7 +106,7 @@ void Trainer::record_step(const StepRun& o, double step_s, double stall_s, doubl
   const bool trained = r.action != StepAction::skip_data;
   m.tokens_per_s = trained && step_s > 0 ? double(layout_.global_samples() * cfg_.train.seq_len) / step_s : 0.0;
   if (const double peak = be_.peak_flops(); peak > 0)
-    m.mfu = m.tokens_per_s * model_flops_per_token(cfg_.model, cfg_.train.seq_len, cfg_.lora.spec()) /
+    m.mfu = m.tokens_per_s * flops_per_token_ /
             (double(topo_.world_size()) * peak);
   m.peak_memory_bytes = o.peak_bytes;
   m.time_step_s = step_s;
