@@ -157,7 +157,7 @@ def one_kill(args, env, k, mode, ref_seconds, rng):
     # When to kill. "start-up": within the first second (loading, verifying, resuming).
     # "checkpoint write": once the launch has saved a checkpoint of its own (progress), while
     # the next one is being written (a new .tmp file), a few ms in. "random": once the launch
-    # has saved a checkpoint of its own, at a random moment within the rest of the run.
+    # has saved a checkpoint of its own, at a random moment early in the rest of the run.
     done = before[-1] if before else 0
     remaining = ref_seconds * max(1, args.steps - done) / args.steps
     moment = mode
@@ -174,7 +174,11 @@ def one_kill(args, env, k, mode, ref_seconds, rng):
                 time.sleep(0.002)
             time.sleep(rng.uniform(0, 0.02))
         else:
-            time.sleep(rng.uniform(0, 0.5 * remaining))
+            # Within the first quarter of what is left after the checkpoint just saved, at the
+            # reference's pace: a launch may run several times faster than the reference did
+            # (measured while other tests loaded the machine) and must still be running.
+            saved = max([done] + checkpoint_steps("chaos"))
+            time.sleep(rng.uniform(0, 0.25 * ref_seconds * max(1, args.steps - saved) / args.steps))
     if p.poll() is not None:
         log.close()
         return None  # finished (or failed) before the kill: the caller decides
