@@ -43,6 +43,6 @@ for round in 1 2; do
     "$llmpi" train "${cfg[@]}" --no-resume --set run.dir="$dir/run-$lb" --set logbook.enabled=$lb \
       --set checkpoint.every=0 --no-save > "$out"
     echo "round $round, logbook.enabled = $lb: median step $(median_step_ms "$out" "$(tokens_per_step "$out")") ms"
-    [ "$lb" = true ] && grep -E '^logbook: ' "$out"
+    if [ "$lb" = true ]; then grep -E '^logbook: ' "$out"; fi
   done
 done

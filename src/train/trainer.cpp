@@ -270,7 +270,8 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     sum.steps.push_back(r);
     if (o.layers) sum.layers.push_back(*o.layers);
     if (r.action == StepAction::rollback) {  // the spike's row, then training goes on from c + 1
-      record_step(o, std::chrono::duration<double>(Clock::now() - step_start).count(), 0.0, kNotMeasured);
+      const double step_s = std::chrono::duration<double>(Clock::now() - step_start).count();
+      record_step(o, step_s, step_s, 0.0, kNotMeasured);
       phase(Phase::save, step);  // reloading a checkpoint takes as long as writing one
       step = roll_back(saver ? &*saver : nullptr, step);
       start_step_ = step;
@@ -304,7 +305,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     const double stall = saved ? save() : 0.0;
     const bool validated = !sum.val_losses.empty() && sum.val_losses.back().first == step;
     const auto lb = Clock::now();
-    record_step(o, std::chrono::duration<double>(lb - step_start).count(), stall,
+    record_step(o, step_s, std::chrono::duration<double>(lb - step_start).count(), stall,
                 validated ? sum.val_losses.back().second : kNotMeasured);
     guard_->recorder().maybe_flush(saver && saver->busy());
     const auto step_end = Clock::now();

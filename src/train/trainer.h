@@ -151,7 +151,9 @@ class Trainer {
   int64_t roll_back(AsyncCheckpointer* saver, int64_t step);
   int64_t checkpoint_before(int64_t step) const;  // the newest saved step < step, or -1
   // The step's logbook row; val_loss NaN unless validated at this step.
-  void record_step(const StepRun& o, double step_s, double stall_s, double val_loss);
+  // train_s: the step's training alone (tokens/s and MFU); step_s: the whole step, with its
+  // validation and checkpoint stall.
+  void record_step(const StepRun& o, double train_s, double step_s, double stall_s, double val_loss);
   void save_checkpoint(AsyncCheckpointer& saver, int64_t step);
   void report(const std::string& line) const;  // rank 0: a line on out_
   // done: steps trained by this process so far (for the ETA).

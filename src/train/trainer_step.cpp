@@ -84,7 +84,8 @@ Trainer::StepRun Trainer::train_step(int64_t step) {
   return o;
 }
 
-void Trainer::record_step(const StepRun& o, double step_s, double stall_s, double val_loss) {
+void Trainer::record_step(const StepRun& o, double train_s, double step_s, double stall_s,
+                          double val_loss) {
   if (!guard_->recorder().writes()) return;
   const StepRecord& r = o.r;
   StepMetrics m;
@@ -104,7 +105,8 @@ void Trainer::record_step(const StepRun& o, double step_s, double stall_s, doubl
   // A step whose data a rollback skipped trains no token: 0 tokens/s, MFU 0. MFU is not
   // measured (NaN) where the device's peak FLOP/s is unknown (Backend::peak_flops: the host).
   const bool trained = r.action != StepAction::skip_data;
-  m.tokens_per_s = trained && step_s > 0 ? double(layout_.global_samples() * cfg_.train.seq_len) / step_s : 0.0;
+  m.tokens_per_s =
+      trained && train_s > 0 ? double(layout_.global_samples() * cfg_.train.seq_len) / train_s : 0.0;
   if (const double peak = be_.peak_flops(); peak > 0)
     m.mfu = m.tokens_per_s * flops_per_token_ /
             (double(topo_.world_size()) * peak);

@@ -129,6 +129,17 @@ for s in (5, 10, 11):
 if final[11]["spike"] != 0 or [r for r in steps if r["step"] == 11][0]["spike"] != 1:
     fail("step 11: the first attempt is the spike, the final row the skipped data")
 
+# Throughput is the step's training alone: a step that saved a checkpoint (or validated) spends
+# that time in time_step_s, never in tokens_per_s, so tokens ÷ tokens_per_s + the stall ≤ the step.
+stalled = [r for r in steps if r["time_checkpoint_s"] and r["time_checkpoint_s"] > 0 and r["tokens_per_s"] > 0]
+if not stalled:
+    fail("no row records a checkpoint stall (checkpoint.every = 4)")
+for r in stalled:
+    train_s = (r["tokens_seen"] / r["step"]) / r["tokens_per_s"]
+    if train_s + r["time_checkpoint_s"] > r["time_step_s"] * (1 + 1e-9) + 1e-9:
+        fail(f"step {r['step']}: tokens_per_s counts the checkpoint stall: training {train_s:.6f} s "
+             f"+ stall {r['time_checkpoint_s']:.6f} s > the step's {r['time_step_s']:.6f} s")
+
 # LOGBOOK.md tells the same story.
 md = open(f"{work}/run/LOGBOOK.md").read()
 for line in ("segment 0: started at step 0 on dp2, ZeRO 1", "rolled back at step 11 to step 8",
