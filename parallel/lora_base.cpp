@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "core/host_threads.h"
 #include "io/model_file.h"
 #include "model/param_layout.h"
 #include "parallel/communicator.h"
@@ -11,29 +12,6 @@
 #include "parallel/tensor_parallel.h"
 
 namespace llmpi {
-
-namespace {
-
-// init_value of p's local slab, row-major, as f32 (what a base loaded from a file holds).
-void seeded_values(const ParamInfo& p, uint64_t seed, float* out) {
-  const int nd = p.global_shape.ndim;
-  std::array<int64_t, Shape::kMaxDims> stride{}, idx{};
-  for (int64_t s = 1, d = nd - 1; d >= 0; --d) {
-    stride[size_t(d)] = s;
-    s *= p.global_shape[int(d)];
-  }
-  for (int64_t i = 0; i < p.numel(); ++i) {
-    int64_t g = 0;
-    for (int d = 0; d < nd; ++d) g += (idx[size_t(d)] + p.local_start[size_t(d)]) * stride[size_t(d)];
-    out[i] = float(init_value(p, seed, g));
-    for (int d = nd - 1; d >= 0; --d) {
-      if (++idx[size_t(d)] < p.local_shape[d]) break;
-      idx[size_t(d)] = 0;
-    }
-  }
-}
-
-}  // namespace
 
 bool nf4_base_weight(const std::string& n) {
   if (n.rfind("layers.", 0) != 0) return false;
@@ -113,7 +91,7 @@ FrozenBase::FrozenBase(const Config& cfg, Topology& topo, Backend& be,
   // The seeded init, through the same path as a file's values: slab i is parameter i.
   const uint64_t seed = cfg.train.seed;
   load([&](std::vector<TensorSlab>& slabs) {
-    for (size_t i = 0; i < slabs.size(); ++i) seeded_values(store_->params()[i], seed, slabs[i].data);
+    for (size_t i = 0; i < slabs.size(); ++i) init_values(store_->params()[i], seed, slabs[i].data);
   });
 }
 
@@ -130,17 +108,24 @@ void FrozenBase::load(const std::function<void(std::vector<TensorSlab>&)>& fill)
   // The checksum: each tensor's layout-free sum over its owners' slabs, then folded in order.
   std::map<std::string, size_t, std::less<>> at;
   for (size_t k = 0; k < names_.size(); ++k) at.emplace(names_[k], k);
+  std::vector<uint64_t> per_slab(slabs.size(), 0);  // summed on the host's threads
+  parallel_items(int64_t(slabs.size()), [&](int64_t i) {
+    if (slabs[size_t(i)].owner) per_slab[size_t(i)] = slab_checksum(slabs[size_t(i)]);
+  });
   std::vector<uint64_t> sums(names_.size(), 0);
-  for (const TensorSlab& s : slabs)
-    if (s.owner) sums[at.at(s.name)] += slab_checksum(s);
+  for (size_t i = 0; i < slabs.size(); ++i) sums[at.at(slabs[i].name)] += per_slab[i];
   const Communicator& world = topo_.world_communicator();
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, sums.data(), int(sums.size()), MPI_UINT64_T, MPI_SUM,
                           world.get()),
             "MPI_Allreduce", &world);
   checksum_ = fold_base_checksum(sums);
+  std::vector<Nf4Tensor> quantised(ps.size());  // QLoRA: quantised on the host's threads
+  parallel_items(int64_t(ps.size()), [&](int64_t i) {
+    if (ps[size_t(i)].external) quantised[size_t(i)] = nf4_quantize(host[size_t(i)]);
+  });
   for (size_t i = 0; i < ps.size(); ++i) {
     if (ps[i].external)
-      nf4_.add(be_, ps[i].name, ps[i].local_shape, host[i]);
+      nf4_.add(be_, ps[i].name, ps[i].local_shape, quantised[i]);
     else
       be_.copy(store_->master(ps[i].name),
                Tensor{host[i].data(), ps[i].local_shape, DType::f32, Device::host});

@@ -21,7 +21,11 @@ void Nf4Weights::add(Backend& be, const std::string& name, Shape shape,
                      std::span<const float> values) {
   LLMPI_CHECK(int64_t(values.size()) == shape.numel(), name, ": ", values.size(), " values for ",
               shape.str());
-  Nf4Tensor q = nf4_quantize(values);
+  add(be, name, shape, nf4_quantize(values));
+}
+
+void Nf4Weights::add(Backend& be, const std::string& name, Shape shape, const Nf4Tensor& q) {
+  LLMPI_CHECK(q.numel == shape.numel(), name, ": ", q.numel, " quantised values for ", shape.str());
   Nf4Weight w;
   w.shape = shape;
   w.scale_offset = q.scale_offset;
@@ -33,7 +37,7 @@ void Nf4Weights::add(Backend& be, const std::string& name, Shape shape,
   w.codes = upload(q.codes.data(), int64_t(q.codes.size()), DType::u8);
   w.scale_codes = upload(q.scale_codes.data(), int64_t(q.scale_codes.size()), DType::u8);
   w.scale_scales = upload(q.scale_scales.data(), int64_t(q.scale_scales.size()), DType::f32);
-  be.synchronize();  // q goes out of scope
+  be.synchronize();  // the caller may free q once this returns
   weights_.insert_or_assign(name, std::move(w));  // a reload replaces it
 }
 

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "backend/backend.h"
+#include "quant/nf4.h"
 
 namespace llmpi {
 
@@ -32,6 +33,8 @@ class Nf4Weights {
  public:
   // Quantises `values` (row-major, `shape`) and uploads it as weight `name`.
   void add(Backend& be, const std::string& name, Shape shape, std::span<const float> values);
+  // Uploads `q` (nf4_quantize of the weight's row-major values) as weight `name`.
+  void add(Backend& be, const std::string& name, Shape shape, const Nf4Tensor& q);
   const Nf4Weight* find(std::string_view name) const;
   bool empty() const { return weights_.empty(); }
   // The shared dequantisation scratch of `numel` elements of `compute` (allocated once, at the

@@ -2,10 +2,10 @@
 #include "model/param_store.h"
 
 #include <algorithm>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
+#include "core/host_threads.h"
 #include "core/rng.h"
 #include "model/dtypes.h"
 
@@ -148,26 +148,20 @@ void init_range(const ParamInfo& p, uint64_t seed, int64_t begin, int64_t end, T
   }
 }
 
+// init_range over p's whole local slab, split over the host's threads: normal draws cost tens
+// of ns each (1.1e9 for a 1.1B model). Values depend only on (seed, name, global index), not
+// on the split.
+template <class T>
+void init_all(const ParamInfo& p, uint64_t seed, T* out) {
+  parallel_ranges(p.numel(), int64_t{1} << 16,
+                  [&](int64_t b, int64_t e) { init_range(p, seed, b, e, out + b); });
+}
+
 template <class T>
 void fill_random_param(Backend& be, const ParamInfo& p, const Tensor& dst, uint64_t seed,
                        std::vector<T>& host) {
-  // Normal draws cost tens of ns each (1.1e9 for a 1.1B model): split the parameter over the
-  // host's threads. Values depend only on (seed, name, global index), not on the split.
-  const int64_t hw = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  constexpr int64_t kMinPerThread = int64_t{1} << 16;
-  const int64_t n = p.numel();
-  host.resize(static_cast<size_t>(n));
-  const int64_t workers = std::clamp<int64_t>(n / kMinPerThread, 1, hw);
-  if (workers == 1) {
-    init_range(p, seed, 0, n, host.data());
-  } else {
-    std::vector<std::thread> pool;
-    for (int64_t w = 0; w < workers; ++w) {
-      const int64_t b = n * w / workers, e = n * (w + 1) / workers;
-      pool.emplace_back([&p, seed, b, e, out = host.data() + b] { init_range(p, seed, b, e, out); });
-    }
-    for (std::thread& t : pool) t.join();
-  }
+  host.resize(static_cast<size_t>(p.numel()));
+  init_all(p, seed, host.data());
   Tensor src;
   src.data = host.data();
   src.shape = dst.shape;
@@ -178,6 +172,8 @@ void fill_random_param(Backend& be, const ParamInfo& p, const Tensor& dst, uint6
 }
 
 }  // namespace
+
+void init_values(const ParamInfo& p, uint64_t seed, float* out) { init_all(p, seed, out); }
 
 void ParamStore::init(Backend& be, uint64_t seed) {
   std::vector<float> host_f32;

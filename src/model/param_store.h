@@ -61,6 +61,9 @@ ParamInfo full_param(std::string name, Shape shape, InitKind init, double init_s
 // initialization: init_std · N(0,1) drawn from (rng_key(seed, name), global_index), or 0 / 1,
 // or init_std · (2u − 1) for uniform u in [0, 1) from the same key and counter.
 double init_value(const ParamInfo& p, uint64_t seed, int64_t global_index);
+// init_value of every element of p's local slab, row-major, as f32 (what a base loaded from a
+// file holds), computed on the host's threads.
+void init_values(const ParamInfo& p, uint64_t seed, float* out);
 
 enum class StoreRole : uint8_t { trainable, frozen };
 
