@@ -15,7 +15,7 @@ namespace {
 TEST(HostThreads, RangesCoverEveryElementOnce) {
   for (int64_t n : {0, 1, 7, 1000, 100003}) {
     for (int64_t min_per : {1, 64, 1 << 20}) {
-      std::vector<std::atomic<int>> hits(size_t(n));
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
       parallel_ranges(n, min_per, [&](int64_t b, int64_t e) {
         ASSERT_LE(0, b);
         ASSERT_LE(b, e);
@@ -29,7 +29,7 @@ TEST(HostThreads, RangesCoverEveryElementOnce) {
 
 TEST(HostThreads, ItemsRunOnceEach) {
   const int64_t n = 513;
-  std::vector<std::atomic<int>> hits(size_t(n));
+  std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
   parallel_items(n, [&](int64_t i) { ++hits[size_t(i)]; });
   for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[size_t(i)], 1) << "item " << i;
   parallel_items(0, [](int64_t) { FAIL() << "no item to run"; });
