@@ -46,6 +46,7 @@ layouts=(
   "dp2 ZeRO 1|2|--set parallel.dp=2 --set parallel.zero_stage=1 --set train.batch_size=4"
   "dp2 ZeRO 0, M=4|2|--set parallel.dp=2 --set parallel.micro_batches=4 --set train.batch_size=1"
   "dp4 ZeRO 0|4|--set parallel.dp=4 --set train.batch_size=2"
+  "dp8 ZeRO 1|8|--set parallel.dp=8 --set parallel.zero_stage=1 --set train.batch_size=1"
   "dp2 x tp2|4|--set parallel.dp=2 --set parallel.tp=2 --set train.batch_size=4"
   "dp2 x pp2 M=2|4|--set parallel.dp=2 --set parallel.pp=2 --set parallel.micro_batches=2 --set train.batch_size=2"
 )

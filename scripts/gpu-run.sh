@@ -34,10 +34,13 @@
 #   lora  bench/gpu_lora.sh (repository root, data/fortunes carried): the TinyLlama-1.1B shape
 #         on one GPU, full fine-tuning vs LoRA vs QLoRA (NF4 base): tokens/s, peak memory and
 #         the memory table (issue 15). Not in `all`.
+#   hostoverlap  bench/host_overlap.sh with the bundle's llmpi (repository root, data/fortunes
+#         carried): the host backend's overlapped gradient reduction on this machine's idle
+#         CPU cores, every rank on a core of its own (issue 16 part 2). Not in `all`.
 # Logs go to $OUT when set (the device tool's output folder), else /tmp. Exit status: nonzero
 # when any test that ran failed.
 # LLMPI_MEMCHECK=1 also runs the op tests under compute-sanitizer's memcheck (slow).
-# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion|lora|logbook] [extra gtest flags for the CUDA tests]  (default all)
+# Usage: bundle/gpu-run.sh [ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion|lora|logbook|hostoverlap] [extra gtest flags for the CUDA tests]  (default all)
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 logdir=${OUT:-/tmp}
@@ -63,7 +66,7 @@ lib_dir_of() {
 }
 extra=""
 mode=all
-case "${1:-}" in ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion|lora|logbook) mode=$1; shift ;; esac
+case "${1:-}" in ops|nccl|all|bench|train|scaling|layouts|perfmodel|fusion|lora|logbook|hostoverlap) mode=$1; shift ;; esac
 for lib in libcudnn.so.9 libcublasLt.so.13 libnccl.so.2 libmpi.so.40; do
   d=$(lib_dir_of "$lib")
   if [[ -z "$d" ]]; then echo "gpu-run: $lib not found on this machine" >&2; else extra+=":$d"; fi
@@ -254,6 +257,11 @@ fi
 if [[ "$mode" == lora ]]; then
   echo "== LoRA and QLoRA vs full fine-tuning, TinyLlama shape, one GPU (bench/gpu_lora.sh)"
   LLMPI="$here/llmpi" bash "$(pwd)/bench/gpu_lora.sh" || overall=1
+fi
+if [[ "$mode" == hostoverlap ]]; then
+  echo "== host overlap on $(nproc) CPU cores (bench/host_overlap.sh)"
+  LLMPI="$here/llmpi" bash "$(pwd)/bench/host_overlap.sh" 2>&1 | tee "$logdir/host_overlap.md"
+  (( PIPESTATUS[0] == 0 )) || overall=1
 fi
 if [[ "$mode" == scaling ]]; then
   echo "== data-parallel scaling (bench/gpu_scaling.sh)"
