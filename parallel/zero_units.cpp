@@ -189,16 +189,27 @@ void ZeroUnits::scatter_unit_grads(size_t u, const ParamStore& s) {
 }
 
 double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets,
-                                    const LossScale& scale) {
+                                    const LossScale& scale, Carry& carry, bool more) {
   Backend& be = ctx_.be;
   const size_t U = units_.size();
   // Gathers in schedule order, each posted while the unit before it computes: forward
-  // 0 … U-1, then backward U-2 … 0 (the last unit stays gathered for its backward).
+  // 0 … U-1, then backward U-2 … 0 (the last unit stays gathered for its backward); unit 0
+  // and unit 1's gather come from the previous micro-batch when it left them (carry).
   Live live;
-  Gather next = start_gather(0);
+  Gather next;
+  const bool carried = carry.held;
+  if (carried) {
+    live = std::move(carry.first);
+    next = std::move(carry.next);
+    carry.held = false;
+  } else {
+    next = start_gather(0);
+  }
   for (size_t u = 0; u < U; ++u) {
-    live = finish_gather(std::move(next));
-    if (U > 1) next = start_gather(u + 1 < U ? u + 1 : U - 2);
+    if (u > 0 || !carried) {
+      live = finish_gather(std::move(next));
+      if (U > 1) next = start_gather(u + 1 < U ? u + 1 : U - 2);
+    }
     set_documents(be, *live.model, units_[u].acts, batch_.docs);
     if (u > 0) be.copy(units_[u].acts.input, units_[u - 1].acts.output());
     live.model->forward(be, units_[u].acts, ids);
@@ -208,17 +219,26 @@ double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets,
   ctx_.clock.lap(StepPhase::forward);
   for (size_t u = U; u-- > 0;) {
     Activations& a = units_[u].acts;
-    if (u + 1 == U) {
-      live.model->backward_loss(be, a, ws_, ids, targets, scale);
-    } else {
+    if (u + 1 < U) {
       live = finish_gather(std::move(next));
       if (u > 0) next = start_gather(u - 1);
-      live.model->backward(be, a, ws_, ids, dgrad_);
     }
+    if (u == 0 && more && U > 1) next = start_gather(1);  // the next micro-batch's unit 1
+    if (u + 1 == U)
+      live.model->backward_loss(be, a, ws_, ids, targets, scale);
+    else
+      live.model->backward(be, a, ws_, ids, dgrad_);
     if (u > 0) be.copy(dgrad_, live.model->input_grad(ws_, a));
     if (ctx_.tp) ctx_.tp->sync_grads(be, *live.store);
     scatter_unit_grads(u, *live.store);
-    release_unit(live);
+    if (u == 0 && more) {  // unit 0 stays gathered for the next micro-batch's forward
+      live.store->zero_grads(be);
+      carry.first = std::move(live);
+      carry.next = std::move(next);
+      carry.held = true;
+    } else {
+      release_unit(live);
+    }
   }
   ctx_.clock.lap(StepPhase::backward);
   return sum;
@@ -227,10 +247,12 @@ double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets,
 double ZeroUnits::forward_backward(const HostBatch& batch, double scale) {
   shard_store_->zero_grads(ctx_.be);
   double sum = 0.0;
+  Carry carry;
   for (int64_t m = 0; m < ctx_.M; ++m) {
     batch_.load(ctx_.be, batch, m);
     sum += train_micro_batch(batch_.ids, batch_.targets,
-                             LossScale{scale, batch.token_scale}.of_micro(m, ctx_.B * ctx_.T));
+                             LossScale{scale, batch.token_scale}.of_micro(m, ctx_.B * ctx_.T),
+                             carry, m + 1 < ctx_.M);
   }
   return sum;
 }

@@ -19,7 +19,11 @@
 // last unit that reads a group has run its backward, the group's gradient is reduce-
 // scattered into the rank's shard (+=), so the full gradient never persists. One
 // micro-batch is in flight at a time; every unit keeps its activations, the last unit stays
-// gathered from its forward to its backward. Each unit's model reports its block outputs to
+// gathered from its forward to its backward. Across micro-batches of a step the parameters do
+// not change, so unit 0 stays gathered from one micro-batch's backward to the next one's
+// forward (its gradients cleared after their scatter), and unit 1's gather for that forward
+// is posted while unit 0's backward computes: M micro-batches gather M − 1 units fewer, and
+// no micro-batch after the first waits for a gather before its first unit. Each unit's model reports its block outputs to
 // the context's observer; the step's clock is lapped after each micro-batch's forward (unit
 // gathers included) and backward (gathers and reduce-scatters included).
 #include <map>
@@ -85,7 +89,15 @@ class ZeroUnits final : public ZeroPath {
   Live finish_gather(Gather g);   // waits for them; the unit's store and model
   void release_unit(Live& live);
   void scatter_unit_grads(size_t u, const ParamStore& s);
-  double train_micro_batch(const Tensor& ids, const Tensor& targets, const LossScale& scale);
+  // What one micro-batch hands the next (unit 0 gathered, unit 1's gather in flight).
+  struct Carry {
+    Live first;
+    Gather next;
+    bool held = false;
+  };
+  // One micro-batch; `more`: another follows in this step (it leaves unit 0 in `carry`).
+  double train_micro_batch(const Tensor& ids, const Tensor& targets, const LossScale& scale,
+                           Carry& carry, bool more);
   Buffer transient(Shape s);
   void release(Buffer& b);
   void refresh_full_params();  // ZeRO 2: state_[k].full ← the gathered shards

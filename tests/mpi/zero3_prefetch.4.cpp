@@ -7,7 +7,11 @@
 // it) spans a unit's compute, seen as the tp all-reduces of its blocks, and the two backward
 // gathers (units 1 and 0) span the reduce-scatter of the unit after them. Gathering just in
 // time (post, then wait at once) leaves every window empty: the test fails without prefetch.
-// The step's results are checked bitwise against one rank by train_dp and train_tp_pp.
+// With 3 micro-batches, unit 0 stays gathered from one micro-batch's backward to the next
+// one's forward and unit 1's gather is posted during unit 0's backward: 6 + 5 + 5 gathers, and
+// only the step's very first one has nothing to overlap (gathering unit 0 again for each
+// micro-batch would make 18, two of them bare).
+// The step's results are checked against one rank by train_dp and train_tp_pp.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -63,12 +67,33 @@ class GatherWindows final : public CollectiveObserver {
   std::deque<Window> open_;
 };
 
-Config prefetch_config() {
+Config prefetch_config(int micro_batches = 1) {
   std::ostringstream t;
   t << "[model]\narch = \"gpt2\"\nvocab_size = 64\nn_layer = 3\nn_head = 4\nd_model = 32\n"
     << "max_seq_len = 16\n[train]\nsteps = 1\nbatch_size = 2\nseq_len = 16\n"
-    << "[data]\ntrain = \"unused.bin\"\n[parallel]\ntp = 2\ndp = 2\nzero_stage = 3\n";
+    << "[data]\ntrain = \"unused.bin\"\n[parallel]\ntp = 2\ndp = 2\nzero_stage = 3\n"
+    << "micro_batches = " << micro_batches << "\n";
   return parse_config(t.str(), "zero3_prefetch.toml");
+}
+
+// One step of the prefetch config with `micro_batches`; the dp gathers' windows.
+GatherWindows step_windows(int micro_batches) {
+  const Config cfg = prefetch_config(micro_batches);
+  EXPECT_TRUE(cfg.model.tied_embeddings);
+  Topology topo(cfg, MPI_COMM_WORLD);
+  auto be = make_host_backend();
+  ParallelEngine eng(cfg, topo, *be);
+  const int n = 32 * micro_batches;  // B 2 × T 16 per micro-batch
+  std::vector<int32_t> ids(size_t(n)), targets(size_t(n));
+  for (int i = 0; i < n; ++i) {
+    ids[size_t(i)] = (i * 7 + topo.dp_rank()) % 64;
+    targets[size_t(i)] = (i * 5 + 3) % 64;
+  }
+  GatherWindows windows;
+  topo.set_observer(&windows);
+  eng.step(ids, targets, 1e-3);
+  topo.set_observer(nullptr);
+  return windows;
 }
 
 }  // namespace
@@ -77,21 +102,7 @@ TEST(Zero3Prefetch, GathersAreInFlightWhileThePreviousUnitComputes) {
   int world = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   ASSERT_EQ(world, 4) << "run on 4 ranks";
-  const Config cfg = prefetch_config();
-  ASSERT_TRUE(cfg.model.tied_embeddings);
-  Topology topo(cfg, MPI_COMM_WORLD);
-  auto be = make_host_backend();
-  ParallelEngine eng(cfg, topo, *be);
-  std::vector<int32_t> ids(32), targets(32);
-  for (int i = 0; i < 32; ++i) {
-    ids[size_t(i)] = (i * 7 + topo.dp_rank()) % 64;
-    targets[size_t(i)] = (i * 5 + 3) % 64;
-  }
-  GatherWindows windows;
-  topo.set_observer(&windows);
-  eng.step(ids, targets, 1e-3);
-  topo.set_observer(nullptr);
-
+  const GatherWindows windows = step_windows(1);
   EXPECT_EQ(windows.unmatched_waits, 0);
   EXPECT_EQ(windows.still_open(), 0u);
   ASSERT_EQ(windows.closed.size(), 6u) << "gathers of units 0 1 2 (two groups) 1 0";
@@ -104,4 +115,22 @@ TEST(Zero3Prefetch, GathersAreInFlightWhileThePreviousUnitComputes) {
   EXPECT_EQ(with_tp, 5) << "every later gather overlaps a unit's compute";
   EXPECT_EQ(with_rs, 2) << "the backward gathers of units 1 and 0 overlap a reduce-scatter";
   EXPECT_TRUE(windows.closed[4].reduce_scatter && windows.closed[5].reduce_scatter);
+}
+
+TEST(Zero3Prefetch, UnitZeroStaysGatheredAcrossMicroBatches) {
+  int world = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  ASSERT_EQ(world, 4) << "run on 4 ranks";
+  const GatherWindows windows = step_windows(3);
+  EXPECT_EQ(windows.unmatched_waits, 0);
+  EXPECT_EQ(windows.still_open(), 0u);
+  ASSERT_EQ(windows.closed.size(), 16u)
+      << "micro-batch 0 gathers units 0 1 2 (two groups) 1 0; the next two reuse unit 0";
+  EXPECT_FALSE(windows.closed[0].tp) << "the step's first gather has nothing to overlap";
+  for (size_t i = 1; i < windows.closed.size(); ++i)
+    EXPECT_TRUE(windows.closed[i].tp) << "gather " << i << " overlaps no compute";
+  // Micro-batches 1 and 2 start with unit 1's gather (windows 6 and 11), posted during the
+  // previous micro-batch's unit-0 backward: its reduce-scatter runs inside the window.
+  EXPECT_TRUE(windows.closed[6].reduce_scatter);
+  EXPECT_TRUE(windows.closed[11].reduce_scatter);
 }
