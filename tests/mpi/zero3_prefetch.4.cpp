@@ -84,7 +84,7 @@ GatherWindows step_windows(int micro_batches) {
   auto be = make_host_backend();
   ParallelEngine eng(cfg, topo, *be);
   const int n = 32 * micro_batches;  // B 2 × T 16 per micro-batch
-  std::vector<int32_t> ids(size_t(n)), targets(size_t(n));
+  std::vector<int32_t> ids(static_cast<size_t>(n)), targets(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     ids[size_t(i)] = (i * 7 + topo.dp_rank()) % 64;
     targets[size_t(i)] = (i * 5 + 3) % 64;
