@@ -128,6 +128,7 @@ StepPrediction predict_step(const ModelConfig& m, const Plan& p, const OpProfile
     const UnitSizes us = unit_sizes(m, p);
     const int64_t L = m.n_layer;
     double compute = 0, tpc = 0, gathers = 0, scatters = 0, copies = 0, sync = 0;
+    double kept_copy = 0, kept_gather = 0;  // unit 0's forward store and gather, once per micro-batch
     for (int64_t k = 0; k < L; ++k) {
       compute += pt.block_fwd + pt.block_bwd + pt.recompute;
       tpc += tp_fwd + tp_bwd + tp_rc;
@@ -146,6 +147,10 @@ StepPrediction predict_step(const ModelConfig& m, const Plan& p, const OpProfile
       if (o.overlap && p.zero == 3) gather = std::max(0.0, gather - (pt.block_fwd + tp_fwd));
       copies += times * store;
       gathers += times * gather;
+      if (k == 0) {  // kept gathered between micro-batches: only its gradients are zeroed
+        kept_copy = store - kMaster * u / fresh_bps;
+        kept_gather = gather;
+      }
       // Scatter: the unit's gradients added into the (zero-filled) accumulation of their
       // groups (an add moves 1.5 copies' bytes), one reduce-scatter per owned group, the
       // shard added into the persistent gradient shard.
@@ -160,8 +165,9 @@ StepPrediction predict_step(const ModelConfig& m, const Plan& p, const OpProfile
     out.compute_s = double(M) * compute;
     out.tp_comm_s = double(M) * tpc;
     out.pipeline_s = out.compute_s + out.tp_comm_s;
-    out.zero_copy_s = double(M) * copies;
-    out.dp_comm_s = double(M) * (gathers + scatters);
+    // Micro-batches after the first reuse unit 0 from the one before (engine: ZeroUnits::Carry).
+    out.zero_copy_s = double(M) * copies - double(M - 1) * kept_copy;
+    out.dp_comm_s = double(M) * (gathers + scatters) - double(M - 1) * kept_gather;
     int64_t shard = 0;
     for (int64_t gsz : us.group) shard += ShardRange::of(gsz, p.dp, p.dp - 1).size();
     if (p.zero == 2)
