@@ -213,7 +213,8 @@ RankMemory rank_memory(const ModelConfig& m, const Plan& p, Device dev, int64_t 
   // gathers (ZeRO 3), and the gradient accumulation of the groups it reads with their
   // reduce-scatter part; a tied embedding's accumulation lives through the whole backward.
   // ZeRO 3 prefetches one unit ahead: while unit k runs, the next gather of the schedule
-  // (forward k+1, or L-2 after the last unit; backward k-1) is in flight beside it.
+  // (forward k+1, or L-2 after the last unit; backward k-1, and for unit 0 with more
+  // micro-batches to come, unit 1 of the next forward) is in flight beside it.
   const double tied_accum = (m.tied_embeddings && L > 1) ? kMaster * double(group[0]) : 0.0;
   auto read_of = [&](int64_t k) {
     double read = 0;
@@ -227,7 +228,7 @@ RankMemory rank_memory(const ModelConfig& m, const Plan& p, Device dev, int64_t 
     const bool z3 = p.zero == 3;
     const double gather = z3 ? read_of(k) : 0.0;
     const double ahead_fwd = z3 ? read_of(k + 1 < L ? k + 1 : L - 2) : 0.0;
-    const double ahead_bwd = z3 ? read_of(k - 1) : 0.0;
+    const double ahead_bwd = z3 ? read_of(k > 0 ? k - 1 : (p.micro_batches > 1 ? 1 : -1)) : 0.0;
     const double scatter = read_of(k) * (1.0 + 1.0 / double(p.dp)) + (k > 0 ? tied_accum : 0.0);
     r.transient = std::max(r.transient, store + std::max({gather, ahead_fwd, ahead_bwd + scatter}));
   }

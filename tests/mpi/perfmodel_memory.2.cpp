@@ -1,6 +1,6 @@
 // The performance model's memory arithmetic (bench/perfmodel/memory_model.h) against the
 // engine's own start-up memory table on 2 ranks, for every 2-rank layout kind: dp2 under
-// ZeRO 0–3, tp2 (with and without sequence parallelism), pp2 1F1B and interleaved. The
+// ZeRO 0–3 (ZeRO 3 also with 2 micro-batches), tp2 (with and without sequence parallelism), pp2 1F1B and interleaved. The
 // persistent bytes (parameters, gradients, AdamW moments) must be equal on the rank the model
 // describes (tp rank 0, the last dp rank: the largest shard) and within a shard's tail (< dp
 // elements) elsewhere; the ZeRO-2/3 transient peak after a step must not exceed the model's
@@ -43,6 +43,7 @@ TEST(PerfModelMemory, MatchesTheEngineOnTwoRanks) {
   const std::pair<const char*, int64_t> layouts[] = {
       {"dp = 2\nzero_stage = 0\n", 2}, {"dp = 2\nzero_stage = 1\n", 2},
       {"dp = 2\nzero_stage = 2\n", 2}, {"dp = 2\nzero_stage = 3\n", 2},
+      {"dp = 2\nzero_stage = 3\nmicro_batches = 2\n", 1},
       {"tp = 2\n", 2},                 {"tp = 2\nsequence_parallel = true\n", 2},
       {"pp = 2\nmicro_batches = 4\n", 1},
       {"pp = 2\nvirtual_stages = 2\nmicro_batches = 4\n", 1}};
