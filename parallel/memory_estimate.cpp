@@ -12,6 +12,7 @@
 #include "model/dtypes.h"
 #include "model/param_layout.h"
 #include "parallel/communicator.h"
+#include "parallel/lora_base.h"
 #include "parallel/topology.h"
 
 namespace llmpi {
@@ -25,6 +26,25 @@ double numel_of(const std::vector<ParamInfo>& ps) {
     n += k;
   }
   return n;
+}
+
+// LoRA's frozen base per rank (parallel/lora_base.h), its dense elements at `a` bytes: every
+// weight dense, or with base_dtype = "nf4" the blocks' linear maps in NF4 (½ byte, an int8
+// scale per 64 and an f32 per 16,384: quant/nf4.h) beside one dense dequantisation scratch of
+// the largest (packed) map. The adapters, rank · (I + O) per target, are left out.
+double lora_base_bytes(const Config& cfg, const Layout& lay, double total_params, double a) {
+  const ModelConfig& m = cfg.model;
+  const double split = double(lay.tp * lay.pp);
+  if (!cfg.lora.nf4_base()) return total_params / split * a;
+  double nf4_layer = 0;
+  for (const ParamInfo& p : transformer_params(m, {0, 1, false, false}))
+    if (nf4_base_weight(p.name)) nf4_layer += double(p.global_shape.numel());
+  const double nf4 = nf4_layer * double(m.n_layer) / split;
+  const double C = double(m.d_model), hd = C / double(m.n_head);
+  const double qkv = (double(m.n_head) + 2.0 * double(m.kv_heads())) * hd * C;
+  const double pre = (m.arch == Arch::llama ? 2.0 : 1.0) * double(m.d_ff) * C;
+  const double scratch = std::max({qkv, pre, double(m.d_ff) * C}) / double(lay.tp) * a;
+  return (total_params / split - nf4) * a + nf4 * (0.5 + 1.0 / 64 + 4.0 / 16384) + scratch;
 }
 
 std::string human_bytes(double b) {
@@ -59,9 +79,9 @@ MemoryEstimate estimate_memory(const Config& cfg, const Layout& lay) {
   e.grads = local * f / (lay.zero_stage >= 2 ? dp : 1.0);
   e.optimizer = 2.0 * local * f / (lay.zero_stage >= 1 ? dp : 1.0);
   if (cfg.lora.enabled()) {
-    // LoRA (parallel/lora_base.h): the frozen base in the compute dtype (the master dtype on
-    // the host; NF4 takes less), no gradient or moment of it; the adapters are left out.
-    e.params = local * f;
+    // LoRA: the frozen base in the compute dtype (the master dtype on the host), no gradient
+    // or moment of it.
+    e.params = lora_base_bytes(cfg, lay, e.total_params, f);
     e.grads = e.optimizer = 0;
   }
   const double BT = double(cfg.train.batch_size) * double(cfg.train.seq_len);
@@ -107,7 +127,9 @@ MemoryEstimate estimate_device_memory(const Config& cfg, const Layout& lay) {
   // (the units path of ZeRO 2/3 gathers that copy per unit instead).
   const DType d = DType::bf16;
   const bool units = lay.zero_stage >= 2 && lay.pp == 1;
-  if (!units) e.params += 2.0 * e.total_params / double(lay.tp * lay.pp);
+  const bool lora = cfg.lora.enabled();  // the base alone, in bf16 (no master copy)
+  if (lora) e.params = lora_base_bytes(cfg, lay, e.total_params, double(dtype_size(d)));
+  else if (!units) e.params += 2.0 * e.total_params / double(lay.tp * lay.pp);
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len;
   const int64_t layers = (m.n_layer + lay.pp - 1) / lay.pp;
   const double one = activation_bytes_estimate(m, lay, B, T, d, layers, true, lay.pp == 1);
@@ -130,7 +152,7 @@ MemoryEstimate estimate_device_memory(const Config& cfg, const Layout& lay) {
   double scratch = 3.0 * n * C * a + N * qkv * a + N * double(m.n_head) / tp * hd * a +
                    N * F * (gated ? 2.0 : 1.0) * a + (gated ? N * F * a : 0.0) + N * 4.0;
   if (n != N) scratch += 2.0 * N * C * a;
-  const double gathered = units ? 2.0 * e.layer_params / tp * (4.0 + a) : 0.0;
+  const double gathered = units && !lora ? 2.0 * e.layer_params / tp * (4.0 + a) : 0.0;
   e.workspace = scratch + gathered + kDeviceReserveBytes;
   return e;
 }

@@ -8,7 +8,8 @@
 //     counted in closed form (doubles: no overflow for any config that validates);
 //   per rank (balanced split): P / (tp · pp) parameters and gradients, the gradients 1/dp
 //     under ZeRO 2 and 3, the parameters 1/dp under ZeRO 3; AdamW's two moments 1/dp under
-//     ZeRO ≥ 1; all in the master dtype;
+//     ZeRO ≥ 1; all in the master dtype; with LoRA the frozen base alone (compute dtype, its
+//     linear maps in NF4 for QLoRA), replicated over dp;
 //   activations, a lower bound: the logits of one micro-batch and their gradient (2·B·T·V/tp)
 //     and each local layer's input (B·T·C·n_layer/pp), f32.
 // Only a clear excess is refused on the host: that estimate leaves out workspace and most
@@ -47,7 +48,7 @@ double activation_bytes_estimate(const ModelConfig& m, const Layout& lay, int64_
 
 // The device estimate of a rank of the busiest stage (the most layers, with the head), in
 // the CUDA engine's dtypes (f32 master state, bf16 compute): parameters (with their bf16
-// compute copy), gradients and moments as estimate_memory; activations = one micro-batch's
+// compute copy; LoRA's frozen base in bf16 only), gradients and moments as estimate_memory; activations = one micro-batch's
 // × the micro-batches in flight (1 without pipelining, min(micro_batches, pp) with it), plus
 // the shared block of recomputation; workspace = the backward's scratch + (ZeRO 2/3 units)
 // two gathered layers + kDeviceReserveBytes (CUDA context slack, cuBLASLt/cuDNN workspaces,

@@ -23,6 +23,8 @@
 #include "jobs/checkpoint_dir.h"
 #include "llmpi_binary.h"
 #include "model/lora.h"
+#include "parallel/lora_base.h"
+#include "parallel/memory_estimate.h"
 #include "train/hf_export.h"
 #include "train/loaded_model.h"
 #include "train/trainer.h"
@@ -138,6 +140,35 @@ void expect_bitwise_lora_resume(const std::string& arch, const std::string& base
 }
 
 }  // namespace
+
+// The start-up memory estimate of a LoRA run is its frozen base: on the host exactly what
+// FrozenBase holds (dense, f32), and with an NF4 base within the per-tensor rounding of its
+// block and group scales; on a device the base is bf16 alone (no f32 master, no moments).
+TEST(LoraTrain, MemoryEstimateIsTheFrozenBase) {
+  const fs::path d = llmpi::testing::learnable_corpus("lora_estimate", 5, 2000);
+  auto be = make_host_backend();
+  for (const char* arch : {"llama", "gpt2"})
+    for (const char* dtype : {"auto", "nf4"}) {
+      SCOPED_TRACE(std::string(arch) + ", base_dtype " + dtype);
+      LoraCase c;
+      c.arch = arch;
+      c.base_dtype = dtype;
+      const Config cfg = lora_config(d, c);
+      std::ostringstream log;
+      Trainer t(cfg, *be, MPI_COMM_SELF, log);
+      const double held = double(t.engine().frozen_base()->bytes());
+      const MemoryEstimate host = estimate_memory(cfg, Layout{});
+      EXPECT_EQ(host.grads, 0.0);
+      EXPECT_EQ(host.optimizer, 0.0);
+      if (std::string(dtype) == "auto")
+        EXPECT_EQ(host.params, held);
+      else
+        EXPECT_NEAR(host.params, held, 0.02 * held);
+      const MemoryEstimate dev = estimate_device_memory(cfg, Layout{});
+      if (std::string(dtype) == "auto") EXPECT_EQ(dev.params, held / 2);  // bf16, not f32
+      EXPECT_LT(dev.params, host.params);
+    }
+}
 
 TEST(LoraTrain, BitwiseResumeOfAdaptersOnABase) { expect_bitwise_lora_resume("llama", "auto"); }
 
