@@ -31,20 +31,28 @@ double numel_of(const std::vector<ParamInfo>& ps) {
 // LoRA's frozen base per rank (parallel/lora_base.h), its dense elements at `a` bytes: every
 // weight dense, or with base_dtype = "nf4" the blocks' linear maps in NF4 (½ byte, an int8
 // scale per 64 and an f32 per 16,384: quant/nf4.h) beside one dense dequantisation scratch of
-// the largest (packed) map. The adapters, rank · (I + O) per target, are left out.
-double lora_base_bytes(const Config& cfg, const Layout& lay, double total_params, double a) {
+// the largest (packed) map; plus the gradients the frozen store keeps for its 1-D parameters
+// (norm gains, biases: model/param_store.h), `g` bytes each, counted unsplit by tp (gains are
+// replicated). The adapters, rank · (I + O) per target, are left out.
+double lora_base_bytes(const Config& cfg, const Layout& lay, double total_params, double a,
+                       double g) {
   const ModelConfig& m = cfg.model;
   const double split = double(lay.tp * lay.pp);
-  if (!cfg.lora.nf4_base()) return total_params / split * a;
-  double nf4_layer = 0;
-  for (const ParamInfo& p : transformer_params(m, {0, 1, false, false}))
-    if (nf4_base_weight(p.name)) nf4_layer += double(p.global_shape.numel());
+  double nf4_layer = 0, ones_layer = 0, ones_rest = 0;
+  for (const ParamInfo& p : transformer_params(m, {0, 1, false, false})) {
+    if (cfg.lora.nf4_base() && nf4_base_weight(p.name)) nf4_layer += double(p.global_shape.numel());
+    if (p.global_shape.ndim == 1) ones_layer += double(p.global_shape.numel());
+  }
+  for (const ParamInfo& p : transformer_params(m, {0, 0, true, true}))
+    if (p.global_shape.ndim == 1) ones_rest += double(p.global_shape.numel());
+  const double grads = (ones_layer * double(m.n_layer) + ones_rest) / double(lay.pp) * g;
+  if (!cfg.lora.nf4_base()) return total_params / split * a + grads;
   const double nf4 = nf4_layer * double(m.n_layer) / split;
   const double C = double(m.d_model), hd = C / double(m.n_head);
   const double qkv = (double(m.n_head) + 2.0 * double(m.kv_heads())) * hd * C;
   const double pre = (m.arch == Arch::llama ? 2.0 : 1.0) * double(m.d_ff) * C;
   const double scratch = std::max({qkv, pre, double(m.d_ff) * C}) / double(lay.tp) * a;
-  return (total_params / split - nf4) * a + nf4 * (0.5 + 1.0 / 64 + 4.0 / 16384) + scratch;
+  return (total_params / split - nf4) * a + nf4 * (0.5 + 1.0 / 64 + 4.0 / 16384) + scratch + grads;
 }
 
 std::string human_bytes(double b) {
@@ -81,7 +89,7 @@ MemoryEstimate estimate_memory(const Config& cfg, const Layout& lay) {
   if (cfg.lora.enabled()) {
     // LoRA: the frozen base in the compute dtype (the master dtype on the host), no gradient
     // or moment of it.
-    e.params = lora_base_bytes(cfg, lay, e.total_params, f);
+    e.params = lora_base_bytes(cfg, lay, e.total_params, f, f);
     e.grads = e.optimizer = 0;
   }
   const double BT = double(cfg.train.batch_size) * double(cfg.train.seq_len);
@@ -128,7 +136,9 @@ MemoryEstimate estimate_device_memory(const Config& cfg, const Layout& lay) {
   const DType d = DType::bf16;
   const bool units = lay.zero_stage >= 2 && lay.pp == 1;
   const bool lora = cfg.lora.enabled();  // the base alone, in bf16 (no master copy)
-  if (lora) e.params = lora_base_bytes(cfg, lay, e.total_params, double(dtype_size(d)));
+  if (lora)
+    e.params = lora_base_bytes(cfg, lay, e.total_params, double(dtype_size(d)),
+                               double(dtype_size(cfg.train.master_dtype)));
   else if (!units) e.params += 2.0 * e.total_params / double(lay.tp * lay.pp);
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len;
   const int64_t layers = (m.n_layer + lay.pp - 1) / lay.pp;

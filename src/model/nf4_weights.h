@@ -42,7 +42,9 @@ class Nf4Weights {
   void reserve_scratch(Backend& be, int64_t numel, DType compute);
   const Tensor& scratch() const { return scratch_.tensor(); }
   int64_t bytes() const;  // every weight's storage (not the scratch)
-  int64_t scratch_bytes() const { return int64_t(scratch_.tensor().bytes()); }
+  int64_t scratch_bytes() const {  // 0 before reserve_scratch (an unallocated Buffer)
+    return scratch_.tensor().empty() ? 0 : int64_t(scratch_.tensor().bytes());
+  }
 
  private:
   std::map<std::string, Nf4Weight, std::less<>> weights_;
