@@ -40,6 +40,15 @@ std::string packed_group(const std::string& n) {
 
 }  // namespace
 
+int64_t nf4_scratch_elems(std::span<const ParamInfo> ps) {
+  std::map<std::string, int64_t> packed;  // "layers.<i>.attn.qkv" etc. → elements
+  for (const ParamInfo& p : ps)
+    if (nf4_base_weight(p.name)) packed[packed_group(p.name)] += p.numel();
+  int64_t most = 0;
+  for (const auto& [g, n] : packed) most = std::max(most, n);
+  return most;
+}
+
 std::vector<ParamInfo> trainable_params(const Config& cfg, const Topology& topo,
                                         std::span<const StageRange> chunks) {
   std::vector<ParamInfo> ps;
@@ -69,19 +78,16 @@ FrozenBase::FrozenBase(const Config& cfg, Topology& topo, Backend& be,
   std::vector<ParamInfo> ps = rank_params(cfg.model, chunks);
   if (lay.tp > 1) ps = shard_params_tp(cfg.model, std::move(ps), lay.tp, topo.tp_rank());
   // QLoRA: the blocks' linear weights in NF4; the scratch fits the largest packed map.
-  std::map<std::string, int64_t> packed;  // "layers.<i>.attn.qkv" etc. → elements
+  const int64_t scratch = cfg.lora.nf4_base() ? nf4_scratch_elems(ps) : 0;
   if (cfg.lora.nf4_base())
-    for (ParamInfo& p : ps) {
-      if (!nf4_base_weight(p.name)) continue;
-      p.external = true;
-      nf4_params_ += p.numel();
-      packed[packed_group(p.name)] += p.numel();
-    }
+    for (ParamInfo& p : ps)
+      if (nf4_base_weight(p.name)) {
+        p.external = true;
+        nf4_params_ += p.numel();
+      }
   store_ = std::make_unique<ParamStore>(be, std::move(ps), master, StoreRole::frozen);
-  if (!packed.empty()) {
-    int64_t most = 0;
-    for (const auto& [g, n] : packed) most = std::max(most, n);
-    nf4_.reserve_scratch(be, most, store_->dtype());
+  if (scratch > 0) {
+    nf4_.reserve_scratch(be, scratch, store_->dtype());
     store_->attach_nf4(&nf4_);
   }
   for (const ParamInfo& p : transformer_params(cfg.model, StageRange::full(cfg.model))) {

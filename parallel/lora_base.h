@@ -33,6 +33,9 @@ namespace llmpi {
 
 // QLoRA: whether base weight `name` is stored in NF4 (the blocks' linear maps).
 bool nf4_base_weight(const std::string& name);
+// QLoRA: elements of the dequantisation scratch for the NF4 weights among `ps` (their local
+// slabs): the largest packed map (q|k|v, gate|up, or a single one), dequantised at once.
+int64_t nf4_scratch_elems(std::span<const ParamInfo> ps);
 // The base checksum from each base tensor's layout-free checksum, in transformer_params order.
 uint64_t fold_base_checksum(std::span<const uint64_t> per_tensor);
 

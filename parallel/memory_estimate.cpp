@@ -14,6 +14,7 @@
 #include "parallel/communicator.h"
 #include "parallel/lora_base.h"
 #include "parallel/topology.h"
+#include "quant/nf4.h"
 
 namespace llmpi {
 namespace {
@@ -38,8 +39,9 @@ double lora_base_bytes(const Config& cfg, const Layout& lay, double total_params
                        double g) {
   const ModelConfig& m = cfg.model;
   const double split = double(lay.tp * lay.pp);
+  const std::vector<ParamInfo> layer = transformer_params(m, {0, 1, false, false});
   double nf4_layer = 0, ones_layer = 0, ones_rest = 0;
-  for (const ParamInfo& p : transformer_params(m, {0, 1, false, false})) {
+  for (const ParamInfo& p : layer) {
     if (cfg.lora.nf4_base() && nf4_base_weight(p.name)) nf4_layer += double(p.global_shape.numel());
     if (p.global_shape.ndim == 1) ones_layer += double(p.global_shape.numel());
   }
@@ -48,11 +50,9 @@ double lora_base_bytes(const Config& cfg, const Layout& lay, double total_params
   const double grads = (ones_layer * double(m.n_layer) + ones_rest) / double(lay.pp) * g;
   if (!cfg.lora.nf4_base()) return total_params / split * a + grads;
   const double nf4 = nf4_layer * double(m.n_layer) / split;
-  const double C = double(m.d_model), hd = C / double(m.n_head);
-  const double qkv = (double(m.n_head) + 2.0 * double(m.kv_heads())) * hd * C;
-  const double pre = (m.arch == Arch::llama ? 2.0 : 1.0) * double(m.d_ff) * C;
-  const double scratch = std::max({qkv, pre, double(m.d_ff) * C}) / double(lay.tp) * a;
-  return (total_params / split - nf4) * a + nf4 * (0.5 + 1.0 / 64 + 4.0 / 16384) + scratch + grads;
+  const double nf4_byte = 0.5 + 1.0 / double(kNf4Block) + 4.0 / double(kNf4Block * kNf4ScaleGroup);
+  const double scratch = double(nf4_scratch_elems(layer)) / double(lay.tp) * a;
+  return (total_params / split - nf4) * a + nf4 * nf4_byte + scratch + grads;
 }
 
 std::string human_bytes(double b) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "model/dtypes.h"
 #include "model/param_layout.h"
@@ -197,11 +198,10 @@ double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets,
   // and unit 1's gather come from the previous micro-batch when it left them (carry).
   Live live;
   Gather next;
-  const bool carried = carry.held;
+  const bool carried = carry.first.store != nullptr;
   if (carried) {
-    live = std::move(carry.first);
+    live = std::exchange(carry.first, Live{});
     next = std::move(carry.next);
-    carry.held = false;
   } else {
     next = start_gather(0);
   }
@@ -235,7 +235,6 @@ double ZeroUnits::train_micro_batch(const Tensor& ids, const Tensor& targets,
       live.store->zero_grads(be);
       carry.first = std::move(live);
       carry.next = std::move(next);
-      carry.held = true;
     } else {
       release_unit(live);
     }

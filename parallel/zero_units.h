@@ -89,11 +89,11 @@ class ZeroUnits final : public ZeroPath {
   Live finish_gather(Gather g);   // waits for them; the unit's store and model
   void release_unit(Live& live);
   void scatter_unit_grads(size_t u, const ParamStore& s);
-  // What one micro-batch hands the next (unit 0 gathered, unit 1's gather in flight).
+  // What one micro-batch hands the next: unit 0 gathered (none when first.store is null) and
+  // unit 1's gather in flight.
   struct Carry {
     Live first;
     Gather next;
-    bool held = false;
   };
   // One micro-batch; `more`: another follows in this step (it leaves unit 0 in `carry`).
   double train_micro_batch(const Tensor& ids, const Tensor& targets, const LossScale& scale,

@@ -76,8 +76,12 @@ Config prefetch_config(int micro_batches = 1) {
   return parse_config(t.str(), "zero3_prefetch.toml");
 }
 
-// One step of the prefetch config with `micro_batches`; the dp gathers' windows.
+// One step of the prefetch config with `micro_batches` on 4 ranks; the dp gathers' windows,
+// each posted gather waited for once.
 GatherWindows step_windows(int micro_batches) {
+  int world = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  EXPECT_EQ(world, 4) << "run on 4 ranks";
   const Config cfg = prefetch_config(micro_batches);
   EXPECT_TRUE(cfg.model.tied_embeddings);
   Topology topo(cfg, MPI_COMM_WORLD);
@@ -93,18 +97,15 @@ GatherWindows step_windows(int micro_batches) {
   topo.set_observer(&windows);
   eng.step(ids, targets, 1e-3);
   topo.set_observer(nullptr);
+  EXPECT_EQ(windows.unmatched_waits, 0);
+  EXPECT_EQ(windows.still_open(), 0u);
   return windows;
 }
 
 }  // namespace
 
 TEST(Zero3Prefetch, GathersAreInFlightWhileThePreviousUnitComputes) {
-  int world = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  ASSERT_EQ(world, 4) << "run on 4 ranks";
   const GatherWindows windows = step_windows(1);
-  EXPECT_EQ(windows.unmatched_waits, 0);
-  EXPECT_EQ(windows.still_open(), 0u);
   ASSERT_EQ(windows.closed.size(), 6u) << "gathers of units 0 1 2 (two groups) 1 0";
   int with_tp = 0, with_rs = 0;
   for (const GatherWindows::Window& w : windows.closed) {
@@ -118,12 +119,7 @@ TEST(Zero3Prefetch, GathersAreInFlightWhileThePreviousUnitComputes) {
 }
 
 TEST(Zero3Prefetch, UnitZeroStaysGatheredAcrossMicroBatches) {
-  int world = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  ASSERT_EQ(world, 4) << "run on 4 ranks";
   const GatherWindows windows = step_windows(3);
-  EXPECT_EQ(windows.unmatched_waits, 0);
-  EXPECT_EQ(windows.still_open(), 0u);
   ASSERT_EQ(windows.closed.size(), 16u)
       << "micro-batch 0 gathers units 0 1 2 (two groups) 1 0; the next two reuse unit 0";
   EXPECT_FALSE(windows.closed[0].tp) << "the step's first gather has nothing to overlap";
