@@ -115,6 +115,16 @@ class Backend {
   // dbias[O] += Σ_n dout[n, :]    (skipped when dbias is empty)
   virtual void linear_backward(const Tensor& din, const Tensor& dw, const Tensor& dbias,
                                const Tensor& dout, const Tensor& in, const Tensor& w) = 0;
+  // The same products on a column block of a wider row-major matrix, for LoRA's branches of a
+  // packed map (model/lora_linear.h): Y [N, C] and its block Y[:, col0 : col0 + O], C ≥ col0
+  // + O. Both ACCUMULATE into every output, and leave Y's other columns untouched:
+  // out[:, block] += in[N, I] · w[O, I]ᵀ
+  virtual void linear_forward_add_block(const Tensor& out, int64_t col0, const Tensor& in,
+                                        const Tensor& w) = 0;
+  // din[N, I] += dout[:, block] · w     (skipped when din is empty)
+  // dw[O, I]  += dout[:, block]ᵀ · in   (skipped when dw is empty)
+  virtual void linear_backward_block(const Tensor& din, const Tensor& dw, const Tensor& dout,
+                                     int64_t col0, const Tensor& in, const Tensor& w) = 0;
 
   // ---- normalization -----------------------------------------------------------------
   // layernorm: out = (x - mean) * rstd * gain + bias;  rmsnorm: out = x * rstd * gain.

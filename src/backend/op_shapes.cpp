@@ -61,6 +61,29 @@ LinearSizes linear_backward(const char* op, const Tensor& din, const Tensor& dw,
   return s;
 }
 
+LinearSizes linear_block(const char* op, const char* wide_name, const Tensor& wide,
+                         int64_t col0, const Tensor& in, const Tensor& w, const Tensor& din,
+                         const Tensor& dw) {
+  LLMPI_CHECK(w.shape.ndim == 2, op, ": w ", w.shape.str(), " is not [O, I]");
+  const int64_t O = w.dim(0), I = w.dim(1), C = last_dim(wide);
+  LLMPI_CHECK(last_dim(in) == I, op, ": in ", in.shape.str(), " does not end in I = ", I);
+  LLMPI_CHECK(col0 >= 0 && col0 + O <= C, op, ": columns [", col0, ", ", col0 + O, ") of ",
+              wide_name, " ", wide.shape.str(), " are out of range");
+  const LinearSizes s{row_count(wide), I, O};
+  check_numel(op, "in", in, s.N * I);
+  if (!din.empty()) check_numel(op, "din", din, s.N * I);
+  if (!dw.empty())
+    LLMPI_CHECK(dw.shape == w.shape, op, ": dw ", dw.shape.str(), " is not ", w.shape.str());
+  // No two of the tensors share memory (the products read what they accumulate into).
+  const Tensor* all[] = {&wide, &in, &w, &din, &dw};
+  auto held = [](const Tensor* t) { return !t->empty() && t->numel() > 0; };
+  for (size_t i = 0; i < 5; ++i)
+    for (size_t j = i + 1; j < 5; ++j)
+      LLMPI_CHECK(!held(all[i]) || !held(all[j]) || all[i]->data != all[j]->data, op,
+                  ": two of its tensors share memory");
+  return s;
+}
+
 LinearSizes linear_gelu_forward(const char* op, const Tensor& out, const Tensor& pre,
                                 const Tensor& in, const Tensor& w, const Tensor& bias) {
   const LinearSizes s = linear_forward(op, out, in, w, bias);

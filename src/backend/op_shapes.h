@@ -44,6 +44,12 @@ LinearSizes linear_forward(const char* op, const Tensor& out, const Tensor& in, 
 LinearSizes linear_backward(const char* op, const Tensor& din, const Tensor& dw,
                             const Tensor& dbias, const Tensor& dout, const Tensor& in,
                             const Tensor& w);
+// linear_forward_add_block / linear_backward_block: w [O, I], in [N, I], the wide matrix
+// (out or dout) [N, C] with 0 ≤ col0 and col0 + O ≤ C; din [N, I] and dw (w's shape) when
+// given; no two of them at the same address. Returns N, I, O; C is last_dim(wide).
+LinearSizes linear_block(const char* op, const char* wide_name, const Tensor& wide,
+                         int64_t col0, const Tensor& in, const Tensor& w, const Tensor& din,
+                         const Tensor& dw);
 // linear_gelu_forward: linear_forward's rules for out = gelu(pre); pre (the product, kept for
 // backward) [N, O], aliasing neither out nor in.
 LinearSizes linear_gelu_forward(const char* op, const Tensor& out, const Tensor& pre,

@@ -92,6 +92,23 @@ void TimingBackend::linear_backward(const Tensor& dx, const Tensor& dw, const Te
                     bytes_of(x) + bytes_of(w);
   timed("linear_backward", weight_shape(w), f, by, [&] { in_.linear_backward(dx, dw, db, dout, x, w); });
 }
+void TimingBackend::linear_forward_add_block(const Tensor& out, int64_t col0, const Tensor& x,
+                                             const Tensor& w) {
+  const double n = static_cast<double>(x.numel()) / static_cast<double>(std::max<int64_t>(w.dim(1), 1));
+  const double block = n * static_cast<double>(w.dim(0)) * static_cast<double>(dtype_size(out.dtype));
+  timed("linear_forward_add_block", weight_shape(w), 2.0 * n * static_cast<double>(w.numel()),
+        2 * block + bytes_of(x) + bytes_of(w),
+        [&] { in_.linear_forward_add_block(out, col0, x, w); });
+}
+void TimingBackend::linear_backward_block(const Tensor& dx, const Tensor& dw, const Tensor& dout,
+                                          int64_t col0, const Tensor& x, const Tensor& w) {
+  const double n = static_cast<double>(x.numel()) / static_cast<double>(std::max<int64_t>(w.dim(1), 1));
+  const double mm = 2.0 * n * static_cast<double>(w.numel());
+  const double block = n * static_cast<double>(w.dim(0)) * static_cast<double>(dtype_size(dout.dtype));
+  timed("linear_backward_block", weight_shape(w), (dx.data ? mm : 0) + (dw.data ? mm : 0),
+        block + 2 * bytes_of(dx) + 2 * bytes_of(dw) + bytes_of(x) + bytes_of(w),
+        [&] { in_.linear_backward_block(dx, dw, dout, col0, x, w); });
+}
 void TimingBackend::norm_forward(NormKind k, const Tensor& out, const Tensor& mean,
                                  const Tensor& rstd, const Tensor& x, const Tensor& g,
                                  const Tensor& b, double eps) {

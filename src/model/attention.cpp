@@ -61,14 +61,14 @@ void Attention::forward(Backend& be, AttentionActs& a, const Tensor& y, const Te
   const int64_t N = a.B * a.T;
   const Tensor qkv2 = a.qkv.tensor().view(Shape{N, qkv_dim()});
   qkv.forward(be, qkv2, x);
-  if (!qkv_lora.empty()) qkv_lora.forward_add(be, a.qkv_lora, *a.lora, qkv2, x);
+  if (!qkv_lora.empty()) qkv_lora.forward_add(be, a.qkv_lora, qkv2, x);
   if (rope)
     be.rope(a.qkv, a.T, n_head + n_kv_head, head_dim, rope_theta, 0, a.doc_start, false);
   be.attention_forward(a.out, a.lse, a.qkv, a.B, a.T, n_head, n_kv_head, head_dim,
                        a.doc_start);
   const Tensor out2 = a.out.tensor().view(Shape{N, n_head * head_dim});
   proj.forward(be, y, out2);
-  if (!proj_lora.empty()) proj_lora.forward_add(be, a.proj_lora, *a.lora, y, out2);
+  if (!proj_lora.empty()) proj_lora.forward_add(be, a.proj_lora, y, out2);
 }
 
 void Attention::backward(Backend& be, const AttentionActs& a, AttentionScratch& s,

@@ -21,38 +21,20 @@ LoraLinearActs LoraLinear::alloc_acts(Backend& be, int64_t N, DType compute) con
   return a;
 }
 
-LoraModelScratch alloc_lora_model_scratch(Backend& be, int64_t N, int64_t rank, int64_t O_max,
-                               int64_t I_max, DType compute, DType grad) {
-  LoraModelScratch s;
-  s.z = be.alloc(Shape{N, O_max}, compute);
-  s.bpad = be.alloc(Shape{O_max, rank}, compute);
-  s.dbpad = be.alloc(Shape{O_max, rank}, grad);
-  s.dh = be.alloc(Shape{N, rank}, compute);
-  s.dx = be.alloc(Shape{N, I_max}, compute);
-  return s;
+LoraModelScratch alloc_lora_model_scratch(Backend& be, int64_t N, int64_t rank, DType compute) {
+  return LoraModelScratch{be.alloc(Shape{N, rank}, compute)};
 }
 
-Tensor LoraLinear::padded_b(Backend& be, const Slot& k, LoraModelScratch& s) const {
-  const LoraBranch& b = k.branch;
-  if (b.out_features == out_features) return b.B;
-  const Tensor bp = s.bpad.tensor().slice(0, Shape{out_features, b.rank});
-  be.fill(bp, 0.0);
-  be.copy(bp.slice(k.row0 * b.rank, b.B.shape), b.B);
-  return bp;
-}
-
-void LoraLinear::forward_add(Backend& be, LoraLinearActs& a, LoraModelScratch& s, const Tensor& y,
+void LoraLinear::forward_add(Backend& be, LoraLinearActs& a, const Tensor& y,
                              const Tensor& x) const {
   if (!enabled) return;
   const int64_t N = x.numel() / in_features;
-  const Tensor z = s.z.tensor().slice(0, Shape{N, out_features});
   for (size_t i = 0; i < slots.size(); ++i) {
     const LoraBranch& b = slots[i].branch;
     const Tensor h = a.h[i].tensor().slice(0, Shape{N, b.rank});
     be.linear_forward(h, x, b.A, Tensor{});
     be.scale(h, b.scale);
-    be.linear_forward(z, h, padded_b(be, slots[i], s), Tensor{});
-    be.add(y, y, z);
+    be.linear_forward_add_block(y, slots[i].row0, h, b.B);
   }
 }
 
@@ -60,24 +42,15 @@ void LoraLinear::backward(Backend& be, const LoraLinearActs& a, LoraModelScratch
                           const Tensor& dy, const Tensor& x) const {
   if (!enabled) return;
   const int64_t N = x.numel() / in_features;
-  const Tensor dxb = s.dx.tensor().slice(0, Shape{N, in_features});
   for (size_t i = 0; i < slots.size(); ++i) {
     const Slot& k = slots[i];
     const LoraBranch& b = k.branch;
     const Tensor h = a.h[i].tensor().slice(0, Shape{N, b.rank});
     const Tensor dh = s.dh.tensor().slice(0, Shape{N, b.rank});
-    if (b.out_features == out_features) {
-      be.linear_backward(dh, b.dB, Tensor{}, dy, h, b.B);  // dh = dy B, dB += dyᵀ h
-    } else {
-      const Tensor dbp = s.dbpad.tensor().slice(0, Shape{out_features, b.rank});
-      be.fill(dbp, 0.0);
-      be.linear_backward(dh, dbp, Tensor{}, dy, h, padded_b(be, k, s));
-      const Tensor rows = dbp.slice(k.row0 * b.rank, b.dB.shape);
-      be.add(b.dB, b.dB, rows);
-    }
+    be.fill(dh, 0.0);
+    be.linear_backward_block(dh, b.dB, dy, k.row0, h, b.B);  // dh = dy_k B, dB += dy_kᵀ h
     be.scale(dh, b.scale);
-    be.linear_backward(dxb, b.dA, Tensor{}, dh, x, b.A);  // dA += dhᵀ x
-    be.add(dx, dx, dxb);
+    be.linear_backward_block(dx, b.dA, dh, 0, x, b.A);  // dx += dh A, dA += dhᵀ x
   }
 }
 

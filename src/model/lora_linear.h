@@ -1,13 +1,13 @@
 #pragma once
 // The LoRA branches beside one linear map of the model (model/lora.h gives the math of one):
-// the map may be packed (q|k|v, gate|up), so each branch writes its rows [row0, row0 + O_k) of
-// the packed output y [N, O] (O = Σ of the packed maps' rows):
-//   y[:, row0 : row0 + O_k] += s · (x A_kᵀ) B_kᵀ
-// A branch over part of y multiplies with B_k padded to [O, r] (zeros outside its rows), so
-// every product is a plain linear op of the backend over whole rows; the padding costs
-// N·O·r multiply-adds, against the base map's N·O·I. A branch over the whole of y uses B_k
-// itself. Backward, from dy [N, O]:  dB_k += rows of dyᵀ h,  dh = s · dy B_kpad,
-// dA_k += dhᵀ x,  dx += dh A_k  (dx holds the base map's input gradient already).
+// the map may be packed (q|k|v, gate|up), so each branch writes its columns [row0, row0 + O_k)
+// of the packed output y [N, O] (O = Σ of the packed maps' rows; row0 is the branch's first
+// row of the packed weight):
+//   h_k = s · x A_kᵀ [N, r];   y[:, row0 : row0 + O_k] += h_k B_kᵀ
+// The add is the product's own accumulation (Backend::linear_forward_add_block, β = 1 on the
+// block), so a branch touches only its columns. Backward, from dy [N, O] and its block dy_k:
+//   dh = s · dy_k B_k,  dB_k += dy_kᵀ h_k,  dA_k += dhᵀ x,  dx += dh A_k
+// (dx holds the base map's input gradient already; linear_backward_block accumulates into it).
 // enabled = false runs the base map alone (LoRA's "adapters disabled": DPO's reference).
 // Tensor parallelism needs nothing here: the branch binds the slabs its store holds (B split
 // with a column-parallel base's rows, A with a row-parallel base's columns), and a row-
@@ -24,13 +24,9 @@
 namespace llmpi {
 
 // Scratch of every branch of a model, shared by its layers and micro-batches (each use is
-// transient), sized for the largest branch.
+// transient), sized for the largest rank.
 struct LoraModelScratch {
-  Buffer z;      // [N, O_max] compute dtype: a branch's output before it is added
-  Buffer bpad;   // [O_max, r] compute dtype: B padded to the packed rows
-  Buffer dbpad;  // [O_max, r] gradient dtype: the padded B's gradient
-  Buffer dh;     // [N, r]
-  Buffer dx;     // [N, I_max]
+  Buffer dh;  // [N, r] compute dtype: a branch's gradient at h
 };
 
 // The adapters a model binds beside its base weights: their store (null: none) and s.
@@ -58,20 +54,14 @@ struct LoraLinear {
   LoraLinearActs alloc_acts(Backend& be, int64_t N, DType compute) const;
 
   // y [N, O] += every branch (nothing when empty or disabled); fills a.h.
-  void forward_add(Backend& be, LoraLinearActs& a, LoraModelScratch& s, const Tensor& y,
-                   const Tensor& x) const;
+  void forward_add(Backend& be, LoraLinearActs& a, const Tensor& y, const Tensor& x) const;
   // dx [N, I] += the branches' input gradient; their A and B gradients accumulated.
   void backward(Backend& be, const LoraLinearActs& a, LoraModelScratch& s, const Tensor& dx,
                 const Tensor& dy, const Tensor& x) const;
 
- private:
-  // B of slot k as a [O, r] matrix: B itself, or the padded copy in s.bpad.
-  Tensor padded_b(Backend& be, const Slot& k, LoraModelScratch& s) const;
 };
 
-// The scratch for branches of at most `rank` columns, O_max outputs and I_max inputs, for
-// N rows; grad: the adapters' gradient dtype.
-LoraModelScratch alloc_lora_model_scratch(Backend& be, int64_t N, int64_t rank, int64_t O_max,
-                               int64_t I_max, DType compute, DType grad);
+// The scratch for branches of at most `rank` columns, for N rows.
+LoraModelScratch alloc_lora_model_scratch(Backend& be, int64_t N, int64_t rank, DType compute);
 
 }  // namespace llmpi

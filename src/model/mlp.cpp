@@ -53,7 +53,7 @@ void Mlp::forward(Backend& be, MlpActs& a, const Tensor& y, const Tensor& x) con
 
 void Mlp::down_forward(Backend& be, MlpActs& a, const Tensor& y) const {
   down.forward(be, y, a.act);
-  if (!down_lora.empty()) down_lora.forward_add(be, a.down_lora, *a.lora, y, a.act);
+  if (!down_lora.empty()) down_lora.forward_add(be, a.down_lora, y, a.act);
 }
 
 void Mlp::up_activate(Backend& be, MlpActs& a, const Tensor& x) const {
@@ -64,7 +64,7 @@ void Mlp::up_activate(Backend& be, MlpActs& a, const Tensor& x) const {
     return;
   }
   up.forward(be, a.pre, x);
-  if (adapted) up_lora.forward_add(be, a.up_lora, *a.lora, a.pre, x);
+  if (adapted) up_lora.forward_add(be, a.up_lora, a.pre, x);
   activate(be, a);
 }
 

@@ -44,20 +44,15 @@ std::shared_ptr<LoraModelScratch> Transformer::lora_scratch(Backend& be, int64_t
   if (!adapters_.store) return nullptr;
   std::shared_ptr<LoraModelScratch> s = lora_scratch_.lock();
   if (s && lora_be_ == &be && lora_rows_ >= N) return s;
-  int64_t rank = 1, O = 1, I = 1;
+  int64_t rank = 1;
   auto grow = [&](const LoraLinear& l) {
-    for (const LoraLinear::Slot& k : l.slots) {
-      rank = std::max(rank, k.branch.rank);
-      O = std::max(O, l.out_features);
-      I = std::max(I, l.in_features);
-    }
+    for (const LoraLinear::Slot& k : l.slots) rank = std::max(rank, k.branch.rank);
   };
   grow(head_lora_);
   for (const Block& b : blocks_)
     for (const LoraLinear* l : {&b.attn.qkv_lora, &b.attn.proj_lora, &b.mlp.up_lora, &b.mlp.down_lora})
       grow(*l);
-  s = std::make_shared<LoraModelScratch>(
-      alloc_lora_model_scratch(be, N, rank, O, I, dtype_, adapters_.store->master_dtype()));
+  s = std::make_shared<LoraModelScratch>(alloc_lora_model_scratch(be, N, rank, dtype_));
   lora_scratch_ = s;
   lora_be_ = &be;
   lora_rows_ = N;
@@ -250,7 +245,7 @@ void Transformer::forward(Backend& be, Activations& a, const Tensor& ids) const 
     const Tensor hff = full_rows(sharded, a.full, a.hf, N);
     r.gather_rows(be, hff, a.hf);
     head_.forward(be, a.logits, hff);  // vocab columns: column-parallel
-    if (!head_lora_.empty()) head_lora_.forward_add(be, a.head_lora, *a.lora, a.logits, hff);
+    if (!head_lora_.empty()) head_lora_.forward_add(be, a.head_lora, a.logits, hff);
     be.row_logsumexp(a.lse, a.logits);
     r.combine_logsumexp(be, a.lse);
   }

@@ -334,6 +334,31 @@ std::vector<OpCase> op_cases() {
     e.check("dw", dw);
     e.check("dbias", db);
   }});
+  // LoRA's block products (a branch of rank r on columns [col0, col0 + O) of a packed map of
+  // width C): the second shape's block starts at 8-byte alignment and its rows are 200 bytes
+  // apart. The whole wide matrix is compared, so a write outside the block shows.
+  struct BlockShape { int64_t N, r, C, col0, O; };
+  for (const BlockShape sh : {BlockShape{64, 16, 320, 256, 64}, BlockShape{33, 8, 100, 36, 28}}) {
+    const std::string name = detail::concat("linear_block/N=", sh.N, ",r=", sh.r, ",C=", sh.C,
+                                            ",col0=", sh.col0, ",O=", sh.O);
+    cases.push_back({name, kBf16Tol, A, [sh](OpEnv& e) {
+      const int64_t N = sh.N, r = sh.r, C = sh.C, O = sh.O;
+      Twin wide = e.random({N, C}, DType::bf16, 2.0);
+      Twin h = e.random({N, r}, DType::bf16), b = e.random({O, r}, DType::bf16, 0.3);
+      e.host().linear_forward_add_block(wide.host(), sh.col0, h.host(), b.host());
+      e.cuda().linear_forward_add_block(wide.dev(), sh.col0, h.dev(), b.dev());
+      e.check("forward_add", wide);
+      Twin dout = e.random({N, C}, DType::bf16);
+      Twin dh = e.random({N, r}, DType::bf16), db = e.random({O, r}, DType::f32);
+      e.host().linear_backward_block(dh.host(), db.host(), dout.host(), sh.col0, h.host(), b.host());
+      e.cuda().linear_backward_block(dh.dev(), db.dev(), dout.dev(), sh.col0, h.dev(), b.dev());
+      e.check("din_add", dh);
+      e.check("dw_add", db);
+      e.host().linear_backward_block(Tensor{}, db.host(), dout.host(), sh.col0, h.host(), b.host());
+      e.cuda().linear_backward_block(Tensor{}, db.dev(), dout.dev(), sh.col0, h.dev(), b.dev());
+      e.check("dw_only", db);
+    }});
+  }
   for (NormKind kind : {NormKind::layernorm, NormKind::rmsnorm}) {
     for (int64_t C : {256, 100}) {
       const bool layer = kind == NormKind::layernorm;

@@ -779,6 +779,59 @@ TEST(HostOps, LinearAndActivationsMatchReferences) {
   EXPECT_LE(rel_err(read(*be, so), ref::swiglu(sw_in, N, F)), 1e-15);
 }
 
+// The block products (LoRA's branches on a packed map) against explicit loops: they add into
+// columns [col0, col0 + O) of a wider matrix and leave its other columns bit for bit alone.
+TEST(HostOps, BlockProductsAccumulateIntoTheirColumnsOnly) {
+  auto be = make_host_backend();
+  const int64_t N = 6, I = 5, C = 11, col0 = 3, O = 4;
+  const Vec wide0 = randn(N * C, 73, "wide"), in = randn(N * I, 73, "in"), w = randn(O * I, 73, "w");
+  Buffer wide = upload(*be, {N, C}, DType::f64, wide0);
+  Buffer ib = upload(*be, {N, I}, DType::f64, in), wb = upload(*be, {O, I}, DType::f64, w);
+  be->linear_forward_add_block(wide, col0, ib, wb);
+  const Vec got = read(*be, wide);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t o = c - col0;
+      if (o < 0 || o >= O) {
+        EXPECT_EQ(got[n * C + c], wide0[n * C + c]) << "column " << c << " outside the block";
+        continue;
+      }
+      double want = wide0[n * C + c];
+      for (int64_t i = 0; i < I; ++i) want += in[n * I + i] * w[o * I + i];
+      EXPECT_NEAR(got[n * C + c], want, 1e-13) << n << ", " << c;
+    }
+
+  const Vec dout = randn(N * C, 74, "dout"), din0 = randn(N * I, 74, "din"), dw0 = randn(O * I, 74, "dw");
+  Buffer db = upload(*be, {N, C}, DType::f64, dout);
+  Buffer din = upload(*be, {N, I}, DType::f64, din0), dw = upload(*be, {O, I}, DType::f64, dw0);
+  be->linear_backward_block(din, dw, db, col0, ib, wb);
+  const Vec gdin = read(*be, din), gdw = read(*be, dw);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < I; ++i) {
+      double want = din0[n * I + i];
+      for (int64_t o = 0; o < O; ++o) want += dout[n * C + col0 + o] * w[o * I + i];
+      EXPECT_NEAR(gdin[n * I + i], want, 1e-13) << "din " << n << ", " << i;
+    }
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t i = 0; i < I; ++i) {
+      double want = dw0[o * I + i];
+      for (int64_t n = 0; n < N; ++n) want += dout[n * C + col0 + o] * in[n * I + i];
+      EXPECT_NEAR(gdw[o * I + i], want, 1e-13) << "dw " << o << ", " << i;
+    }
+  // Each output alone: the other is skipped, and what is given accumulates again.
+  be->linear_backward_block(Tensor{}, dw, db, col0, ib, wb);
+  const Vec gdw2 = read(*be, dw);
+  for (int64_t j = 0; j < O * I; ++j) EXPECT_NEAR(gdw2[j] - gdw[j], gdw[j] - dw0[j], 1e-13);
+  EXPECT_EQ(read(*be, din), gdin);
+
+  // Bad arguments: the block past the last column, a negative start, an output that is an input.
+  EXPECT_THROW(be->linear_forward_add_block(wide, C - O + 1, ib, wb), InternalError);
+  EXPECT_THROW(be->linear_forward_add_block(wide, -1, ib, wb), InternalError);
+  EXPECT_THROW(be->linear_backward_block(ib, Tensor{}, db, col0, ib, wb), InternalError);
+  Buffer short_in = be->alloc({N - 1, I}, DType::f64);
+  EXPECT_THROW(be->linear_forward_add_block(wide, col0, short_in, wb), InternalError);
+}
+
 TEST(HostOps, LinearBackwardSkipsEmptyOutputs) {
   auto be = make_host_backend();
   const int64_t N = 6, I = 4, O = 3;

@@ -34,6 +34,10 @@ class HostBackend final : public Backend {
                       const Tensor& bias) override;
   void linear_backward(const Tensor& din, const Tensor& dw, const Tensor& dbias,
                        const Tensor& dout, const Tensor& in, const Tensor& w) override;
+  void linear_forward_add_block(const Tensor& out, int64_t col0, const Tensor& in,
+                                const Tensor& w) override;
+  void linear_backward_block(const Tensor& din, const Tensor& dw, const Tensor& dout,
+                             int64_t col0, const Tensor& in, const Tensor& w) override;
 
   void norm_forward(NormKind kind, const Tensor& out, const Tensor& mean, const Tensor& rstd,
                     const Tensor& x, const Tensor& gain, const Tensor& bias,

@@ -50,6 +50,13 @@ void linear_forward(T* out, const T* in, const T* w, const T* bias, int64_t N, i
 template <class T>
 void linear_backward(T* din, T* dw, T* dbias, const T* dout, const T* in, const T* w,
                      int64_t N, int64_t I, int64_t O);
+// The block products (backend.h): wide [N, C], block = columns [col0, col0 + O); all +=.
+template <class T>
+void linear_forward_add_block(T* out, int64_t C, int64_t col0, const T* in, const T* w,
+                              int64_t N, int64_t I, int64_t O);
+template <class T>
+void linear_backward_block(T* din, T* dw, const T* dout, int64_t C, int64_t col0, const T* in,
+                           const T* w, int64_t N, int64_t I, int64_t O);
 
 // ---- norm.cpp: mean may be null (rmsnorm), bias/dbias may be null ---------------------------
 // Forward with a residual (res non-null): sum = x + res is written first (sum may alias x or

@@ -4,6 +4,8 @@
 //   backward: din = dout · w             gemm(NoTrans, NoTrans), beta = 0 (overwrite)
 //             dw += doutᵀ · in           gemm(Trans, NoTrans),   beta = 1 (accumulate)
 //             dbias += Σ_n dout[n, :]    Kokkos loop over output features
+// The block forms (LoRA's branches) pass the wide matrix's block as a pointer offset by col0
+// with leading dimension C, and beta = 1 for every output.
 // Leading dimensions are clamped to ≥ 1 so that degenerate (zero-width) shapes stay legal.
 #include <cblas.h>
 
@@ -71,10 +73,31 @@ void linear_backward(T* din, T* dw, T* dbias, const T* dout, const T* in, const 
   }
 }
 
+template <class T>
+void linear_forward_add_block(T* out, int64_t C, int64_t col0, const T* in, const T* w,
+                              int64_t N, int64_t I, int64_t O) {
+  if (N == 0 || O == 0 || I == 0) return;  // an empty sum adds nothing
+  Kokkos::fence();
+  gemm(false, true, N, O, I, T(1), in, I, w, I, T(1), out + col0, C);
+}
+
+template <class T>
+void linear_backward_block(T* din, T* dw, const T* dout, int64_t C, int64_t col0, const T* in,
+                           const T* w, int64_t N, int64_t I, int64_t O) {
+  if (N == 0 || O == 0 || I == 0) return;
+  Kokkos::fence();
+  if (din) gemm(false, false, N, I, O, T(1), dout + col0, C, w, I, T(1), din, I);
+  if (dw) gemm(true, false, O, I, N, T(1), dout + col0, C, in, I, T(1), dw, I);
+}
+
 #define LLMPI_INSTANTIATE(T)                                                                   \
   template void linear_forward<T>(T*, const T*, const T*, const T*, int64_t, int64_t, int64_t); \
   template void linear_backward<T>(T*, T*, T*, const T*, const T*, const T*, int64_t, int64_t,  \
-                                   int64_t);
+                                   int64_t);                                                    \
+  template void linear_forward_add_block<T>(T*, int64_t, int64_t, const T*, const T*, int64_t,  \
+                                            int64_t, int64_t);                                  \
+  template void linear_backward_block<T>(T*, T*, const T*, int64_t, int64_t, const T*,          \
+                                         const T*, int64_t, int64_t, int64_t);
 LLMPI_INSTANTIATE(float)
 LLMPI_INSTANTIATE(double)
 #undef LLMPI_INSTANTIATE
@@ -125,6 +148,41 @@ void HostBackend::linear_backward(const Tensor& din, const Tensor& dw, const Ten
                              dw.empty() ? nullptr : dw.ptr<T>(),
                              dbias.empty() ? nullptr : dbias.ptr<T>(), dout.ptr<const T>(),
                              in.ptr<const T>(), w.ptr<const T>(), N, I, O);
+  });
+}
+
+void HostBackend::linear_forward_add_block(const Tensor& out, int64_t col0, const Tensor& in,
+                                           const Tensor& w) {
+  const char* op = "linear_forward_add_block";
+  for (const auto& [name, t] : {std::pair{"out", &out}, {"in", &in}, {"w", &w}}) {
+    check_host(op, name, *t);
+    check_dtype(op, name, *t, out.dtype);
+  }
+  const op_shapes::LinearSizes z = op_shapes::linear_block(op, "out", out, col0, in, w, {}, {});
+  dispatch_float(out.dtype, op, [&](auto tag) {
+    using T = decltype(tag);
+    host::linear_forward_add_block<T>(out.ptr<T>(), op_shapes::last_dim(out), col0,
+                                      in.ptr<const T>(), w.ptr<const T>(), z.N, z.I, z.O);
+  });
+}
+
+void HostBackend::linear_backward_block(const Tensor& din, const Tensor& dw, const Tensor& dout,
+                                        int64_t col0, const Tensor& in, const Tensor& w) {
+  const char* op = "linear_backward_block";
+  for (const auto& [name, t] :
+       {std::pair{"dout", &dout}, {"in", &in}, {"w", &w}, {"din", &din}, {"dw", &dw}}) {
+    if (t->empty() && (t == &din || t == &dw)) continue;
+    check_host(op, name, *t);
+    check_dtype(op, name, *t, dout.dtype);
+  }
+  const op_shapes::LinearSizes z =
+      op_shapes::linear_block(op, "dout", dout, col0, in, w, din, dw);
+  dispatch_float(dout.dtype, op, [&](auto tag) {
+    using T = decltype(tag);
+    host::linear_backward_block<T>(din.empty() ? nullptr : din.ptr<T>(),
+                                   dw.empty() ? nullptr : dw.ptr<T>(), dout.ptr<const T>(),
+                                   op_shapes::last_dim(dout), col0, in.ptr<const T>(),
+                                   w.ptr<const T>(), z.N, z.I, z.O);
   });
 }
 
