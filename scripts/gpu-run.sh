@@ -7,8 +7,8 @@
 #         GPU per rank — skipped, and said so, when the machine has fewer GPUs than ranks;
 #   bench our training benchmark (llmpi_gpu_bench) for each of $GPU_BENCH_CONFIGS (default
 #         "gpt2-124m tinyllama-1.1b"), $GPU_BENCH_STEPS timed steps (20) after
-#         $GPU_BENCH_WARMUP (5), with the per-op profile; JSON lines in $OUT/llmpi_bench.jsonl.
-#         Not part of `all`.
+#         $GPU_BENCH_WARMUP (5), with the per-op profile (GPU_BENCH_ARGS replaces --profile:
+#         "--graph" for CUDA graphs); JSON lines in $OUT/llmpi_bench.jsonl. Not part of `all`.
 #   train `llmpi train` itself across backends, from the repository root that holds
 #         data/fortunes (carried): tiny.toml for 50 steps on the host and on CUDA, loss curves
 #         compared (bf16 tolerance), then a CUDA checkpoint of step 25 resumed on the host
@@ -135,7 +135,7 @@ if [[ "$mode" == bench ]]; then
   : > "$logdir/llmpi_bench.jsonl"
   for cfg in ${GPU_BENCH_CONFIGS:-gpt2-124m tinyllama-1.1b}; do
     timeout "${GPU_BENCH_TIMEOUT:-420}" "$here/llmpi_gpu_bench" --config "$cfg" \
-      --steps "${GPU_BENCH_STEPS:-20}" --warmup "${GPU_BENCH_WARMUP:-5}" --profile \
+      --steps "${GPU_BENCH_STEPS:-20}" --warmup "${GPU_BENCH_WARMUP:-5}" ${GPU_BENCH_ARGS---profile} \
       > "$logdir/llmpi_$cfg.log" 2>&1
     rc=$?
     grep '^{"bench"' "$logdir/llmpi_$cfg.log" >> "$logdir/llmpi_bench.jsonl"
