@@ -12,19 +12,31 @@
 # Runs ON the GPU machine from the repository root (data/fortunes carried: its token ids are
 # valid for the 32,000-token vocabulary; throughput does not depend on them).
 # Env: LLMPI (default bundle/llmpi), LORA_STEPS (12), LORA_BATCH (4), LORA_MODES ("full lora qlora").
+# LORA_BACKEND=host runs the same comparison on the CPU (one BLAS thread per process) with a
+# small Llama shape instead: configs/tiny-llama.toml widened to d_model 512, d_ff 1408, 8 query
+# and 2 kv heads, B = 8 sequences of T = 128 (LORA_BATCH defaults to 8 there).
 # Usage: bundle/gpu-run.sh lora    (sets the library path), or bench/gpu_lora.sh
+#        LLMPI=build/cpu/llmpi LORA_BACKEND=host bash bench/gpu_lora.sh
 set -uo pipefail
 root=$(pwd)
 logdir=${OUT:-/tmp}
 llmpi=${LLMPI:-$root/bundle/llmpi}
 steps=${LORA_STEPS:-12}
-batch=${LORA_BATCH:-4}
+backend=${LORA_BACKEND:-cuda}
+case "$backend" in
+  cuda) name=tinyllama-1.1b; seq=2048; batch=${LORA_BATCH:-4}; shape=() ;;
+  host) name=tiny-llama-512; seq=128; batch=${LORA_BATCH:-8}; export OPENBLAS_NUM_THREADS=1
+        shape=(--set model.d_model=512 --set model.d_ff=1408 --set model.n_head=8
+               --set model.n_kv_head=2 --set train.seq_len=128) ;;
+  *) echo "gpu_lora: LORA_BACKEND must be cuda or host, not '$backend'" >&2; exit 2 ;;
+esac
+config=configs/${name%-512}.toml
 [[ -x "$llmpi" ]] || { echo "gpu_lora: no llmpi at $llmpi" >&2; exit 1; }
 [[ -f "$root/data/fortunes/train.bin" ]] || { echo "gpu_lora: no data/fortunes in $root" >&2; exit 1; }
 results=$logdir/gpu_lora.jsonl
 : > "$results"
 echo "== gpu_lora: $(date -u +%FT%TZ), commit $(cat "$(dirname "$llmpi")/COMMIT" 2>/dev/null || echo unknown)"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -n1
+if [[ "$backend" == cuda ]]; then nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -n1; else echo "host: $(nproc) cores"; fi
 overall=0
 for mode in ${LORA_MODES:-full lora qlora}; do
   lora=()
@@ -39,7 +51,7 @@ for mode in ${LORA_MODES:-full lora qlora}; do
   log=$logdir/gpu_lora_$mode.log
   dir=$(mktemp -d)
   start=$(date +%s)
-  timeout 500 "$llmpi" train configs/tinyllama-1.1b.toml --backend cuda --no-save --no-resume \
+  timeout 500 "$llmpi" train "$config" --backend "$backend" --no-save --no-resume "${shape[@]}" \
     --set train.batch_size="$batch" --set parallel.micro_batches=1 \
     --set train.steps="$steps" --set train.warmup_steps=2 --set train.log_every=4 \
     --set train.eval_every=0 --set data.train=data/fortunes/train.bin --set data.val= \
@@ -62,8 +74,8 @@ for mode in ${LORA_MODES:-full lora qlora}; do
   [[ "$ok" == true ]] || overall=1
   grep -E '^LoRA rank' "$log" | sed 's/^/  /'
   printf '  %-5s %8s tok/s | peak %s GiB | MiB params %s grads %s optimizer %s frozen %s | loss %s -> %s | wall %d s\n' \
-    "$mode" "$tps" "${peak:-?}" "$m_params" "$m_grads" "$m_opt" "${m_frozen:-0}" "$first" "$last" "$wall"
-  printf '{"bench":"gpu_lora","config":"tinyllama-1.1b","mode":"%s","batch":%d,"seq_len":2048,"tokens_per_s":%s,"peak_gib":%s,"params_mib":%s,"grads_mib":%s,"optimizer_mib":%s,"frozen_mib":%s,"loss_first":%s,"loss_last":%s,"loss_falling":%s}\n' \
-    "$mode" "$batch" "$tps" "${peak:-null}" "${m_params:-null}" "${m_grads:-null}" "${m_opt:-null}" "${m_frozen:-0}" "$first" "$last" "$ok" >> "$results"
+    "$mode" "$tps" "${peak:-n/a}" "$m_params" "$m_grads" "$m_opt" "${m_frozen:-0}" "$first" "$last" "$wall"
+  printf '{"bench":"gpu_lora","backend":"%s","config":"%s","mode":"%s","batch":%d,"seq_len":%d,"tokens_per_s":%s,"peak_gib":%s,"params_mib":%s,"grads_mib":%s,"optimizer_mib":%s,"frozen_mib":%s,"loss_first":%s,"loss_last":%s,"loss_falling":%s}\n' \
+    "$backend" "$name" "$mode" "$batch" "$seq" "$tps" "${peak:-null}" "${m_params:-null}" "${m_grads:-null}" "${m_opt:-null}" "${m_frozen:-0}" "$first" "$last" "$ok" >> "$results"
 done
 exit "$overall"
