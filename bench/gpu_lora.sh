@@ -24,13 +24,14 @@ llmpi=${LLMPI:-$root/bundle/llmpi}
 steps=${LORA_STEPS:-12}
 backend=${LORA_BACKEND:-cuda}
 case "$backend" in
-  cuda) name=tinyllama-1.1b; seq=2048; batch=${LORA_BATCH:-4}; shape=() ;;
-  host) name=tiny-llama-512; seq=128; batch=${LORA_BATCH:-8}; export OPENBLAS_NUM_THREADS=1
+  cuda) name=tinyllama-1.1b; config=configs/tinyllama-1.1b.toml; seq=2048
+        batch=${LORA_BATCH:-4}; shape=() ;;
+  host) name=tiny-llama-512; config=configs/tiny-llama.toml; seq=128
+        batch=${LORA_BATCH:-8}; export OPENBLAS_NUM_THREADS=1
         shape=(--set model.d_model=512 --set model.d_ff=1408 --set model.n_head=8
                --set model.n_kv_head=2 --set train.seq_len=128) ;;
   *) echo "gpu_lora: LORA_BACKEND must be cuda or host, not '$backend'" >&2; exit 2 ;;
 esac
-config=configs/${name%-512}.toml
 [[ -x "$llmpi" ]] || { echo "gpu_lora: no llmpi at $llmpi" >&2; exit 1; }
 [[ -f "$root/data/fortunes/train.bin" ]] || { echo "gpu_lora: no data/fortunes in $root" >&2; exit 1; }
 results=$logdir/gpu_lora.jsonl

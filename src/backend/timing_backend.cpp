@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 #include "core/error.h"
 
@@ -16,6 +17,13 @@ double bytes_of(const Tensor& t) {
 
 std::string weight_shape(const Tensor& w) {
   return std::to_string(w.shape[0]) + "x" + std::to_string(w.shape[1]);
+}
+
+// A block product's FLOPs (one product, 2·N·O·I) and the bytes of its block of the wide
+// matrix (N·O elements of `wide`'s dtype); x [N, I], w [O, I].
+std::pair<double, double> block_costs(const Tensor& wide, const Tensor& x, const Tensor& w) {
+  const double n = double(x.numel()) / double(std::max<int64_t>(w.dim(1), 1));
+  return {2.0 * n * double(w.numel()), n * double(w.dim(0)) * double(dtype_size(wide.dtype))};
 }
 
 }  // namespace
@@ -94,17 +102,13 @@ void TimingBackend::linear_backward(const Tensor& dx, const Tensor& dw, const Te
 }
 void TimingBackend::linear_forward_add_block(const Tensor& out, int64_t col0, const Tensor& x,
                                              const Tensor& w) {
-  const double n = static_cast<double>(x.numel()) / static_cast<double>(std::max<int64_t>(w.dim(1), 1));
-  const double block = n * static_cast<double>(w.dim(0)) * static_cast<double>(dtype_size(out.dtype));
-  timed("linear_forward_add_block", weight_shape(w), 2.0 * n * static_cast<double>(w.numel()),
-        2 * block + bytes_of(x) + bytes_of(w),
+  const auto [mm, block] = block_costs(out, x, w);
+  timed("linear_forward_add_block", weight_shape(w), mm, 2 * block + bytes_of(x) + bytes_of(w),
         [&] { in_.linear_forward_add_block(out, col0, x, w); });
 }
 void TimingBackend::linear_backward_block(const Tensor& dx, const Tensor& dw, const Tensor& dout,
                                           int64_t col0, const Tensor& x, const Tensor& w) {
-  const double n = static_cast<double>(x.numel()) / static_cast<double>(std::max<int64_t>(w.dim(1), 1));
-  const double mm = 2.0 * n * static_cast<double>(w.numel());
-  const double block = n * static_cast<double>(w.dim(0)) * static_cast<double>(dtype_size(dout.dtype));
+  const auto [mm, block] = block_costs(dout, x, w);
   timed("linear_backward_block", weight_shape(w), (dx.data ? mm : 0) + (dw.data ? mm : 0),
         block + 2 * bytes_of(dx) + 2 * bytes_of(dw) + bytes_of(x) + bytes_of(w),
         [&] { in_.linear_backward_block(dx, dw, dout, col0, x, w); });

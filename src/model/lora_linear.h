@@ -58,7 +58,6 @@ struct LoraLinear {
   // dx [N, I] += the branches' input gradient; their A and B gradients accumulated.
   void backward(Backend& be, const LoraLinearActs& a, LoraModelScratch& s, const Tensor& dx,
                 const Tensor& dy, const Tensor& x) const;
-
 };
 
 // The scratch for branches of at most `rank` columns, for N rows.

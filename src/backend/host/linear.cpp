@@ -169,12 +169,16 @@ void HostBackend::linear_forward_add_block(const Tensor& out, int64_t col0, cons
 void HostBackend::linear_backward_block(const Tensor& din, const Tensor& dw, const Tensor& dout,
                                         int64_t col0, const Tensor& in, const Tensor& w) {
   const char* op = "linear_backward_block";
-  for (const auto& [name, t] :
-       {std::pair{"dout", &dout}, {"in", &in}, {"w", &w}, {"din", &din}, {"dw", &dw}}) {
-    if (t->empty() && (t == &din || t == &dw)) continue;
-    check_host(op, name, *t);
-    check_dtype(op, name, *t, dout.dtype);
-  }
+  check_host(op, "dout", dout);
+  check_host(op, "in", in);
+  check_host(op, "w", w);
+  check_dtype(op, "in", in, dout.dtype);
+  check_dtype(op, "w", w, dout.dtype);
+  for (const auto& [name, t] : {std::pair{"din", &din}, {"dw", &dw}})
+    if (!t->empty()) {
+      check_host(op, name, *t);
+      check_dtype(op, name, *t, dout.dtype);
+    }
   const op_shapes::LinearSizes z =
       op_shapes::linear_block(op, "dout", dout, col0, in, w, din, dw);
   dispatch_float(dout.dtype, op, [&](auto tag) {
