@@ -13,7 +13,7 @@
 // every op, summed per op kind and shape, each against its floors — FLOPs over the measured
 // bf16 matrix rate, bytes moved (its tensors' sizes) over the measured copy bandwidth.
 // --graph replays each step's forward (with the zeroing of the gradients) and backward as two
-// CUDA graphs captured after warm-up (CapturedGraph): what graphs save where launches dominate.
+// CUDA graphs captured after warm-up (Backend::record): what graphs save where launches dominate.
 // The loss and gradient-norm read-backs and AdamW stay outside (they read back or upload).
 // tiny is configs/tiny.toml's model (1M parameters, 8 × 128 tokens): launch-bound.
 // The fused kernels follow LLMPI_FUSED (docs/cuda.md); the JSON line says which were on.
@@ -40,7 +40,6 @@
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_op_clock.h"
 #include "backend/timing_backend.h"
-#include "captured_graph.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "model/model_flops.h"
@@ -137,13 +136,13 @@ struct Trainee {
         opt(b, store, AdamWOptions{}) {}
 
   int64_t count = 0;  // counted targets of the last step (the backward graph's loss scale)
-  std::unique_ptr<CapturedGraph> fwd_graph, bwd_graph;
+  std::unique_ptr<RecordedWork> fwd_graph, bwd_graph;
 
   // One optimizer step on backend `on` (the CUDA backend or its timing decorator), through
   // the captured graphs once capture_graphs() ran. Returns (mean loss, gradient norm).
-  std::pair<double, double> train_step(Backend& on, double lr, cudaStream_t stream = nullptr) {
+  std::pair<double, double> train_step(Backend& on, double lr) {
     if (fwd_graph) {
-      fwd_graph->launch(stream);
+      fwd_graph->replay();
     } else {
       store.zero_grads(on);
       model.forward(on, acts, ids);
@@ -151,7 +150,7 @@ struct Trainee {
     const LossSum l = model.loss(on, acts, targets);
     if (bwd_graph) {
       if (l.count != count) throw InternalError("the captured backward assumes a fixed target count");
-      bwd_graph->launch(stream);
+      bwd_graph->replay();
     } else {
       model.backward_loss(on, acts, ws, ids, targets, 1.0 / static_cast<double>(l.count));
     }
@@ -164,14 +163,15 @@ struct Trainee {
 
   // Records the step's forward (with zero_grads) and backward as graphs (after a step ran, so
   // that plans, workspaces and `count` exist).
-  void capture_graphs(cudaStream_t stream) {
-    fwd_graph = std::make_unique<CapturedGraph>(stream, [&] {
+  void capture_graphs() {
+    fwd_graph = be.record([&] {
       store.zero_grads(be);
       model.forward(be, acts, ids);
     });
-    bwd_graph = std::make_unique<CapturedGraph>(stream, [&] {
+    bwd_graph = be.record([&] {
       model.backward_loss(be, acts, ws, ids, targets, 1.0 / static_cast<double>(count));
     });
+    if (!fwd_graph || !bwd_graph) throw InternalError("--graph: the backend cannot record");
   }
 };
 
@@ -289,8 +289,8 @@ int run(int argc, char** argv) {
   // the runs train alike (LLMPI_DETERMINISTIC=1: the same loss_last bits).
   for (int i = 1; i < warmup - (graph ? 1 : 0); ++i) tr.train_step(be, s.lr);
   if (graph) {
-    tr.capture_graphs(stream);
-    tr.train_step(be, s.lr, stream);  // the first replay (graph upload): the last warm-up step
+    tr.capture_graphs();
+    tr.train_step(be, s.lr);  // the first replay (graph upload): the last warm-up step
   }
 
   std::vector<cudaEvent_t> ev(static_cast<size_t>(steps) + 1);
@@ -298,7 +298,7 @@ int run(int argc, char** argv) {
   cuda_ok(cudaEventRecord(ev[0], stream), "record");
   std::vector<double> step_ms;
   for (int i = 0; i < steps; ++i) {
-    auto [l, n] = tr.train_step(be, s.lr, stream);
+    auto [l, n] = tr.train_step(be, s.lr);
     cuda_ok(cudaEventRecord(ev[static_cast<size_t>(i) + 1], stream), "record");
     losses.push_back(l);
     norms.push_back(n);

@@ -24,6 +24,7 @@ class ActivationStats : public BlockObserver {
   void disarm();  // stop measuring
   bool armed() const { return armed_; }
   void block_output(Backend& be, int64_t layer, const Tensor& out) override;
+  bool observing() const override { return armed_; }
 
   // Collective over comm: the RMS per layer [L] of what was measured since arm().
   std::vector<double> reduce(MPI_Comm comm) const;

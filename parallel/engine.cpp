@@ -62,12 +62,19 @@ ParallelEngine::ParallelEngine(const Config& cfg, Topology& topo, Backend& be)
   //    allocates them now, after sharding — with activations and workspaces. Every model it
   //    builds reports its block outputs to the logbook's activation statistics (rows held
   //    by several tp ranks, without sequence parallelism, are counted by tp rank 0).
+  //    With one rank on a device, the pp = 1 stage replays its passes from recordings
+  //    (train.cuda_graphs; the rule in parallel/step_graphs.h).
+  graphs_blocker_ = step_graphs_blocker(cfg, lay, be);
+  if (cfg.train.cuda_graphs == CudaGraphs::on && !graphs_blocker_.empty())
+    user_error("[train] cuda_graphs = \"on\": ", graphs_blocker_,
+               " (\"auto\" uses CUDA graphs only where they can run)");
+  const bool graphs = cfg.train.cuda_graphs != CudaGraphs::off && graphs_blocker_.empty();
   clock_ = std::make_unique<StepClock>(be_, *groups_);
   const bool rows_split = lay.tp > 1 && cfg.parallel.sequence_parallel;
   activations_ = std::make_unique<ActivationStats>(cfg.model.n_layer, rows_split || topo.tp_rank() == 0);
   ctx_ = std::make_unique<PathContext>(PathContext{cfg_, topo_, be_, *groups_, tp_.get(), master,
                                                    B_, T_, M_, *clock_, activations_.get(),
-                                                   base_ ? &base_->store() : nullptr});
+                                                   base_ ? &base_->store() : nullptr, graphs});
   if (zero_ >= 2 && lay.pp == 1)
     path_ = std::make_unique<ZeroUnits>(*ctx_);
   else
@@ -149,6 +156,18 @@ void ParallelEngine::apply(StepStats& r, double lr) {
   clock_->lap(StepPhase::optimizer);
   r.times = clock_->times();
   r.applied = true;
+}
+
+std::string ParallelEngine::graphs_summary() const {
+  if (cfg_.train.cuda_graphs == CudaGraphs::off) return "off ([train] cuda_graphs = \"off\")";
+  if (!graphs_blocker_.empty()) return "off (" + graphs_blocker_ + ")";
+  return "on: each micro-batch's forward and backward replayed from a recording once they "
+         "have run op by op";
+}
+
+int64_t ParallelEngine::graph_replays() const {
+  const StepGraphs* g = path_->graphs();
+  return g ? g->replays() : 0;
 }
 
 void ParallelEngine::poison_grad() {

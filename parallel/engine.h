@@ -150,6 +150,10 @@ class ParallelEngine {
   int64_t global_param_count() const { return global_params_; }
   int64_t trainable_param_count() const { return trainable_params_; }
   int zero_stage() const { return zero_; }
+  // How this run's steps use CUDA graphs ([train] cuda_graphs, parallel/step_graphs.h), as
+  // the run's start-up line says it; and the passes replayed so far.
+  std::string graphs_summary() const;
+  int64_t graph_replays() const;
   Topology& topology() { return topo_; }
 
  private:
@@ -176,6 +180,7 @@ class ParallelEngine {
   std::unique_ptr<PathContext> ctx_;          // what the path is built from (outlives it)
   std::unique_ptr<ZeroPath> path_;
   StateStaging staging_;                      // device state staged for checkpoints
+  std::string graphs_blocker_;  // step_graphs_blocker's reason ("" where graphs can run)
   double clip_scale_ = 1.0;  // of the last compute()
   bool stats_armed_ = false;
   Buffer before_update_;     // armed steps: the owned master weights before apply()

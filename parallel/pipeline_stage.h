@@ -9,12 +9,15 @@
 // group and, with pp > 1 and tied embeddings, the two copies of embed.tokens over the
 // embedding group — so the store holds this rank's complete gradients, before any dp
 // reduction (the ZeRO path's). Each model reports its block outputs to the context's
-// observer; a step laps the context's clock after each forward and backward phase.
+// observer; a step laps the context's clock after each forward and backward phase. With
+// ctx.graphs (pp = 1), the passes are replayed from recordings where they can be
+// (parallel/step_graphs.h).
 #include <memory>
 #include <span>
 #include <vector>
 
 #include "parallel/pipeline.h"
+#include "parallel/step_graphs.h"
 #include "parallel/zero_path.h"
 
 namespace llmpi {
@@ -38,9 +41,9 @@ class PipelineStage {
   void set_grad_listener(GradListener* l) {
     for (auto& m : models_) m->set_grad_listener(l);
   }
-  void set_adapters_enabled(bool on) {
-    for (auto& m : models_) m->set_adapters_enabled(on);
-  }
+  void set_adapters_enabled(bool on);
+  // The recorded passes (ctx.graphs), or null.
+  const StepGraphs* graphs() const { return graphs_.get(); }
 
  private:
   const PathContext& ctx_;
@@ -52,6 +55,8 @@ class PipelineStage {
   std::vector<PipelineChunk> pipe_;             // points into models_, acts_, ws_
   std::unique_ptr<PipelineSchedule> schedule_;  // pp > 1 only
   MicroBatch batch_;                            // pp = 1
+  std::unique_ptr<StepGraphs> graphs_;          // pp = 1 with ctx.graphs
+  bool adapters_on_ = true;
 };
 
 }  // namespace llmpi

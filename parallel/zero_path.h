@@ -25,6 +25,7 @@
 #include "parallel/group_collectives.h"
 #include "parallel/memory_report.h"
 #include "parallel/step_clock.h"
+#include "parallel/step_graphs.h"
 #include "parallel/tensor_parallel.h"
 #include "parallel/topology.h"
 
@@ -44,6 +45,9 @@ struct PathContext {
   // LoRA's frozen base (parallel/lora_base.h), or null: the path's store then holds the
   // adapters only, and its models bind both (make_stage_model).
   const ParamStore* base = nullptr;
+  // Whether the pp = 1 stage replays its micro-batches' passes from recordings
+  // (parallel/step_graphs.h; the engine's decision from train.cuda_graphs).
+  bool graphs = false;
 };
 
 // What this rank holds of a path's state. Its gradient norm reads the gradients of `store` in
@@ -130,6 +134,8 @@ class ZeroPath {
   virtual EngineMemory memory() const = 0;
   // LoRA: whether every model of the path runs its adapters (Transformer::set_adapters_enabled).
   virtual void set_adapters_enabled(bool on) = 0;
+  // The stage's recorded passes (PathContext::graphs), or null.
+  virtual const StepGraphs* graphs() const { return nullptr; }
 };
 
 }  // namespace llmpi

@@ -38,6 +38,7 @@ class ZeroStore final : public ZeroPath {
   AdamW& optimizer() override { return *opt_; }
   EngineMemory memory() const override { return mem_; }
   void set_adapters_enabled(bool on) override { stage_->set_adapters_enabled(on); }
+  const StepGraphs* graphs() const override { return stage_->graphs(); }
 
  private:
   bool sharded() const { return shard_.parts > 1; }

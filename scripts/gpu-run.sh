@@ -12,7 +12,9 @@
 #   train `llmpi train` itself across backends, from the repository root that holds
 #         data/fortunes (carried): tiny.toml for 50 steps on the host and on CUDA, loss curves
 #         compared (bf16 tolerance), then a CUDA checkpoint of step 25 resumed on the host
-#         and a host checkpoint resumed on CUDA, each continuing the curve; with 2 GPUs also
+#         and a host checkpoint resumed on CUDA, each continuing the curve; deterministic
+#         mode twice, with recompute = full and with cuda_graphs = off, step lines identical;
+#         with 2 GPUs also
 #         dp2 ZeRO-1 and tp2 + sp under mpirun against the 1-GPU curve, and the dp2 run's
 #         checkpoint resumed on one GPU. Not part of `all`.
 #   scaling  bench/gpu_scaling.sh (from the repository root, data/fortunes carried): llmpi
@@ -199,8 +201,10 @@ if [[ "$mode" == train ]]; then
   run_train "$logdir/train_host_to_cuda.log" cuda "$work/h2c" --resume "$work/host/checkpoints/step_00000025.h5"
   compare "$logdir/train_host.log" "$logdir/train_host_to_cuda.log" 26 "host step-25 checkpoint -> cuda" || overall=1
   grep -h -E '^resuming|^checkpoints:' "$logdir"/train_*.log | sed 's/^/  /'
-  # Deterministic mode and recomputation on CUDA: LLMPI_DETERMINISTIC=1 twice, and once more
-  # with train.recompute = full, must print the same step lines to the last digit.
+  # Deterministic mode, recomputation and CUDA graphs on CUDA: LLMPI_DETERMINISTIC=1 twice
+  # (train.cuda_graphs = auto: passes replayed from recordings), once more with
+  # train.recompute = full and once op by op (cuda_graphs = off): the same step lines to the
+  # last digit.
   det() {  # log, run dir, extra args
     LLMPI_DETERMINISTIC=1 run_train "$1" cuda "$2" --no-save --no-resume "${@:3}"
   }
@@ -208,7 +212,10 @@ if [[ "$mode" == train ]]; then
   det "$logdir/train_det_a.log" "$work/det_a"
   det "$logdir/train_det_b.log" "$work/det_b"
   det "$logdir/train_det_full.log" "$work/det_full" --set train.recompute=full
-  for pair in "det_b:deterministic mode, run twice" "det_full:recompute = full vs none (deterministic)"; do
+  det "$logdir/train_det_eager.log" "$work/det_eager" --set train.cuda_graphs=off
+  grep -h -E '^cuda graphs' "$logdir/train_det_a.log" "$logdir/train_det_eager.log" | sed 's/^/  /'
+  for pair in "det_b:deterministic mode, run twice" "det_full:recompute = full vs none (deterministic)" \
+              "det_eager:cuda graphs vs op by op (deterministic)"; do
     f=${pair%%:*}; what=${pair#*:}
     if [[ -n "$(steplines "$logdir/train_det_a.log")" &&
           "$(steplines "$logdir/train_det_a.log")" == "$(steplines "$logdir/train_$f.log")" ]]; then

@@ -14,6 +14,7 @@
 //  - Ops are asynchronous on the backend's stream; values read back on the host
 //    (`sum_squares`, `to_host`) synchronize.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -63,6 +64,14 @@ struct AdamWHyper {
   float grad_scale = 1.f;  // multiplies every gradient first (global-norm clipping)
 };
 
+// Ops recorded once by Backend::record and replayed as one unit (a CUDA graph).
+class RecordedWork {
+ public:
+  virtual ~RecordedWork() = default;
+  // Enqueues the recorded ops again, in order, on the backend's stream.
+  virtual void replay() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -89,6 +98,16 @@ class Backend {
   virtual void copy(const Tensor& dst, const Tensor& src) = 0;
   virtual void fill(const Tensor& t, double value) = 0;
   virtual void synchronize() = 0;
+  // Records the ops `work` enqueues, without running them, for RecordedWork::replay (CUDA:
+  // stream capture into a graph); nullptr where this backend cannot record (the host, the
+  // timing decorator): the caller then runs `work` itself. The work must not synchronize,
+  // read back or copy from host memory, and every argument of its ops (addresses, sizes,
+  // scalars) is frozen at recording. Stream-ordered scratch it allocates and frees belongs to
+  // the recording. A failed recording throws InternalError and leaves the backend usable.
+  virtual std::unique_ptr<RecordedWork> record(const std::function<void()>& work) {
+    (void)work;
+    return nullptr;
+  }
 
   // ---- elementwise -------------------------------------------------------------------
   // out = a + b (out may alias a or b).

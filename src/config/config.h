@@ -22,6 +22,10 @@ enum class LrDecay : uint8_t { cosine, linear, constant };
 enum class Objective : uint8_t { lm, sft, dpo };
 // [dpo] loss: the DPO loss variant (train/dpo_loss.h).
 enum class DpoLoss : uint8_t { sigmoid, ipo };
+// [train] cuda_graphs: whether a CUDA run replays each micro-batch's forward and backward
+// from a recording (parallel/step_graphs.h): auto = where the layout allows it, on = the same
+// but an error where it does not, off = never.
+enum class CudaGraphs : uint8_t { automatic, on, off };
 
 struct TrainSection {
   uint64_t seed = 1234;
@@ -50,6 +54,7 @@ struct TrainSection {
   // sft: several documents per row (block-diagonal attention, positions restarting); false:
   // one document per row, the rest padding.
   bool packing = true;
+  CudaGraphs cuda_graphs = CudaGraphs::automatic;
   // [train] recompute ("none" | "selective" | "full", activation recomputation) is read into
   // Config::model.recompute, where the Transformer sees it (model/model_config.h).
 

@@ -68,6 +68,7 @@ const ConfigKey kKeys[] = {
     {"train", "init_from", FIELD(train.init_from)},
     {"train", "objective", FIELD(train.objective)},
     {"train", "packing", FIELD(train.packing)},
+    {"train", "cuda_graphs", FIELD(train.cuda_graphs)},
     // [data]
     {"data", "train", FIELD(data.train), kRequired, {}, /*non_empty=*/true},
     {"data", "val", FIELD(data.val)},
@@ -137,6 +138,8 @@ const EnumName<LrDecay> kDecayNames[] = {
 const EnumName<Objective> kObjectiveNames[] = {
     {"lm", Objective::lm}, {"sft", Objective::sft}, {"dpo", Objective::dpo}};
 const EnumName<DpoLoss> kDpoLossNames[] = {{"sigmoid", DpoLoss::sigmoid}, {"ipo", DpoLoss::ipo}};
+const EnumName<CudaGraphs> kCudaGraphsNames[] = {
+    {"auto", CudaGraphs::automatic}, {"on", CudaGraphs::on}, {"off", CudaGraphs::off}};
 const EnumName<Recompute> kRecomputeNames[] = {
     {"none", Recompute::none}, {"selective", Recompute::selective}, {"full", Recompute::full}};
 const EnumName<StopSignal> kStopSignalNames[] = {
@@ -220,6 +223,7 @@ std::span<const EnumName<StopSignal>> enum_names(StopSignal) { return kStopSigna
 std::span<const EnumName<Objective>> enum_names(Objective) { return kObjectiveNames; }
 std::span<const EnumName<SpikeAction>> enum_names(SpikeAction) { return kSpikeActionNames; }
 std::span<const EnumName<DpoLoss>> enum_names(DpoLoss) { return kDpoLossNames; }
+std::span<const EnumName<CudaGraphs>> enum_names(CudaGraphs) { return kCudaGraphsNames; }
 
 std::string_view lr_decay_name(LrDecay d) {
   for (const auto& e : kDecayNames)

@@ -24,7 +24,7 @@ using FieldRef = T& (*)(Config&);
 using Field = std::variant<FieldRef<int64_t>, FieldRef<int>, FieldRef<uint64_t>, FieldRef<double>,
                            FieldRef<bool>, FieldRef<std::string>, FieldRef<Arch>, FieldRef<LrDecay>,
                            FieldRef<Recompute>, FieldRef<Objective>, FieldRef<DpoLoss>,
-                           FieldRef<StopSignal>, FieldRef<SpikeAction>,
+                           FieldRef<CudaGraphs>, FieldRef<StopSignal>, FieldRef<SpikeAction>,
                            FieldRef<std::vector<int64_t>>, FieldRef<std::vector<std::string>>>;
 
 enum class Presence : uint8_t {
@@ -72,6 +72,7 @@ std::span<const EnumName<LrDecay>> enum_names(LrDecay);
 std::span<const EnumName<Recompute>> enum_names(Recompute);
 std::span<const EnumName<Objective>> enum_names(Objective);
 std::span<const EnumName<DpoLoss>> enum_names(DpoLoss);
+std::span<const EnumName<CudaGraphs>> enum_names(CudaGraphs);
 std::span<const EnumName<StopSignal>> enum_names(StopSignal);
 std::span<const EnumName<SpikeAction>> enum_names(SpikeAction);
 std::string_view lr_decay_name(LrDecay d);

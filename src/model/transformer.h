@@ -117,6 +117,9 @@ class BlockObserver {
  public:
   virtual ~BlockObserver() = default;
   virtual void block_output(Backend& be, int64_t layer, const Tensor& out) = 0;
+  // Whether block_output does anything now: a forward recorded for replay (Backend::record)
+  // must not be one that an observer measures.
+  virtual bool observing() const { return true; }
 };
 
 // GradListener: told each time a backward has finished writing (accumulating) the gradients

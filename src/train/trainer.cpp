@@ -183,6 +183,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     if (cfg_.lora.enabled()) out_ << lora_summary(cfg_, *engine_) << "\n";
     out_ << "layout: " << topo_.layout().str() << ", ZeRO stage " << cfg_.parallel.zero_stage
          << ", " << layout_.micro_batches << " micro-batch(es) per step\n";
+    if (be_.device() == Device::cuda) out_ << "cuda graphs: " << engine_->graphs_summary() << "\n";
   }
   const std::string mem = engine_->memory_table();  // collective
   if (rank_ == 0) out_ << mem << std::flush;
@@ -368,6 +369,8 @@ TrainSummary Trainer::run(const RunOptions& opt) {
                   kDeviceReserveBytes / 1073741824.0);
     report(line);
   }
+  if (const int64_t n = engine_->graph_replays(); n > 0)
+    report("cuda graphs: " + std::to_string(n) + " forward and backward passes replayed from recordings");
   auto finish = [&](bool completed) {  // run_end, then the logbook written out
     phase(Phase::idle, last_step);
     run_dir_.end(last_step, completed);

@@ -161,6 +161,9 @@ std::vector<BadCase> bad_cases() {
       {"recompute_not_a_string", {{"warmup_steps = 2", "warmup_steps = 2\nrecompute = true"}}, {},
        "test.toml:16: key 'train.recompute': true is a boolean; expected one of \"none\", "
        "\"selective\" or \"full\""},
+      {"unknown_cuda_graphs", {{"warmup_steps = 2", "warmup_steps = 2\ncuda_graphs = \"yes\""}}, {},
+       "test.toml:16: key 'train.cuda_graphs': \"yes\" is not a known value; expected one of "
+       "\"auto\", \"on\" or \"off\""},
       {"beta2_equal_one", {{"warmup_steps = 2", "warmup_steps = 2\nbeta2 = 1.0"}}, {},
        "test.toml:16: key 'train.beta2': 1.0 is out of range; expected a finite number in [0, 1)"},
       {"beta1_negative", {{"warmup_steps = 2", "warmup_steps = 2\nbeta1 = -0.1"}}, {},
@@ -512,6 +515,7 @@ TEST(Config, RoundTripsAwkwardValues) {
   c.train.weight_decay = 1.5e300;
   c.model.rope_theta = 500000.0;    // an integral float must stay a float
   c.train.seed = 9007199254740993;  // not representable as a double
+  c.train.cuda_graphs = CudaGraphs::off;
   expect_round_trip(c);
 }
 

@@ -135,3 +135,32 @@ TEST(Trainer, ZeroStagesOnOneRankTrainAlike) {
   }
   fs::remove_all(d);
 }
+
+// [train] cuda_graphs on the host backend: "auto" trains op by op (ParallelEngine says why),
+// "on" is refused before any step with an error naming the key and the reason.
+TEST(Trainer, CudaGraphsOnTheHostBackend) {
+  const fs::path d = make_corpus("graphs");
+  auto be = make_host_backend();
+  Config cfg = small_config(d, "gpt2", 4, 1);
+  cfg.train.steps = 2;
+  std::ostringstream log;
+  Trainer a(cfg, *be, MPI_COMM_SELF, log);
+  EXPECT_EQ(a.engine().graphs_summary(), "off (the host backend runs no CUDA graphs)");
+  a.run();
+  EXPECT_EQ(a.engine().graph_replays(), 0);
+  cfg.train.cuda_graphs = CudaGraphs::on;
+  cfg.run.dir = (d / "run_on").string();
+  try {
+    Trainer b(cfg, *be, MPI_COMM_SELF, log);
+    ADD_FAILURE() << "cuda_graphs = \"on\" was accepted on the host backend";
+  } catch (const UserError& e) {
+    EXPECT_STREQ(e.what(),
+                 "[train] cuda_graphs = \"on\": the host backend runs no CUDA graphs (\"auto\" uses "
+                 "CUDA graphs only where they can run)");
+  }
+  cfg.train.cuda_graphs = CudaGraphs::off;
+  cfg.run.dir = (d / "run_off").string();
+  Trainer c(cfg, *be, MPI_COMM_SELF, log);
+  EXPECT_EQ(c.engine().graphs_summary(), "off ([train] cuda_graphs = \"off\")");
+  fs::remove_all(d);
+}

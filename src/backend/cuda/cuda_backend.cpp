@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "backend/cuda/captured_graph.h"
 #include "backend/cuda/attention_cudnn.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
@@ -228,6 +229,10 @@ void CudaBackend::raw_free(void* p) {
 }
 
 void CudaBackend::synchronize() { LLMPI_CUDA(cudaStreamSynchronize(stream_)); }
+
+std::unique_ptr<RecordedWork> CudaBackend::record(const std::function<void()>& work) {
+  return std::make_unique<CapturedGraph>(stream_, work);
+}
 
 int64_t CudaBackend::peak_bytes() const {
   cudaMemPool_t pool = nullptr;

@@ -71,6 +71,7 @@ class CudaBackend final : public Backend {
   void copy(const Tensor& dst, const Tensor& src) override;
   void fill(const Tensor& t, double value) override;
   void synchronize() override;
+  std::unique_ptr<RecordedWork> record(const std::function<void()>& work) override;
 
   void add(const Tensor& out, const Tensor& a, const Tensor& b) override;
   void scale(const Tensor& t, double s) override;

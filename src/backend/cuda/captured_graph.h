@@ -1,23 +1,24 @@
 #pragma once
-// CapturedGraph: stream work recorded once into a CUDA graph and replayed with launch(), for
-// the benchmark's measurement of launch overhead (llmpi_gpu_bench --graph). RAII over the
-// graph and its executable instance. The recorded work must not synchronize, read back or
-// copy from pageable host memory; its kernel arguments (pointers, scalars) are frozen at
-// capture. A failed capture ends the capture, leaves the stream usable and throws
+// CapturedGraph: the ops a callable enqueues on one stream, captured into a CUDA graph
+// (without running them) and replayed with replay() — CudaBackend::record (backend.h). RAII
+// over the graph and its executable instance. The captured work must not synchronize, read
+// back or copy from pageable host memory; its kernel arguments (pointers, scalars) are frozen
+// at capture; cudaMallocAsync/cudaFreeAsync inside it become the graph's own allocation
+// nodes. A failed capture ends the capture, leaves the stream usable and throws
 // InternalError naming the CUDA error.
 #include <cuda_runtime.h>
 
 #include <string>
-#include <utility>
 
+#include "backend/backend.h"
 #include "core/error.h"
 
-namespace llmpi {
+namespace llmpi::cuda {
 
-class CapturedGraph {
+class CapturedGraph final : public RecordedWork {
  public:
   template <class Record>
-  CapturedGraph(cudaStream_t stream, Record&& record) {
+  CapturedGraph(cudaStream_t stream, Record&& record) : stream_(stream) {
     check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");
     try {
       record();
@@ -31,14 +32,14 @@ class CapturedGraph {
     check(cudaStreamEndCapture(stream, &graph_), "end capture");
     check(cudaGraphInstantiate(&exec_, graph_, 0), "instantiate");
   }
-  ~CapturedGraph() {
+  ~CapturedGraph() override {
     if (exec_) cudaGraphExecDestroy(exec_);
     if (graph_) cudaGraphDestroy(graph_);
   }
   CapturedGraph(const CapturedGraph&) = delete;
   CapturedGraph& operator=(const CapturedGraph&) = delete;
 
-  void launch(cudaStream_t stream) const { check(cudaGraphLaunch(exec_, stream), "launch"); }
+  void replay() override { check(cudaGraphLaunch(exec_, stream_), "launch"); }
 
  private:
   static void check(cudaError_t e, const char* what) {
@@ -46,8 +47,9 @@ class CapturedGraph {
     cudaGetLastError();
     throw InternalError(std::string("CUDA graph ") + what + ": " + cudaGetErrorString(e));
   }
+  cudaStream_t stream_;
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;
 };
 
-}  // namespace llmpi
+}  // namespace llmpi::cuda
