@@ -60,10 +60,16 @@ double PipelineStage::train(const HostBatch& batch, double scale) {
       const LossScale s = LossScale{scale, batch.token_scale}.of_micro(m, ctx_.B * ctx_.T);
       auto forward = [&] { model.forward(be, a, batch_.ids); };
       auto backward = [&] { model.backward_loss(be, a, ws_[0], batch_.ids, batch_.targets, s); };
-      if (graphs_) graphs_->forward(replayable, forward); else forward();
+      if (graphs_)
+        graphs_->forward(replayable, forward);
+      else
+        forward();
       sum += model.loss(be, a, batch_.targets).sum;
       ctx_.clock.lap(StepPhase::forward);
-      if (graphs_) graphs_->backward(replayable, s.uniform, backward); else backward();
+      if (graphs_)
+        graphs_->backward(replayable, s.uniform, backward);
+      else
+        backward();
       ctx_.clock.lap(StepPhase::backward);
     }
   }
