@@ -1,0 +1,111 @@
+// The HDF5 tables of logbook.h5 (see logbook_tables.h).
+#include "io/logbook_tables.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace llmpi::logbook_h5 {
+
+h5::Id fixed_string_type(size_t n) {
+  h5::Id t(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(t, n);
+  H5Tset_strpad(t, H5T_STR_NULLPAD);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  return t;
+}
+
+h5::Id file_access() {
+  h5::Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  // SWMR needs the 1.10 file format; h5py (HDF5 >= 1.10) reads it.
+  H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  return fapl;
+}
+
+h5::Id create_table(hid_t parent, const char* name, hid_t type, hsize_t cols, hsize_t chunk_rows,
+                    const std::string& file) {
+  const int rank = cols ? 2 : 1;
+  const hsize_t dims[2] = {0, cols}, maxdims[2] = {H5S_UNLIMITED, cols};
+  const hsize_t chunk[2] = {chunk_rows, std::max<hsize_t>(cols, 1)};
+  h5::Id space(H5Screate_simple(rank, dims, maxdims), H5Sclose);
+  h5::Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  h5::check(H5Pset_chunk(dcpl, rank, chunk), file, std::string("chunking ") + name);
+  return h5::Id(h5::check_id(H5Dcreate2(parent, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                             file, std::string("creating dataset ") + name),
+                H5Dclose);
+}
+
+h5::Id open_dataset(hid_t parent, const std::string& name, const std::string& file) {
+  if (!h5::exists(parent, name)) user_error(file, ": missing dataset '", name, "'");
+  return h5::Id(h5::check_id(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), file,
+                             "opening dataset " + name),
+                H5Dclose);
+}
+
+h5::Id open_number_dataset(hid_t parent, const std::string& name, const std::string& file) {
+  h5::Id d = open_dataset(parent, name, file);
+  h5::Id type(h5::check_id(H5Dget_type(d), file, "reading the type of " + name), H5Tclose);
+  if (!h5::is_standard_number(type))
+    user_error(file, ": dataset '", name, "' should hold standard integers or floats");
+  return d;
+}
+
+void append_rows(hid_t dset, hid_t mem_type, const void* data, hsize_t rows, hsize_t cols,
+                 const std::string& file) {
+  if (rows == 0) return;
+  h5::Id space(H5Dget_space(dset), H5Sclose);
+  hsize_t dims[2] = {0, 0};
+  H5Sget_simple_extent_dims(space, dims, nullptr);
+  const hsize_t start[2] = {dims[0], 0}, count[2] = {rows, cols};
+  const hsize_t new_dims[2] = {dims[0] + rows, cols};
+  h5::check(H5Dset_extent(dset, new_dims), file, "extending a table");
+  h5::Id fspace(H5Dget_space(dset), H5Sclose);
+  const int rank = cols ? 2 : 1;
+  h5::check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, count, nullptr), file,
+            "selecting rows");
+  h5::Id mspace(H5Screate_simple(rank, count, nullptr), H5Sclose);
+  h5::check(H5Dwrite(dset, mem_type, mspace, fspace, H5P_DEFAULT, data), file, "appending rows");
+}
+
+hsize_t table_rows(hid_t dset, hsize_t* cols) {
+  h5::Id space(H5Dget_space(dset), H5Sclose);
+  hsize_t dims[2] = {0, 0};
+  const int rank = H5Sget_simple_extent_ndims(space);
+  if (rank < 1 || rank > 2) return 0;
+  H5Sget_simple_extent_dims(space, dims, nullptr);
+  if (cols) *cols = rank == 2 ? dims[1] : 0;
+  return dims[0];
+}
+
+std::vector<std::string> read_strings(hid_t parent, const std::string& name, size_t len,
+                                      const std::string& file) {
+  h5::Id d = open_dataset(parent, name, file);
+  const hsize_t n = table_rows(d);
+  h5::Id type = fixed_string_type(len);
+  std::vector<char> buf(n * len);
+  if (n) h5::check(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), file, "reading " + name);
+  std::vector<std::string> out(n);
+  for (hsize_t i = 0; i < n; ++i) {
+    const char* s = buf.data() + i * len;
+    out[i].assign(s, strnlen(s, len));
+  }
+  return out;
+}
+
+std::vector<char> pack_strings(const std::vector<std::string>& v, size_t len) {
+  std::vector<char> buf(v.size() * len, '\0');
+  for (size_t i = 0; i < v.size(); ++i) std::memcpy(buf.data() + i * len, v[i].data(), std::min(len, v[i].size()));
+  return buf;
+}
+
+size_t max_length(const std::vector<std::string>& v) {
+  size_t n = 1;
+  for (const auto& s : v) n = std::max(n, s.size());
+  return n;
+}
+
+hid_t step_type(const StepField& f) {
+  return std::holds_alternative<int64_t StepMetrics::*>(f.member) ? H5T_NATIVE_INT64
+                                                                   : H5T_NATIVE_DOUBLE;
+}
+
+}  // namespace llmpi::logbook_h5
