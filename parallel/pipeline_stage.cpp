@@ -23,14 +23,14 @@ PipelineStage::PipelineStage(const PathContext& ctx, std::vector<StageRange> chu
   if (lay.pp > 1)
     schedule_ = std::make_unique<PipelineSchedule>(ctx.groups.pp(), ctx.cfg.parallel,
                                                    ctx.topo.pp_rank(), ctx.B, ctx.T);
-  else if (ctx.graphs)
+  else
     graphs_ = std::make_unique<StepGraphs>(ctx.be);
 }
 
 void PipelineStage::set_adapters_enabled(bool on) {
+  // Recorded passes ran the adapters as they were: a switch drops them.
+  if (graphs_ && on != models_[0]->adapters_enabled()) graphs_->reset();
   for (auto& m : models_) m->set_adapters_enabled(on);
-  if (graphs_ && on != adapters_on_) graphs_->reset();  // the recorded passes ran the other way
-  adapters_on_ = on;
 }
 
 double PipelineStage::train(const HostBatch& batch, double scale) {
@@ -52,24 +52,18 @@ double PipelineStage::train(const HostBatch& batch, double scale) {
     const Transformer& model = *models_[0];
     Activations& a = acts_[0][0];
     // Recorded passes read fixed buffers and one uniform scale (parallel/step_graphs.h).
-    const bool replayable = batch.doc_start.empty() && batch.token_scale.empty() &&
+    const bool replayable = ctx_.graphs && batch.doc_start.empty() && batch.token_scale.empty() &&
                             !(ctx_.blocks && ctx_.blocks->observing());
     for (int64_t m = 0; m < ctx_.M; ++m) {
       batch_.load(be, batch, m);
       set_documents(be, model, a, batch_.docs);
       const LossScale s = LossScale{scale, batch.token_scale}.of_micro(m, ctx_.B * ctx_.T);
-      auto forward = [&] { model.forward(be, a, batch_.ids); };
-      auto backward = [&] { model.backward_loss(be, a, ws_[0], batch_.ids, batch_.targets, s); };
-      if (graphs_)
-        graphs_->forward(replayable, forward);
-      else
-        forward();
+      graphs_->forward(replayable, [&] { model.forward(be, a, batch_.ids); });
       sum += model.loss(be, a, batch_.targets).sum;
       ctx_.clock.lap(StepPhase::forward);
-      if (graphs_)
-        graphs_->backward(replayable, s.uniform, backward);
-      else
-        backward();
+      graphs_->backward(replayable, s.uniform, [&] {
+        model.backward_loss(be, a, ws_[0], batch_.ids, batch_.targets, s);
+      });
       ctx_.clock.lap(StepPhase::backward);
     }
   }

@@ -42,7 +42,7 @@ class PipelineStage {
     for (auto& m : models_) m->set_grad_listener(l);
   }
   void set_adapters_enabled(bool on);
-  // The recorded passes (ctx.graphs), or null.
+  // The pp = 1 stage's passes, recorded where ctx.graphs allows; null with pp > 1.
   const StepGraphs* graphs() const { return graphs_.get(); }
 
  private:
@@ -55,8 +55,7 @@ class PipelineStage {
   std::vector<PipelineChunk> pipe_;             // points into models_, acts_, ws_
   std::unique_ptr<PipelineSchedule> schedule_;  // pp > 1 only
   MicroBatch batch_;                            // pp = 1
-  std::unique_ptr<StepGraphs> graphs_;          // pp = 1 with ctx.graphs
-  bool adapters_on_ = true;
+  std::unique_ptr<StepGraphs> graphs_;          // pp = 1
 };
 
 }  // namespace llmpi

@@ -9,8 +9,8 @@
 // targets from fixed buffers (MicroBatch), so a replay sees each new micro-batch; the
 // backward's uniform loss scale (1 / counted targets) is keyed: a micro-batch whose scale
 // differs from the recorded one runs eagerly. A micro-batch also runs eagerly, op by op, when
-//   - the caller says it is not replayable (documents set, per-token loss scales, a block
-//     observer measuring: the logbook's statistics steps),
+//   - the caller says it is not replayable (graphs off for the run, documents set, per-token
+//     loss scales, a block observer measuring: the logbook's statistics steps),
 //   - its work has not yet run once eagerly (plans, workspaces and caches are built then),
 //   - the backend cannot record (the host; the timing decorator of --profile).
 // With one rank only, ZeRO 0/1 (step_graphs_blocker): a step's collectives are not recorded.

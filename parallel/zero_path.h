@@ -134,7 +134,7 @@ class ZeroPath {
   virtual EngineMemory memory() const = 0;
   // LoRA: whether every model of the path runs its adapters (Transformer::set_adapters_enabled).
   virtual void set_adapters_enabled(bool on) = 0;
-  // The stage's recorded passes (PathContext::graphs), or null.
+  // The pp = 1 stage's passes (recorded where PathContext::graphs allows), or null.
   virtual const StepGraphs* graphs() const { return nullptr; }
 };
 

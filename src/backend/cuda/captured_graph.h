@@ -8,6 +8,7 @@
 // InternalError naming the CUDA error.
 #include <cuda_runtime.h>
 
+#include <functional>
 #include <string>
 
 #include "backend/backend.h"
@@ -17,8 +18,7 @@ namespace llmpi::cuda {
 
 class CapturedGraph final : public RecordedWork {
  public:
-  template <class Record>
-  CapturedGraph(cudaStream_t stream, Record&& record) : stream_(stream) {
+  CapturedGraph(cudaStream_t stream, const std::function<void()>& record) : stream_(stream) {
     check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");
     try {
       record();

@@ -192,9 +192,9 @@ __device__ __forceinline__ void load_backward_row(BackwardRow<VPT>& b, const bf1
 
 // partial: [gridDim.x][2][C] (dgain row, dbias row), or null for no parameter gradients.
 // Dynamic shared memory: 2·C floats when R > 1 and partial is given. The x, dout, dres and
-// statistics of the kDepth rows after this one (this row group's next grid steps) are in
+// statistics of the kRowsAhead rows after this one (this row group's next grid steps) are in
 // flight while this row is reduced.
-template <int VPT, bool kLayer, int kDepth>
+template <int VPT, bool kLayer>
 __global__ void __launch_bounds__(kBlock)
     norm_rows_backward_kernel(bf16* dx, float* __restrict__ partial, const bf16* dout,
                               const bf16* dres, const bf16* __restrict__ x,
@@ -216,9 +216,9 @@ __global__ void __launch_bounds__(kBlock)
   }
   int64_t base = int64_t(blockIdx.x) * R;
   // ahead[q]: row n + q·step, where n is the row the next iteration reduces.
-  BackwardRow<VPT> ahead[kDepth];
+  BackwardRow<VPT> ahead[kRowsAhead];
 #pragma unroll
-  for (int q = 0; q < kDepth; ++q)
+  for (int q = 0; q < kRowsAhead; ++q)
     if (base + r + q * step < N)
       load_backward_row<VPT, kLayer>(ahead[q], x, dout, dres, mean_in, rstd_in,
                                      base + r + q * step, C, j, G, vecs);
@@ -228,10 +228,10 @@ __global__ void __launch_bounds__(kBlock)
     const bool row = n < N;
     const BackwardRow<VPT> cur = ahead[0];
 #pragma unroll
-    for (int q = 0; q + 1 < kDepth; ++q) ahead[q] = ahead[q + 1];
-    if (n + kDepth * step < N)  // prefetch the row kDepth steps ahead
-      load_backward_row<VPT, kLayer>(ahead[kDepth - 1], x, dout, dres, mean_in, rstd_in,
-                                     n + kDepth * step, C, j, G, vecs);
+    for (int q = 0; q + 1 < kRowsAhead; ++q) ahead[q] = ahead[q + 1];
+    if (n + kRowsAhead * step < N)  // prefetch the row kRowsAhead steps ahead
+      load_backward_row<VPT, kLayer>(ahead[kRowsAhead - 1], x, dout, dres, mean_in, rstd_in,
+                                     n + kRowsAhead * step, C, j, G, vecs);
     const Bf16x8(&xv)[VPT] = cur.x;
     const Bf16x8(&dv)[VPT] = cur.d;
     const Bf16x8(&rv)[VPT] = cur.r;
@@ -326,8 +326,7 @@ void launch_backward(cudaStream_t stream, int sm_count, bool layer, const RowSha
                      bf16* dx, float* dgain, float* dbias, const bf16* dout, const bf16* dres,
                      const bf16* x, const bf16* gain, const float* mean, const float* rstd,
                      int64_t N, int C) {
-  auto* kernel = layer ? norm_rows_backward_kernel<VPT, true, kRowsAhead>
-                       : norm_rows_backward_kernel<VPT, false, kRowsAhead>;
+  auto* kernel = layer ? norm_rows_backward_kernel<VPT, true> : norm_rows_backward_kernel<VPT, false>;
   const int block = sh.rows * sh.group;
   const size_t shared = dgain && sh.rows > 1 ? 2 * static_cast<size_t>(C) * sizeof(float) : 0;
   int per_sm = 0;
