@@ -31,7 +31,9 @@ struct Sums {
   double sq = 0, prev_sq = 0, delta_sq = 0, dot = 0, final_sq = 0;
   double norm() const { return std::sqrt(sq); }
   double delta_ratio() const { return std::sqrt(delta_sq) / std::sqrt(prev_sq); }
-  double cosine() const { return dot / (std::sqrt(sq) * std::sqrt(final_sq)); }
+  // One square root of the product: sqrt(fl(x·x)) is x exactly in IEEE arithmetic, so the
+  // final checkpoint's cosine with itself is 1 exactly (√x·√x need not be x).
+  double cosine() const { return dot / std::sqrt(sq * final_sq); }
 };
 
 Sums sums(const WeightDynamics& w, size_t c, const std::vector<bool>& in) {

@@ -2,7 +2,8 @@
 // (cudaSetDevice(node-local rank)). It FAILS when the job does not have exactly
 // LLMPI_EXPECTED_RANKS ranks, and exits 77 with "no GPU" on every rank when some node has
 // fewer GPUs than ranks on it (ctest: SKIP_RETURN_CODE 77, reported as not run). Only rank 0
-// prints GoogleTest's report; the exit code is the maximum over ranks.
+// prints GoogleTest's report (the others their failed assertions only, helpers/rank_report.h);
+// the exit code is the maximum over ranks.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -10,6 +11,7 @@
 #include <cstdio>
 
 #include "core/runtime.h"
+#include "helpers/rank_report.h"  // tests/
 
 int main(int argc, char** argv) {
   llmpi::Runtime rt(argc, argv);
@@ -44,10 +46,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  if (rt.world_rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
+  llmpi::test::report_failures_only_off_rank0(rt.world_rank());
   int local = RUN_ALL_TESTS();
   int global = 0;
   MPI_Allreduce(&local, &global, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

@@ -3,9 +3,11 @@
 // sharded state of tp2·dp2 (ZeRO 1, sequence parallel), pp2·dp2 (ZeRO 0, 2 micro-batches),
 // dp4 (ZeRO 3: the units path), tp2·pp2 (ZeRO 2 with a pipeline) against a 1-rank reference
 // of the same global batch (train_equivalence.h's configuration), at steps 2 and 4.
-// Tolerances: 1e-5 for norms and RMS; 1e-4 for a tensor's gradient norm and update ratio (a
-// norm gain's gradient sums every row of the step: tp, sp and dp split that sum differently,
-// and one small tensor keeps more fp32 rounding than the global norm, seen at 1.8e-5).
+// The runs keep f64 master weights, gradients and moments (the host computes in the master
+// dtype), so what is compared is the statistics on sharded state, not how fp32 rounding
+// parts two trajectories: in fp32, AdamW amplified the different summation orders of tp,
+// sp and dp to 1.1e-5 in a bias's norm on one CPU and 1.8e-5 in a gain's gradient norm on
+// another. Tolerance kRel for every number.
 // attn.k.bias is left out: its gradient is exactly zero,
 // so its value is rounding noise on both sides (train_equivalence.h explains).
 #include "train_equivalence.h"
@@ -14,6 +16,8 @@ using namespace llmpi;
 using namespace llmpi::testing;
 
 namespace {
+
+constexpr double kRel = 1e-9;
 
 void expect_stats_match(const fs::path& d, LayoutCase c) {
   SCOPED_TRACE(describe(c));
@@ -24,6 +28,7 @@ void expect_stats_match(const fs::path& d, LayoutCase c) {
   for (Config* cfg : {&rc, &lc}) {
     cfg->logbook.layer_stats_every = 2;
     cfg->logbook.flush_every_s = 0;
+    cfg->train.master_dtype = DType::f64;
   }
   Trainer ref(rc, *be, MPI_COMM_SELF, log);
   const TrainSummary rs = ref.run(RunOptions{.write_model = false, .checkpoints = false});
@@ -42,15 +47,15 @@ void expect_stats_match(const fs::path& d, LayoutCase c) {
     for (size_t i = 0; i < names.size(); ++i) {
       SCOPED_TRACE(names[i] + " at step " + std::to_string(a.step));
       if (names[i].ends_with("attn.k.bias")) continue;
-      EXPECT_TRUE(close(a.param_norm[i], b.param_norm[i], 1e-5)) << a.param_norm[i] << " vs " << b.param_norm[i];
+      EXPECT_TRUE(close(a.param_norm[i], b.param_norm[i], kRel)) << a.param_norm[i] << " vs " << b.param_norm[i];
       EXPECT_GT(a.param_norm[i], 0.0);
-      EXPECT_TRUE(close(a.grad_norm[i], b.grad_norm[i], 1e-4)) << a.grad_norm[i] << " vs " << b.grad_norm[i];
+      EXPECT_TRUE(close(a.grad_norm[i], b.grad_norm[i], kRel)) << a.grad_norm[i] << " vs " << b.grad_norm[i];
       EXPECT_GT(a.grad_norm[i], 0.0);
-      EXPECT_TRUE(close(a.update_ratio[i], b.update_ratio[i], 1e-4)) << a.update_ratio[i] << " vs " << b.update_ratio[i];
+      EXPECT_TRUE(close(a.update_ratio[i], b.update_ratio[i], kRel)) << a.update_ratio[i] << " vs " << b.update_ratio[i];
       EXPECT_GT(a.update_ratio[i], 0.0);
     }
     for (size_t l = 0; l < 4; ++l) {
-      EXPECT_TRUE(close(a.activation_rms[l], b.activation_rms[l], 1e-5))
+      EXPECT_TRUE(close(a.activation_rms[l], b.activation_rms[l], kRel))
           << "block " << l << ": " << a.activation_rms[l] << " vs " << b.activation_rms[l];
       EXPECT_GT(a.activation_rms[l], 0.0);
     }

@@ -1,6 +1,7 @@
 // Files of format_version 1 (tests/fixtures/checkpoint-v1, written by an earlier llmpi)
-// still load: the checkpoint of step 2 resumes, and step 3 trained from it equals, bit for
-// bit, step 3 of an uninterrupted run of this build (loss, gradient norm, every parameter),
+// still load: the checkpoint of step 2 resumes, and step 3 trained from it equals step 3 of
+// an uninterrupted run of this build (loss, gradient norm, every parameter) — bit for bit on
+// a CPU that rounds the first two steps as the fixture's writer did, else within 1e-5 —,
 // and matches the model file the old build wrote after step 3; `llmpi inspect` reads both
 // files, and the saved layout is read back from the old five-integer attribute.
 #include <gtest/gtest.h>
@@ -92,8 +93,14 @@ TEST(FormatV1, CheckpointResumesBitwise) {
   auto be = make_host_backend();
   std::ostringstream log;
   Trainer straight(fixture_config(d / "straight"), *be, MPI_COMM_SELF, log);
-  const TrainSummary full = straight.run(no_model());
-  ASSERT_EQ(full.steps.size(), 3u);
+  RunOptions two = no_model();
+  two.stop_after = 2;
+  TrainSummary full = straight.run(two);
+  ASSERT_EQ(full.steps.size(), 2u);
+  const std::vector<float> straight2 = weights(straight);
+  const TrainSummary third = straight.run(no_model());
+  ASSERT_EQ(third.steps.size(), 1u);
+  full.steps.push_back(third.steps[0]);
 
   fs::create_directories(d / "resumed/checkpoints");
   fs::copy_file(kFixture / "step_00000002.h5", d / "resumed/checkpoints/step_00000002.h5");
@@ -104,15 +111,30 @@ TEST(FormatV1, CheckpointResumesBitwise) {
   EXPECT_EQ(p->step, 2);
   EXPECT_NE(rlog.str().find("saved under tp1 pp1 dp1 ZeRO 0, 1 ranks"), std::string::npos)
       << rlog.str();
+  // Bit for bit only where this CPU computes the old build's first two steps bit for bit:
+  // the host's matrix kernels are OpenBLAS's, chosen at run time by the CPU's vector ISA,
+  // and another choice rounds otherwise. Elsewhere step 3 must agree to 1e-5 — a state
+  // restored wrongly (moments, step count, data position) misses that by orders of
+  // magnitude — and the bitwise claim rests on the resume tests of the current format.
+  const bool same_rounding = weights(resumed) == straight2;
   const TrainSummary rest = resumed.run(no_model());
   ASSERT_EQ(rest.steps.size(), 1u);
   EXPECT_EQ(rest.steps[0].step, 3);
-  EXPECT_EQ(rest.steps[0].loss, full.steps[2].loss);
-  EXPECT_EQ(rest.steps[0].grad_norm, full.steps[2].grad_norm);
   EXPECT_NEAR(rest.steps[0].loss, 4.1235, 5e-5);  // what the old build printed
   const std::vector<float> a = weights(straight), b = weights(resumed);
   ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "parameter element " << i;
+  if (same_rounding) {
+    EXPECT_EQ(rest.steps[0].loss, full.steps[2].loss);
+    EXPECT_EQ(rest.steps[0].grad_norm, full.steps[2].grad_norm);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "parameter element " << i;
+  } else {
+    std::printf("FormatV1: this CPU rounds the first two steps otherwise than the fixture's "
+                "writer; step 3 compared within 1e-5\n");
+    EXPECT_NEAR(rest.steps[0].loss, full.steps[2].loss, 1e-5 * full.steps[2].loss);
+    EXPECT_NEAR(rest.steps[0].grad_norm, full.steps[2].grad_norm, 1e-5 * full.steps[2].grad_norm);
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_NEAR(a[i], b[i], 1e-5f * (1.0f + std::fabs(a[i]))) << "parameter element " << i;
+  }
 
   // The old build's model after step 3 (the same up to the last bits a CPU's vector ISA
   // may change).
