@@ -554,24 +554,34 @@ std::vector<OpCase> op_cases() {
   }
   add_fused_rows(cases, false);
   add_fused_rows(cases, true);
+  // Three dtypes, chunks of every length, slices that start off a 16-byte boundary.
   cases.push_back({"sum_squares", kF32Tol, A, [](OpEnv& e) {
     Twin a = e.random({1000}, DType::f32), b = e.random({70001}, DType::bf16),
-         c = e.random({3}, DType::f32);
-    const Tensor hs[] = {a.host(), b.host(), c.host()};
-    const Tensor ds[] = {a.dev(), b.dev(), c.dev()};
+         c = e.random({3}, DType::f32), d = e.random({4099}, DType::bf16),
+         f = e.random({5002}, DType::f32), g = e.random({77}, DType::f64);
+    const Tensor hs[] = {a.host(), b.host(), c.host(), d.host().slice(3, Shape{4096}),
+                         f.host().slice(1, Shape{5001}), g.host()};
+    const Tensor ds[] = {a.dev(), b.dev(), c.dev(), d.dev().slice(3, Shape{4096}),
+                         f.dev().slice(1, Shape{5001}), g.dev()};
     e.check_scalar("sum", e.cuda().sum_squares(ds), e.host().sum_squares(hs));
   }});
+  // Slices of 40000 (two chunks, vectors), 100, 3 (a tail only) and 999 starting one element
+  // into its buffers (element by element).
   cases.push_back({"adamw", kF32Tol, A, [](OpEnv& e) {
-    struct Slot { Twin p, g, m, v; float wd; };
+    struct Slot { Twin p, g, m, v; float wd; int64_t skip; };
     std::vector<Slot> slots;
-    for (auto [n, wd] : {std::pair<int64_t, float>{40000, 0.1f}, {100, 0.f}, {3, 0.1f}})
+    for (auto [n, wd, skip] : {std::tuple<int64_t, float, int64_t>{40000, 0.1f, 0},
+                               {100, 0.f, 0}, {3, 0.1f, 0}, {1000, 0.1f, 1}})
       slots.push_back({e.random({n}, DType::f32), e.random({n}, DType::f32),
                        e.random({n}, DType::f32, 0.1), e.random({n}, DType::f32, 0.01, 0, true),
-                       wd});
+                       wd, skip});
     std::vector<AdamWSlice> hs, ds;
     for (auto& s : slots) {
-      hs.push_back({s.p.host(), s.g.host(), s.m.host(), s.v.host(), s.wd, Tensor{}});
-      ds.push_back({s.p.dev(), s.g.dev(), s.m.dev(), s.v.dev(), s.wd, Tensor{}});
+      const Shape part{s.p.host().numel() - s.skip};
+      auto h = [&](const Twin& t) { return t.host().slice(s.skip, part); };
+      auto d = [&](const Twin& t) { return t.dev().slice(s.skip, part); };
+      hs.push_back({h(s.p), h(s.g), h(s.m), h(s.v), s.wd, Tensor{}});
+      ds.push_back({d(s.p), d(s.g), d(s.m), d(s.v), s.wd, Tensor{}});
     }
     AdamWHyper h;
     h.lr = 1e-3f, h.step = 3, h.grad_scale = 0.5f;

@@ -11,6 +11,7 @@
 
 #include "backend/cuda/captured_graph.h"
 #include "backend/cuda/attention_cudnn.h"
+#include "backend/cuda/chunk_table.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/matmul.h"
@@ -197,6 +198,8 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : options_(options) 
 CudaBackend::~CudaBackend() {
   // Destructors must not throw: report nothing, release in reverse order of creation.
   cudaStreamSynchronize(stream_);
+  adamw_table_.reset();
+  squares_table_.reset();
   cudnn_.reset();
   matmul_.reset();
   if (pinned_) cudaFreeHost(pinned_);

@@ -18,6 +18,7 @@ namespace llmpi::cuda {
 
 class MatmulRunner;
 class CudnnAttention;
+class ChunkTable;
 
 // Stream-ordered scratch memory, freed on the backend's stream at scope exit.
 class Scratch {
@@ -149,6 +150,8 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::MatmulRunner> matmul_;
   std::unique_ptr<cuda::CudnnAttention> cudnn_;  // created on first cuDNN attention
+  // The optimizer's chunk tables, kept on the device between steps (chunk_table.h).
+  std::unique_ptr<cuda::ChunkTable> squares_table_, adamw_table_;
   double* pinned_ = nullptr;                      // one pinned word for read-backs
 };
 
