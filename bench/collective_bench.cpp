@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>  // builds its App
+
 #include "backend/backend.h"
 #include "bench/perfmodel/comm_model.h"
 #include "bench/perfmodel/tool_io.h"

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>  // builds its App
+
 #include "backend/backend.h"
 #include "backend/timing_backend.h"
 #include "bench/perfmodel/op_profile.h"

@@ -17,6 +17,8 @@
 #include <cstdio>
 #include <vector>
 
+#include <CLI/CLI.hpp>  // builds its App
+
 #include "bench/perfmodel/tool_io.h"
 #include "cli/options.h"
 #include "core/error.h"

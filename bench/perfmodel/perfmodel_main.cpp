@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>  // builds its App
+
 #include "bench/perfmodel/h100_reference.h"
 #include "bench/perfmodel/layout_search.h"
 #include "bench/perfmodel/tool_io.h"

@@ -3,9 +3,8 @@
 // (JSON profiles and tables) with errors that name the file, the command line through CLI11
 // (options declared with cli/options.h, as llmpi's own commands), and a main() that turns
 // errors into the project's exit codes (UserError or a bad command line → 2 with its
-// message, anything else → 1; --help → its text on stdout, 0).
-#include <CLI/CLI.hpp>
-
+// message, anything else → 1; --help → its text on stdout, 0). CLI11 itself is included only
+// where an App is built (tool_io.cpp and the tools' mains).
 #include <cstdio>
 #include <exception>
 #include <fstream>
@@ -13,6 +12,10 @@
 #include <string>
 
 #include "core/error.h"
+
+namespace CLI {
+class App;
+}
 
 namespace llmpi::perf {
 
@@ -34,17 +37,7 @@ inline void write_text(const std::string& path, const std::string& text, const c
 
 // Parses argv into `app`; returns true to go on, false after --help (printed). A bad command
 // line throws UserError naming the tool and the problem.
-inline bool parse_args(CLI::App& app, int argc, char** argv) {
-  try {
-    app.parse(argc, argv);
-    return true;
-  } catch (const CLI::CallForHelp&) {
-    std::printf("%s", app.help().c_str());
-    return false;
-  } catch (const CLI::ParseError& e) {
-    user_error(e.what(), " (see ", app.get_name(), " --help)");
-  }
-}
+bool parse_args(CLI::App& app, int argc, char** argv);
 
 // run(argc, argv) under the project's error convention, messages prefixed with `tool`.
 template <class F>

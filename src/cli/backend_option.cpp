@@ -26,7 +26,7 @@ int node_local_rank() {
 }  // namespace
 #endif
 
-CLI::Option* add_backend_option(CLI::App& app, std::string& name) {
+Opt add_backend_option(CLI::App& app, std::string& name) {
   return add_value(app, "--backend", name, "NAME",
                    "host (default) or cuda (needs a CUDA build and a GPU)");
 }

@@ -14,7 +14,7 @@
 namespace llmpi {
 
 // Declares `--backend NAME` on a command, bound to `name` (default "host").
-CLI::Option* add_backend_option(CLI::App& app, std::string& name);
+Opt add_backend_option(CLI::App& app, std::string& name);
 
 // Creates the backend named by --backend. `command` prefixes error messages ("llmpi eval").
 // Needs MPI initialized (it finds the node-local rank).

@@ -75,8 +75,8 @@ CommandSpec logbook_command() {
           [](CLI::App& app) -> CommandAction {
             auto a = std::make_shared<LogbookArgs>();
             add_value(app, "RUN_DIR", a->run_dir, "RUN_DIR", "the run directory")->required();
-            CLI::Option* csv = add_switch(app, "--csv", a->csv, "write steps.csv, layer_stats.csv and events.csv");
-            CLI::Option* jsonl = add_switch(app, "--jsonl", a->jsonl, "write JSON lines");
+            Opt csv = add_switch(app, "--csv", a->csv, "write steps.csv, layer_stats.csv and events.csv");
+            Opt jsonl = add_switch(app, "--jsonl", a->jsonl, "write JSON lines");
             csv->excludes(jsonl);
             add_value(app, "--out", a->out, "PATH",
                       "--csv: a directory (default RUN_DIR/logbook-export); --jsonl: a file\n"

@@ -109,7 +109,7 @@ CommandSpec prepare_command() {
                       "sft: chat template as a JSON object of strings (docs/finetuning.md)");
             add_value(app, "--max-tokens", a->sft.max_tokens, "N",
                       "sft: a sequence longer than N tokens is a bad record (0: no limit)");
-            CLI::Option* delimiter = add_value(
+            Opt delimiter = add_value(
                 app, "--delimiter", a->delimiter, "LINE",
                 "text: a line exactly equal to LINE separates documents\n"
                 "(e.g. \"%\" for fortune files); default: each file is one document");

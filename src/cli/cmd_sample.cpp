@@ -1,4 +1,5 @@
 // `llmpi sample MODEL [--prompt TEXT ...] [--chat]`: text generation from a trained model.
+#include <memory>
 #include <unistd.h>
 
 #include <filesystem>

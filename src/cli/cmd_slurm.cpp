@@ -3,6 +3,7 @@
 // it runs on a login node.
 #include <chrono>
 #include <iostream>
+#include <memory>
 
 #include "cli/command.h"
 #include "cli/options.h"

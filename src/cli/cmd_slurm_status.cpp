@@ -2,6 +2,7 @@
 // progress and ETA (slurm/run_status.h). Needs no MPI.
 #include <chrono>
 #include <iostream>
+#include <memory>
 
 #include "cli/command.h"
 #include "cli/options.h"

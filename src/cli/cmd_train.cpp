@@ -132,10 +132,10 @@ CommandSpec train_command() {
             add_value(app, "CONFIG", a->config, "CONFIG", "the run's TOML config")->required();
             add_list(app, "--set", a->overrides, "section.key=value",
                      "override one config key (repeatable), e.g. --set train.steps=50");
-            CLI::Option* resume = add_value(
+            Opt resume = add_value(
                 app, "--resume", a->resume, "PATH",
                 "continue from this checkpoint file (an error if it is invalid)");
-            CLI::Option* fresh = add_switch(
+            Opt fresh = add_switch(
                 app, "--no-resume", a->fresh,
                 "start from step 0 even when run.dir holds checkpoints (valid ones are\n"
                 "overwritten step by step and subject to retention; unreadable ones are\n"

@@ -1,6 +1,8 @@
 // Shared option declarations and validators (see options.h).
 #include "cli/options.h"
 
+#include <CLI/CLI.hpp>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -30,90 +32,102 @@ std::string number_text(double v) {
   return os.str();
 }
 
-// A validator with no description: the help shows the option's metavar, not the check.
-CLI::Validator check(std::function<std::string(std::string&)> f) {
-  return CLI::Validator(std::move(f), "");
-}
-
 // Value options keep the last occurrence; a positional is a plain name (no dashes).
-CLI::Option* single(CLI::Option* o, const std::string& metavar) {
+Opt single(CLI::Option* o, const std::string& metavar) {
   o->type_name(metavar);
   if (!o->get_positional()) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  return o;
+  return Opt(o);
 }
 
 }  // namespace
 
-CLI::Validator integer_value() {
-  return check([](std::string& s) {
+Opt Opt::required() {
+  o_->required();
+  return *this;
+}
+
+// A validator with no description: the help shows the option's metavar, not the check.
+Opt Opt::check(ValueCheck c) {
+  o_->check(CLI::Validator([c = std::move(c)](std::string& s) { return c(s); }, ""));
+  return *this;
+}
+
+Opt Opt::excludes(Opt other) {
+  o_->excludes(other.o_);
+  return *this;
+}
+
+size_t Opt::count() const { return o_->count(); }
+
+ValueCheck integer_value() {
+  return [](const std::string& s) {
     long long v = 0;
     return parse_integer(s, v) ? std::string() : "expects an integer, got '" + s + "'";
-  });
+  };
 }
 
-CLI::Validator number_value() {
-  return check([](std::string& s) {
+ValueCheck number_value() {
+  return [](const std::string& s) {
     double v = 0;
     return parse_number(s, v) ? std::string() : "expects a number, got '" + s + "'";
-  });
+  };
 }
 
-CLI::Validator at_least(double lo) {
-  return check([lo](std::string& s) {
+ValueCheck at_least(double lo) {
+  return [lo](const std::string& s) {
     double v = 0;
     if (!parse_number(s, v)) return "expects a number, got '" + s + "'";
     return v >= lo ? std::string() : "must be >= " + number_text(lo) + ", got " + s;
-  });
+  };
 }
 
-CLI::Validator in_range(double lo, bool lo_open, double hi, bool hi_open) {
+ValueCheck in_range(double lo, bool lo_open, double hi, bool hi_open) {
   const std::string range = std::string(lo_open ? "(" : "[") + number_text(lo) + ", " +
                             number_text(hi) + (hi_open ? ")" : "]");
-  return check([=](std::string& s) {
+  return [=](const std::string& s) {
     double v = 0;
     if (!parse_number(s, v)) return "expects a number in " + range + ", got '" + s + "'";
     const bool ok = (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
     return ok ? std::string() : "must be in " + range + ", got " + s;
-  });
+  };
 }
 
-CLI::Validator one_of(std::vector<std::string> words) {
+ValueCheck one_of(std::vector<std::string> words) {
   std::string list;
   for (size_t i = 0; i < words.size(); ++i)
     list += (i == 0 ? "" : i + 1 == words.size() ? " or " : ", ") + ("'" + words[i] + "'");
-  return check([words, list](std::string& s) {
+  return [words, list](const std::string& s) {
     for (const std::string& w : words)
       if (s == w) return std::string();
     return "expects " + list + ", got '" + s + "'";
-  });
+  };
 }
 
-CLI::Option* add_value(CLI::App& app, const std::string& name, std::string& value,
-                       const std::string& metavar, const std::string& help) {
+Opt add_value(CLI::App& app, const std::string& name, std::string& value,
+              const std::string& metavar, const std::string& help) {
   return single(app.add_option(name, value, help), metavar);
 }
 
-CLI::Option* add_value(CLI::App& app, const std::string& name, int64_t& value,
-                       const std::string& metavar, const std::string& help) {
+Opt add_value(CLI::App& app, const std::string& name, int64_t& value,
+              const std::string& metavar, const std::string& help) {
   return single(app.add_option(name, value, help), metavar)->check(integer_value());
 }
 
-CLI::Option* add_value(CLI::App& app, const std::string& name, double& value,
-                       const std::string& metavar, const std::string& help) {
+Opt add_value(CLI::App& app, const std::string& name, double& value,
+              const std::string& metavar, const std::string& help) {
   return single(app.add_option(name, value, help), metavar)->check(number_value());
 }
 
-CLI::Option* add_list(CLI::App& app, const std::string& name, std::vector<std::string>& values,
-                      const std::string& metavar, const std::string& help) {
+Opt add_list(CLI::App& app, const std::string& name, std::vector<std::string>& values,
+             const std::string& metavar, const std::string& help) {
   CLI::Option* o = app.add_option(name, values, help)->type_name(metavar);
   if (!o->get_positional())
     o->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  return o;
+  return Opt(o);
 }
 
-CLI::Option* add_switch(CLI::App& app, const std::string& name, bool& value,
-                        const std::string& help) {
-  return app.add_flag(name, value, help)->disable_flag_override();
+Opt add_switch(CLI::App& app, const std::string& name, bool& value, const std::string& help) {
+  return Opt(app.add_flag(name, value, help)->disable_flag_override());
 }
 
 }  // namespace llmpi
