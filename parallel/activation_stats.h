@@ -22,7 +22,6 @@ class ActivationStats : public BlockObserver {
 
   void arm();     // start measuring (clears the sums)
   void disarm();  // stop measuring
-  bool armed() const { return armed_; }
   void block_output(Backend& be, int64_t layer, const Tensor& out) override;
   bool observing() const override { return armed_; }
 

@@ -36,7 +36,9 @@ class StepGraphs {
   StepGraphs& operator=(const StepGraphs&) = delete;
 
   // Runs a micro-batch's forward `work` (see above for when it is replayed).
-  void forward(bool replayable, const std::function<void()>& work) { run(fwd_, replayable, 0.0, work); }
+  void forward(bool replayable, const std::function<void()>& work) {
+    run(fwd_, replayable, 0.0, work);
+  }
   // Runs its backward `work`, whose ops read the uniform loss scale `scale`.
   void backward(bool replayable, double scale, const std::function<void()>& work) {
     run(bwd_, replayable, scale, work);

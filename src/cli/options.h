@@ -44,7 +44,6 @@ class Opt {
   Opt check(ValueCheck c);   // run c on every value given
   Opt excludes(Opt other);   // this and `other` may not both be given
   size_t count() const;      // occurrences on the parsed command line
-  CLI::Option* option() const { return o_; }
 
  private:
   CLI::Option* o_;

@@ -86,14 +86,13 @@ struct AdamStep {
   float lr, beta1, beta2, eps, grad_scale, inv_bc1, inv_bc2;
 };
 
-// One element's update: m, v and p in place; returns the new p.
-__device__ __forceinline__ float adamw_element(const AdamStep& h, float wd, float grad,
-                                               float& m, float& v, float& p) {
+// One element's update of m, v and p, in place.
+__device__ __forceinline__ void adamw_element(const AdamStep& h, float wd, float grad, float& m,
+                                              float& v, float& p) {
   const float g = h.grad_scale * grad;
   m = h.beta1 * m + (1.f - h.beta1) * g;
   v = h.beta2 * v + (1.f - h.beta2) * g * g;
   p = p - h.lr * ((m * h.inv_bc1) / (sqrtf(v * h.inv_bc2) + h.eps) + wd * p);
-  return p;
 }
 
 __global__ void adamw_kernel(const AdamChunk* chunks, AdamStep h) {
