@@ -146,7 +146,8 @@ std::string resolve_model_source(const std::string& path) {
   if (!fs::is_directory(path, ec)) return path;
   const fs::path model = fs::path(path) / "model.h5";
   if (fs::exists(model, ec)) return model.string();
-  const Discovery d = find_latest_valid(path, MPI_COMM_SELF, /*verify_tensors=*/true);
+  // Serial (MPI_COMM_NULL): export-hf and lora merge call this without initialising MPI.
+  const Discovery d = find_latest_valid(path, MPI_COMM_NULL, /*verify_tensors=*/true);
   if (d.found) return d.found->path;
   std::string why;
   for (const std::string& r : d.rejected) why += "\n  " + r;

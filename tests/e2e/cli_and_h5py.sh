@@ -100,4 +100,13 @@ ckpt=$(ls run/checkpoints/step_*.h5 | tail -1)
 grep -q ' 0 checksum mismatches' h5c.txt || { cat h5c.txt; fail "h5py checkpoint checksums"; }
 grep -q 'optimizer: step_count 12' h5c.txt || { cat h5c.txt; fail "h5py: optimizer state"; }
 grep -q 'data: steps .*12, 4 samples each' h5c.txt || { cat h5c.txt; fail "h5py: data mapping"; }
+# A run directory without model.h5 (a job that stopped before its end): export-hf reads its
+# newest valid checkpoint (docs/interop.md), and lora merge resolves the directory the same
+# way; both are serial commands that never initialise MPI.
+mkdir run-ckpt-only && cp -r run/checkpoints run/config.toml run-ckpt-only/
+expect_code 0 "$llmpi" export-hf run-ckpt-only --out hf-ckpt
+grep -q 'exported run-ckpt-only/checkpoints/step_00000012.h5' out.txt ||
+  { cat out.txt; fail "export-hf of a run directory without model.h5: not its newest checkpoint"; }
+expect_code 2 "$llmpi" lora merge run-ckpt-only --out merged.h5
+grep -q 'holds a full model, not LoRA adapters' err.txt || { cat err.txt; fail "lora merge of a run directory without model.h5"; }
 echo "cli_and_h5py: 1 passed, 0 failed"
