@@ -159,6 +159,7 @@ CudaBackendOptions CudaBackendOptions::from_env() {
   if (const char* f = std::getenv("LLMPI_FUSED"); f && *f) o.fused = parse_fusions(f);
   o.deterministic = env_flag("LLMPI_DETERMINISTIC", o.deterministic);
   o.cudnn_tune = env_flag("LLMPI_CUDNN_TUNE", o.cudnn_tune);
+  o.gemm_tune = env_flag("LLMPI_GEMM_TUNE", o.gemm_tune);
   return o;
 }
 
@@ -192,7 +193,8 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : options_(options) 
   LLMPI_CUDA(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
   LLMPI_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   LLMPI_CUDA(cudaMallocHost(&pinned_, sizeof(double)));
-  matmul_ = std::make_unique<MatmulRunner>(stream_, options_.matmul_workspace_bytes);
+  matmul_ = std::make_unique<MatmulRunner>(stream_, options_.matmul_workspace_bytes,
+                                           options_.gemm_tune && !options_.deterministic);
 }
 
 CudaBackend::~CudaBackend() {

@@ -47,12 +47,15 @@ struct CudaBackendOptions {
   // shape and keep the fastest (stderr names them), instead of the heuristic's first. A
   // timing-dependent choice, so never under `deterministic`.
   bool cudnn_tune = false;
+  // cuBLASLt: time up to eight of the heuristic's algorithms on the first call of each matrix
+  // product shape and keep the fastest (matmul.h). Timing-dependent, so never `deterministic`.
+  bool gemm_tune = false;
   CudaFusions fused;
 
   // Defaults overridden by the environment: LLMPI_ATTENTION = auto | cudnn | own;
   // LLMPI_ATTENTION_BACKWARD = auto | tc | simt; LLMPI_DETERMINISTIC = 0 | 1;
   // LLMPI_FUSED = all (1) | none (0) | a comma-separated subset of norm, gelu, swiglu (the ones on);
-  // LLMPI_CUDNN_TUNE = 0 | 1.
+  // LLMPI_CUDNN_TUNE = 0 | 1; LLMPI_GEMM_TUNE = 0 | 1.
   // A bad value is a UserError naming the variable and the accepted values.
   static CudaBackendOptions from_env();
 };

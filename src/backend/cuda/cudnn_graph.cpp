@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "backend/cuda/candidate_timer.h"
 #include "backend/cuda/cuda_check.h"
 #include "core/error.h"
 
@@ -222,44 +223,18 @@ bool Plan::run(cudnnHandle_t handle, const Candidate& c, std::span<const int64_t
 std::string Plan::tune(cudnnHandle_t handle, cudaStream_t stream, std::span<const int64_t> uids,
                        std::span<void* const> ptrs, void* workspace,
                        const std::function<void()>& reset, int reps) {
-  cudaEvent_t start = nullptr, stop = nullptr;
-  LLMPI_CUDA(cudaEventCreate(&start));
-  LLMPI_CUDA(cudaEventCreate(&stop));
-  std::vector<float> ms(candidates_.size(), -1.0f);
-  for (size_t i = 0; i < candidates_.size(); ++i) {
-    reset();
-    if (!run(handle, candidates_[i], uids, ptrs, workspace)) continue;  // warm-up; refused
-    float best = 0;
-    for (int r = 0; r < reps; ++r) {
-      reset();
-      LLMPI_CUDA(cudaEventRecord(start, stream));
-      const bool ok = run(handle, candidates_[i], uids, ptrs, workspace);
-      LLMPI_CUDA(cudaEventRecord(stop, stream));
-      LLMPI_CUDA(cudaEventSynchronize(stop));
-      if (!ok) break;
-      float t = 0;
-      LLMPI_CUDA(cudaEventElapsedTime(&t, start, stop));
-      best = r == 0 ? t : std::min(best, t);  // reset() is outside the timed window
-      if (r == reps - 1) ms[i] = best;
-    }
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  size_t chosen = candidates_.size();
-  for (size_t i = 0; i < ms.size(); ++i)
-    if (ms[i] >= 0 && (chosen == candidates_.size() || ms[i] < ms[chosen])) chosen = i;
+  CandidateTimer timer(stream);
+  std::vector<float> ms(candidates_.size());
+  for (size_t i = 0; i < candidates_.size(); ++i)
+    ms[i] = timer.best_ms(reps, [&] { return run(handle, candidates_[i], uids, ptrs, workspace); },
+                          reset);
+  const size_t chosen = fastest(ms);
   if (chosen == candidates_.size())
     throw InternalError("cuDNN: no candidate plan of the graph executes");
   chosen_ = chosen;
   tuned_ = true;
-  std::string report;
-  for (size_t i = 0; i < ms.size(); ++i) {
-    if (!report.empty()) report += ", ";
-    report += detail::concat("engine ", candidates_[i].engine, ": ");
-    report += ms[i] < 0 ? std::string("failed") : detail::concat(ms[i], " ms");
-    if (i == chosen) report += " (chosen)";
-  }
-  return report;
+  return timing_report(ms, chosen,
+                       [&](size_t i) { return detail::concat("engine ", candidates_[i].engine); });
 }
 
 void Plan::execute(cudnnHandle_t handle, std::span<const int64_t> uids,

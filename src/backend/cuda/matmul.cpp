@@ -2,6 +2,12 @@
 // output dtype, epilogue, alignment), built on first use and reused (matmul.h).
 #include "backend/cuda/matmul.h"
 
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/candidate_timer.h"
+#include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "core/error.h"
 
@@ -42,10 +48,12 @@ struct MatmulRunner::Plan {
   DescPtr desc;
   LayoutPtr a, b, d;
   cublasLtMatmulAlgo_t algo{};
+  std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, in its order (tuning)
+  bool tuned = false;
 };
 
-MatmulRunner::MatmulRunner(cudaStream_t stream, size_t workspace_bytes)
-    : stream_(stream), workspace_bytes_(workspace_bytes) {
+MatmulRunner::MatmulRunner(cudaStream_t stream, size_t workspace_bytes, bool tune)
+    : stream_(stream), workspace_bytes_(workspace_bytes), tune_(tune) {
   LLMPI_CUBLAS(cublasLtCreate(&handle_));
   if (workspace_bytes_) LLMPI_CUDA(cudaMalloc(&workspace_, workspace_bytes_));
 }
@@ -114,18 +122,21 @@ MatmulRunner::Plan* MatmulRunner::plan_for(const MatmulSpec& s, const Key& key,
   LLMPI_CUBLAS(cublasLtMatmulPreferenceSetAttribute(
       pref_raw, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof al_d));
 
-  cublasLtMatmulHeuristicResult_t result{};
+  cublasLtMatmulHeuristicResult_t results[kTuneCandidates]{};
   int found = 0;
   const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
-      handle_, desc, plan->a.get(), plan->b.get(), plan->d.get(), plan->d.get(), pref_raw, 1,
-      &result, &found);
+      handle_, desc, plan->a.get(), plan->b.get(), plan->d.get(), plan->d.get(), pref_raw,
+      tune_ ? kTuneCandidates : 1, results, &found);
   if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED)
     fail_cublas(st, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
   if (st == CUBLAS_STATUS_NOT_SUPPORTED || found == 0) {
     plans_.emplace(key, nullptr);  // refused, and remembered as such
     return nullptr;
   }
-  plan->algo = result.algo;
+  plan->algo = results[0].algo;
+  for (int i = 0; i < found; ++i)
+    if (results[i].state == CUBLAS_STATUS_SUCCESS) plan->candidates.push_back(results[i].algo);
+  plan->tuned = !tune_ || plan->candidates.size() < 2;
   return plans_.emplace(key, std::move(plan)).first->second.get();
 }
 
@@ -167,11 +178,45 @@ bool MatmulRunner::try_run(const MatmulSpec& s, const void* a, const void* b, vo
   if (s.gelu != MatmulGelu::none)
     LLMPI_CUBLAS(cublasLtMatmulDescSetAttribute(
         p->desc.get(), CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux));
-  const float alpha = 1.f, beta = s.accumulate ? 1.f : 0.f;
-  LLMPI_CUBLAS(cublasLtMatmul(handle_, p->desc.get(), &alpha, a, p->a.get(), b, p->b.get(),
-                              &beta, d, p->d.get(), d, p->d.get(), &p->algo, workspace_,
-                              workspace_bytes_, stream_));
+  if (!p->tuned) tune(*p, s, a, b);
+  LLMPI_CUBLAS(launch(*p, p->algo, s, a, b, d));
   return true;
+}
+
+cublasStatus_t MatmulRunner::launch(const Plan& p, const cublasLtMatmulAlgo_t& algo,
+                                    const MatmulSpec& s, const void* a, const void* b, void* d) {
+  const float alpha = 1.f, beta = s.accumulate ? 1.f : 0.f;
+  return cublasLtMatmul(handle_, p.desc.get(), &alpha, a, p.a.get(), b, p.b.get(), &beta, d,
+                        p.d.get(), d, p.d.get(), &algo, workspace_, workspace_bytes_, stream_);
+}
+
+void MatmulRunner::tune(Plan& p, const MatmulSpec& s, const void* a, const void* b) {
+  p.tuned = true;
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  LLMPI_CUDA(cudaStreamIsCapturing(stream_, &capture));
+  if (capture != cudaStreamCaptureStatusNone) return;  // timing needs synchronization
+  // The candidates write a scratch D (read as C too when accumulating: zeros).
+  const size_t d_bytes = static_cast<size_t>(s.ldd * s.n) * (s.d_f32 ? 4 : 2);
+  Scratch out(stream_, d_bytes);
+  LLMPI_CUDA(cudaMemsetAsync(out.as<void>(), 0, d_bytes, stream_));
+  CandidateTimer timer(stream_);
+  ++timed_plans_;
+  std::vector<float> ms(p.candidates.size());
+  for (size_t i = 0; i < p.candidates.size(); ++i)
+    ms[i] = timer.best_ms(
+        3,
+        [&] { return launch(p, p.candidates[i], s, a, b, out.as<void>()) == CUBLAS_STATUS_SUCCESS; },
+        [] {});
+  const size_t chosen = fastest(ms);
+  if (chosen == ms.size()) return;  // none ran: keep the heuristic's first
+  p.algo = p.candidates[chosen];
+  const std::string report =
+      timing_report(ms, chosen, [](size_t i) { return detail::concat("algo ", i); });
+  std::fprintf(stderr, "llmpi: cuBLASLt m=%lld n=%lld k=%lld trans=%d%d %s out%s%s: %s\n",
+               static_cast<long long>(s.m), static_cast<long long>(s.n),
+               static_cast<long long>(s.k), int(s.trans_a), int(s.trans_b),
+               s.d_f32 ? "f32" : "bf16", s.accumulate ? " accumulated" : "",
+               s.gelu == MatmulGelu::none ? "" : " gelu epilogue", report.c_str());
 }
 
 }  // namespace llmpi::cuda

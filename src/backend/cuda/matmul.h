@@ -11,6 +11,11 @@
 // D = (op(A)·op(B)) ⊙ gelu′(aux) (CUBLASLT_EPILOGUE_DGELU). aux is bf16 with D's layout
 // (leading dimension ldd, a multiple of 8). A shape the heuristic refuses is cached as
 // refused: try_run returns false and the caller runs the unfused kernels.
+// Algorithm: the heuristic's first by default. With `tune` (LLMPI_GEMM_TUNE), the first run of
+// each plan outside stream capture times up to kTuneCandidates of the heuristic's algorithms
+// on the call's own operands (D written to scratch, so an accumulating D is untouched; a
+// GELU_AUX aux is written and then rewritten by the real run), keeps the fastest and prints
+// one line to stderr. A timing-dependent choice: the backend never tunes deterministic runs.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -35,7 +40,9 @@ struct MatmulSpec {
 
 class MatmulRunner {
  public:
-  MatmulRunner(cudaStream_t stream, size_t workspace_bytes);
+  static constexpr int kTuneCandidates = 8;
+
+  MatmulRunner(cudaStream_t stream, size_t workspace_bytes, bool tune = false);
   ~MatmulRunner();
   MatmulRunner(const MatmulRunner&) = delete;
   MatmulRunner& operator=(const MatmulRunner&) = delete;
@@ -46,6 +53,8 @@ class MatmulRunner {
   bool try_run(const MatmulSpec& s, const void* a, const void* b, void* d, const void* bias,
                const void* aux = nullptr);
   size_t cached_plans() const { return plans_.size(); }
+  // Plans whose candidates were timed (tuning on; each plan at most once).
+  int timed_plans() const { return timed_plans_; }
 
  private:
   struct Plan;
@@ -53,11 +62,17 @@ class MatmulRunner {
   // The plan for s (built on first use), or null when cuBLASLt has none (cached as well).
   Plan* plan_for(const MatmulSpec& s, const Key& key, const void* bias, const void* aux,
                  int align_a, int align_b, int align_d);
+  // Times p's candidates on these operands and keeps the fastest (see the class comment).
+  void tune(Plan& p, const MatmulSpec& s, const void* a, const void* b);
+  cublasStatus_t launch(const Plan& p, const cublasLtMatmulAlgo_t& algo, const MatmulSpec& s,
+                        const void* a, const void* b, void* d);
 
   cudaStream_t stream_;
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_;
+  bool tune_;
+  int timed_plans_ = 0;
   std::map<Key, std::unique_ptr<Plan>> plans_;
 };
 
