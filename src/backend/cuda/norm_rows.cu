@@ -320,7 +320,7 @@ void launch_forward(cudaStream_t stream, bool layer, const RowShape& sh, bf16* o
 }
 
 // A resident grid (blocks per SM from the occupancy calculator) loops over the rows: one
-// partial row per block, added up by column_sum_finish in block order.
+// partial row per block, added up by column_sum_finish in a fixed order.
 template <int VPT>
 void launch_backward(cudaStream_t stream, int sm_count, bool layer, const RowShape& sh,
                      bf16* dx, float* dgain, float* dbias, const bf16* dout, const bf16* dres,
@@ -340,9 +340,7 @@ void launch_backward(cudaStream_t stream, int sm_count, bool layer, const RowSha
                                                                  rstd, N, C, sh.group);
   LLMPI_CUDA_LAUNCH_CHECK();
   if (!dgain) return;
-  column_sum_finish<2><<<static_cast<unsigned>((C + 255) / 256), 256, 0, stream>>>(
-      dgain, layer ? dbias : nullptr, p, C, grid);
-  LLMPI_CUDA_LAUNCH_CHECK();
+  column_sum_finish_launch<2>(stream, dgain, layer ? dbias : nullptr, p, C, grid);
 }
 
 }  // namespace

@@ -10,7 +10,7 @@
 //   backward: reads x, dout (+ dres) once, writes dx = [dres +] ∂/∂x; each thread
 //             accumulates dgain, dbias for its columns over the block's rows in registers,
 //             the row groups combine in shared memory in a fixed order, each block writes one
-//             partial row, and column_sum_finish adds the partials in block order: no atomics,
+//             partial row, and column_sum_finish adds the partials in a fixed order: no atomics,
 //             the same bits every run for a given GPU and shape.
 // The statistics of a fused forward are those of the stored bf16 sum, so norm_forward of
 // that sum later (activation recomputation) gives the same bits.
