@@ -28,6 +28,10 @@
   X(checkpoint_saved, info, "checkpoint {path} saved[: {size_bytes}][ in {write_s}]"            \
                             "[ ({write_gbps})][, training stalled {stall_s}]")                  \
   X(checkpoint_rejected, warning, "checkpoint {path} rejected: {reason}")                        \
+  X(checkpoint_deleted, info, "checkpoint {path} deleted (retention)")                          \
+  X(checkpoint_set_aside, warning, "checkpoint {path} is unreadable[ ({message})]; moved aside " \
+                                   "to {moved_to}")                                             \
+  X(temporary_removed, notice, "removed {path} (an interrupted save)")                          \
   X(loss_spike, warning, "loss spike: loss {loss} (z {loss_z}), gradient norm {grad_norm} "     \
                          "(z {grad_z}); action: {action}")                                      \
   X(step_skipped, warning, "update of step {step} not applied: {reason}")                        \

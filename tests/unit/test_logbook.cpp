@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "io/logbook.h"
 #include "io/logbook_file.h"
+#include "jobs/run_events.h"
 
 extern char** environ;
 
@@ -305,6 +306,16 @@ TEST(Logbook, FormatDocDescribesEveryFieldStatAndEventType) {
     EXPECT_NE(doc.find("| `" + std::string(t.name) + "` |"), std::string::npos) << t.name;
   for (const char* d : {"/journal/time_unix", "/journal/details_offset", "/journal/details ", "/layers/params"})
     EXPECT_NE(doc.find(d), std::string::npos) << d;
+}
+
+// Every run event becomes a journal event of the same name (train/logbook_observer.h), so each
+// needs a row in io/journal.h: its severity and LOGBOOK.md sentence (and, through the test
+// above, a row in docs/logbook-format.md).
+TEST(Logbook, EveryRunEventIsAJournalType) {
+#define LLMPI_EXPECT_JOURNAL_TYPE(name) \
+  EXPECT_TRUE(find_event_type(event_name(RunEventKind::name)).has_value()) << #name;
+  LLMPI_RUN_EVENTS(LLMPI_EXPECT_JOURNAL_TYPE)
+#undef LLMPI_EXPECT_JOURNAL_TYPE
 }
 
 TEST(Logbook, ExportsCarryEveryFieldAndEvent) {
