@@ -19,8 +19,9 @@
 
 // X(name, severity, sentence)
 #define LLMPI_JOURNAL_EVENTS(X)                                                                  \
-  X(run_start, info, "run started at step {step} on {layout} ({world_size} ranks[ on {hosts}]); " \
-                     "llmpi {llmpi_version}, git {git_revision}, config {config_hash}")           \
+  X(run_start, info, "run started at step {step} on {layout} (world size {world_size}"           \
+                     "[ on {hosts}]); llmpi {llmpi_version}, git {git_revision}, config "        \
+                     "{config_hash}")                                                            \
   X(resume, info, "resumed from {checkpoint} (step {from_step}[, saved on {saved_layout}]) on "  \
                   "{layout}")                                                                    \
   X(config_change, notice, "configuration changed since the previous segment[: {summary}]"     \
