@@ -36,6 +36,35 @@ bool is_env_name(const std::string& s) {
   return true;
 }
 
+// `value` with control characters spelt out ("\n", "\x1b"), for a message.
+std::string visible(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else out += c;
+  }
+  return out;
+}
+
+// Every value lands on one line of the script (a #SBATCH directive, the header comment, an
+// export or the launch line): a line break would end that line early and make the rest a
+// command of its own, so a control character in any value is refused.
+void check_one_line(const std::string& value, const std::string& what) {
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f)
+      user_error(what, ": '", visible(value), "' holds a control character (a line break?); "
+                 "expected one line of text, as every value goes on one line of the batch script");
+  }
+}
+
 }  // namespace
 
 int64_t parse_slurm_time(const std::string& text, const std::string& what) {
@@ -105,9 +134,22 @@ void validate_batch_spec(const BatchSpec& b) {
   LLMPI_CHECK(!b.train_args.empty(), "batch spec without a command");
   for (const auto& [k, v] : b.env)
     if (!is_env_name(k)) user_error("--env: '", k, "' is not an environment variable name");
-  for (const std::string& s : b.sbatch_extra)
-    if (s.rfind("--", 0) != 0 || s.find('\n') != std::string::npos)
+  for (const std::string& s : b.sbatch_extra) {
+    check_one_line(s, "--sbatch-arg");
+    if (s.rfind("--", 0) != 0)
       user_error("--sbatch-arg: expected one sbatch option such as --exclusive or --mem=0, got '", s, "'");
+  }
+  for (const auto& [value, what] : {std::pair<const std::string*, const char*>{&b.job_name, "--job-name"},
+                                    {&r.partition, "--partition"}, {&r.account, "--account"},
+                                    {&r.qos, "--qos"}, {&r.constraint, "--constraint"},
+                                    {&b.workdir, "the working directory"},
+                                    {&b.run_dir, "run.dir"}, {&b.output, "the job output path"},
+                                    {&b.llmpi_bin, "the llmpi binary's path"},
+                                    {&b.submitted_with, "the submitting command line"}})
+    check_one_line(*value, what);
+  for (const auto& [k, v] : b.env) check_one_line(v, "--env " + k);
+  for (const std::string& s : b.launcher_extra) check_one_line(s, "--launcher-arg");
+  for (const std::string& s : b.train_args) check_one_line(s, "the training command (CONFIG or --set)");
 }
 
 std::string shell_quote(const std::string& word) {

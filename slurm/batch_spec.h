@@ -5,7 +5,9 @@
 // Invariants (checked by validate_batch_spec, one place): nodes, tasks_per_node >= 1;
 // gpus/cpus per task >= 0; 0 < signal margin < time limit when a limit is set; the stop
 // signal is USR1, USR2 or TERM, and TERM only with srun (mpirun ends the job on TERM
-// instead of forwarding it); chain_length >= 1; max_requeues >= 0; paths absolute.
+// instead of forwarding it); chain_length >= 1; max_requeues >= 0; paths absolute; no value
+// holds a control character (each goes on one line of the script; a line break would start
+// a command of its own).
 #include <cstdint>
 #include <string>
 #include <utility>

@@ -259,6 +259,26 @@ TEST(SlurmScript, RefusesInconsistentSpecs) {
   b = sample_spec();
   b.chain_length = 0;
   refused(b, "--chain");
+  // A line break in any value would end its line of the script and run the rest as a
+  // command (the partition's line, the header comment, an export, the launch line).
+  b = sample_spec();
+  b.res.partition = "gpu\nrm -rf ~";
+  refused(b, "--partition: 'gpu\\nrm -rf ~' holds a control character");
+  b = sample_spec();
+  b.job_name = "x\n#SBATCH --exclusive";
+  refused(b, "--job-name");
+  b = sample_spec();
+  b.env = {{"A", "1\nrm -rf /"}};
+  refused(b, "--env A");
+  b = sample_spec();
+  b.launcher_extra = {"--foo\rbar"};
+  refused(b, "--launcher-arg");
+  b = sample_spec();
+  b.train_args.push_back("run.dir=a\nb");
+  refused(b, "--set");
+  b = sample_spec();
+  b.submitted_with += " --env 'A=1\nrm -rf /'";
+  refused(b, "the submitting command line");
 }
 
 TEST(SlurmScript, ActsOnEachExitCode) {
