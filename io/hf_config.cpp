@@ -55,11 +55,14 @@ struct Reader {
   void require(const char* key, bool want, bool fallback, const std::string& why) const {
     if (flag(key, fallback) != want) fail(key, std::string(want ? "false" : "true") + " is not supported (" + why + ")");
   }
+  // A token id, or the first of a list of them (several eos); -1 when absent.
   int64_t token(const char* key) const {
     if (!has(key)) return -1;
-    if (j[key].is_array()) return j[key].empty() ? -1 : j[key][0].get<int64_t>();  // several eos
-    if (!j[key].is_number_integer()) fail(key, "expected a token id, got " + j[key].dump());
-    return j[key].get<int64_t>();
+    const Json& all = j[key];
+    if (all.is_array() && all.empty()) return -1;
+    const Json& v = all.is_array() ? all[0] : all;
+    if (!v.is_number_integer()) fail(key, "expected a token id or a list of them, got " + all.dump());
+    return v.get<int64_t>();
   }
 };
 
@@ -101,9 +104,15 @@ void read_llama(const Reader& r, ModelConfig& m) {
   if (r.has("rope_scaling")) r.fail("rope_scaling", r.j["rope_scaling"].dump() + " is not supported (llmpi implements plain RoPE)");
   if (r.has("rope_parameters")) {  // newer transformers: {"rope_type": ..., "rope_theta": ...}
     const Json& p = r.j["rope_parameters"];
-    if (!p.is_object() || p.value("rope_type", "default") != "default")
-      r.fail("rope_parameters", p.dump() + " is not supported (llmpi implements plain RoPE)");
-    if (p.contains("rope_theta") && p["rope_theta"].is_number()) m.rope_theta = p["rope_theta"].get<double>();
+    const bool plain = p.is_object() && (!p.contains("rope_type") ||
+                                         (p["rope_type"].is_string() && p["rope_type"] == "default"));
+    if (!plain) r.fail("rope_parameters", p.dump() + " is not supported (llmpi implements plain RoPE)");
+    if (p.contains("rope_theta")) {
+      const Json& t = p["rope_theta"];
+      if (!t.is_number() || !(t.get<double>() > 0))
+        r.fail("rope_parameters.rope_theta", "expected a positive number, got " + t.dump());
+      m.rope_theta = t.get<double>();
+    }
   }
   r.require("attention_bias", false, false, "llmpi's Llama has no attention biases");
   r.require("mlp_bias", false, false, "llmpi's Llama has no MLP biases");

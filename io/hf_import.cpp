@@ -54,6 +54,13 @@ HfModelSource open_hf_model(const std::string& dir) {
   HfModelSource s{dir, read_hf_config(dir), SafetensorsSet(dir), ""};
   const ModelConfig& m = s.meta.model;
   if (m.arch == Arch::gpt2) s.gpt2_prefix = s.weights.contains("wte.weight") ? "" : "transformer.";
+  // Every layer has tensors of its own: a layer count above the tensors held is refused before
+  // n_layer layers of names are listed (a damaged count would take hours and all memory).
+  const int64_t held = int64_t(s.weights.names().size());
+  if (m.n_layer > held)
+    user_error(dir, "/config.json: ", m.arch == Arch::gpt2 ? "n_layer" : "num_hidden_layers", " = ",
+               m.n_layer, " but the safetensors hold ", held, " tensors in all; expected at most one ",
+               "layer per tensor (the layer count of the model these weights belong to)");
   std::vector<std::string> expected;
   for (const HfTensorMap& t : maps_of(s)) {
     if (!s.weights.contains(t.hf_name))
@@ -123,6 +130,10 @@ void fill_params(const HfModelSource& src, ParamStore& store, Backend& be) {
 }
 
 HfImportReport import_hf(const std::string& dir, const std::string& out_model) {
+  std::error_code ec;
+  if (fs::is_directory(out_model, ec))
+    user_error(out_model, ": is a directory; expected the path of the model file to write "
+               "(e.g. ", (fs::path(out_model) / "model.h5").string(), ")");
   HfImportReport rep;
   const HfModelSource src = open_hf_model(dir);
   rep.meta = src.meta;

@@ -76,7 +76,11 @@ void save_model_file(const std::string& path, MPI_Comm comm, Backend& be,
   if (comm_rank(comm) == 0) {
     std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
-    if (ec) user_error(path, ": cannot rename the finished file from ", tmp, ": ", ec.message());
+    if (ec) {
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);  // ours: nothing half-finished stays behind
+      user_error(path, ": cannot rename the finished file from ", tmp, ": ", ec.message());
+    }
   }
   if (comm != MPI_COMM_NULL) MPI_Barrier(comm);
 }

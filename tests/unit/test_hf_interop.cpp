@@ -361,6 +361,14 @@ TEST_F(HfInterop, MalformedModelDirectoriesAreRefusedNamingTheKey) {
       {"gpt2", "integer weights", none, add_tensor("transformer.h.0.attn.bias", {1, 1, 12, 12}, StDtype::boolean), "(no UserError)"},
       {"gpt2", "unknown tensor", none, add_tensor("transformer.h.0.attn.c_attn.lora_A", {4, 16}), "lora_A\" is not part of a gpt2"},
       {"gpt2", "not json", [](Json& j) { j = "oops"; }, {}, "expected a JSON object"},
+      // Values of the wrong JSON type inside lists and objects, and a layer count far above
+      // the tensors held (it was listed layer by layer first: hours and all memory).
+      {"gpt2", "eos list of strings", [](Json& j) { j["eos_token_id"] = {"a"}; }, {}, "eos_token_id: expected a token id or a list of them, got [\"a\"]"},
+      {"gpt2", "bos list of null", [](Json& j) { j["bos_token_id"] = Json::array({nullptr}); }, {}, "bos_token_id: expected a token id"},
+      {"llama", "rope_type a number", [](Json& j) { j["rope_parameters"] = {{"rope_type", 5}}; }, {}, "rope_parameters: {\"rope_type\":5} is not supported"},
+      {"llama", "rope_theta a string", [](Json& j) { j["rope_parameters"] = {{"rope_theta", "x"}}; }, {}, "rope_parameters.rope_theta: expected a positive number, got \"x\""},
+      {"gpt2", "layer count", [](Json& j) { j["n_layer"] = int64_t(1) << 40; }, {}, "n_layer = 1099511627776 but the safetensors hold"},
+      {"llama", "layer count", [](Json& j) { j["num_hidden_layers"] = int64_t(1) << 40; }, {}, "num_hidden_layers = 1099511627776 but the safetensors hold"},
   };
   for (const Case& c : cases) {
     const std::string dir = path("case");
@@ -378,4 +386,12 @@ TEST_F(HfInterop, MalformedModelDirectoriesAreRefusedNamingTheKey) {
     EXPECT_NE(msg.find(c.fragment), std::string::npos) << c.what << ": " << msg;
     if (c.fragment != "(no UserError)") EXPECT_NE(msg.find(dir), std::string::npos) << c.what << ": " << msg;
   }
+  // --out naming a directory is refused before anything is written beside it (it left
+  // DIR.tmp, 4 MB, and DIR.tokenizer.json in DIR's parent).
+  const std::string out_dir = path("an-existing-dir");
+  fs::create_directories(out_dir);
+  EXPECT_NE(message_of([&] { import_hf(path("gpt2"), out_dir); }).find(out_dir + ": is a directory"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(out_dir + ".tmp"));
+  EXPECT_FALSE(fs::exists(out_dir + ".tokenizer.json"));
 }
