@@ -4,6 +4,7 @@
 // leftover .tmp is never a candidate), integrity (flipped byte, truncation, missing header),
 // and discovery with fallback from corrupt, truncated and partial files.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <fstream>
 
@@ -198,6 +199,15 @@ TEST(Checkpoint, IntegrityRejectsFlippedByteTruncationAndMissingHeader) {
             std::string::npos);
   EXPECT_NE(verify_checkpoint((dir / "missing.h5").string(), MPI_COMM_NULL).find("cannot be opened"),
             std::string::npos);
+  // A directory (--resume DIR) was called "truncated: 4096 bytes"; a FIFO blocked open() for
+  // ever, deaf to the stop signal.
+  const fs::path sub = dir / "step_00000009.h5";
+  fs::create_directories(sub);
+  EXPECT_NE(verify_checkpoint(sub.string(), MPI_COMM_NULL).find("is a directory; expected a checkpoint file"),
+            std::string::npos);
+  const std::string fifo = (dir / "fifo.h5").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_NE(verify_checkpoint(fifo, MPI_COMM_NULL).find("is not a regular file"), std::string::npos);
   // The untouched original still verifies and loads.
   EXPECT_EQ(verify_checkpoint(path, MPI_COMM_NULL), "");
   expect_loads_exactly(path);
