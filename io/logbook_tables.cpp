@@ -15,6 +15,7 @@ h5::Id fixed_string_type(size_t n) {
 }
 
 h5::Id file_access() {
+  h5::silence_errors();  // as io/hdf5.cpp's file_access: our messages only, no HDF5 stack
   h5::Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   // SWMR needs the 1.10 file format; h5py (HDF5 >= 1.10) reads it.
   H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);

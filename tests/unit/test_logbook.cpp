@@ -21,6 +21,7 @@
 #include "io/logbook.h"
 #include "io/logbook_file.h"
 #include "jobs/run_events.h"
+#include "llmpi_binary.h"
 
 extern char** environ;
 
@@ -289,6 +290,13 @@ TEST(Logbook, ReaderRejectsWhatIsNotALogbook) {
   EXPECT_THROW(read_logbook_file((dir / "none.h5").string()), UserError);
   std::ofstream(dir / "junk.h5") << "junk";
   EXPECT_THROW(read_logbook_file((dir / "junk.h5").string()), UserError);
+  // `llmpi logbook` (a fresh process: nothing else has opened an HDF5 file) says only what is
+  // wrong, without HDF5's own error stack (it printed 10 lines of H5F__super_read first).
+  std::ofstream(dir / "logbook.h5") << "junk";
+  const auto [rc, out] = run_llmpi("logbook " + dir.string());
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("logbook.h5: cannot be read as an HDF5 logbook"), std::string::npos) << out;
+  EXPECT_EQ(out.find("HDF5-DIAG"), std::string::npos) << out;
   fs::remove_all(dir);
 }
 
