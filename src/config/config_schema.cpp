@@ -22,6 +22,9 @@ constexpr Bounds at_least(double lo) { return {lo, kInf, false, false}; }
 constexpr Bounds above(double lo) { return {lo, kInf, true, false}; }
 constexpr Bounds between(double lo, double hi) { return {lo, hi, false, false}; }
 constexpr Bounds half_open(double lo, double hi) { return {lo, hi, false, true}; }
+// A model size: token ids are 32-bit, and products of sizes (4 * d_model, seq_len + 1, shapes)
+// must stay far from 64-bit overflow (d_model = 2^62 made the default d_ff 0).
+constexpr Bounds model_size() { return between(1, 2147483647.0); }
 
 constexpr Presence kOptional = Presence::optional;
 constexpr Presence kRequired = Presence::required;
@@ -34,13 +37,13 @@ const std::array<std::string_view, 11> kSections = {
 const ConfigKey kKeys[] = {
     // [model]
     {"model", "arch", FIELD(model.arch)},
-    {"model", "vocab_size", FIELD(model.vocab_size), kRequired, at_least(1)},
-    {"model", "n_layer", FIELD(model.n_layer), kRequired, at_least(1)},
-    {"model", "n_head", FIELD(model.n_head), kRequired, at_least(1)},
-    {"model", "n_kv_head", FIELD(model.n_kv_head), kDerived, at_least(1)},
-    {"model", "d_model", FIELD(model.d_model), kRequired, at_least(1)},
-    {"model", "d_ff", FIELD(model.d_ff), kDerived, at_least(1)},
-    {"model", "max_seq_len", FIELD(model.max_seq_len), kRequired, at_least(1)},
+    {"model", "vocab_size", FIELD(model.vocab_size), kRequired, model_size()},
+    {"model", "n_layer", FIELD(model.n_layer), kRequired, model_size()},
+    {"model", "n_head", FIELD(model.n_head), kRequired, model_size()},
+    {"model", "n_kv_head", FIELD(model.n_kv_head), kDerived, model_size()},
+    {"model", "d_model", FIELD(model.d_model), kRequired, model_size()},
+    {"model", "d_ff", FIELD(model.d_ff), kDerived, model_size()},
+    {"model", "max_seq_len", FIELD(model.max_seq_len), kRequired, model_size()},
     {"model", "rope_theta", FIELD(model.rope_theta), kOptional, above(0)},
     {"model", "norm_eps", FIELD(model.norm_eps), kOptional, above(0)},
     {"model", "init_std", FIELD(model.init_std), kOptional, above(0)},

@@ -120,7 +120,16 @@ std::vector<BadCase> bad_cases() {
       {"section_not_a_table", {{"[model]", "run = 5\n[model]"}, {"[run]\ndir = \"runs/test\"", ""}}, {},
        "test.toml:1: key 'run': 5 is an integer; expected a table [run]"},
       {"string_for_int", {{"n_layer = 2", "n_layer = \"two\""}}, {},
-       "test.toml:4: key 'model.n_layer': \"two\" is a string; expected an integer >= 1"},
+       "test.toml:4: key 'model.n_layer': \"two\" is a string; expected an integer in 1..2147483647"},
+      // Model sizes are bounded: d_model = 2^62 made the default d_ff (4 * d_model) overflow
+      // to 0, reported as "model.d_ff = 0", a key the file does not set; max_seq_len = 2^63 - 1
+      // made "needs -9223372036854775808 tokens" of the data.
+      {"huge_d_model", {{"d_model = 64", "d_model = 4611686018427387904"}, {"n_head = 4", "n_head = 1"}}, {},
+       "test.toml:6: key 'model.d_model': 4611686018427387904 is out of range; expected an integer in 1..2147483647"},
+      {"huge_max_seq_len", {{"max_seq_len = 32", "max_seq_len = 9223372036854775807"}}, {},
+       "test.toml:7: key 'model.max_seq_len': 9223372036854775807 is out of range; expected an integer in 1..2147483647"},
+      {"vocab_past_32_bit_ids", {}, {"model.vocab_size=2147483648"},
+       "--set model.vocab_size=2147483648: key 'model.vocab_size': 2147483648 is out of range; expected an integer in 1..2147483647"},
       {"float_for_int", {{"batch_size = 2", "batch_size = 2.5"}}, {},
        "test.toml:11: key 'train.batch_size': 2.5 is a floating-point number; expected an integer >= 1"},
       {"whole_float_for_int", {{"steps = 10", "steps = 1e3"}}, {},
@@ -130,9 +139,9 @@ std::vector<BadCase> bad_cases() {
       {"nan_for_float", {{"lr = 1e-3", "lr = nan"}}, {},
        "test.toml:13: key 'train.lr': nan is a floating-point number; expected a finite number > 0"},
       {"negative_size", {{"vocab_size = 256", "vocab_size = -5"}}, {},
-       "test.toml:3: key 'model.vocab_size': -5 is out of range; expected an integer >= 1"},
+       "test.toml:3: key 'model.vocab_size': -5 is out of range; expected an integer in 1..2147483647"},
       {"zero_size", {{"d_model = 64", "d_model = 0"}}, {},
-       "test.toml:6: key 'model.d_model': 0 is out of range; expected an integer >= 1"},
+       "test.toml:6: key 'model.d_model': 0 is out of range; expected an integer in 1..2147483647"},
       {"zero_lr", {{"lr = 1e-3", "lr = 0"}}, {},
        "test.toml:13: key 'train.lr': 0.0 is out of range; expected a finite number > 0"},
       {"n_head_not_dividing_d_model", {{"n_head = 4", "n_head = 3"}}, {},
@@ -199,7 +208,7 @@ std::vector<BadCase> bad_cases() {
       {"toml_syntax_error", {{"lr = 1e-3", "lr = = 1e-3"}}, {}, "test.toml:13:"},
       {"toml_duplicate_key", {{"lr = 1e-3", "lr = 1e-3\nlr = 2e-3"}}, {}, "test.toml:14:"},
       {"missing_vocab_size", {{"vocab_size = 256", ""}}, {},
-       "test.toml:1: key 'model.vocab_size': missing from [model]; expected an integer >= 1"},
+       "test.toml:1: key 'model.vocab_size': missing from [model]; expected an integer in 1..2147483647"},
       {"missing_section", {{"[data]\ntrain = \"data/x.bin\"", ""}}, {},
        "test.toml: key 'data.train': missing (there is no [data] section); expected a non-empty "
        "string"},
