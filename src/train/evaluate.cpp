@@ -8,6 +8,12 @@ namespace llmpi {
 
 LossSum evaluate_loss(const Transformer& model, Backend& be, const StepRows& rows, int64_t T,
                       int64_t B, int64_t batches) {
+  // Rows past the last one count nothing, so a batch of more rows than there are, or batches
+  // past them, would only cost memory and time (eval --batch-size 100000 ran out of memory,
+  // --batches 1000000 ran for hours): both are cut to the rows, counting the same rows.
+  const int64_t R = rows.n_rows();
+  B = std::min(B, std::max<int64_t>(R, 1));
+  batches = std::min(batches, (R + B - 1) / B);
   Activations acts = model.alloc_activations(be, B, T);
   Buffer ids = be.alloc(Shape{B * T}, DType::i32), targets = be.alloc(Shape{B * T}, DType::i32);
   std::vector<int32_t> hi(size_t(B * T)), ht(size_t(B * T)), hd(size_t(B * T));

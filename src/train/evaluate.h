@@ -2,7 +2,8 @@
 // Evaluation of a whole model held by one process (llmpi eval, llmpi analyze):
 //  - evaluate_loss: Σ cross-entropy over `batches` batches of B validation rows
 //    (StepRows::fill_val order, document starts and loss masks included); rows that wrap
-//    around past the last one are not counted, so each row counts at most once;
+//    around past the last one are not counted, so each row counts at most once (B and
+//    `batches` are cut to what covers the rows: more would count nothing);
 //  - greedy_match: LLM360's memorization score of token sequences — from the first P tokens
 //    of each, greedy decoding (argmax, lowest id on ties) generates K tokens; the score is the
 //    fraction of positions P..P+K−1 where the generated token equals the sequence's own.

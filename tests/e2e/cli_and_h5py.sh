@@ -64,6 +64,13 @@ expect_code 0 "$llmpi" sample run --tokens 10 --greedy
 expect_code 0 "$llmpi" eval run
 grep -q 'perplexity' out.txt || fail "eval printed no perplexity"
 grep -Eq 'loss [0-9]+\.[0-9]{6} nats/token' out.txt || { cat out.txt; fail "eval: loss without 6 decimals"; }
+# More batches, or a bigger batch, than the shard has sequences count the same sequences (the
+# first ran for hours over rows that count nothing, the second ran out of memory: exit 1).
+grep '^tokens' out.txt > eval-all.txt
+expect_code 0 timeout 60 "$llmpi" eval run --batches 100000000
+grep '^tokens' out.txt | cmp -s - eval-all.txt || { cat out.txt eval-all.txt; fail "eval --batches past the data"; }
+expect_code 0 "$llmpi" eval run --batch-size 100000000
+grep '^tokens' out.txt | cmp -s - eval-all.txt || { cat out.txt eval-all.txt; fail "eval --batch-size past the data"; }
 
 # The command line: every command has --help; a misspelt command or option exits 2 and
 # names the closest valid one.
