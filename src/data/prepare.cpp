@@ -144,9 +144,30 @@ class OutputDir {
   std::vector<fs::path> written_;
 };
 
+// Refuses an input prepare must not read as text (see expand_inputs in prepare.h).
+void check_input(const std::string& file, const std::string& out_dir) {
+  for (const char* name : {"train.bin", "val.bin", "tokenizer.bpe", "tokenizer.json", "prepare.json"}) {
+    std::error_code ec;
+    if (fs::equivalent(file, fs::path(out_dir) / name, ec))
+      user_error(file, ": is the output ", (fs::path(out_dir) / name).string(),
+                 " of this prepare, which would overwrite its own input; expected an --out "
+                 "directory apart from the input files");
+  }
+  char head[8] = {};
+  std::ifstream in(file, std::ios::binary);
+  in.read(head, sizeof head);
+  int32_t llmc = 0;
+  std::memcpy(&llmc, head, sizeof llmc);
+  if (in.gcount() == sizeof head &&
+      (std::memcmp(head, kShardMagic, sizeof kShardMagic) == 0 || llmc == kLlmcMagic))
+    user_error(file, ": is a token shard (already prepared), not text; expected text or JSONL "
+               "input (train and eval read shards as they are: data.train, --data)");
+}
+
 }  // namespace
 
-std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns) {
+std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns,
+                                       const std::string& out_dir) {
   std::vector<std::string> files;
   for (const auto& p : patterns) {
     if (!has_glob_chars(p)) {
@@ -165,6 +186,7 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns)
     if (matched.empty()) user_error(p, ": pattern matches no input files");
     files.insert(files.end(), matched.begin(), matched.end());
   }
+  for (const std::string& f : files) check_input(f, out_dir);
   return files;
 }
 
@@ -199,7 +221,7 @@ std::string prepare_report_json(const PrepareReport& r, const PrepareOptions& o)
 
 PrepareReport prepare_dataset(const PrepareOptions& o) {
   validate(o);
-  const std::vector<std::string> files = expand_inputs(o.inputs);
+  const std::vector<std::string> files = expand_inputs(o.inputs, o.out_dir);
   int64_t total_bytes = 0;
   for (const auto& f : files) total_bytes += static_cast<int64_t>(fs::file_size(f));
   OutputDir out(o.out_dir);

@@ -47,8 +47,10 @@ struct PrepareReport {
 PrepareReport prepare_dataset(const PrepareOptions& options);
 
 // Expands glob patterns (sorted matches) and plain paths; UserError for a pattern matching
-// nothing or a missing file.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns);
+// nothing, a missing file, a token shard (already prepared: its bytes are no text), or a file
+// that is one of the outputs in out_dir (prepare would overwrite its own input).
+std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns,
+                                       const std::string& out_dir);
 
 // True if a document with this content hash belongs to the validation split.
 bool is_validation_document(const Hash128& h, double val_fraction, uint64_t seed);

@@ -92,7 +92,7 @@ nlohmann::json report_json(const SftPrepareReport& r, const SftPrepareOptions& o
 
 SftPrepareReport prepare_sft(const SftPrepareOptions& o) {
   check_options(o);
-  const std::vector<std::string> files = expand_inputs(o.inputs);
+  const std::vector<std::string> files = expand_inputs(o.inputs, o.out_dir);
   const ChatTemplate tmpl =
       !o.template_file.empty() ? ChatTemplate::from_file(o.template_file)
       : o.template_spec        ? ChatTemplate(*o.template_spec, "given", "template")

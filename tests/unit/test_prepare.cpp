@@ -341,6 +341,39 @@ TEST_F(PrepareTest, ShardsRecordTheTokenizer) {
   EXPECT_NE(tokenizer_id(Tokenizer({{'h', 'e'}})), tokenizer_id(tok));
 }
 
+// Shards given back to prepare: as input with --out their own directory, prepare read
+// train.bin as text while replacing it (the data set was destroyed, exit 0); in another
+// directory it tokenized the binary as text. Both are refused, before anything is written.
+TEST_F(PrepareTest, RefusesTokenShardsAndItsOwnOutputsAsInput) {
+  const std::string tok_path = write("t.bpe", "");
+  Tokenizer({{'h', 'e'}}).save(tok_path);
+  PrepareOptions o;
+  o.inputs = {write("d.txt", "hello world, a document")};
+  o.out_dir = (dir_ / "data").string();
+  o.tokenizer_path = tok_path;
+  o.val_fraction = 0.0;
+  o.show_progress = false;
+  prepare_dataset(o);
+  const std::string train = (dir_ / "data" / "train.bin").string();
+  const uint64_t size = fs::file_size(train);
+
+  o.inputs = {train};
+  std::string msg = message_of([&] { prepare_dataset(o); });
+  EXPECT_NE(msg.find(train + ": is the output " + train), std::string::npos) << msg;
+  o.out_dir = (dir_ / "other").string();
+  msg = message_of([&] { prepare_dataset(o); });
+  EXPECT_NE(msg.find(train + ": is a token shard (already prepared), not text"), std::string::npos) << msg;
+  EXPECT_FALSE(fs::exists(dir_ / "other"));
+  // llm.c's shards too (magic 20240520 in the first int32).
+  const int32_t llmc[4] = {kLlmcMagic, kLlmcVersion, 0, 0};
+  const std::string llmc_path = write("llmc.bin", std::string(reinterpret_cast<const char*>(llmc), sizeof llmc));
+  o.inputs = {llmc_path};
+  EXPECT_NE(message_of([&] { prepare_dataset(o); }).find("is a token shard"), std::string::npos);
+  // The shard is as the first prepare wrote it.
+  EXPECT_EQ(fs::file_size(train), size);
+  EXPECT_GT(TokenShard(train).size(), 0);
+}
+
 TEST_F(PrepareTest, CommandLine) {
   EXPECT_EQ(cmd_prepare({"--help"}), 0);
   const std::string f = write("one.txt", "Just one short document, long enough.");
