@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "core/output_rule.h"
 #include "data/hf_tokenizer.h"
 #include "io/hf_weights.h"
 #include "io/model_file.h"
@@ -129,7 +130,20 @@ void fill_params(const HfModelSource& src, ParamStore& store, Backend& be) {
   store.refresh_compute(be);
 }
 
-HfImportReport import_hf(const std::string& dir, const std::string& out_model) {
+namespace {
+
+// import-hf's own earlier output: an llmpi model file (root format = "llmpi", kind = "model").
+bool is_llmpi_model_file(const std::string& path) {
+  try {
+    return read_model_meta(path).kind == "model";
+  } catch (const UserError&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+HfImportReport import_hf(const std::string& dir, const std::string& out_model, bool force) {
   std::error_code ec;
   if (fs::is_directory(out_model, ec))
     user_error(out_model, ": is a directory; expected the path of the model file to write "
@@ -148,6 +162,14 @@ HfImportReport import_hf(const std::string& dir, const std::string& out_model) {
                  m.vocab_size);
     rep.tokenizer_path = fs::path(out_model).replace_extension(".tokenizer.json").string();
   }
+  // The output rule (core/output_rule.h): the model file, and the tokenizer beside it (a path
+  // the user never named) when it was written with an llmpi model file at out_model.
+  claim_outputs({"", {out_model}, "an llmpi model file", is_llmpi_model_file}, force);
+  if (!rep.tokenizer_path.empty())
+    claim_outputs({"", {rep.tokenizer_path},
+                   "the tokenizer import-hf writes beside the llmpi model file " + out_model,
+                   [&](const std::string&) { return is_llmpi_model_file(out_model); }},
+                  force);
 
   Config c;
   c.model = m;

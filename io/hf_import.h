@@ -38,7 +38,9 @@ struct HfImportReport {
   int64_t params = 0;
 };
 
-HfImportReport import_hf(const std::string& dir, const std::string& out_model);
+// Existing outputs follow core/output_rule.h: an llmpi model file at out_model (and the
+// tokenizer beside it) is replaced; anything else only with force.
+HfImportReport import_hf(const std::string& dir, const std::string& out_model, bool force = false);
 
 // True if `path` is a directory holding a Hugging Face model (config.json).
 bool is_hf_model_dir(const std::string& path);

@@ -16,6 +16,8 @@ its newest valid checkpoint) as a Hugging Face model directory that transformers
 from_pretrained: config.json, generation_config.json, model.safetensors (or shards with
 model.safetensors.index.json), tokenizer.json and tokenizer_config.json. The tokenizer's
 vocabulary size is the real vocabulary: embedding rows past it (padding) are not written.
+An existing DIR is written into only if it holds nothing but an earlier export's files, or no
+file of these names; else only with --force (other files in DIR are never touched).
 )";
 
 struct ExportArgs {
@@ -59,6 +61,9 @@ CommandSpec export_hf_command() {
                 ->check(at_least(1));
             add_value(app, "--tokenizer", a->o.tokenizer, "PATH",
                       "tokenizer to write (default: the model config's data.tokenizer)");
+            add_switch(app, "--force", a->o.force,
+                       "replace files in DIR that another program wrote (without it, only a\n"
+                       "directory holding nothing but an earlier export-hf's files is replaced)");
             return [a](CommandEnv&) { return run_export(*a); };
           }};
 }

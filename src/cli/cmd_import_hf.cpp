@@ -14,15 +14,17 @@ constexpr const char* kDescription = R"(Reads a Hugging Face GPT2LMHeadModel or 
 model.safetensors or shards, F32/BF16/F16; tokenizer.json or vocab.json + merges.txt) and
 writes an llmpi model file; the tokenizer goes next to it as MODEL.tokenizer.json. Anything
 llmpi would compute differently (another architecture, rope scaling, biases in Llama, ...) is
-refused naming the key. Start a run from it, or from DIR itself, with [train] init_from.
+refused naming the key. An existing file at either path is replaced only if it is an llmpi
+model file (and the tokenizer beside one), else only with --force. Start a run from it, or from DIR itself, with [train] init_from.
 )";
 
 struct ImportArgs {
   std::string dir, out;
+  bool force = false;
 };
 
 int run_import(const ImportArgs& a) {
-  const HfImportReport r = import_hf(a.dir, a.out);
+  const HfImportReport r = import_hf(a.dir, a.out, a.force);
   const ModelConfig& m = r.meta.model;
   std::printf("imported %s -> %s: %s, %lld layers, d_model %lld, %lld heads (%lld kv), vocab %lld, "
               "%lld parameters\n",
@@ -42,6 +44,9 @@ CommandSpec import_hf_command() {
             auto a = std::make_shared<ImportArgs>();
             add_value(app, "DIR", a->dir, "DIR", "a Hugging Face model directory")->required();
             add_value(app, "--out", a->out, "MODEL.h5", "the llmpi model file to write")->required();
+            add_switch(app, "--force", a->force,
+                       "replace files at MODEL.h5 and MODEL.tokenizer.json that are not llmpi's\n"
+                       "own earlier output (an llmpi model file is replaced without it)");
             return [a](CommandEnv&) { return run_import(*a); };
           }};
 }

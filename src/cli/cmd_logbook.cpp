@@ -5,11 +5,15 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "analysis/logbook_tables.h"
 #include "cli/command.h"
 #include "cli/options.h"
 #include "core/error.h"
+#include "core/output_rule.h"
 #include "io/logbook_file.h"
 #include "io/logbook_markdown.h"
 
@@ -24,13 +28,16 @@ run's segments and every journal event. --csv writes steps.csv (one row per trai
 every per-step field), layer_stats.csv and events.csv into --out (default
 RUN_DIR/logbook-export); --jsonl writes one JSON object per line (a schema line, then
 steps, per-layer rows and events) to stdout or to --out FILE. Columns and fields:
-docs/logbook-format.md.
+docs/logbook-format.md. An existing file at an output path is replaced only if it is an
+earlier export of the same kind (its first line), else only with --force.
 )";
 
 struct LogbookArgs {
   std::string run_dir, out;
-  bool csv = false, jsonl = false;
+  bool csv = false, jsonl = false, force = false;
 };
+
+std::string first_line_of_text(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 void write_file(const fs::path& p, const std::string& text) {
   std::ofstream f(p, std::ios::trunc | std::ios::binary);
@@ -45,10 +52,18 @@ int run_logbook(const LogbookArgs& a) {
   for (const std::string& n : lb.notes) std::cerr << "llmpi logbook: note: " << n << "\n";
   if (a.csv) {
     const fs::path dir = a.out.empty() ? fs::path(a.run_dir) / "logbook-export" : fs::path(a.out);
+    const std::vector<Table> tables = {steps_table(lb.steps), layer_stats_table(lb), events_table(lb.events)};
+    for (const Table& t : tables) {  // the output rule: an earlier export's file has its header
+      const std::string header = first_line_of_text(to_csv(t));
+      claim_outputs({dir.string(), {(dir / (t.name + ".csv")).string()}, "a logbook " + t.name +
+                     ".csv export (first line: its header)",
+                     [&](const std::string& f) { return first_line_of(f) == header; }},
+                    a.force);
+    }
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) user_error(dir.string(), ": cannot create: ", ec.message());
-    for (const Table& t : {steps_table(lb.steps), layer_stats_table(lb), events_table(lb.events)}) {
+    for (const Table& t : tables) {
       write_file(dir / (t.name + ".csv"), to_csv(t));
       std::cout << "wrote " << (dir / (t.name + ".csv")).string() << " (" << t.rows.size() << " rows)\n";
     }
@@ -56,6 +71,12 @@ int run_logbook(const LogbookArgs& a) {
     if (a.out.empty() || a.out == "-") {
       write_jsonl(lb, std::cout);
     } else {
+      claim_outputs({"", {a.out}, "a logbook --jsonl export (first line: the schema record)",
+                     [](const std::string& f) {
+                       const auto j = nlohmann::json::parse(first_line_of(f), nullptr, false);
+                       return j.is_object() && j.value("record", "") == "schema";
+                     }},
+                    a.force);
       std::ofstream f(a.out, std::ios::trunc);
       write_jsonl(lb, f);
       f.close();
@@ -81,6 +102,9 @@ CommandSpec logbook_command() {
             add_value(app, "--out", a->out, "PATH",
                       "--csv: a directory (default RUN_DIR/logbook-export); --jsonl: a file\n"
                       "(default: stdout)");
+            add_switch(app, "--force", a->force,
+                       "replace files at the --out paths that are not an earlier export of the\n"
+                       "same kind (recognised by the first line)");
             return [a](CommandEnv&) { return run_logbook(*a); };
           }};
 }

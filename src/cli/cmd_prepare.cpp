@@ -23,7 +23,8 @@ constexpr const char* kDescription = R"(Turns raw text or JSONL into cleaned, de
 --format sft: fine-tuning JSONL (Alpaca, conversation lists, chat messages, "### Human:" text,
 preference pairs) rendered through a chat template into shards with documents and a per-token
 loss mask (no cleaning, no deduplication); bad records are counted and printed as FILE:LINE
-(docs/finetuning.md).
+(docs/finetuning.md). Files of these names already in DIR are replaced only if DIR/prepare.json
+is prepare's, else only with --force; other files in DIR are never touched.
 )";
 
 struct PrepareArgs {
@@ -42,6 +43,7 @@ int run_prepare_sft(const PrepareArgs& a) {
   o.val_fraction = a.o.val_fraction;
   o.seed = static_cast<uint64_t>(a.seed);
   o.show_progress = !a.quiet;
+  o.force = a.o.force;
   if (a.o.vocab_size > 0)
     user_error("--format sft takes the model's tokenizer (--tokenizer), not --vocab-size");
   const SftPrepareReport r = prepare_sft(o);
@@ -128,6 +130,9 @@ CommandSpec prepare_command() {
             add_value(app, "--seed", a->seed, "S", "seed of the train/validation split (1234)")
                 ->check(at_least(0));
             add_switch(app, "--quiet", a->quiet, "no progress output");
+            add_switch(app, "--force", a->o.force,
+                       "replace files at DIR's output paths that another program wrote (without\n"
+                       "it, only a directory with prepare's prepare.json is written over)");
             return [a, delimiter](CommandEnv&) { return run_prepare(*a, delimiter->count() > 0); };
           }};
 }

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/output_rule.h"
 #include "core/rng.h"
 #include "core/text_file.h"
 #include "data/bpe_trainer.h"
@@ -219,11 +220,27 @@ std::string prepare_report_json(const PrepareReport& r, const PrepareOptions& o)
   return j.dump(2) + "\n";
 }
 
+void claim_prepare_outputs(const std::string& out_dir, const bool force) {
+  const fs::path d(out_dir);
+  const fs::path manifest = d / "prepare.json";
+  auto ours = [&](const std::string&) {
+    if (!fs::is_regular_file(manifest)) return false;
+    const nlohmann::json j =
+        nlohmann::json::parse(read_text_file_if_exists(manifest.string()), nullptr, false);
+    return j.is_object() && j.contains("format_version") && j.contains("tokenizer_file");
+  };
+  OutputClaim c{out_dir, {}, "an output of llmpi prepare (a directory with its prepare.json)", ours};
+  for (const char* n : {"train.bin", "val.bin", "tokenizer.bpe", "tokenizer.json", "prepare.json"})
+    c.files.push_back((d / n).string());
+  claim_outputs(c, force);
+}
+
 PrepareReport prepare_dataset(const PrepareOptions& o) {
   validate(o);
   const std::vector<std::string> files = expand_inputs(o.inputs, o.out_dir);
   int64_t total_bytes = 0;
   for (const auto& f : files) total_bytes += static_cast<int64_t>(fs::file_size(f));
+  claim_prepare_outputs(o.out_dir, o.force);
   OutputDir out(o.out_dir);
 
   PrepareReport report;

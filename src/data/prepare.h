@@ -30,6 +30,7 @@ struct PrepareOptions {
   int64_t min_chars = 1;                   // documents shorter (code points) are dropped
   uint64_t seed = 1234;                    // keys the train/val split
   bool show_progress = true;               // progress meter on stderr
+  bool force = false;                      // replace foreign files at the output paths
 };
 
 struct PrepareReport {
@@ -54,6 +55,12 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns,
 
 // True if a document with this content hash belongs to the validation split.
 bool is_validation_document(const Hash128& h, double val_fraction, uint64_t seed);
+
+// The output rule (core/output_rule.h) for prepare and prepare --format sft writing into
+// out_dir: train.bin, val.bin, tokenizer.bpe, tokenizer.json and prepare.json may be replaced
+// when out_dir/prepare.json is prepare's manifest (a JSON object with format_version and
+// tokenizer_file), else only with force. UserError naming the first refused path.
+void claim_prepare_outputs(const std::string& out_dir, bool force);
 
 // The JSON text of prepare.json for a report (also used by tests).
 std::string prepare_report_json(const PrepareReport& r, const PrepareOptions& o);

@@ -99,6 +99,7 @@ SftPrepareReport prepare_sft(const SftPrepareOptions& o) {
                                : ChatTemplate::builtin(o.template_name.empty() ? "chatml" : o.template_name);
   const Tokenizer tok = load_tokenizer(o.tokenizer_path);
   const std::vector<SpecialToken> specials = special_tokens(tok);
+  claim_prepare_outputs(o.out_dir, o.force);
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
   if (ec || !fs::is_directory(o.out_dir))

@@ -37,6 +37,7 @@ struct SftPrepareOptions {
   uint64_t seed = 1234;             // keys the train/val split
   int64_t report_limit = 10;        // bad records printed per file
   bool show_progress = true;
+  bool force = false;               // replace foreign files at the output paths
   std::FILE* log = stderr;          // bad-record lines and the per-file counts
 };
 

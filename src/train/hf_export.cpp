@@ -6,6 +6,7 @@
 
 #include "backend/backend.h"
 #include "core/error.h"
+#include "core/output_rule.h"
 #include "core/text_file.h"
 #include "data/hf_tokenizer.h"
 #include "io/hf_config.h"
@@ -18,6 +19,58 @@ namespace llmpi {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Every name export-hf writes into its directory (the safetensors set also removes the other
+// layout's files: model.safetensors, the index, model-*.safetensors), adapter/ with a LoRA.
+bool is_export_name(const std::string& f) {
+  static const char* const fixed[] = {"config.json",      "generation_config.json",
+                                      "model.safetensors", "model.safetensors.index.json",
+                                      "tokenizer.json",    "tokenizer_config.json",
+                                      "vocab.json",        "merges.txt"};
+  for (const char* n : fixed)
+    if (f == n) return true;
+  return f.rfind("model-", 0) == 0 && fs::path(f).extension() == ".safetensors";
+}
+
+// export-hf's own earlier output: a directory holding nothing but what export-hf writes, its
+// weights among them (model.safetensors or the shard index).
+bool is_export_dir(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_regular_file(dir / "model.safetensors", ec) &&
+      !fs::is_regular_file(dir / "model.safetensors.index.json", ec))
+    return false;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string f = e.path().filename().string();
+    if (f == "adapter" && e.is_directory(ec)) {
+      for (const auto& a : fs::directory_iterator(e.path(), ec)) {
+        const std::string g = a.path().filename().string();
+        if (g != "adapter_config.json" && g != "adapter_model.safetensors") return false;
+      }
+    } else if (!is_export_name(f)) {
+      return false;
+    }
+  }
+  return !ec;
+}
+
+// The output rule (core/output_rule.h) for an export into `dir`: the files it writes or removes.
+void claim_export_dir(const std::string& dir, bool force) {
+  OutputClaim c{dir, {}, "a file of an earlier export-hf (a directory holding only its files)",
+                [&](const std::string&) { return is_export_dir(dir); }};
+  const fs::path d(dir);
+  for (const char* n : {"config.json", "generation_config.json", "model.safetensors",
+                        "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+                        "vocab.json", "merges.txt", "adapter/adapter_config.json",
+                        "adapter/adapter_model.safetensors"})
+    c.files.push_back((d / n).string());
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(d, ec)) {
+    const std::string f = e.path().filename().string();
+    if (f.rfind("model-", 0) == 0 && e.path().extension() == ".safetensors")
+      c.files.push_back(e.path().string());
+  }
+  claim_outputs(c, force);
+}
 
 const char* torch_dtype_name(StDtype d) {
   return d == StDtype::bf16 ? "bfloat16" : d == StDtype::f16 ? "float16" : "float32";
@@ -54,6 +107,7 @@ HfExportReport export_hf(const std::string& model_or_run, const HfExportOptions&
   rep.vocab_rows = real;
   rep.padding_rows = V - real;
 
+  claim_export_dir(o.out_dir, o.force);
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
   if (!fs::is_directory(o.out_dir)) user_error(o.out_dir, ": cannot create the output directory: ", ec.message());

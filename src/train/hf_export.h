@@ -22,6 +22,8 @@ struct HfExportOptions {
   StDtype dtype = StDtype::f32;
   uint64_t max_shard_bytes = kDefaultMaxShardBytes;
   std::string tokenizer;  // empty: the model config's data.tokenizer (if it exists)
+  bool force = false;     // replace files in out_dir that are not an earlier export's
+                          // (core/output_rule.h; a directory holding only them is replaced)
 };
 
 struct HfExportReport {
