@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/file_kind.h"
 #include "core/rng.h"
 
 namespace llmpi {
@@ -136,10 +137,8 @@ void stamp_integrity(const std::string& path, MPI_Comm comm) {
 
 std::string check_integrity_header(const std::string& path, IntegrityHeader& out) {
   // Before open(): a directory opens and reads as a short "file", and a FIFO blocks open().
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-    return S_ISDIR(st.st_mode) ? "is a directory; expected a checkpoint file (step_N.h5)"
-                               : "is not a regular file; expected a checkpoint file (step_N.h5)";
+  if (const std::string why = not_regular_file(path); !why.empty())
+    return why + "; expected a checkpoint file (step_N.h5)";
   Fd f(path, O_RDONLY);
   if (f.fd < 0) return "cannot be opened (" + std::string(std::strerror(errno)) + ")";
   const uint64_t size = file_size(f.fd);

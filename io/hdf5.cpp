@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/file_kind.h"
 #include "io/hdf5_open_files.h"
 
 namespace llmpi::h5 {
@@ -73,6 +74,7 @@ Id create_file(const std::string& path, MPI_Comm comm, hsize_t userblock) {
 }
 
 Id open_file(const std::string& path, MPI_Comm comm, bool writable) {
+  require_regular_file(path, "an HDF5 file");  // before H5Fopen: a FIFO would block it
   Id fapl = file_access(comm, path);
   const hid_t f = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
   if (f < 0) user_error(path, ": cannot open as an HDF5 file (missing, unreadable or not HDF5)");

@@ -203,7 +203,7 @@ struct SafetensorsFile::Mapping {
 };
 
 SafetensorsFile::SafetensorsFile(std::string path)
-    : map_(std::make_unique<Mapping>(Mapping{MappedFile(std::move(path))})) {
+    : map_(std::make_unique<Mapping>(Mapping{MappedFile(std::move(path), "a .safetensors file")})) {
   header_ = parse_safetensors({map_->file.data(), map_->file.size()}, map_->file.path());
   for (size_t i = 0; i < header_.tensors.size(); ++i) index_[header_.tensors[i].name] = i;
 }

@@ -19,6 +19,7 @@
 #include "config/diagnostics.h"
 #include "config/did_you_mean.h"
 #include "core/error.h"
+#include "core/file_kind.h"
 #include "core/excerpt.h"
 
 namespace llmpi {
@@ -347,8 +348,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   std::error_code ec;
   if (!std::filesystem::exists(path, ec))
     user_error(path, ": no such file; expected a TOML configuration file (e.g. configs/tiny.toml)");
-  if (!std::filesystem::is_regular_file(path, ec))
-    user_error(path, ": not a regular file; expected a TOML configuration file");
+  require_regular_file(path, "a TOML configuration file");
   std::ifstream in(path, std::ios::binary);
   if (!in) user_error(path, ": cannot open: ", std::strerror(errno), "; expected a readable file");
   std::ostringstream text;

@@ -8,10 +8,12 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file_kind.h"
 
 namespace llmpi {
 
 std::string read_text_file(const std::string& path) {
+  require_regular_file(path, "a text file");  // before open(): a FIFO would block it
   std::ifstream f(path, std::ios::binary);
   if (!f) user_error(path, ": cannot open: ", std::strerror(errno));
   std::ostringstream ss;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/file_kind.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -294,6 +295,7 @@ ChatTemplate template_from_json(const nlohmann::json& j, const std::string& path
 }
 
 nlohmann::json read_json(const std::string& path, const char* what) {
+  require_regular_file(path, std::string("the ") + what);
   std::ifstream in(path, std::ios::binary);
   if (!in) user_error(path, ": cannot open the ", what);
   return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);

@@ -12,10 +12,12 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/file_kind.h"
 
 namespace llmpi {
 
-MappedFile::MappedFile(std::string path) : path_(std::move(path)) {
+MappedFile::MappedFile(std::string path, const char* expected) : path_(std::move(path)) {
+  require_regular_file(path_, expected);  // before open(): a FIFO would block it
   const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) user_error(path_, ": cannot open: ", std::strerror(errno));
   struct stat st {};

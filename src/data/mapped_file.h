@@ -2,7 +2,8 @@
 // MappedFile: a read-only memory map of a whole file (RAII: munmap + close on destruction).
 // Token shards are read through it so that multi-GB files cost no copy and no heap; pages
 // are faulted in on first touch. An empty file maps to (nullptr, 0). Move-only.
-// Failure to open or map the file is a UserError naming the path and the OS reason.
+// Failure to open or map the file is a UserError naming the path and the OS reason; a path
+// that is not a regular file (a FIFO would block open()) is refused first, saying `expected`.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -11,7 +12,7 @@ namespace llmpi {
 
 class MappedFile {
  public:
-  explicit MappedFile(std::string path);
+  explicit MappedFile(std::string path, const char* expected = "a regular file");
   ~MappedFile();
   MappedFile(MappedFile&& other) noexcept;
   MappedFile& operator=(MappedFile&& other) noexcept;

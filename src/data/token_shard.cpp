@@ -32,7 +32,8 @@ int token_width_for_vocab(int64_t vocab_size) {
   return vocab_size <= 65536 ? 2 : 4;
 }
 
-TokenShard::TokenShard(const std::string& path, int64_t vocab_size) : file_(path) {
+TokenShard::TokenShard(const std::string& path, int64_t vocab_size)
+    : file_(path, "a token shard (.bin, from llmpi prepare)") {
   const uint8_t* d = file_.data();
   const size_t n = file_.size();
   if (n >= sizeof(kShardMagic) && std::memcmp(d, kShardMagic, sizeof(kShardMagic)) == 0) {

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file_kind.h"
 #include "data/gpt2_pretokenize.h"
 #include "data/pretokenize.h"
 
@@ -285,6 +286,7 @@ struct LineReader {
 }  // namespace
 
 Tokenizer Tokenizer::load(const std::string& path) {
+  require_regular_file(path, "a tokenizer file (tokenizer.bpe, from llmpi prepare)");
   LineReader r{std::ifstream(path, std::ios::binary), path};
   if (!r.in) user_error(path, ": cannot open tokenizer file: ", std::strerror(errno));
   const std::string magic = r.next("header");
