@@ -86,6 +86,10 @@ StopRequest RunControl::local_request(double now) const {
   return {};
 }
 
+bool RunControl::stop_requested() const {
+  return bool(agree_on_stop(comm_, local_request(now_unix())));
+}
+
 StopRequest RunControl::after_step(int64_t step, double step_seconds) {
   if (step_delay_s_ > 0) {
     std::this_thread::sleep_for(std::chrono::duration<double>(step_delay_s_));

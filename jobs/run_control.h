@@ -49,6 +49,10 @@ class RunControl {
   // Collective, after each step: the agreed request (none: go on). On a stop, its event has
   // been emitted.
   StopRequest after_step(int64_t step, double step_seconds);
+  // Collective, between the batches of a long phase (validation): whether any rank has a stop
+  // request (a signal, the deadline rule). Nothing is reported or decided here: the caller cuts
+  // the phase short, and the next after_step() stops the run as usual.
+  bool stop_requested() const;
   // A save took this long (stall + write): the budget keeps the longest.
   void save_measured(double seconds);
 

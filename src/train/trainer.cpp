@@ -107,7 +107,7 @@ Trainer::~Trainer() {
   run_dir_.remove_observer(journal_);
 }
 
-double Trainer::validate(int64_t batches) {
+std::optional<double> Trainer::validate(int64_t batches, const RunControl* control) {
   LLMPI_CHECK(val_rows_.has_value(), "validate() without validation data");
   const int64_t B = cfg_.train.batch_size, T = cfg_.train.seq_len, N = B * T;
   std::vector<int32_t> ids(static_cast<size_t>(N)), targets(static_cast<size_t>(N));
@@ -116,6 +116,7 @@ double Trainer::validate(int64_t batches) {
   int64_t count = 0;
   // Every rank evaluates the same batches (layout-independent result; validation is small).
   for (int64_t k = 0; k < batches; ++k) {
+    if (control && control->stop_requested()) return std::nullopt;  // collective
     val_rows_->fill_val(k, B, ids.data(), targets.data(), docs.data());
     const LossSum ls = engine_->eval(ids, targets, docs);
     sum += ls.sum;
@@ -204,7 +205,15 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   auto val = [&](int64_t step) {
     evaluated_at = step;
     if (val_rows_) {
-      const double v = validate(cfg_.train.eval_batches);
+      const std::optional<double> cut = validate(cfg_.train.eval_batches, opt.control);
+      if (!cut) {  // the step loop's stop check acts on the request
+        char line[96];
+        std::snprintf(line, sizeof line, "val  step %6lld | cut short by a stop request (no loss recorded)",
+                      (long long)step);
+        report(line);
+        return;
+      }
+      const double v = *cut;
       sum.val_losses.emplace_back(step, v);
       if (rank_ == 0) {
         char line[160];

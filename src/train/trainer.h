@@ -129,8 +129,11 @@ class Trainer {
   void init_from(const std::string& source);
   int64_t start_step() const { return start_step_; }
 
-  // Mean validation loss over `batches` validation micro-batches (nats/token).
-  double validate(int64_t batches);
+  // Mean validation loss over `batches` validation micro-batches (nats/token). With `control`,
+  // the ranks ask it between batches whether a stop is requested (a stop signal, the deadline):
+  // then nullopt, the remaining batches skipped (a huge train.eval_batches ran for hours).
+  std::optional<double> validate(int64_t batches, const RunControl* control);
+  double validate(int64_t batches) { return *validate(batches, nullptr); }
   // This rank's parameters, gathered over dp (collective under ZeRO 2/3).
   const ParamStore& params() { return engine_->gathered_params(); }
   ParallelEngine& engine() { return *engine_; }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Stopping a run outside Slurm (docs/slurm.md): Ctrl-C saves and exits 75, a second Ctrl-C
 # exits at once (130); a stop signal sent to ONE rank of two stops both after the same step;
-# [run] deadline saves and exits 76; the watchdog ends a run whose rank hangs inside a
-# collective (LLMPI_TEST_HANG) with exit 79, both ranks' positions printed, and the next launch
-# journals the hang reports; a second job on a locked run directory is refused (exit 2).
+# [run] deadline saves and exits 76; SIGTERM cuts an endless validation short (exit 75); the
+# watchdog ends a run whose rank hangs inside a collective (LLMPI_TEST_HANG) with exit 79, both
+# ranks' positions printed, and the next launch journals the hang reports; a second job on a
+# locked run directory is refused (exit 2).
 #   usage: run_control.sh LLMPI_BINARY SOURCE_DIR
 set -euo pipefail
 llmpi=$1
@@ -44,6 +45,17 @@ step=$(sed -n 's/^stopping after step \([0-9]*\): SIGINT (preemption); saving a 
 [ -n "$step" ] || { cat int.log; fail "no 'stopping after step N: SIGINT' line"; }
 [ -f "int/checkpoints/step_$(printf %08d "$step").h5" ] || fail "no checkpoint of step $step"
 [ ! -e int/lock ] || fail "the lock was left behind"
+
+echo "--- SIGTERM during an endless validation (huge train.eval_batches): cut short, save, exit 75"
+"$llmpi" train "${cfg[@]}" --set train.eval_batches=100000000 --set run.dir=val > val.log 2>&1 &
+pid=$!
+for _ in $(seq 300); do grep -q '^memory per rank' val.log 2>/dev/null && break; sleep 0.2; done
+sleep 1  # inside the step-0 validation, which would run for hours
+kill -TERM $pid
+end_of $pid
+[ "$rc" = 75 ] || { cat val.log; fail "SIGTERM in validation: exit $rc, expected 75"; }
+grep -q '^val  step      0 | cut short by a stop request (no loss recorded)$' val.log || { cat val.log; fail "no 'cut short' line"; }
+grep -q '^stopping after step 1: SIGTERM (preemption); saving a checkpoint, then exit 75$' val.log || { cat val.log; fail "no 'stopping after step 1' line"; }
 
 echo "--- Ctrl-C twice: exit at once (130), nothing saved"
 # A 2 s pause after each step (before the stop check): both presses land in it.
