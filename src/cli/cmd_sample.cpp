@@ -158,7 +158,8 @@ CommandSpec sample_command() {
             add_value(app, "--top-p", a->opt.top_p, "P",
                       "nucleus: smallest set with probability >= P (default 0.95)")
                 ->check(in_range(0, true, 1, false));
-            add_value(app, "--seed", a->seed, "S", "sampling seed (default 1); same seed, same text");
+            add_value(app, "--seed", a->seed, "S", "sampling seed (default 1); same seed, same text")
+                ->check(at_least(0));  // -1 was taken as 2^64 - 1
             add_value(app, "--tokenizer", a->tokenizer, "PATH",
                       "tokenizer: .bpe, tokenizer.json or a GPT-2 vocab directory (default: "
                       "the data.tokenizer of the model's config)");

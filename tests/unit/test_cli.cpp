@@ -205,3 +205,10 @@ TEST(CommandLine, NonFiniteNumbersAreRefused) {
     EXPECT_TRUE(has(p, "--top-p: expects a number")) << p;
   }
 }
+
+// Values outside what an option means are refused, not wrapped or ignored.
+TEST(CommandLine, OutOfRangeValuesAreRefused) {
+  const std::vector<CommandSpec> cmds = all_commands();
+  const std::string seed = error_of(cmds, {"sample", "no-such-model.h5", "--seed", "-1"});
+  EXPECT_TRUE(has(seed, "--seed: must be >= 0, got -1")) << seed;  // was 18446744073709551615
+}
