@@ -80,7 +80,7 @@ CommandSpec eval_command() {
                       "evaluate N batches (default 0 = every sequence once)")->check(at_least(0));
             add_value(app, "--batch-size", a->batch_size, "B",
                       "sequences per batch (default: the model's train.batch_size)")
-                ->check(at_least(0));
+                ->check(at_least(1));  // 0 was taken as "the default"
             add_backend_option(app, a->backend);
             return [a](CommandEnv& env) { return run_eval(*a, env); };
           }};

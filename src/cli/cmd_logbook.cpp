@@ -99,9 +99,10 @@ CommandSpec logbook_command() {
             Opt csv = add_switch(app, "--csv", a->csv, "write steps.csv, layer_stats.csv and events.csv");
             Opt jsonl = add_switch(app, "--jsonl", a->jsonl, "write JSON lines");
             csv->excludes(jsonl);
-            add_value(app, "--out", a->out, "PATH",
-                      "--csv: a directory (default RUN_DIR/logbook-export); --jsonl: a file\n"
-                      "(default: stdout)");
+            Opt out = add_value(app, "--out", a->out, "PATH",
+                                "--csv: a directory (default RUN_DIR/logbook-export); --jsonl: a "
+                                "file\n(default: stdout)");
+            needs_one_of(app, out, {csv, jsonl});  // the printed logbook has no --out
             add_switch(app, "--force", a->force,
                        "replace files at the --out paths that are not an earlier export of the\n"
                        "same kind (recognised by the first line)");

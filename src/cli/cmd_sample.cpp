@@ -164,13 +164,15 @@ CommandSpec sample_command() {
                       "tokenizer: .bpe, tokenizer.json or a GPT-2 vocab directory (default: "
                       "the data.tokenizer of the model's config)");
             add_switch(app, "--keep-going", a->keep_going, "do not stop at the end-of-text token");
-            add_switch(app, "--chat", a->chat,
+            Opt chat = add_switch(app, "--chat", a->chat,
                        "prompts are user messages in the data's chat template; stop at the "
                        "end of the turn (without --prompt: interactive, or lines of stdin)");
             add_value(app, "--template", a->template_name, "NAME",
-                      "with --chat: a built-in template (chatml, llama2, llama3, alpaca)");
+                      "with --chat: a built-in template (chatml, llama2, llama3, alpaca)")
+                ->needs(chat);
             add_value(app, "--template-file", a->template_file, "FILE",
-                      "with --chat: a template file (JSON, as prepare.json records it)");
+                      "with --chat: a template file (JSON, as prepare.json records it)")
+                ->needs(chat);
             add_backend_option(app, a->backend);
             return [a](CommandEnv& env) { return run_sample(*a, env); };
           }};

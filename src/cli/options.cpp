@@ -57,7 +57,26 @@ Opt Opt::excludes(Opt other) {
   return *this;
 }
 
+Opt Opt::needs(Opt other) {
+  o_->needs(other.o_);
+  return *this;
+}
+
 size_t Opt::count() const { return o_->count(); }
+
+std::string Opt::name() const { return o_->get_name(); }
+
+void needs_one_of(CLI::App& app, Opt opt, std::vector<Opt> any_of) {
+  app.parse_complete_callback([opt, any_of = std::move(any_of)] {
+    if (opt.count() == 0) return;
+    std::string names;
+    for (const Opt& o : any_of) {
+      if (o.count() > 0) return;
+      names += (names.empty() ? "" : " or ") + o.name();
+    }
+    throw CLI::RequiresError(opt.name(), names);
+  });
+}
 
 ValueCheck integer_value() {
   return [](const std::string& s) {

@@ -212,3 +212,29 @@ TEST(CommandLine, OutOfRangeValuesAreRefused) {
   const std::string seed = error_of(cmds, {"sample", "no-such-model.h5", "--seed", "-1"});
   EXPECT_TRUE(has(seed, "--seed: must be >= 0, got -1")) << seed;  // was 18446744073709551615
 }
+
+// An option that only means something beside another is refused without it (it was ignored).
+TEST(CommandLine, OptionsIgnoredWithoutTheirPartnerAreRefused) {
+  const std::vector<CommandSpec> cmds = all_commands();
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"sample", "m.h5", "--template", "chatml"}, "--template requires --chat"},
+      {{"sample", "m.h5", "--template-file", "t.json"}, "--template-file requires --chat"},
+      {{"logbook", "run", "--out", "x"}, "--out requires --csv or --jsonl"},
+      {{"eval", "m.h5", "--batch-size", "0"}, "--batch-size: must be >= 1, got 0"}};
+  for (const auto& [args, want] : cases) {
+    const std::string e = error_of(cmds, args);
+    EXPECT_TRUE(has(e, want)) << "got: " << e << "\nwant: " << want;
+  }
+  // With the partner, the command line parses (the command then fails on the missing files).
+  for (const std::vector<std::string>& ok :
+       {std::vector<std::string>{"sample", "m.h5", "--chat", "--template", "chatml"},
+        std::vector<std::string>{"logbook", "run", "--jsonl", "--out", "x"}}) {
+    std::string e;
+    try {
+      run(cmds, ok);
+    } catch (const std::exception& x) {  // no runtime, no files: past the command line
+      e = x.what();
+    }
+    EXPECT_FALSE(has(e, "requires")) << e;
+  }
+}
