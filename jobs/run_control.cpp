@@ -1,6 +1,7 @@
 #include "jobs/run_control.h"
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -56,8 +57,18 @@ RunControl::RunControl(const Config& cfg, MPI_Comm comm, int64_t checkpoint_byte
     const std::optional<double> end = slurm_job_end_time(&note);
     shared[0] = configured.value_or(0.0);
     shared[1] = end.value_or(0.0);
+    shared[2] = configured && *configured <= start ? 1.0 : 0.0;  // rank 0's clock decides
   }
   check(MPI_Bcast(shared, 3, MPI_DOUBLE, 0, comm_), "MPI_Bcast (deadline)");
+  // A deadline already past leaves no step to train: refused before training (it ran one step
+  // and exited 76, "deadline in -818246368 s", which a chain job takes as "requeue me").
+  if (shared[2] > 0) {
+    const std::time_t now = std::time_t(start);
+    char at[32];
+    std::strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%S", std::localtime(&now));
+    user_error("[run] deadline = '", cfg.run.deadline, "' has already passed (", fixed(start - shared[0]),
+               " s ago; it is now ", at, " local time); expected a time in the future, or \"\" for none");
+  }
   const char* job = std::getenv("SLURM_JOB_ID");
   deadline_ = earliest_deadline(shared[0] > 0 ? std::optional<double>(shared[0]) : std::nullopt,
                                 shared[1] > 0 ? std::optional<double>(shared[1]) : std::nullopt,

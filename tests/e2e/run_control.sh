@@ -83,6 +83,12 @@ step=$(sed -n 's/^stopping after step \([0-9]*\): SIGUSR1 (preemption).*/\1/p' u
 grep -q "^resuming from usr1/checkpoints/step_$(printf %08d "$step").h5 at step $step" usr1b.log || { cat usr1b.log; fail "no resume from step $step"; }
 grep -q "^config changed since .*: train.steps 400 → $((step + 2))" usr1b.log || { cat usr1b.log; fail "no config_change line"; }
 
+echo "--- [run] deadline already past: refused at start (exit 2), no step trained"
+"$llmpi" train "${cfg[@]}" --set run.dir=past --set run.deadline=2000-01-01T00:00 > past.log 2>&1 && rc=0 || rc=$?
+[ "$rc" = 2 ] || { cat past.log; fail "past deadline: exit $rc, expected 2"; }
+grep -q "\[run\] deadline = '2000-01-01T00:00' has already passed (.* s ago; it is now 20" past.log || { cat past.log; fail "no 'already passed' message"; }
+! grep -q '^step ' past.log || { cat past.log; fail "a step was trained before a past deadline"; }
+
 echo "--- [run] deadline: save before it, exit 76"
 LLMPI_TEST_STEP_DELAY=0.05 "$llmpi" train "${cfg[@]}" --set run.dir=dl --set run.deadline=6s --set run.deadline_margin=1 > dl.log 2>&1 && rc=0 || rc=$?
 [ "$rc" = 76 ] || { cat dl.log; fail "deadline: exit $rc, expected 76"; }
