@@ -20,8 +20,9 @@ void check_layout(const BatchLayout& l) {
 int64_t count_samples(const TokenDataset& data, int64_t seq_len) {
   LLMPI_CHECK(seq_len > 0, "seq_len = ", seq_len);
   if (data.size() < seq_len + 1)
-    user_error("dataset too small: ", data.size(), " tokens in ", data.describe(),
-               ", but one sample of seq_len ", seq_len, " needs ", seq_len + 1, " tokens");
+    user_error("dataset too small: ", data.describe(),
+               data.shards().size() > 1 ? detail::concat(", ", data.size(), " tokens in all") : "",
+               "; one sample of seq_len ", seq_len, " needs ", seq_len + 1, " tokens");
   return (data.size() - 1) / seq_len;
 }
 

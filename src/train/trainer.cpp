@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <ostream>
 
-#include "core/file_kind.h"
+#include "data/hf_tokenizer.h"
 #include "io/model_file.h"
 #include "jobs/retention.h"
 #include "model/model_flops.h"
@@ -83,10 +83,15 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
         check_same_tokenizer(train_data_.tokenizer(), "data.train", val_data_->tokenizer(), "data.val");
     if (!warning.empty()) report(warning);
   }
-  // data.tokenizer is first read after training (sample, eval prompts): refused now if it
-  // cannot be (a FIFO would block that open()).
-  if (!cfg.data.tokenizer.empty())
-    require_regular_file(cfg.data.tokenizer, "a tokenizer file (tokenizer.bpe, from llmpi prepare)");
+  // data.tokenizer is first used after training (sample, eval prompts): read it now, so an
+  // unreadable one (empty, damaged, a FIFO that would block) is refused before any step.
+  if (!cfg.data.tokenizer.empty()) {
+    try {
+      (void)load_tokenizer(cfg.data.tokenizer);
+    } catch (const UserError& e) {
+      user_error("data.tokenizer: ", e.what());
+    }
+  }
   layout_.batch_size = cfg.train.batch_size;
   layout_.micro_batches = cfg.parallel.micro_batches;
   layout_.dp_size = topo_.layout().dp;

@@ -108,6 +108,14 @@ TEST(FileKind, CommandsRefuseAFifoInsteadOfBlocking) {
   expect_refused(train + "data.train=" + fifo, fifo, shard_kind);
   expect_refused(train + "data.train=" + shard + " --set data.val=" + fifo, fifo, shard_kind);
   expect_refused(train + "data.train=" + shard + " --set data.tokenizer=" + fifo, fifo, tok_kind);
+  // An empty data.tokenizer is refused before training (it was first read by sample, later).
+  const std::string empty = (dir / "empty.bpe").string();
+  std::ofstream(empty).flush();
+  const auto [rc_empty, out_empty] =
+      run_bounded(train + "data.train=" + shard + " --set data.tokenizer=" + empty);
+  EXPECT_EQ(rc_empty, 2) << out_empty;
+  EXPECT_NE(out_empty.find("data.tokenizer: " + empty), std::string::npos) << out_empty;
+  EXPECT_EQ(out_empty.find("step 1"), std::string::npos) << out_empty;
   const auto [rc, out] = run_bounded(train + "data.train=" + shard + " --set data.tokenizer=" +
                                      (dir / "tok.bpe").string());
   EXPECT_EQ(rc, 0) << out;

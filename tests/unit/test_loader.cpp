@@ -173,6 +173,17 @@ TEST(BatchLoader, TooSmallDatasetNamesFilesAndCounts) {
     EXPECT_NE(msg.find(data.a + " (4 tokens)"), std::string::npos) << msg;
     EXPECT_NE(msg.find(data.b + " (6 tokens)"), std::string::npos) << msg;
     EXPECT_NE(msg.find("needs 11 tokens"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("10 tokens in all"), std::string::npos) << msg;
   }
   EXPECT_EQ(BatchLoader(ds, 9, 1).n_samples(), 1);  // exactly T + 1 tokens: one sample
+  // One shard: its count once ("6 tokens in X (6 tokens)" repeated it).
+  const TokenDataset one({data.b});
+  try {
+    BatchLoader loader(one, 10, 1);
+    ADD_FAILURE() << "6 tokens cannot hold a sample of 11";
+  } catch (const UserError& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg, "dataset too small: " + data.b + " (6 tokens); one sample of seq_len 10 "
+                   "needs 11 tokens");
+  }
 }
