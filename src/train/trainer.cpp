@@ -84,8 +84,10 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
     if (!warning.empty()) report(warning);
   }
   // data.tokenizer is first used after training (sample, eval prompts): read it now, so an
-  // unreadable one (empty, damaged, a FIFO that would block) is refused before any step.
-  if (!cfg.data.tokenizer.empty()) {
+  // unreadable one (empty, damaged, a FIFO that would block) is refused before any step. A
+  // missing one is not an error here: training does not need it (those uses say so).
+  std::error_code ec;
+  if (!cfg.data.tokenizer.empty() && std::filesystem::exists(cfg.data.tokenizer, ec)) {
     try {
       (void)load_tokenizer(cfg.data.tokenizer);
     } catch (const UserError& e) {
