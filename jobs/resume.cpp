@@ -30,7 +30,8 @@ RunEvent resume_event(const std::string& path, const CheckpointMeta& m, int64_t 
   const std::string layout = " (saved under tp" + std::to_string(l.tp) + " pp" +
                              std::to_string(l.pp) + " dp" + std::to_string(l.dp) + " ZeRO " +
                              std::to_string(l.zero_stage) + ", " +
-                             std::to_string(l.world_size()) + " ranks)";
+                             std::to_string(l.world_size()) +
+                             (l.world_size() == 1 ? " rank)" : " ranks)");
   RunEvent e;
   e.kind = RunEventKind::resume;
   e.step = m.step;
