@@ -144,10 +144,6 @@ bool is_llmpi_model_file(const std::string& path) {
 }  // namespace
 
 HfImportReport import_hf(const std::string& dir, const std::string& out_model, bool force) {
-  std::error_code ec;
-  if (fs::is_directory(out_model, ec))
-    user_error(out_model, ": is a directory; expected the path of the model file to write "
-               "(e.g. ", (fs::path(out_model) / "model.h5").string(), ")");
   HfImportReport rep;
   const HfModelSource src = open_hf_model(dir);
   rep.meta = src.meta;
@@ -162,14 +158,17 @@ HfImportReport import_hf(const std::string& dir, const std::string& out_model, b
                  m.vocab_size);
     rep.tokenizer_path = fs::path(out_model).replace_extension(".tokenizer.json").string();
   }
-  // The output rule (core/output_rule.h): the model file, and the tokenizer beside it (a path
-  // the user never named) when it was written with an llmpi model file at out_model.
+  // The output rule (core/output_rule.h), before anything is written: the model file (a
+  // directory there is refused), and the tokenizer beside it (a path the user never named),
+  // replaced without force only beside an llmpi model file.
   claim_outputs({"", {out_model}, "an llmpi model file", is_llmpi_model_file}, force);
-  if (!rep.tokenizer_path.empty())
+  if (!rep.tokenizer_path.empty()) {
+    const bool beside_ours = is_llmpi_model_file(out_model);
     claim_outputs({"", {rep.tokenizer_path},
                    "the tokenizer import-hf writes beside the llmpi model file " + out_model,
-                   [&](const std::string&) { return is_llmpi_model_file(out_model); }},
+                   [beside_ours](const std::string&) { return beside_ours; }},
                   force);
+  }
 
   Config c;
   c.model = m;

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/excerpt.h"
 #include "jobs/exit_codes.h"
 #include "jobs/stop_signals.h"
 
@@ -60,8 +61,9 @@ void check_one_line(const std::string& value, const std::string& what) {
   for (char c : value) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f)
-      user_error(what, ": '", visible(value), "' holds a control character (a line break?); "
-                 "expected one line of text, as every value goes on one line of the batch script");
+      user_error(what, ": '", excerpt(visible(value)),
+                 "' holds a control character (a line break?); expected one line of text, as "
+                 "every value goes on one line of the batch script");
   }
 }
 

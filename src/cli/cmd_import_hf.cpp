@@ -15,7 +15,8 @@ model.safetensors or shards, F32/BF16/F16; tokenizer.json or vocab.json + merges
 writes an llmpi model file; the tokenizer goes next to it as MODEL.tokenizer.json. Anything
 llmpi would compute differently (another architecture, rope scaling, biases in Llama, ...) is
 refused naming the key. An existing file at either path is replaced only if it is an llmpi
-model file (and the tokenizer beside one), else only with --force. Start a run from it, or from DIR itself, with [train] init_from.
+model file (and the tokenizer beside one), else only with --force. Start a run from it, or
+from DIR itself, with [train] init_from.
 )";
 
 struct ImportArgs {

@@ -5,21 +5,11 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/file_kind.h"
 
 namespace llmpi {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-// "" for a regular file, else what is there instead (links followed).
-std::string not_a_file(const fs::file_status& s) {
-  if (fs::is_regular_file(s)) return "";
-  if (fs::is_directory(s)) return "is a directory";
-  return "is not a regular file";
-}
-
-}  // namespace
 
 void claim_outputs(const OutputClaim& c, bool force) {
   std::error_code ec;
@@ -30,9 +20,8 @@ void claim_outputs(const OutputClaim& c, bool force) {
                  c.what, ")");
   }
   for (const std::string& f : c.files) {
-    const fs::file_status s = fs::status(f, ec);
-    if (!fs::exists(s)) continue;
-    if (const std::string no = not_a_file(s); !no.empty())
+    if (!fs::exists(f, ec)) continue;
+    if (const std::string no = not_regular_file(f); !no.empty())
       user_error(f, ": ", no, "; expected a file this command writes (", c.what,
                  "); nothing was written");
     if (force || (c.ours && c.ours(f))) continue;

@@ -145,22 +145,23 @@ class OutputDir {
   std::vector<fs::path> written_;
 };
 
+// The files prepare (text or sft) writes into its --out directory.
+constexpr const char* kOutputNames[] = {"train.bin", "val.bin", "tokenizer.bpe", "tokenizer.json",
+                                        "prepare.json"};
+
 // Refuses an input prepare must not read as text (see expand_inputs in prepare.h).
 void check_input(const std::string& file, const std::string& out_dir) {
-  for (const char* name : {"train.bin", "val.bin", "tokenizer.bpe", "tokenizer.json", "prepare.json"}) {
+  for (const char* name : kOutputNames) {
     std::error_code ec;
     if (fs::equivalent(file, fs::path(out_dir) / name, ec))
       user_error(file, ": is the output ", (fs::path(out_dir) / name).string(),
                  " of this prepare, which would overwrite its own input; expected an --out "
                  "directory apart from the input files");
   }
-  char head[8] = {};
+  uint8_t head[sizeof kShardMagic] = {};
   std::ifstream in(file, std::ios::binary);
-  in.read(head, sizeof head);
-  int32_t llmc = 0;
-  std::memcpy(&llmc, head, sizeof llmc);
-  if (in.gcount() == sizeof head &&
-      (std::memcmp(head, kShardMagic, sizeof kShardMagic) == 0 || llmc == kLlmcMagic))
+  in.read(reinterpret_cast<char*>(head), sizeof head);
+  if (shard_format_of(head, static_cast<size_t>(in.gcount())))
     user_error(file, ": is a token shard (already prepared), not text; expected text or JSONL "
                "input (train and eval read shards as they are: data.train, --data)");
 }
@@ -223,15 +224,15 @@ std::string prepare_report_json(const PrepareReport& r, const PrepareOptions& o)
 void claim_prepare_outputs(const std::string& out_dir, const bool force) {
   const fs::path d(out_dir);
   const fs::path manifest = d / "prepare.json";
-  auto ours = [&](const std::string&) {
-    if (!fs::is_regular_file(manifest)) return false;
-    const nlohmann::json j =
-        nlohmann::json::parse(read_text_file_if_exists(manifest.string()), nullptr, false);
-    return j.is_object() && j.contains("format_version") && j.contains("tokenizer_file");
-  };
-  OutputClaim c{out_dir, {}, "an output of llmpi prepare (a directory with its prepare.json)", ours};
-  for (const char* n : {"train.bin", "val.bin", "tokenizer.bpe", "tokenizer.json", "prepare.json"})
-    c.files.push_back((d / n).string());
+  std::error_code ec;
+  const nlohmann::json j =
+      fs::is_regular_file(manifest, ec)
+          ? nlohmann::json::parse(read_text_file_if_exists(manifest.string()), nullptr, false)
+          : nlohmann::json();
+  const bool ours = j.is_object() && j.contains("format_version") && j.contains("tokenizer_file");
+  OutputClaim c{out_dir, {}, "an output of llmpi prepare (a directory with its prepare.json)",
+                [ours](const std::string&) { return ours; }};
+  for (const char* n : kOutputNames) c.files.push_back((d / n).string());
   claim_outputs(c, force);
 }
 

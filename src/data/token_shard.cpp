@@ -32,11 +32,21 @@ int token_width_for_vocab(int64_t vocab_size) {
   return vocab_size <= 65536 ? 2 : 4;
 }
 
+std::optional<ShardFormat> shard_format_of(const uint8_t* head, size_t n) {
+  if (n >= sizeof(kShardMagic) && std::memcmp(head, kShardMagic, sizeof(kShardMagic)) == 0)
+    return ShardFormat::llmpi;
+  int32_t magic = 0;
+  if (n >= sizeof magic && (std::memcpy(&magic, head, sizeof magic), magic == kLlmcMagic))
+    return ShardFormat::llmc;
+  return std::nullopt;
+}
+
 TokenShard::TokenShard(const std::string& path, int64_t vocab_size)
     : file_(path, "a token shard (.bin, from llmpi prepare)") {
   const uint8_t* d = file_.data();
   const size_t n = file_.size();
-  if (n >= sizeof(kShardMagic) && std::memcmp(d, kShardMagic, sizeof(kShardMagic)) == 0) {
+  const std::optional<ShardFormat> format = shard_format_of(d, n);
+  if (format == ShardFormat::llmpi) {
     format_ = ShardFormat::llmpi;
     if (n < kShardV1HeaderBytes)
       user_error(path, ": truncated header (", n, " bytes, expected at least ",
@@ -75,7 +85,7 @@ TokenShard::TokenShard(const std::string& path, int64_t vocab_size)
     count_ = static_cast<int64_t>(count);
     tokens_ = d + header;
     if (trailer) read_trailer(header + count * width_);
-  } else if (n >= sizeof(int32_t) && load<int32_t>(d) == kLlmcMagic) {
+  } else if (format == ShardFormat::llmc) {
     format_ = ShardFormat::llmc;
     width_ = 2;
     if (n < kLlmcHeaderBytes)

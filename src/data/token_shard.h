@@ -43,6 +43,9 @@ inline constexpr int32_t kLlmcMagic = 20240520;
 inline constexpr int32_t kLlmcVersion = 1;
 inline constexpr size_t kLlmcHeaderBytes = 256 * sizeof(int32_t);
 
+// The shard format the first n bytes of a file announce by their magic; nullopt for neither.
+std::optional<ShardFormat> shard_format_of(const uint8_t* head, size_t n);
+
 // Bytes per token for a vocabulary: 2 when every id fits in uint16, else 4.
 int token_width_for_vocab(int64_t vocab_size);
 

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <set>
 
 #include "backend/backend.h"
 #include "core/error.h"
@@ -20,16 +21,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Every name export-hf writes into its directory (the safetensors set also removes the other
-// layout's files: model.safetensors, the index, model-*.safetensors), adapter/ with a LoRA.
-bool is_export_name(const std::string& f) {
-  static const char* const fixed[] = {"config.json",      "generation_config.json",
-                                      "model.safetensors", "model.safetensors.index.json",
-                                      "tokenizer.json",    "tokenizer_config.json",
-                                      "vocab.json",        "merges.txt"};
-  for (const char* n : fixed)
-    if (f == n) return true;
-  return f.rfind("model-", 0) == 0 && fs::path(f).extension() == ".safetensors";
+// The files export-hf writes into its directory (adapter/ only with a LoRA); the safetensors
+// set also removes the other layout's files: model.safetensors, the index, model-*.safetensors.
+constexpr const char* kExportFiles[] = {
+    "config.json",    "generation_config.json", "model.safetensors", "model.safetensors.index.json",
+    "tokenizer.json", "tokenizer_config.json",  "vocab.json",        "merges.txt",
+    "adapter/adapter_config.json", "adapter/adapter_model.safetensors"};
+
+bool is_weight_shard(const fs::path& p) {
+  return p.filename().string().rfind("model-", 0) == 0 && p.extension() == ".safetensors";
 }
 
 // export-hf's own earlier output: a directory holding nothing but what export-hf writes, its
@@ -39,36 +39,27 @@ bool is_export_dir(const fs::path& dir) {
   if (!fs::is_regular_file(dir / "model.safetensors", ec) &&
       !fs::is_regular_file(dir / "model.safetensors.index.json", ec))
     return false;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string f = e.path().filename().string();
-    if (f == "adapter" && e.is_directory(ec)) {
-      for (const auto& a : fs::directory_iterator(e.path(), ec)) {
-        const std::string g = a.path().filename().string();
-        if (g != "adapter_config.json" && g != "adapter_model.safetensors") return false;
-      }
-    } else if (!is_export_name(f)) {
-      return false;
-    }
+  std::set<fs::path> ours(std::begin(kExportFiles), std::end(kExportFiles));
+  ours.insert("adapter");
+  for (auto e = fs::recursive_directory_iterator(dir, ec); !ec && e != fs::end(e);
+       e.increment(ec)) {
+    const fs::path rel = e->path().lexically_relative(dir);
+    if (rel == "adapter" && !e->is_directory(ec)) return false;
+    if (!ours.count(rel) && !(rel.parent_path().empty() && is_weight_shard(rel))) return false;
   }
   return !ec;
 }
 
 // The output rule (core/output_rule.h) for an export into `dir`: the files it writes or removes.
 void claim_export_dir(const std::string& dir, bool force) {
-  OutputClaim c{dir, {}, "a file of an earlier export-hf (a directory holding only its files)",
-                [&](const std::string&) { return is_export_dir(dir); }};
   const fs::path d(dir);
-  for (const char* n : {"config.json", "generation_config.json", "model.safetensors",
-                        "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
-                        "vocab.json", "merges.txt", "adapter/adapter_config.json",
-                        "adapter/adapter_model.safetensors"})
-    c.files.push_back((d / n).string());
+  const bool ours = is_export_dir(d);  // decided once for every file of the directory
+  OutputClaim c{dir, {}, "a file of an earlier export-hf (a directory holding only its files)",
+                [ours](const std::string&) { return ours; }};
+  for (const char* n : kExportFiles) c.files.push_back((d / n).string());
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(d, ec)) {
-    const std::string f = e.path().filename().string();
-    if (f.rfind("model-", 0) == 0 && e.path().extension() == ".safetensors")
-      c.files.push_back(e.path().string());
-  }
+  for (const auto& e : fs::directory_iterator(d, ec))
+    if (is_weight_shard(e.path())) c.files.push_back(e.path().string());
   claim_outputs(c, force);
 }
 

@@ -83,24 +83,26 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
         check_same_tokenizer(train_data_.tokenizer(), "data.train", val_data_->tokenizer(), "data.val");
     if (!warning.empty()) report(warning);
   }
-  // data.tokenizer is first used after training (sample, eval prompts): read it now, so an
-  // unreadable one (empty, damaged, a FIFO that would block) is refused before any step. A
-  // missing one is not an error here: training does not need it (those uses say so).
-  std::error_code ec;
-  if (!cfg.data.tokenizer.empty() && std::filesystem::exists(cfg.data.tokenizer, ec)) {
-    try {
-      (void)load_tokenizer(cfg.data.tokenizer);
-    } catch (const UserError& e) {
-      user_error("data.tokenizer: ", e.what());
-    }
-  }
   layout_.batch_size = cfg.train.batch_size;
   layout_.micro_batches = cfg.parallel.micro_batches;
   layout_.dp_size = topo_.layout().dp;
   engine_ = std::make_unique<ParallelEngine>(cfg, topo_, be_);
   if (cfg.train.objective == Objective::dpo)
     dpo_ = std::make_unique<DpoObjective>(cfg_, *engine_, topo_, rows_, val_rows_ ? &*val_rows_ : nullptr);
-  if (!cfg.eval.prompts.empty()) eval_prompts_ = std::make_unique<EvalPrompts>(cfg_);
+  // data.tokenizer is read now (by the eval prompts, which keep it, or just to check it), so an
+  // unreadable one (empty, damaged, a FIFO that would block) is refused before any step rather
+  // than by sample after training. A missing one is no error without eval prompts: training
+  // does not need it.
+  std::error_code ec;
+  if (!cfg.eval.prompts.empty()) {
+    eval_prompts_ = std::make_unique<EvalPrompts>(cfg_);
+  } else if (!cfg.data.tokenizer.empty() && std::filesystem::exists(cfg.data.tokenizer, ec)) {
+    try {
+      (void)load_tokenizer(cfg.data.tokenizer);
+    } catch (const UserError& e) {
+      user_error("data.tokenizer: ", e.what());
+    }
+  }
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len;
   host_ids_.resize(size_t(layout_.micro_batches * B * T));
   host_targets_.resize(host_ids_.size());
