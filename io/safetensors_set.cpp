@@ -1,10 +1,12 @@
 // Single and sharded safetensors directories; see safetensors_set.h.
 #include "io/safetensors_set.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/text_file.h"
@@ -99,55 +101,120 @@ std::string SafetensorsSet::source(const std::string& name) const {
   return file + ": tensor \"" + name + "\"";
 }
 
-ShardedWriteReport write_safetensors_set(
-    const std::string& dir, const std::vector<StSpec>& tensors,
-    const std::function<std::vector<uint8_t>(const StSpec&)>& bytes_of, uint64_t max_shard_bytes,
-    const std::map<std::string, std::string>& metadata) {
-  // Greedy split in order: a shard closes when the next tensor would pass the limit.
-  std::vector<std::vector<StSpec>> shards(1);
-  uint64_t in_shard = 0, total = 0;
+bool is_safetensors_set_file(const std::string& name) {
+  if (name == kSingle || name == kIndex) return true;
+  // model-<digits>-of-<digits>.safetensors
+  constexpr std::string_view kPrefix = "model-", kOf = "-of-", kSuffix = ".safetensors";
+  const std::string_view n(name);
+  if (!n.starts_with(kPrefix) || !n.ends_with(kSuffix)) return false;
+  const std::string_view mid = n.substr(kPrefix.size(), n.size() - kPrefix.size() - kSuffix.size());
+  const size_t of = mid.find(kOf);
+  auto digits = [](std::string_view d) {
+    return !d.empty() && d.find_first_not_of("0123456789") == std::string_view::npos;
+  };
+  return of != std::string_view::npos && digits(mid.substr(0, of)) &&
+         digits(mid.substr(of + kOf.size()));
+}
+
+std::map<std::string, std::string> set_file_metadata(const std::string& path) {
+  constexpr uintmax_t kMaxIndexBytes = uintmax_t{64} << 20;  // a real index is kilobytes
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return {};
+  try {
+    if (fs::path(path).filename() != kIndex) return SafetensorsFile(path).header().metadata;
+    if (fs::file_size(path, ec) > kMaxIndexBytes || ec) return {};
+    const Json j = Json::parse(read_text_file(path), nullptr, /*allow_exceptions=*/false);
+    std::map<std::string, std::string> out;
+    if (j.is_object() && j.contains("metadata") && j["metadata"].is_object())
+      for (const auto& [k, v] : j["metadata"].items())
+        if (v.is_string()) out[k] = v.get<std::string>();
+    return out;
+  } catch (const UserError&) {
+    return {};
+  }
+}
+
+std::string SafetensorsLayout::describe() const {
+  if (shards.size() == 1) return std::string("one ") + kSingle;
+  return std::to_string(shards.size()) + " shards with " + kIndex;
+}
+
+SafetensorsLayout plan_safetensors_set(const std::vector<StSpec>& tensors,
+                                       uint64_t max_shard_bytes) {
+  SafetensorsLayout l;
+  l.shards.emplace_back();
+  uint64_t in_shard = 0;
   for (const StSpec& s : tensors) {
     int64_t n = 1;
     for (int64_t d : s.shape) n *= d;
     const uint64_t bytes = uint64_t(n * st_dtype_size(s.dtype));
-    if (!shards.back().empty() && in_shard + bytes > max_shard_bytes) {
-      shards.emplace_back();
+    if (!l.shards.back().empty() && in_shard + bytes > max_shard_bytes) {
+      l.shards.emplace_back();
       in_shard = 0;
     }
-    shards.back().push_back(s);
+    l.shards.back().push_back(s);
     in_shard += bytes;
-    total += bytes;
+    l.total_bytes += bytes;
   }
-  ShardedWriteReport rep;
-  rep.total_bytes = total;
-  const fs::path d(dir);
-  // Remove what a previous export may have left (the other layout's files).
-  std::error_code ec;
-  fs::remove(d / kSingle, ec);
-  fs::remove(d / kIndex, ec);
-  for (const auto& e : fs::directory_iterator(d, ec)) {
-    const std::string f = e.path().filename().string();
-    if (f.rfind("model-", 0) == 0 && e.path().extension() == ".safetensors") fs::remove(e.path(), ec);
-  }
-  Json weight_map = Json::object();
-  for (size_t k = 0; k < shards.size(); ++k) {
+  const size_t k = l.shards.size();
+  for (size_t i = 0; i < k; ++i) {
     char name[64];
-    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", k + 1, shards.size());
-    const std::string file = shards.size() == 1 ? kSingle : name;
-    SafetensorsWriter w((d / file).string(), shards[k], metadata);
-    for (const StSpec& s : shards[k]) {
+    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, k);
+    l.files.push_back(k == 1 ? kSingle : name);
+  }
+  if (k > 1) l.files.push_back(kIndex);
+  return l;
+}
+
+std::vector<std::string> stale_safetensors_files(const std::string& dir,
+                                                 const SafetensorsLayout& layout) {
+  const std::set<std::string> written(layout.files.begin(), layout.files.end());
+  std::vector<std::string> stale;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (is_safetensors_set_file(name) && !written.count(name)) stale.push_back(e.path().string());
+  }
+  std::sort(stale.begin(), stale.end());
+  return stale;
+}
+
+ShardedWriteReport write_safetensors_set(
+    const std::string& dir, const SafetensorsLayout& layout,
+    const std::function<std::vector<uint8_t>(const StSpec&)>& bytes_of,
+    const std::map<std::string, std::string>& metadata) {
+  const fs::path d(dir);
+  Json weight_map = Json::object();
+  for (size_t k = 0; k < layout.shards.size(); ++k) {
+    const std::string& file = layout.files[k];
+    SafetensorsWriter w((d / file).string(), layout.shards[k], metadata);
+    for (const StSpec& s : layout.shards[k]) {
       w.write(s.name, bytes_of(s));
       weight_map[s.name] = file;
     }
     w.commit();
-    rep.files.push_back(file);
   }
-  if (shards.size() > 1) {
-    const Json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+  if (layout.shards.size() > 1) {
+    Json meta(metadata);
+    meta["total_size"] = layout.total_bytes;
+    const Json index = {{"metadata", meta}, {"weight_map", weight_map}};
     write_text_atomically((d / kIndex).string(), index.dump(2) + "\n");
-    rep.files.push_back(kIndex);
   }
-  return rep;
+  // Only now, with the new set complete: a run cut short leaves the directory recognisably
+  // the caller's (its files and nothing else), and a rerun finishes the job.
+  for (const std::string& f : stale_safetensors_files(dir, layout)) {
+    std::error_code ec;
+    if (!fs::remove(f, ec) && ec) user_error(f, ": cannot remove this stale file: ", ec.message());
+  }
+  return {layout.files, layout.total_bytes};
+}
+
+ShardedWriteReport write_safetensors_set(
+    const std::string& dir, const std::vector<StSpec>& tensors,
+    const std::function<std::vector<uint8_t>(const StSpec&)>& bytes_of, uint64_t max_shard_bytes,
+    const std::map<std::string, std::string>& metadata) {
+  return write_safetensors_set(dir, plan_safetensors_set(tensors, max_shard_bytes), bytes_of,
+                               metadata);
 }
 
 }  // namespace llmpi

@@ -17,7 +17,11 @@ from_pretrained: config.json, generation_config.json, model.safetensors (or shar
 model.safetensors.index.json), tokenizer.json and tokenizer_config.json. The tokenizer's
 vocabulary size is the real vocabulary: embedding rows past it (padding) are not written.
 An existing DIR is written into only if it holds nothing but an earlier export's files, or no
-file of these names; else only with --force (other files in DIR are never touched).
+file of these names; else only with --force (other files in DIR are never touched). A re-export
+into an earlier export removes its other weight layout (single <-> sharded); in any other DIR a
+file of that layout (model.safetensors, the index, model-*-of-*.safetensors) is refused even
+with --force, which replaces files but never deletes one. A temporary FILE.tmp found at
+an output's path (an interrupted run leaves one) is replaced only with --force.
 )";
 
 struct ExportArgs {

@@ -2,6 +2,7 @@
 #include "train/hf_export.h"
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -21,45 +22,73 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The files export-hf writes into its directory (adapter/ only with a LoRA); the safetensors
-// set also removes the other layout's files: model.safetensors, the index, model-*.safetensors.
+// The files export-hf writes into its directory besides the weights (whose names depend on
+// the layout: io/safetensors_set.h); adapter/ only with a LoRA, the tokenizer's with one.
 constexpr const char* kExportFiles[] = {
-    "config.json",    "generation_config.json", "model.safetensors", "model.safetensors.index.json",
-    "tokenizer.json", "tokenizer_config.json",  "vocab.json",        "merges.txt",
+    "config.json",    "generation_config.json", "tokenizer.json",
+    "tokenizer_config.json", "vocab.json", "merges.txt",
     "adapter/adapter_config.json", "adapter/adapter_model.safetensors"};
 
-bool is_weight_shard(const fs::path& p) {
-  return p.filename().string().rfind("model-", 0) == 0 && p.extension() == ".safetensors";
+// export-hf's mark in the metadata of every weight file it writes (each safetensors file's
+// "__metadata__" and the index's "metadata"; "format": "pt" is what transformers requires).
+const std::map<std::string, std::string> kWeightsMetadata = {{"format", "pt"},
+                                                              {"writer", "llmpi export-hf"}};
+
+bool has_export_mark(const fs::path& set_file) {
+  const auto meta = set_file_metadata(set_file.string());
+  const auto it = meta.find("writer");
+  return it != meta.end() && it->second == kWeightsMetadata.at("writer");
 }
 
-// export-hf's own earlier output: a directory holding nothing but what export-hf writes, its
-// weights among them (model.safetensors or the shard index).
+// A name (relative to the export directory) that export-hf writes in some export.
+bool is_export_name(const fs::path& rel) {
+  static const std::set<fs::path> fixed(std::begin(kExportFiles), std::end(kExportFiles));
+  return fixed.count(rel) || (rel.parent_path().empty() && is_safetensors_set_file(rel.string()));
+}
+
+// Such a name, or its temporary (temporary_of), which an interrupted export leaves.
+bool is_export_entry(const fs::path& rel) {
+  if (is_export_name(rel)) return true;
+  const fs::path file = fs::path(rel).replace_extension();
+  return temporary_of(file.string()) == rel.string() && is_export_name(file);
+}
+
+// export-hf's own earlier output: a directory holding its weights (model.safetensors or the
+// shard index), every weight file of it marked as export-hf's (so neither a Hugging Face
+// download nor save_pretrained's output is taken for one), and nothing but names export-hf
+// writes and the temporaries of an interrupted export (claim_outputs refuses those without
+// --force, whoever wrote them).
 bool is_export_dir(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_regular_file(dir / "model.safetensors", ec) &&
       !fs::is_regular_file(dir / "model.safetensors.index.json", ec))
     return false;
-  std::set<fs::path> ours(std::begin(kExportFiles), std::end(kExportFiles));
-  ours.insert("adapter");
   for (auto e = fs::recursive_directory_iterator(dir, ec); !ec && e != fs::end(e);
        e.increment(ec)) {
     const fs::path rel = e->path().lexically_relative(dir);
-    if (rel == "adapter" && !e->is_directory(ec)) return false;
-    if (!ours.count(rel) && !(rel.parent_path().empty() && is_weight_shard(rel))) return false;
+    if (rel == "adapter" ? !e->is_directory(ec) : !is_export_entry(rel)) return false;
+    if (rel.parent_path().empty() && is_safetensors_set_file(rel.string()) &&
+        !has_export_mark(e->path()))
+      return false;
   }
   return !ec;
 }
 
-// The output rule (core/output_rule.h) for an export into `dir`: the files it writes or removes.
-void claim_export_dir(const std::string& dir, bool force) {
+// The output rule (core/output_rule.h) for an export of `weights` into `dir`: the files it
+// writes, and the other layout's files it removes (only from its own earlier output: in any
+// other directory, even with --force, they are refused, as left in place they would be stale).
+void claim_export_dir(const std::string& dir, const SafetensorsLayout& weights, bool force) {
   const fs::path d(dir);
   const bool ours = is_export_dir(d);  // decided once for every file of the directory
-  OutputClaim c{dir, {}, "a file of an earlier export-hf (a directory holding only its files)",
+  OutputClaim c{dir, {}, "a file of an earlier export-hf (a directory holding only its files, "
+                "its weights marked as export-hf's)",
                 [ours](const std::string&) { return ours; }};
   for (const char* n : kExportFiles) c.files.push_back((d / n).string());
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(d, ec))
-    if (is_weight_shard(e.path())) c.files.push_back(e.path().string());
+  for (const std::string& n : weights.files) c.files.push_back((d / n).string());
+  c.removes = stale_safetensors_files(dir, weights);
+  c.removes_why = "this export writes its weights as " + weights.describe() +
+                  ", so this file would be left stale beside them (a directory that reads "
+                  "inconsistently)";
   claim_outputs(c, force);
 }
 
@@ -98,7 +127,12 @@ HfExportReport export_hf(const std::string& model_or_run, const HfExportOptions&
   rep.vocab_rows = real;
   rep.padding_rows = V - real;
 
-  claim_export_dir(o.out_dir, o.force);
+  const std::vector<HfTensorMap> maps = hf_tensor_map(mc, real);
+  std::vector<StSpec> specs;
+  for (const HfTensorMap& m : maps) specs.push_back({m.hf_name, o.dtype, m.hf_shape});
+  const SafetensorsLayout weights = plan_safetensors_set(specs, o.max_shard_bytes);
+
+  claim_export_dir(o.out_dir, weights, o.force);
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
   if (!fs::is_directory(o.out_dir)) user_error(o.out_dir, ": cannot create the output directory: ", ec.message());
@@ -122,18 +156,12 @@ HfExportReport export_hf(const std::string& model_or_run, const HfExportOptions&
     for (int d = 0; d < p.global_shape.ndim; ++d) t.shape.push_back(p.global_shape[d]);
     return t;
   };
-  const std::vector<HfTensorMap> maps = hf_tensor_map(mc, real);
-  std::vector<StSpec> specs;
-  for (const HfTensorMap& m : maps) specs.push_back({m.hf_name, o.dtype, m.hf_shape});
   size_t next = 0;
-  const ShardedWriteReport w = write_safetensors_set(
-      o.out_dir, specs,
-      [&](const StSpec& s) {
-        const HfTensorMap& m = maps[next++];
-        LLMPI_CHECK(m.hf_name == s.name, "export order");
-        return encode_f32(hf_values(m, param), o.dtype);
-      },
-      o.max_shard_bytes);
+  const ShardedWriteReport w = write_safetensors_set(o.out_dir, weights, [&](const StSpec& s) {
+    const HfTensorMap& m = maps[next++];
+    LLMPI_CHECK(m.hf_name == s.name, "export order");
+    return encode_f32(hf_values(m, param), o.dtype);
+  }, kWeightsMetadata);
   rep.files.insert(rep.files.end(), w.files.begin(), w.files.end());
   rep.tensor_bytes = w.total_bytes;
 

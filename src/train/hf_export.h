@@ -2,7 +2,9 @@
 // Export of an llmpi model (a model file, a checkpoint, or a run directory's model.h5 / newest
 // checkpoint) as a Hugging Face model directory:
 //   config.json, generation_config.json        (io/hf_config.h)
-//   model.safetensors, or shards + model.safetensors.index.json above max_shard_bytes
+//   model.safetensors, or shards + model.safetensors.index.json above max_shard_bytes (a
+//                                               re-export removes the other layout's files;
+//                                               other directories must not hold any)
 //   tokenizer.json, tokenizer_config.json      (data/hf_tokenizer.h; GPT-2's also vocab.json,
 //                                               merges.txt) when a tokenizer is known
 // The tokenizer is --tokenizer or the model's data.tokenizer; its vocabulary size is the real
@@ -23,7 +25,9 @@ struct HfExportOptions {
   uint64_t max_shard_bytes = kDefaultMaxShardBytes;
   std::string tokenizer;  // empty: the model config's data.tokenizer (if it exists)
   bool force = false;     // replace files in out_dir that are not an earlier export's
-                          // (core/output_rule.h; a directory holding only them is replaced)
+                          // (core/output_rule.h; a directory holding only them is replaced);
+                          // never removes one: a file of the other weight layout in such a
+                          // directory is refused even with force
 };
 
 struct HfExportReport {

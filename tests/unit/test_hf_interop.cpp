@@ -6,10 +6,12 @@
 // malformed configs and weight files refused naming the file and key or tensor.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -278,6 +280,128 @@ TEST_F(HfInterop, PaddingRowsAreTrimmedToTheTokenizer) {
   EXPECT_EQ(rn.vocab_rows, 320);
   EXPECT_NE(rn.tokenizer_note.find("does not exist"), std::string::npos) << rn.tokenizer_note;
   EXPECT_FALSE(fs::exists(path("hf_notok/tokenizer.json")));
+}
+
+// The safetensors set files (io/safetensors_set.h) in a directory, sorted.
+std::vector<std::string> set_files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (is_safetensors_set_file(e.path().filename().string())) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(HfInterop, ReExportsSwitchLayoutsLeavingOneConsistentSet) {
+  const std::string model = write_model(gpt2_config(), "gpt2.h5");
+  HfExportOptions o;
+  o.out_dir = path("hf");
+  export_hf(model, o);
+  const SafetensorsSet single(o.out_dir);
+  std::map<std::string, std::vector<float>> want;
+  for (const std::string& n : single.names()) want[n] = single.read_f32(n);
+  // single -> k shards -> m > k shards (every "-of-k" shard removed) -> k shards -> single.
+  std::vector<size_t> counts;
+  for (const uint64_t max : {uint64_t(8192), uint64_t(4096), uint64_t(8192), kDefaultMaxShardBytes}) {
+    o.max_shard_bytes = max;
+    const HfExportReport r = export_hf(model, o);
+    std::vector<std::string> written;
+    for (const std::string& f : r.files)
+      if (is_safetensors_set_file(f)) written.push_back(f);
+    std::sort(written.begin(), written.end());
+    EXPECT_EQ(set_files(o.out_dir), written) << "max " << max;
+    counts.push_back(written.size());
+    const SafetensorsSet set(o.out_dir);
+    ASSERT_EQ(set.names().size(), want.size());
+    for (const auto& [n, v] : want) ASSERT_EQ(set.read_f32(n), v) << n << ", max " << max;
+  }
+  EXPECT_GT(counts[0], 2u);
+  EXPECT_GT(counts[1], counts[0]);
+  EXPECT_EQ(counts[3], 1u);
+}
+
+TEST_F(HfInterop, ForcedExportIntoAnotherDirectoryNeverDeletesItsWeights) {
+  const std::string model = write_model(gpt2_config(), "gpt2.h5");
+  const std::string theirs = path("theirs");
+  fs::create_directories(theirs);
+  // Only names export-hf writes, but not its weights (they lack its mark): not its output.
+  std::map<std::string, std::string> before = {
+      {"model-00001-of-00003.safetensors", "their first shard\n"},
+      {"model.safetensors.index.json", "{\"weight_map\": {\"w\": \"model-00001-of-00003.safetensors\"}}\n"}};
+  for (const auto& [n, text] : before) std::ofstream(theirs + "/" + n) << text;
+  auto untouched = [&] {
+    std::map<std::string, std::string> now;
+    for (const auto& e : fs::directory_iterator(theirs)) now[e.path().filename().string()] = file_bytes(e.path().string());
+    EXPECT_EQ(now, before) << "the directory changed";
+  };
+  HfExportOptions o;
+  o.out_dir = theirs;
+  // A single model.safetensors would leave their shard and index stale: refused, even forced.
+  for (const bool force : {false, true}) {
+    o.force = force;
+    const std::string msg = message_of([&] { export_hf(model, o); });
+    EXPECT_NE(msg.find(theirs + "/model-00001-of-00003.safetensors: exists and is not a file of an earlier export-hf"),
+              std::string::npos) << msg;
+    EXPECT_NE(msg.find("this export writes its weights as one model.safetensors, so this file would be left stale"),
+              std::string::npos) << msg;
+    EXPECT_NE(msg.find("--force replaces files, never deletes one"), std::string::npos) << msg;
+    untouched();
+  }
+  fs::remove(theirs + "/model-00001-of-00003.safetensors");
+  before.erase("model-00001-of-00003.safetensors");
+  const std::string msg = message_of([&] { export_hf(model, o); });
+  EXPECT_NE(msg.find(theirs + "/model.safetensors.index.json: exists and is not"), std::string::npos) << msg;
+  untouched();
+  // Their single file (a valid one, as transformers writes it, without export-hf's mark), where
+  // this export writes shards: refused as well.
+  fs::remove(theirs + "/model.safetensors.index.json");
+  before.erase("model.safetensors.index.json");
+  write_safetensors_set(theirs, {{"w", StDtype::f32, {2}}}, [](const StSpec&) {
+    return encode_f32(std::vector<float>{1.0f, 2.0f}, StDtype::f32);
+  }, kDefaultMaxShardBytes, {{"format", "pt"}});
+  before["model.safetensors"] = file_bytes(theirs + "/model.safetensors");
+  o.max_shard_bytes = 8192;
+  const std::string sharded = message_of([&] { export_hf(model, o); });
+  EXPECT_NE(sharded.find(theirs + "/model.safetensors: exists and is not"), std::string::npos) << sharded;
+  EXPECT_NE(sharded.find(" shards with model.safetensors.index.json, so this file would be left stale"),
+            std::string::npos) << sharded;
+  untouched();
+  // What save_pretrained writes, names export-hf writes too: not taken for its own.
+  before["config.json"] = "{}\n";
+  std::ofstream(theirs + "/config.json") << before["config.json"];
+  o.max_shard_bytes = kDefaultMaxShardBytes;
+  o.force = false;
+  const std::string plain = message_of([&] { export_hf(model, o); });
+  EXPECT_NE(plain.find(theirs + "/config.json: exists and is not a file of an earlier export-hf"),
+            std::string::npos) << plain;
+  untouched();
+  // A file it rewrites is replaced with --force (the same layout): nothing else is touched.
+  before["README.md"] = "their model\n";
+  std::ofstream(theirs + "/README.md") << before["README.md"];
+  o.force = true;
+  export_hf(model, o);
+  export_hf(model, HfExportOptions{path("mine"), StDtype::f32, kDefaultMaxShardBytes, ""});
+  EXPECT_EQ(file_bytes(theirs + "/model.safetensors"), file_bytes(path("mine/model.safetensors")));
+  EXPECT_EQ(file_bytes(theirs + "/README.md"), before["README.md"]);
+  EXPECT_EQ(set_files(theirs), std::vector<std::string>{"model.safetensors"});
+}
+
+TEST_F(HfInterop, AnInterruptedExportsTemporaryIsReplacedOnlyWithForce) {
+  const std::string model = write_model(gpt2_config(), "gpt2.h5");
+  HfExportOptions o;
+  o.out_dir = path("hf");
+  export_hf(model, o);
+  const std::string weights = file_bytes(path("hf/model.safetensors"));
+  std::ofstream(path("hf/model.safetensors.tmp")) << "half a file\n";
+  const std::string msg = message_of([&] { export_hf(model, o); });
+  EXPECT_NE(msg.find(path("hf/model.safetensors.tmp") + ": exists; it is the temporary llmpi writes"),
+            std::string::npos) << msg;
+  EXPECT_NE(msg.find("Pass --force to replace it"), std::string::npos) << msg;
+  EXPECT_EQ(file_bytes(path("hf/model.safetensors.tmp")), "half a file\n");
+  EXPECT_EQ(file_bytes(path("hf/model.safetensors")), weights);
+  o.force = true;
+  export_hf(model, o);
+  EXPECT_FALSE(fs::exists(path("hf/model.safetensors.tmp")));
+  EXPECT_EQ(file_bytes(path("hf/model.safetensors")), weights);
 }
 
 TEST_F(HfInterop, NumpyReferenceOnExportedFilesMatchesLlmpiLogits) {
