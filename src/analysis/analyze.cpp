@@ -10,7 +10,10 @@
 #include "analysis/report.h"
 #include "config/config.h"
 #include "core/error.h"
+#include "core/output_rule.h"
+#include "data/token_shard.h"
 #include "parallel/communicator.h"
+#include "train/paths.h"
 
 namespace llmpi {
 
@@ -52,14 +55,63 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
+// Where the report goes: --out, else RUN_DIR/analysis.
+std::string report_dir(const AnalyzeOptions& opt) {
+  return opt.out_dir.empty() ? (fs::path(opt.run_dir) / "analysis").string() : opt.out_dir;
+}
+
+// Token shards named by an option: the pattern matches files, and each is a readable token
+// shard (its header and size; TokenShard reads no token without a vocabulary size).
+void require_token_shards(const std::string& pattern, const std::string& option) {
+  for (const std::string& path : expand_data_paths(pattern, option)) {  // names option and path
+    try {
+      const TokenShard shard(path);
+    } catch (const UserError& e) {
+      user_error(option, ": ", e.what());  // "<path>: not a token shard: bad magic (expected ...)"
+    }
+  }
+}
+
+// What the command line names explicitly must be usable, so that a typo is refused before
+// any work rather than found (as a note) after the whole analysis: the run directory, the
+// --eval and --train-data shards, and the report directory (absent, or a directory). Inputs
+// that are only implied (the run config's data.train for memorization) stay notes.
+void check_named_inputs(const AnalyzeOptions& opt) {
+  std::error_code ec;
+  if (!fs::is_directory(opt.run_dir, ec)) user_error(opt.run_dir, ": no such run directory");
+  if (!opt.eval_data.empty()) require_token_shards(opt.eval_data, "--eval");
+  if (!opt.train_data.empty()) require_token_shards(opt.train_data, "--train-data");
+  OutputClaim report;  // only the directory: the report's files are replaced (llmpi analyze's own)
+  report.dir = report_dir(opt);
+  report.what = "the analysis report, --out";
+  claim_outputs(report, false);
+}
+
+// Collective: check_named_inputs on every rank; a refusal on any rank is thrown on all (the
+// lowest failing rank's message), so no rank goes on into the analysis' collectives alone.
+void agree_on_named_inputs(const AnalyzeOptions& opt, MPI_Comm comm) {
+  std::string why;
+  try {
+    check_named_inputs(opt);
+  } catch (const UserError& e) {
+    why = e.what();
+  }
+  const int size = comm_size(comm);
+  const int mine = why.empty() ? size : comm_rank(comm);
+  int first = size;
+  check_mpi(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+  if (first == size) return;
+  why = bcast_string(why, first, comm);
+  user_error(why, first == 0 ? "" : " (on rank " + std::to_string(first) + ")");
+}
+
 }  // namespace
 
 AnalyzeSummary analyze_run(const AnalyzeOptions& opt, Backend& be, MPI_Comm comm, std::ostream& out) {
   const auto t0 = Clock::now();
   const int rank = comm_rank(comm);
+  agree_on_named_inputs(opt, comm);  // before any work
   std::error_code ec;
-  if (!fs::is_directory(opt.run_dir, ec))
-    user_error(opt.run_dir, ": no such run directory");
   ProgressLine progress(out, rank == 0);
   AnalysisInputs in;
   in.run_dir = opt.run_dir;
@@ -129,7 +181,7 @@ AnalyzeSummary analyze_run(const AnalyzeOptions& opt, Backend& be, MPI_Comm comm
       sum.step_rows = int64_t(in.logbook->steps.size());
       sum.events = int64_t(in.logbook->events.size());
     }
-    const std::string out_dir = opt.out_dir.empty() ? (fs::path(opt.run_dir) / "analysis").string() : opt.out_dir;
+    const std::string out_dir = report_dir(opt);
     const Report report = build_report(in);
     write_report(report, opt.run_dir, out_dir);
     sum.report_path = (fs::path(out_dir) / "report.html").string();

@@ -5,8 +5,10 @@
 // memorization over time, and writes the report (analysis/report.h) to out_dir.
 // Collective over comm: checkpoints are spread over the ranks (analysis/weight_dynamics.h,
 // model_probe.h); rank 0 reads the logbook, prints progress and writes the report.
-// Partial input gives a partial report with notes; only a directory with nothing to report
-// (no readable logbook and no valid checkpoint) is an error (UserError on every rank).
+// Partial input gives a partial report with notes; a directory with nothing to report (no
+// readable logbook and no valid checkpoint) is an error (UserError on every rank). So is, before
+// any work, an input the options name that is unusable (run_dir not a directory, eval_data or
+// train_data not token shards, out_dir not a directory): a typo is not found after hours.
 #include <mpi.h>
 
 #include <cstdint>

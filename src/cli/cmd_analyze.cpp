@@ -25,8 +25,10 @@ checkpoint on that shard; and memorization over time (the fraction of a 32-token
 continuation each checkpoint reproduces greedily for training samples it saw).
 Runs under mpiexec, spreading the checkpoints over the ranks; each rank holds one
 checkpoint's model (or three tensors) at a time. A partial run gives a partial report with
-notes (a damaged checkpoint or logbook is left out and named); the exit status is 2 only
-when nothing can be reported.
+notes (a damaged checkpoint or logbook is left out and named). The exit status is 2 when
+nothing can be reported, or at once, before any work, when an input named on the command
+line is unusable: RUN_DIR not a directory, --eval or --train-data not token shards, --out
+not a directory.
 )";
 
 struct AnalyzeArgs {

@@ -75,4 +75,14 @@ grep -q 'nothing to analyze' err.txt || { cat err.txt; fail "empty dir: no reaso
 expect_code 2 "$llmpi" analyze does-not-exist
 grep -q 'no such run directory' err.txt || fail "missing dir: no reason given"
 expect_code 2 "$llmpi" analyze run --eval-batches -1
+# An input the options name that is unusable: refused at once (exit 2, naming the option and
+# the path), before any checkpoint is read or the report directory (run/analysis) is made.
+echo "not a shard" > text.bin
+for bad in "--eval missing.bin" "--eval text.bin" "--train-data missing.bin" "--out text.bin"; do
+  expect_code 2 "$llmpi" analyze run $bad
+  grep -q -- "${bad%% *}" err.txt || { cat err.txt; fail "analyze $bad: the option is not named"; }
+  grep -q -- "${bad##* }" err.txt || { cat err.txt; fail "analyze $bad: the path is not named"; }
+  [ ! -s out.txt ] || { cat out.txt; fail "analyze $bad: work began before the refusal"; }
+  [ ! -e run/analysis ] || fail "analyze $bad: the report directory was made"
+done
 echo "analyze_report: 1 passed, 0 failed"

@@ -307,6 +307,63 @@ TEST(Analyze, BadInputsGiveMessagesOrPartialReports) {
   EXPECT_NE(notes.find("no training curves"), std::string::npos) << notes;
 }
 
+// Inputs named on the command line are refused before any work (no checkpoint verified, no
+// report written), naming the option, the path and what was expected: an --eval that does not
+// exist was found after the whole analysis, as a note, and the exit status was 0.
+TEST(Analyze, UnusableNamedInputsAreRefusedBeforeAnyWork) {
+  SmallRun& r = small_run();
+  const fs::path base = r.dir / "named";
+  fs::create_directories(base / "a-directory.bin");
+  std::ofstream(base / "text.bin") << "plain text, not a token shard\n";
+  std::ofstream(base / "report-file") << "x";
+  auto refusal = [&](const std::string& name, auto&& set) {
+    AnalyzeOptions o;
+    o.run_dir = r.run.string();
+    o.out_dir = (base / ("out-" + name)).string();
+    set(o);
+    auto be = make_host_backend();
+    std::ostringstream log;
+    std::string what = "(analyzed)";
+    try {
+      analyze_run(o, *be, MPI_COMM_SELF, log);
+    } catch (const UserError& e) {
+      what = e.what();
+    }
+    EXPECT_EQ(log.str(), "") << name << ": work began before the refusal";
+    EXPECT_FALSE(fs::is_directory(o.out_dir)) << name << ": a report directory was made";
+    return what;
+  };
+  const std::string missing = (base / "missing.bin").string();
+  std::string e = refusal("missing", [&](AnalyzeOptions& o) { o.eval_data = missing; });
+  EXPECT_NE(e.find("--eval = \"" + missing + "\": no such file"), std::string::npos) << e;
+  e = refusal("glob", [&](AnalyzeOptions& o) { o.eval_data = (base / "none*.bin").string(); });
+  EXPECT_NE(e.find("--eval = \"" + (base / "none*.bin").string() + "\": the pattern matches no file"),
+            std::string::npos) << e;
+  e = refusal("text", [&](AnalyzeOptions& o) { o.eval_data = (base / "text.bin").string(); });
+  EXPECT_NE(e.find("--eval: " + (base / "text.bin").string() + ": not a token shard: bad magic (expected"),
+            std::string::npos) << e;
+  e = refusal("dir", [&](AnalyzeOptions& o) { o.eval_data = (base / "a-directory.bin").string(); });
+  EXPECT_NE(e.find("--eval: " + (base / "a-directory.bin").string() + ": is a directory; expected a token shard"),
+            std::string::npos) << e;
+  e = refusal("train", [&](AnalyzeOptions& o) { o.train_data = missing; });
+  EXPECT_NE(e.find("--train-data = \"" + missing + "\": no such file"), std::string::npos) << e;
+  e = refusal("train-text", [&](AnalyzeOptions& o) { o.train_data = (base / "text.bin").string(); });
+  EXPECT_NE(e.find("--train-data: " + (base / "text.bin").string() + ": not a token shard"), std::string::npos) << e;
+  e = refusal("out", [&](AnalyzeOptions& o) { o.out_dir = (base / "report-file").string(); });
+  EXPECT_NE(e.find((base / "report-file").string() + ": exists and is not a directory"), std::string::npos) << e;
+  // A good shard among the options passes: the analysis runs (with its eval loss).
+  AnalyzeOptions o;
+  o.run_dir = r.run.string();
+  o.out_dir = (base / "out-good").string();
+  o.eval_data = (r.dir / "val.bin").string();
+  o.eval_batches = 1;
+  o.probe_samples = 0;
+  auto be = make_host_backend();
+  std::ostringstream log;
+  EXPECT_EQ(analyze_run(o, *be, MPI_COMM_SELF, log).checkpoints, 4);
+  EXPECT_EQ(log.str().find("skipped"), std::string::npos) << log.str();
+}
+
 // A fine-tuning run's data→checkpoint map holds rows, not pre-training samples: each probed
 // row is read back as a row (its first document, the packed record the run trained on), and
 // the prompt and continuation shrink to half the shortest probed document.
