@@ -102,7 +102,7 @@ CommandSpec logbook_command() {
             Opt out = add_value(app, "--out", a->out, "PATH",
                                 "--csv: a directory (default RUN_DIR/logbook-export); --jsonl: a "
                                 "file\n(default: stdout)");
-            needs_one_of(app, out, {csv, jsonl});  // the printed logbook has no --out
+            out->needs_one_of({csv, jsonl});  // the printed logbook has no --out
             add_switch(app, "--force", a->force,
                        "replace files at the --out paths that are not an earlier export of the\n"
                        "same kind (recognised by the first line)");

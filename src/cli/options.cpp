@@ -62,21 +62,24 @@ Opt Opt::needs(Opt other) {
   return *this;
 }
 
+// A check of this option's values that looks at the other options. CLI11 runs an option's
+// checks after the whole command line is parsed (unless the option triggers on parse, which
+// none here does), so their counts are final; it runs them only when this option was given,
+// which is when the rule applies. (It was CLI11's parse-complete callback of the app, of
+// which an app keeps one: a second rule on a command silently replaced the first.)
+Opt Opt::needs_one_of(std::vector<Opt> any_of) {
+  std::string names;
+  for (const Opt& o : any_of) names += (names.empty() ? "" : " or ") + o.name();
+  return check([any_of = std::move(any_of), names](const std::string&) {
+    for (const Opt& o : any_of)
+      if (o.count() > 0) return std::string();
+    return "requires " + names;
+  });
+}
+
 size_t Opt::count() const { return o_->count(); }
 
 std::string Opt::name() const { return o_->get_name(); }
-
-void needs_one_of(CLI::App& app, Opt opt, std::vector<Opt> any_of) {
-  app.parse_complete_callback([opt, any_of = std::move(any_of)] {
-    if (opt.count() == 0) return;
-    std::string names;
-    for (const Opt& o : any_of) {
-      if (o.count() > 0) return;
-      names += (names.empty() ? "" : " or ") + o.name();
-    }
-    throw CLI::RequiresError(opt.name(), names);
-  });
-}
 
 ValueCheck integer_value() {
   return [](const std::string& s) {

@@ -44,6 +44,10 @@ class Opt {
   Opt check(ValueCheck c);   // run c on every value given
   Opt excludes(Opt other);   // this and `other` may not both be given
   Opt needs(Opt other);      // this may only be given with `other` ("--template requires --chat")
+  // This may only be given with at least one of `any_of` ("--out: requires --csv or --jsonl").
+  // Any number of such rules per command, on one option or several: each is a check of this
+  // option's own (see options.cpp), so no rule replaces another.
+  Opt needs_one_of(std::vector<Opt> any_of);
   size_t count() const;      // occurrences on the parsed command line
   std::string name() const;  // "--out"
 
@@ -60,10 +64,5 @@ Opt add_value(CLI::App& app, const std::string& name, double& value,
 Opt add_list(CLI::App& app, const std::string& name, std::vector<std::string>& values,
              const std::string& metavar, const std::string& help);
 Opt add_switch(CLI::App& app, const std::string& name, bool& value, const std::string& help);
-
-// `opt` may only be given with at least one of `any_of` ("--out requires --csv or --jsonl").
-// Checked when parsing completes; one such rule per command (it is CLI11's parse-complete
-// callback of `app`).
-void needs_one_of(CLI::App& app, Opt opt, std::vector<Opt> any_of);
 
 }  // namespace llmpi

@@ -98,6 +98,49 @@ TEST(CommandLine, NestedCommandGetsItsValues) {
   EXPECT_EQ(run(cmds, {"lora", "merge"}), 0);
 }
 
+// Several needs_one_of rules on one command all hold, on value options and switches alike,
+// whatever the order of the options on the line (a second rule replaced the first: only one
+// rule per command was checked).
+TEST(CommandLine, EveryNeedsOneOfRuleOfACommandIsChecked) {
+  struct Args {
+    std::string out, key;
+    bool csv = false, jsonl = false, sign = false, quiet = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto declare = [a](CLI::App& app) -> CommandAction {
+    Opt csv = add_switch(app, "--csv", a->csv, "csv");
+    Opt jsonl = add_switch(app, "--jsonl", a->jsonl, "jsonl");
+    Opt out = add_value(app, "--out", a->out, "PATH", "out");
+    Opt sign = add_switch(app, "--sign", a->sign, "sign");
+    Opt key = add_value(app, "--key", a->key, "KEY", "key");
+    Opt quiet = add_switch(app, "--quiet", a->quiet, "quiet");
+    out->needs_one_of({csv, jsonl});
+    key->needs_one_of({sign});
+    quiet->needs_one_of({out});
+    quiet->needs_one_of({csv});  // two rules on one option
+    return [](CommandEnv&) { return 0; };
+  };
+  const std::vector<CommandSpec> cmds = {{"export", "", "export", "Export.\n", declare}};
+  const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
+      {{"export", "--out", "x"}, "--out: requires --csv or --jsonl"},
+      {{"export", "--key", "k"}, "--key: requires --sign"},
+      {{"export", "--csv", "--key", "k"}, "--key: requires --sign"},
+      {{"export", "--out", "x", "--sign", "--key", "k"}, "--out: requires --csv or --jsonl"},
+      {{"export", "--quiet", "--csv"}, "--quiet: requires --out"},
+      {{"export", "--jsonl", "--out", "x", "--quiet"}, "--quiet: requires --csv"}};
+  for (const auto& [args, want] : refused) {
+    const std::string e = error_of(cmds, args);
+    EXPECT_TRUE(has(e, want)) << "got: " << e << "\nwant: " << want;
+  }
+  for (const std::vector<std::string>& ok :
+       {std::vector<std::string>{"export"},
+        std::vector<std::string>{"export", "--out", "x", "--jsonl"},
+        std::vector<std::string>{"export", "--jsonl", "--out", "x"},
+        std::vector<std::string>{"export", "--key", "k", "--sign", "--out", "x", "--csv"},
+        std::vector<std::string>{"export", "--quiet", "--csv", "--out", "x"}})
+    EXPECT_EQ(run(cmds, ok), 0) << ok.back();
+}
+
 TEST(CommandLine, UnknownCommandsAndOptionsGetTheClosestName) {
   const auto cmds = made_up(std::make_shared<Submit>());
   std::string e = error_of(cmds, {"slrum", "submit"});
@@ -219,7 +262,7 @@ TEST(CommandLine, OptionsIgnoredWithoutTheirPartnerAreRefused) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"sample", "m.h5", "--template", "chatml"}, "--template requires --chat"},
       {{"sample", "m.h5", "--template-file", "t.json"}, "--template-file requires --chat"},
-      {{"logbook", "run", "--out", "x"}, "--out requires --csv or --jsonl"},
+      {{"logbook", "run", "--out", "x"}, "--out: requires --csv or --jsonl"},
       {{"eval", "m.h5", "--batch-size", "0"}, "--batch-size: must be >= 1, got 0"}};
   for (const auto& [args, want] : cases) {
     const std::string e = error_of(cmds, args);
