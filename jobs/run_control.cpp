@@ -109,34 +109,49 @@ StopRequest RunControl::after_step(int64_t step, double step_seconds) {
   budget_.longest_step_s = std::max(budget_.longest_step_s, step_seconds);
   const double now = now_unix();
   const StopRequest agreed = agree_on_stop(comm_, local_request(now));
-  if (agreed) report(agreed, step, now);
+  if (agreed) {
+    const std::string s = std::to_string(step), code = std::to_string(exit_code(agreed));
+    report(agreed, step, now, "after step " + s, "saving a checkpoint, then exit " + code,
+           "stop after step " + s + ", save, exit " + code);
+  }
   return agreed;
 }
 
-void RunControl::report(const StopRequest& r, int64_t step, double now) {
-  const std::string code = std::to_string(exit_code(r));
+StopRequest RunControl::stop_before_steps(int64_t step, const std::string& phase) {
+  const double now = now_unix();
+  const StopRequest agreed = agree_on_stop(comm_, local_request(now));
+  if (agreed) {
+    // "stopping after step N" as after a step: tools read that line (slurm/run_status.cpp).
+    const std::string when = "after step " + std::to_string(step) +
+                             " (before this launch's first step, during " + phase + ")";
+    const std::string code = std::to_string(exit_code(agreed));
+    report(agreed, step, now, when, "nothing new to save, exit " + code,
+           "stop " + when + ", nothing saved, exit " + code);
+  }
+  return agreed;
+}
+
+void RunControl::report(const StopRequest& r, int64_t step, double now, const std::string& when,
+                        const std::string& then, const std::string& action) {
   const std::string sig = r.signo ? "SIG" + signal_name(r.signo) : "";
   RunEvent e;
   e.step = step;
   if (r.kind == StopKind::preemption) {
     e.kind = RunEventKind::signal;
-    e.line = "stopping after step " + std::to_string(step) + ": " + sig +
-             " (preemption); saving a checkpoint, then exit " + code;
-    e.details = {{"signal", sig},
-                 {"kind", "preemption"},
-                 {"action", "stop after step " + std::to_string(step) + ", save, exit " + code}};
+    e.line = "stopping " + when + ": " + sig + " (preemption); " + then;
+    e.details = {{"signal", sig}, {"kind", "preemption"}, {"action", action}};
   } else {
     e.kind = RunEventKind::timeout;
     const std::string left = deadline_ ? fixed(deadline_.at_unix - now) : "";
-    e.line = "stopping after step " + std::to_string(step) + ": time limit (" +
+    e.line = "stopping " + when + ": time limit (" +
              (deadline_ ? deadline_.source + " in " + left + " s" : std::string("no end time known")) +
-             (sig.empty() ? "" : ", " + sig) + "); saving a checkpoint, then exit " + code;
+             (sig.empty() ? "" : ", " + sig) + "); " + then;
     e.details = {{"kind", "timeout"},
                  {"source", deadline_ ? deadline_.source : "signal near the job's end"},
                  {"deadline_unix", deadline_ ? fixed(deadline_.at_unix) : ""},
                  {"seconds_left", left},
                  {"needed_s", fixed(budget_.need(), 1)},
-                 {"action", "stop after step " + std::to_string(step) + ", save, exit " + code}};
+                 {"action", action}};
     if (!sig.empty()) e.details.emplace_back("signal", sig);
   }
   run_dir_.emit(std::move(e));

@@ -49,10 +49,18 @@ class RunControl {
   // Collective, after each step: the agreed request (none: go on). On a stop, its event has
   // been emitted.
   StopRequest after_step(int64_t step, double step_seconds);
-  // Collective, between the batches of a long phase (validation): whether any rank has a stop
-  // request (a signal, the deadline rule). Nothing is reported or decided here: the caller cuts
-  // the phase short, and the next after_step() stops the run as usual.
+  // Collective, between the batches of a long phase (validation, DPO's reference pass, the eval
+  // prompts): whether any rank has a stop request (a signal, the deadline rule). Every rank must
+  // call it the same number of times (it is one MPI_Allreduce), so a phase asks once per unit of
+  // work that every rank counts alike. Nothing is reported or decided here: the caller cuts the
+  // phase short, and the next after_step() (or stop_before_steps()) stops the run as usual.
   bool stop_requested() const;
+  // Collective, when a phase before this launch's first step (DPO's reference pass) was cut
+  // short by stop_requested(): the agreed request (a request once seen stays: signals are
+  // recorded, deadlines only come closer), its event emitted ("stopping after step N (before
+  // this launch's first step, during <phase>): ...; nothing new to save, exit 75"). No step was
+  // trained, so nothing is saved; the exit code is exit_code() as after a step.
+  StopRequest stop_before_steps(int64_t step, const std::string& phase);
   // A save took this long (stall + write): the budget keeps the longest.
   void save_measured(double seconds);
 
@@ -65,7 +73,10 @@ class RunControl {
 
  private:
   StopRequest local_request(double now) const;
-  void report(const StopRequest& r, int64_t step, double now);
+  // The event of a stop at `step`: `when` ("after step 7"), `then` ("saving a checkpoint, then
+  // exit 75") for the line, `action` ("stop after step 7, save, exit 75") for the details.
+  void report(const StopRequest& r, int64_t step, double now, const std::string& when,
+              const std::string& then, const std::string& action);
 
   MPI_Comm comm_;
   int rank_ = 0;

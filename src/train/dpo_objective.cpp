@@ -9,6 +9,7 @@
 
 #include "config/config_schema.h"
 #include "core/error.h"
+#include "jobs/run_control.h"
 #include "parallel/communicator.h"
 #include "train/lora_setup.h"
 
@@ -159,15 +160,21 @@ namespace {
 // Every row of `rows` once, in batches of B rows split over the dp group: batch k on dp rank
 // k mod dp; a rank without a batch in the last round evaluates batch 0 and ignores it (the
 // forward passes are collective within ZeRO-3 and over tp/pp). f(pairs) gets the pairs of
-// this rank's real batches.
+// this rank's real batches. With `control`, every rank asks it before each round whether a
+// stop is requested: false, the remaining rounds skipped (on every rank alike); true when all
+// rounds ran.
 template <class Eval, class F>
-void each_pair_batch(const SftLoader& s, int64_t B, int dp, int dp_rank, Eval&& eval, F&& f,
-                     const std::function<void(int64_t, int64_t)>& progress) {
+bool each_pair_batch(const SftLoader& s, int64_t B, int dp, int dp_rank, Eval&& eval, F&& f,
+                     const std::function<void(int64_t, int64_t)>& progress,
+                     const RunControl* control) {
   const int64_t T = s.seq_len(), n = s.n_rows(), batches = (n + B - 1) / B;
+  // The same on every rank of the world (n, B and dp are), so stop_requested() below, a
+  // collective over the world, is called the same number of times on every rank.
   const int64_t rounds = (batches + dp - 1) / dp;
   std::vector<int32_t> ids(size_t(B * T)), targets(ids.size()), docs(ids.size());
   std::vector<RowDocument> row_docs;
   for (int64_t r = 0; r < rounds; ++r) {
+    if (control && control->stop_requested()) return false;  // collective, once per round
     const int64_t k = r * dp + dp_rank;
     const bool real = k < batches;
     row_docs.clear();
@@ -181,18 +188,19 @@ void each_pair_batch(const SftLoader& s, int64_t B, int dp, int dp_rank, Eval&& 
     if (real) f(pair_logprobs(tl, targets, row_docs, T));
     if (progress) progress(r + 1, rounds);
   }
+  return true;
 }
 
 }  // namespace
 
-std::vector<double> DpoObjective::compute_reference(
+std::optional<std::vector<double>> DpoObjective::compute_reference(
     const StepRows& rows, const std::string& split,
-    const std::function<void(const std::string&)>& report) {
+    const std::function<void(const std::string&)>& report, const RunControl* control) {
   const SftLoader& s = *rows.sft();
   std::vector<double> out(size_t(2 * s.n_units()), 0.0);
   const AdaptersDisabled reference(engine_);  // LoRA: the reference model is the frozen base
   int64_t every = 0;
-  each_pair_batch(
+  const bool complete = each_pair_batch(
       s, cfg_.train.batch_size, topo_.layout().dp, topo_.dp_rank(),
       [&](auto& i, auto& t, auto& d) { return token_losses(i, t, d); },
       [&](const std::vector<PairLogprobs>& pairs) {
@@ -206,7 +214,12 @@ std::vector<double> DpoObjective::compute_reference(
         if (r % every == 0 || r == rounds)
           report("reference log-probs (" + split + "): " + std::to_string(r) + "/" +
                  std::to_string(rounds) + " batches per data-parallel rank");
-      });
+      },
+      control);
+  if (!complete) {  // every rank alike (the stop is agreed)
+    report("reference log-probs (" + split + "): cut short by a stop request (nothing cached)");
+    return std::nullopt;
+  }
   // Each pair was computed by exactly one dp rank (zeros elsewhere).
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, out.data(), int(out.size()), MPI_DOUBLE, MPI_SUM,
                           topo_.communicator(Axis::dp).get()),
@@ -214,8 +227,9 @@ std::vector<double> DpoObjective::compute_reference(
   return out;
 }
 
-void DpoObjective::prepare(const std::string& cache_path, int64_t start_step,
-                           const std::function<void(const std::string&)>& report) {
+bool DpoObjective::prepare(const std::string& cache_path, int64_t start_step,
+                           const std::function<void(const std::string&)>& report,
+                           const RunControl* control) {
   std::vector<ReferenceSplit> want = wanted_splits();
   // Every rank reads the small file itself, so all take the same branch.
   std::string why;
@@ -229,7 +243,7 @@ void DpoObjective::prepare(const std::string& cache_path, int64_t start_step,
     report("reference log-probs: reusing " + cache_path + " (" + std::to_string(want[0].key.pairs) +
            " train pairs" + (val_rows_ ? ", " + std::to_string(want[1].key.pairs) + " val pairs" : "") +
            ")");
-    return;
+    return true;
   }
   // Without adapters the reference model (the initial weights) is gone once a step has run;
   // with LoRA it is the frozen base, in memory at any step.
@@ -240,15 +254,23 @@ void DpoObjective::prepare(const std::string& cache_path, int64_t start_step,
                "the cache of this run, or start the run afresh (--no-resume) to recompute it");
   if (why != "no cache file") report("reference log-probs: recomputing: the cache is stale (" + why + ")");
   if (engine_.frozen_base()) report("reference log-probs: the LoRA base with its adapters disabled");
-  ref_train_ = compute_reference(rows_, "train", report);
-  want[0].logprobs = ref_train_;
+  std::optional<std::vector<double>> train = compute_reference(rows_, "train", report, control);
+  if (!train) return false;
+  std::optional<std::vector<double>> val;
   if (val_rows_) {
-    ref_val_ = compute_reference(*val_rows_, "val", report);
+    val = compute_reference(*val_rows_, "val", report, control);
+    if (!val) return false;
+  }
+  ref_train_ = std::move(*train);
+  want[0].logprobs = ref_train_;
+  if (val) {
+    ref_val_ = std::move(*val);
     want[1].logprobs = ref_val_;
   }
   if (topo_.rank() == 0) write_reference_cache(cache_path, want);
   check_mpi(MPI_Barrier(topo_.world_communicator().get()), "MPI_Barrier");
   report("reference log-probs: written to " + cache_path);
+  return true;
 }
 
 DpoBatch DpoObjective::stage(int64_t step, const BatchLayout& layout) {
@@ -285,10 +307,10 @@ DpoBatch DpoObjective::stage(int64_t step, const BatchLayout& layout) {
   return DpoBatch{ids_, targets_, docs_, scales_, allreduce_dp(mine)};
 }
 
-DpoSums DpoObjective::validate() {
+std::optional<DpoSums> DpoObjective::validate(const RunControl* control) {
   LLMPI_CHECK(val_rows_, "DPO validation without validation data");
   DpoSums mine;
-  each_pair_batch(
+  const bool complete = each_pair_batch(
       *val_rows_->sft(), cfg_.train.batch_size, topo_.layout().dp, topo_.dp_rank(),
       [&](auto& i, auto& t, auto& d) { return token_losses(i, t, d); },
       [&](const std::vector<PairLogprobs>& pairs) {
@@ -296,7 +318,8 @@ DpoSums DpoObjective::validate() {
           mine.add(dpo_pair(opt_, {p.chosen, p.rejected, ref_val_[size_t(2 * p.unit)],
                                    ref_val_[size_t(2 * p.unit + 1)]}));
       },
-      nullptr);
+      nullptr, control);
+  if (!complete) return std::nullopt;  // every rank alike (the stop is agreed)
   return allreduce_dp(mine);
 }
 

@@ -12,6 +12,10 @@
 //      of the global step, so the step's loss is the mean over its pairs; π = −Σ CE);
 //   4. the step's DpoSums summed over the dp group (every rank logs the global means).
 // Cost: one extra forward pass per micro-batch beside the training forward/backward.
+// Stop requests: the reference pass and the validation ask the run control before each round
+// of batches (each_pair_batch in dpo_objective.cpp) and are cut short on a stop, every rank after
+// the same round: rounds are counted alike on every rank, so stop_requested() (collective) is
+// called the same number of times everywhere.
 // Reference sums: computed once (prepare) with the model as it is before the first step,
 // each dp rank taking every dp-th batch of rows, and cached; a resumed run reuses the cache
 // and refuses a missing or stale one (the initial weights are gone by then). With LoRA the
@@ -19,6 +23,7 @@
 // source and checksum: a missing or stale cache is recomputed at any step, a resume included.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -32,6 +37,8 @@
 #include "train/step_rows.h"
 
 namespace llmpi {
+
+class RunControl;
 
 // A pair's log-probability sums in a batch: unit = the pair's index in its data split.
 struct PairLogprobs {
@@ -72,16 +79,20 @@ class DpoObjective {
   // Collective: the reference sums of every split, from the cache at `cache_path` when it is
   // valid, else (start_step = 0: the initial weights; any step with LoRA: the base) computed
   // now and written; a run without adapters past step 0 (resumed) with a missing or stale
-  // cache is a UserError saying why. report: rank 0's progress lines.
-  void prepare(const std::string& cache_path, int64_t start_step,
-               const std::function<void(const std::string&)>& report);
+  // cache is a UserError saying why. report: rank 0's progress lines. With `control` (may be
+  // null), a stop request cuts the computation short: false, nothing cached or written, and no
+  // step can run; true when the sums are ready.
+  [[nodiscard]] bool prepare(const std::string& cache_path, int64_t start_step,
+                             const std::function<void(const std::string&)>& report,
+                             const RunControl* control = nullptr);
 
   // Collective: steps 1, 2 and 4 above for 0-based data step `step`; the caller runs step 3
   // (engine.compute(ids, targets, docs, scales), then apply or not: the spike policy decides)
   // and reports sums.mean_loss() as the step's loss.
   DpoBatch stage(int64_t step, const BatchLayout& layout);
-  // Collective: the DPO metrics over every held-out pair, each once.
-  DpoSums validate();
+  // Collective: the DPO metrics over every held-out pair, each once; nullopt when a stop
+  // request (`control`, may be null) cut the pass short.
+  std::optional<DpoSums> validate(const RunControl* control = nullptr);
 
   // The keys of the splits (reference model, data identity).
   std::vector<ReferenceSplit> wanted_splits() const;
@@ -90,9 +101,11 @@ class DpoObjective {
   // Per-token losses of one micro-batch of B rows (forward only).
   std::vector<double> token_losses(std::span<const int32_t> ids, std::span<const int32_t> targets,
                                    std::span<const int32_t> docs);
-  // The reference sums of every pair of `rows`, computed with the current model.
-  std::vector<double> compute_reference(const StepRows& rows, const std::string& split,
-                                        const std::function<void(const std::string&)>& report);
+  // The reference sums of every pair of `rows`, computed with the current model; nullopt
+  // when a stop request cut the pass short.
+  std::optional<std::vector<double>> compute_reference(
+      const StepRows& rows, const std::string& split,
+      const std::function<void(const std::string&)>& report, const RunControl* control);
   DpoSums allreduce_dp(const DpoSums& s) const;
 
   const Config& cfg_;

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "data/hf_tokenizer.h"
+#include "jobs/run_control.h"
 #include "model/transformer.h"
 #include "parallel/lora_base.h"
 #include "train/chat_prompt.h"
@@ -30,20 +31,29 @@ EvalPrompts::EvalPrompts(const Config& cfg)
   }
 }
 
-std::vector<std::string> EvalPrompts::generate(ParallelEngine& engine, Backend& be) {
+std::optional<std::vector<std::string>> EvalPrompts::generate(ParallelEngine& engine, Backend& be,
+                                                              const RunControl* control) {
   const ParamStore& store = engine.gathered_params();  // collective under ZeRO 2/3
   std::vector<std::string> out(prompts_.size());
-  if (engine.topology().rank() != 0) return out;
+  const bool generates = engine.topology().rank() == 0;
   // With LoRA the gathered store holds the adapters: the model is the frozen base beside them.
   const FrozenBase* base = engine.frozen_base();
-  const std::unique_ptr<Transformer> model =
-      make_stage_model(cfg_, StageRange::full(cfg_.model), base ? &base->store() : nullptr, store);
-  Generator gen(be, *model, std::min(cfg_.train.seq_len, cfg_.model.max_seq_len));
+  std::unique_ptr<Transformer> model;
+  std::optional<Generator> gen;
+  if (generates) {
+    model = make_stage_model(cfg_, StageRange::full(cfg_.model), base ? &base->store() : nullptr,
+                             store);
+    gen.emplace(be, *model, std::min(cfg_.train.seq_len, cfg_.model.max_seq_len));
+  }
   GenerateOptions o;
   o.max_new = cfg_.eval.max_new_tokens;
   o.sampling.temperature = 0.0;  // greedy
   if (template_) o.stop_text = template_->end_of_turn();
-  for (size_t i = 0; i < contexts_.size(); ++i) out[i] = gen.run(tok_, contexts_[i], o).text;
+  // Every rank runs this loop, rank 0 generating: one stop_requested() per prompt everywhere.
+  for (size_t i = 0; i < contexts_.size(); ++i) {
+    if (control && control->stop_requested()) return std::nullopt;  // collective
+    if (generates) out[i] = gen->run(tok_, contexts_[i], o).text;
+  }
   return out;
 }
 

@@ -22,6 +22,8 @@
 
 namespace llmpi {
 
+class RunControl;
+
 class EvalPrompts {
  public:
   // Loads data.tokenizer and (fine-tuning) the data's chat template; UserError naming the
@@ -30,8 +32,11 @@ class EvalPrompts {
 
   const std::vector<std::string>& prompts() const { return prompts_; }
   // Collective over the engine's world: the greedy generation of every prompt (on world
-  // rank 0; empty strings elsewhere).
-  std::vector<std::string> generate(ParallelEngine& engine, Backend& be);
+  // rank 0; empty strings elsewhere). With `control` (may be null), every rank asks it before
+  // each prompt whether a stop is requested — once per prompt on every rank, generating or not,
+  // as stop_requested() is collective — and on a stop returns nullopt (the rest not generated).
+  std::optional<std::vector<std::string>> generate(ParallelEngine& engine, Backend& be,
+                                                   const RunControl* control = nullptr);
 
  private:
   Config cfg_;

@@ -231,7 +231,16 @@ TrainSummary Trainer::run(const RunOptions& opt) {
         out_ << line << std::flush;
       }
       if (dpo_) {
-        const DpoSums d = dpo_->validate();  // every held-out pair once
+        const std::optional<DpoSums> held_out = dpo_->validate(opt.control);  // every pair once
+        if (!held_out) {  // as above: the step loop's stop check acts on the request
+          char line[112];
+          std::snprintf(line, sizeof line,
+                        "val  step %6lld | dpo: cut short by a stop request (no metrics recorded)",
+                        (long long)step);
+          report(line);
+          return;
+        }
+        const DpoSums& d = *held_out;
         sum.val_dpo.emplace_back(step, d);
         char line[256];
         std::snprintf(line, sizeof line,
@@ -243,7 +252,14 @@ TrainSummary Trainer::run(const RunOptions& opt) {
       }
     }
     if (eval_prompts_) {
-      const std::vector<std::string> gen = eval_prompts_->generate(*engine_, be_);  // collective
+      const std::optional<std::vector<std::string>> generations =
+          eval_prompts_->generate(*engine_, be_, opt.control);  // collective
+      if (!generations) {  // as above: the step loop's stop check acts on the request
+        report("prompt step " + std::to_string(step) +
+               " | cut short by a stop request (no generation recorded)");
+        return;
+      }
+      const std::vector<std::string>& gen = *generations;
       sum.eval_generations.emplace_back(step, gen);
       for (size_t i = 0; i < gen.size(); ++i)  // rank 0 records, like every logbook event
         guard_->recorder().event(make_event(
@@ -255,10 +271,30 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     }
   };
   const bool evaluates = val_rows_ || eval_prompts_;
+  // The watchdog's view (jobs/progress.h): start-up lasts to the end of this launch's first
+  // step; then each step, validation and save is a phase of its own.
+  auto phase = [&](Phase p, int64_t step) {
+    if (opt.progress) opt.progress->begin(p, step);
+  };
+  auto finish = [&](int64_t last, bool completed) {  // run_end, then the logbook written out
+    phase(Phase::idle, last);
+    run_dir_.end(last, completed);
+    guard_->recorder().maybe_flush(false, true);
+  };
   if (dpo_) {
     if (rank_ == 0) std::filesystem::create_directories(cfg_.run.dir);
-    dpo_->prepare(reference_cache_path(cfg_.run.dir), start_step_ > 0,
-                  [this](const std::string& line) { report(line); });
+    auto progress = [this](const std::string& line) { report(line); };
+    const bool ready =
+        dpo_->prepare(reference_cache_path(cfg_.run.dir), start_step_, progress, opt.control);
+    if (!ready) {  // a stop request cut the reference pass short: no step can run without it
+      LLMPI_CHECK(opt.control, "the DPO reference pass was cut short without a run control");
+      // Collective; the request that cut the pass short is still there (signals stay recorded).
+      sum.stopped = opt.control->stop_before_steps(start_step_, "the DPO reference pass");
+      LLMPI_CHECK(bool(sum.stopped), "the DPO reference pass was cut short, but no stop agreed");
+      sum.last_step = start_step_;
+      finish(start_step_, false);
+      return sum;
+    }
   }
 
   // One saver per run: its private communicator keeps checkpoint collectives apart from the
@@ -270,11 +306,6 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     saver.emplace(comm_, level, /*async=*/true,
                   [this](const std::string& line) { report(line); });
   }
-  // The watchdog's view (jobs/progress.h): start-up lasts to the end of this launch's first
-  // step; then each step, validation and save is a phase of its own.
-  auto phase = [&](Phase p, int64_t step) {
-    if (opt.progress) opt.progress->begin(p, step);
-  };
   if (evaluates && start_step_ == 0) val(0);
   const auto t0 = Clock::now();
   auto window_start = t0;
@@ -394,14 +425,9 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   }
   if (const int64_t n = engine_->graph_replays(); n > 0)
     report("cuda graphs: " + std::to_string(n) + " forward and backward passes replayed from recordings");
-  auto finish = [&](bool completed) {  // run_end, then the logbook written out
-    phase(Phase::idle, last_step);
-    run_dir_.end(last_step, completed);
-    guard_->recorder().maybe_flush(false, true);
-  };
   sum.last_step = last_step;
   if (last_step < cfg_.train.steps) {  // interrupted: no final validation or model
-    finish(false);
+    finish(last_step, false);
     return sum;
   }
   if (evaluates && evaluated_at != cfg_.train.steps) {
@@ -411,7 +437,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   phase(Phase::save, last_step);
 
   if (!opt.write_model) {
-    finish(true);
+    finish(last_step, true);
     return sum;
   }
   ModelFileMeta meta;
@@ -424,7 +450,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   sum.model_path = run_dir_.model_path();
   engine_->save(sum.model_path, meta);
   if (rank_ == 0) out_ << "saved " << sum.model_path << "\n" << std::flush;
-  finish(true);
+  finish(last_step, true);
   return sum;
 }
 

@@ -94,7 +94,10 @@ struct RunOptions {
   bool checkpoints = true;   // saves per [checkpoint] (at least at the last step)
   int64_t stop_after = -1;   // >= 0: stop after this step (an interruption; for tests)
   // Not owned. control: after each step, every rank agrees whether to stop (a signal, the
-  // deadline), and on a stop a checkpoint of that step is saved before run() returns.
+  // deadline), and on a stop a checkpoint of that step is saved before run() returns. Long
+  // phases ask it between their batches (validation, DPO's validation, the eval prompts: cut
+  // short, then the step loop stops as usual; DPO's reference pass before the first step: run()
+  // returns at once, stopped, nothing saved).
   // progress: the phase and step of this rank, for the watchdog.
   RunControl* control = nullptr;
   Progress* progress = nullptr;

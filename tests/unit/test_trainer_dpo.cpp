@@ -3,8 +3,11 @@
 // reference log-prob cache is written once, reused on resume (which continues bit for bit),
 // and a stale cache is recomputed on a fresh start and refused on a resume; DPO on data that
 // is not preference pairs fails with the file named. And [eval] prompts: greedy generations
-// printed at every validation, pre-training included.
+// printed at every validation, pre-training included. A stop request (a signal) cuts the
+// reference pass, the DPO validation and the prompts short; without one, a run control changes
+// no result.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <cmath>
 #include <filesystem>
@@ -17,6 +20,8 @@
 #include "data/token_dataset.h"
 #include "data/token_shard.h"
 #include "data/tokenizer.h"
+#include "jobs/run_control.h"
+#include "jobs/stop_signals.h"
 #include "train/dpo_objective.h"
 #include "train/reference_logprobs.h"
 #include "train/trainer.h"
@@ -41,6 +46,15 @@ std::string run_error(const Config& c) {
 }
 
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// A run control over one process (its events go to `dir`) whose stop signal, USR2, the test
+// raises itself.
+struct Control {
+  StopSignals signals{"USR2"};
+  RunControl control;
+  Control(const Config& c, RunDirectory& dir) : control(c, MPI_COMM_SELF, 0, signals, dir) {}
+  ~Control() { signals.clear(); }
+};
 
 }  // namespace
 
@@ -132,6 +146,7 @@ TEST(TrainerDpo, ReferenceCacheWrittenOnceReusedOnResumeAndStaleDetected) {
       EXPECT_TRUE(has(e.what(), cache + ": the DPO reference log-probs cannot be used (train data: "))
           << e.what();
       EXPECT_TRUE(has(e.what(), "--no-resume")) << e.what();
+      EXPECT_TRUE(has(e.what(), "this run continues from step 4,")) << e.what();  // read "step 1"
     }
   }
   // A fresh start recomputes it, saying why.
@@ -195,5 +210,127 @@ TEST(TrainerEvalPrompts, GreedyGenerationsAtEveryValidation) {
     if (pass == 0) first = s.eval_generations;
     else EXPECT_EQ(s.eval_generations, first);
   }
+  fs::remove_all(d);
+}
+
+// SIGUSR2 pending before run(): the reference pass stops at its first batch, nothing is cached
+// and no step runs; the run reports a stop after step 0 (exit 75), nothing saved.
+TEST(TrainerDpo, StopRequestCutsTheReferencePassShort) {
+  const fs::path d = dpo_temp_dir("stop_ref");
+  write_pairs(d / "train.bin", 8, 5);
+  write_pairs(d / "val.bin", 4, 29);
+  const Config c = dpo_config(d, "run", 4);
+  auto be = make_host_backend();
+  std::ostringstream log;
+  Trainer t(c, *be, MPI_COMM_SELF, log);
+  Control ctl(c, t.run_directory());
+  ::raise(SIGUSR2);
+  RunOptions o{.write_model = false, .checkpoints = true};
+  o.control = &ctl.control;
+  const TrainSummary s = t.run(o);
+  EXPECT_EQ(s.stopped.kind, StopKind::preemption);
+  EXPECT_EQ(RunControl::exit_code(s.stopped), 75);
+  EXPECT_EQ(s.last_step, 0);
+  EXPECT_TRUE(s.steps.empty());
+  EXPECT_FALSE(fs::exists(reference_cache_path(c.run.dir)));
+  EXPECT_TRUE(has(log.str(), "reference log-probs (train): cut short by a stop request (nothing cached)"))
+      << log.str();
+  EXPECT_FALSE(has(log.str(), "reference log-probs (val)")) << log.str();
+  EXPECT_TRUE(has(log.str(), "stopping after step 0 (before this launch's first step, during the DPO "
+                             "reference pass): SIGUSR2 (preemption); nothing new to save, exit 75"))
+      << log.str();
+  EXPECT_FALSE(fs::exists(fs::path(c.run.dir) / "checkpoints" / "step_00000000.h5"));
+  fs::remove_all(d);
+}
+
+// DpoObjective with a run control and no stop: the reference sums and the held-out metrics of
+// the pass without one, exactly; with a stop requested, the validation returns nothing.
+TEST(TrainerDpo, StopRequestCutsTheValidationShortAndNoStopChangesNothing) {
+  const fs::path d = dpo_temp_dir("stop_val");
+  write_pairs(d / "train.bin", 8, 5);
+  write_pairs(d / "val.bin", 6, 29);
+  const Config c = dpo_config(d, "run", 1), c2 = dpo_config(d, "run2", 1);
+  const TokenDataset train({(d / "train.bin").string()}, 64), val({(d / "val.bin").string()}, 64);
+  const StepRows rows(c, train), val_rows(c, val);
+  auto be = make_host_backend();
+  Topology topo(c, MPI_COMM_SELF);
+  ParallelEngine engine(c, topo, *be);
+  DpoObjective dpo(c, engine, topo, rows, &val_rows);
+  auto quiet = [](const std::string&) {};
+  fs::create_directories(c.run.dir);
+  fs::create_directories(c2.run.dir);
+  ASSERT_TRUE(dpo.prepare(reference_cache_path(c.run.dir), 0, quiet));
+  const DpoSums plain = *dpo.validate();
+  std::ostringstream log;
+  RunDirectory dir(c.run.dir, MPI_COMM_SELF, log);
+  Control ctl(c, dir);
+  ASSERT_TRUE(dpo.prepare(reference_cache_path(c2.run.dir), 0, quiet, &ctl.control));
+  std::string why;
+  const std::vector<ReferenceSplit> want = dpo.wanted_splits();
+  expect_same_logprobs(*read_reference_cache(reference_cache_path(c.run.dir), want, why),
+                       *read_reference_cache(reference_cache_path(c2.run.dir), want, why), 0.0);
+  const std::optional<DpoSums> asked = dpo.validate(&ctl.control);
+  ASSERT_TRUE(asked.has_value());
+  EXPECT_EQ(asked->pairs, 6);
+  EXPECT_EQ(asked->loss, plain.loss);
+  EXPECT_EQ(asked->margin, plain.margin);
+  EXPECT_EQ(asked->correct, plain.correct);
+  ::raise(SIGUSR2);
+  EXPECT_FALSE(dpo.validate(&ctl.control).has_value());
+  fs::remove_all(d);
+}
+
+// The eval prompts with a stop request pending: cut short at the first prompt (nothing recorded),
+// one step trains and the run stops after it (exit 75); with no stop, the generations of a run
+// without a control.
+TEST(TrainerEvalPrompts, StopRequestCutsThePromptsShort) {
+  const fs::path d = dpo_temp_dir("stop_prompts");
+  Tokenizer().save((d / "tok.bpe").string());
+  std::vector<uint32_t> toks;
+  for (int i = 0; i < 3000; ++i) toks.push_back(uint32_t("abcd"[i % 4]));
+  write_token_shard((d / "train.bin").string(), toks, 257);
+  auto config = [&](const std::string& run) {
+    std::ostringstream t;
+    t << "[model]\nvocab_size = 257\nn_layer = 1\nn_head = 2\nd_model = 16\nmax_seq_len = 16\n"
+      << "[train]\nsteps = 4\nbatch_size = 4\nseq_len = 16\nlr = 2e-2\neval_every = 2\n"
+      << "log_every = 100\n[data]\ntrain = \"" << (d / "train.bin").string() << "\"\ntokenizer = \""
+      << (d / "tok.bpe").string() << "\"\n[run]\ndir = \"" << (d / run).string()
+      << "\"\n[eval]\nprompts = [\"abca\", \"bc\"]\nmax_new_tokens = 6\n";
+    return parse_config(t.str(), "prompts.toml");
+  };
+  auto be = make_host_backend();
+  TrainSummary plain;
+  {
+    std::ostringstream log;
+    Trainer t(config("plain"), *be, MPI_COMM_SELF, log);
+    plain = t.run(RunOptions{.write_model = false, .checkpoints = false});
+  }
+  ASSERT_EQ(plain.eval_generations.size(), 3u);  // steps 0, 2, 4
+  {
+    const Config c = config("asked");
+    std::ostringstream log;
+    Trainer t(c, *be, MPI_COMM_SELF, log);
+    Control ctl(c, t.run_directory());
+    RunOptions o{.write_model = false, .checkpoints = false};
+    o.control = &ctl.control;
+    const TrainSummary s = t.run(o);
+    EXPECT_FALSE(s.stopped);
+    EXPECT_EQ(s.eval_generations, plain.eval_generations);
+  }
+  const Config c = config("stopped");
+  std::ostringstream log;
+  Trainer t(c, *be, MPI_COMM_SELF, log);
+  Control ctl(c, t.run_directory());
+  ::raise(SIGUSR2);
+  RunOptions o{.write_model = false, .checkpoints = true};
+  o.control = &ctl.control;
+  const TrainSummary s = t.run(o);
+  EXPECT_EQ(RunControl::exit_code(s.stopped), 75);
+  EXPECT_EQ(s.last_step, 1);
+  EXPECT_TRUE(s.eval_generations.empty());
+  EXPECT_TRUE(has(log.str(), "prompt step 0 | cut short by a stop request (no generation recorded)"))
+      << log.str();
+  EXPECT_FALSE(has(log.str(), "prompt step 0 | abca ->")) << log.str();
+  EXPECT_TRUE(has(log.str(), "stopping after step 1: SIGUSR2 (preemption)")) << log.str();
   fs::remove_all(d);
 }
