@@ -113,18 +113,37 @@ void transfer(hid_t dset, const std::vector<Box>& boxes, int rounds, float* data
   if (failed) h5::check(-1, file, (write ? "writing '" : "reading '") + name + "'");
 }
 
+void comm_rank_size(MPI_Comm comm, int& rank, int& size) {
+  rank = 0;
+  size = 1;
+  if (comm == MPI_COMM_NULL) return;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+}
+
 // One decision on every rank after each tensor's transfer: sums [checksum term, failures]
 // over comm; `failure` is this rank's message ("" when its part went through). Throws the
-// same UserError on every rank when any failed, so all leave the write together.
+// same UserError on every rank when any failed — the lowest failing rank's message, which
+// names the cause (the disk), so that whichever rank reports it says why — and all leave the
+// write together.
 uint64_t agree_after_transfer(uint64_t checksum, const std::string& failure, MPI_Comm comm,
                               const std::string& name, const std::string& file) {
   uint64_t v[2] = {checksum, failure.empty() ? 0u : 1u}, out[2] = {v[0], v[1]};
   if (comm != MPI_COMM_NULL) MPI_Allreduce(v, out, 2, MPI_UINT64_T, MPI_SUM, comm);
-  if (out[1] != 0)
-    throw UserError(!failure.empty() ? failure
-                                     : file + ": writing tensor '" + name + "' failed on " +
-                                           std::to_string(out[1]) + " other rank(s)");
-  return out[0];
+  if (out[1] == 0) return out[0];
+  if (comm == MPI_COMM_NULL) throw UserError(failure);
+  int rank = 0, size = 1;
+  comm_rank_size(comm, rank, size);
+  const int mine = failure.empty() ? size : rank;
+  int first = size;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+  std::string why = failure;
+  int len = int(why.size());
+  MPI_Bcast(&len, 1, MPI_INT, first, comm);
+  why.resize(size_t(len));
+  MPI_Bcast(why.data(), len, MPI_CHAR, first, comm);
+  if (why.empty()) why = file + ": writing tensor '" + name + "' failed";
+  throw UserError(why + (first > 0 ? " (on rank " + std::to_string(first) + ")" : ""));
 }
 
 h5::Id transfer_list(MPI_Comm comm) {
@@ -140,13 +159,6 @@ uint64_t allreduce_sum(uint64_t v, MPI_Comm comm) {
   return out;
 }
 
-void comm_rank_size(MPI_Comm comm, int& rank, int& size) {
-  rank = 0;
-  size = 1;
-  if (comm == MPI_COMM_NULL) return;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
-}
 
 
 // Every rank must take part in every dataset's collective create and transfer, but ranks of

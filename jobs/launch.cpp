@@ -4,6 +4,7 @@
 
 #include "config/config_schema.h"
 #include "jobs/exit_codes.h"
+#include "parallel/agreement.h"
 
 namespace llmpi {
 namespace {
@@ -31,10 +32,15 @@ void Launch::watch(Topology& topo) {
   topo.set_observer(&progress_);
 }
 
-void Launch::lock(const std::string& run_dir) {
-  lock_ = std::make_unique<RunLock>(run_dir, [](const std::string& line) {
-    std::fprintf(stdout, "%s\n", line.c_str());
-    std::fflush(stdout);
+void Launch::lock(const std::string& run_dir, MPI_Comm comm) {
+  // Rank 0's verdict is every rank's: a refusal on rank 0 alone left the others waiting in the
+  // setup's next collective for ever.
+  agreed(comm, [&] {
+    if (rank_ != 0) return;
+    lock_ = std::make_unique<RunLock>(run_dir, [](const std::string& line) {
+      std::fprintf(stdout, "%s\n", line.c_str());
+      std::fflush(stdout);
+    });
   });
 }
 

@@ -4,8 +4,8 @@
 //   Launch(cfg, rank)   the stop signals are caught from here on (jobs/stop_signals.h), and
 //                       the watchdog watches the start-up (jobs/watchdog.h); not collective
 //   watch(topo)         collectives report where this rank waits (jobs/progress.h)
-//   lock(dir)           rank 0: the run directory's lock (jobs/run_lock.h); UserError when a
-//                       live job holds it
+//   lock(dir, comm)     collective: rank 0 takes the run directory's lock (jobs/run_lock.h);
+//                       UserError on every rank when a live job holds it
 //   announce(run_dir)   before resuming: a `requeue` event when this is a requeued Slurm job
 //                       (SLURM_RESTART_COUNT > 0, every rank), a `watchdog` event per hang
 //                       report an earlier launch left (rank 0)
@@ -40,7 +40,7 @@ class Launch {
   Launch& operator=(const Launch&) = delete;
 
   void watch(Topology& topo);
-  void lock(const std::string& run_dir);
+  void lock(const std::string& run_dir, MPI_Comm comm);
   void announce(const std::string& dir, RunDirectory& run_dir);
   void begin(const Config& cfg, MPI_Comm comm, int64_t param_count, RunDirectory& run_dir);
   RunControl* control() { return control_.get(); }  // after begin()

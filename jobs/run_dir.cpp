@@ -10,6 +10,7 @@
 #include "io/checkpoint.h"
 #include "jobs/run_claim.h"
 #include "jobs/retention.h"
+#include "parallel/agreement.h"
 #include "parallel/communicator.h"
 
 namespace llmpi {
@@ -84,7 +85,9 @@ std::vector<std::string> RunDirectory::set_aside_unreadable() {
     const std::string why = verify_checkpoint(f.path, comm_, /*tensors=*/true);
     if (why.empty()) continue;
     std::string to = f.path + ".unreadable";
-    if (rank_ == 0) {
+    // Rank 0 renames; a failure is every rank's (the others would wait in the next collective).
+    agreed(comm_, [&] {
+      if (rank_ != 0) return;
       std::error_code ec;
       for (int k = 1; fs::exists(fs::symlink_status(to, ec)); ++k)
         to = f.path + ".unreadable." + std::to_string(k);
@@ -93,7 +96,7 @@ std::vector<std::string> RunDirectory::set_aside_unreadable() {
       emit({RunEventKind::checkpoint_set_aside, f.step,
             f.path + " is unreadable (" + why + "); moved aside to " + to,
             {{"path", f.path}, {"moved_to", to}, {"message", why}}});
-    }
+    });
     moved.push_back(to);
   }
   if (comm_ != MPI_COMM_NULL) check_mpi(MPI_Barrier(comm_), "MPI_Barrier");

@@ -210,10 +210,19 @@ std::vector<RunEvent> take_hang_reports(const std::string& run_dir) {
     std::stringstream ss;
     ss << in.rdbuf();
     const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) {
+    auto unreadable = [&] {
+      e = RunEvent{};
+      e.kind = RunEventKind::watchdog;
       e.line = "hang report " + f.string() + " of an earlier launch is unreadable";
       e.details = {{"file", f.string()}, {"error", "unreadable hang report"}};
-    } else {
+    };
+    if (!j.is_object()) {
+      unreadable();
+      events.push_back(std::move(e));
+      fs::remove(f, ec);
+      continue;
+    }
+    try {  // a field of the wrong type (e.g. "rank": "0") makes it unreadable, not a crash
       e.step = j.value("step", int64_t{-1});
       for (const auto& [k, v] : j.items()) e.details.emplace_back(k, v.is_string() ? v.get<std::string>() : v.dump());
       char line[256];
@@ -229,6 +238,8 @@ std::vector<RunEvent> take_hang_reports(const std::string& run_dir) {
         e.line += ", device collective " + d->value("op", std::string("?")) + " over " +
                   d->value("group", std::string("?")) + " of step " +
                   std::to_string(d->value("step", int64_t{-1})) + " unfinished";
+    } catch (const nlohmann::json::exception&) {
+      unreadable();
     }
     events.push_back(std::move(e));
     fs::remove(f, ec);

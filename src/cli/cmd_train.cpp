@@ -1,4 +1,6 @@
 // `llmpi train CONFIG [--set section.key=value ...] [--resume PATH | --no-resume]`
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -11,8 +13,10 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "io/hdf5_open_files.h"
 #include "jobs/launch.h"
 #include "jobs/run_dir.h"
+#include "parallel/agreement.h"
 #include "parallel/communicator.h"
 #include "parallel/topology.h"
 #include "train/trainer.h"
@@ -57,9 +61,27 @@ struct TrainArgs {
 int run_train(const TrainArgs& a, CommandEnv& env) {
   Runtime& rt = env.runtime();
   // Setup, in order: config (same file on every rank), Topology (validates the layout on
-  // every rank alike; LayoutError), then data and model. A UserError during setup is agreed
-  // on by all ranks: the lowest failing rank prints it, every rank returns 2 — no rank is
-  // left waiting. Errors during training itself abort the job (main.cpp).
+  // every rank alike; LayoutError), then data and model; then training. A UserError of
+  // either phase is agreed on by all ranks (parallel/agreement.h): rank 0 prints the lowest
+  // failing rank's message once, every rank returns 2. One that only some ranks found (the
+  // others wait in a collective) ends the job within kAgreementWait_s — no rank is left
+  // waiting. Other errors abort the job (main.cpp).
+  constexpr double kAgreementWait_s = 30;
+  // The agreement's own communicator: a rank that fails before the Topology exists must not
+  // meet the others' MPI_Comm_dup of MPI_COMM_WORLD with its vote.
+  const Communicator agreement =
+      rt.world_size() > 1 ? Communicator::dup(MPI_COMM_WORLD, "agreement") : Communicator();
+  auto agreed_exit = [&](const std::string& failure) {  // 0: no rank failed, else 2
+    if (rt.world_size() == 1) return 0;
+    const AgreedFailure f = agree_or_abort(agreement.get(), failure, kAgreementWait_s, "llmpi train");
+    if (!f) return 0;
+    if (rt.world_rank() == 0) std::cerr << "llmpi train: error: " << f.text() << "\n" << std::flush;
+    if (h5::open_file_count() > 0) {  // a failed save's file: HDF5's clean-up in MPI_Finalize
+      std::fflush(nullptr);           // would crash on it (as in main.cpp)
+      std::_Exit(2);
+    }
+    return 2;
+  };
   std::unique_ptr<Backend> be;
   std::unique_ptr<Topology> topo;
   std::unique_ptr<RunDirectory> run_dir;
@@ -77,7 +99,7 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
     // Before anything is written there (the lock included): a foreign or unwritable run.dir
     // is refused at once.
     if (!a.no_save) run_dir->claim(/*checkpoints=*/true);
-    if (rt.world_rank() == 0) launch->lock(cfg->run.dir);
+    launch->lock(cfg->run.dir, topo->world_communicator().get());  // rank 0 takes it
     be = make_backend_option(a.backend, "llmpi train");
     trainer = std::make_unique<Trainer>(*cfg, *be, *topo, *run_dir, std::cout);
     // A requeue, hangs of the previous launch: after the trainer, whose journal observer
@@ -102,24 +124,20 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
     if (rt.world_size() == 1) throw;  // the usual single-process error path (main.cpp)
     failure = e.what();
   }
-  if (rt.world_size() > 1) {
-    const int mine = failure.empty() ? rt.world_size() : rt.world_rank();
-    int first = 0;
-    check_mpi(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
-    if (first < rt.world_size()) {
-      if (rt.world_rank() == first) {
-        std::cerr << "llmpi train: error: " << failure;
-        if (first != 0) std::cerr << " (on rank " << first << ")";
-        std::cerr << "\n" << std::flush;
-      }
-      return 2;
-    }
-  }
+  if (const int code = agreed_exit(failure)) return code;
   RunOptions opt{.write_model = !a.no_save, .checkpoints = !a.no_save};
   opt.control = launch->control();
   opt.progress = launch->progress();
+  StopRequest stopped;
+  try {
+    stopped = trainer->run(opt).stopped;
+  } catch (const UserError& e) {
+    if (rt.world_size() == 1) throw;
+    failure = e.what();
+  }
+  if (const int code = agreed_exit(failure)) return code;
   // 0, or 75 / 76 when a stop signal or the deadline ended the run early after a checkpoint.
-  return Launch::exit_code(trainer->run(opt).stopped);
+  return Launch::exit_code(stopped);
 }
 
 }  // namespace

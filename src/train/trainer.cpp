@@ -13,6 +13,7 @@
 #include "jobs/retention.h"
 #include "model/model_flops.h"
 #include "model/param_layout.h"
+#include "parallel/agreement.h"
 #include "optim/grad_clip.h"
 #include "data/tokenizer_id.h"
 #include "train/dpo_objective.h"
@@ -385,7 +386,9 @@ TrainSummary Trainer::run(const RunOptions& opt) {
   }
   if (saver) {
     phase(Phase::save, last_step);
-    saver->wait();  // rethrows a failed background save; no HDF5 below while one runs
+    // Rethrows a failed background save (its commit ran on rank 0 alone: agreed); no HDF5
+    // below while one runs.
+    agreed(comm_, [&] { saver->wait(); });
     const AsyncSaveStats st = saver->stats();
     if (st.saves > 0) {
       char line[200];

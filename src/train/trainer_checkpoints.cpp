@@ -11,6 +11,7 @@
 
 #include "jobs/checkpoint_dir.h"
 #include "jobs/relaunch.h"
+#include "parallel/agreement.h"
 #include "train/logbook_observer.h"
 #include "train/lora_setup.h"
 #include "train/spike_policy.h"
@@ -21,10 +22,14 @@ namespace llmpi {
 using Clock = std::chrono::steady_clock;
 
 ResumePoint Trainer::resume(const std::string& path) {
-  // The metadata first (cheap, identical on every rank): a checkpoint that cannot continue
-  // this run's data order is refused before anything is loaded.
-  const CheckpointMeta stored = read_checkpoint_meta(path);
-  check_resumable(path, stored, cfg_, layout_.global_samples());
+  // The metadata first (cheap, read by every rank on its own): a checkpoint that cannot
+  // continue this run's data order is refused before anything is loaded. Agreed: a rank that
+  // cannot read it (a path that is another file, or none, on its node) stops every rank here.
+  const CheckpointMeta stored = agreed(comm_, [&] {
+    CheckpointMeta m = read_checkpoint_meta(path);
+    check_resumable(path, m, cfg_, layout_.global_samples());
+    return m;
+  });
   prepare_lora_resume(path, stored, cfg_, *engine_, comm_);  // the base the adapters sit beside
   const CheckpointMeta m = engine_->load_state(path);
   start_step_ = m.step;
@@ -77,6 +82,9 @@ void Trainer::save_checkpoint(AsyncCheckpointer& saver, int64_t step) {
   }
   const std::string path = run_dir_.checkpoint_path(step);
   const auto t0 = Clock::now();
+  // The previous save first, agreed: its commit (`latest`, retention) ran on rank 0 alone and
+  // may have failed there alone — before this save's collective write begins on any rank.
+  agreed(comm_, [&] { saver.wait(); });
   saver.save(path, engine_->checkpoint_slabs(), meta, [this, step, t0] {
     // On the writer thread, once the file is complete and verified: `latest`, retention.
     run_dir_.commit_checkpoint(step, cfg_.checkpoint,
@@ -99,7 +107,7 @@ int64_t Trainer::checkpoint_before(int64_t step) const {
 int64_t Trainer::roll_back(AsyncCheckpointer* saver, int64_t step) {
   const int64_t c = checkpoint_before(step);
   LLMPI_CHECK(c >= 0, "rollback at step ", step, " without a checkpoint before it");
-  if (saver) saver->wait();  // the checkpoint may still be written; no HDF5 while it is
+  if (saver) agreed(comm_, [&] { saver->wait(); });  // it may still be written; no HDF5 meanwhile
   run_dir_.deliver_events();  // its checkpoint_saved belongs to the segment that wrote it
   const std::vector<int64_t> window = guard_->policy().skip_window(step, c);
   const std::string path = run_dir_.checkpoint_path(c);
