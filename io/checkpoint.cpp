@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/text_file.h"
 #include "io/checkpoint_integrity.h"
 #include "io/checkpoint_space.h"
 #include "io/hdf5.h"
@@ -242,7 +243,7 @@ void check_structure(hid_t file, const std::string& path) {
 
 void save_checkpoint(const std::string& path, MPI_Comm comm, const CheckpointSlabs& slabs,
                      const CheckpointMeta& meta, const SaveOptions& opt) {
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_of(path);
   const int rank = rank_of(comm);
   double created = double(std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::system_clock::now().time_since_epoch())

@@ -6,6 +6,7 @@
 
 #include "backend/backend.h"
 #include "core/error.h"
+#include "core/text_file.h"
 #include "io/hdf5.h"
 #include "io/tensor_file.h"
 
@@ -62,7 +63,7 @@ void save_model_file(const std::string& path, MPI_Comm comm, Backend& be,
                      const ParamStore& store, const ModelFileMeta& meta, bool owner) {
   std::vector<float> staging;
   float* base = const_cast<float*>(host_f32(be, store.master(), staging));
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_of(path);
   {
     h5::Id file = h5::create_file(tmp, comm);
     const auto now = std::chrono::system_clock::now().time_since_epoch();

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/float16.h"
+#include "core/text_file.h"
 #include "data/mapped_file.h"
 
 namespace llmpi {
@@ -305,7 +306,7 @@ uint64_t safetensors_file_size(const std::vector<StSpec>& tensors,
 
 SafetensorsWriter::SafetensorsWriter(std::string path, const std::vector<StSpec>& tensors,
                                      const std::map<std::string, std::string>& metadata)
-    : path_(std::move(path)), tmp_(path_ + ".tmp"), entries_(layout(tensors)) {
+    : path_(std::move(path)), tmp_(temporary_of(path_)), entries_(layout(tensors)) {
   f_ = std::fopen(tmp_.c_str(), "wb");
   if (!f_) user_error(tmp_, ": cannot create: ", std::strerror(errno));
   const std::string text = header_text(entries_, metadata);

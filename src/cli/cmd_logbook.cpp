@@ -1,9 +1,9 @@
 // `llmpi logbook RUN_DIR [--csv [--out DIR] | --jsonl [--out FILE]]`: the logbook for people
 // (LOGBOOK.md rendered afresh from logbook.h5) or exported for dashboards.
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,6 +14,7 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "core/output_rule.h"
+#include "core/text_file.h"
 #include "io/logbook_file.h"
 #include "io/logbook_markdown.h"
 
@@ -39,13 +40,6 @@ struct LogbookArgs {
 
 std::string first_line_of_text(const std::string& text) { return text.substr(0, text.find('\n')); }
 
-void write_file(const fs::path& p, const std::string& text) {
-  std::ofstream f(p, std::ios::trunc | std::ios::binary);
-  f << text;
-  f.close();
-  if (!f) user_error(p.string(), ": cannot write");
-}
-
 int run_logbook(const LogbookArgs& a) {
   if (!fs::is_directory(a.run_dir)) user_error(a.run_dir, ": no such run directory");
   const LogbookContents lb = read_logbook_file((fs::path(a.run_dir) / "logbook.h5").string());
@@ -64,7 +58,7 @@ int run_logbook(const LogbookArgs& a) {
     fs::create_directories(dir, ec);
     if (ec) user_error(dir.string(), ": cannot create: ", ec.message());
     for (const Table& t : tables) {
-      write_file(dir / (t.name + ".csv"), to_csv(t));
+      write_text_atomically((dir / (t.name + ".csv")).string(), to_csv(t));
       std::cout << "wrote " << (dir / (t.name + ".csv")).string() << " (" << t.rows.size() << " rows)\n";
     }
   } else if (a.jsonl) {
@@ -77,10 +71,9 @@ int run_logbook(const LogbookArgs& a) {
                        return j.is_object() && j.value("record", "") == "schema";
                      }},
                     a.force);
-      std::ofstream f(a.out, std::ios::trunc);
-      write_jsonl(lb, f);
-      f.close();
-      if (!f) user_error(a.out, ": cannot write");
+      std::ostringstream text;
+      write_jsonl(lb, text);
+      write_text_atomically(a.out, text.str());
     }
   } else {
     std::cout << render_logbook_markdown(a.run_dir, lb.events, summarize_segments(lb.steps, lb.events));

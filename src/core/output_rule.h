@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "core/text_file.h"  // temporary_of
+
 namespace llmpi {
 
 struct OutputClaim {
@@ -40,11 +42,6 @@ struct OutputClaim {
   std::string removes_why = {};           // why it would (in the refusal): "this export writes
                                           // its weights as one model.safetensors, so ..."
 };
-
-// The temporary every writer of a claimed file creates and renames to `file` when complete
-// (core/text_file.h, io/safetensors.h, io/model_file.h, data/token_shard.h, data/tokenizer.h;
-// logbook's exports, written in place for now, have theirs checked all the same).
-inline std::string temporary_of(const std::string& file) { return file + ".tmp"; }
 
 // Throws UserError "<path>: exists and is not <what> ...; pass --force to replace it" (or
 // "<path>: is a directory; expected <what>", ...) for the first path the rule refuses.

@@ -31,7 +31,7 @@ std::string read_text_file_if_exists(const std::string& path) {
 }
 
 void write_text_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_of(path);
   std::remove(tmp.c_str());  // a link left there is removed, never written through
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);

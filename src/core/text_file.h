@@ -13,4 +13,10 @@ std::string read_text_file(const std::string& path);
 std::string read_text_file_if_exists(const std::string& path);
 void write_text_atomically(const std::string& path, const std::string& text);
 
+// The temporary every atomic writer creates for `file` and renames to it when complete
+// (write_text_atomically, io/safetensors.h, io/model_file.h, data/token_shard.h,
+// data/tokenizer.h, data/prepare_sft.cpp, io/checkpoint.h): the output rule
+// (core/output_rule.h) checks this path before a command writes.
+inline std::string temporary_of(const std::string& file) { return file + ".tmp"; }
+
 }  // namespace llmpi

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/text_file.h"
 #include "data/chat_tokenize.h"
 #include "data/prepare.h"
 #include "data/progress.h"
@@ -38,7 +39,7 @@ void check_options(const SftPrepareOptions& o) {
 }
 
 void write_json_atomically(const std::string& path, const nlohmann::json& j) {
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_of(path);
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) user_error(tmp, ": cannot create: ", std::strerror(errno));

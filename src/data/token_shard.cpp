@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/text_file.h"
 
 namespace llmpi {
 
@@ -211,7 +212,7 @@ void TokenShard::read(int64_t begin, int64_t count, uint32_t* out) const {
 
 TokenShardWriter::TokenShardWriter(std::string path, int width, std::optional<TokenizerId> tokenizer,
                                    ShardContent content)
-    : path_(std::move(path)), tmp_path_(path_ + ".tmp"), width_(width),
+    : path_(std::move(path)), tmp_path_(temporary_of(path_)), width_(width),
       header_bytes_(tokenizer || content != ShardContent::tokens ? kShardHeaderBytes
                                                                  : kShardV1HeaderBytes),
       content_(content) {

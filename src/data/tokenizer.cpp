@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/file_kind.h"
+#include "core/text_file.h"
 #include "data/gpt2_pretokenize.h"
 #include "data/pretokenize.h"
 
@@ -220,7 +221,7 @@ void Tokenizer::save(const std::string& path) const {
   if (!has_llmpi_layout())
     user_error(path, ": a ", pretokenizer_name(pre_), " tokenizer is not in llmpi's id layout; "
                "write it as tokenizer.json (data/hf_tokenizer.h) instead");
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_of(path);
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) user_error(tmp, ": cannot create: ", std::strerror(errno));
