@@ -105,12 +105,18 @@ std::vector<std::string> RunDirectory::set_aside_unreadable() {
 
 void RunDirectory::begin(const Config& cfg, int64_t step, bool checkpoints,
                          const std::string& resumed_from) {
-  if (rank_ == 0) {
-    fs::create_directories(dir_);
+  // Rank 0 writes; its failure (a disk filled since claim()) is every rank's, which also
+  // makes this the barrier: every rank sees the directory afterwards.
+  agreed(comm_, [&] {
+    if (rank_ != 0) return;
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) user_error("run.dir = \"", dir_, "\": cannot create it: ", ec.message());
     write_text_atomically((fs::path(dir_) / "config.toml").string(), cfg.source_text);  // never through a link
-    if (checkpoints) fs::create_directories(checkpoints_dir(dir_));
-  }
-  if (comm_ != MPI_COMM_NULL) check_mpi(MPI_Barrier(comm_), "MPI_Barrier");  // for every rank
+    if (!checkpoints) return;
+    fs::create_directories(checkpoints_dir(dir_), ec);
+    if (ec) user_error(checkpoints_dir(dir_), ": cannot create it: ", ec.message());
+  });
   RunEvent e{RunEventKind::run_start, step, "", {{"dir", dir_}, {"step", std::to_string(step)}}};
   if (!resumed_from.empty()) e.details.emplace_back("resumed_from", resumed_from);
   emit(std::move(e));

@@ -122,16 +122,26 @@ int64_t Trainer::roll_back(AsyncCheckpointer* saver, int64_t step) {
                  {json_detail("to_step", c), json_detail("checkpoint", path),
                   json_detail("skip_first", window.front()), json_detail("skip_last", window.back()),
                   json_detail("samples", samples.size()), json_detail("sample_indices", samples)}});
-  // Checkpoints after c hold the skipped data's updates: a resume must start from c.
-  for (auto it = saved_steps_.upper_bound(c); it != saved_steps_.end();) {
-    if (rank_ == 0) std::filesystem::remove(run_dir_.checkpoint_path(*it));
-    it = saved_steps_.erase(it);
-  }
-  if (rank_ == 0) write_latest(run_dir_.dir(), c);
+  // Checkpoints after c hold the skipped data's updates: a resume must start from c. Rank 0
+  // deletes them and points `latest` at c; a failure there is every rank's.
+  agreed(comm_, [&] {
+    if (rank_ != 0) return;
+    for (auto it = saved_steps_.upper_bound(c); it != saved_steps_.end(); ++it) {
+      std::error_code ec;
+      std::filesystem::remove(run_dir_.checkpoint_path(*it), ec);
+      if (ec)
+        user_error(run_dir_.checkpoint_path(*it), ": cannot delete it after a rollback to step ", c,
+                   ": ", ec.message());
+    }
+    write_latest(run_dir_.dir(), c);
+  });
+  saved_steps_.erase(saved_steps_.upper_bound(c), saved_steps_.end());
   const CheckpointMeta m = engine_->load_state(path);  // collective
   guard_->policy().restore_window(m.run);
   guard_->recorder().next_segment();
-  if (rank_ == 0) write_rollback_record(run_dir_.dir(), guard_->policy().save(guard_->segment()));
+  agreed(comm_, [&] {  // rank 0 writes it; its failure is every rank's
+    if (rank_ == 0) write_rollback_record(run_dir_.dir(), guard_->policy().save(guard_->segment()));
+  });
   run_dir_.emit({RunEventKind::resume, c, "", {json_detail("path", path), json_detail("reason", "rollback"),
                                                 json_detail("saved_layout", layout_text(m.layout))}});
   last_saved_step_ = c;

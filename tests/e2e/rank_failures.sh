@@ -7,7 +7,8 @@
 #   - data.train missing on one rank only (the other goes on into the model's collectives): that
 #     rank ends the job within the setup's agreement wait (30 s), naming data.train;
 #   - the commit of a background save (`latest`) failing on rank 0 alone: agreed at the next
-#     save or at the end, exit 2 at once (it waited out the 30 s);
+#     save or at the end, exit 2 at once (it waited out the 30 s); likewise rank 0's write of the
+#     run's config.toml at the start of training (it was an MPI_Abort from rank 0);
 #   - the disk filling up on rank 1 during a save, and an error every rank finds during
 #     training: rank 0 prints one message naming the cause (each rank printed its own,
 #     through MPI_Abort), exit 2;
@@ -102,6 +103,15 @@ for steps in 12 9; do  # the commit fails before a later save, and before the en
     { cat commit.log; fail "commit failing on rank 0 ($steps steps): not one message"; }
   [ $(( $(date +%s) - start )) -lt 25 ] || { cat commit.log; fail "commit failing on rank 0: not agreed (took the 30 s wait)"; }
 done
+
+echo "--- rank 0 cannot write the run's config.toml (a directory there): one message, exit 2 at once"
+rm -rf cfgdir; cp -r good cfgdir; rm -rf cfgdir/lock cfgdir/hangs cfgdir/config.toml; mkdir -p cfgdir/config.toml/x
+start=$(date +%s)
+run2 60 cfgdir.log -n 2 "$llmpi" train "${cfg[@]}" --set run.dir="$work/cfgdir" --set train.steps=9
+[ "$rc" = 2 ] || { cat cfgdir.log; fail "config.toml a directory: exit $rc, expected 2"; }
+[ "$(grep -c '^llmpi train: error: .*cfgdir/config.toml: cannot rename from .*: Is a directory$' cfgdir.log)" = 1 ] ||
+  { cat cfgdir.log; fail "config.toml a directory: not one message"; }
+[ $(( $(date +%s) - start )) -lt 25 ] || { cat cfgdir.log; fail "config.toml a directory: not agreed (took the 30 s wait)"; }
 
 echo "--- an error every rank finds during training (too many rollbacks): one message, exit 2"
 run2 120 spikes.log -n 2 "$llmpi" train "${cfg[@]}" --set run.dir="$work/spikes" --set train.steps=12 \
