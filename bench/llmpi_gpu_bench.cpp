@@ -41,6 +41,7 @@
 #include "backend/cuda/cuda_op_clock.h"
 #include "backend/timing_backend.h"
 #include "core/error.h"
+#include "core/float16.h"
 #include "core/rng.h"
 #include "model/model_flops.h"
 #include "model/param_layout.h"
@@ -175,13 +176,25 @@ struct Trainee {
   }
 };
 
+// Uniform random bf16 in [-1, 1) into a device tensor of n elements.
+void fill_random_bf16(const Tensor& t, int64_t n, uint64_t seed) {
+  const uint64_t key = rng_key(seed, "bench_floor");
+  std::vector<uint16_t> host(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    host[size_t(i)] = f32_to_bf16(static_cast<float>(2.0 * rng_uniform(key, uint64_t(i)) - 1.0));
+  cuda_ok(cudaMemcpy(t.data, host.data(), host.size() * sizeof(uint16_t), cudaMemcpyHostToDevice),
+          "upload");
+}
+
 // Measured floors: bf16 GEMM rate (8192³ through linear_forward) and device copy bandwidth.
+// The product's operands are random: constant ones barely toggle the tensor cores' inputs and
+// run ~12 % faster at a fraction of the power (docs/performance.md, "power limit").
 std::pair<double, double> measure_floors(Backend& be, cudaStream_t st) {
   const int64_t n = 8192;
   Buffer a = be.alloc(Shape{n, n}, DType::bf16), w = be.alloc(Shape{n, n}, DType::bf16),
          o = be.alloc(Shape{n, n}, DType::bf16);
-  be.fill(a, 0.01);
-  be.fill(w, 0.01);
+  fill_random_bf16(a, n * n, 1);
+  fill_random_bf16(w, n * n, 2);
   const int64_t cn = int64_t{1} << 29;  // 1 GiB of bf16
   Buffer src = be.alloc(Shape{cn}, DType::bf16), dst = be.alloc(Shape{cn}, DType::bf16);
   be.fill(src, 1.0);
