@@ -50,6 +50,17 @@ AgreedFailure agree_on_failure(MPI_Comm comm, const std::string& mine) {
   return share(comm, first, mine);
 }
 
+Spread spread(MPI_Comm comm, const std::vector<int64_t>& values) {
+  Spread s{values, values};
+  if (comm == MPI_COMM_NULL || values.empty()) return s;
+  const int n = int(values.size());
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, s.lo.data(), n, MPI_INT64_T, MPI_MIN, comm),
+            "MPI_Allreduce (spread)");
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, s.hi.data(), n, MPI_INT64_T, MPI_MAX, comm),
+            "MPI_Allreduce (spread)");
+  return s;
+}
+
 AgreedFailure agree_or_abort(MPI_Comm comm, const std::string& mine, double wait_s,
                           const std::string& command) {
   if (comm == MPI_COMM_NULL) return agree_on_failure(comm, mine);

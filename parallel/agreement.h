@@ -8,6 +8,8 @@
 //   agreed(comm, f)                collective: runs f on every rank; a UserError on any rank
 //                                   is thrown on every rank (the lowest failing rank's message,
 //                                   "… (on rank R)" when R is not 0), so all leave together
+//   spread(comm, values)           collective: the least and greatest value of each, to refuse
+//                                   input that differs between ranks on every rank alike
 // A command ends with one more agreement, which cannot hang (llmpi train: after its setup,
 // and after training):
 //   agree_or_abort(comm, mine, wait_s)   a failing rank waits at most wait_s for the others; a
@@ -21,6 +23,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 
@@ -56,6 +59,15 @@ auto agreed(MPI_Comm comm, F&& f) -> std::invoke_result_t<F&> {
   if (const AgreedFailure a = agree_on_failure(comm, mine)) throw UserError(a.text());
   if constexpr (!std::is_void_v<R>) return std::move(*out);
 }
+
+// Collective: the least and the greatest of each rank's `values` (the same length on every
+// rank), the same on every rank; lo == hi where every rank passed the same value. For inputs
+// every rank reads on its own that must be alike (the data's size): a verdict all ranks share.
+struct Spread {
+  std::vector<int64_t> lo, hi;
+  bool same(size_t i) const { return lo[i] == hi[i]; }
+};
+Spread spread(MPI_Comm comm, const std::vector<int64_t>& values);
 
 // A command's last agreement (see above): collective over comm, which no other code uses (a
 // private duplicate). Returns the agreed failure; never returns on a rank whose failure the

@@ -46,6 +46,23 @@ std::string hms(double seconds) {
   return buf;
 }
 
+// Each rank reads the data on its own: a copy that differs on some node would train each dp
+// rank on another data set, silently. Its sizes and tokenizer, alike on every rank (collective).
+void check_same_data(MPI_Comm comm, const Config& cfg, const TokenDataset& train,
+                     const TokenDataset* val) {
+  auto id = [](const TokenDataset& d) { return d.tokenizer() ? int64_t(d.tokenizer()->hash) : 0; };
+  const Spread s = spread(comm, {train.size(), id(train), val ? val->size() : 0, val ? id(*val) : 0});
+  for (size_t k : {size_t(0), size_t(2)}) {
+    if (s.same(k) && s.same(k + 1)) continue;
+    const char* key = k == 0 ? "data.train" : "data.val";
+    user_error(key, " = \"", k == 0 ? cfg.data.train : cfg.data.val,
+               "\": the ranks of this job read different data (",
+               s.same(k) ? "the same number of tokens but another tokenizer"
+                         : "from " + std::to_string(s.lo[k]) + " to " + std::to_string(s.hi[k]) + " tokens",
+               "); every rank must read the same files (a copy on a node-local disk that differs?)");
+  }
+}
+
 }  // namespace
 
 struct Trainer::Owned {
@@ -72,18 +89,24 @@ Trainer::Trainer(const Config& cfg, Backend& be, Topology& topo, RunDirectory& r
       comm_(topo_.world_communicator().get()),
       out_(out),
       journal_(cfg, layout_text(topo.layout()), topo.world_size()),
-      train_data_(data_paths(cfg.data.train, "data.train"), cfg.model.vocab_size),
+      // Agreed: data unreadable on some ranks only (a node-local copy) stops every rank here.
+      train_data_(agreed(topo.world_communicator().get(), [&] {
+        return TokenDataset(data_paths(cfg.data.train, "data.train"), cfg.model.vocab_size);
+      })),
       rows_(cfg, train_data_),
       schedule_(LrSchedule::from(cfg.train)),
       flops_per_token_(model_flops_per_token(cfg.model, cfg.train.seq_len, cfg.lora.spec())) {
   rank_ = topo_.rank();
   if (!cfg.data.val.empty()) {
-    val_data_.emplace(data_paths(cfg.data.val, "data.val"), cfg.model.vocab_size);
+    val_data_.emplace(agreed(comm_, [&] {
+      return TokenDataset(data_paths(cfg.data.val, "data.val"), cfg.model.vocab_size);
+    }));
     val_rows_.emplace(cfg, *val_data_);
     const std::string warning =
         check_same_tokenizer(train_data_.tokenizer(), "data.train", val_data_->tokenizer(), "data.val");
     if (!warning.empty()) report(warning);
   }
+  check_same_data(comm_, cfg, train_data_, val_data_ ? &*val_data_ : nullptr);
   layout_.batch_size = cfg.train.batch_size;
   layout_.micro_batches = cfg.parallel.micro_batches;
   layout_.dp_size = topo_.layout().dp;

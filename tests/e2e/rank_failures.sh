@@ -4,8 +4,10 @@
 #   - a run directory locked by a live job (rank 0 alone takes the lock): refused on rank 0,
 #     every rank exits 2 at once (it hung: the other rank waited in the setup's next collective);
 #   - --resume of a checkpoint one rank sees truncated (its node's copy): refused, "(on rank 1)";
-#   - data.train missing on one rank only (the other goes on into the model's collectives): that
-#     rank ends the job within the setup's agreement wait (30 s), naming data.train;
+#   - data.train missing on rank 1 only, or another file there: refused on every rank, naming it
+#     (the other rank went on into the model's collectives and hung, or trained on other data);
+#   - the config missing on rank 1 only (before any collective the others would share): that
+#     rank ends the job within the agreement wait (30 s), with its message;
 #   - the commit of a background save (`latest`) failing on rank 0 alone: agreed at the next
 #     save or at the end, exit 2 at once (it waited out the 30 s); likewise rank 0's write of the
 #     run's config.toml at the start of training (it was an MPI_Abort from rank 0);
@@ -73,15 +75,35 @@ run2 60 resume.log -n 1 -wdir "$work/n0" "$llmpi" "${args[@]}" : -n 1 -wdir "$wo
 grep -q '^llmpi train: error: ck/s.h5: is truncated: 2000 bytes, its header says [0-9]* (on rank 1)$' resume.log ||
   { cat resume.log; fail "checkpoint truncated on one rank: no 'is truncated ... (on rank 1)' line"; }
 
-echo "--- data.train missing on rank 1 only: that rank ends the job within the agreement wait"
-mkdir -p m0 m1/data
+echo "--- data.train missing on rank 1 only: refused on every rank at once, naming it, on rank 1"
+mkdir -p m0 m1/data d1/data
 cp -r data m0/
 args=(train "${cfg[@]}" --set data.val="$work/data/val.bin" --set run.dir="$work/missing")
-start=$(date +%s)
-run2 90 missing.log -n 1 -wdir "$work/m0" "$llmpi" "${args[@]}" : -n 1 -wdir "$work/m1" "$llmpi" "${args[@]}"
+run2 60 missing.log -n 1 -wdir "$work/m0" "$llmpi" "${args[@]}" : -n 1 -wdir "$work/m1" "$llmpi" "${args[@]}"
 [ "$rc" = 2 ] || { cat missing.log; fail "data missing on one rank: exit $rc, expected 2"; }
-grep -q '^llmpi: rank 1: fatal: llmpi train: error: data.train = "data/train.bin": no such file.*(found on this rank only: the other ranks went on and did not stop within 30 s; ending the job)$' missing.log ||
-  { cat missing.log; fail "data missing on one rank: no 'found on this rank only' message naming data.train"; }
+grep -q '^llmpi train: error: data.train = "data/train.bin": no such file.* (on rank 1)$' missing.log ||
+  { cat missing.log; fail "data missing on one rank: no message naming data.train and rank 1"; }
+
+echo "--- data.train another file on rank 1 (same name, other tokens): refused, naming it"
+head -c 3000 /usr/share/games/fortunes/fortunes > small.txt
+"$llmpi" prepare small.txt --delimiter % --out d1/small --tokenizer data/tokenizer.bpe --quiet >/dev/null
+cp d1/small/train.bin d1/data/train.bin
+run2 60 differ.log -n 1 -wdir "$work/m0" "$llmpi" "${args[@]}" : -n 1 -wdir "$work/d1" "$llmpi" "${args[@]}"
+[ "$rc" = 2 ] || { cat differ.log; fail "other data on one rank: exit $rc, expected 2"; }
+grep -q '^llmpi train: error: data.train = "data/train.bin": the ranks of this job read different data (from [0-9]* to [0-9]* tokens)' differ.log ||
+  { cat differ.log; fail "other data on one rank: no 'read different data' message"; }
+
+echo "--- the config file missing on rank 1 only (found before the layout exists): that rank ends"
+echo "    the job within the agreement wait (30 s) with its message"
+mkdir -p c0 c1
+cp "$src/configs/tiny.toml" c0/c.toml
+args=(train c.toml "${cfg[@]:1}" --set data.train="$work/data/train.bin" --set data.val="$work/data/val.bin"
+      --set run.dir="$work/noconfig")
+start=$(date +%s)
+run2 90 noconfig.log -n 1 -wdir "$work/c0" "$llmpi" "${args[@]}" : -n 1 -wdir "$work/c1" "$llmpi" "${args[@]}"
+[ "$rc" = 2 ] || { cat noconfig.log; fail "config missing on one rank: exit $rc, expected 2"; }
+grep -q '^llmpi: rank 1: fatal: llmpi train: error: c.toml: no such file.*(found on this rank only: the other ranks went on and did not stop within 30 s; ending the job)$' noconfig.log ||
+  { cat noconfig.log; fail "config missing on one rank: no 'found on this rank only' message naming c.toml"; }
 echo "    ended after $(( $(date +%s) - start )) s"
 
 echo "--- the disk fills up on rank 1 during a save: one message on rank 0 naming the cause, exit 2"
