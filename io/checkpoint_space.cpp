@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/agreement.h"
 #include "core/error.h"
 
 namespace llmpi {
@@ -79,25 +80,16 @@ uint64_t estimated_checkpoint_bytes(const CheckpointSlabs& slabs, const Checkpoi
 }
 
 std::string reserve_checkpoint_space(const std::string& tmp, uint64_t bytes, MPI_Comm comm) {
-  int rank = 0, size = 1;
-  if (comm != MPI_COMM_NULL) {
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-  }
+  int rank = 0;
+  if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank);
   std::string why = file_size_limit_problem(bytes, rank);
   if (why.empty() && rank == 0) why = reserve_on_disk(tmp, bytes);
   if (comm == MPI_COMM_NULL) return why;
-  // The lowest failing rank's reason, on every rank.
-  int first = why.empty() ? size : rank, agreed = size;
-  MPI_Allreduce(&first, &agreed, 1, MPI_INT, MPI_MIN, comm);
-  if (agreed == size) return "";
-  int len = int(why.size());
-  MPI_Bcast(&len, 1, MPI_INT, agreed, comm);
-  why.resize(size_t(len));
-  MPI_Bcast(why.data(), len, MPI_CHAR, agreed, comm);
-  if (rank == 0 && agreed != 0) ::unlink(tmp.c_str());  // rank 0 had reserved it
+  const AgreedFailure a = agree_on_failure(comm, why);  // the lowest failing rank's reason
+  if (!a) return "";
+  if (rank == 0 && a.rank != 0) ::unlink(tmp.c_str());  // rank 0 had reserved it
   MPI_Barrier(comm);
-  return why;
+  return a.message;
 }
 
 InjectedDiskFull::InjectedDiskFull(int rank) {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 
+#include "core/agreement.h"
 #include "core/error.h"
 
 namespace llmpi {
@@ -131,19 +132,8 @@ uint64_t agree_after_transfer(uint64_t checksum, const std::string& failure, MPI
   uint64_t v[2] = {checksum, failure.empty() ? 0u : 1u}, out[2] = {v[0], v[1]};
   if (comm != MPI_COMM_NULL) MPI_Allreduce(v, out, 2, MPI_UINT64_T, MPI_SUM, comm);
   if (out[1] == 0) return out[0];
-  if (comm == MPI_COMM_NULL) throw UserError(failure);
-  int rank = 0, size = 1;
-  comm_rank_size(comm, rank, size);
-  const int mine = failure.empty() ? size : rank;
-  int first = size;
-  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-  std::string why = failure;
-  int len = int(why.size());
-  MPI_Bcast(&len, 1, MPI_INT, first, comm);
-  why.resize(size_t(len));
-  MPI_Bcast(why.data(), len, MPI_CHAR, first, comm);
-  if (why.empty()) why = file + ": writing tensor '" + name + "' failed";
-  throw UserError(why + (first > 0 ? " (on rank " + std::to_string(first) + ")" : ""));
+  const AgreedFailure a = agree_on_failure(comm, failure);
+  throw UserError(a ? a.text() : file + ": writing tensor '" + name + "' failed");
 }
 
 h5::Id transfer_list(MPI_Comm comm) {

@@ -4,7 +4,7 @@
 
 #include "config/config_schema.h"
 #include "jobs/exit_codes.h"
-#include "parallel/agreement.h"
+#include "core/agreement.h"
 
 namespace llmpi {
 namespace {

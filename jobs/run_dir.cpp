@@ -10,7 +10,7 @@
 #include "io/checkpoint.h"
 #include "jobs/run_claim.h"
 #include "jobs/retention.h"
-#include "parallel/agreement.h"
+#include "core/agreement.h"
 #include "parallel/communicator.h"
 
 namespace llmpi {

@@ -16,22 +16,13 @@ bool mpi_alive() {
 }
 }  // namespace
 
-std::string mpi_error_string(int rc) {
-  char text[MPI_MAX_ERROR_STRING] = {};
-  int len = 0;
-  if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS)
-    return "MPI error code " + std::to_string(rc);
-  return std::string(text, static_cast<size_t>(len));
-}
-
 void check_mpi(int rc, std::string_view call, const Communicator* comm) {
   if (rc == MPI_SUCCESS) return;
   std::string cause(call);
   if (comm)
     cause += detail::concat(" on communicator '", comm->name(), "' (rank ", comm->rank(), " of ",
                             comm->size(), ")");
-  cause += " failed: " + mpi_error_string(rc);
-  abort_job(cause.c_str());
+  check_mpi_call(rc, cause);
 }
 
 Communicator::Communicator(MPI_Comm comm, std::string name) : comm_(comm), name_(std::move(name)) {

@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/mpi_error.h"  // mpi_error_string, check_mpi_call
+
 namespace llmpi {
 
 class Communicator {
@@ -48,8 +50,5 @@ class Communicator {
 // rc != MPI_SUCCESS → abort_job("<call> on communicator '<name>' (rank r of n): <MPI error
 // string>"). `comm` may be null (MPI_COMM_NULL) for calls that are not on a communicator.
 void check_mpi(int rc, std::string_view call, const Communicator* comm = nullptr);
-
-// MPI's text for an error code, e.g. "MPI_ERR_TRUNCATE: message truncated".
-std::string mpi_error_string(int rc);
 
 }  // namespace llmpi

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/output_rule.h"
 #include "data/token_shard.h"
+#include "core/agreement.h"
 #include "parallel/communicator.h"
 #include "train/paths.h"
 
@@ -87,30 +88,14 @@ void check_named_inputs(const AnalyzeOptions& opt) {
   claim_outputs(report, false);
 }
 
-// Collective: check_named_inputs on every rank; a refusal on any rank is thrown on all (the
-// lowest failing rank's message), so no rank goes on into the analysis' collectives alone.
-void agree_on_named_inputs(const AnalyzeOptions& opt, MPI_Comm comm) {
-  std::string why;
-  try {
-    check_named_inputs(opt);
-  } catch (const UserError& e) {
-    why = e.what();
-  }
-  const int size = comm_size(comm);
-  const int mine = why.empty() ? size : comm_rank(comm);
-  int first = size;
-  check_mpi(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
-  if (first == size) return;
-  why = bcast_string(why, first, comm);
-  user_error(why, first == 0 ? "" : " (on rank " + std::to_string(first) + ")");
-}
-
 }  // namespace
 
 AnalyzeSummary analyze_run(const AnalyzeOptions& opt, Backend& be, MPI_Comm comm, std::ostream& out) {
   const auto t0 = Clock::now();
   const int rank = comm_rank(comm);
-  agree_on_named_inputs(opt, comm);  // before any work
+  // Before any work, on every rank: a refusal on any rank is thrown on all (core/agreement.h),
+  // so no rank goes on into the analysis' collectives alone.
+  agreed(comm, [&] { check_named_inputs(opt); });
   std::error_code ec;
   ProgressLine progress(out, rank == 0);
   AnalysisInputs in;

@@ -16,7 +16,7 @@
 #include "io/hdf5_open_files.h"
 #include "jobs/launch.h"
 #include "jobs/run_dir.h"
-#include "parallel/agreement.h"
+#include "core/agreement.h"
 #include "parallel/communicator.h"
 #include "parallel/topology.h"
 #include "train/trainer.h"
@@ -62,7 +62,7 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
   Runtime& rt = env.runtime();
   // Setup, in order: config (same file on every rank), Topology (validates the layout on
   // every rank alike; LayoutError), then data and model; then training. A UserError of
-  // either phase is agreed on by all ranks (parallel/agreement.h): rank 0 prints the lowest
+  // either phase is agreed on by all ranks (core/agreement.h): rank 0 prints the lowest
   // failing rank's message once, every rank returns 2. One that only some ranks found (the
   // others wait in a collective) ends the job within kAgreementWait_s — no rank is left
   // waiting. Other errors abort the job (main.cpp).

@@ -13,7 +13,7 @@
 #include "jobs/retention.h"
 #include "model/model_flops.h"
 #include "model/param_layout.h"
-#include "parallel/agreement.h"
+#include "core/agreement.h"
 #include "optim/grad_clip.h"
 #include "data/tokenizer_id.h"
 #include "train/dpo_objective.h"

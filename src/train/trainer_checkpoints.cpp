@@ -11,7 +11,7 @@
 
 #include "jobs/checkpoint_dir.h"
 #include "jobs/relaunch.h"
-#include "parallel/agreement.h"
+#include "core/agreement.h"
 #include "train/logbook_observer.h"
 #include "train/lora_setup.h"
 #include "train/spike_policy.h"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Errors that only SOME ranks of a 2-rank job see end the whole job with one clear message and
-# exit 2 — in bounded time, never a hang (parallel/agreement.h):
+# exit 2 — in bounded time, never a hang (core/agreement.h):
 #   - a run directory locked by a live job (rank 0 alone takes the lock): refused on rank 0,
 #     every rank exits 2 at once (it hung: the other rank waited in the setup's next collective);
 #   - --resume of a checkpoint one rank sees truncated (its node's copy): refused, "(on rank 1)";

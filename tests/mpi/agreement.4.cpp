@@ -1,4 +1,4 @@
-// Failure agreement (parallel/agreement.h) on 4 ranks: a UserError that only some ranks throw
+// Failure agreement (core/agreement.h) on 4 ranks: a UserError that only some ranks throw
 // is thrown on every rank, with the lowest failing rank's message ("(on rank R)" for R > 0);
 // no failure: every rank returns f's value; spread gives every rank the least and greatest of
 // each value; agree_or_abort agrees the same way when every rank reaches it (the bounded wait
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "parallel/agreement.h"
+#include "core/agreement.h"
 #include "parallel/communicator.h"
 
 namespace llmpi {

@@ -1,23 +1,23 @@
-#include "parallel/agreement.h"
+#include "core/agreement.h"
 
 #include <chrono>
 #include <thread>
 
+#include "core/mpi_error.h"
 #include "core/runtime.h"
-#include "parallel/communicator.h"
 
 namespace llmpi {
 namespace {
 
 int size_of(MPI_Comm comm) {
   int n = 1;
-  if (comm != MPI_COMM_NULL) check_mpi(MPI_Comm_size(comm, &n), "MPI_Comm_size");
+  if (comm != MPI_COMM_NULL) check_mpi_call(MPI_Comm_size(comm, &n), "MPI_Comm_size");
   return n;
 }
 
 int rank_of(MPI_Comm comm) {
   int r = 0;
-  if (comm != MPI_COMM_NULL) check_mpi(MPI_Comm_rank(comm, &r), "MPI_Comm_rank");
+  if (comm != MPI_COMM_NULL) check_mpi_call(MPI_Comm_rank(comm, &r), "MPI_Comm_rank");
   return r;
 }
 
@@ -28,9 +28,9 @@ AgreedFailure share(MPI_Comm comm, int first, const std::string& mine) {
   a.rank = first;
   a.message = mine;
   int n = int(a.message.size());
-  check_mpi(MPI_Bcast(&n, 1, MPI_INT, first, comm), "MPI_Bcast (failure agreement)");
+  check_mpi_call(MPI_Bcast(&n, 1, MPI_INT, first, comm), "MPI_Bcast (failure agreement)");
   a.message.resize(size_t(n));
-  check_mpi(MPI_Bcast(a.message.data(), n, MPI_CHAR, first, comm), "MPI_Bcast (failure agreement)");
+  check_mpi_call(MPI_Bcast(a.message.data(), n, MPI_CHAR, first, comm), "MPI_Bcast (failure agreement)");
   return a;
 }
 
@@ -45,7 +45,7 @@ AgreedFailure agree_on_failure(MPI_Comm comm, const std::string& mine) {
   const int size = size_of(comm);
   const int vote = mine.empty() ? size : rank_of(comm);
   int first = size;
-  check_mpi(MPI_Allreduce(&vote, &first, 1, MPI_INT, MPI_MIN, comm),
+  check_mpi_call(MPI_Allreduce(&vote, &first, 1, MPI_INT, MPI_MIN, comm),
             "MPI_Allreduce (failure agreement)");
   return share(comm, first, mine);
 }
@@ -54,9 +54,9 @@ Spread spread(MPI_Comm comm, const std::vector<int64_t>& values) {
   Spread s{values, values};
   if (comm == MPI_COMM_NULL || values.empty()) return s;
   const int n = int(values.size());
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, s.lo.data(), n, MPI_INT64_T, MPI_MIN, comm),
+  check_mpi_call(MPI_Allreduce(MPI_IN_PLACE, s.lo.data(), n, MPI_INT64_T, MPI_MIN, comm),
             "MPI_Allreduce (spread)");
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, s.hi.data(), n, MPI_INT64_T, MPI_MAX, comm),
+  check_mpi_call(MPI_Allreduce(MPI_IN_PLACE, s.hi.data(), n, MPI_INT64_T, MPI_MAX, comm),
             "MPI_Allreduce (spread)");
   return s;
 }
@@ -71,15 +71,15 @@ AgreedFailure agree_or_abort(MPI_Comm comm, const std::string& mine, double wait
   const int vote = mine.empty() ? size : rank_of(comm);
   int first = size;
   MPI_Request req = MPI_REQUEST_NULL;
-  check_mpi(MPI_Iallreduce(&vote, &first, 1, MPI_INT, MPI_MIN, comm, &req),
+  check_mpi_call(MPI_Iallreduce(&vote, &first, 1, MPI_INT, MPI_MIN, comm, &req),
             "MPI_Iallreduce (failure agreement)");
   if (mine.empty()) {
-    check_mpi(MPI_Wait(&req, MPI_STATUS_IGNORE), "MPI_Wait (failure agreement)");
+    check_mpi_call(MPI_Wait(&req, MPI_STATUS_IGNORE), "MPI_Wait (failure agreement)");
     return share(comm, first, mine);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_s);
   for (int done = 0;;) {
-    check_mpi(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test (failure agreement)");
+    check_mpi_call(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test (failure agreement)");
     if (done) break;
     if (std::chrono::steady_clock::now() >= deadline) {
       const std::string cause = command + ": error: " + mine +
