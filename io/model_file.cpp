@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "backend/backend.h"
+#include "core/agreement.h"
 #include "core/error.h"
 #include "core/text_file.h"
 #include "io/hdf5.h"
@@ -74,7 +75,9 @@ void save_model_file(const std::string& path, MPI_Comm comm, Backend& be,
     write_tensors(params, comm, slabs_of(store, base, owner), tmp);
   }
   if (comm != MPI_COMM_NULL) MPI_Barrier(comm);
-  if (comm_rank(comm) == 0) {
+  // Rank 0 renames; its verdict is agreed (core/agreement.h), so a failure ends every rank here.
+  agreed(comm, [&] {
+    if (comm_rank(comm) != 0) return;
     std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
     if (ec) {
@@ -82,8 +85,7 @@ void save_model_file(const std::string& path, MPI_Comm comm, Backend& be,
       std::filesystem::remove(tmp, ignored);  // ours: nothing half-finished stays behind
       user_error(path, ": cannot rename the finished file from ", tmp, ": ", ec.message());
     }
-  }
-  if (comm != MPI_COMM_NULL) MPI_Barrier(comm);
+  });
 }
 
 ModelFileMeta read_model_meta(const std::string& path) {

@@ -10,7 +10,8 @@
 #     rank ends the job within the agreement wait (30 s), with its message;
 #   - the commit of a background save (`latest`) failing on rank 0 alone: agreed at the next
 #     save or at the end, exit 2 at once (it waited out the 30 s); likewise rank 0's write of the
-#     run's config.toml at the start of training (it was an MPI_Abort from rank 0);
+#     run's config.toml at the start of training (it was an MPI_Abort from rank 0) and its
+#     rename of the finished model.h5 (it waited out the 30 s);
 #   - the disk filling up on rank 1 during a save, and an error every rank finds during
 #     training: rank 0 prints one message naming the cause (each rank printed its own,
 #     through MPI_Abort), exit 2;
@@ -134,6 +135,16 @@ run2 60 cfgdir.log -n 2 "$llmpi" train "${cfg[@]}" --set run.dir="$work/cfgdir" 
 [ "$(grep -c '^llmpi train: error: .*cfgdir/config.toml: cannot rename from .*: Is a directory$' cfgdir.log)" = 1 ] ||
   { cat cfgdir.log; fail "config.toml a directory: not one message"; }
 [ $(( $(date +%s) - start )) -lt 25 ] || { cat cfgdir.log; fail "config.toml a directory: not agreed (took the 30 s wait)"; }
+
+echo "--- rank 0 cannot rename the finished model.h5 (a directory there): one message, exit 2 at once"
+rm -rf modeldir; cp -r good modeldir; rm -rf modeldir/lock modeldir/hangs modeldir/model.h5; mkdir -p modeldir/model.h5/x
+start=$(date +%s)
+run2 60 modeldir.log -n 2 "$llmpi" train "${cfg[@]}" --set run.dir="$work/modeldir" --set train.steps=9
+[ "$rc" = 2 ] || { cat modeldir.log; fail "model.h5 a directory: exit $rc, expected 2"; }
+[ "$(grep -c '^llmpi train: error: .*modeldir/model.h5: cannot rename the finished file from .*: Is a directory$' modeldir.log)" = 1 ] ||
+  { cat modeldir.log; fail "model.h5 a directory: not one message"; }
+[ $(( $(date +%s) - start )) -lt 25 ] || { cat modeldir.log; fail "model.h5 a directory: not agreed (took the 30 s wait)"; }
+[ -d modeldir/model.h5/x ] && [ ! -e modeldir/model.h5.tmp ] || fail "model.h5 a directory: the directory was touched or the temporary left"
 
 echo "--- an error every rank finds during training (too many rollbacks): one message, exit 2"
 run2 120 spikes.log -n 2 "$llmpi" train "${cfg[@]}" --set run.dir="$work/spikes" --set train.steps=12 \
