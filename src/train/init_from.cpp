@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 
+#include "core/agreement.h"
 #include "core/error.h"
 #include "io/hdf5.h"
 #include "io/hf_import.h"
@@ -56,20 +57,9 @@ void fill_slab(const TensorSlab& s, const std::vector<float>& global) {
   }
 }
 
-}  // namespace
-
-std::string init_params_from(const std::string& source, const Config& cfg, ParallelEngine& engine,
-                             MPI_Comm world) {
-  const ModelSource src = open_model_source(source, cfg, world);
-  // With LoRA the weights are the frozen base's; the adapters start fresh.
-  if (cfg.lora.enabled())
-    engine.load_base(src.fill);
-  else
-    engine.load_params(src.fill);
-  return src.description;
-}
-
-ModelSource open_model_source(const std::string& source, const Config& cfg, MPI_Comm world) {
+// open_model_source on this rank alone: what it reads (the file's metadata, a HF directory's
+// config and headers) may differ between nodes.
+ModelSource open_here(const std::string& source, const Config& cfg, MPI_Comm world) {
   if (is_hf_model_dir(source)) {
     auto src = std::make_shared<const HfModelSource>(open_hf_model(source));
     check_same_shape(cfg.model, src->meta.model, source, /*vocab_may_grow=*/true);
@@ -111,6 +101,25 @@ ModelSource open_model_source(const std::string& source, const Config& cfg, MPI_
     read_tensors(params, world, slabs, path, /*verify=*/true);
   };
   return out;
+}
+
+}  // namespace
+
+// Every rank opens the source itself; a refusal on any rank (the file missing or damaged on
+// one node) is thrown on all (core/agreement.h) before fill's collective reads.
+ModelSource open_model_source(const std::string& source, const Config& cfg, MPI_Comm world) {
+  return agreed(world, [&] { return open_here(source, cfg, world); });
+}
+
+std::string init_params_from(const std::string& source, const Config& cfg, ParallelEngine& engine,
+                             MPI_Comm world) {
+  const ModelSource src = open_model_source(source, cfg, world);
+  // With LoRA the weights are the frozen base's; the adapters start fresh.
+  if (cfg.lora.enabled())
+    engine.load_base(src.fill);
+  else
+    engine.load_params(src.fill);
+  return src.description;
 }
 
 }  // namespace llmpi

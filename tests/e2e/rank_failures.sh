@@ -6,6 +6,7 @@
 #   - --resume of a checkpoint one rank sees truncated (its node's copy): refused, "(on rank 1)";
 #   - data.train missing on rank 1 only, or another file there: refused on every rank, naming it
 #     (the other rank went on into the model's collectives and hung, or trained on other data);
+#     likewise train.init_from missing on rank 1 (it ended through the 30 s wait);
 #   - the config missing on rank 1 only (before any collective the others would share): that
 #     rank ends the job within the agreement wait (30 s), with its message;
 #   - the commit of a background save (`latest`) failing on rank 0 alone: agreed at the next
@@ -93,6 +94,18 @@ run2 60 differ.log -n 1 -wdir "$work/m0" "$llmpi" "${args[@]}" : -n 1 -wdir "$wo
 [ "$rc" = 2 ] || { cat differ.log; fail "other data on one rank: exit $rc, expected 2"; }
 grep -q '^llmpi train: error: data.train = "data/train.bin": the ranks of this job read different data (from [0-9]* to [0-9]* tokens)' differ.log ||
   { cat differ.log; fail "other data on one rank: no 'read different data' message"; }
+
+echo "--- train.init_from missing on rank 1 only: refused on every rank at once, naming it, on rank 1"
+mkdir -p i0 i1
+cp good/model.h5 i0/init.h5
+args=(train "${cfg[@]}" --set data.train="$work/data/train.bin" --set data.val="$work/data/val.bin"
+      --set run.dir="$work/initfrom" --set train.init_from=init.h5)
+start=$(date +%s)
+run2 60 initfrom.log -n 1 -wdir "$work/i0" "$llmpi" "${args[@]}" : -n 1 -wdir "$work/i1" "$llmpi" "${args[@]}"
+[ "$rc" = 2 ] || { cat initfrom.log; fail "init_from missing on one rank: exit $rc, expected 2"; }
+[ "$(grep -c '^llmpi train: error: .*init\.h5.* (on rank 1)$' initfrom.log)" = 1 ] ||
+  { cat initfrom.log; fail "init_from missing on one rank: not one message naming init.h5 and rank 1"; }
+[ $(( $(date +%s) - start )) -lt 25 ] || { cat initfrom.log; fail "init_from missing on one rank: not agreed (took the 30 s wait)"; }
 
 echo "--- the config file missing on rank 1 only (found before the layout exists): that rank ends"
 echo "    the job within the agreement wait (30 s) with its message"
