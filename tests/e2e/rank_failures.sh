@@ -49,6 +49,14 @@ run2() {
   set +e; timeout "$limit" "${mpi[@]}" "$@" >"$log" 2>&1; rc=$?; set -e
   [ "$rc" != 124 ] || { cat "$log"; fail "$log: the job hung (killed after $limit s)"; }
 }
+# After run2: the failure "$1" was agreed — exit 2, exactly one line of $2 matching the regex
+# $4 (rank 0's message, not one per rank), within 25 s of $3 (not the 30 s agreement wait).
+expect_agreed() {
+  local what=$1 log=$2 start=$3 pattern=$4
+  [ "$rc" = 2 ] || { cat "$log"; fail "$what: exit $rc, expected 2"; }
+  [ "$(grep -c "$pattern" "$log")" = 1 ] || { cat "$log"; fail "$what: not one message matching $pattern"; }
+  [ $(( $(date +%s) - start )) -lt 25 ] || { cat "$log"; fail "$what: not agreed (took the 30 s wait)"; }
+}
 
 echo "--- a good 2-rank run (its checkpoint is resumed below)"
 run2 120 good.log -n 2 "$llmpi" train "${cfg[@]}" --set run.dir="$work/good"
@@ -102,10 +110,7 @@ args=(train "${cfg[@]}" --set data.train="$work/data/train.bin" --set data.val="
       --set run.dir="$work/initfrom" --set train.init_from=init.h5)
 start=$(date +%s)
 run2 60 initfrom.log -n 1 -wdir "$work/i0" "$llmpi" "${args[@]}" : -n 1 -wdir "$work/i1" "$llmpi" "${args[@]}"
-[ "$rc" = 2 ] || { cat initfrom.log; fail "init_from missing on one rank: exit $rc, expected 2"; }
-[ "$(grep -c '^llmpi train: error: .*init\.h5.* (on rank 1)$' initfrom.log)" = 1 ] ||
-  { cat initfrom.log; fail "init_from missing on one rank: not one message naming init.h5 and rank 1"; }
-[ $(( $(date +%s) - start )) -lt 25 ] || { cat initfrom.log; fail "init_from missing on one rank: not agreed (took the 30 s wait)"; }
+expect_agreed "init_from missing on one rank" initfrom.log "$start" '^llmpi train: error: .*init\.h5.* (on rank 1)$'
 
 echo "--- the config file missing on rank 1 only (found before the layout exists): that rank ends"
 echo "    the job within the agreement wait (30 s) with its message"
@@ -134,29 +139,23 @@ for steps in 12 9; do  # the commit fails before a later save, and before the en
   rm -rf commit; cp -r good commit; rm -rf commit/lock commit/hangs; mkdir -p commit/checkpoints/latest.tmp/x
   start=$(date +%s)
   run2 60 commit.log -n 2 "$llmpi" train "${cfg[@]}" --set run.dir="$work/commit" --set train.steps=$steps
-  [ "$rc" = 2 ] || { cat commit.log; fail "commit failing on rank 0 ($steps steps): exit $rc, expected 2"; }
-  [ "$(grep -c '^llmpi train: error: .*latest.tmp: cannot write the latest-checkpoint pointer$' commit.log)" = 1 ] ||
-    { cat commit.log; fail "commit failing on rank 0 ($steps steps): not one message"; }
-  [ $(( $(date +%s) - start )) -lt 25 ] || { cat commit.log; fail "commit failing on rank 0: not agreed (took the 30 s wait)"; }
+  expect_agreed "commit failing on rank 0 ($steps steps)" commit.log "$start" \
+    '^llmpi train: error: .*latest.tmp: cannot write the latest-checkpoint pointer$'
 done
 
 echo "--- rank 0 cannot write the run's config.toml (a directory there): one message, exit 2 at once"
 rm -rf cfgdir; cp -r good cfgdir; rm -rf cfgdir/lock cfgdir/hangs cfgdir/config.toml; mkdir -p cfgdir/config.toml/x
 start=$(date +%s)
 run2 60 cfgdir.log -n 2 "$llmpi" train "${cfg[@]}" --set run.dir="$work/cfgdir" --set train.steps=9
-[ "$rc" = 2 ] || { cat cfgdir.log; fail "config.toml a directory: exit $rc, expected 2"; }
-[ "$(grep -c '^llmpi train: error: .*cfgdir/config.toml: cannot rename from .*: Is a directory$' cfgdir.log)" = 1 ] ||
-  { cat cfgdir.log; fail "config.toml a directory: not one message"; }
-[ $(( $(date +%s) - start )) -lt 25 ] || { cat cfgdir.log; fail "config.toml a directory: not agreed (took the 30 s wait)"; }
+expect_agreed "config.toml a directory" cfgdir.log "$start" \
+  '^llmpi train: error: .*cfgdir/config.toml: cannot rename from .*: Is a directory$'
 
 echo "--- rank 0 cannot rename the finished model.h5 (a directory there): one message, exit 2 at once"
 rm -rf modeldir; cp -r good modeldir; rm -rf modeldir/lock modeldir/hangs modeldir/model.h5; mkdir -p modeldir/model.h5/x
 start=$(date +%s)
 run2 60 modeldir.log -n 2 "$llmpi" train "${cfg[@]}" --set run.dir="$work/modeldir" --set train.steps=9
-[ "$rc" = 2 ] || { cat modeldir.log; fail "model.h5 a directory: exit $rc, expected 2"; }
-[ "$(grep -c '^llmpi train: error: .*modeldir/model.h5: cannot rename the finished file from .*: Is a directory$' modeldir.log)" = 1 ] ||
-  { cat modeldir.log; fail "model.h5 a directory: not one message"; }
-[ $(( $(date +%s) - start )) -lt 25 ] || { cat modeldir.log; fail "model.h5 a directory: not agreed (took the 30 s wait)"; }
+expect_agreed "model.h5 a directory" modeldir.log "$start" \
+  '^llmpi train: error: .*modeldir/model.h5: cannot rename the finished file from .*: Is a directory$'
 [ -d modeldir/model.h5/x ] && [ ! -e modeldir/model.h5.tmp ] || fail "model.h5 a directory: the directory was touched or the temporary left"
 
 echo "--- an error every rank finds during training (too many rollbacks): one message, exit 2"
