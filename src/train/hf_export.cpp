@@ -74,22 +74,51 @@ bool is_export_dir(const fs::path& dir) {
   return !ec;
 }
 
-// The output rule (core/output_rule.h) for an export of `weights` into `dir`: the files it
-// writes, and the other layout's files it removes (only from its own earlier output: in any
-// other directory, even with --force, they are refused, as left in place they would be stale).
-void claim_export_dir(const std::string& dir, const SafetensorsLayout& weights, bool force) {
+// The files of kExportFiles one export writes: the config's two always, the tokenizer's with
+// one (vocab.json and merges.txt for a GPT-2 pretokenizer), the adapter's with a LoRA.
+std::set<std::string> extra_files_written(const Tokenizer* tok, bool lora) {
+  std::set<std::string> out = {"config.json", "generation_config.json"};
+  if (tok) out.insert({"tokenizer.json", "tokenizer_config.json"});
+  if (tok && tok->pretokenizer() == Pretokenizer::gpt2) out.insert({"vocab.json", "merges.txt"});
+  if (lora) out.insert({"adapter/adapter_config.json", "adapter/adapter_model.safetensors"});
+  return out;
+}
+
+// The output rule (core/output_rule.h) for an export of `weights` and `extras` into `dir`:
+// the files it writes, and what its own earlier export there holds that this one does not
+// write (the other weight layout; a tokenizer or adapter it no longer has): removed, as left
+// in place they would be stale. In any other directory, even with --force, the other weight
+// layout is refused and its other files are not touched (they are someone else's). Returns
+// the files of kExportFiles to remove once the export is complete.
+std::vector<std::string> claim_export_dir(const std::string& dir, const SafetensorsLayout& weights,
+                                          const std::set<std::string>& extras, bool force) {
   const fs::path d(dir);
   const bool ours = is_export_dir(d);  // decided once for every file of the directory
   OutputClaim c{dir, {}, "a file of an earlier export-hf (a directory holding only its files, "
                 "its weights marked as export-hf's)",
                 [ours](const std::string&) { return ours; }};
-  for (const char* n : kExportFiles) c.files.push_back((d / n).string());
+  for (const std::string& n : extras) c.files.push_back((d / n).string());
   for (const std::string& n : weights.files) c.files.push_back((d / n).string());
   c.removes = stale_safetensors_files(dir, weights);
   c.removes_why = "this export writes its weights as " + weights.describe() +
                   ", so this file would be left stale beside them (a directory that reads "
                   "inconsistently)";
   claim_outputs(c, force);
+  std::vector<std::string> stale;
+  std::error_code ec;
+  for (const char* n : kExportFiles)
+    if (ours && !extras.count(n) && fs::is_regular_file(d / n, ec))
+      stale.push_back((d / n).string());
+  return stale;
+}
+
+// Removes an earlier export's files that this one did not rewrite, then adapter/ if empty.
+void remove_stale_exports(const std::string& dir, const std::vector<std::string>& stale) {
+  std::error_code ec;
+  for (const std::string& f : stale)
+    if (!fs::remove(f, ec) && ec) user_error(f, ": cannot remove this stale file: ", ec.message());
+  const fs::path adapter = fs::path(dir) / "adapter";
+  if (fs::is_directory(adapter, ec) && fs::is_empty(adapter, ec)) fs::remove(adapter, ec);
 }
 
 const char* torch_dtype_name(StDtype d) {
@@ -132,7 +161,8 @@ HfExportReport export_hf(const std::string& model_or_run, const HfExportOptions&
   for (const HfTensorMap& m : maps) specs.push_back({m.hf_name, o.dtype, m.hf_shape});
   const SafetensorsLayout weights = plan_safetensors_set(specs, o.max_shard_bytes);
 
-  claim_export_dir(o.out_dir, weights, o.force);
+  const std::set<std::string> extras = extra_files_written(tok ? &*tok : nullptr, bool(lm.lora));
+  const std::vector<std::string> stale = claim_export_dir(o.out_dir, weights, extras, o.force);
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
   if (!fs::is_directory(o.out_dir)) user_error(o.out_dir, ": cannot create the output directory: ", ec.message());
@@ -178,6 +208,7 @@ HfExportReport export_hf(const std::string& model_or_run, const HfExportOptions&
       rep.files.push_back("merges.txt");
     }
   }
+  remove_stale_exports(o.out_dir, stale);  // last: an interrupted export stays recognisably ours
   return rep;
 }
 

@@ -73,13 +73,16 @@ refused hf-foreign/config.json "$llmpi" export-hf run --out hf-foreign
 [ ! -e hf-foreign/model.safetensors ] || fail "export-hf wrote beside a refusal"
 expect_code 0 "$llmpi" export-hf run --out hf --tokenizer data/tokenizer.bpe
 [ "$(weights hf)" = "model.safetensors " ] || fail "export-hf: $(weights hf)"
-expect_code 0 "$llmpi" export-hf run --out hf --max-shard-mb 1   # re-run, the other layout
+expect_code 0 "$llmpi" export-hf run --out hf --tokenizer data/tokenizer.bpe --max-shard-mb 1   # re-run, the other layout
 w=$(weights hf)
 [[ $w == "model-00001-of-0000"[2-9]".safetensors "*"model.safetensors.index.json " &&
    $w != *"model.safetensors "* ]] || fail "export-hf single -> sharded left: $w"
 cp -r hf hf-back
 expect_code 0 "$llmpi" export-hf run --out hf-back               # and back
 [ "$(weights hf-back)" = "model.safetensors " ] || fail "export-hf sharded -> single left: $(weights hf-back)"
+# ... without a tokenizer (the run's data.tokenizer is not here): the earlier export's is removed
+[ ! -e hf-back/tokenizer.json ] && [ ! -e hf-back/tokenizer_config.json ] ||
+  fail "export-hf without a tokenizer left the earlier export's tokenizer files"
 expect_code 0 "$llmpi" export-hf run --out hf-foreign --force
 cmp -s foreign.txt hf-foreign/config.json && fail "export-hf --force did not replace config.json"
 cmp -s foreign.txt hf-foreign/README.md || fail "export-hf --force touched a file it does not write"
@@ -109,13 +112,13 @@ refused_stale hf-theirs1 model.safetensors --max-shard-mb 1
 
 # export-hf's temporaries: replaced only with --force; a symbolic link there not even then.
 cp foreign.txt hf/config.json.tmp
-refused_tmp hf/config.json "$llmpi" export-hf run --out hf --max-shard-mb 1
+refused_tmp hf/config.json "$llmpi" export-hf run --out hf --tokenizer data/tokenizer.bpe --max-shard-mb 1
 cp foreign.txt hf/model.safetensors.index.json.tmp
-expect_code 0 "$llmpi" export-hf run --out hf --max-shard-mb 1 --force
+expect_code 0 "$llmpi" export-hf run --out hf --tokenizer data/tokenizer.bpe --max-shard-mb 1 --force
 [ ! -e hf/config.json.tmp ] && [ ! -e hf/model.safetensors.index.json.tmp ] || fail "export-hf --force left a .tmp"
 cp foreign.txt target.txt
 ln -s "$PWD/target.txt" hf/config.json.tmp
-expect_code 2 "$llmpi" export-hf run --out hf --max-shard-mb 1 --force
+expect_code 2 "$llmpi" export-hf run --out hf --tokenizer data/tokenizer.bpe --max-shard-mb 1 --force
 grep -qF "hf/config.json.tmp: is a symbolic link" err.txt || { cat err.txt; fail "export-hf: a link at config.json.tmp"; }
 cmp -s foreign.txt target.txt || fail "export-hf wrote through hf/config.json.tmp"
 rm hf/config.json.tmp

@@ -319,6 +319,41 @@ TEST_F(HfInterop, ReExportsSwitchLayoutsLeavingOneConsistentSet) {
   EXPECT_EQ(counts[3], 1u);
 }
 
+// The regular files under dir, relative names, sorted.
+std::vector<std::string> files_under(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) out.push_back(e.path().lexically_relative(dir).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A re-export into export-hf's own directory leaves exactly what it reports: the tokenizer
+// files of an earlier export with a tokenizer are removed when this one has none. Into someone
+// else's directory (--force) a file of those names that the export does not write is theirs:
+// left as it was.
+TEST_F(HfInterop, ReExportsRemoveTheirEarlierFilesButNeverAnotherDirectorysFiles) {
+  const std::string model = write_model(gpt2_config(), "gpt2.h5");
+  HfExportOptions o;
+  o.out_dir = path("hf");
+  export_hf(model, o);
+  ASSERT_TRUE(fs::exists(path("hf/tokenizer.json")));
+  fs::remove(path("bytes.bpe"));  // the model's data.tokenizer: the next exports have none
+  const HfExportReport r = export_hf(model, o);
+  std::vector<std::string> listed = r.files;
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(files_under(o.out_dir), listed);
+  EXPECT_FALSE(fs::exists(path("hf/tokenizer.json")));
+
+  fs::create_directories(path("theirs"));
+  std::ofstream(path("theirs/tokenizer.json")) << "their tokenizer\n";
+  o.out_dir = path("theirs");
+  o.force = true;
+  export_hf(model, o);
+  EXPECT_EQ(file_bytes(path("theirs/tokenizer.json")), "their tokenizer\n");
+  EXPECT_TRUE(fs::exists(path("theirs/model.safetensors")));
+}
+
 TEST_F(HfInterop, ForcedExportIntoAnotherDirectoryNeverDeletesItsWeights) {
   const std::string model = write_model(gpt2_config(), "gpt2.h5");
   const std::string theirs = path("theirs");
