@@ -1,5 +1,7 @@
 #include "io/hdf5.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/error.h"
@@ -9,6 +11,12 @@
 namespace llmpi::h5 {
 
 long open_file_count() { return long(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE)); }
+
+void exit_if_files_left_open(int code) {
+  if (open_file_count() == 0) return;
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
 
 void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 

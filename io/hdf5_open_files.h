@@ -8,4 +8,8 @@ namespace llmpi::h5 {
 // Files HDF5 still holds open in this process.
 long open_file_count();
 
+// After an error has been reported: when HDF5 still holds a file, flush stdio and end the
+// process here with `code` (std::_Exit), skipping the clean-up that would crash; else return.
+void exit_if_files_left_open(int code);
+
 }  // namespace llmpi::h5

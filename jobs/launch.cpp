@@ -3,8 +3,8 @@
 #include <cstdlib>
 
 #include "config/config_schema.h"
-#include "jobs/exit_codes.h"
 #include "core/agreement.h"
+#include "jobs/exit_codes.h"
 
 namespace llmpi {
 namespace {

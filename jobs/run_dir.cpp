@@ -5,12 +5,12 @@
 #include <fstream>
 #include <ostream>
 
+#include "core/agreement.h"
 #include "core/error.h"
 #include "core/text_file.h"
 #include "io/checkpoint.h"
 #include "jobs/run_claim.h"
 #include "jobs/retention.h"
-#include "core/agreement.h"
 #include "parallel/communicator.h"
 
 namespace llmpi {

@@ -1,6 +1,4 @@
 // `llmpi train CONFIG [--set section.key=value ...] [--resume PATH | --no-resume]`
-#include <cstdio>
-#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -11,12 +9,12 @@
 #include "cli/command.h"
 #include "cli/options.h"
 #include "config/config.h"
+#include "core/agreement.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "io/hdf5_open_files.h"
 #include "jobs/launch.h"
 #include "jobs/run_dir.h"
-#include "core/agreement.h"
 #include "parallel/communicator.h"
 #include "parallel/topology.h"
 #include "train/trainer.h"
@@ -76,10 +74,7 @@ int run_train(const TrainArgs& a, CommandEnv& env) {
     const AgreedFailure f = agree_or_abort(agreement.get(), failure, kAgreementWait_s, "llmpi train");
     if (!f) return 0;
     if (rt.world_rank() == 0) std::cerr << "llmpi train: error: " << f.text() << "\n" << std::flush;
-    if (h5::open_file_count() > 0) {  // a failed save's file: HDF5's clean-up in MPI_Finalize
-      std::fflush(nullptr);           // would crash on it (as in main.cpp)
-      std::_Exit(2);
-    }
+    h5::exit_if_files_left_open(2);  // a failed save's file would crash MPI_Finalize's clean-up
     return 2;
   };
   std::unique_ptr<Backend> be;

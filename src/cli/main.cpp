@@ -38,12 +38,9 @@ int main(int argc, char** argv) {
     const std::string prefix = cmd + ": ";
     if (msg.rfind(prefix, 0) == 0) msg.erase(0, prefix.size());
     std::fprintf(stderr, "%serror: %s\n", prefix.c_str(), msg.c_str());
-    if (rt && llmpi::h5::open_file_count() > 0) {
-      // A file HDF5 could not close (a failed save on a full disk) would crash HDF5's
-      // clean-up inside MPI_Finalize: end here, with the error already reported.
-      std::fflush(nullptr);
-      std::_Exit(2);
-    }
+    // A file HDF5 could not close (a failed save on a full disk) would crash HDF5's clean-up
+    // inside MPI_Finalize: end here, with the error already reported.
+    if (rt) llmpi::h5::exit_if_files_left_open(2);
     return 2;
   } catch (const std::exception& e) {
     if (rt && rt->world_size() > 1) llmpi::abort_job(e.what(), 1);

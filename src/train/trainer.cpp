@@ -8,12 +8,12 @@
 #include <filesystem>
 #include <ostream>
 
+#include "core/agreement.h"
 #include "data/hf_tokenizer.h"
 #include "io/model_file.h"
 #include "jobs/retention.h"
 #include "model/model_flops.h"
 #include "model/param_layout.h"
-#include "core/agreement.h"
 #include "optim/grad_clip.h"
 #include "data/tokenizer_id.h"
 #include "train/dpo_objective.h"

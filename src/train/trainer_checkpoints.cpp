@@ -9,9 +9,9 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "core/agreement.h"
 #include "jobs/checkpoint_dir.h"
 #include "jobs/relaunch.h"
-#include "core/agreement.h"
 #include "train/logbook_observer.h"
 #include "train/lora_setup.h"
 #include "train/spike_policy.h"

@@ -282,12 +282,19 @@ TEST_F(HfInterop, PaddingRowsAreTrimmedToTheTokenizer) {
   EXPECT_FALSE(fs::exists(path("hf_notok/tokenizer.json")));
 }
 
+// The regular files under dir, relative names, sorted.
+std::vector<std::string> files_under(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) out.push_back(e.path().lexically_relative(dir).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 // The safetensors set files (io/safetensors_set.h) in a directory, sorted.
 std::vector<std::string> set_files(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (is_safetensors_set_file(e.path().filename().string())) out.push_back(e.path().filename().string());
-  std::sort(out.begin(), out.end());
+  std::vector<std::string> out = files_under(dir);
+  std::erase_if(out, [](const std::string& f) { return !is_safetensors_set_file(f); });
   return out;
 }
 
@@ -317,15 +324,6 @@ TEST_F(HfInterop, ReExportsSwitchLayoutsLeavingOneConsistentSet) {
   EXPECT_GT(counts[0], 2u);
   EXPECT_GT(counts[1], counts[0]);
   EXPECT_EQ(counts[3], 1u);
-}
-
-// The regular files under dir, relative names, sorted.
-std::vector<std::string> files_under(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) out.push_back(e.path().lexically_relative(dir).string());
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 // A re-export into export-hf's own directory leaves exactly what it reports: the tokenizer
