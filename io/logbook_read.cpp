@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/file_kind.h"
 #include "io/hdf5.h"
 #include "io/logbook_file.h"
 #include "io/logbook_tables.h"
@@ -136,7 +137,8 @@ void read_journal(hid_t root, LogbookContents& c, const std::string& f) {
 LogbookContents read_logbook_file(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) user_error(path, ": no logbook (no such file)");
+  if (!fs::exists(fs::symlink_status(path, ec))) user_error(path, ": no logbook (no such file)");
+  require_regular_file(path, "the run's logbook (an HDF5 file)");
   h5::Id fapl = file_access();
   const hid_t fid = H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
   if (fid < 0) user_error(path, ": cannot be read as an HDF5 logbook (damaged or not HDF5)");

@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "core/file_kind.h"
 #include "core/subprocess.h"
 #include "core/text_file.h"
 #include "jobs/checkpoint_dir.h"
@@ -142,7 +143,7 @@ RunStatus read_run_status(const std::string& run_dir, bool query_slurm, double n
   RunStatus s;
   s.run_dir = run_dir;
   std::error_code ec;
-  if (!fs::is_directory(run_dir, ec)) user_error(run_dir, ": no such run directory");
+  require_run_directory(run_dir);
   const fs::path cfg = fs::path(run_dir) / "config.toml";
   if (fs::exists(cfg, ec)) {
     try {

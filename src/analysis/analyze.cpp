@@ -9,10 +9,11 @@
 #include "analysis/rank_gather.h"
 #include "analysis/report.h"
 #include "config/config.h"
+#include "core/agreement.h"
 #include "core/error.h"
+#include "core/file_kind.h"
 #include "core/output_rule.h"
 #include "data/token_shard.h"
-#include "core/agreement.h"
 #include "parallel/communicator.h"
 #include "train/paths.h"
 
@@ -78,8 +79,7 @@ void require_token_shards(const std::string& pattern, const std::string& option)
 // --eval and --train-data shards, and the report directory (absent, or a directory). Inputs
 // that are only implied (the run config's data.train for memorization) stay notes.
 void check_named_inputs(const AnalyzeOptions& opt) {
-  std::error_code ec;
-  if (!fs::is_directory(opt.run_dir, ec)) user_error(opt.run_dir, ": no such run directory");
+  require_run_directory(opt.run_dir);
   if (!opt.eval_data.empty()) require_token_shards(opt.eval_data, "--eval");
   if (!opt.train_data.empty()) require_token_shards(opt.train_data, "--train-data");
   OutputClaim report;  // only the directory: the report's files are replaced (llmpi analyze's own)

@@ -13,6 +13,7 @@
 #include "cli/command.h"
 #include "cli/options.h"
 #include "core/error.h"
+#include "core/file_kind.h"
 #include "core/output_rule.h"
 #include "core/text_file.h"
 #include "io/logbook_file.h"
@@ -41,7 +42,7 @@ struct LogbookArgs {
 std::string first_line_of_text(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 int run_logbook(const LogbookArgs& a) {
-  if (!fs::is_directory(a.run_dir)) user_error(a.run_dir, ": no such run directory");
+  require_run_directory(a.run_dir);
   const LogbookContents lb = read_logbook_file((fs::path(a.run_dir) / "logbook.h5").string());
   for (const std::string& n : lb.notes) std::cerr << "llmpi logbook: note: " << n << "\n";
   if (a.csv) {

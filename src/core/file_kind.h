@@ -16,4 +16,9 @@ std::string not_regular_file(const std::string& path);
 // Throws UserError "<path>: <not_regular_file(path)>; expected <expected>" unless "" .
 void require_regular_file(const std::string& path, const std::string& expected);
 
+// A run directory named by the user (llmpi logbook, analyze, slurm status): UserError
+// "<path>: no such run directory" when nothing is there, "<path>: is a regular file, not a run
+// directory" (a FIFO (named pipe), ...) when something else is.
+void require_run_directory(const std::string& path);
+
 }  // namespace llmpi

@@ -121,3 +121,44 @@ TEST(FileKind, CommandsRefuseAFifoInsteadOfBlocking) {
   EXPECT_EQ(rc, 0) << out;
   fs::remove_all(dir);
 }
+
+// A run directory argument that is a file or a FIFO is named for what it is, and a logbook.h5
+// that is a FIFO or a directory is not reported as missing.
+TEST(FileKind, RunDirectoryArgumentsSayWhatIsThereInstead) {
+  const fs::path dir = temp_dir("rundir");
+  const std::string file = (dir / "file").string(), fifo = (dir / "fifo").string();
+  std::ofstream(file) << "x";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string cmd : {"logbook ", "analyze ", "slurm status --no-slurm "}) {
+    for (const auto& [path, kind] : {std::pair{file, "a regular file"}, std::pair{fifo, "a FIFO (named pipe)"}}) {
+      const auto [rc, out] = run_bounded(cmd + path);
+      EXPECT_EQ(rc, 2) << cmd << path << "\n" << out;
+      EXPECT_NE(out.find(path + ": is " + kind + ", not a run directory"), std::string::npos)
+          << cmd << path << "\n" << out;
+    }
+  }
+  const auto [rc_missing, out_missing] = run_bounded("logbook " + (dir / "missing").string());
+  EXPECT_EQ(rc_missing, 2) << out_missing;
+  EXPECT_NE(out_missing.find("missing: no such run directory"), std::string::npos) << out_missing;
+
+  const fs::path run = dir / "run";
+  fs::create_directories(run);
+  const std::string logbook = (run / "logbook.h5").string();
+  ASSERT_EQ(::mkfifo(logbook.c_str(), 0600), 0);
+  const auto [rc_fifo, out_fifo] = run_bounded("logbook " + run.string());
+  EXPECT_EQ(rc_fifo, 2) << out_fifo;
+  EXPECT_NE(out_fifo.find(logbook + ": is not a regular file but a FIFO (named pipe); expected the "
+                          "run's logbook (an HDF5 file)"),
+            std::string::npos)
+      << out_fifo;
+  fs::remove(logbook);
+  fs::create_directories(logbook);
+  const auto [rc_dir, out_dir] = run_bounded("logbook " + run.string());
+  EXPECT_EQ(rc_dir, 2) << out_dir;
+  EXPECT_NE(out_dir.find(logbook + ": is a directory; expected"), std::string::npos) << out_dir;
+  fs::remove(logbook);
+  const auto [rc_none, out_none] = run_bounded("logbook " + run.string());
+  EXPECT_EQ(rc_none, 2) << out_none;
+  EXPECT_NE(out_none.find(logbook + ": no logbook (no such file)"), std::string::npos) << out_none;
+  fs::remove_all(dir);
+}
