@@ -11,6 +11,7 @@
 #include "cli/help_format.h"
 #include "config/did_you_mean.h"
 #include "core/error.h"
+#include "core/launcher_rank.h"
 
 namespace llmpi {
 namespace {
@@ -109,7 +110,7 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 [[noreturn]] void fail(const Node& n, const std::string& what) {
-  user_error(n.path, ": ", what, " (see ", n.path, " --help)");
+  throw CommandLineError(n.path + ": " + what + " (see " + n.path + " --help)");
 }
 
 // "--tokns=5" → "unknown option '--tokns'; did you mean '--tokens'?"; "x" → unexpected.
@@ -189,7 +190,9 @@ int run_command_line(const std::vector<std::string>& args_in, CommandEnv& env,
     }
   }
   if (wants_help) {
-    std::cout << tree.root().help() << std::flush;  // delegates to the selected command
+    // Every rank of a launch asked for the same help: one copy, from the launcher's rank 0.
+    if (prints_for_all_ranks())
+      std::cout << tree.root().help() << std::flush;  // delegates to the selected command
     return 0;
   }
   // Leftovers, from the top down: the first one found is reported.

@@ -175,4 +175,32 @@ run2 120 hang.log -n 2 "$llmpi" train "${cfg[@]}" --set run.dir="$work/good" --s
 grep -q "^hang report .*/good/hangs/rank-0.json of an earlier launch is unreadable$" hang.log ||
   { cat hang.log; fail "damaged hang report: no 'is unreadable' line"; }
 
+echo "--- a bad command line (found before MPI starts, alike on every rank): one message, from the"
+echo "    launcher's rank 0, and exit 2 within seconds (each rank printed it); --help: one copy"
+# "ARGUMENTS|the message's pattern": the arguments are split into words (none: no arguments).
+for c in "train --bogus-option|^llmpi train: error: unknown option '--bogus-option'" \
+         "train|^llmpi train: error: CONFIG is required" \
+         "bogus|^llmpi: error: unknown command 'bogus'" \
+         "train c.toml --no-resum|^llmpi train: error: unknown option '--no-resum'; did you mean '--no-resume'" \
+         "|^usage: llmpi <command>"; do
+  args=${c%%|*} pattern=${c#*|}
+  start=$(date +%s)
+  run2 30 badline.log -n 2 "$llmpi" $args
+  [ "$rc" = 2 ] || { cat badline.log; fail "'llmpi $args': exit $rc, expected 2"; }
+  [ "$(grep -c "$pattern" badline.log)" = 1 ] || { cat badline.log; fail "'llmpi $args': not one message"; }
+  [ $(( $(date +%s) - start )) -lt 10 ] || { cat badline.log; fail "'llmpi $args': took 10 s or more"; }
+done
+for args in "--help" "train --help" "help slurm submit"; do
+  run2 30 help.log -n 2 "$llmpi" $args
+  [ "$rc" = 0 ] || { cat help.log; fail "'llmpi $args': exit $rc, expected 0"; }
+  [ "$(grep -c '^usage: llmpi' help.log)" = 1 ] || { cat help.log; fail "'llmpi $args': not one help"; }
+done
+
+echo "--- a bad option on rank 1 only, rank 0 in MPI_Init with a good command line: the launcher"
+echo "    ends the job (exit 2) within seconds, rank 0 is not left waiting"
+start=$(date +%s)
+run2 30 mpmd.log -n 1 "$llmpi" train "${cfg[@]}" --set run.dir="$work/mpmd" : -n 1 "$llmpi" train --bogus-option
+[ "$rc" = 2 ] || { cat mpmd.log; fail "bad option on rank 1 only: exit $rc, expected 2"; }
+[ $(( $(date +%s) - start )) -lt 10 ] || { cat mpmd.log; fail "bad option on rank 1 only: took 10 s or more"; }
+
 echo "rank_failures: all cases passed"

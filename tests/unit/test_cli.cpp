@@ -2,10 +2,12 @@
 // groups (as `slurm submit` and `lora merge` will be), values reach the action; every bad
 // command line is a UserError naming the argument, what was expected and the closest name
 // (unknown commands and options at any depth); --help prints the deepest command's help.
-// And on the real registry: every command answers --help with its usage and options.
+// A bad command line is a CommandLineError, what an action finds is not; under a launcher,
+// --help is printed by its rank 0 alone. And on the real registry: every command answers --help with its usage and options.
 #include <gtest/gtest.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
@@ -202,6 +204,52 @@ TEST(CommandLine, HelpOfTheDeepestCommandNamed) {
   EXPECT_TRUE(has(out, "demo") && has(out, "a plain command") && has(out, "Slurm batch jobs") &&
               has(out, "lora"))
       << out;
+}
+
+// Every kind of bad command line (main prints these once per launch: the arguments alone
+// decide them) is a CommandLineError; an action's own UserError (a file it did not find, which
+// may differ per node) is not.
+TEST(CommandLine, BadCommandLinesAreCommandLineErrorsAndActionErrorsAreNot) {
+  auto cmds = made_up(std::make_shared<Submit>());
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"slrum"}, {"slurm"}, {"--nodse"}, {"slurm", "submit"},
+           {"slurm", "submit", "c", "--ndoes", "2"}, {"slurm", "submit", "c", "--nodes", "x"},
+           {"slurm", "submit", "c", "--nodes", "0"}, {"slurm", "submit", "c", "extra"},
+           {"slurm", "submit", "c", "--nodes"}, {"slurm", "submit", "c", "--dry-run=1"}}) {
+    EXPECT_THROW(run(cmds, args), CommandLineError) << args.back();
+  }
+  cmds.push_back({"open", "FILE", "reads a file", "", [](CLI::App&) -> CommandAction {
+                    return [](CommandEnv&) -> int { user_error("x.h5: no such file"); };
+                  }});
+  try {
+    run(cmds, {"open"});
+    ADD_FAILURE() << "no error";
+  } catch (const CommandLineError& e) {
+    ADD_FAILURE() << "an action's error taken for a bad command line: " << e.what();
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()), "x.h5: no such file");
+  }
+}
+
+// Every rank of `mpiexec -n N llmpi ... --help` asks for the same help: the launcher's rank 0
+// prints it (core/launcher_rank.h), the others print nothing and succeed too.
+TEST(CommandLine, HelpIsPrintedByTheLaunchersRankZeroAlone) {
+  const auto cmds = made_up(std::make_shared<Submit>());
+  const char* saved = std::getenv("OMPI_COMM_WORLD_RANK");
+  const std::string saved_value = saved ? saved : "";
+  std::string out;
+  ::setenv("OMPI_COMM_WORLD_RANK", "1", 1);
+  EXPECT_EQ(run(cmds, {"slurm", "submit", "--help"}, &out), 0);
+  EXPECT_EQ(out, "");
+  EXPECT_THROW(run(cmds, {"slurm", "submit", "--ndoes"}), CommandLineError);  // main's to print
+  ::setenv("OMPI_COMM_WORLD_RANK", "0", 1);
+  EXPECT_EQ(run(cmds, {"slurm", "submit", "--help"}, &out), 0);
+  EXPECT_TRUE(has(out, "usage: llmpi slurm submit CONFIG [options]")) << out;
+  if (saved) {
+    ::setenv("OMPI_COMM_WORLD_RANK", saved_value.c_str(), 1);
+  } else {
+    ::unsetenv("OMPI_COMM_WORLD_RANK");
+  }
 }
 
 TEST(CommandLine, RuntimeOnlyWhenProvided) {
