@@ -52,12 +52,15 @@ void BpeTrainer::add_text(std::string_view text) {
   });
 }
 
-Tokenizer BpeTrainer::train(int64_t vocab_size) const {
+void check_bpe_vocab_size(int64_t vocab_size, std::string_view what) {
   if (vocab_size < 257)
-    user_error("tokenizer vocabulary size ", vocab_size,
-               " is too small (minimum 257: 256 bytes + <|endoftext|>)");
+    user_error(what, " ", vocab_size, " is too small (minimum 257: 256 bytes + <|endoftext|>)");
   if (vocab_size > (int64_t{1} << 31))
-    user_error("tokenizer vocabulary size ", vocab_size, " is too large (maximum 2^31)");
+    user_error(what, " ", vocab_size, " is too large (maximum 2^31)");
+}
+
+Tokenizer BpeTrainer::train(int64_t vocab_size) const {
+  check_bpe_vocab_size(vocab_size, "tokenizer vocabulary size");
   const int64_t target_merges = vocab_size - 257;
 
   // Words in a deterministic order (sorted bytes), independent of hash-map iteration.

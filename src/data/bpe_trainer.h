@@ -17,11 +17,15 @@
 
 namespace llmpi {
 
+// UserError unless 257 <= vocab_size <= 2^31 (256 bytes + end-of-text at least); `what`
+// names the value in the message ("--vocab-size").
+void check_bpe_vocab_size(int64_t vocab_size, std::string_view what);
+
 class BpeTrainer {
  public:
   void add_text(std::string_view text);
   size_t distinct_words() const { return word_counts_.size(); }
-  // vocab_size >= 257 (256 bytes + end-of-text); merges = vocab_size - 257 at most.
+  // vocab_size as check_bpe_vocab_size allows; merges = vocab_size - 257 at most.
   Tokenizer train(int64_t vocab_size) const;
 
  private:

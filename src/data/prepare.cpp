@@ -103,9 +103,7 @@ void validate(const PrepareOptions& o) {
   if ((o.vocab_size > 0) == !o.tokenizer_path.empty())
     user_error("give exactly one of --vocab-size N (train a tokenizer) or "
                "--tokenizer FILE (use an existing one)");
-  if (o.vocab_size != 0 && o.vocab_size < 257)
-    user_error("--vocab-size ", o.vocab_size,
-               " is too small (minimum 257: 256 bytes + <|endoftext|>)");
+  if (o.vocab_size != 0) check_bpe_vocab_size(o.vocab_size, "--vocab-size");
   if (!(o.val_fraction >= 0.0 && o.val_fraction < 1.0))
     user_error("--val-fraction ", o.val_fraction, " must be in [0, 1)");
   if (o.min_chars < 0) user_error("--min-chars ", o.min_chars, " must be >= 0");

@@ -391,6 +391,11 @@ TEST_F(PrepareTest, CommandLine) {
   EXPECT_NE(message_of([&] { cmd_prepare({f, "--out", out, "--vocab-size", "100"}); })
                 .find("too small"),
             std::string::npos);
+  // Too large is refused with the option's name before any input is read or DIR is made.
+  EXPECT_NE(message_of([&] { cmd_prepare({f, "--out", out, "--vocab-size", "99999999999"}); })
+                .find("--vocab-size 99999999999 is too large (maximum 2^31)"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(out));
   EXPECT_NE(message_of([&] { cmd_prepare({(dir_ / "*.none").string(), "--out", out, "--vocab-size", "300"}); })
                 .find("matches no input files"),
             std::string::npos);
