@@ -98,12 +98,31 @@ struct Vocab {
   std::unordered_map<std::string, uint32_t> id_of;  // token string → id
 };
 
-Vocab read_vocab_object(const Json& v, const std::string& file, const std::string& key) {
+// obj[key] if obj is an object holding a string there, else "" (nlohmann's value() throws a
+// type_error, an "internal error", on a non-object or a value of another type).
+std::string string_at(const Json& obj, const char* key) {
+  if (!obj.is_object() || !obj.contains(key) || !obj[key].is_string()) return "";
+  return obj[key].get<std::string>();
+}
+
+// Ids are dense (require_dense), so none can reach the number of tokens the file lists
+// (`tokens`): a larger id is refused before the id table is sized by it (an id near 2^30 sized
+// it at 32 GB of strings).
+std::string id_range(size_t tokens) {
+  return "the file lists " + std::to_string(tokens) + " tokens, so no id can be above " +
+         std::to_string(tokens == 0 ? 0 : tokens - 1) + " (ids are dense)";
+}
+
+Vocab read_vocab_object(const Json& v, const std::string& file, const std::string& key,
+                        size_t tokens) {
   if (!v.is_object()) refuse(file, key, "expected an object {token: id}");
   Vocab out;
   for (const auto& [tok, idj] : v.items()) {
-    if (!idj.is_number_integer() || idj.get<int64_t>() < 0 || idj.get<int64_t>() >= (1 << 30))
-      refuse(file, key, "token \"" + tok + "\" has id " + idj.dump() + ", expected an integer in [0, 2^30)");
+    if (!idj.is_number_integer() || (!idj.is_number_unsigned() && idj.get<int64_t>() < 0))
+      refuse(file, key, "token \"" + tok + "\" has id " + idj.dump() + ", expected a non-negative integer");
+    std::string bytes = tok == kEndOfText ? tok : from_token_string(tok, file + ": " + key);
+    if (idj.get<uint64_t>() >= tokens)
+      refuse(file, key, "token \"" + tok + "\" has id " + idj.dump() + ", but " + id_range(tokens));
     const uint32_t id = idj.get<uint32_t>();
     if (id >= out.bytes.size()) {
       out.bytes.resize(id + 1);
@@ -111,7 +130,7 @@ Vocab read_vocab_object(const Json& v, const std::string& file, const std::strin
     }
     if (out.present[id]) refuse(file, key, "id " + std::to_string(id) + " is given to two tokens");
     out.present[id] = 1;
-    out.bytes[id] = tok == kEndOfText ? tok : from_token_string(tok, file + ": " + key);
+    out.bytes[id] = std::move(bytes);
     out.id_of.emplace(tok, id);
   }
   return out;
@@ -152,11 +171,12 @@ Pretokenizer read_pre_tokenizer(const Json& pt, const std::string& file) {
       pt["pretokenizers"].size() == 2) {
     const Json& bl = pt["pretokenizers"][0];
     const Json& sp = pt["pretokenizers"][1];
-    const bool bytelevel = bl.value("type", "") == "ByteLevel" &&
-                           json_false_or_absent(bl, "add_prefix_space") && bl.value("use_regex", true) == false;
-    const bool split = sp.value("type", "") == "Split" && sp.contains("pattern") &&
-                       sp["pattern"].is_object() && sp["pattern"].value("Regex", "") == llmpi_split_pattern() &&
-                       sp.value("behavior", "") == "Isolated" && json_false_or_absent(sp, "invert");
+    const bool bytelevel = string_at(bl, "type") == "ByteLevel" &&
+                           json_false_or_absent(bl, "add_prefix_space") && bl.contains("use_regex") &&
+                           bl["use_regex"] == false;
+    const bool split = string_at(sp, "type") == "Split" && sp.contains("pattern") &&
+                       string_at(sp["pattern"], "Regex") == llmpi_split_pattern() &&
+                       string_at(sp, "behavior") == "Isolated" && json_false_or_absent(sp, "invert");
     if (bytelevel && split) return Pretokenizer::llmpi_bytes;
   }
   refuse(file, key, "type \"" + type + "\" is not supported: llmpi reads GPT-2's ByteLevel "
@@ -189,7 +209,8 @@ const std::string& llmpi_split_pattern() {
 }
 
 Tokenizer read_gpt2_vocab(const std::string& vocab_json, const std::string& merges_txt) {
-  const Vocab v = read_vocab_object(parse_json_file(vocab_json), vocab_json, "vocabulary");
+  const Json vj = parse_json_file(vocab_json);
+  const Vocab v = read_vocab_object(vj, vocab_json, "vocabulary", vj.size());
   require_dense(v, vocab_json);
   BpeVocab bv;
   bv.pretokenizer = Pretokenizer::gpt2;
@@ -220,11 +241,12 @@ Tokenizer read_gpt2_vocab(const std::string& vocab_json, const std::string& merg
 Tokenizer read_tokenizer_json(const std::string& path) {
   const Json j = parse_json_file(path);
   if (!j.is_object()) user_error(path, ": expected a JSON object (HF tokenizers format)");
-  if (!j.contains("model") || !j["model"].is_object()) refuse(path, "model", "missing");
+  if (!j.contains("model")) refuse(path, "model", "missing");
+  if (!j["model"].is_object()) refuse(path, "model", "expected an object, got " + std::string(j["model"].type_name()));
   const Json& m = j["model"];
-  if (m.value("type", "") != "BPE")
-    refuse(path, "model.type", "\"" + m.value("type", std::string("?")) +
-                                   "\" is not supported (llmpi reads byte-level BPE)");
+  if (string_at(m, "type") != "BPE")
+    refuse(path, "model.type", (m.contains("type") ? m["type"].dump() : std::string("(missing)")) +
+                                   " is not supported (llmpi reads byte-level BPE)");
   if (m.contains("dropout") && !m["dropout"].is_null()) refuse(path, "model.dropout", "must be null");
   for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (m.contains(k) && !m[k].is_null() && m[k] != "")
@@ -234,27 +256,34 @@ Tokenizer read_tokenizer_json(const std::string& path) {
   if (j.contains("normalizer") && !j["normalizer"].is_null())
     refuse(path, "normalizer", "must be null (llmpi encodes the text as given)");
   if (!j.contains("pre_tokenizer")) refuse(path, "pre_tokenizer", "missing");
-  if (!j.contains("decoder") || !j["decoder"].is_object() || j["decoder"].value("type", "") != "ByteLevel")
+  if (!j.contains("decoder") || string_at(j["decoder"], "type") != "ByteLevel")
     refuse(path, "decoder", "must be ByteLevel");
   if (j.contains("post_processor") && !j["post_processor"].is_null() &&
-      j["post_processor"].value("type", "") != "ByteLevel")
+      string_at(j["post_processor"], "type") != "ByteLevel")
     refuse(path, "post_processor", "only ByteLevel or null is supported (no added BOS/EOS)");
 
-  Vocab v = read_vocab_object(m.contains("vocab") ? m["vocab"] : Json(), path, "model.vocab");
+  if (j.contains("added_tokens") && !j["added_tokens"].is_array())
+    refuse(path, "added_tokens", "expected an array");
+  const Json vocab_json = m.contains("vocab") ? m["vocab"] : Json();
+  const size_t tokens = vocab_json.size() + (j.contains("added_tokens") ? j["added_tokens"].size() : 0);
+  Vocab v = read_vocab_object(vocab_json, path, "model.vocab", tokens);
   BpeVocab bv;
   bv.pretokenizer = read_pre_tokenizer(j["pre_tokenizer"], path);
   if (j.contains("added_tokens")) {
-    if (!j["added_tokens"].is_array()) refuse(path, "added_tokens", "expected an array");
     for (const Json& t : j["added_tokens"]) {
       if (!t.is_object() || !t.contains("id") || !t["id"].is_number_unsigned() ||
           !t.contains("content") || !t["content"].is_string())
         refuse(path, "added_tokens", "each entry needs an id and a content");
-      const uint32_t id = t["id"].get<uint32_t>();
       const std::string content = t["content"].get<std::string>();
-      if (t.value("special", false) != true)
+      if (t["id"].get<uint64_t>() >= tokens)
+        refuse(path, "added_tokens", "\"" + content + "\" has id " + t["id"].dump() + ", but " + id_range(tokens));
+      const uint32_t id = t["id"].get<uint32_t>();
+      const Json special = t.contains("special") ? t["special"] : Json(false);
+      if (!special.is_boolean())
+        refuse(path, "added_tokens", "\"" + content + "\": special must be true or false, got " + special.dump());
+      if (!special.get<bool>())
         refuse(path, "added_tokens", "\"" + content + "\" is not special; llmpi does not split "
                "non-special added tokens out of text");
-      if (id >= (1u << 30)) refuse(path, "added_tokens", "id " + std::to_string(id) + " is too large");
       if (id >= v.bytes.size()) {
         v.bytes.resize(id + 1);
         v.present.resize(id + 1, 0);
