@@ -129,6 +129,11 @@ StHeader parse_safetensors(std::span<const uint8_t> bytes, const std::string& fi
                bytes.size(), ")");
   const std::string_view text(reinterpret_cast<const char*>(bytes.data() + 8), size_t(n));
   if (text[0] != '{') user_error(file, ": safetensors header must start with '{'");
+  // nlohmann-json ends its input at a NUL byte: "{...}\0{...}" would pass with its second half
+  // unread, where other readers refuse the file. The format pads with spaces.
+  if (const size_t nul = text.find('\0'); nul != std::string_view::npos)
+    user_error(file, ": safetensors header has a NUL byte at offset ", nul,
+               " (the header is JSON text, padded with spaces)");
 
   // Duplicate names are detected while parsing (a JSON object would keep only the last);
   // nesting deeper than a valid header needs (root > tensor > shape) is refused.

@@ -5,7 +5,7 @@
 // the data start) plus an optional "__metadata__" object of string values.
 // Reader invariants (each violation is a UserError naming the file, and the tensor or key):
 // 8 <= file size; 2 <= N <= min(100 MB, size - 8); the header is one well-formed JSON object
-// (UTF-8) starting with '{'; names are non-empty and unique; each entry has exactly the three
+// (UTF-8, no NUL byte) starting with '{'; names are non-empty and unique; each entry has exactly the three
 // keys; dtype is one of the format's names; shape entries are non-negative and their product
 // times the dtype size equals end - begin (no overflow); the ranges, sorted, tile the data
 // section exactly from 0 to its end (no gap, no overlap, nothing outside the file).

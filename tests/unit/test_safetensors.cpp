@@ -156,6 +156,8 @@ TEST_F(SafetensorsTest, HostileHeadersAreRejectedNamingFileAndTensor) {
       {"empty_name", R"({"":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})", 0, "empty name"},
       {"too_deep", R"({"t":{"dtype":"F32","shape":[[[[1]]]],"data_offsets":[0,4]}})", 4, "nests deeper"},
       {"offsets_not_pair", R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", 4, "data_offsets must be an array [begin, end]"},
+      // nlohmann-json stops at a NUL: what follows it went unread, and the file passed.
+      {"nul_hides_the_rest", "{" + ok + "}" + std::string(1, '\0') + "{\"u\":[]}", 8, "NUL byte at offset"},
   };
   for (const Case& c : cases) {
     const std::string p = raw_file(c.name + ".safetensors", c.header, c.data, c.length);
