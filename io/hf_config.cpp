@@ -101,12 +101,19 @@ void read_llama(const Reader& r, ModelConfig& m) {
            " (llmpi derives the head dim from them)");
   const std::string act = r.text("hidden_act", "silu");
   if (act != "silu") r.fail("hidden_act", "\"" + act + "\" is not supported (llmpi's Llama MLP is SwiGLU: silu)");
+  // transformers' RoPE rotates only head_dim · partial_rotary_factor dims when it is set.
+  if (r.has("partial_rotary_factor") && r.j["partial_rotary_factor"] != 1.0)
+    r.fail("partial_rotary_factor", r.j["partial_rotary_factor"].dump() +
+           " is not supported (llmpi rotates every dimension of a head)");
   if (r.has("rope_scaling")) r.fail("rope_scaling", r.j["rope_scaling"].dump() + " is not supported (llmpi implements plain RoPE)");
   if (r.has("rope_parameters")) {  // newer transformers: {"rope_type": ..., "rope_theta": ...}
     const Json& p = r.j["rope_parameters"];
     const bool plain = p.is_object() && (!p.contains("rope_type") ||
                                          (p["rope_type"].is_string() && p["rope_type"] == "default"));
     if (!plain) r.fail("rope_parameters", p.dump() + " is not supported (llmpi implements plain RoPE)");
+    if (p.contains("partial_rotary_factor") && p["partial_rotary_factor"] != 1.0)
+      r.fail("rope_parameters.partial_rotary_factor", p["partial_rotary_factor"].dump() +
+             " is not supported (llmpi rotates every dimension of a head)");
     if (p.contains("rope_theta")) {
       const Json& t = p["rope_theta"];
       if (!t.is_number() || !(t.get<double>() > 0))
@@ -201,6 +208,15 @@ HfModelMeta read_hf_config(const std::string& path) {
     if (name == "GPT2LMHeadModel") arch = "gpt2";
     else if (name == "LlamaForCausalLM") arch = "llama";
     else r.fail("architectures", "\"" + name + "\" is not supported (llmpi imports GPT2LMHeadModel and LlamaForCausalLM)");
+  }
+  // Quantized weights (GPTQ, AWQ, bitsandbytes, fp8, ...) mean something else than their
+  // tensors' values: refused by name rather than by a missing or unknown tensor later.
+  if (r.has("quantization_config")) {
+    const Json& q = j["quantization_config"];
+    const std::string method = q.is_object() && q.contains("quant_method") && q["quant_method"].is_string()
+                                   ? " (quant_method \"" + q["quant_method"].get<std::string>() + "\")" : "";
+    r.fail("quantization_config", "a quantized model" + method + " is not supported; import the "
+           "unquantized (F32, BF16 or F16) model");
   }
   if (arch == "gpt2") read_gpt2(r, meta.model);
   else if (arch == "llama") read_llama(r, meta.model);

@@ -10,7 +10,8 @@
 //          "silu", no rope_scaling, no attention/MLP biases.
 // Reading refuses (UserError naming file and key) what llmpi does not compute the same way:
 // another architecture, another activation, rope scaling, biases in Llama, a head_dim that is
-// not hidden_size / heads, cross-attention, unscaled attention. Unknown keys are ignored.
+// not hidden_size / heads, a partial_rotary_factor, cross-attention, unscaled attention,
+// quantized weights (quantization_config). Unknown keys are ignored.
 #include <cstdint>
 #include <string>
 

@@ -52,6 +52,12 @@ bool is_hf_model_dir(const std::string& path) {
 }
 
 HfModelSource open_hf_model(const std::string& dir) {
+  // A file given as DIR was read as if it were config.json ("model.safetensors: not valid JSON").
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    user_error(dir.empty() ? "\"\"" : dir, ": ", fs::exists(dir, ec) ? "not a directory" : "no such directory",
+               "; expected a Hugging Face model directory (config.json and model.safetensors or "
+               "model.safetensors.index.json)");
   HfModelSource s{dir, read_hf_config(dir), SafetensorsSet(dir), ""};
   const ModelConfig& m = s.meta.model;
   if (m.arch == Arch::gpt2) s.gpt2_prefix = s.weights.contains("wte.weight") ? "" : "transformer.";
@@ -145,6 +151,14 @@ bool is_llmpi_model_file(const std::string& path) {
 
 HfImportReport import_hf(const std::string& dir, const std::string& out_model, bool force) {
   HfImportReport rep;
+  // --out "" wrote ".tokenizer.json" into the working directory; a missing directory was found
+  // only when the converted model was written.
+  if (out_model.empty()) user_error("missing --out MODEL.h5");
+  if (const fs::path parent = fs::path(out_model).parent_path(); !parent.empty()) {
+    std::error_code ec;
+    if (!fs::is_directory(parent, ec))
+      user_error(out_model, ": the directory ", parent.string(), " does not exist (import-hf creates none)");
+  }
   const HfModelSource src = open_hf_model(dir);
   rep.meta = src.meta;
   const ModelConfig& m = src.meta.model;
@@ -183,10 +197,12 @@ HfImportReport import_hf(const std::string& dir, const std::string& out_model, b
   ParamStore store(*be, transformer_params(m, StageRange::full(m)), DType::f32);
   fill_params(src, store, *be);
   rep.params = store.numel();
-  if (tok) write_tokenizer_json(*tok, rep.tokenizer_path);
   ModelFileMeta meta;
   meta.config_toml = checked.source_text;
+  // The model first: a tokenizer written before a model save that fails (or is interrupted)
+  // was left beside no llmpi model file, so the rerun refused it without --force.
   save_model_file(out_model, MPI_COMM_NULL, *be, store, meta);
+  if (tok) write_tokenizer_json(*tok, rep.tokenizer_path);
   return rep;
 }
 

@@ -2,6 +2,7 @@
 #include "io/safetensors_set.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -92,7 +93,14 @@ const StEntry& SafetensorsSet::entry(const std::string& name) const {
 std::vector<float> SafetensorsSet::read_f32(const std::string& name) const {
   const auto it = where_.find(name);
   if (it == where_.end()) user_error(dir_, ": tensor \"", name, "\" is missing");
-  return files_[it->second.first].read_f32(*it->second.second);
+  std::vector<float> v = files_[it->second.first].read_f32(*it->second.second);
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i]) && bad++ == 0) first = i;
+  if (bad > 0)
+    user_error(source(name), " holds ", bad, " NaN or infinite value", bad > 1 ? "s" : "", " (the first at flat index ",
+               first, ": ", v[first], "); a model with such weights computes NaN, so llmpi refuses it");
+  return v;
 }
 
 std::string SafetensorsSet::source(const std::string& name) const {

@@ -30,6 +30,8 @@ class SafetensorsSet {
   bool contains(const std::string& name) const { return where_.count(name) > 0; }
   // UserError naming the directory if absent.
   const StEntry& entry(const std::string& name) const;
+  // The values as f32; UserError naming the tensor if any is NaN or infinite (these are model
+  // weights: import-hf and init_from read them here, and a run from them computes NaN).
   std::vector<float> read_f32(const std::string& name) const;
   std::string source(const std::string& name) const;  // "<shard path>: tensor \"name\""
   size_t shard_count() const { return files_.size(); }

@@ -62,7 +62,7 @@ CommandSpec export_hf_command() {
                 ->check(one_of({"f32", "bf16", "f16"}));
             add_value(app, "--max-shard-mb", a->shard_mb, "N",
                       "start a new shard above N MiB of tensor data (default 5120)")
-                ->check(at_least(1));
+                ->check(in_range(1, false, 1e9, false));  // N << 20 must fit 64 bits (it wrapped to 0)
             add_value(app, "--tokenizer", a->o.tokenizer, "PATH",
                       "tokenizer to write (default: the model config's data.tokenizer)");
             add_switch(app, "--force", a->o.force,

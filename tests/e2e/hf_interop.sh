@@ -87,7 +87,20 @@ set +e
 "$llmpi" export-hf run --out hfx --dtype f64 2> err2.txt; c2=$?
 "$llmpi" train "$src/configs/tiny.toml" "${cfg[@]}" --set model.n_layer=3 --set train.init_from=hf32 \
   --set run.dir=run3 2> err3.txt; c3=$?
+# A tokenizer.json value of the wrong JSON type was nlohmann's type_error ("internal error",
+# exit 1); --max-shard-mb 2^44 wrapped the byte limit to 0 (a shard per tensor, exit 0); a file
+# given as the directory was parsed as its config.json.
+cp -r hf32 hfbadtok
+/usr/bin/python3 -c "
+import json; p = 'hfbadtok/tokenizer.json'; j = json.load(open(p)); j['post_processor'] = 'x'; json.dump(j, open(p, 'w'))"
+"$llmpi" import-hf hfbadtok --out badtok.h5 2> err4.txt; c4=$?
+"$llmpi" export-hf run --out hfshards --max-shard-mb 17592186044416 2> err5.txt; c5=$?
+"$llmpi" import-hf hf32/model.safetensors --out badfile.h5 2> err6.txt; c6=$?
 set -e
+[ "$c4" -eq 2 ] && grep -q "hfbadtok/tokenizer.json: post_processor: only ByteLevel or null" err4.txt || { cat err4.txt; fail "tokenizer.json value of the wrong type"; }
+[ ! -e badtok.h5 ] && [ ! -e badtok.tokenizer.json ] || fail "import-hf of a bad tokenizer left a file"
+[ "$c5" -eq 2 ] && grep -q -- "--max-shard-mb: must be in \[1, 1e+09\]" err5.txt && [ ! -e hfshards ] || { cat err5.txt; fail "--max-shard-mb 2^44"; }
+[ "$c6" -eq 2 ] && grep -q "hf32/model.safetensors: not a directory" err6.txt || { cat err6.txt; fail "import-hf of a file"; }
 [ "$c1" -eq 2 ] && grep -q "no model.safetensors and no model.safetensors.index.json\|config.json" err1.txt || { cat err1.txt; fail "import-hf of a non-HF dir"; }
 [ ! -e bad.h5 ] || fail "import-hf left a file"
 [ "$c2" -eq 2 ] && grep -q "got 'f64'" err2.txt || { cat err2.txt; fail "--dtype f64"; }

@@ -492,6 +492,21 @@ TEST_F(HfInterop, MalformedModelDirectoriesAreRefusedNamingTheKey) {
       fs::rename(dir + ".new/model.safetensors", dir + "/model.safetensors");
     };
   };
+  // Rewrites the single model.safetensors with values[index] of tensor `name` set to v.
+  auto set_value = [](const std::string& name, size_t index, float v) {
+    return [=](const std::string& dir) {
+      const SafetensorsFile old(dir + "/model.safetensors");
+      std::vector<StSpec> specs;
+      for (const StEntry& e : old.header().tensors) specs.push_back({e.name, e.dtype, e.shape});
+      fs::create_directories(dir + ".new");
+      write_safetensors_set(dir + ".new", specs, [&](const StSpec& s) {
+        std::vector<float> values = old.read_f32(*old.find(s.name));
+        if (s.name == name) values.at(index) = v;
+        return encode_f32(values, s.dtype);
+      });
+      fs::rename(dir + ".new/model.safetensors", dir + "/model.safetensors");
+    };
+  };
   auto none = [](Json&) {};
   const std::vector<Case> cases = {
       {"llama", "architecture", [](Json& j) { j["architectures"] = {"MistralForCausalLM"}; }, {}, "architectures: \"MistralForCausalLM\" is not supported"},
@@ -526,6 +541,14 @@ TEST_F(HfInterop, MalformedModelDirectoriesAreRefusedNamingTheKey) {
       {"llama", "rope_theta a string", [](Json& j) { j["rope_parameters"] = {{"rope_theta", "x"}}; }, {}, "rope_parameters.rope_theta: expected a positive number, got \"x\""},
       {"gpt2", "layer count", [](Json& j) { j["n_layer"] = int64_t(1) << 40; }, {}, "n_layer = 1099511627776 but the safetensors hold"},
       {"llama", "layer count", [](Json& j) { j["num_hidden_layers"] = int64_t(1) << 40; }, {}, "num_hidden_layers = 1099511627776 but the safetensors hold"},
+      // What transformers computes differently although every tensor fits: RoPE over part of
+      // each head, quantized weights.
+      {"llama", "partial rotary", [](Json& j) { j["partial_rotary_factor"] = 0.5; }, {}, "partial_rotary_factor: 0.5 is not supported"},
+      {"llama", "partial rotary in rope_parameters", [](Json& j) { j["rope_parameters"] = {{"rope_type", "default"}, {"partial_rotary_factor", 0.25}}; }, {}, "rope_parameters.partial_rotary_factor: 0.25 is not supported"},
+      {"gpt2", "quantized", [](Json& j) { j["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}}; }, {}, "quantization_config: a quantized model (quant_method \"gptq\") is not supported"},
+      // Weights that are not finite (imported silently: every logit of the model was NaN).
+      {"llama", "NaN weight", none, set_value("model.layers.1.self_attn.k_proj.weight", 7, std::nanf("")), "tensor \"model.layers.1.self_attn.k_proj.weight\" holds 1 NaN or infinite value (the first at flat index 7: nan)"},
+      {"gpt2", "infinite embedding", none, set_value("transformer.wte.weight", 3, -INFINITY), "tensor \"transformer.wte.weight\" holds 1 NaN or infinite value (the first at flat index 3: -inf)"},
   };
   for (const Case& c : cases) {
     const std::string dir = path("case");
@@ -551,4 +574,23 @@ TEST_F(HfInterop, MalformedModelDirectoriesAreRefusedNamingTheKey) {
             std::string::npos);
   EXPECT_FALSE(fs::exists(out_dir + ".tmp"));
   EXPECT_FALSE(fs::exists(out_dir + ".tokenizer.json"));
+  // An empty --out wrote ".tokenizer.json" into the working directory before failing; an
+  // output directory that does not exist was found only after the conversion; a file given as
+  // the model directory was parsed as its config.json ("model.safetensors: not valid JSON").
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir_);  // where a relative ".tokenizer.json" would land
+  EXPECT_NE(message_of([&] { import_hf(path("gpt2"), ""); }).find("missing --out"), std::string::npos);
+  fs::current_path(cwd);
+  EXPECT_FALSE(fs::exists(path(".tokenizer.json")));
+  EXPECT_NE(message_of([&] { import_hf(path("gpt2"), path("no-such-dir/m.h5")); })
+                .find("the directory " + path("no-such-dir") + " does not exist"), std::string::npos);
+  const std::string weights = path("gpt2") + "/model.safetensors";
+  EXPECT_NE(message_of([&] { import_hf(weights, path("w.h5")); }).find(weights + ": not a directory"),
+            std::string::npos);
+  // A model save that fails leaves no tokenizer behind: written first, it stood beside no
+  // model file, so the rerun refused it without --force. (A name of 255 bytes whose temporary,
+  // NAME.tmp, is too long for the file system: the save fails, the tokenizer path is short.)
+  const std::string long_name = path("m." + std::string(253, 'x'));
+  EXPECT_NE(message_of([&] { import_hf(path("gpt2"), long_name); }), "(no UserError)");
+  EXPECT_FALSE(fs::exists(path("m.tokenizer.json")));
 }
