@@ -149,7 +149,8 @@ bool is_llmpi_model_file(const std::string& path) {
 
 }  // namespace
 
-HfImportReport import_hf(const std::string& dir, const std::string& out_model, bool force) {
+HfImportReport import_hf(const std::string& dir, const std::string& out_model, bool force,
+                         bool with_tokenizer) {
   HfImportReport rep;
   // --out "" wrote ".tokenizer.json" into the working directory; a missing directory was found
   // only when the converted model was written.
@@ -165,8 +166,12 @@ HfImportReport import_hf(const std::string& dir, const std::string& out_model, b
 
   std::optional<Tokenizer> tok;
   const fs::path d(dir);
-  if (fs::exists(d / "tokenizer.json") || fs::exists(d / "vocab.json")) {
-    tok = load_tokenizer(dir);
+  if (with_tokenizer && (fs::exists(d / "tokenizer.json") || fs::exists(d / "vocab.json"))) {
+    try {
+      tok = load_tokenizer(dir);
+    } catch (const UserError& e) {  // the weights may still be wanted: say how
+      user_error(e.what(), " (import-hf --no-tokenizer imports the weights alone)");
+    }
     if (tok->vocab_size() > m.vocab_size)
       user_error(dir, ": the tokenizer has ", tok->vocab_size(), " tokens but config.json's vocab_size is ",
                  m.vocab_size);

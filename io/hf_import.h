@@ -39,8 +39,11 @@ struct HfImportReport {
 };
 
 // Existing outputs follow core/output_rule.h: an llmpi model file at out_model (and the
-// tokenizer beside it) is replaced; anything else only with force.
-HfImportReport import_hf(const std::string& dir, const std::string& out_model, bool force = false);
+// tokenizer beside it) is replaced; anything else only with force. with_tokenizer = false
+// imports the weights alone (a directory whose tokenizer llmpi cannot read, e.g. Llama 2's
+// SentencePiece-style BPE with byte_fallback, is otherwise refused naming the key).
+HfImportReport import_hf(const std::string& dir, const std::string& out_model, bool force = false,
+                         bool with_tokenizer = true);
 
 // True if `path` is a directory holding a Hugging Face model (config.json).
 bool is_hf_model_dir(const std::string& path);

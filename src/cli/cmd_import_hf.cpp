@@ -15,17 +15,19 @@ model.safetensors or shards, F32/BF16/F16; tokenizer.json or vocab.json + merges
 writes an llmpi model file; the tokenizer goes next to it as MODEL.tokenizer.json. Anything
 llmpi would compute differently (another architecture, rope scaling, biases in Llama, ...) is
 refused naming the key. An existing file at either path is replaced only if it is an llmpi
-model file (and the tokenizer beside one), else only with --force. Start a run from it, or
-from DIR itself, with [train] init_from.
+model file (and the tokenizer beside one), else only with --force. A tokenizer llmpi cannot
+read (Llama 2's SentencePiece-style BPE, ...) is refused too; --no-tokenizer imports the
+weights alone. Start a run from it, or from DIR itself, with [train] init_from.
 )";
 
 struct ImportArgs {
   std::string dir, out;
   bool force = false;
+  bool no_tokenizer = false;
 };
 
 int run_import(const ImportArgs& a) {
-  const HfImportReport r = import_hf(a.dir, a.out, a.force);
+  const HfImportReport r = import_hf(a.dir, a.out, a.force, !a.no_tokenizer);
   const ModelConfig& m = r.meta.model;
   std::printf("imported %s -> %s: %s, %lld layers, d_model %lld, %lld heads (%lld kv), vocab %lld, "
               "%lld parameters\n",
@@ -48,6 +50,8 @@ CommandSpec import_hf_command() {
             add_switch(app, "--force", a->force,
                        "replace files at MODEL.h5 and MODEL.tokenizer.json that are not llmpi's\n"
                        "own earlier output (an llmpi model file is replaced without it)");
+            add_switch(app, "--no-tokenizer", a->no_tokenizer,
+                       "import the weights only, not DIR's tokenizer (for one llmpi cannot read)");
             return [a](CommandEnv&) { return run_import(*a); };
           }};
 }

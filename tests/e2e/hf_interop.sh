@@ -99,6 +99,9 @@ import json; p = 'hfbadtok/tokenizer.json'; j = json.load(open(p)); j['post_proc
 set -e
 [ "$c4" -eq 2 ] && grep -q "hfbadtok/tokenizer.json: post_processor: only ByteLevel or null" err4.txt || { cat err4.txt; fail "tokenizer.json value of the wrong type"; }
 [ ! -e badtok.h5 ] && [ ! -e badtok.tokenizer.json ] || fail "import-hf of a bad tokenizer left a file"
+grep -q -- "--no-tokenizer imports the weights alone" err4.txt || { cat err4.txt; fail "no hint at --no-tokenizer"; }
+"$llmpi" import-hf hfbadtok --out badtok.h5 --no-tokenizer > import4.txt
+[ -f badtok.h5 ] && [ ! -e badtok.tokenizer.json ] && ! grep -q "tokenizer ->" import4.txt || fail "import-hf --no-tokenizer"
 [ "$c5" -eq 2 ] && grep -q -- "--max-shard-mb: must be in \[1, 1e+09\]" err5.txt && [ ! -e hfshards ] || { cat err5.txt; fail "--max-shard-mb 2^44"; }
 [ "$c6" -eq 2 ] && grep -q "hf32/model.safetensors: not a directory" err6.txt || { cat err6.txt; fail "import-hf of a file"; }
 [ "$c1" -eq 2 ] && grep -q "no model.safetensors and no model.safetensors.index.json\|config.json" err1.txt || { cat err1.txt; fail "import-hf of a non-HF dir"; }

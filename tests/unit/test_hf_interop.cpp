@@ -594,3 +594,24 @@ TEST_F(HfInterop, MalformedModelDirectoriesAreRefusedNamingTheKey) {
   EXPECT_NE(message_of([&] { import_hf(path("gpt2"), long_name); }), "(no UserError)");
   EXPECT_FALSE(fs::exists(path("m.tokenizer.json")));
 }
+
+TEST_F(HfInterop, ATokenizerLlmpiCannotReadIsRefusedUnlessTheWeightsAloneAreAsked) {
+  // Llama 2 / TinyLlama ship a SentencePiece-style BPE (byte_fallback, a normalizer): such a
+  // directory could not be imported at all, and nothing said how to get its weights.
+  export_hf(write_model(llama_config(), "llama.h5"), HfExportOptions{path("llama"), StDtype::f32, kDefaultMaxShardBytes, ""});
+  Json j;
+  std::ifstream(path("llama/tokenizer.json")) >> j;
+  j["model"]["byte_fallback"] = true;
+  std::ofstream(path("llama/tokenizer.json")) << j.dump();
+  const std::string msg = message_of([&] { import_hf(path("llama"), path("m.h5")); });
+  EXPECT_NE(msg.find(path("llama/tokenizer.json") + ": model.byte_fallback: true is not supported"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--no-tokenizer imports the weights alone"), std::string::npos) << msg;
+  EXPECT_FALSE(fs::exists(path("m.h5")));
+  const HfImportReport r = import_hf(path("llama"), path("m.h5"), /*force=*/false, /*with_tokenizer=*/false);
+  EXPECT_TRUE(r.tokenizer_path.empty());
+  EXPECT_FALSE(fs::exists(path("m.tokenizer.json")));
+  auto be = make_host_backend();
+  const LoadedModel lm = load_model(path("m.h5"), *be);
+  EXPECT_EQ(lm.config.data.tokenizer, "");
+  EXPECT_EQ(param(lm, "layers.1.mlp.up.weight"), param(load_model(path("llama.h5"), *be), "layers.1.mlp.up.weight"));
+}
