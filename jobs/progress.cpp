@@ -31,7 +31,7 @@ const char* phase_name(Phase p) {
   return "?";
 }
 
-Progress::Progress(int rank) : rank_(rank), phase_since_ns_(now_ns()) {
+Progress::Progress(int rank) : rank_(rank), phase_since_ns_(now_ns()), progress_ns_(now_ns()) {
   if (const char* h = std::getenv("LLMPI_TEST_HANG"); h && *h) {
     long long r = -1, s = -1;
     int used = 0;
@@ -50,6 +50,14 @@ void Progress::begin(Phase p, int64_t step) {
   step_.store(step);
   phase_.store(int(p));
   phase_since_ns_.store(now);
+  progress_ns_.store(now);
+}
+
+void Progress::advance() { progress_ns_.store(now_ns()); }
+
+void Progress::waiting_for_peer(bool waiting) {
+  progress_ns_.store(now_ns());
+  waiting_.store(waiting);
 }
 
 void Progress::enter(const CollectiveCall& call) {
@@ -90,6 +98,8 @@ Progress::Snapshot Progress::snapshot() const {
   s.phase = Phase(phase_.load());
   s.step = step_.load();
   s.phase_s = double(now - phase_since_ns_.load()) * 1e-9;
+  s.stalled_s = double(now - progress_ns_.load()) * 1e-9;
+  s.waiting = waiting_.load();
   s.op = op_.load();
   if (s.op) {
     s.group = group_.load();

@@ -8,6 +8,12 @@
 //   phases   startup (from start-up to the end of the first step), step, eval, save, idle
 //            (no limit: between runs, after the end). begin() ends the previous phase and
 //            records its duration; longest() is the longest one seen per phase.
+//   progress the watchdog times the stretch without progress: from begin(), or from the last
+//            advance() inside a phase of many small units (rank 0's eval-prompt tokens).
+//            While waiting_for_peer(true) — this rank only waits for work another rank does and
+//            whose own watchdog times it per unit (the eval prompts: world rank 0 generates,
+//            the others wait in the next collective) — this rank is not timed; a hang there
+//            ends the job through the working rank's watchdog.
 // Test hook (docs/slurm.md): LLMPI_TEST_HANG="rank=R,step=S" makes rank R stop for good in
 // the first collective it enters during step S — one rank hung inside a collective while the
 // others wait in it, the case the watchdog exists for. Off unless set.
@@ -33,6 +39,12 @@ class Progress final : public CollectiveObserver {
   explicit Progress(int rank);
 
   void begin(Phase p, int64_t step);
+  // Progress inside the current phase: the watchdog's clock starts again. The phase's
+  // duration (longest()) still counts from begin().
+  void advance();
+  // true: this rank waits for a peer's timed work and is not timed (see above); false: timed
+  // again, from now.
+  void waiting_for_peer(bool waiting);
   void enter(const CollectiveCall& call) override;
   void leave() override;
   void enqueued(const CollectiveCall& call, std::shared_ptr<Completion> done) override;
@@ -52,6 +64,8 @@ class Progress final : public CollectiveObserver {
     Phase phase = Phase::startup;
     int64_t step = 0;
     double phase_s = 0.0;        // seconds in the current phase
+    double stalled_s = 0.0;      // seconds since begin(), advance() or the end of a wait
+    bool waiting = false;        // waiting_for_peer(true): not timed
     const char* op = nullptr;    // the collective it is in, or null
     const char* group = nullptr;
     int64_t elements = 0, bytes = 0;
@@ -67,7 +81,8 @@ class Progress final : public CollectiveObserver {
   int64_t hang_rank_ = -1, hang_step_ = -1;
   std::atomic<int> phase_{int(Phase::startup)};
   std::atomic<int64_t> step_{0};
-  std::atomic<int64_t> phase_since_ns_;
+  std::atomic<int64_t> phase_since_ns_, progress_ns_;
+  std::atomic<bool> waiting_{false};
   std::atomic<const char*> op_{nullptr}, group_{nullptr};
   std::atomic<int64_t> elements_{0}, bytes_{0}, op_since_ns_{0};
   std::atomic<int64_t> longest_ns_[kPhaseCount] = {};

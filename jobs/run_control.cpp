@@ -97,6 +97,8 @@ StopRequest RunControl::local_request(double now) const {
   return {};
 }
 
+bool RunControl::stop_pending() const { return bool(local_request(now_unix())); }
+
 bool RunControl::stop_requested() const {
   return bool(agree_on_stop(comm_, local_request(now_unix())));
 }

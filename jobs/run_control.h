@@ -55,6 +55,13 @@ class RunControl {
   // work that every rank counts alike. Nothing is reported or decided here: the caller cuts the
   // phase short, and the next after_step() (or stop_before_steps()) stops the run as usual.
   bool stop_requested() const;
+  // Not collective: whether this rank has a stop request of its own (a signal, the deadline
+  // rule) — what it brings to the next agreement. For work between two agreements that one
+  // rank does alone (world rank 0 generating an eval prompt while the others wait in the next
+  // stop_requested()): the rank cuts it short, and that next stop_requested() answers true on
+  // every rank, since a request once seen stays (signals are recorded, deadlines only come
+  // closer). Nothing is reported.
+  bool stop_pending() const;
   // Collective, when a phase before this launch's first step (DPO's reference pass) was cut
   // short by stop_requested(): the agreed request (a request once seen stays: signals are
   // recorded, deadlines only come closer), its event emitted ("stopping after step N (before

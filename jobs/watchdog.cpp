@@ -139,15 +139,16 @@ void Watchdog::loop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     const Progress::Snapshot s = progress_.snapshot();
-    const double limit = watchdog_limit(w_, s.phase, progress_.longest(s.phase));
-    if (limit > 0 && s.phase_s > limit) {
+    // A rank waiting for a peer's timed work is not timed (jobs/progress.h).
+    const double limit = s.waiting ? 0.0 : watchdog_limit(w_, s.phase, progress_.longest(s.phase));
+    if (limit > 0 && s.stalled_s > limit) {
       HangReport r;
       r.rank = rank_;
       r.host = host_;
       r.pid = long(::getpid());
       r.step = s.step;
       r.phase = s.phase;
-      r.stalled_s = s.phase_s;
+      r.stalled_s = s.stalled_s;
       r.limit_s = limit;
       if (s.op) {
         r.op = s.op;

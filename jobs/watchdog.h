@@ -1,6 +1,8 @@
 #pragma once
 // Watchdog: a thread per rank that ends the job when this rank makes no progress — stays in
-// one phase (jobs/progress.h) longer than that phase's limit:
+// one phase (jobs/progress.h), or in one unit of a phase that advances per unit (rank 0's
+// eval-prompt tokens), longer than that phase's limit; a rank waiting for a peer's timed work
+// (the other ranks during the eval prompts) is not timed:
 //   limit(startup) = [watchdog] startup_timeout
 //   limit(step), limit(eval) = max(step_timeout, factor × longest step / validation seen)
 //   limit(save) = max(save_timeout, factor × longest save seen);   idle: no limit

@@ -16,6 +16,8 @@
 #include "data/hf_tokenizer.h"
 #include "data/tokenizer.h"
 #include "data/tokenizer_id.h"
+#include "jobs/exit_codes.h"
+#include "jobs/stop_signals.h"
 #include "train/chat_prompt.h"
 #include "train/generate.h"
 #include "train/loaded_model.h"
@@ -38,6 +40,12 @@ fine-tuning data (the prepare.json beside its data.train shards; or --template N
 template's end-of-turn marker. Without --prompt, an interactive session when stdin is a
 terminal (one message per line, an empty line or end of input ends it), else each line of
 stdin is a prompt.
+
+SIGINT (Ctrl-C) or SIGTERM during a generation stops it before the next token: the text
+generated so far is printed as that sample's, a line on stderr says where it stopped, and
+the command exits with 128 + the signal (130, 143) without starting another sample. A second
+signal, or one outside a generation, ends it at once (what was printed before is complete:
+each sample is flushed when done).
 )";
 
 struct SampleArgs {
@@ -102,6 +110,10 @@ int run_sample(const SampleArgs& a, CommandEnv& env) {
     tmpl = sample_template(a, lm.config);
     go.stop_text = tmpl->end_of_turn();
   }
+  // SIGINT and SIGTERM are caught during a generation only (elsewhere they end the command at
+  // once, with every finished sample already flushed, and an interactive read stays
+  // interruptible): the first one stops it before the next token.
+  int signo = 0;
   auto one = [&](size_t pi, const std::string& prompt) {
     std::vector<uint32_t> ctx;
     if (tmpl) {
@@ -110,9 +122,20 @@ int run_sample(const SampleArgs& a, CommandEnv& env) {
       ctx.push_back(tok.eot_id());
       tok.encode_append(prompt, ctx);
     }
-    go.stream = uint64_t(pi);
-    const Generation g = gen.run(tok, std::move(ctx), go);
-    return g.text;
+    const StopSignals signals("TERM");
+    GenerateOptions o = go;
+    o.stream = uint64_t(pi);
+    o.stop = [&signals] { return signals.pending() != 0; };
+    const Generation g = gen.run(tok, std::move(ctx), o);
+    if (g.interrupted) signo = signals.pending();
+    return g;
+  };
+  // After a sample cut short by a signal (printed as it is): where it stopped, and the exit code.
+  auto interrupted = [&](size_t pi, const Generation& g) {
+    std::cerr << "llmpi sample: SIG" << signal_name(signo) << ": sample " << pi + 1
+              << " stopped after " << g.ids.size() << " generated tokens; exit "
+              << kExitSignalBase + signo << "\n";
+    return kExitSignalBase + signo;
   };
   if (a.chat && a.prompts.empty()) {
     const bool tty = ::isatty(STDIN_FILENO) != 0;
@@ -121,19 +144,22 @@ int run_sample(const SampleArgs& a, CommandEnv& env) {
       if (tty) std::cout << "user> " << std::flush;
       if (!std::getline(std::cin, line) || (tty && line.empty())) break;
       if (line.empty()) continue;
-      const std::string answer = one(pi, line);
-      std::cout << (tty ? "assistant> " : "") << answer << "\n" << std::flush;
+      const Generation g = one(pi, line);
+      std::cout << (tty ? "assistant> " : "") << g.text << "\n" << std::flush;
+      if (g.interrupted) return interrupted(pi, g);
     }
     return 0;
   }
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
-    const std::string text = one(pi, prompts[pi]);
+    const Generation g = one(pi, prompts[pi]);
     std::cout << "--- sample " << pi + 1 << " (seed " << seed << ", temperature "
               << opt.temperature << ")\n";
     if (tmpl)
-      std::cout << "user: " << prompts[pi] << "\nassistant: " << text << "\n";
+      std::cout << "user: " << prompts[pi] << "\nassistant: " << g.text << "\n";
     else
-      std::cout << prompts[pi] << text << "\n";
+      std::cout << prompts[pi] << g.text << "\n";
+    std::cout << std::flush;
+    if (g.interrupted) return interrupted(pi, g);
   }
   return 0;
 }

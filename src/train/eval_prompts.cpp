@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "data/hf_tokenizer.h"
+#include "jobs/progress.h"
 #include "jobs/run_control.h"
 #include "model/transformer.h"
 #include "parallel/lora_base.h"
@@ -32,7 +33,8 @@ EvalPrompts::EvalPrompts(const Config& cfg)
 }
 
 std::optional<std::vector<std::string>> EvalPrompts::generate(ParallelEngine& engine, Backend& be,
-                                                              const RunControl* control) {
+                                                              const RunControl* control,
+                                                              Progress* progress) {
   const ParamStore& store = engine.gathered_params();  // collective under ZeRO 2/3
   std::vector<std::string> out(prompts_.size());
   const bool generates = engine.topology().rank() == 0;
@@ -49,11 +51,30 @@ std::optional<std::vector<std::string>> EvalPrompts::generate(ParallelEngine& en
   o.max_new = cfg_.eval.max_new_tokens;
   o.sampling.temperature = 0.0;  // greedy
   if (template_) o.stop_text = template_->end_of_turn();
+  // Before each token, on rank 0 alone: a token is progress, and a stop request of its own
+  // breaks the generation off (not collective: the others wait in the agreement below).
+  o.stop = [&] {
+    if (progress) progress->advance();
+    return control && control->stop_pending();
+  };
+  // The others only wait for rank 0, whose watchdog times each token (jobs/progress.h).
+  if (progress && !generates) progress->waiting_for_peer(true);
   // Every rank runs this loop, rank 0 generating: one stop_requested() per prompt everywhere.
-  for (size_t i = 0; i < contexts_.size(); ++i) {
-    if (control && control->stop_requested()) return std::nullopt;  // collective
-    if (generates) out[i] = gen->run(tok_, contexts_[i], o).text;
+  bool stopped = false;
+  for (size_t i = 0; i < contexts_.size() && !stopped; ++i) {
+    bool cut = false;
+    if (generates) {
+      const Generation g = gen->run(tok_, contexts_[i], o);
+      out[i] = g.text;
+      cut = g.interrupted;
+    }
+    stopped = control && control->stop_requested();  // collective
+    // A request once seen stays: rank 0's own request is in the agreement that follows.
+    LLMPI_CHECK(stopped || !cut, "an eval prompt was cut short, but no stop was agreed");
+    if (progress) progress->advance();
   }
+  if (progress && !generates) progress->waiting_for_peer(false);
+  if (stopped) return std::nullopt;
   return out;
 }
 

@@ -9,6 +9,12 @@
 // collective under ZeRO 2/3, so every rank calls generate().
 // The trainer prints each (step, prompt, generation) and records it in the logbook as an
 // `eval_prompt` event.
+// Stopping: rank 0 asks the run control before every token whether it has a stop request of
+// its own (RunControl::stop_pending: its signal, the deadline) and breaks off there; after
+// every prompt all ranks agree (RunControl::stop_requested, one collective), so a stop takes
+// one token on rank 0, or the rest of the prompt when only another rank was signalled.
+// Watchdog (jobs/progress.h): rank 0 advances per token; the other ranks, which only wait for
+// it, are not timed during the prompts.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,6 +28,7 @@
 
 namespace llmpi {
 
+class Progress;
 class RunControl;
 
 class EvalPrompts {
@@ -32,11 +39,14 @@ class EvalPrompts {
 
   const std::vector<std::string>& prompts() const { return prompts_; }
   // Collective over the engine's world: the greedy generation of every prompt (on world
-  // rank 0; empty strings elsewhere). With `control` (may be null), every rank asks it before
-  // each prompt whether a stop is requested — once per prompt on every rank, generating or not,
-  // as stop_requested() is collective — and on a stop returns nullopt (the rest not generated).
+  // rank 0; empty strings elsewhere). With `control` (may be null), rank 0 breaks a generation
+  // off between two tokens on a stop request of its own, and every rank asks it after each
+  // prompt whether a stop is requested — once per prompt on every rank, generating or not, as
+  // stop_requested() is collective; on a stop it returns nullopt (nothing of a cut or
+  // unstarted prompt is returned). `progress` (may be null): this rank's watchdog position.
   std::optional<std::vector<std::string>> generate(ParallelEngine& engine, Backend& be,
-                                                   const RunControl* control = nullptr);
+                                                   const RunControl* control = nullptr,
+                                                   Progress* progress = nullptr);
 
  private:
   Config cfg_;

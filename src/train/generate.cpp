@@ -12,6 +12,10 @@ Generator::Generator(Backend& be, const Transformer& model, int64_t T)
 Generation Generator::run(const Tokenizer& tok, std::vector<uint32_t> ctx, const GenerateOptions& o) {
   Generation g;
   for (int64_t i = 0; i < o.max_new; ++i) {
+    if (o.stop && o.stop()) {  // between two tokens: a forward pass is never cut
+      g.interrupted = true;
+      break;
+    }
     // The last T tokens of the context, padded after the end (causal: padding is unseen).
     const size_t start = ctx.size() > size_t(T_) ? ctx.size() - size_t(T_) : 0;
     const int64_t len = int64_t(ctx.size() - start);

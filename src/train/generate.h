@@ -4,8 +4,11 @@
 // (train/sampler.h; temperature 0 = greedy). The model reads at most T tokens: past T the
 // window slides (the last T tokens, the first at position 0). Generation stops at the
 // tokenizer's end-of-text token, when the decoded continuation contains `stop_text` (a chat
-// template's end-of-turn marker; the text is cut before it), or after max_new tokens.
+// template's end-of-turn marker; the text is cut before it), after max_new tokens, or when
+// GenerateOptions::stop says so before a token (a stop signal, the deadline: a long generation
+// can be interrupted between two tokens, keeping those generated).
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,11 +26,16 @@ struct GenerateOptions {
   uint64_t stream = 0;     // distinguishes samples drawn with one key
   std::string stop_text;   // "" = none
   bool stop_at_eot = true; // false: the end-of-text token is generated like any other
+  // Asked before each token (empty: never): true ends the generation there, with the tokens
+  // generated so far and Generation::interrupted set. It runs on the generating rank alone, so
+  // it must not be collective (RunControl::stop_pending, StopSignals::pending).
+  std::function<bool()> stop;
 };
 
 struct Generation {
   std::vector<uint32_t> ids;  // generated tokens (the stop token or text excluded)
   std::string text;           // their decoded text, cut before stop_text
+  bool interrupted = false;   // ended by GenerateOptions::stop, not by eot, stop_text or max_new
 };
 
 class Generator {

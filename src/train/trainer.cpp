@@ -277,7 +277,7 @@ TrainSummary Trainer::run(const RunOptions& opt) {
     }
     if (eval_prompts_) {
       const std::optional<std::vector<std::string>> generations =
-          eval_prompts_->generate(*engine_, be_, opt.control);  // collective
+          eval_prompts_->generate(*engine_, be_, opt.control, opt.progress);  // collective
       if (!generations) {  // as above: the step loop's stop check acts on the request
         report("prompt step " + std::to_string(step) +
                " | cut short by a stop request (no generation recorded)");

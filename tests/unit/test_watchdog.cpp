@@ -101,6 +101,44 @@ TEST(Watchdog, QuietWhileProgressIsMadeAndWhenDisabled) {
   EXPECT_EQ(fired.load(), 0);
 }
 
+// A phase of many small units (rank 0's eval-prompt tokens) advances per unit: timed per unit,
+// not as a whole; a rank waiting for such a peer is not timed, and is timed afresh after.
+TEST(Watchdog, AdvancingAndWaitingForAPeerAreNotHangs) {
+  WatchdogSection w;
+  w.step_timeout = 0.4;
+  w.factor = 1;
+  std::atomic<int> fired{0};
+  std::atomic<double> stalled{0.0};
+  Progress working(0), waiting(1);
+  {
+    Watchdog dog0(w, working, 0, "/nonexistent", [&](const HangReport&) { ++fired; });
+    Watchdog dog1(w, waiting, 1, "/nonexistent", [&](const HangReport& r) {
+      stalled = r.stalled_s;
+      ++fired;
+    });
+    working.begin(Phase::eval, 3);
+    waiting.begin(Phase::eval, 3);
+    waiting.waiting_for_peer(true);
+    for (int token = 0; token < 15; ++token) {  // 1.5 s of eval, 0.1 s per unit
+      working.advance();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(fired.load(), 0);
+    EXPECT_GT(working.snapshot().phase_s, 1.4);  // the phase itself still counts from begin()
+    EXPECT_LT(working.snapshot().stalled_s, 0.4);
+    working.begin(Phase::idle, 3);
+    waiting.waiting_for_peer(false);  // timed again, from now: fires after 0.4 s, not at once
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    EXPECT_EQ(fired.load(), 0);
+    for (int i = 0; i < 500 && fired.load() == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(fired.load(), 1);
+    EXPECT_GT(stalled.load(), 0.4);
+    EXPECT_LT(stalled.load(), 1.4);  // since the wait ended, not since the phase began
+  }
+  EXPECT_GT(working.longest(Phase::eval), 1.4);
+}
+
 TEST(Watchdog, HangReportsBecomeJournalEvents) {
   const fs::path dir = fs::temp_directory_path() / ("llmpi_hangs_" + std::to_string(::getpid()));
   fs::remove_all(dir);
