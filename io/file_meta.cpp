@@ -62,6 +62,7 @@ void write_file_meta(hid_t file, const ModelFileMeta& m, double created_unix,
   h5::write_attr(file, "config", m.config_toml, path);
   h5::write_attr(file, "created_unix", created_unix, path);
   if (!m.tokenizer.empty()) h5::write_attr(file, "tokenizer", m.tokenizer, path);
+  if (!m.writer.empty()) h5::write_attr(file, "writer", m.writer, path);
   if (!m.lora_base.empty()) {
     h5::write_attr(file, "lora_base", m.lora_base, path);
     h5::write_attr(file, "lora_base_checksum", m.lora_base_checksum, path);
@@ -87,6 +88,7 @@ ModelFileMeta read_file_meta(hid_t file, const std::string& path) {
   m.config_toml = h5::read_attr_string(file, "config", path);
   m.created_unix = h5::read_attr_double(file, "created_unix", path);
   if (h5::has_attr(file, "tokenizer")) m.tokenizer = h5::read_attr_string(file, "tokenizer", path);
+  if (h5::has_attr(file, "writer")) m.writer = h5::read_attr_string(file, "writer", path);
   if (h5::has_attr(file, "lora_base")) {
     m.lora_base = h5::read_attr_string(file, "lora_base", path);
     m.lora_base_checksum = h5::read_attr_uint(file, "lora_base_checksum", path);

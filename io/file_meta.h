@@ -7,7 +7,9 @@
 //                   data/tokenizer_id.h; absent when the data records none, and in files of
 //                   older llmpi); lora_base, lora_base_checksum (only in files of LoRA runs,
 //                   whose /params hold the adapters: the frozen base they sit beside — its
-//                   source and the checksum of its tensors, parallel/lora_base.h)
+//                   source and the checksum of its tensors, parallel/lora_base.h); writer
+//                   (optional: the command that wrote a model file outside training —
+//                   "llmpi import-hf", "llmpi lora merge" —, which recognises its own earlier output by it)
 //   /layout  attrs  the Layout record by name (core/layout.h): tp, pp, dp, zero_stage,
 //                   virtual_stages, micro_batches, sequence_parallel (0/1), world_size; int64
 // format_version 2 introduced /layout. A format_version 1 file holds the layout as the root
@@ -33,6 +35,7 @@ struct ModelFileMeta {
   std::string tokenizer;        // TokenizerId::str() of the training data; "" = not recorded
   std::string lora_base;        // LoRA: the base's source (train.init_from or "seed <n>"); "" = none
   uint64_t lora_base_checksum = 0;
+  std::string writer;           // the command that wrote the file, when not training; "" = none
   // Filled on read:
   int64_t format_version = 0;
   std::string llmpi_version, git_revision;

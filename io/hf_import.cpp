@@ -138,10 +138,13 @@ void fill_params(const HfModelSource& src, ParamStore& store, Backend& be) {
 
 namespace {
 
-// import-hf's own earlier output: an llmpi model file (root format = "llmpi", kind = "model").
-bool is_llmpi_model_file(const std::string& path) {
+constexpr const char* kWriter = "llmpi import-hf";
+
+// import-hf's own earlier output: a model file carrying its writer mark (a run's model.h5 or
+// another command's file is not, and is replaced only with force).
+bool is_earlier_import(const std::string& path) {
   try {
-    return read_model_meta(path).kind == "model";
+    return read_model_meta(path).writer == kWriter;
   } catch (const UserError&) {
     return false;
   }
@@ -155,11 +158,7 @@ HfImportReport import_hf(const std::string& dir, const std::string& out_model, b
   // --out "" wrote ".tokenizer.json" into the working directory; a missing directory was found
   // only when the converted model was written.
   if (out_model.empty()) user_error("missing --out MODEL.h5");
-  if (const fs::path parent = fs::path(out_model).parent_path(); !parent.empty()) {
-    std::error_code ec;
-    if (!fs::is_directory(parent, ec))
-      user_error(out_model, ": the directory ", parent.string(), " does not exist (import-hf creates none)");
-  }
+  require_parent_directory(out_model, "llmpi import-hf");
   const HfModelSource src = open_hf_model(dir);
   rep.meta = src.meta;
   const ModelConfig& m = src.meta.model;
@@ -179,12 +178,12 @@ HfImportReport import_hf(const std::string& dir, const std::string& out_model, b
   }
   // The output rule (core/output_rule.h), before anything is written: the model file (a
   // directory there is refused), and the tokenizer beside it (a path the user never named),
-  // replaced without force only beside an llmpi model file.
-  claim_outputs({"", {out_model}, "an llmpi model file", is_llmpi_model_file}, force);
+  // replaced without force only beside import-hf's earlier model file.
+  claim_outputs({"", {out_model}, "the output of an earlier llmpi import-hf", is_earlier_import}, force);
   if (!rep.tokenizer_path.empty()) {
-    const bool beside_ours = is_llmpi_model_file(out_model);
+    const bool beside_ours = is_earlier_import(out_model);
     claim_outputs({"", {rep.tokenizer_path},
-                   "the tokenizer import-hf writes beside the llmpi model file " + out_model,
+                   "the tokenizer import-hf writes beside its model file " + out_model,
                    [beside_ours](const std::string&) { return beside_ours; }},
                   force);
   }
@@ -203,6 +202,7 @@ HfImportReport import_hf(const std::string& dir, const std::string& out_model, b
   fill_params(src, store, *be);
   rep.params = store.numel();
   ModelFileMeta meta;
+  meta.writer = kWriter;
   meta.config_toml = checked.source_text;
   // The model first: a tokenizer written before a model save that fails (or is interrupted)
   // was left beside no llmpi model file, so the rerun refused it without --force.

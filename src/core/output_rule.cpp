@@ -86,6 +86,14 @@ void claim_outputs(const OutputClaim& c, bool force) {
   for (const std::string& f : c.removes) check_removed(c, f);
 }
 
+void require_parent_directory(const std::string& file, const std::string& command) {
+  const fs::path parent = fs::path(file).parent_path();
+  std::error_code ec;
+  if (!parent.empty() && !fs::is_directory(parent, ec))
+    user_error(file, ": the directory ", parent.string(), " does not exist (", command,
+               " creates none)");
+}
+
 std::string first_line_of(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::string line;

@@ -47,6 +47,11 @@ struct OutputClaim {
 // "<path>: is a directory; expected <what>", ...) for the first path the rule refuses.
 void claim_outputs(const OutputClaim& claim, bool force);
 
+// For a command that writes one file the user names and creates no directory (import-hf
+// --out, lora merge --out): UserError "<file>: the directory <parent> does not exist
+// (<command> creates none)" unless the file's directory exists; "" or "." passes.
+void require_parent_directory(const std::string& file, const std::string& command);
+
 // The first line of a file, without its '\n' ("" when it cannot be read): for recognisers.
 std::string first_line_of(const std::string& path);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The output rule (src/core/output_rule.h) through the CLI, for every command it covers:
 # prepare, import-hf (and the MODEL.tokenizer.json beside it), export-hf, logbook --csv and
-# logbook --jsonl. A foreign file at an output path is left byte for byte with exit 2 and a
+# logbook --jsonl (lora merge's: tests/unit/test_lora_train.cpp). A foreign file at an output path is left byte for byte with exit 2 and a
 # message naming it; re-running into the command's own output works; --force replaces, but
 # never deletes (export-hf's other weight layout only from its own earlier export); a file at
 # an output's temporary OUTPUT.tmp is replaced only with --force, a link there never.
@@ -142,6 +142,12 @@ cmp -s foreign.txt other.tokenizer.json && fail "import-hf --force did not repla
 mkdir dir.h5
 expect_code 2 "$llmpi" import-hf hf --out dir.h5
 grep -q "dir.h5: is a directory" err.txt || { cat err.txt; fail "import-hf --out DIR"; }
+# A run's model.h5 is an llmpi model file but not import-hf's (no writer mark): left as it was.
+cp run/model.h5 run-model.h5
+expect_code 2 "$llmpi" import-hf hf --out run/model.h5
+grep -qF "run/model.h5: exists and is not the output of an earlier llmpi import-hf" err.txt ||
+  { cat err.txt; fail "import-hf over a run's model.h5"; }
+cmp -s run-model.h5 run/model.h5 || fail "import-hf changed the run's model.h5"
 
 # logbook --csv / --jsonl: an earlier export is recognised by its first line.
 mkdir csv-foreign && cp foreign.txt csv-foreign/events.csv

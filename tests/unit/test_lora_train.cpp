@@ -247,6 +247,42 @@ TEST(LoraTrain, MergeAndPeftExport) {
   EXPECT_EQ(rc2, 2);
   EXPECT_NE(out2.find("holds a full model, not LoRA adapters"), std::string::npos) << out2;
 
+  // The output rule (core/output_rule.h): a merge replaces its own earlier output, marked
+  // writer = "llmpi lora merge"; another file only with --force; never the adapters it reads
+  // nor the base (they were overwritten without a word).
+  EXPECT_EQ(read_model_meta(merged).writer, "llmpi lora merge");
+  EXPECT_EQ(llmpi::testing::run_llmpi("lora merge " + model + " --out " + merged).first, 0);
+  const auto bytes_of = [](const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string model_bytes = bytes_of(model), base_bytes = bytes_of(c.init_from);
+  const std::string foreign = (d / "notes.txt").string();
+  std::ofstream(foreign) << "someone's notes\n";
+  for (const std::string& target : {foreign, model, c.init_from}) {
+    const auto [rc3, out3] = llmpi::testing::run_llmpi("lora merge " + model + " --out " + target);
+    EXPECT_EQ(rc3, 2) << out3;
+    EXPECT_NE(out3.find(target + ": exists and is not the output of an earlier llmpi lora merge"),
+              std::string::npos) << out3;
+  }
+  for (const auto& [target, what] : {std::pair{model, "is ADAPTERS, the file being merged"},
+                                     std::pair{c.init_from, "is the base the adapters are merged into"}}) {
+    const auto [rc4, out4] = llmpi::testing::run_llmpi("lora merge " + model + " --out " + target + " --force");
+    EXPECT_EQ(rc4, 2) << out4;
+    EXPECT_NE(out4.find(target + ": " + what), std::string::npos) << out4;
+  }
+  EXPECT_EQ(bytes_of(foreign), "someone's notes\n");
+  EXPECT_EQ(bytes_of(model), model_bytes);
+  EXPECT_EQ(bytes_of(c.init_from), base_bytes);
+  const auto [rc5, out5] = llmpi::testing::run_llmpi("lora merge " + model + " --out " + foreign + " --force");
+  EXPECT_EQ(rc5, 0) << out5;
+  EXPECT_EQ(read_model_meta(foreign).writer, "llmpi lora merge");
+  const std::string nowhere = (d / "missing" / "m.h5").string();
+  const auto [rc6, out6] = llmpi::testing::run_llmpi("lora merge " + model + " --out " + nowhere);
+  EXPECT_EQ(rc6, 2) << out6;
+  EXPECT_NE(out6.find(nowhere + ": the directory " + (d / "missing").string() + " does not exist"),
+            std::string::npos) << out6;
+
   // export-hf: the merged model and, in adapter/, PEFT's files.
   HfExportOptions eo;
   eo.out_dir = (d / "hf").string();
