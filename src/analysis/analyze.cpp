@@ -12,7 +12,6 @@
 #include "core/agreement.h"
 #include "core/error.h"
 #include "core/file_kind.h"
-#include "core/output_rule.h"
 #include "data/token_shard.h"
 #include "parallel/communicator.h"
 #include "train/paths.h"
@@ -82,10 +81,7 @@ void check_named_inputs(const AnalyzeOptions& opt) {
   require_run_directory(opt.run_dir);
   if (!opt.eval_data.empty()) require_token_shards(opt.eval_data, "--eval");
   if (!opt.train_data.empty()) require_token_shards(opt.train_data, "--train-data");
-  OutputClaim report;  // only the directory: the report's files are replaced (llmpi analyze's own)
-  report.dir = report_dir(opt);
-  report.what = "the analysis report, --out";
-  claim_outputs(report, false);
+  claim_report_dir(report_dir(opt), opt.force);
 }
 
 }  // namespace

@@ -26,6 +26,7 @@ struct AnalyzeOptions {
   int64_t eval_batches = 16;     // batches of train.batch_size sequences (0 = the whole shard)
   std::string train_data;        // the run's training shards for memorization ("" = its config's)
   int64_t probe_samples = 8;     // training samples probed per checkpoint interval (0 = none)
+  bool force = false;            // replace files in out_dir that an earlier analyze did not write
 };
 
 struct AnalyzeSummary {

@@ -48,6 +48,15 @@ void add_training_sections(const AnalysisInputs& in, Report& r);
 void add_checkpoint_sections(const AnalysisInputs& in, Report& r);
 
 Report build_report(const AnalysisInputs& in);
+
+// report.json's "writer": how analyze recognises a report directory it wrote.
+inline constexpr const char* kReportWriter = "llmpi analyze";
+// The output rule (core/output_rule.h) for a report directory, checked before the analysis:
+// report.html, report.json and every existing data/*.csv (any of which a report may write)
+// are replaced only when <dir>/report.json is analyze's (its writer mark; a report of an
+// earlier llmpi, without the mark: an object with run, llmpi_version, summary and tables),
+// else only with force; a data/ that is not a directory is refused. UserError naming the path.
+void claim_report_dir(const std::string& dir, bool force);
 // Writes <out_dir>/report.html, report.json and data/<table>.csv (creating the folders).
 // UserError naming the path when it cannot write.
 void write_report(const Report& r, const std::string& title, const std::string& out_dir);

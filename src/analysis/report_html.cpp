@@ -8,6 +8,9 @@
 #include "analysis/report.h"
 #include "analysis/svg_chart.h"
 #include "core/error.h"
+#include "core/file_kind.h"
+#include "core/output_rule.h"
+#include "core/text_file.h"
 #include "core/version.h"
 #include "io/logbook_markdown.h"
 
@@ -45,12 +48,7 @@ table.summary th{width:230px;background:none}
 ul.notes li{color:#8a4b00}
 )";
 
-void write_text(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::trunc | std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) user_error(p.string(), ": cannot write (is the --out directory writable?)");
-}
+void write_text(const fs::path& p, const std::string& text) { write_text_atomically(p.string(), text); }
 
 }  // namespace
 
@@ -67,6 +65,35 @@ std::string html_table(const std::vector<std::string>& header,
     h += "</tr>";
   }
   return h + "</tbody></table>";
+}
+
+namespace {
+
+bool is_earlier_report(const fs::path& dir) {
+  const fs::path json = dir / "report.json";
+  if (!not_regular_file(json.string()).empty()) return false;
+  const nlohmann::json j = nlohmann::json::parse(read_text_file_if_exists(json.string()), nullptr, false);
+  if (!j.is_object()) return false;
+  if (j.contains("writer")) return j["writer"] == kReportWriter;
+  return j.contains("run") && j.contains("llmpi_version") && j.contains("summary") && j.contains("tables");
+}
+
+}  // namespace
+
+void claim_report_dir(const std::string& dir, bool force) {
+  const fs::path out(dir), data = out / "data";
+  OutputClaim c;
+  c.dir = dir;
+  c.what = "part of an earlier llmpi analyze --out report";
+  c.files = {(out / "report.html").string(), (out / "report.json").string()};
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(data, ec)) && !fs::is_directory(data, ec))
+    user_error(data.string(), ": exists and is not a directory; expected the report's data/ folder");
+  for (fs::directory_iterator it(data, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".csv") c.files.push_back(it->path().string());
+  const bool ours = is_earlier_report(out);  // decided once, for every file of the directory
+  c.ours = [ours](const std::string&) { return ours; };
+  claim_outputs(c, force);
 }
 
 Report build_report(const AnalysisInputs& in) {
@@ -95,7 +122,8 @@ void write_report(const Report& r, const std::string& title, const std::string& 
   }
   nlohmann::json summary = nlohmann::json::object();
   for (const auto& [k, v] : r.summary) summary[k] = v;
-  const nlohmann::json doc = {{"run", title},
+  const nlohmann::json doc = {{"writer", kReportWriter},
+                              {"run", title},
                               {"llmpi_version", kVersion},
                               {"git_revision", kGitRevision},
                               {"summary", summary},

@@ -28,7 +28,8 @@ checkpoint's model (or three tensors) at a time. A partial run gives a partial r
 notes (a damaged checkpoint or logbook is left out and named). The exit status is 2 when
 nothing can be reported, or at once, before any work, when an input named on the command
 line is unusable: RUN_DIR not a directory, --eval or --train-data not token shards, --out
-not a directory.
+not a directory, or --out holding files of those names that an earlier analyze did not write
+(replaced only with --force; recognised by report.json).
 )";
 
 struct AnalyzeArgs {
@@ -73,6 +74,8 @@ CommandSpec analyze_command() {
                       "training samples probed per checkpoint interval (default 8; 0 = no\n"
                       "memorization)")
                 ->check(at_least(0));
+            add_switch(app, "--force", a->opt.force,
+                       "replace report files in --out that an earlier analyze did not write");
             add_backend_option(app, a->backend);
             return [a](CommandEnv& env) { return run_analyze(*a, env); };
           }};

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The output rule (src/core/output_rule.h) through the CLI, for every command it covers:
 # prepare, import-hf (and the MODEL.tokenizer.json beside it), export-hf, logbook --csv and
-# logbook --jsonl (lora merge's: tests/unit/test_lora_train.cpp). A foreign file at an output path is left byte for byte with exit 2 and a
+# logbook --jsonl, analyze --out (lora merge's: tests/unit/test_lora_train.cpp). A foreign file at an output path is left byte for byte with exit 2 and a
 # message naming it; re-running into the command's own output works; --force replaces, but
 # never deletes (export-hf's other weight layout only from its own earlier export); a file at
 # an output's temporary OUTPUT.tmp is replaced only with --force, a link there never.
@@ -162,4 +162,18 @@ expect_code 0 "$llmpi" logbook run --jsonl --out own.jsonl
 expect_code 0 "$llmpi" logbook run --jsonl --out own.jsonl
 expect_code 0 "$llmpi" logbook run --jsonl --out log.jsonl --force
 head -1 log.jsonl | grep -q '"record":"schema"' || fail "logbook --jsonl --force did not replace"
+
+# analyze --out: report.html, report.json and data/*.csv are replaced only in a report that
+# analyze wrote (its report.json); they were overwritten in any directory.
+mkdir -p report-foreign/data && cp foreign.txt report-foreign/report.html
+refused report-foreign/report.html "$llmpi" analyze run --out report-foreign
+rm report-foreign/report.html && cp foreign.txt report-foreign/data/steps.csv
+refused report-foreign/data/steps.csv "$llmpi" analyze run --out report-foreign
+[ ! -e report-foreign/report.json ] || fail "analyze wrote beside a refusal"
+expect_code 0 "$llmpi" analyze run --out report
+expect_code 0 "$llmpi" analyze run --out report              # re-run into its own report
+cp foreign.txt report/report.json.tmp
+refused_tmp report/report.json "$llmpi" analyze run --out report
+expect_code 0 "$llmpi" analyze run --out report-foreign --force
+cmp -s foreign.txt report-foreign/data/steps.csv && fail "analyze --force did not replace data/steps.csv"
 echo "output_rule: OK"
