@@ -163,7 +163,9 @@ SubmitResult submit(const SubmitOptions& opt, const SubmitContext& ctx) {
   if (ec) user_error(dir.string(), ": cannot create the directory (", ec.message(), ")");
   std::string base = "submit-" + timestamp(ctx.now_unix);
   fs::path script = dir / (base + ".sbatch");
-  for (int n = 2; fs::exists(script); ++n) script = dir / (base + "-" + std::to_string(n) + ".sbatch");
+  // A free name: nothing there, not even a dangling link (ofstream would write through it).
+  const auto taken = [&](const fs::path& p) { return fs::exists(fs::symlink_status(p, ec)); };
+  for (int n = 2; taken(script); ++n) script = dir / (base + "-" + std::to_string(n) + ".sbatch");
   {
     std::ofstream out(script);
     out << res.script_text;

@@ -17,6 +17,8 @@
 #include "jobs/exit_codes.h"
 #include "jobs/stop_signals.h"
 #include "slurm/batch_script.h"
+#include "slurm/submit.h"
+#include "test_model_util.h"
 
 using namespace llmpi;
 namespace fs = std::filesystem;
@@ -350,4 +352,42 @@ TEST(SlurmScript, ForwardsTheStopSignalAndWaits) {
     EXPECT_NE(o.log.find("scontrol requeue 4242"), std::string::npos) << o.log << o.out;
     EXPECT_EQ(o.rc, 0) << o.out;
   }
+}
+
+// `llmpi slurm submit` picks a free name for its script in <run.dir>/slurm; a dangling
+// symbolic link there is taken, not free (fs::exists() says no, and writing it followed the
+// link into the file it names). A fake sbatch on PATH answers with a job id.
+TEST(SlurmSubmit, NeverWritesTheScriptThroughALink) {
+  const fs::path dir = fs::temp_directory_path() / ("llmpi_submit_link_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "bin");
+  std::ofstream(dir / "bin/sbatch") << "#!/bin/sh\necho 4242\n";
+  fs::permissions(dir / "bin/sbatch", fs::perms::owner_all);
+  std::ofstream(dir / "c.toml") << llmpi::testing::tiny_config_toml(Arch::gpt2) << "[run]\ndir = \"run\"\n";
+  const char* old_path = std::getenv("PATH");
+  const std::string saved = old_path ? old_path : "";
+  ::setenv("PATH", ((dir / "bin").string() + ":" + saved).c_str(), 1);
+  SubmitOptions opt;
+  opt.config_path = (dir / "c.toml").string();
+  opt.res.nodes = 1;
+  SubmitContext ctx;
+  ctx.cwd = dir.string();
+  ctx.llmpi_bin = "/usr/bin/true";
+  ctx.llmpi_version = "llmpi test";
+  ctx.now_unix = 1.7e9;  // both submits: the same timestamp, so the second needs another name
+  try {
+    const SubmitResult first = submit(opt, ctx);
+    ASSERT_EQ(first.jobs.size(), 1u);
+    const std::string stem = first.script_path.substr(0, first.script_path.size() - 7);  // ".sbatch"
+    const fs::path victim = dir / "victim.txt";
+    fs::create_symlink(victim, stem + "-2.sbatch");
+    const SubmitResult second = submit(opt, ctx);
+    EXPECT_EQ(second.script_path, stem + "-3.sbatch");
+    EXPECT_FALSE(fs::exists(victim)) << "the script was written through the link";
+    EXPECT_TRUE(fs::is_symlink(stem + "-2.sbatch"));
+  } catch (const UserError& e) {
+    ADD_FAILURE() << e.what();
+  }
+  ::setenv("PATH", saved.c_str(), 1);
+  fs::remove_all(dir);
 }
