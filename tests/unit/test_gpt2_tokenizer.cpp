@@ -15,8 +15,10 @@
 #include "data/hf_tokenizer.h"
 #include "data/tokenizer.h"
 #include "tokenizer_reference.h"
+#include "user_error_message.h"
 
 using namespace llmpi;
+using llmpi::testing::message_of;
 using namespace llmpi::testing;
 namespace fs = std::filesystem;
 
@@ -73,15 +75,6 @@ std::string temp_dir(const std::string& name) {
   fs::remove_all(d);
   fs::create_directories(d);
   return d.string();
-}
-
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "(no UserError)";
 }
 
 }  // namespace

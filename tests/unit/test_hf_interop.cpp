@@ -26,8 +26,10 @@
 #include "io/safetensors_set.h"
 #include "model/param_layout.h"
 #include "train/loaded_model.h"
+#include "user_error_message.h"
 
 using namespace llmpi;
+using llmpi::testing::message_of;
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
@@ -112,15 +114,6 @@ std::string file_bytes(const std::string& p) {
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
-}
-
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "(no UserError)";
 }
 
 // llmpi's logits [T, V] of `ids` for a model file.

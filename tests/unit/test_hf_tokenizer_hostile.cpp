@@ -13,21 +13,14 @@
 
 #include "core/error.h"
 #include "data/hf_tokenizer.h"
+#include "user_error_message.h"
 
 using namespace llmpi;
+using llmpi::testing::message_of;
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
 namespace {
-
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "(no UserError)";
-}
 
 class HfTokenizerHostile : public ::testing::Test {
  protected:

@@ -18,8 +18,10 @@
 #include "data/text_clean.h"
 #include "data/token_shard.h"
 #include "data/tokenizer.h"
+#include "user_error_message.h"
 
 using namespace llmpi;
+using llmpi::testing::message_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -28,15 +30,6 @@ namespace {
 int cmd_prepare(std::vector<std::string> args) {
   args.insert(args.begin(), "prepare");
   return llmpi::testing::run_cli(args);
-}
-
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "(no UserError thrown)";
 }
 
 std::string read_file(const fs::path& p) {

@@ -15,8 +15,10 @@
 #include "core/float16.h"
 #include "io/safetensors.h"
 #include "io/safetensors_set.h"
+#include "user_error_message.h"
 
 using namespace llmpi;
+using llmpi::testing::message_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -43,15 +45,6 @@ class SafetensorsTest : public ::testing::Test {
   }
   fs::path dir_;
 };
-
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "(no UserError)";
-}
 
 std::vector<uint8_t> f32_bytes(std::vector<float> v) { return encode_f32(v, StDtype::f32); }
 
