@@ -81,6 +81,8 @@ ModelFileMeta read_file_meta(hid_t file, const std::string& path) {
     user_error(path, ": format_version ", m.format_version, " is not supported (this llmpi reads 1..",
                kFormatVersion, ")");
   m.kind = h5::read_attr_string(file, "kind", path);
+  if (m.kind != "model" && m.kind != "checkpoint")
+    user_error(path, ": attribute 'kind' is \"", m.kind, "\"; expected \"model\" or \"checkpoint\"");
   m.llmpi_version = h5::read_attr_string(file, "llmpi_version", path);
   m.git_revision = h5::read_attr_string(file, "git_revision", path);
   m.step = h5::read_attr_int(file, "step", path);

@@ -124,17 +124,56 @@ Id open_attr(hid_t obj, const std::string& name, const std::string& file) {
             H5Aclose);
 }
 
-// Reads a scalar numeric attribute, converting to mem_type; rejects non-scalars.
-void read_scalar(hid_t obj, const std::string& name, hid_t mem_type, void* out,
-                 const std::string& file) {
+// What a stored type is, for messages: "a string", "a float", "an integer", "a compound"...
+std::string type_words(hid_t type) {
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER: return H5Tget_sign(type) == H5T_SGN_NONE ? "an unsigned integer" : "an integer";
+    case H5T_FLOAT: return "a float";
+    case H5T_STRING: return "a string";
+    case H5T_COMPOUND: return "a compound";
+    case H5T_ENUM: return "an enum (h5py writes a bool as one)";
+    case H5T_ARRAY: return "an array type";
+    default: return "a non-numeric type";
+  }
+}
+
+// Opens a numeric attribute that should hold one value of class `cls` (H5T_NO_CLASS: integer
+// or float); `expected` names it in messages ("an integer").
+Id open_number_attr(hid_t obj, const std::string& name, H5T_class_t cls, const char* expected,
+                    const std::string& file, Id& type) {
   Id attr = open_attr(obj, name, file);
+  type = Id(H5Aget_type(attr), H5Tclose);
+  if (!is_standard_number(type, cls))
+    user_error(file, ": attribute '", name, "' should be ", expected, " (a standard HDF5 type), found ",
+               type_words(type),
+               H5Tget_class(type) == H5T_INTEGER || H5Tget_class(type) == H5T_FLOAT
+                   ? " of a non-standard size or layout"
+                   : "");
   Id space(H5Aget_space(attr), H5Sclose);
   if (H5Sget_simple_extent_npoints(space) != 1)
-    user_error(file, ": attribute '", name, "' should be a single value");
-  Id type(H5Aget_type(attr), H5Tclose);
-  if (!is_standard_number(type))
-    user_error(file, ": attribute '", name, "' should be a standard integer or float");
-  check(H5Aread(attr, mem_type, out), file, "reading attribute '" + name + "'");
+    user_error(file, ": attribute '", name, "' should be a single value, found ",
+               H5Sget_simple_extent_type(space) == H5S_NULL
+                   ? std::string("an empty attribute")
+                   : std::to_string(H5Sget_simple_extent_npoints(space)) + " values");
+  return attr;
+}
+
+// An integer attribute of either signedness, as a sign flag and its magnitude bits: HDF5's
+// conversions clamp out-of-range values (uint64 2^63 + 5 read as int64 becomes INT64_MAX)
+// without a word, so each is read in its own signedness and range-checked by the caller.
+struct StoredInt {
+  bool is_signed = true;
+  int64_t s = 0;
+  uint64_t u = 0;
+};
+StoredInt read_stored_int(hid_t obj, const std::string& name, const std::string& file) {
+  Id type;
+  Id attr = open_number_attr(obj, name, H5T_INTEGER, "an integer", file, type);
+  StoredInt v;
+  v.is_signed = H5Tget_sign(type) != H5T_SGN_NONE;
+  check(v.is_signed ? H5Aread(attr, H5T_NATIVE_INT64, &v.s) : H5Aread(attr, H5T_NATIVE_UINT64, &v.u),
+        file, "reading attribute '" + name + "'");
+  return v;
 }
 }  // namespace
 
@@ -181,13 +220,16 @@ std::string read_attr_string(hid_t obj, const std::string& name, const std::stri
   Id attr = open_attr(obj, name, file);
   Id type(H5Aget_type(attr), H5Tclose);
   if (H5Tget_class(type) != H5T_STRING)
-    user_error(file, ": attribute '", name, "' should be a string");
+    user_error(file, ": attribute '", name, "' should be a string, found ", type_words(type));
   Id space(H5Aget_space(attr), H5Sclose);
   if (H5Sget_simple_extent_npoints(space) != 1)
     user_error(file, ": attribute '", name, "' should be a single string");
   if (H5Tis_variable_str(type) > 0) {
     Id mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem, H5T_VARIABLE);
+    // h5py writes a str as a variable-length UTF-8 string; HDF5 converts no string between
+    // character sets, so the memory type takes the stored one.
+    H5Tset_cset(mem, H5Tget_cset(type));
     char* s = nullptr;
     check(H5Aread(attr, mem, &s), file, "reading attribute '" + name + "'");
     std::string out = s ? s : "";
@@ -203,18 +245,22 @@ std::string read_attr_string(hid_t obj, const std::string& name, const std::stri
 }
 
 int64_t read_attr_int(hid_t obj, const std::string& name, const std::string& file) {
-  int64_t v = 0;
-  read_scalar(obj, name, H5T_NATIVE_INT64, &v, file);
-  return v;
+  const StoredInt v = read_stored_int(obj, name, file);
+  if (!v.is_signed && v.u > uint64_t(INT64_MAX))
+    user_error(file, ": attribute '", name, "' = ", v.u, " is out of range (at most 2^63 - 1)");
+  return v.is_signed ? v.s : int64_t(v.u);
 }
 uint64_t read_attr_uint(hid_t obj, const std::string& name, const std::string& file) {
-  uint64_t v = 0;
-  read_scalar(obj, name, H5T_NATIVE_UINT64, &v, file);
-  return v;
+  const StoredInt v = read_stored_int(obj, name, file);
+  if (v.is_signed && v.s < 0)
+    user_error(file, ": attribute '", name, "' = ", v.s, " is negative; expected an unsigned integer");
+  return v.is_signed ? uint64_t(v.s) : v.u;
 }
 double read_attr_double(hid_t obj, const std::string& name, const std::string& file) {
+  Id type;
+  Id attr = open_number_attr(obj, name, H5T_NO_CLASS, "a number", file, type);
   double v = 0;
-  read_scalar(obj, name, H5T_NATIVE_DOUBLE, &v, file);
+  check(H5Aread(attr, H5T_NATIVE_DOUBLE, &v), file, "reading attribute '" + name + "'");
   return v;
 }
 
@@ -223,12 +269,24 @@ std::vector<int64_t> read_attr_ints(hid_t obj, const std::string& name,
   Id attr = open_attr(obj, name, file);
   Id type(H5Aget_type(attr), H5Tclose);
   if (!is_standard_number(type, H5T_INTEGER))
-    user_error(file, ": attribute '", name, "' should be standard integers");
+    user_error(file, ": attribute '", name, "' should be integers (standard HDF5), found ",
+               type_words(type));
   Id space(H5Aget_space(attr), H5Sclose);
   const hssize_t n = H5Sget_simple_extent_npoints(space);
   if (n < 0 || n > (1 << 20)) user_error(file, ": attribute '", name, "' has a bad size");
   std::vector<int64_t> v(static_cast<size_t>(n));
-  if (n > 0) check(H5Aread(attr, H5T_NATIVE_INT64, v.data()), file, "reading attribute '" + name + "'");
+  if (n == 0) return v;
+  if (H5Tget_sign(type) == H5T_SGN_NONE) {  // read as stored: HDF5 would clamp past 2^63 - 1
+    std::vector<uint64_t> u(v.size());
+    check(H5Aread(attr, H5T_NATIVE_UINT64, u.data()), file, "reading attribute '" + name + "'");
+    for (size_t i = 0; i < u.size(); ++i) {
+      if (u[i] > uint64_t(INT64_MAX))
+        user_error(file, ": attribute '", name, "' holds ", u[i], ", out of range (at most 2^63 - 1)");
+      v[i] = int64_t(u[i]);
+    }
+    return v;
+  }
+  check(H5Aread(attr, H5T_NATIVE_INT64, v.data()), file, "reading attribute '" + name + "'");
   return v;
 }
 

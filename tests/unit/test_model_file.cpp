@@ -184,7 +184,7 @@ TEST(ModelFile, NonStandardNumberTypesAreRefused) {
     h5::read_attr_int(f, "step", path);
     FAIL() << "a non-standard integer type was read";
   } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("'step' should be a standard integer or float"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("'step' should be an integer (a standard HDF5 type), found an integer of a non-standard size"), std::string::npos)
         << e.what();
   }
   EXPECT_THROW(h5::read_attr_ints(f, "step", path), UserError);
@@ -298,5 +298,124 @@ TEST(ModelFile, LayoutIsStoredByName) {
   EXPECT_NE(e.find("'world_size' = 12, but tp × pp × dp = 24"), std::string::npos) << e;
   e = refused("tp", 0, false);
   EXPECT_NE(e.find("out of range"), std::string::npos) << e;
+  fs::remove_all(dir);
+}
+
+// What h5py writes when a user edits a file: a str attribute is a variable-length UTF-8
+// string, a Python int an int64, a float a float64, numpy's uint64 an unsigned integer. The
+// strings are read as written (a variable-length UTF-8 string failed to convert: "HDF5 error
+// while reading attribute 'config'"); a number of the wrong kind or out of range is refused by
+// name — a float 3.5 read as step 3 and a uint64 2^63 + 5 clamped to 2^63 - 1 before, a
+// negative int64 clamped to 0 where an unsigned value (seed, checksum) is expected.
+TEST(ModelFile, AttributesAsH5pyWritesThem) {
+  const fs::path dir = temp_dir("h5py_attrs");
+  const std::string path = (dir / "a.h5").string();
+  auto vlen_utf8 = [&](hid_t obj, const char* name, const char* value) {
+    H5Adelete(obj, name);
+    h5::Id type(H5Tcopy(H5T_C_S1), H5Tclose);
+    ASSERT_GE(H5Tset_size(type, H5T_VARIABLE), 0);
+    ASSERT_GE(H5Tset_cset(type, H5T_CSET_UTF8), 0);
+    h5::Id space(H5Screate(H5S_SCALAR), H5Sclose);
+    h5::Id attr(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    ASSERT_GE(H5Awrite(attr, type, &value), 0);
+  };
+  auto scalar = [&](hid_t obj, const char* name, hid_t type, hid_t mem, const void* v) {
+    H5Adelete(obj, name);
+    h5::Id space(H5Screate(H5S_SCALAR), H5Sclose);
+    h5::Id attr(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    ASSERT_GE(H5Awrite(attr, mem, v), 0);
+  };
+  {
+    h5::Id f = h5::create_file(path, MPI_COMM_NULL);
+    vlen_utf8(f, "text", "[model]\nd_model = 16 # é\n");
+    const double d = 3.5, whole = 20.0;
+    const int64_t neg = -1, i64 = 42;
+    const int32_t i32 = 7;
+    const uint64_t big = (uint64_t(1) << 63) + 5, u = 9;
+    scalar(f, "float", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &d);
+    scalar(f, "whole_float", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &whole);
+    scalar(f, "negative", H5T_STD_I64LE, H5T_NATIVE_INT64, &neg);
+    scalar(f, "i64", H5T_STD_I64LE, H5T_NATIVE_INT64, &i64);
+    scalar(f, "i32", H5T_STD_I32BE, H5T_NATIVE_INT32, &i32);
+    scalar(f, "big", H5T_STD_U64LE, H5T_NATIVE_UINT64, &big);
+    scalar(f, "u64", H5T_STD_U64LE, H5T_NATIVE_UINT64, &u);
+    const uint64_t list[2] = {1, big};
+    const hsize_t two = 2;
+    h5::Id space(H5Screate_simple(1, &two, nullptr), H5Sclose);
+    h5::Id attr(H5Acreate2(f, "big_list", H5T_STD_U64LE, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    ASSERT_GE(H5Awrite(attr, H5T_NATIVE_UINT64, list), 0);
+  }
+  h5::Id f = h5::open_file(path, MPI_COMM_NULL);
+  EXPECT_EQ(h5::read_attr_string(f, "text", path), "[model]\nd_model = 16 # é\n");
+  EXPECT_EQ(h5::read_attr_int(f, "i64", path), 42);
+  EXPECT_EQ(h5::read_attr_int(f, "i32", path), 7);
+  EXPECT_EQ(h5::read_attr_uint(f, "i64", path), 42u);  // h5py writes a Python int as int64
+  EXPECT_EQ(h5::read_attr_int(f, "u64", path), 9);
+  EXPECT_EQ(h5::read_attr_uint(f, "big", path), (uint64_t(1) << 63) + 5);
+  EXPECT_EQ(h5::read_attr_double(f, "i64", path), 42.0);  // an integer where a float is asked
+  auto refused = [&](auto read, const char* attr, const std::string& want) {
+    try {
+      read(attr);
+      ADD_FAILURE() << attr << " accepted";
+    } catch (const UserError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(path), std::string::npos) << msg;
+      EXPECT_NE(msg.find(want), std::string::npos) << msg;
+    }
+  };
+  auto as_int = [&](const char* a) { return h5::read_attr_int(f, a, path); };
+  auto as_uint = [&](const char* a) { return h5::read_attr_uint(f, a, path); };
+  refused(as_int, "float", "attribute 'float' should be an integer (a standard HDF5 type), found a float");
+  refused(as_int, "whole_float", "attribute 'whole_float' should be an integer");
+  refused(as_int, "text", "attribute 'text' should be an integer (a standard HDF5 type), found a string");
+  refused(as_int, "big", "attribute 'big' = 9223372036854775813 is out of range");
+  refused(as_uint, "negative", "attribute 'negative' = -1 is negative; expected an unsigned integer");
+  refused(as_uint, "float", "attribute 'float' should be an integer");
+  refused([&](const char* a) { return h5::read_attr_ints(f, a, path); }, "big_list",
+          "attribute 'big_list' holds 9223372036854775813, out of range");
+  refused([&](const char* a) { return h5::read_attr_string(f, a, path); }, "i64",
+          "attribute 'i64' should be a string, found an integer");
+  f.reset();
+  fs::remove_all(dir);
+}
+
+// A model file whose config, kind and format a user rewrote with h5py (variable-length UTF-8
+// strings) still opens; a kind other than "model" or "checkpoint" is refused by name (one
+// reading "weights" was used as a model before).
+TEST(ModelFile, RootStringsRewrittenByH5py) {
+  auto be = make_host_backend();
+  auto store = make_store(*be, llmpi::testing::tiny_config(Arch::gpt2), 5);
+  const fs::path dir = temp_dir("h5py_root");
+  const std::string path = (dir / "m.h5").string();
+  ModelFileMeta meta;
+  meta.config_toml = llmpi::testing::tiny_config_toml(Arch::gpt2);
+  save_model_file(path, MPI_COMM_NULL, *be, *store, meta);
+  auto rewrite = [&](const char* name, const std::string& value) {
+    h5::Id f = h5::open_file(path, MPI_COMM_NULL, /*writable=*/true);
+    H5Adelete(f, name);
+    h5::Id type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    h5::Id space(H5Screate(H5S_SCALAR), H5Sclose);
+    h5::Id attr(H5Acreate2(f, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    const char* s = value.c_str();
+    ASSERT_GE(H5Awrite(attr, type, &s), 0);
+  };
+  rewrite("format", "llmpi");
+  rewrite("kind", "model");
+  rewrite("config", meta.config_toml + "# edited in h5py\n");
+  const StoredModel s = check_stored_model(path);
+  EXPECT_EQ(s.meta.config_toml, meta.config_toml + "# edited in h5py\n");
+  EXPECT_EQ(s.meta.kind, "model");
+  EXPECT_NO_THROW(load_model(path, *be));
+  rewrite("kind", "weights");
+  try {
+    read_model_meta(path);
+    FAIL() << "kind \"weights\" accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": attribute 'kind' is \"weights\"; expected \"model\" or \"checkpoint\""),
+              std::string::npos)
+        << e.what();
+  }
   fs::remove_all(dir);
 }
