@@ -3,6 +3,7 @@
 #include "io/tensor_file.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 
@@ -140,6 +141,13 @@ h5::Id transfer_list(MPI_Comm comm) {
   h5::Id dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
   if (comm != MPI_COMM_NULL) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
   return dxpl;
+}
+
+// The NaN and infinite values of a slab's local elements.
+uint64_t count_nonfinite(const TensorSlab& s) {
+  uint64_t n = 0;
+  for (int64_t i = 0, e = s.local_numel(); i < e; ++i) n += !std::isfinite(s.data[i]);
+  return n;
 }
 
 uint64_t allreduce_sum(uint64_t v, MPI_Comm comm) {
@@ -312,10 +320,17 @@ void read_tensors(hid_t group, MPI_Comm comm, std::vector<TensorSlab>& my_slabs,
       if (!h5::has_attr(dset, "checksum"))
         user_error(file, ": tensor '", s.name, "' has no checksum attribute");
       const uint64_t stored = h5::read_attr_uint(dset, "checksum", file);
-      const uint64_t sum = allreduce_sum(s.owner ? slab_checksum(s) : 0, comm);
-      if (sum != stored)
+      // [checksum, non-finite values] over the owners (each element has one), one all-reduce.
+      uint64_t local[2] = {s.owner ? slab_checksum(s) : 0, s.owner ? count_nonfinite(s) : 0};
+      uint64_t sums[2] = {local[0], local[1]};
+      if (comm != MPI_COMM_NULL) MPI_Allreduce(local, sums, 2, MPI_UINT64_T, MPI_SUM, comm);
+      if (sums[0] != stored)
         user_error(file, ": tensor '", s.name, "' fails its checksum (stored ", stored,
-                   ", computed ", sum, "): the file is corrupt");
+                   ", computed ", sums[0], "): the file is corrupt");
+      if (sums[1] > 0)
+        user_error(file, ": tensor '", s.name, "' holds ", sums[1], " non-finite value(s) (NaN or "
+                   "infinity) under a matching checksum: written so (edited, or saved from a "
+                   "diverged run); a model with them computes NaN, so it is not loaded");
     }
   }
 }

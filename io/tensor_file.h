@@ -33,7 +33,8 @@ void write_tensors(hid_t group, MPI_Comm comm, const std::vector<TensorSlab>& sl
 // Collective over comm: fills each slab from its dataset's hyperslab. Checks that every
 // dataset exists, is f32-compatible and has the expected global shape (UserError otherwise,
 // naming the tensor). When verify is true, recomputes each tensor's checksum from the
-// owners' slabs (one all-reduce) and rejects a mismatch.
+// owners' slabs (one all-reduce) and rejects a mismatch, and rejects a tensor holding a NaN
+// or an infinity (a checksum only says the values are the ones written).
 void read_tensors(hid_t group, MPI_Comm comm, std::vector<TensorSlab>& slabs,
                   const std::string& file, bool verify);
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -416,6 +417,35 @@ TEST(ModelFile, RootStringsRewrittenByH5py) {
     EXPECT_NE(std::string(e.what()).find(path + ": attribute 'kind' is \"weights\"; expected \"model\" or \"checkpoint\""),
               std::string::npos)
         << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+// A NaN or infinity in a parameter under a matching checksum (a user's edit in h5py, with the
+// checksum recomputed, or a save of a diverged run) is refused by name: sample printed text
+// from NaN logits and eval reported "loss nan", init_from trained from it.
+TEST(ModelFile, NonFiniteParametersAreRefused) {
+  auto be = make_host_backend();
+  const ModelConfig cfg = llmpi::testing::tiny_config(Arch::gpt2);
+  const fs::path dir = temp_dir("nonfinite");
+  ModelFileMeta meta;
+  meta.config_toml = llmpi::testing::tiny_config_toml(Arch::gpt2);
+  for (const float bad : {std::nanf(""), INFINITY}) {
+    auto store = make_store(*be, cfg, 9);
+    const ParamInfo& p = store->params().back();
+    store->master().ptr<float>()[p.offset + 1] = bad;
+    const std::string path = (dir / "m.h5").string();
+    save_model_file(path, MPI_COMM_NULL, *be, *store, meta);  // its checksum matches the NaN
+    try {
+      load_model(path, *be);
+      ADD_FAILURE() << "a model holding " << bad << " loaded";
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(path + ": tensor '" + p.name + "' holds 1 non-finite value"),
+                std::string::npos)
+          << e.what();
+    }
+    auto other = make_store(*be, cfg, 1);
+    EXPECT_THROW(load_model_params(path, MPI_COMM_NULL, *be, *other, /*verify=*/true), UserError);
   }
   fs::remove_all(dir);
 }
