@@ -155,6 +155,31 @@ RunState read_run_state(hid_t file, const std::string& path) {
   return r;
 }
 
+// The AdamW state a resume continues with: its update count is at most the steps taken (a
+// skipped step applies none), its hyper-parameters those AdamW accepts. A negative count
+// reached the update as an internal error ("step -6 is not 1-based"); a NaN beta trained on
+// NaN.
+void check_optimizer(const OptimizerMeta& o, int64_t step, const std::string& path) {
+  if (o.step_count < 0 || o.step_count > step)
+    user_error(path, ": /optimizer attribute 'step_count' = ", o.step_count, " is outside 0..",
+               step, " (the file's step)");
+  const struct {
+    const char* name;
+    double v;
+    bool ok;
+  } values[] = {{"beta1", o.beta1, o.beta1 >= 0 && o.beta1 < 1},
+                {"beta2", o.beta2, o.beta2 >= 0 && o.beta2 < 1},
+                {"eps", o.eps, o.eps > 0 && std::isfinite(o.eps)},
+                {"weight_decay", o.weight_decay, o.weight_decay >= 0 && std::isfinite(o.weight_decay)}};
+  for (const auto& x : values)
+    if (!x.ok)  // NaN fails every comparison
+      user_error(path, ": /optimizer attribute '", x.name, "' = ", x.v, " is out of range (",
+                 std::string(x.name).rfind("beta", 0) == 0 ? "expected 0 <= beta < 1"
+                 : std::string(x.name) == "eps"            ? "expected a finite eps > 0"
+                                                           : "expected a finite value >= 0",
+                 ")");
+}
+
 void write_meta(hid_t file, hid_t opt_group, hid_t data_group, const CheckpointMeta& m,
                 double created, MPI_Comm comm, const std::string& path) {
   LLMPI_CHECK(m.kind == "checkpoint", "a checkpoint's kind is \"", m.kind, "\"");
@@ -189,6 +214,7 @@ CheckpointMeta read_meta(hid_t file, const std::string& path, bool mapping) {
   m.optimizer.beta2 = h5::read_attr_double(opt, "beta2", path);
   m.optimizer.eps = h5::read_attr_double(opt, "eps", path);
   m.optimizer.weight_decay = h5::read_attr_double(opt, "weight_decay", path);
+  check_optimizer(m.optimizer, m.step, path);
   h5::Id data = h5::open_group(file, "data", path);
   DataMeta& d = m.data;
   d.seed = h5::read_attr_uint(data, "seed", path);
@@ -203,6 +229,11 @@ CheckpointMeta read_meta(hid_t file, const std::string& path, bool mapping) {
     if (ssd[0] != sd[0] || ssd[1] != d.global_batch)
       user_error(path, ": data/step_samples has shape [", ssd[0], ", ", ssd[1], "], expected [",
                  sd[0], ", ", d.global_batch, "]");
+    for (int64_t s : d.steps)
+      if (s < 1 || s > m.step)
+        user_error(path, ": data/steps holds step ", s, ", outside 1..", m.step, " (the file's step)");
+    for (int64_t x : d.step_samples)
+      if (x < 0) user_error(path, ": data/step_samples holds a negative sample index ", x);
   }
   m.run = read_run_state(file, path);
   return m;

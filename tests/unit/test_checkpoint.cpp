@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "core/error.h"
@@ -243,6 +244,79 @@ TEST(Checkpoint, TensorChecksumCatchesDataThatDiffersFromTheWriter) {
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("layers.0.w' fails its checksum"), std::string::npos)
         << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+// The optimizer state and data mapping a resume continues with, edited in h5py (the integrity
+// header re-stamped, so HDF5 parses the edit): out-of-range values are refused by name. A
+// step_count of -6 reached AdamW as an internal error ("step -6 is not 1-based"), a NaN beta1
+// trained on NaN, a negative sample index was recorded as consumed.
+TEST(Checkpoint, OptimizerStateAndDataMappingOutOfRangeAreRefused) {
+  const fs::path dir = ckpt_temp_dir("opt_range");
+  const std::string good = (dir / "good.h5").string();
+  WholeState w = whole_state();
+  save_checkpoint(good, MPI_COMM_NULL, w.slabs, ckpt_meta(5));
+  EXPECT_EQ(read_checkpoint_meta(good).optimizer.step_count, 5);
+  struct Edit {
+    const char* group;
+    const char* attr;
+    double value;
+    bool integer;
+    std::string want;
+  };
+  const std::vector<Edit> edits = {
+      {"optimizer", "step_count", -6, true, "/optimizer attribute 'step_count' = -6 is outside 0..5"},
+      {"optimizer", "step_count", 6, true, "/optimizer attribute 'step_count' = 6 is outside 0..5"},
+      {"optimizer", "beta1", std::nan(""), false, "/optimizer attribute 'beta1' = nan is out of range"},
+      {"optimizer", "beta2", 1.0, false, "/optimizer attribute 'beta2' = 1 is out of range"},
+      {"optimizer", "eps", -1.0, false, "/optimizer attribute 'eps' = -1 is out of range"},
+      {"optimizer", "weight_decay", INFINITY, false, "/optimizer attribute 'weight_decay' = inf is out of range"},
+  };
+  int k = 0;
+  for (const Edit& e : edits) {
+    const std::string path = (dir / ("bad" + std::to_string(k++) + ".h5")).string();
+    fs::copy_file(good, path);
+    {
+      h5::Id f = h5::open_file(path, MPI_COMM_NULL, /*writable=*/true);
+      h5::Id g = h5::open_group(f, e.group, path);
+      if (e.integer)
+        h5::write_attr(g, e.attr, int64_t(e.value), path);
+      else
+        h5::write_attr(g, e.attr, e.value, path);
+    }
+    stamp_integrity(path, MPI_COMM_NULL);
+    try {
+      read_checkpoint_meta(path);
+      ADD_FAILURE() << e.attr << " = " << e.value << " accepted";
+    } catch (const UserError& x) {
+      EXPECT_NE(std::string(x.what()).find(path + ": " + e.want), std::string::npos) << x.what();
+    }
+    EXPECT_NE(verify_checkpoint(path, MPI_COMM_NULL, false).find(e.want), std::string::npos);
+    EXPECT_THROW(load_checkpoint(path, MPI_COMM_NULL, w.slabs), UserError);
+  }
+  // A negative sample index in the data mapping, a step outside 1..step.
+  for (const char* what : {"step_samples", "steps"}) {
+    const std::string path = (dir / (std::string(what) + ".h5")).string();
+    fs::copy_file(good, path);
+    {
+      h5::Id f = h5::open_file(path, MPI_COMM_NULL, /*writable=*/true);
+      h5::Id d(H5Dopen2(f, (std::string("data/") + what).c_str(), H5P_DEFAULT), H5Dclose);
+      ASSERT_TRUE(d.valid());
+      const int64_t x = std::string(what) == "steps" ? 99 : -3;
+      const hsize_t at[2] = {0, 0};
+      h5::Id sel(H5Dget_space(d), H5Sclose);
+      H5Sselect_elements(sel, H5S_SELECT_SET, 1, at);
+      const hsize_t one = 1;
+      h5::Id ms(H5Screate_simple(1, &one, nullptr), H5Sclose);
+      ASSERT_GE(H5Dwrite(d, H5T_NATIVE_INT64, ms, sel, H5P_DEFAULT, &x), 0);
+    }
+    stamp_integrity(path, MPI_COMM_NULL);
+    const std::string why = verify_checkpoint(path, MPI_COMM_NULL, false);
+    EXPECT_NE(why.find(std::string(what) == "steps" ? "data/steps holds step 99, outside 1..5"
+                                                    : "data/step_samples holds a negative sample index -3"),
+              std::string::npos)
+        << why;
   }
   fs::remove_all(dir);
 }
