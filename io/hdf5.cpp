@@ -146,7 +146,8 @@ Id open_number_attr(hid_t obj, const std::string& name, H5T_class_t cls, const c
   if (!is_standard_number(type, cls))
     user_error(file, ": attribute '", name, "' should be ", expected, " (a standard HDF5 type), found ",
                type_words(type),
-               H5Tget_class(type) == H5T_INTEGER || H5Tget_class(type) == H5T_FLOAT
+               (H5Tget_class(type) == H5T_INTEGER || H5Tget_class(type) == H5T_FLOAT) &&
+                       !is_standard_number(type)
                    ? " of a non-standard size or layout"
                    : "");
   Id space(H5Aget_space(attr), H5Sclose);

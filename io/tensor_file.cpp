@@ -369,10 +369,13 @@ std::vector<TensorEntry> list_tensors(hid_t group, const std::string& file) {
 
 namespace {
 
-// Checksum of the whole tensor `name`: this rank reads its 1/P flat share in chunks (the
-// same number of collective reads on every rank), then one all-reduce.
-uint64_t tensor_checksum(hid_t group, MPI_Comm comm, const std::string& name,
-                         const std::string& file) {
+// Checksum and non-finite count of the whole tensor `name`: this rank reads its 1/P flat share
+// in chunks (the same number of collective reads on every rank), then one all-reduce.
+struct TensorSum {
+  uint64_t checksum = 0, nonfinite = 0;
+};
+TensorSum tensor_checksum(hid_t group, MPI_Comm comm, const std::string& name,
+                          const std::string& file) {
   std::vector<int64_t> dims;
   h5::Id dset = open_f32_dataset(group, name, file, dims);
   int rank = 0, size = 1;
@@ -386,7 +389,7 @@ uint64_t tensor_checksum(hid_t group, MPI_Comm comm, const std::string& name,
   const int64_t rounds = (share + kChunkElems - 1) / kChunkElems;
   std::vector<float> buf(size_t(std::min(share, kChunkElems)));
   h5::Id dxpl = transfer_list(comm);
-  uint64_t sum = 0;
+  uint64_t sums[2] = {0, 0};
   for (int64_t r = 0; r < rounds; ++r) {
     s.flat_offset = std::min(end, begin + r * kChunkElems);
     s.flat_count = std::min(end, s.flat_offset + kChunkElems) - s.flat_offset;
@@ -394,25 +397,39 @@ uint64_t tensor_checksum(hid_t group, MPI_Comm comm, const std::string& name,
     const std::vector<std::vector<Box>> boxes = {boxes_of(s, true)};
     const std::vector<int> rounds = rounds_of(boxes, comm);
     transfer(dset, boxes[0], rounds[0], s.data, /*write=*/false, dxpl, name, file);
-    sum += slab_checksum(s);
+    sums[0] += slab_checksum(s);
+    sums[1] += count_nonfinite(s);
   }
-  return allreduce_sum(sum, comm);
+  TensorSum out{sums[0], sums[1]};
+  if (comm != MPI_COMM_NULL) {
+    uint64_t all[2];
+    MPI_Allreduce(sums, all, 2, MPI_UINT64_T, MPI_SUM, comm);
+    out = {all[0], all[1]};
+  }
+  return out;
 }
 
 }  // namespace
 
 std::vector<std::string> verify_tensor_checksums(hid_t group, MPI_Comm comm,
-                                                 const std::string& file) {
+                                                 const std::string& file, bool finite) {
   std::vector<std::string> bad;
   for (const TensorEntry& e : list_tensors(group, file)) {
-    const uint64_t sum = tensor_checksum(group, comm, e.name, file);
-    if (!e.has_checksum || sum != e.stored_checksum) bad.push_back(e.name);
+    const TensorSum sum = tensor_checksum(group, comm, e.name, file);
+    if (!e.has_checksum || sum.checksum != e.stored_checksum)
+      bad.push_back(e.name + " fails its checksum");
+    else if (finite && sum.nonfinite > 0)
+      bad.push_back(e.name + " holds " + std::to_string(sum.nonfinite) +
+                    " non-finite value(s) (NaN or infinity)");
   }
   return bad;
 }
 
-uint64_t compute_checksum(hid_t group, const std::string& name, const std::string& file) {
-  return tensor_checksum(group, MPI_COMM_NULL, name, file);
+uint64_t compute_checksum(hid_t group, const std::string& name, const std::string& file,
+                          uint64_t* nonfinite) {
+  const TensorSum sum = tensor_checksum(group, MPI_COMM_NULL, name, file);
+  if (nonfinite) *nonfinite = sum.nonfinite;
+  return sum.checksum;
 }
 
 }  // namespace llmpi

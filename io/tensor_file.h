@@ -19,10 +19,12 @@ namespace llmpi {
 
 // Serial or collective: recomputes the checksum of every tensor under `group` from the
 // stored values (each rank of comm reads a 1/P flat share, in bounded chunks; one
-// all-reduce per tensor) and compares it with its "checksum" attribute. Returns the names
-// of the tensors that fail (empty = all good). Structure is validated as in read_tensors.
+// all-reduce per tensor) and compares it with its "checksum" attribute. Returns one phrase
+// per tensor that fails, "<name> fails its checksum", and with finite = true also
+// "<name> holds N non-finite value(s) (NaN or infinity)" — what read_tensors refuses to load
+// (empty = all good). Structure is validated as in read_tensors.
 std::vector<std::string> verify_tensor_checksums(hid_t group, MPI_Comm comm,
-                                                 const std::string& file);
+                                                 const std::string& file, bool finite = false);
 
 // Collective over comm: creates one dataset per slab under `group` (every rank passes the
 // same names and global shapes, in the same order), writes each owner's hyperslab and the
@@ -47,8 +49,10 @@ struct TensorEntry {
 };
 // Serial: the datasets under a group, with shapes and stored checksums.
 std::vector<TensorEntry> list_tensors(hid_t group, const std::string& file);
-// Serial: reads one dataset (in bounded chunks) and recomputes its checksum.
-uint64_t compute_checksum(hid_t group, const std::string& name, const std::string& file);
+// Serial: reads one dataset (in bounded chunks) and recomputes its checksum; counts its NaN
+// and infinite values into *nonfinite when given.
+uint64_t compute_checksum(hid_t group, const std::string& name, const std::string& file,
+                          uint64_t* nonfinite = nullptr);
 
 // Opens dataset `name` under `group` after validating it is a dataset of f32 (IEEE,
 // 4 bytes) whose rank is at most 8 and whose byte size fits in the file; returns its dims.

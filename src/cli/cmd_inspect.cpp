@@ -24,7 +24,8 @@ constexpr const char* kDescription = R"(Prints what an llmpi checkpoint or model
 time), the parallel layout it was saved under, the data mapping (samples consumed and the
 sample indices of the steps since the previous checkpoint), and a table of every tensor
 with its shape, dtype, size and checksum status (recomputed from the stored values).
-Exit codes: 0 valid, 2 unreadable/corrupt file or any checksum BAD.
+Exit codes: 0 valid, 2 unreadable/corrupt file, any checksum BAD, or a tensor holding NaN or
+infinity (status NaN/inf: no llmpi command loads it).
 )";
 
 struct InspectArgs {
@@ -62,12 +63,14 @@ int print_group(hid_t file, const std::string& group, const std::string& path, b
     std::string status = "-";
     if (verify) {
       bool ok = false;
+      uint64_t nonfinite = 0;
       try {
-        ok = e.has_checksum && compute_checksum(g, e.name, path) == e.stored_checksum;
+        ok = e.has_checksum && compute_checksum(g, e.name, path, &nonfinite) == e.stored_checksum;
       } catch (const UserError&) {
       }
-      status = ok ? "ok" : "BAD";
-      bad += !ok;
+      // A NaN or infinity under a good checksum: the file says so, but no reader loads it.
+      status = !ok ? "BAD" : nonfinite ? "NaN/inf" : "ok";
+      bad += !ok || nonfinite;
     }
     std::printf("  %-44s %-18s %-4s %10s  %s\n", (group + "/" + e.name).c_str(),
                 shape_str(e.shape).c_str(), e.dtype.c_str(), bytes_str(double(bytes)).c_str(),
@@ -150,7 +153,10 @@ int run_inspect(const InspectArgs& a) {
               verify ? ", every tensor's checksum" : " (checksums not verified: --no-verify)");
   if (show_config) std::printf("\nconfig:\n%s\n", meta.config_toml.c_str());
   if (bad) {
-    std::fprintf(stderr, "llmpi inspect: %s: %d tensor(s) fail their checksum\n", path.c_str(), bad);
+    std::fprintf(stderr,
+                 "llmpi inspect: %s: %d tensor(s) fail their checksum or hold NaN/infinity "
+                 "(status BAD, NaN/inf)\n",
+                 path.c_str(), bad);
     return 2;
   }
   return 0;

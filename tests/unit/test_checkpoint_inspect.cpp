@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include "core/error.h"
 #include "io/checkpoint_integrity.h"
 #include "io/hdf5.h"
+#include "jobs/checkpoint_dir.h"
 #include "model/param_layout.h"
 #include "test_checkpoint_util.h"
 #include "test_model_util.h"
@@ -134,5 +136,33 @@ TEST(CheckpointInspect, RunsTheResumeValidation) {
   e = user_error_of({dir.string()}, dir / "o3.txt");
   EXPECT_NE(e.find("is a directory"), std::string::npos) << e;
   EXPECT_EQ(e.find("truncated"), std::string::npos) << e;
+  fs::remove_all(dir);
+}
+
+// A checkpoint holding a NaN under a matching checksum (a diverged run's save, or an h5py edit
+// re-stamped): load_checkpoint refuses it, so verification says so too — discovery falls back
+// to the older checkpoint instead of stopping a resume on it — and inspect marks the tensor
+// "NaN/inf" and exits 2 (it printed "ok" and exited 0).
+TEST(CheckpointInspect, NonFiniteTensorsAreMarkedAndSkippedByDiscovery) {
+  const fs::path dir = ckpt_temp_dir("inspect_nan");
+  WholeState w = whole_state(3, tiny_model_specs());
+  fs::create_directories(dir / "run" / "checkpoints");
+  const std::string older = checkpoint_path((dir / "run").string(), 4);
+  const std::string newer = checkpoint_path((dir / "run").string(), 5);
+  save_checkpoint(older, MPI_COMM_NULL, w.slabs, tiny_meta(4));
+  w.store[1][2] = std::nanf("");  // params, second tensor
+  save_checkpoint(newer, MPI_COMM_NULL, w.slabs, tiny_meta(5));
+  const std::string name = w.slabs.params[1].name;
+  const std::string why = verify_checkpoint(newer, MPI_COMM_NULL);
+  EXPECT_NE(why.find("params/" + name + " holds 1 non-finite value(s) (NaN or infinity)"),
+            std::string::npos)
+      << why;
+  const Discovery d = find_latest_valid((dir / "run").string(), MPI_COMM_NULL);
+  ASSERT_TRUE(d.found.has_value());
+  EXPECT_EQ(d.found->step, 4);
+  EXPECT_THROW(load_checkpoint(newer, MPI_COMM_NULL, w.slabs), UserError);
+  const auto [code, out] = inspect({newer}, dir / "o.txt");
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("NaN/inf"), std::string::npos) << out;
   fs::remove_all(dir);
 }

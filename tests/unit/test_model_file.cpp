@@ -367,6 +367,11 @@ TEST(ModelFile, AttributesAsH5pyWritesThem) {
   auto as_int = [&](const char* a) { return h5::read_attr_int(f, a, path); };
   auto as_uint = [&](const char* a) { return h5::read_attr_uint(f, a, path); };
   refused(as_int, "float", "attribute 'float' should be an integer (a standard HDF5 type), found a float");
+  try {  // a standard float where an integer is asked: not called non-standard
+    h5::read_attr_int(f, "float", path);
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()).find("non-standard"), std::string::npos) << e.what();
+  }
   refused(as_int, "whole_float", "attribute 'whole_float' should be an integer");
   refused(as_int, "text", "attribute 'text' should be an integer (a standard HDF5 type), found a string");
   refused(as_int, "big", "attribute 'big' = 9223372036854775813 is out of range");
