@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "core/agreement.h"
 #include "core/error.h"
 #include "core/text_file.h"
 #include "io/checkpoint_integrity.h"
@@ -367,6 +368,17 @@ CheckpointMeta load_checkpoint(const std::string& path, MPI_Comm comm, Checkpoin
     h5::Id v = h5::open_group(file, "optimizer/v", path);
     read_tensors(m, comm, slabs.m, path, true);
     read_tensors(v, comm, slabs.v, path, true);
+    // AdamW's second moment is a running mean of squares: a negative one (an h5py edit) made
+    // sqrt(v) NaN, and the resumed run stopped on "spike skips/rollbacks without progress".
+    agreed(comm, [&] {
+      for (const TensorSlab& s : slabs.v) {
+        int64_t negative = 0;
+        for (int64_t i = 0, n = s.local_numel(); i < n; ++i) negative += s.data[i] < 0;
+        if (negative > 0)
+          user_error(path, ": tensor 'optimizer/v/", s.name, "' holds ", negative,
+                     " negative value(s); AdamW's second moment is a mean of squares (>= 0)");
+      }
+    });
   }
   return meta;
 }

@@ -321,6 +321,27 @@ TEST(Checkpoint, OptimizerStateAndDataMappingOutOfRangeAreRefused) {
   fs::remove_all(dir);
 }
 
+// A negative AdamW second moment (edited, its checksum recomputed) is refused at load by
+// name: resumed, sqrt(v) was NaN and the run stopped on "6 spike skips/rollbacks".
+TEST(Checkpoint, NegativeSecondMomentIsRefused) {
+  const fs::path dir = ckpt_temp_dir("negative_v");
+  const std::string path = (dir / "c.h5").string();
+  WholeState w = whole_state();
+  const size_t nt = ckpt_specs().size();
+  w.store[2 * nt + 1][3] = -0.5f;  // group 2 (v), second tensor
+  save_checkpoint(path, MPI_COMM_NULL, w.slabs, ckpt_meta(5));  // its checksum matches
+  try {
+    load_checkpoint(path, MPI_COMM_NULL, w.slabs);
+    FAIL() << "a negative second moment loaded";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": tensor 'optimizer/v/" + ckpt_specs()[1].name +
+                                         "' holds 1 negative value(s)"),
+              std::string::npos)
+        << e.what();
+  }
+  fs::remove_all(dir);
+}
+
 TEST(CheckpointDir, DiscoveryFallsBackFromCorruptTruncatedAndPartialFiles) {
   const fs::path run = ckpt_temp_dir("discovery");
   fs::create_directories(checkpoints_dir(run.string()));
