@@ -52,11 +52,18 @@ Logbook::~Logbook() {
 
 void Logbook::open(const LogbookSchema& schema) {
   std::string reset_reason, moved_to;
-  if (fs::exists(path_)) {
-    std::optional<LogbookContents> old;
+  std::optional<LogbookContents> old;  // what a damaged logbook still holds, carried over
+  if (fs::exists(fs::symlink_status(path_))) {
     try {
       old = read_logbook_file(path_);
-      if (!(old->schema == schema)) {
+      if (!old->unreadable.empty()) {
+        // Appending or rewriting in place would lose the tables it cannot read: keep the file.
+        std::string tables;
+        for (const std::string& t : old->unreadable) tables += (tables.empty() ? "" : ", ") + t;
+        reset_reason = "has tables this llmpi cannot read (" + tables + ")";
+        for (const std::string& n : old->notes) reset_reason += "; " + n;
+        if (!(old->schema == schema)) old->layers.clear();
+      } else if (!(old->schema == schema)) {
         reset_reason = "was written for another model (" + std::to_string(old->schema.params.size()) +
                        " parameter tensors, this run has " + std::to_string(schema.params.size()) + ")";
         old.reset();
@@ -72,11 +79,14 @@ void Logbook::open(const LogbookSchema& schema) {
       }
       for (const Event& e : old->events) segment_ = std::max<int64_t>(segment_, e.segment + 1);
       segments_ = summarize_segments(old->steps, old->events);
+    }
+    if (old && reset_reason.empty()) {
       try {
         file_ = std::make_unique<LogbookFile>(LogbookFile::open_append(path_, schema));
-      } catch (const UserError&) {
-        // Left open by a killed writer (or not appendable): keep what it holds in a fresh file.
-        report_("logbook " + path_ + " was not closed cleanly (a killed run); rewriting its " +
+      } catch (const UserError& e) {
+        // Left open by a killed writer, or not appendable as it is: everything the reader
+        // got is kept in a fresh file (only incomplete rows are left behind).
+        report_(std::string("logbook ") + e.what() + "; rewriting its " +
                 std::to_string(old->steps.size()) + " step rows and " +
                 std::to_string(old->events.size()) + " events into a fresh file");
         file_ = std::make_unique<LogbookFile>(LogbookFile::create(path_, schema, &*old));
@@ -85,11 +95,14 @@ void Logbook::open(const LogbookSchema& schema) {
       return;
     }
     moved_to = path_ + ".damaged-" + std::to_string(int64_t(now_unix()));
+    for (int k = 2; fs::exists(fs::symlink_status(moved_to)); ++k)  // never over an earlier one
+      moved_to = path_ + ".damaged-" + std::to_string(int64_t(now_unix())) + "-" + std::to_string(k);
     fs::rename(path_, moved_to);
-    report_("logbook " + path_ + " " + reset_reason + "; moved to " + moved_to +
-            " and a new logbook started (the checkpoints are unaffected)");
+    report_("logbook " + path_ + " " + reset_reason + "; moved to " + moved_to + " and a new logbook started" +
+            (old ? " with what could be read of it" : "") + " (the checkpoints are unaffected)");
   }
-  file_ = std::make_unique<LogbookFile>(LogbookFile::create(path_, schema));
+  file_ = std::make_unique<LogbookFile>(LogbookFile::create(path_, schema, old ? &*old : nullptr));
+  if (old) events_ = std::move(old->events);
   if (!reset_reason.empty()) {
     Event e = make_event(EventType::logbook_reset, -1,
                          {{"reason", reset_reason}, {"moved_to", moved_to}});

@@ -25,23 +25,61 @@ struct LogbookFile::Impl {
   h5::Id journal_type, journal_host, journal_details;
   int64_t details_bytes = 0;
 
+  // Opens every table for appending and checks that appending is safe: each dataset has the
+  // writer's exact stored type and width, is extendible along its rows, and the columns of a
+  // table have one length (else new rows would land beside other steps' values). UserError
+  // naming the dataset otherwise; nothing has been written then.
   void open_all() {
     const std::string& f = path;
     h5::Id g = h5::open_group(file, "steps", f);
     steps.clear();
-    for (const StepField& sf : step_fields()) steps.push_back(open_dataset(g, std::string(sf.name), f));
+    hsize_t n = kAnyRows;
+    for (const StepField& sf : step_fields()) {
+      const bool is_int = step_type(sf) == H5T_NATIVE_INT64;
+      steps.push_back(open_table("steps", g, std::string(sf.name), is_int ? H5T_STD_I64LE : H5T_IEEE_F64LE, 0, n));
+    }
     h5::Id l = h5::open_group(file, "layers", f);
-    layer_step = open_dataset(l, "step", f);
-    layer_segment = open_dataset(l, "segment", f);
+    n = kAnyRows;
+    layer_step = open_table("layers", l, "step", H5T_STD_I64LE, 0, n);
+    layer_segment = open_table("layers", l, "segment", H5T_STD_I64LE, 0, n);
     layers.clear();
-    for (const LayerStatField& lf : layer_stat_fields()) layers.push_back(open_dataset(l, std::string(lf.name), f));
+    for (const LayerStatField& lf : layer_stat_fields())
+      layers.push_back(open_table("layers", l, std::string(lf.name), H5T_IEEE_F64LE,
+                                  lf.per_block ? hsize_t(schema.blocks) : schema.params.size(), n));
     h5::Id j = h5::open_group(file, "journal", f);
     journal.clear();
-    for (const JournalColumn& c : kJournalColumns) journal.push_back(open_dataset(j, c.name, f));
-    journal_type = open_dataset(j, "type", f);
-    journal_host = open_dataset(j, "host", f);
-    journal_details = open_dataset(j, "details", f);
-    details_bytes = int64_t(table_rows(journal_details));
+    n = kAnyRows;
+    for (const JournalColumn& c : kJournalColumns)
+      journal.push_back(open_table("journal", j, c.name, c.is_double ? H5T_IEEE_F64LE : H5T_STD_I64LE, 0, n));
+    journal_type = open_table("journal", j, "type", fixed_string_type(kTypeLen), 0, n);
+    journal_host = open_table("journal", j, "host", fixed_string_type(kHostLen), 0, n);
+    hsize_t bytes = kAnyRows;
+    journal_details = open_table("journal", j, "details", H5T_STD_U8LE, 0, bytes);
+    details_bytes = int64_t(bytes);
+  }
+
+  static constexpr hsize_t kAnyRows = ~hsize_t(0);
+
+  // One column of `table`, checked as open_all says; `rows`: the length of the table's columns
+  // opened so far (kAnyRows before its first), which this one must have.
+  h5::Id open_table(const char* table, hid_t parent, const std::string& name, hid_t want_type,
+                    hsize_t cols, hsize_t& rows) {
+    const std::string what = std::string("/") + table + "/" + name;
+    h5::Id d = open_dataset(parent, name, path);
+    h5::Id type(h5::check_id(H5Dget_type(d), path, "reading the type of " + what), H5Tclose);
+    if (H5Tequal(type, want_type) <= 0)
+      user_error(path, ": ", what, " is not of the type this llmpi writes (changed by another tool?)");
+    h5::Id space(H5Dget_space(d), H5Sclose);
+    const int rank = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[2] = {0, 0}, maxdims[2] = {0, 0};
+    if (rank != (cols ? 2 : 1) || H5Sget_simple_extent_dims(space, dims, maxdims) < 0 ||
+        maxdims[0] != H5S_UNLIMITED || (cols && dims[1] != cols))
+      user_error(path, ": ", what, " is not an extendible ",
+                 cols ? "[n, " + std::to_string(cols) + "]" : std::string("[n]"), " table");
+    if (rows != kAnyRows && dims[0] != rows)
+      user_error(path, ": ", what, " has ", dims[0], " rows, the other columns of /", table, " ", rows);
+    rows = dims[0];
+    return d;
   }
 };
 

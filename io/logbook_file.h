@@ -35,6 +35,7 @@ struct LogbookContents {
   double created_unix = 0.0;
   std::string llmpi_version, git_revision;
   std::vector<std::string> notes;  // what the reader dropped or could not read, and why
+  std::vector<std::string> unreadable;  // tables ("steps", "layers", "journal") it could not read
 };
 
 // Serial reader: opens in SWMR-read mode (works on live, cleanly closed and crashed files).
@@ -51,7 +52,9 @@ class LogbookFile {
   static LogbookFile create(const std::string& path, const LogbookSchema& schema,
                             const LogbookContents* initial = nullptr);
   // Reopens a cleanly closed logbook for appending. UserError when it cannot be opened for
-  // writing (a crashed writer's mark, damage) or its schema differs from `schema`.
+  // writing (a crashed writer's mark, damage), its schema differs from `schema`, or a table
+  // is not as this llmpi writes it (another type or shape, not extendible, columns of
+  // unequal length): then nothing was written.
   static LogbookFile open_append(const std::string& path, const LogbookSchema& schema);
 
   LogbookFile(LogbookFile&&) noexcept;

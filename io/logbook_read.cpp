@@ -2,6 +2,7 @@
 // longest consistent prefix of each.
 #include <algorithm>
 #include <filesystem>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/file_kind.h"
@@ -14,6 +15,33 @@ namespace llmpi {
 using namespace logbook_h5;
 
 namespace {
+
+// Bounds on values another tool may have written: segments (one per launch or rollback), times and
+// the nesting of an event's details (nlohmann's dump recurses, so a deeper text would
+// overflow the stack of every export).
+constexpr int64_t kMaxSegment = int64_t(1) << 31;
+constexpr int kMaxDetailsDepth = 64;
+constexpr double kMaxTimeUnix = 1e11;  // year 5138: beyond is damage (and overflows time_t)
+
+// Whether the JSON text nests arrays/objects deeper than `limit` (strings skipped).
+bool nests_deeper_than(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (const char ch : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (ch == '\\') escaped = true;
+      else if (ch == '"') in_string = false;
+    } else if (ch == '"') {
+      in_string = true;
+    } else if (ch == '[' || ch == '{') {
+      if (++depth > limit) return true;
+    } else if (ch == ']' || ch == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
 
 void read_steps(hid_t root, LogbookContents& c, const std::string& f) {
   h5::Id g = h5::open_group(root, "steps", f);
@@ -49,10 +77,15 @@ void read_steps(hid_t root, LogbookContents& c, const std::string& f) {
           }
         },
         fields[k].member);
-  // Steps are 1-based: a row of zeros is space the writer extended but never filled.
-  const auto bad = std::find_if(c.steps.begin(), c.steps.end(), [](const StepMetrics& s) { return s.step <= 0; });
+  // Steps are 1-based: a row of zeros is space the writer extended but never filled. A
+  // segment outside 0..2^31 is damage; the table is kept up to the first such row.
+  const auto bad = std::find_if(c.steps.begin(), c.steps.end(), [](const StepMetrics& s) {
+    return s.step <= 0 || s.segment < 0 || s.segment > kMaxSegment;
+  });
   if (bad != c.steps.end()) {
-    c.notes.push_back("steps: " + std::to_string(c.steps.end() - bad) + " unwritten row(s) at the end were dropped");
+    c.notes.push_back("steps: " + std::to_string(c.steps.end() - bad) + " row(s) from row " +
+                      std::to_string(bad - c.steps.begin()) +
+                      " on were dropped (unwritten, or a step <= 0 or segment out of range)");
     c.steps.erase(bad, c.steps.end());
   }
 }
@@ -77,7 +110,7 @@ void read_layers(hid_t root, LogbookContents& c, const std::string& f) {
   for (size_t k = 0; k < fields.size(); ++k) {
     h5::Id d = open_number_dataset(l, std::string(fields[k].name), f);
     hsize_t cols = 0;
-    const hsize_t rows = table_rows(d, &cols);
+    const hsize_t rows = readable_rows(d, std::string(fields[k].name), sizeof(double), f, &cols);
     const size_t want = fields[k].per_block ? size_t(c.schema.blocks) : c.schema.params.size();
     if (cols != want)
       user_error(f, ": /layers/", fields[k].name, " has ", cols, " columns, expected ", want);
@@ -88,6 +121,12 @@ void read_layers(hid_t root, LogbookContents& c, const std::string& f) {
     n = std::min<size_t>(n, rows);
   }
   while (n > 0 && steps[n - 1] <= 0) --n;
+  for (size_t i = 0; i < n; ++i)
+    if (steps[i] <= 0 || segments[i] < 0 || segments[i] > kMaxSegment) {
+      c.notes.push_back("layers: " + std::to_string(n - i) + " row(s) from row " + std::to_string(i) +
+                        " on were dropped (a step <= 0 or segment out of range)");
+      n = i;
+    }
   for (size_t i = 0; i < n; ++i) {
     LayerStats r;
     r.step = steps[i];
@@ -110,9 +149,11 @@ void read_journal(hid_t root, LogbookContents& c, const std::string& f) {
   size_t n = std::min({time.size(), types.size(), hosts.size()});
   for (const auto& col : ints) n = std::min(n, col.size());
   for (size_t i = 0; i < n; ++i) {
-    const int64_t off = ints[3][i], len = ints[4][i];
-    if (time[i] <= 0 || types[i].empty() || off < 0 || len < 0 || off + len > int64_t(text.size())) {
-      c.notes.push_back("journal: " + std::to_string(n - i) + " incomplete event(s) at the end were dropped");
+    const int64_t off = ints[3][i], len = ints[4][i], size = int64_t(text.size());
+    if (!(time[i] > 0 && time[i] < kMaxTimeUnix) || types[i].empty() || off < 0 || len < 0 || off > size || len > size - off ||
+        ints[1][i] < -1 || ints[1][i] > kMaxSegment) {
+      c.notes.push_back("journal: " + std::to_string(n - i) + " event(s) from row " + std::to_string(i) +
+                        " on were dropped (incomplete: a writer stopped mid-flush, or damaged)");
       break;
     }
     Event e;
@@ -123,7 +164,10 @@ void read_journal(hid_t root, LogbookContents& c, const std::string& f) {
     e.type = types[i];
     e.host = hosts[i];
     const std::string json(text.begin() + off, text.begin() + off + len);
-    e.details = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+    if (!nests_deeper_than(json, kMaxDetailsDepth))
+      e.details = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+    else
+      e.details = nlohmann::json::value_t::discarded;
     if (e.details.is_discarded() || !e.details.is_object()) {
       c.notes.push_back("journal: event " + std::to_string(i) + " (" + e.type + ") has unreadable details");
       e.details = nlohmann::json::object();
@@ -161,6 +205,7 @@ LogbookContents read_logbook_file(const std::string& path) {
       read(file, c, path);
     } catch (const UserError& e) {
       c.notes.push_back(std::string(name) + ": unreadable (" + e.what() + ")");
+      c.unreadable.push_back(name);
     }
   }
   return c;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 namespace llmpi::logbook_h5 {
 
@@ -19,6 +20,10 @@ h5::Id file_access() {
   h5::Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   // SWMR needs the 1.10 file format; h5py (HDF5 >= 1.10) reads it.
   H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  // A SWMR reader retries a metadata block whose checksum fails (the writer may be mid-write),
+  // by default 100 times with a doubling sleep: on a damaged file that is a hang of hours.
+  // A few attempts cover a live writer (its metadata writes are ordered and short).
+  H5Pset_metadata_read_attempts(fapl, kMetadataReadAttempts);
   return fapl;
 }
 
@@ -77,17 +82,45 @@ hsize_t table_rows(hid_t dset, hsize_t* cols) {
   return dims[0];
 }
 
+hsize_t readable_rows(hid_t dset, const std::string& name, size_t elem_bytes, const std::string& file,
+                      hsize_t* cols) {
+  hsize_t c = 0;
+  const hsize_t rows = table_rows(dset, &c);
+  if (cols) *cols = c;
+  hsize_t file_size = 0;
+  {
+    h5::Id fid(H5Iget_file_id(dset), H5Fclose);
+    if (!fid.valid() || H5Fget_filesize(fid, &file_size) < 0) file_size = 0;
+  }
+  const long double bytes = static_cast<long double>(rows) * std::max<hsize_t>(c, 1) * elem_bytes;
+  const long double limit =
+      std::max<long double>(kMinTableLimit, static_cast<long double>(file_size) * kTableExpansion);
+  if (bytes > limit)
+    user_error(file, ": dataset '", name, "' declares ", rows, c ? " x " + std::to_string(c) : std::string(),
+               " values (", static_cast<double>(bytes), " bytes) in a file of ", file_size,
+               " bytes; its dimensions are damaged (expected at most ", kTableExpansion,
+               " x the file's size)");
+  return rows;
+}
+
+std::string valid_utf8(const std::string& s) {
+  // nlohmann's dump with `replace` substitutes U+FFFD for each invalid byte sequence.
+  const std::string quoted =
+      nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json::parse(quoted).get<std::string>();
+}
+
 std::vector<std::string> read_strings(hid_t parent, const std::string& name, size_t len,
                                       const std::string& file) {
   h5::Id d = open_dataset(parent, name, file);
-  const hsize_t n = table_rows(d);
+  const hsize_t n = readable_rows(d, name, len, file);
   h5::Id type = fixed_string_type(len);
   std::vector<char> buf(n * len);
   if (n) h5::check(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), file, "reading " + name);
   std::vector<std::string> out(n);
   for (hsize_t i = 0; i < n; ++i) {
     const char* s = buf.data() + i * len;
-    out[i].assign(s, strnlen(s, len));
+    out[i] = valid_utf8(std::string(s, strnlen(s, len)));
   }
   return out;
 }

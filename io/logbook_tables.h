@@ -16,6 +16,11 @@ namespace llmpi::logbook_h5 {
 // Widths of the journal's fixed-length strings; rows per chunk of each table.
 inline constexpr size_t kTypeLen = 32, kHostLen = 64;
 inline constexpr hsize_t kRowChunk = 1024, kLayerChunk = 16, kEventChunk = 64, kTextChunk = 4096;
+// Reading: metadata read attempts of a SWMR reader (file_access); a table whose declared size
+// exceeds kTableExpansion x the file's size (and kMinTableLimit) has damaged dimensions: the
+// writer neither compresses nor leaves holes, so its tables are at most the file's size.
+inline constexpr unsigned kMetadataReadAttempts = 4;
+inline constexpr long double kTableExpansion = 64, kMinTableLimit = 64.0L * 1024 * 1024;
 
 // The journal's scalar columns (int64 unless noted), in file order.
 struct JournalColumn {
@@ -50,6 +55,13 @@ h5::Id open_dataset(hid_t parent, const std::string& name, const std::string& fi
 h5::Id open_number_dataset(hid_t parent, const std::string& name, const std::string& file);
 // The rows of a [n] or [n, cols] table (cols, when given: 0 for [n]); 0 for any other rank.
 hsize_t table_rows(hid_t dset, hsize_t* cols = nullptr);
+// table_rows for reading the whole table into memory, `elem_bytes` a value: UserError naming
+// the dataset when its declared size is beyond what the file can hold (kTableExpansion).
+hsize_t readable_rows(hid_t dset, const std::string& name, size_t elem_bytes, const std::string& file,
+                      hsize_t* cols = nullptr);
+// `s` with every invalid UTF-8 sequence replaced by U+FFFD (strings read from a file that
+// another tool wrote go on to JSON exports, which need valid UTF-8).
+std::string valid_utf8(const std::string& s);
 // A whole table of fixed-length strings of `len` bytes.
 std::vector<std::string> read_strings(hid_t parent, const std::string& name, size_t len,
                                       const std::string& file);
@@ -59,7 +71,7 @@ std::vector<T> read_column(hid_t parent, const std::string& name, hid_t mem_type
                            const std::string& file) {
   h5::Id d = open_number_dataset(parent, name, file);
   hsize_t cols = 0;
-  const hsize_t n = table_rows(d, &cols);
+  const hsize_t n = readable_rows(d, name, sizeof(T), file, &cols);
   if (cols != 0) user_error(file, ": dataset '", name, "' should be one-dimensional");
   std::vector<T> v(n);
   if (n) h5::check(H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), file, "reading " + name);

@@ -226,7 +226,7 @@ TEST(Logbook, KillNineLosesOnlyUnflushedStepsAndTheNextRunGoesOn) {
     book.add_event(make_event(EventType::run_end, 1, {{"status", "finished"}}));
   }
   ASSERT_FALSE(reports.empty());
-  EXPECT_NE(reports[0].find("was not closed cleanly"), std::string::npos) << reports[0];
+  EXPECT_NE(reports[0].find("left open by a killed writer"), std::string::npos) << reports[0];
   const LogbookContents c = read_logbook_file((dir / "logbook.h5").string());
   ASSERT_EQ(int64_t(c.steps.size()), total_rows + 1);
   EXPECT_EQ(c.steps.back().segment, 3);
