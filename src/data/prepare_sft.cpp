@@ -43,7 +43,9 @@ void write_json_atomically(const std::string& path, const nlohmann::json& j) {
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) user_error(tmp, ": cannot create: ", std::strerror(errno));
-    f << j.dump(2) << "\n";
+    // Bad-record reasons quote the record (and file names are bytes): invalid UTF-8 in them
+    // becomes U+FFFD rather than an exception.
+    f << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     if (!f.flush()) {
       std::remove(tmp.c_str());
       user_error(tmp, ": write failed");

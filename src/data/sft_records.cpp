@@ -169,6 +169,8 @@ SftRecord parse_sft_record(std::string_view json_line) {
     o = json::parse(json_line);
   } catch (const json::parse_error& e) {
     user_error("not valid JSON at byte ", e.byte, ": ", e.what());
+  } catch (const json::exception& e) {  // e.g. out_of_range: a number beyond a double (1e999)
+    user_error("not valid JSON: ", e.what());
   }
   if (!o.is_object()) user_error("a JSON ", o.type_name(), ", expected an object");
   // Each shape and the keys that announce it.

@@ -186,6 +186,36 @@ TEST(PrepareSft, NothingValidIsAnError) {
   EXPECT_THROW(prepare_sft(o), UserError);
 }
 
+// Hostile records are bad records, never an internal error: a number beyond a double (nlohmann
+// threw out_of_range, not a parse_error), invalid UTF-8 (the reason quotes the bytes, and
+// prepare.json could not be written: type_error 316).
+TEST(PrepareSft, HostileRecordsAreBadRecordsAndPrepareJsonIsWritten) {
+  TempDir dir;
+  const std::string tokp = (dir.path / "tok.bpe").string();
+  Tokenizer().save(tokp);
+  SftPrepareOptions o;
+  o.inputs = {dir.file("h.jsonl",
+      R"({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]})" "\n"
+      R"({"messages": [{"role": "user", "content": 1e999}, {"role": "assistant", "content": "y"}]})" "\n"
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"\xff\xfe\"}]}\n")};
+  o.out_dir = (dir.path / "out").string();
+  o.tokenizer_path = tokp;
+  o.val_fraction = 0;
+  o.show_progress = false;
+  std::FILE* log = std::tmpfile();
+  o.log = log;
+  const SftPrepareReport r = prepare_sft(o);
+  const std::string printed = slurp(log);
+  std::fclose(log);
+  EXPECT_EQ(r.bad_records, 2);
+  EXPECT_NE(printed.find(o.inputs[0] + ":2: bad record: not valid JSON"), std::string::npos) << printed;
+  EXPECT_NE(printed.find(o.inputs[0] + ":3: bad record: not valid JSON"), std::string::npos) << printed;
+  std::ifstream pj(dir.path / "out" / "prepare.json");
+  const nlohmann::json j = nlohmann::json::parse(pj);
+  ASSERT_EQ(j.at("bad").size(), 2u);
+  EXPECT_EQ(j.at("bad")[1].at("line"), 3);
+}
+
 // Through the command line: `llmpi prepare --format sft` with a template file (the JSON form
 // that prepare.json records), and the option errors of the sft format.
 TEST(PrepareSft, CommandLineWithTemplateFile) {
