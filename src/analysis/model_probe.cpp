@@ -13,6 +13,7 @@
 #include "data/batch_loader.h"
 #include "data/token_dataset.h"
 #include "io/model_file.h"
+#include "io/stored_model.h"
 #include "model/param_layout.h"
 #include "model/param_store.h"
 #include "model/transformer.h"
@@ -100,6 +101,18 @@ ProbeResults probe_checkpoints(const CheckpointSeries& series, const ProbeOption
   bool memo = opt.memorization && !r.samples.empty() && r.prompt >= 1;
   if (opt.memorization && r.samples.empty())
     notes.push_back("memorization: the checkpoints record no training samples (no data→checkpoint map)");
+  // The probes' model is sized from the stored config, trusted only once it describes the
+  // file's tensors (io/stored_model.h): one edited to 2,000,000 layers was allocated as such.
+  bool model_trusted = true;
+  if (memo || !opt.eval_data.empty()) {
+    try {
+      check_stored_model(last.path);
+    } catch (const UserError& e) {
+      notes.push_back(std::string("model probes (memorization, loss over checkpoints) skipped: ") + e.what());
+      memo = false;
+      model_trusted = false;
+    }
+  }
   if (memo) {
     const std::string pattern = opt.train_data.empty() ? cfg.data.train : opt.train_data;
     try {
@@ -124,7 +137,7 @@ ProbeResults probe_checkpoints(const CheckpointSeries& series, const ProbeOption
   std::optional<TokenDataset> eval_data;
   std::optional<StepRows> eval_rows;
   int64_t eval_batches = 0;
-  if (!opt.eval_data.empty()) {
+  if (!opt.eval_data.empty() && model_trusted) {
     try {
       eval_data.emplace(expand_data_paths(opt.eval_data, "--eval"), cfg.model.vocab_size);
       eval_rows.emplace(StepRows::for_eval(cfg, *eval_data));

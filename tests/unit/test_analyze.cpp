@@ -18,6 +18,7 @@
 #include "data/batch_loader.h"
 #include "data/token_shard.h"
 #include "data/token_dataset.h"
+#include "io/checkpoint_integrity.h"
 #include "io/hdf5.h"
 #include "io/logbook.h"
 #include "io/tensor_file.h"
@@ -305,6 +306,29 @@ TEST(Analyze, BadInputsGiveMessagesOrPartialReports) {
   std::string notes = doc["notes"].dump();
   EXPECT_NE(notes.find("step_00000020.h5 left out"), std::string::npos) << notes;
   EXPECT_NE(notes.find("no training curves"), std::string::npos) << notes;
+
+  // Checkpoints whose stored config was edited to 2,000,000 layers (integrity re-stamped, as an
+  // h5py user would): the probes' model was allocated from it (std::bad_alloc, exit 1); now
+  // the probes are skipped with a note and the rest of the report is written.
+  fs::copy(r.run, base / "huge", fs::copy_options::recursive);
+  for (const int64_t step : {10, 20, 30, 40}) {
+    const std::string path = checkpoint_path((base / "huge").string(), step);
+    {
+      h5::Id f = h5::open_file(path, MPI_COMM_NULL, /*writable=*/true);
+      std::string cfg = h5::read_attr_string(f, "config", path);
+      const size_t at = cfg.find("n_layer = 2\n");
+      ASSERT_NE(at, std::string::npos) << cfg;
+      cfg.replace(at, 12, "n_layer = 2000000\n");
+      h5::write_attr(f, "config", cfg, path);
+    }
+    stamp_integrity(path, MPI_COMM_NULL);
+  }
+  s = analyze(base / "huge", base / "out-huge", (r.dir / "val.bin").string());
+  EXPECT_EQ(s.checkpoints, 4);
+  std::ifstream huge_json(base / "out-huge" / "report.json");
+  notes = nlohmann::json::parse(huge_json)["notes"].dump();
+  EXPECT_NE(notes.find("model probes (memorization, loss over checkpoints) skipped"), std::string::npos) << notes;
+  EXPECT_NE(notes.find("2000000"), std::string::npos) << notes;
 }
 
 // Inputs named on the command line are refused before any work (no checkpoint verified, no
