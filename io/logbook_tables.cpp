@@ -84,6 +84,12 @@ hsize_t table_rows(hid_t dset, hsize_t* cols) {
 
 hsize_t readable_rows(hid_t dset, const std::string& name, size_t elem_bytes, const std::string& file,
                       hsize_t* cols) {
+  {
+    h5::Id space(H5Dget_space(dset), H5Sclose);
+    const int rank = H5Sget_simple_extent_ndims(space);
+    if (rank < 1 || rank > 2)  // table_rows says 0 rows: the table would read as empty
+      user_error(file, ": dataset '", name, "' has ", rank, " dimensions, expected a table ([n] or [n, k])");
+  }
   hsize_t c = 0;
   const hsize_t rows = table_rows(dset, &c);
   if (cols) *cols = c;

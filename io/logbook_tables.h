@@ -56,7 +56,8 @@ h5::Id open_number_dataset(hid_t parent, const std::string& name, const std::str
 // The rows of a [n] or [n, cols] table (cols, when given: 0 for [n]); 0 for any other rank.
 hsize_t table_rows(hid_t dset, hsize_t* cols = nullptr);
 // table_rows for reading the whole table into memory, `elem_bytes` a value: UserError naming
-// the dataset when its declared size is beyond what the file can hold (kTableExpansion).
+// the dataset when it is not [n] or [n, k], or its declared size is beyond what the file can
+// hold (kTableExpansion).
 hsize_t readable_rows(hid_t dset, const std::string& name, size_t elem_bytes, const std::string& file,
                       hsize_t* cols = nullptr);
 // `s` with every invalid UTF-8 sequence replaced by U+FFFD (strings read from a file that

@@ -123,6 +123,26 @@ TEST(LogbookHostile, DeclaredDimensionsBeyondTheFileAreRefusedNotAllocated) {
   fs::remove_all(run);
 }
 
+TEST(LogbookHostile, AColumnOfAnotherRankMakesItsTableUnreadableNotEmpty) {
+  // /steps/loss 3-D or scalar: it read as 0 rows, so /steps read as empty without a word and
+  // a resume rewrote the logbook without its step rows.
+  for (const int rank : {0, 3}) {
+    const fs::path run = make_run("rank" + std::to_string(rank));
+    mutate(run, [&](hid_t file) {
+      H5Ldelete(file, "/steps/loss", H5P_DEFAULT);
+      const hsize_t dims[3] = {10, 2, 2};
+      const hid_t s = rank ? H5Screate_simple(rank, dims, nullptr) : H5Screate(H5S_SCALAR);
+      const hid_t d = H5Dcreate2(file, "/steps/loss", H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      H5Dclose(d);
+      H5Sclose(s);
+    });
+    const LogbookContents c = read_logbook_file((run / "logbook.h5").string());
+    ASSERT_EQ(c.unreadable, std::vector<std::string>{"steps"}) << rank;
+    EXPECT_TRUE(has_note(c, "dimensions, expected a table"));
+    fs::remove_all(run);
+  }
+}
+
 TEST(LogbookHostile, JournalOffsetsThatOverflowAndDeepDetailsAreDropped) {
   const fs::path run = make_run("journal");
   mutate(run, [](hid_t file) {
