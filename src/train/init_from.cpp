@@ -13,6 +13,7 @@
 #include "io/hf_import.h"
 #include "io/hf_weights.h"
 #include "io/model_file.h"
+#include "io/stored_model.h"
 #include "io/tensor_file.h"
 #include "jobs/checkpoint_dir.h"
 #include "model/param_layout.h"
@@ -87,8 +88,11 @@ ModelSource open_here(const std::string& source, const Config& cfg, MPI_Comm wor
     return out;
   }
   const std::string path = resolve_model_source(source);
-  const ModelFileMeta meta = read_model_meta(path);
-  const Config stored = parse_config(meta.config_toml, path + " (stored config)");
+  // The file's tensors are exactly those its config implies (io/stored_model.h, as for sample
+  // and eval): an extra tensor in /params was ignored here.
+  const StoredModel stored_model = check_stored_model(path);
+  const ModelFileMeta& meta = stored_model.meta;
+  const Config& stored = stored_model.config;
   check_same_shape(cfg.model, stored.model, source, /*vocab_may_grow=*/false);
   if (!meta.lora_base.empty())
     user_error("train.init_from = \"", source, "\": ", path, " holds LoRA adapters, not a model; ",

@@ -16,6 +16,7 @@
 #include "io/tensor_file.h"
 #include "model/param_layout.h"
 #include "test_model_util.h"
+#include "train/init_from.h"
 #include "train/loaded_model.h"
 
 using namespace llmpi;
@@ -451,6 +452,38 @@ TEST(ModelFile, NonFiniteParametersAreRefused) {
     }
     auto other = make_store(*be, cfg, 1);
     EXPECT_THROW(load_model_params(path, MPI_COMM_NULL, *be, *other, /*verify=*/true), UserError);
+  }
+  fs::remove_all(dir);
+}
+
+// train.init_from reads a model file under the same rule as sample and eval
+// (io/stored_model.h): a tensor in /params that the stored config does not imply was ignored.
+TEST(ModelFile, InitFromRefusesTensorsTheConfigDoesNotImply) {
+  auto be = make_host_backend();
+  const ModelConfig cfg = llmpi::testing::tiny_config(Arch::gpt2);
+  const fs::path dir = temp_dir("init_from_extra");
+  ModelFileMeta meta;
+  meta.config_toml = llmpi::testing::tiny_config_toml(Arch::gpt2);
+  const std::string path = (dir / "m.h5").string();
+  save_model_file(path, MPI_COMM_NULL, *be, *make_store(*be, cfg, 4), meta);
+  const Config run = parse_config(meta.config_toml, "run.toml");
+  EXPECT_NO_THROW(open_model_source(path, run, MPI_COMM_NULL));
+  {
+    h5::Id f = h5::open_file(path, MPI_COMM_NULL, /*writable=*/true);
+    h5::Id params = h5::open_group(f, "params", path);
+    const hsize_t n = 3;
+    h5::Id space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+    h5::Id d(H5Dcreate2(params, "extra.weight", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                        H5P_DEFAULT),
+             H5Dclose);
+    ASSERT_GE(hid_t(d), 0);
+  }
+  try {
+    open_model_source(path, run, MPI_COMM_NULL);
+    ADD_FAILURE() << "a model file with an extra tensor was accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("parameter tensors but /params holds"), std::string::npos)
+        << e.what();
   }
   fs::remove_all(dir);
 }
