@@ -167,18 +167,17 @@ void check_optimizer(const OptimizerMeta& o, int64_t step, const std::string& pa
   const struct {
     const char* name;
     double v;
-    bool ok;
-  } values[] = {{"beta1", o.beta1, o.beta1 >= 0 && o.beta1 < 1},
-                {"beta2", o.beta2, o.beta2 >= 0 && o.beta2 < 1},
-                {"eps", o.eps, o.eps > 0 && std::isfinite(o.eps)},
-                {"weight_decay", o.weight_decay, o.weight_decay >= 0 && std::isfinite(o.weight_decay)}};
+    bool ok;  // NaN fails every comparison
+    const char* expected;
+  } values[] = {{"beta1", o.beta1, o.beta1 >= 0 && o.beta1 < 1, "0 <= beta < 1"},
+                {"beta2", o.beta2, o.beta2 >= 0 && o.beta2 < 1, "0 <= beta < 1"},
+                {"eps", o.eps, o.eps > 0 && std::isfinite(o.eps), "a finite eps > 0"},
+                {"weight_decay", o.weight_decay, o.weight_decay >= 0 && std::isfinite(o.weight_decay),
+                 "a finite value >= 0"}};
   for (const auto& x : values)
-    if (!x.ok)  // NaN fails every comparison
-      user_error(path, ": /optimizer attribute '", x.name, "' = ", x.v, " is out of range (",
-                 std::string(x.name).rfind("beta", 0) == 0 ? "expected 0 <= beta < 1"
-                 : std::string(x.name) == "eps"            ? "expected a finite eps > 0"
-                                                           : "expected a finite value >= 0",
-                 ")");
+    if (!x.ok)
+      user_error(path, ": /optimizer attribute '", x.name, "' = ", x.v, " is out of range (expected ",
+                 x.expected, ")");
 }
 
 void write_meta(hid_t file, hid_t opt_group, hid_t data_group, const CheckpointMeta& m,

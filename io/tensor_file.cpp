@@ -3,6 +3,7 @@
 #include "io/tensor_file.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -123,6 +124,14 @@ void comm_rank_size(MPI_Comm comm, int& rank, int& size) {
   MPI_Comm_size(comm, &size);
 }
 
+// Two counters summed over comm in one all-reduce (MPI_COMM_NULL: this process alone).
+using Sums = std::array<uint64_t, 2>;
+Sums sum_over(MPI_Comm comm, Sums local) {
+  Sums out = local;
+  if (comm != MPI_COMM_NULL) MPI_Allreduce(local.data(), out.data(), 2, MPI_UINT64_T, MPI_SUM, comm);
+  return out;
+}
+
 // One decision on every rank after each tensor's transfer: sums [checksum term, failures]
 // over comm; `failure` is this rank's message ("" when its part went through). Throws the
 // same UserError on every rank when any failed — the lowest failing rank's message, which
@@ -130,8 +139,7 @@ void comm_rank_size(MPI_Comm comm, int& rank, int& size) {
 // write together.
 uint64_t agree_after_transfer(uint64_t checksum, const std::string& failure, MPI_Comm comm,
                               const std::string& name, const std::string& file) {
-  uint64_t v[2] = {checksum, failure.empty() ? 0u : 1u}, out[2] = {v[0], v[1]};
-  if (comm != MPI_COMM_NULL) MPI_Allreduce(v, out, 2, MPI_UINT64_T, MPI_SUM, comm);
+  const Sums out = sum_over(comm, {checksum, failure.empty() ? 0u : 1u});
   if (out[1] == 0) return out[0];
   const AgreedFailure a = agree_on_failure(comm, failure);
   throw UserError(a ? a.text() : file + ": writing tensor '" + name + "' failed");
@@ -150,12 +158,6 @@ uint64_t count_nonfinite(const TensorSlab& s) {
   return n;
 }
 
-uint64_t allreduce_sum(uint64_t v, MPI_Comm comm) {
-  if (comm == MPI_COMM_NULL) return v;
-  uint64_t out = 0;
-  MPI_Allreduce(&v, &out, 1, MPI_UINT64_T, MPI_SUM, comm);
-  return out;
-}
 
 
 
@@ -321,9 +323,7 @@ void read_tensors(hid_t group, MPI_Comm comm, std::vector<TensorSlab>& my_slabs,
         user_error(file, ": tensor '", s.name, "' has no checksum attribute");
       const uint64_t stored = h5::read_attr_uint(dset, "checksum", file);
       // [checksum, non-finite values] over the owners (each element has one), one all-reduce.
-      uint64_t local[2] = {s.owner ? slab_checksum(s) : 0, s.owner ? count_nonfinite(s) : 0};
-      uint64_t sums[2] = {local[0], local[1]};
-      if (comm != MPI_COMM_NULL) MPI_Allreduce(local, sums, 2, MPI_UINT64_T, MPI_SUM, comm);
+      const Sums sums = sum_over(comm, {s.owner ? slab_checksum(s) : 0, s.owner ? count_nonfinite(s) : 0});
       if (sums[0] != stored)
         user_error(file, ": tensor '", s.name, "' fails its checksum (stored ", stored,
                    ", computed ", sums[0], "): the file is corrupt");
@@ -389,7 +389,7 @@ TensorSum tensor_checksum(hid_t group, MPI_Comm comm, const std::string& name,
   const int64_t rounds = (share + kChunkElems - 1) / kChunkElems;
   std::vector<float> buf(size_t(std::min(share, kChunkElems)));
   h5::Id dxpl = transfer_list(comm);
-  uint64_t sums[2] = {0, 0};
+  Sums sums = {0, 0};
   for (int64_t r = 0; r < rounds; ++r) {
     s.flat_offset = std::min(end, begin + r * kChunkElems);
     s.flat_count = std::min(end, s.flat_offset + kChunkElems) - s.flat_offset;
@@ -400,13 +400,8 @@ TensorSum tensor_checksum(hid_t group, MPI_Comm comm, const std::string& name,
     sums[0] += slab_checksum(s);
     sums[1] += count_nonfinite(s);
   }
-  TensorSum out{sums[0], sums[1]};
-  if (comm != MPI_COMM_NULL) {
-    uint64_t all[2];
-    MPI_Allreduce(sums, all, 2, MPI_UINT64_T, MPI_SUM, comm);
-    out = {all[0], all[1]};
-  }
-  return out;
+  const Sums all = sum_over(comm, sums);
+  return {all[0], all[1]};
 }
 
 }  // namespace
